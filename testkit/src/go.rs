@@ -95,6 +95,29 @@ impl GoHome {
     }
 }
 
+impl GoHome {
+    /// `go <args>` without blocking the async runtime (for tests that serve on the same runtime).
+    pub async fn output_async(&self, cwd: &Path, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::from(self.command(cwd, args))
+            .output()
+            .await
+            .expect("run go")
+    }
+
+    /// Like [`GoHome::run`], without blocking the async runtime.
+    pub async fn run_async(&self, cwd: &Path, args: &[&str]) -> String {
+        let output = self.output_async(cwd, args).await;
+        assert!(
+            output.status.success(),
+            "go {} failed ({}):\n{}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("go printed UTF-8")
+    }
+}
+
 impl Drop for GoHome {
     fn drop(&mut self) {
         make_writable(&self.dir);

@@ -1,0 +1,390 @@
+//! Ferry's configuration: defaults, then the TOML file, then the environment, then command-line flags.
+//!
+//! Every value remembers where it came from, so a bad one is reported with its file, line and column
+//! (or its variable or flag) and what to write instead. The environment is read through [`Environment`],
+//! so tests never change the process environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ferry_storage::StorageConfig;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::server::ServerSettings;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+pub const DEFAULT_STORAGE: &str = "file://./ferry-data";
+
+/// Read access to environment variables.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Environment for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// Values given on the command line (each overrides the environment and the file).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub storage: Option<String>,
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The complete, checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub storage: StorageConfig,
+    pub log_format: LogFormat,
+    pub server: ServerSettings,
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+    },
+    Env(&'static str),
+    Flag(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the default"),
+            Origin::File { path, line, column } => write!(f, "{}:{line}:{column}", path.display()),
+            Origin::Env(name) => write!(f, "environment variable {name}"),
+            Origin::Flag(name) => write!(f, "flag {name}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the configuration file: {source}; check the --config path", path = .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, or has an unknown key: `FILE:LINE:COLUMN: message`.
+    #[error("{origin}: {message}")]
+    Syntax { origin: Origin, message: String },
+    /// A value is not acceptable: where it came from, what is wrong, what to write instead.
+    #[error("{origin}: {message}")]
+    Invalid { origin: Origin, message: String },
+}
+
+/// The file's keys; every one optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<Spanned<String>>,
+    storage: Option<Spanned<String>>,
+    log_format: Option<Spanned<String>>,
+    shutdown_timeout: Option<Spanned<String>>,
+    header_read_timeout: Option<Spanned<String>>,
+}
+
+/// The configuration file as read: its settings and what is needed to point into it.
+struct ConfigFile {
+    path: PathBuf,
+    text: String,
+    settings: FileSettings,
+}
+
+impl ConfigFile {
+    fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let settings = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            origin: origin_in(path, &text, e.span().map_or(0, |s| s.start)),
+            message: e.message().to_string(),
+        })?;
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            text,
+            settings,
+        })
+    }
+
+    fn origin(&self, value: &Spanned<String>) -> Origin {
+        origin_in(&self.path, &self.text, value.span().start)
+    }
+}
+
+fn origin_in(path: &Path, text: &str, offset: usize) -> Origin {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Origin::File {
+        path: path.to_path_buf(),
+        line,
+        column,
+    }
+}
+
+/// One setting, looked up flag first, then environment, then file.
+struct Lookup<'a> {
+    env: &'a dyn Environment,
+    file: Option<&'a ConfigFile>,
+}
+
+impl Lookup<'_> {
+    fn get(
+        &self,
+        flag: (&'static str, Option<&String>),
+        env_name: &'static str,
+        file_value: impl Fn(&FileSettings) -> Option<&Spanned<String>>,
+    ) -> Option<(String, Origin)> {
+        if let Some(value) = flag.1 {
+            return Some((value.clone(), Origin::Flag(flag.0)));
+        }
+        if let Some(value) = self.env.var(env_name) {
+            return Some((value, Origin::Env(env_name)));
+        }
+        let file = self.file?;
+        let value = file_value(&file.settings)?;
+        Some((value.get_ref().clone(), file.origin(value)))
+    }
+}
+
+/// Reads the configuration: defaults, then the file (`--config` or `FERRY_CONFIG`), then the
+/// environment, then the flags.
+pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let file_path = flags
+        .config
+        .clone()
+        .or_else(|| env.var("FERRY_CONFIG").map(PathBuf::from));
+    let file = file_path.as_deref().map(ConfigFile::read).transpose()?;
+    let lookup = Lookup {
+        env,
+        file: file.as_ref(),
+    };
+
+    let (listen, origin) = lookup
+        .get(("--listen", flags.listen.as_ref()), "FERRY_LISTEN", |f| {
+            f.listen.as_ref()
+        })
+        .unwrap_or_else(|| (DEFAULT_LISTEN.to_string(), Origin::Default));
+    let listen = listen.parse().map_err(|_| ConfigError::Invalid {
+        origin,
+        message: format!("listen address {listen:?} is not IP:PORT; write e.g. \"127.0.0.1:3000\" or \"0.0.0.0:3000\""),
+    })?;
+
+    let (storage, origin) = lookup
+        .get(
+            ("--storage", flags.storage.as_ref()),
+            "FERRY_STORAGE",
+            |f| f.storage.as_ref(),
+        )
+        .unwrap_or_else(|| (DEFAULT_STORAGE.to_string(), Origin::Default));
+    let storage = StorageConfig::from_url(&storage).map_err(|e| ConfigError::Invalid {
+        origin,
+        message: e.to_string(),
+    })?;
+
+    let (log_format, origin) = lookup
+        .get(
+            ("--log-format", flags.log_format.as_ref()),
+            "FERRY_LOG_FORMAT",
+            |f| f.log_format.as_ref(),
+        )
+        .unwrap_or_else(|| ("text".to_string(), Origin::Default));
+    let log_format = match log_format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            return Err(ConfigError::Invalid {
+                origin,
+                message: format!("log format {other:?} is unknown; write \"text\" or \"json\""),
+            });
+        }
+    };
+
+    let defaults = ServerSettings::default();
+    let duration = |env_name: &'static str,
+                    file_value: fn(&FileSettings) -> Option<&Spanned<String>>,
+                    default: Duration| {
+        match lookup.get(("", None), env_name, file_value) {
+            None => Ok(default),
+            Some((text, origin)) => parse_duration(&text, origin),
+        }
+    };
+    let server = ServerSettings {
+        header_read_timeout: duration(
+            "FERRY_HEADER_READ_TIMEOUT",
+            |f| f.header_read_timeout.as_ref(),
+            defaults.header_read_timeout,
+        )?,
+        shutdown_timeout: duration(
+            "FERRY_SHUTDOWN_TIMEOUT",
+            |f| f.shutdown_timeout.as_ref(),
+            defaults.shutdown_timeout,
+        )?,
+    };
+    Ok(Config {
+        listen,
+        storage,
+        log_format,
+        server,
+    })
+}
+
+pub(crate) fn parse_duration(text: &str, origin: Origin) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+        origin,
+        message: format!("duration {text:?}: {e}; write e.g. \"30s\", \"2m\" or \"1h 30m\""),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write_file(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("ferry.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn defaults_serve_localhost_from_ferry_data() {
+        let config = load(&Flags::default(), &env(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.storage.to_string(), "file://./ferry-data");
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_override_env_which_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "listen = \"127.0.0.1:1\"\nstorage = \"memory://\"\nlog_format = \"json\"\nshutdown_timeout = \"5s\"\n",
+        );
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let config = load(&flags, &env(&[])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:1");
+        assert_eq!(config.storage, StorageConfig::Memory);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.server.shutdown_timeout, Duration::from_secs(5));
+
+        let environment = env(&[
+            ("FERRY_LISTEN", "127.0.0.1:2"),
+            ("FERRY_LOG_FORMAT", "text"),
+        ]);
+        let config = load(&flags, &environment).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:2");
+        assert_eq!(config.log_format, LogFormat::Text);
+
+        let flags = Flags {
+            listen: Some("127.0.0.1:3".into()),
+            ..flags
+        };
+        assert_eq!(
+            load(&flags, &environment).unwrap().listen.to_string(),
+            "127.0.0.1:3"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "# Ferry\nstorage = \"memory://\"\nlisten = \"localhost\"\n",
+        );
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}:3:10: listen address \"localhost\" is not IP:PORT; write e.g. \"127.0.0.1:3000\" or \"0.0.0.0:3000\"",
+                file.display()
+            )
+        );
+
+        write_file(dir.path(), "listen = \"127.0.0.1:3000\"\nlisen = 1\n");
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("{}:2:1: unknown field `lisen`", file.display())),
+            "{message}"
+        );
+
+        write_file(dir.path(), "storage = \"s4://bucket\"\n");
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!("{}:1:11: ", file.display()))
+                && message.contains("unknown storage scheme"),
+            "{message}"
+        );
+
+        write_file(dir.path(), "shutdown_timeout = \"soon\"\n");
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.contains(":1:20: duration \"soon\"") && message.contains("write e.g. \"30s\""),
+            "{message}"
+        );
+
+        let message = load(&Flags::default(), &env(&[("FERRY_LOG_FORMAT", "xml")]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "environment variable FERRY_LOG_FORMAT: log format \"xml\" is unknown; write \"text\" or \"json\""
+        );
+
+        let missing = Flags {
+            config: Some(dir.path().join("nope.toml")),
+            ..Flags::default()
+        };
+        let message = load(&missing, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.contains("nope.toml: cannot read the configuration file"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! The `ferry` binary: parses arguments, reads the configuration, binds and serves until SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use ferry::config::{self, Flags, LogFormat, ProcessEnvironment};
+
+/// Ferry, a Go module proxy. Point the go command at it with GOPROXY=http://HOST:PORT.
+///
+/// Configuration is read from defaults, then the TOML file (--config or FERRY_CONFIG), then environment
+/// variables, then these flags; later sources override earlier ones.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the GOPROXY protocol (what `ferry` with no subcommand does).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// TOML configuration file [env: FERRY_CONFIG]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on [env: FERRY_LISTEN] [default: 127.0.0.1:3000]
+    #[arg(long, value_name = "IP:PORT")]
+    listen: Option<String>,
+    /// Storage URL: file://PATH or memory:// [env: FERRY_STORAGE] [default: file://./ferry-data]
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
+    /// Log format: text or json [env: FERRY_LOG_FORMAT] [default: text]
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
+        Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let flags = Flags {
+        config: args.config,
+        listen: args.listen,
+        storage: args.storage,
+        log_format: args.log_format,
+    };
+    let config = config::load(&flags, &ProcessEnvironment)?;
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let proxy = ferry::build_proxy(&config).await?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
+        tracing::info!(listen = %listener.local_addr()?, storage = %config.storage, "ferry is serving");
+        ferry::run(listener, proxy, config.server.clone(), shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info".into());
+    // Colours only on a terminal: journald, files and log collectors get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // A log line that cannot be written (stderr closed, collector gone) is dropped: reporting that failure
+    // on stderr would panic inside the request that logged it and lose the response.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .log_internal_errors(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = terminate.recv() => tracing::info!("SIGTERM received"),
+    }
+}

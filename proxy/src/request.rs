@@ -1,0 +1,236 @@
+//! Turning a request path into a GOPROXY request, or into a reason to refuse it.
+//!
+//! The path is percent-decoded first (the `go` command sends `!` as `%21`), then split into the module
+//! path and the endpoint; the module path and version are checked by `ferry_storage::module`, so nothing
+//! that could name a file outside the module's own keys gets through.
+
+use ferry_storage::{ModulePath, Version, VersionQuery};
+
+/// Longer request paths are refused before any parsing (Go module paths are far shorter in practice).
+pub const MAX_PATH_LEN: usize = 2048;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/{module}/@v/list`
+    List(ModulePath),
+    /// `/{module}/@v/{version}.info`: a canonical version or a query the upstream resolves.
+    Info(ModulePath, VersionQuery),
+    /// `/{module}/@v/{version}.mod`
+    Mod(ModulePath, Version),
+    /// `/{module}/@v/{version}.zip`
+    Zip(ModulePath, Version),
+    /// `/{module}/@latest`
+    Latest(ModulePath),
+    /// `/sumdb/{name}/...`: checksum database proxying, which Ferry declines with 404 so that the `go`
+    /// command asks the checksum database directly.
+    SumDb,
+    Healthz,
+    Readyz,
+    /// `/`: a short description of the service.
+    Index,
+}
+
+/// Why a request was refused: `BadRequest` is a 400 and `NotFound` a 404, each with a plain-text reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    BadRequest(String),
+    NotFound(String),
+}
+
+impl Endpoint {
+    /// Parses the path of a request URI (without the query string).
+    pub fn parse(raw_path: &str) -> Result<Endpoint, Refusal> {
+        if raw_path.len() > MAX_PATH_LEN {
+            return Err(Refusal::BadRequest(format!(
+                "request path longer than {MAX_PATH_LEN} bytes"
+            )));
+        }
+        let path = percent_decode(raw_path)?;
+        if let Some(c) = path.chars().find(|c| c.is_control()) {
+            return Err(Refusal::BadRequest(format!(
+                "control character {c:?} in request path"
+            )));
+        }
+        let path = path.strip_prefix('/').unwrap_or(&path);
+        match path {
+            "" => return Ok(Endpoint::Index),
+            "healthz" => return Ok(Endpoint::Healthz),
+            "readyz" => return Ok(Endpoint::Readyz),
+            _ if path.starts_with("sumdb/") => return Ok(Endpoint::SumDb),
+            _ => {}
+        }
+        if let Some(module) = path.strip_suffix("/@latest") {
+            return Ok(Endpoint::Latest(module_path(module)?));
+        }
+        let Some((module, file)) = path.split_once("/@v/") else {
+            return Err(Refusal::NotFound(format!(
+                "{path}: not a module proxy endpoint (want /MODULE/@v/list, /MODULE/@v/VERSION.info|.mod|.zip or /MODULE/@latest)"
+            )));
+        };
+        let module = module_path(module)?;
+        if file == "list" {
+            return Ok(Endpoint::List(module));
+        }
+        let Some((version, extension)) = file.rsplit_once('.') else {
+            return Err(unknown_file(file));
+        };
+        let bad_version = |e: ferry_storage::InvalidInput| Refusal::BadRequest(e.to_string());
+        match extension {
+            "info" => Ok(Endpoint::Info(
+                module,
+                VersionQuery::from_escaped(version).map_err(bad_version)?,
+            )),
+            "mod" => Ok(Endpoint::Mod(
+                module,
+                Version::from_escaped(version).map_err(bad_version)?,
+            )),
+            "zip" => Ok(Endpoint::Zip(
+                module,
+                Version::from_escaped(version).map_err(bad_version)?,
+            )),
+            _ => Err(unknown_file(file)),
+        }
+    }
+
+    /// The module the request is about, if any.
+    pub fn module(&self) -> Option<&ModulePath> {
+        match self {
+            Endpoint::List(m)
+            | Endpoint::Info(m, _)
+            | Endpoint::Mod(m, _)
+            | Endpoint::Zip(m, _)
+            | Endpoint::Latest(m) => Some(m),
+            Endpoint::SumDb | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Index => None,
+        }
+    }
+}
+
+fn module_path(escaped: &str) -> Result<ModulePath, Refusal> {
+    ModulePath::from_escaped(escaped).map_err(|e| Refusal::BadRequest(e.to_string()))
+}
+
+fn unknown_file(file: &str) -> Refusal {
+    let shown: String = file.chars().take(100).collect();
+    Refusal::BadRequest(format!(
+        "unknown file {shown:?} under @v/ (want list, VERSION.info, VERSION.mod or VERSION.zip)"
+    ))
+}
+
+fn percent_decode(raw: &str) -> Result<String, Refusal> {
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            let byte = byte.ok_or_else(|| {
+                Refusal::BadRequest("malformed percent-encoding in request path".into())
+            })?;
+            decoded.push(byte);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| Refusal::BadRequest("request path is not UTF-8".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(path: &str) -> ModulePath {
+        ModulePath::new(path).unwrap()
+    }
+
+    fn v(version: &str) -> Version {
+        Version::new(version).unwrap()
+    }
+
+    #[test]
+    fn protocol_paths_parse() {
+        let cases = [
+            (
+                "/github.com/!azure/go-x/@v/list",
+                Endpoint::List(m("github.com/Azure/go-x")),
+            ),
+            (
+                "/github.com/%21azure/go-x/@v/list",
+                Endpoint::List(m("github.com/Azure/go-x")),
+            ),
+            (
+                "/example.com/a/@v/v1.0.0.info",
+                Endpoint::Info(m("example.com/a"), VersionQuery::Canonical(v("v1.0.0"))),
+            ),
+            (
+                "/example.com/a/@v/master.info",
+                Endpoint::Info(m("example.com/a"), VersionQuery::Query("master".into())),
+            ),
+            (
+                "/example.com/a/@v/v1.0.0-!r!c.1.mod",
+                Endpoint::Mod(m("example.com/a"), v("v1.0.0-RC.1")),
+            ),
+            (
+                "/example.com/a/@v/v2.0.0+incompatible.zip",
+                Endpoint::Zip(m("example.com/a"), v("v2.0.0+incompatible")),
+            ),
+            (
+                "/example.com/a/@latest",
+                Endpoint::Latest(m("example.com/a")),
+            ),
+            ("/sumdb/sum.golang.org/supported", Endpoint::SumDb),
+            ("/healthz", Endpoint::Healthz),
+            ("/readyz", Endpoint::Readyz),
+            ("/", Endpoint::Index),
+        ];
+        for (path, want) in cases {
+            assert_eq!(Endpoint::parse(path), Ok(want), "{path}");
+        }
+    }
+
+    #[test]
+    fn hostile_and_malformed_paths_are_refused() {
+        let bad_requests = [
+            "/github.com/Azure/x/@v/list",       // raw upper case
+            "/github.com/!/x/@v/list",           // bad escape
+            "/example.com/../etc/@v/list",       // traversal
+            "/example.com/%2e%2e/etc/@v/list",   // encoded traversal
+            "/example.com/a/@v/..%2f..%2fx.zip", // traversal in the version
+            "/example.com/a/@v/../../x.mod",
+            "/-x.com/a/@v/list",                    // leading dash
+            "/example.com/a%00b/@v/list",           // NUL
+            "/example.com/a%0d%0aX-Evil:1/@v/list", // CR/LF
+            "/example.com/a/@v/v1.0.0.tar",         // unknown suffix
+            "/example.com/a/@v/v1.0.0",             // no suffix
+            "/example.com/a/@v/master.zip",         // zip needs a canonical version
+            "/example.com/a/@v/v1.0.mod",
+            "/example.com/a/%zz/@v/list", // bad percent-encoding
+            "/example.com/a/%ff/@v/list", // not UTF-8
+            "/example.com//a/@v/list",
+            "/example.com/a/@v/.info",
+        ];
+        for path in bad_requests {
+            assert!(
+                matches!(Endpoint::parse(path), Err(Refusal::BadRequest(_))),
+                "{path}: {:?}",
+                Endpoint::parse(path)
+            );
+        }
+        let long = format!("/example.com/{}/@v/list", "a".repeat(9 * 1024));
+        assert!(matches!(
+            Endpoint::parse(&long),
+            Err(Refusal::BadRequest(_))
+        ));
+        for path in ["/example.com/a", "/favicon.ico", "/example.com/a/@v"] {
+            assert!(
+                matches!(Endpoint::parse(path), Err(Refusal::NotFound(_))),
+                "{path}"
+            );
+        }
+    }
+}

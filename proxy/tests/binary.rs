@@ -1,0 +1,198 @@
+//! The `ferry` binary as an operator runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+fn ferry() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+/// A running `ferry`, killed if a test fails before stopping it.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary and waits for its "ferry is serving" log line; returns the child and its address.
+fn start(mut command: Command) -> (Running, String) {
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferry"),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("ferry is serving") {
+            let addr = line
+                .split("listen=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            return (child, addr);
+        }
+    }
+    panic!("ferry exited before serving: {:?}", child.0.wait());
+}
+
+fn terminate(child: &mut Running) -> std::process::ExitStatus {
+    let pid = child.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    child.0.wait().unwrap()
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn with_no_arguments_it_serves_ferry_data_in_the_working_directory_until_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = ferry();
+    // The default address may be taken on a test machine; everything else stays default.
+    command
+        .current_dir(dir.path())
+        .env("FERRY_LISTEN", "127.0.0.1:0");
+    let (mut child, addr) = start(command);
+    assert!(
+        dir.path().join("ferry-data").is_dir(),
+        "the default store is created"
+    );
+    let health = http_get(&addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let ready = http_get(&addr, "/readyz");
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(terminate(&mut child).success(), "SIGTERM is a clean exit");
+}
+
+#[test]
+fn serve_subcommand_flags_and_json_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = ferry();
+    let store = format!("file://{}", dir.path().join("store").display());
+    command.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--storage",
+        &store,
+        "--log-format",
+        "json",
+    ]);
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = BufReader::new(child.0.stderr.take().unwrap()).lines();
+    let serving = stderr.next().unwrap().unwrap();
+    let serving: serde_json::Value = serde_json::from_str(&serving).expect("a JSON log line");
+    assert_eq!(serving["message"], "ferry is serving");
+    let addr = serving["listen"].as_str().unwrap().to_string();
+    assert!(http_get(&addr, "/example.com/x/@v/list").starts_with("HTTP/1.1 404"));
+    let access: serde_json::Value = serde_json::from_str(&stderr.next().unwrap().unwrap()).unwrap();
+    assert_eq!(
+        (
+            access["method"].as_str(),
+            access["path"].as_str(),
+            access["status"].as_u64()
+        ),
+        (Some("GET"), Some("/example.com/x/@v/list"), Some(404))
+    );
+    assert!(
+        access["bytes"].as_u64().unwrap() > 0 && access["duration_ms"].is_number(),
+        "{access}"
+    );
+    assert!(terminate(&mut child).success());
+}
+
+#[test]
+fn help_documents_every_option() {
+    let output = ferry().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--config",
+        "--listen",
+        "--storage",
+        "--log-format",
+        "FERRY_LISTEN",
+        "FERRY_STORAGE",
+        "FERRY_CONFIG",
+        "serve",
+    ] {
+        assert!(help.contains(option), "--help mentions {option}:\n{help}");
+    }
+}
+
+#[test]
+fn configuration_errors_stop_start_up_with_file_line_and_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ferry.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nstorage = \"ftp://x\"\n").unwrap();
+    let output = ferry()
+        .args(["--config", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:11:", file.display())) && stderr.contains("use file://"),
+        "{stderr}"
+    );
+
+    let output = ferry().args(["--listen", "nowhere"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("flag --listen: listen address \"nowhere\" is not IP:PORT")
+    );
+
+    // A store directory that cannot be created (its parent is a file).
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "").unwrap();
+    let output = ferry()
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--storage",
+            &format!("file://{}/store", blocker.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("cannot create the store directory"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
