@@ -1,0 +1,224 @@
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::buffered::BufWriter;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::StorageError;
+use crate::module::{ModulePath, Version};
+use crate::store::{ModuleStore, Saved, VersionFiles, ZipStream};
+
+/// Zips larger than this are uploaded in parts (multipart upload on S3/GCS, a staged file on disk).
+const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
+
+/// The module store over any `object_store` backend (filesystem, memory, S3, GCS), under a key prefix.
+#[derive(Debug)]
+pub struct ObjectModuleStore {
+    store: Arc<dyn ObjectStore>,
+    /// Either empty or `a/b/` (always ending in `/`), prepended to every key.
+    prefix: String,
+}
+
+impl ObjectModuleStore {
+    /// `prefix` is a `/`-separated key prefix (empty for the root); it must be a valid object path.
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self, StorageError> {
+        let trimmed = prefix.trim_matches('/');
+        let prefix = if trimmed.is_empty() {
+            String::new()
+        } else {
+            Path::parse(trimmed)
+                .map_err(|e| StorageError::Config(format!("bad key prefix {prefix:?}: {e}")))?;
+            format!("{trimmed}/")
+        };
+        Ok(ObjectModuleStore { store, prefix })
+    }
+
+    fn version_dir(&self, module: &ModulePath) -> Result<Path, StorageError> {
+        self.path(format!("{}{}/@v", self.prefix, module.escaped()))
+    }
+
+    fn file(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        extension: &str,
+    ) -> Result<Path, StorageError> {
+        self.path(format!(
+            "{}{}/@v/{}.{extension}",
+            self.prefix,
+            module.escaped(),
+            version.escaped()
+        ))
+    }
+
+    fn path(&self, key: String) -> Result<Path, StorageError> {
+        // Validated module paths and versions always form valid keys; this guards the invariant anyway.
+        Path::parse(&key)
+            .map_err(|e| StorageError::Unavailable(format!("invalid key {key:?}: {e}")))
+    }
+
+    async fn read(&self, path: &Path) -> Result<Bytes, StorageError> {
+        let result = self.store.get(path).await;
+        let result = result.map_err(|e| StorageError::from_object_store(e, path.as_ref()))?;
+        result
+            .bytes()
+            .await
+            .map_err(|e| StorageError::from_object_store(e, path.as_ref()))
+    }
+
+    async fn remove(&self, path: &Path) -> Result<(), StorageError> {
+        match self.store.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StorageError::from_object_store(e, path.as_ref())),
+        }
+    }
+
+    /// Removes what a failed save wrote; the save's own error is what the caller hears about.
+    async fn undo(&self, written: &[&Path]) {
+        for path in written {
+            if let Err(e) = self.remove(path).await {
+                tracing::warn!(key = %path, error = %e, "could not remove a file of a failed save");
+            }
+        }
+    }
+
+    async fn upload_zip(
+        &self,
+        path: &Path,
+        mut zip: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+    ) -> Result<(), StorageError> {
+        let mut writer =
+            BufWriter::with_capacity(self.store.clone(), path.clone(), MULTIPART_THRESHOLD);
+        while let Some(chunk) = zip.next().await {
+            let written = match chunk {
+                Ok(bytes) => writer
+                    .put(bytes)
+                    .await
+                    .map_err(|e| StorageError::from_object_store(e, path.as_ref())),
+                Err(e) => Err(StorageError::Source(e)),
+            };
+            if let Err(e) = written {
+                let _ = writer.abort().await;
+                return Err(e);
+            }
+        }
+        if let Err(e) = writer.shutdown().await {
+            let _ = writer.abort().await;
+            return Err(StorageError::Unavailable(format!("{path}: {e}")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ModuleStore for ObjectModuleStore {
+    async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError> {
+        let dir = self.version_dir(module)?;
+        let listing = match self.store.list_with_delimiter(Some(&dir)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(StorageError::from_object_store(e, dir.as_ref())),
+        };
+        // Only `<version>.info` names a listed version; a Go module cache's `.lock`, `.ziphash`, `list`
+        // and partial files are ignored, and so are names that are not canonical versions.
+        let mut versions: Vec<Version> = listing
+            .objects
+            .iter()
+            .filter_map(|object| {
+                object
+                    .location
+                    .filename()?
+                    .strip_suffix(".info")
+                    .map(str::to_string)
+            })
+            .filter_map(|escaped| Version::from_escaped(&escaped).ok())
+            .collect();
+        versions.sort();
+        versions.dedup();
+        Ok(versions)
+    }
+
+    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
+        self.read(&self.file(module, version, "info")?).await
+    }
+
+    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
+        self.read(&self.file(module, version, "mod")?).await
+    }
+
+    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
+        let path = self.file(module, version, "zip")?;
+        let result = self.store.get(&path).await;
+        let result = result.map_err(|e| StorageError::from_object_store(e, path.as_ref()))?;
+        let len = result.meta.size;
+        let key = path.to_string();
+        let stream = result
+            .into_stream()
+            .map_err(move |e| StorageError::from_object_store(e, &key))
+            .boxed();
+        Ok(ZipStream { len, stream })
+    }
+
+    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
+        let path = self.file(module, version, "info")?;
+        match self.store.head(&path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(StorageError::from_object_store(e, path.as_ref())),
+        }
+    }
+
+    async fn save(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+    ) -> Result<Saved, StorageError> {
+        if self.exists(module, version).await? {
+            return Ok(Saved::AlreadyStored);
+        }
+        let zip = self.file(module, version, "zip")?;
+        let go_mod = self.file(module, version, "mod")?;
+        let info = self.file(module, version, "info")?;
+        self.upload_zip(&zip, files.zip).await?;
+        if let Err(e) = self
+            .store
+            .put(&go_mod, PutPayload::from_bytes(files.go_mod))
+            .await
+        {
+            self.undo(&[&zip]).await;
+            return Err(StorageError::from_object_store(e, go_mod.as_ref()));
+        }
+        // The `.info` goes last: once it is stored, the version is listed with all its files present.
+        if let Err(e) = self
+            .store
+            .put(&info, PutPayload::from_bytes(files.info))
+            .await
+        {
+            self.undo(&[&go_mod, &zip]).await;
+            return Err(StorageError::from_object_store(e, info.as_ref()));
+        }
+        Ok(Saved::Written)
+    }
+
+    async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
+        for extension in ["info", "mod", "zip"] {
+            self.remove(&self.file(module, version, extension)?).await?;
+        }
+        Ok(())
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        // A HEAD of a key that is never written: "not found" proves the backend answers, without writes
+        // or listings that would cost on every readiness probe.
+        let probe = self.path(format!("{}.ferry-readiness-probe", self.prefix))?;
+        match self.store.head(&probe).await {
+            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(StorageError::Unavailable(e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,58 @@
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::error::StorageError;
+use crate::module::{ModulePath, Version};
+
+/// A stored zip, read as a stream of chunks so it is never held whole in memory.
+pub struct ZipStream {
+    /// The zip's size in bytes, for `Content-Length`.
+    pub len: u64,
+    pub stream: BoxStream<'static, Result<Bytes, StorageError>>,
+}
+
+/// The three files of one module version, as handed to [`ModuleStore::save`].
+pub struct VersionFiles {
+    pub info: Bytes,
+    pub go_mod: Bytes,
+    /// The zip as a stream of chunks (e.g. read from the file the fetcher left on disk).
+    pub zip: BoxStream<'static, std::io::Result<Bytes>>,
+}
+
+/// Whether `save` wrote the version or found it already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Written,
+    AlreadyStored,
+}
+
+/// Module versions in a store laid out as a GOPROXY tree: `<escaped module>/@v/<escaped version>.{info,mod,zip}`.
+///
+/// A version is listed once its `.info` is stored, and `save` writes the `.info` last, so a version is
+/// never listed with a file missing.
+#[async_trait]
+pub trait ModuleStore: Send + Sync + Debug + 'static {
+    /// Every listed version of the module (pseudo-versions included), in semantic version order.
+    /// A module with nothing stored has an empty list.
+    async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError>;
+    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError>;
+    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError>;
+    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError>;
+    /// Whether the version is listed (its `.info` is stored).
+    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError>;
+    /// Stores the zip, then the `.mod`, then the `.info`. A save that fails part-way removes what it wrote;
+    /// saving a version that is already listed leaves it as it is.
+    async fn save(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+    ) -> Result<Saved, StorageError>;
+    /// Unlists the version (its `.info` first), then removes its other files. Deleting nothing is not an error.
+    async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError>;
+    /// Whether the backend answers: `Ok` when it is reachable and usable.
+    async fn check(&self) -> Result<(), StorageError>;
+}

@@ -1,0 +1,297 @@
+//! The storage conformance suite: plain functions every backend must pass. A backend's test file makes a
+//! fresh, empty store and runs them all with `conformance_suite!(async { store })`.
+#![allow(dead_code)] // each backend's test binary uses the suite through the macro
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry_storage::{ModulePath, ModuleStore, Saved, StorageError, Version, VersionFiles};
+use ferry_testkit::FixtureModule;
+use futures::{StreamExt, TryStreamExt};
+
+pub fn module(path: &str) -> ModulePath {
+    ModulePath::new(path).unwrap()
+}
+
+pub fn version(v: &str) -> Version {
+    Version::new(v).unwrap()
+}
+
+pub fn files_of(fixture: &FixtureModule) -> VersionFiles {
+    let zip = Bytes::from(fixture.zip_bytes());
+    VersionFiles {
+        info: Bytes::from(fixture.info_json()),
+        go_mod: Bytes::from(fixture.go_mod()),
+        zip: futures::stream::iter([Ok(zip)]).boxed(),
+    }
+}
+
+pub async fn save_fixture(store: &dyn ModuleStore, fixture: &FixtureModule) -> Saved {
+    store
+        .save(
+            &module(fixture.path()),
+            &version(fixture.version()),
+            files_of(fixture),
+        )
+        .await
+        .expect("save")
+}
+
+pub async fn read_zip(store: &dyn ModuleStore, m: &ModulePath, v: &Version) -> Vec<u8> {
+    let zip = store.zip(m, v).await.expect("zip");
+    let bytes: Vec<Bytes> = zip.stream.try_collect().await.expect("zip stream");
+    let bytes = bytes.concat();
+    assert_eq!(
+        bytes.len() as u64,
+        zip.len,
+        "the announced length is the streamed length"
+    );
+    bytes
+}
+
+fn is_not_found<T>(result: Result<T, StorageError>) -> bool {
+    matches!(result, Err(StorageError::NotFound(_)))
+}
+
+pub async fn not_found_for_each_read(store: &dyn ModuleStore) {
+    let (m, v) = (module("example.com/missing"), version("v1.0.0"));
+    assert!(is_not_found(store.info(&m, &v).await));
+    assert!(is_not_found(store.go_mod(&m, &v).await));
+    assert!(is_not_found(store.zip(&m, &v).await.map(|_| ())));
+    assert!(!store.exists(&m, &v).await.unwrap());
+    assert!(store.list(&m).await.unwrap().is_empty());
+}
+
+pub async fn round_trip_is_byte_exact(store: &dyn ModuleStore) {
+    let fixture = FixtureModule::package("example.com/RoundTrip/Pkg", "v1.2.3-Beta.1").file(
+        "data.bin",
+        (0..=255u8).cycle().take(100_000).collect::<Vec<u8>>(),
+    );
+    assert_eq!(save_fixture(store, &fixture).await, Saved::Written);
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    assert_eq!(
+        store.info(&m, &v).await.unwrap(),
+        fixture.info_json().as_bytes()
+    );
+    assert_eq!(
+        store.go_mod(&m, &v).await.unwrap(),
+        fixture.go_mod().as_bytes()
+    );
+    assert_eq!(read_zip(store, &m, &v).await, fixture.zip_bytes());
+    assert!(store.exists(&m, &v).await.unwrap());
+}
+
+pub async fn list_is_exact_and_semver_sorted(store: &dyn ModuleStore) {
+    let path = "example.com/sorted";
+    let versions = [
+        "v1.10.0",
+        "v1.2.0",
+        "v1.2.0-rc.1",
+        "v0.0.0-20240102030405-abcdefabcdef",
+        "v2.0.0+incompatible",
+        "v1.9.9",
+    ];
+    for v in versions {
+        save_fixture(store, &FixtureModule::package(path, v)).await;
+    }
+    let listed: Vec<String> = store
+        .list(&module(path))
+        .await
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "v0.0.0-20240102030405-abcdefabcdef",
+            "v1.2.0-rc.1",
+            "v1.2.0",
+            "v1.9.9",
+            "v1.10.0",
+            "v2.0.0+incompatible"
+        ]
+    );
+}
+
+pub async fn lists_are_isolated_between_neighbours(store: &dyn ModuleStore) {
+    let neighbours = [
+        ("example.com/a", "v1.0.0"),
+        ("example.com/a/b", "v1.1.0"),
+        ("example.com/a-b", "v1.2.0"),
+        ("example.com/A", "v1.3.0"),
+        ("example.com/a/b/c", "v1.4.0"),
+    ];
+    for (path, v) in neighbours {
+        save_fixture(store, &FixtureModule::package(path, v)).await;
+    }
+    for (path, v) in neighbours {
+        let listed: Vec<String> = store
+            .list(&module(path))
+            .await
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(listed, [v], "list of {path}");
+    }
+}
+
+pub async fn delete_unlists_and_removes(store: &dyn ModuleStore) {
+    let fixture = FixtureModule::package("example.com/deleted", "v1.0.0");
+    let keep = FixtureModule::package("example.com/deleted", "v1.1.0");
+    save_fixture(store, &fixture).await;
+    save_fixture(store, &keep).await;
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    store.delete(&m, &v).await.unwrap();
+    assert!(!store.exists(&m, &v).await.unwrap());
+    assert!(is_not_found(store.info(&m, &v).await));
+    assert!(is_not_found(store.go_mod(&m, &v).await));
+    assert!(is_not_found(store.zip(&m, &v).await.map(|_| ())));
+    assert_eq!(store.list(&m).await.unwrap(), [version("v1.1.0")]);
+    store
+        .delete(&m, &v)
+        .await
+        .expect("deleting nothing is not an error");
+}
+
+pub async fn failed_save_leaves_nothing_visible(store: &dyn ModuleStore) {
+    let (m, v) = (module("example.com/broken"), version("v1.0.0"));
+    let chunks = vec![
+        Ok(Bytes::from(vec![1u8; 1024 * 1024])),
+        Err(std::io::Error::other("disk went away")),
+    ];
+    let files = VersionFiles {
+        info: Bytes::from_static(b"{\"Version\":\"v1.0.0\"}"),
+        go_mod: Bytes::from_static(b"module example.com/broken\n"),
+        zip: futures::stream::iter(chunks).boxed(),
+    };
+    let error = store
+        .save(&m, &v, files)
+        .await
+        .expect_err("a failing zip fails the save");
+    assert!(matches!(error, StorageError::Source(_)), "{error}");
+    assert!(!store.exists(&m, &v).await.unwrap());
+    assert!(store.list(&m).await.unwrap().is_empty());
+    assert!(is_not_found(store.zip(&m, &v).await.map(|_| ())));
+    assert!(is_not_found(store.go_mod(&m, &v).await));
+}
+
+pub async fn concurrent_saves_agree(store: Arc<dyn ModuleStore>) {
+    let fixture = FixtureModule::package("example.com/racy", "v1.0.0");
+    let saves = (0..4).map(|_| {
+        let (store, fixture) = (store.clone(), fixture.clone());
+        tokio::spawn(async move { save_fixture(&*store, &fixture).await })
+    });
+    for save in futures::future::join_all(saves).await {
+        save.expect("save task");
+    }
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    assert_eq!(read_zip(&*store, &m, &v).await, fixture.zip_bytes());
+    assert_eq!(store.list(&m).await.unwrap(), [v]);
+}
+
+pub async fn resave_is_idempotent(store: &dyn ModuleStore) {
+    let fixture = FixtureModule::package("example.com/again", "v1.0.0");
+    assert_eq!(save_fixture(store, &fixture).await, Saved::Written);
+    let different =
+        FixtureModule::package("example.com/again", "v1.0.0").file("extra.go", "package again\n");
+    assert_eq!(save_fixture(store, &different).await, Saved::AlreadyStored);
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    assert_eq!(
+        read_zip(store, &m, &v).await,
+        fixture.zip_bytes(),
+        "a stored version never changes"
+    );
+}
+
+/// A 100 MB zip goes in as a stream of 1 MiB chunks and comes out as a stream of bounded chunks: neither
+/// side holds it whole (the memory backend, which holds everything by nature, skips this one).
+pub async fn large_zip_streams_both_ways(store: &dyn ModuleStore) {
+    const CHUNK: usize = 1024 * 1024;
+    const CHUNKS: usize = 100;
+    let (m, v) = (module("example.com/large"), version("v1.0.0"));
+    let chunk = |i: usize| Bytes::from(vec![(i % 251) as u8; CHUNK]);
+    let files = VersionFiles {
+        info: Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2024-01-02T03:04:05Z\"}"),
+        go_mod: Bytes::from_static(b"module example.com/large\n"),
+        zip: futures::stream::iter((0..CHUNKS).map(move |i| Ok(chunk(i)))).boxed(),
+    };
+    store.save(&m, &v, files).await.unwrap();
+    let zip = store.zip(&m, &v).await.unwrap();
+    assert_eq!(zip.len, (CHUNK * CHUNKS) as u64);
+    let mut stream = zip.stream;
+    let (mut total, mut largest_chunk, mut offset_ok) = (0usize, 0usize, true);
+    while let Some(bytes) = stream.next().await {
+        let bytes = bytes.unwrap();
+        // Every byte is checked against the pattern written, without keeping the zip.
+        for (i, b) in bytes.iter().enumerate() {
+            offset_ok &= *b == (((total + i) / CHUNK) % 251) as u8;
+        }
+        total += bytes.len();
+        largest_chunk = largest_chunk.max(bytes.len());
+    }
+    assert_eq!(total, CHUNK * CHUNKS);
+    assert!(offset_ok, "the zip read back differs from the zip written");
+    assert!(
+        largest_chunk <= 16 * CHUNK,
+        "a read chunk of {largest_chunk} bytes is not streaming"
+    );
+    store.delete(&m, &v).await.unwrap();
+}
+
+pub async fn check_reports_ready(store: &dyn ModuleStore) {
+    store.check().await.expect("a working backend is ready");
+}
+
+/// One `#[tokio::test]` per conformance function, each on a fresh store made by `$make` (an async block).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:expr) => {
+        conformance_suite!($make, large_zip: true);
+    };
+    ($make:expr, large_zip: $large:expr) => {
+        #[tokio::test]
+        async fn not_found_for_each_read() {
+            conformance::not_found_for_each_read(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn round_trip_is_byte_exact() {
+            conformance::round_trip_is_byte_exact(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn list_is_exact_and_semver_sorted() {
+            conformance::list_is_exact_and_semver_sorted(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn lists_are_isolated_between_neighbours() {
+            conformance::lists_are_isolated_between_neighbours(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn delete_unlists_and_removes() {
+            conformance::delete_unlists_and_removes(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn failed_save_leaves_nothing_visible() {
+            conformance::failed_save_leaves_nothing_visible(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn concurrent_saves_agree() {
+            conformance::concurrent_saves_agree($make.await).await
+        }
+        #[tokio::test]
+        async fn resave_is_idempotent() {
+            conformance::resave_is_idempotent(&*$make.await).await
+        }
+        #[tokio::test]
+        async fn large_zip_streams_both_ways() {
+            if $large {
+                conformance::large_zip_streams_both_ways(&*$make.await).await
+            }
+        }
+        #[tokio::test]
+        async fn check_reports_ready() {
+            conformance::check_reports_ready(&*$make.await).await
+        }
+    };
+}

@@ -1,0 +1,87 @@
+//! The conformance suite on the filesystem backend (`file://`), plus what only a directory can show:
+//! hand-filled GOPROXY trees and Go module caches served as they are.
+mod conformance;
+
+use std::sync::Arc;
+
+use conformance::{module, read_zip, version};
+use ferry_storage::{ModuleStore, StorageConfig};
+use ferry_testkit::{FixtureModule, GoHome, write_goproxy_tree};
+
+/// A store in a fresh directory under cargo's per-target scratch directory (`target/tmp`), kept after the
+/// test so the suite's signature stays a plain store; the large-zip test deletes what it wrote.
+async fn store() -> Arc<dyn ModuleStore> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    StorageConfig::from_url(&format!("file://{}", dir.display()))
+        .unwrap()
+        .open()
+        .unwrap()
+}
+
+conformance_suite!(store());
+
+#[tokio::test]
+async fn a_hand_filled_goproxy_tree_is_served_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = [
+        FixtureModule::package("example.com/Hand/made", "v1.0.0"),
+        FixtureModule::package("example.com/Hand/made", "v1.1.0"),
+    ];
+    write_goproxy_tree(dir.path(), &fixtures);
+    let store = StorageConfig::from_url(&format!("file://{}", dir.path().display()))
+        .unwrap()
+        .open()
+        .unwrap();
+    let m = module("example.com/Hand/made");
+    assert_eq!(
+        store.list(&m).await.unwrap(),
+        [version("v1.0.0"), version("v1.1.0")]
+    );
+    assert_eq!(
+        read_zip(&*store, &m, &version("v1.1.0")).await,
+        fixtures[1].zip_bytes()
+    );
+}
+
+#[tokio::test]
+async fn a_go_module_cache_download_dir_is_served_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    let fixture = FixtureModule::package("example.com/Cached", "v1.0.0");
+    write_goproxy_tree(&tree, std::slice::from_ref(&fixture));
+    // Let the real `go` fill a module cache (with its .lock, .ziphash and read-only files).
+    let home = GoHome::new(dir.path(), &format!("file://{}", tree.display()));
+    home.run(
+        dir.path(),
+        &["mod", "download", "-json", "example.com/Cached@v1.0.0"],
+    );
+    let cache = home.mod_cache().join("cache/download");
+    assert!(
+        cache.join("example.com/!cached/@v/v1.0.0.ziphash").exists(),
+        "go wrote a real cache"
+    );
+    let store = StorageConfig::from_url(&format!("file://{}", cache.display()))
+        .unwrap()
+        .open()
+        .unwrap();
+    let (m, v) = (module("example.com/Cached"), version("v1.0.0"));
+    assert_eq!(store.list(&m).await.unwrap(), std::slice::from_ref(&v));
+    assert_eq!(
+        store.go_mod(&m, &v).await.unwrap(),
+        fixture.go_mod().as_bytes()
+    );
+    assert_eq!(read_zip(&*store, &m, &v).await, fixture.zip_bytes());
+}
+
+#[tokio::test]
+async fn storage_urls_are_checked() {
+    for bad in ["", "ferry-data", "file://", "memory://x", "ftp://host/x"] {
+        let error = StorageConfig::from_url(bad).expect_err(bad).to_string();
+        let names_a_fix = error.contains("write file://")
+            || error.contains("use file://")
+            || error.contains("write memory://");
+        assert!(names_a_fix, "{bad:?}: the message names the fix: {error}");
+    }
+}

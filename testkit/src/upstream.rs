@@ -1,0 +1,188 @@
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::fixture::{FixtureModule, escape};
+
+/// How the fixture upstream answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Serve the fixtures (404 with a `not found:` body for anything else).
+    Serve,
+    /// Answer every request with 500.
+    Fail500,
+    /// Never answer (the connection stays open until the client gives up).
+    Hang,
+}
+
+#[derive(Default)]
+struct State {
+    /// Response bodies by request path (without the leading `/`), in the GOPROXY layout.
+    files: BTreeMap<String, Bytes>,
+    /// Versions per escaped module path, in the order added.
+    versions: BTreeMap<String, Vec<String>>,
+    requests: Vec<String>,
+    behaviour: Option<Behaviour>,
+}
+
+/// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
+pub struct Upstream {
+    url: String,
+    state: Arc<Mutex<State>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start(modules: Vec<FixtureModule>) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
+        let url = format!(
+            "http://{}",
+            listener.local_addr().expect("upstream address")
+        );
+        let state = Arc::new(Mutex::new(State::default()));
+        let upstream_state = state.clone();
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let state = upstream_state.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let state = state.clone();
+                        async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        let upstream = Upstream { url, state, server };
+        for module in modules {
+            upstream.add(module);
+        }
+        upstream
+    }
+
+    /// `http://127.0.0.1:PORT`, to use as `GOPROXY`.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Publishes another version.
+    pub fn add(&self, module: FixtureModule) {
+        let mut state = self.state.lock().unwrap();
+        let base = format!("{}/@v/{}", escape(module.path()), escape(module.version()));
+        state
+            .files
+            .insert(format!("{base}.info"), Bytes::from(module.info_json()));
+        state
+            .files
+            .insert(format!("{base}.mod"), Bytes::from(module.go_mod()));
+        state
+            .files
+            .insert(format!("{base}.zip"), Bytes::from(module.zip_bytes()));
+        state
+            .versions
+            .entry(escape(module.path()))
+            .or_default()
+            .push(module.version().to_string());
+    }
+
+    /// Makes `<module>/@v/<query>.info` answer the `.info` of `version` (e.g. `master` -> a pseudo-version).
+    pub fn alias(&self, module: &str, query: &str, version: &str) {
+        let mut state = self.state.lock().unwrap();
+        let target = format!("{}/@v/{}.info", escape(module), escape(version));
+        let info = state
+            .files
+            .get(&target)
+            .cloned()
+            .unwrap_or_else(|| panic!("alias to unknown {target}"));
+        state.files.insert(
+            format!("{}/@v/{}.info", escape(module), escape(query)),
+            info,
+        );
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        self.state.lock().unwrap().behaviour = Some(behaviour);
+    }
+
+    /// How many requests so far had a path (without the leading `/`) ending in `suffix`.
+    pub fn request_count(&self, suffix: &str) -> usize {
+        let state = self.state.lock().unwrap();
+        state
+            .requests
+            .iter()
+            .filter(|path| path.ends_with(suffix))
+            .count()
+    }
+
+    /// Every request path so far, in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = request.uri().path().trim_start_matches('/').to_string();
+    let (behaviour, body) = {
+        let mut state = state.lock().unwrap();
+        state.requests.push(path.clone());
+        (
+            state.behaviour.unwrap_or(Behaviour::Serve),
+            lookup(&state, &path),
+        )
+    };
+    match behaviour {
+        Behaviour::Hang => std::future::pending().await,
+        Behaviour::Fail500 => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "fixture upstream failure\n",
+        ),
+        Behaviour::Serve => match body {
+            Some(body) => Response::new(Full::new(body)),
+            None => text(StatusCode::NOT_FOUND, &format!("not found: {path}\n")),
+        },
+    }
+}
+
+fn lookup(state: &State, path: &str) -> Option<Bytes> {
+    if let Some(module) = path.strip_suffix("/@v/list") {
+        let versions = state.versions.get(module).map(|v| v.join("\n") + "\n");
+        return Some(Bytes::from(versions.unwrap_or_default()));
+    }
+    if let Some(module) = path.strip_suffix("/@latest") {
+        let latest = state.versions.get(module)?.last()?;
+        return state
+            .files
+            .get(&format!("{module}/@v/{}.info", escape(latest)))
+            .cloned();
+    }
+    state.files.get(path).cloned()
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", "text/plain; charset=utf-8".parse().unwrap());
+    response
+}
