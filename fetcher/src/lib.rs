@@ -129,6 +129,7 @@ impl Fetcher {
     /// or any query go accepts (`latest`, a branch, a commit hash); the result names the canonical
     /// version it resolved to.
     pub async fn fetch(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
+        reject_flag_like(module)?;
         let target = format!("{module}@{query}");
         let (scratch, output) = self.run_go(&["mod", "download", "-json", &target]).await?;
         let answer: go_json::ModDownload = match go_json::first_object(&output.stdout) {
@@ -193,6 +194,7 @@ impl Fetcher {
     /// The release and pre-release versions of `module` known upstream (`go list -m -versions`),
     /// in go's (semver) order. A module without such versions answers an empty list.
     pub async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
+        reject_flag_like(module)?;
         let (_scratch, output) = self
             .run_go(&["list", "-m", "-versions", "-json", module])
             .await?;
@@ -202,6 +204,7 @@ impl Fetcher {
 
     /// The version `module@latest` resolves to upstream (`go list -m -json module@latest`).
     pub async fn latest(&self, module: &str) -> Result<LatestVersion, FetchError> {
+        reject_flag_like(module)?;
         let target = format!("{module}@latest");
         let (_scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
@@ -332,6 +335,17 @@ async fn downloaded_file(
             path.display()
         ))),
     }
+}
+
+/// The proxy validates module paths; this guards the go command line anyway: `list` passes the
+/// path as an argument of its own, where `-x` would be taken as a flag.
+fn reject_flag_like(module: &str) -> Result<(), FetchError> {
+    if module.is_empty() || module.starts_with('-') {
+        return Err(FetchError::NotFound {
+            message: format!("malformed module path {module:?}"),
+        });
+    }
+    Ok(())
 }
 
 fn invalid_output(message: String) -> FetchError {
