@@ -378,3 +378,21 @@ async fn start_up_removes_leftovers_of_a_killed_run() {
     let _fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
     assert_eq!(entries(temp.path()), [temp.path().join("unrelated")]);
 }
+
+/// The proxy clones the fetcher into tasks and spawns its futures: they must all be `Send`.
+#[allow(dead_code)]
+fn fetcher_and_its_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Fetcher>();
+    fn check(fetcher: &Fetcher) {
+        send(&fetcher.fetch("example.com/hello", "v1.0.0"));
+        send(&fetcher.list("example.com/hello"));
+        send(&fetcher.latest("example.com/hello"));
+        send(&Fetcher::new(FetcherConfig::new("/w")));
+    }
+    let _ = check;
+    fn owned_result_is_send<T: Send + Sync + 'static>() {}
+    owned_result_is_send::<ferry_fetcher::FetchedVersion>();
+    owned_result_is_send::<FetchError>();
+}
