@@ -1,0 +1,222 @@
+//! The fetcher's error kinds and the rules that sort go's messages into them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Longest message kept from go's output; go can print whole git transcripts.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Why a fetch, list or latest query failed.
+///
+/// `NotFound`, `Upstream` and `Timeout` describe the module or the upstream; the other kinds are faults
+/// of this machine or of the `go` command itself.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The module, version or query does not exist upstream (404/410, unknown revision, no matching
+    /// versions, invalid version). `message` is go's own, trimmed and without URL credentials.
+    #[error("not found: {message}")]
+    NotFound { message: String },
+
+    /// Any other failure reported by go while talking to the upstream (5xx, network errors, checksum
+    /// mismatches, VCS failures). `message` is go's own, trimmed and without URL credentials.
+    #[error("upstream error: {message}")]
+    Upstream { message: String },
+
+    /// The go command did not finish within the configured deadline; it and its children were killed.
+    #[error("`{command}` did not finish within {timeout:?} and was killed")]
+    Timeout { command: String, timeout: Duration },
+
+    /// The configured go binary could not be run (or `go version` failed) at start-up.
+    #[error(
+        "cannot run the go binary {}: {reason}; install Go or set the go binary path in Ferry's configuration",
+        path.display()
+    )]
+    GoMissing { path: PathBuf, reason: String },
+
+    /// A local file system or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// go exited without an error but its answer was unusable (not JSON, fields or files missing).
+    #[error("unexpected answer from go: {message}")]
+    InvalidOutput { message: String },
+}
+
+impl FetchError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> FetchError {
+        FetchError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Sorts a failure message printed by go into `NotFound` or `Upstream`.
+    pub(crate) fn from_go_message(raw: &str) -> FetchError {
+        let message = clean_message(raw);
+        if is_not_found(&message) {
+            FetchError::NotFound { message }
+        } else {
+            FetchError::Upstream { message }
+        }
+    }
+}
+
+/// Phrases go uses when the module, version or query does not exist. Anything else is an upstream
+/// failure: answering "not found" for an outage would hide it from users and could be cached.
+const NOT_FOUND_PHRASES: &[&str] = &[
+    // A GOPROXY upstream answered 404/410 (go prints the status line).
+    "404 Not Found",
+    "410 Gone",
+    // Query resolution found nothing (e.g. `latest` of a module without versions, `>v9`).
+    "no matching versions",
+    // A VCS upstream does not know the revision, or go rejects the version string.
+    "unknown revision",
+    "invalid version",
+    "repository not found",
+    "malformed module path",
+    // The version's go.mod names another module: proxies answer these with 404/410 too.
+    "module declares its path as",
+];
+
+fn is_not_found(message: &str) -> bool {
+    if NOT_FOUND_PHRASES
+        .iter()
+        .any(|phrase| message.contains(phrase))
+    {
+        return true;
+    }
+    // A `file://` GOPROXY upstream reports a missing file the way the file system does.
+    message.contains("reading file://") && message.contains("no such file or directory")
+}
+
+/// Trims go's message, drops go's `go: ` prefix, removes credentials from URLs and bounds its length.
+pub(crate) fn clean_message(raw: &str) -> String {
+    let trimmed = raw.trim();
+    let trimmed = trimmed.strip_prefix("go: ").unwrap_or(trimmed);
+    let mut message = strip_url_userinfo(trimmed);
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(" [...]");
+    }
+    message
+}
+
+/// Removes `user:password@` from every `scheme://user:password@host/...` in `text`, so tokens in
+/// GOPROXY URLs or git remotes never reach logs or HTTP answers.
+pub(crate) fn strip_url_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let authority_start = at + 3;
+        out.push_str(&rest[..authority_start]);
+        rest = &rest[authority_start..];
+        // The authority ends at the path, query, fragment, or anything that cannot be in a URL.
+        let authority_len = rest
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#')
+                    || c.is_whitespace()
+                    || matches!(c, '"' | '\'' | '`' | '<' | '>')
+            })
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_len];
+        match authority.rfind('@') {
+            Some(userinfo_end) => out.push_str(&authority[userinfo_end + 1..]),
+            None => out.push_str(authority),
+        }
+        rest = &rest[authority_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_404_and_410_are_not_found() {
+        let e = FetchError::from_go_message(
+            "example.com/hello@v1.9.9: reading http://127.0.0.1:4000/example.com/hello/@v/v1.9.9.info: 404 Not Found\n\tserver response: not found",
+        );
+        assert!(matches!(e, FetchError::NotFound { .. }), "{e:?}");
+        let e = FetchError::from_go_message(
+            "example.com/x@v1.0.0: reading https://p/example.com/x/@v/v1.0.0.info: 410 Gone",
+        );
+        assert!(matches!(e, FetchError::NotFound { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn query_and_revision_failures_are_not_found() {
+        for message in [
+            "go: example.com/hello@latest: no matching versions for query \"latest\"",
+            "example.com/nope@master: invalid version: unknown revision master",
+            "github.com/a/b@v1.0.0: invalid version: git ls-remote -q origin: exit status 128:\n\tremote: Repository not found.\n\trepository not found",
+            "example.com/x@v1.0.0: parsing go.mod:\n\tmodule declares its path as: example.com/y\n\t        but was required as: example.com/x",
+            "example.com/nope@master: reading file:///tmp/proxy/example.com/nope/@v/master.info: no such file or directory",
+        ] {
+            let e = FetchError::from_go_message(message);
+            assert!(matches!(e, FetchError::NotFound { .. }), "{message}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn server_and_network_failures_are_upstream() {
+        for message in [
+            "example.com/hello@v1.0.0: reading http://127.0.0.1:4000/example.com/hello/@v/v1.0.0.info: 500 Internal Server Error",
+            "example.com/hello@v1.0.0: Get \"http://127.0.0.1:9/example.com/hello/@v/v1.0.0.info\": dial tcp 127.0.0.1:9: connect: connection refused",
+            "verifying example.com/hello@v1.0.0: checksum mismatch",
+            "example.com/hello@v1.0.0: open /tmp/x/no such file or directory",
+        ] {
+            let e = FetchError::from_go_message(message);
+            assert!(matches!(e, FetchError::Upstream { .. }), "{message}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn messages_are_trimmed_and_lose_the_go_prefix() {
+        let e = FetchError::from_go_message("  go: example.com/x: 500 Internal Server Error\n\n");
+        assert_eq!(
+            e.to_string(),
+            "upstream error: example.com/x: 500 Internal Server Error"
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let message = clean_message(&"é".repeat(MAX_MESSAGE_BYTES));
+        assert!(message.len() <= MAX_MESSAGE_BYTES + " [...]".len());
+        assert!(message.ends_with(" [...]"));
+    }
+
+    #[test]
+    fn userinfo_is_removed_from_urls() {
+        assert_eq!(
+            strip_url_userinfo(
+                "reading https://bob:s3cret@proxy.test/a/@v/list: 401 and git://tok@h.test and ssh://git@h.test:22/r"
+            ),
+            "reading https://proxy.test/a/@v/list: 401 and git://h.test and ssh://h.test:22/r"
+        );
+        assert_eq!(
+            strip_url_userinfo("Get \"https://u:p@h.test\": EOF"),
+            "Get \"https://h.test\": EOF"
+        );
+        // A password may contain '@' when written unescaped: everything up to the last '@' goes.
+        assert_eq!(
+            strip_url_userinfo("http://u:p@ss@h.test/x"),
+            "http://h.test/x"
+        );
+        assert_eq!(
+            strip_url_userinfo("no urls here, user@host"),
+            "no urls here, user@host"
+        );
+        assert_eq!(strip_url_userinfo("http://h.test/a@b"), "http://h.test/a@b");
+    }
+}

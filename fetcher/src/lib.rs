@@ -1,0 +1,388 @@
+//! Ferry's fetcher: turns `module@query`, a versions list request or a latest request into files on
+//! disk or a typed error, by running the `go` command in isolated temporary directories.
+//!
+//! It knows nothing of HTTP or of the storage layout; see `README.md` for the rules.
+
+mod command;
+mod config;
+mod error;
+mod go_json;
+mod scratch;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+pub use config::{DEFAULT_TIMEOUT, FetcherConfig, GO_FETCH_VARIABLES, default_max_concurrent};
+pub use error::FetchError;
+
+use command::GoOutput;
+use scratch::{SCRATCH_PREFIX, ScratchDir};
+
+/// Runs go commands for Ferry. Cheap to clone; clones share the concurrency limit.
+#[derive(Clone)]
+pub struct Fetcher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: FetcherConfig,
+    /// `go version` output without the `go version ` prefix, e.g. `go1.26.8 linux/amd64`.
+    go_version: String,
+    /// One permit per go command allowed to run at once.
+    slots: Semaphore,
+}
+
+/// A version downloaded by `go mod download`: its three files, on disk in a temporary directory
+/// owned by this value and removed when it is dropped (or by [`FetchedVersion::remove`]).
+#[derive(Debug)]
+pub struct FetchedVersion {
+    /// The module path, as go reported it.
+    pub module: String,
+    /// The canonical version the query resolved to (e.g. a pseudo-version for a branch).
+    pub version: String,
+    /// The `.info` file (JSON with `Version`, `Time` and possibly `Origin`).
+    pub info: PathBuf,
+    /// The `.mod` file.
+    pub go_mod: PathBuf,
+    /// The `.zip` file.
+    pub zip: PathBuf,
+    /// Size of the zip in bytes.
+    pub zip_len: u64,
+    /// go's `h1:` hash of the zip's content (the go.sum line's hash).
+    pub sum: String,
+    /// go's `h1:` hash of the go.mod file.
+    pub go_mod_sum: String,
+    scratch: ScratchDir,
+}
+
+impl FetchedVersion {
+    /// Removes the temporary directory on a blocking thread, so a large module's cache is not
+    /// deleted on an async worker. Dropping the value removes it too, on the current thread.
+    pub async fn remove(self) {
+        let scratch = self.scratch;
+        // If the runtime shuts down before the closure runs, dropping the closure drops (and so
+        // removes) the directory all the same.
+        let _ = tokio::task::spawn_blocking(move || drop(scratch)).await;
+    }
+
+    /// The temporary directory holding the files (for diagnostics).
+    pub fn temp_dir(&self) -> &Path {
+        self.scratch.root()
+    }
+}
+
+/// The answer to a latest query (`go list -m -json module@latest`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestVersion {
+    pub version: String,
+    /// RFC 3339 time of the version, as go printed it.
+    pub time: String,
+    /// go's `Origin` object (VCS details), passed through when present.
+    pub origin: Option<serde_json::Value>,
+}
+
+impl Fetcher {
+    /// Checks that `go version` runs, creates `work_dir`, and removes temporary directories left in
+    /// it by an earlier run that was killed. The work dir must belong to this fetcher alone.
+    pub async fn new(mut config: FetcherConfig) -> Result<Fetcher, FetchError> {
+        // Zero slots would make every request wait forever.
+        config.max_concurrent = config.max_concurrent.max(1);
+        tokio::fs::create_dir_all(&config.work_dir)
+            .await
+            .map_err(|e| {
+                FetchError::io(
+                    format!("creating work dir {}", config.work_dir.display()),
+                    e,
+                )
+            })?;
+        remove_leftovers(&config.work_dir).await?;
+
+        let slots = Semaphore::new(config.max_concurrent);
+        let mut fetcher = Fetcher {
+            inner: Arc::new(Inner {
+                config,
+                go_version: String::new(),
+                slots,
+            }),
+        };
+        let go_version = fetcher.check_go().await?;
+        tracing::info!(go = %fetcher.inner.config.go_binary.display(), version = %go_version, "go command found");
+        Arc::get_mut(&mut fetcher.inner)
+            .expect("not yet shared")
+            .go_version = go_version;
+        Ok(fetcher)
+    }
+
+    /// The version of the go command, e.g. `go1.26.8 linux/amd64`.
+    pub fn go_version(&self) -> &str {
+        &self.inner.go_version
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &FetcherConfig {
+        &self.inner.config
+    }
+
+    /// Downloads `module@query` with `go mod download -json`. `query` may be a canonical version
+    /// or any query go accepts (`latest`, a branch, a commit hash); the result names the canonical
+    /// version it resolved to.
+    pub async fn fetch(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
+        reject_flag_like(module)?;
+        let target = format!("{module}@{query}");
+        let (scratch, output) = self.run_go(&["mod", "download", "-json", &target]).await?;
+        let answer: go_json::ModDownload = match go_json::first_object(&output.stdout) {
+            Some(Ok(answer)) => answer,
+            // go failed before printing JSON (bad flags, broken environment): its reason is on stderr.
+            _ if !output.status.success() => {
+                return Err(FetchError::from_go_message(&output.stderr_text()));
+            }
+            Some(Err(e)) => {
+                return Err(invalid_output(format!(
+                    "`go mod download` printed invalid JSON: {e}"
+                )));
+            }
+            None => {
+                return Err(invalid_output(
+                    "`go mod download` printed nothing".to_owned(),
+                ));
+            }
+        };
+        if let Some(message) = answer.error.as_deref() {
+            return Err(FetchError::from_go_message(message));
+        }
+        if !output.status.success() {
+            return Err(FetchError::from_go_message(&output.stderr_text()));
+        }
+        if answer.path != module {
+            return Err(invalid_output(format!(
+                "asked for {module}, go answered for {}",
+                answer.path
+            )));
+        }
+        let info = downloaded_file(&scratch, "Info", answer.info).await?;
+        let go_mod = downloaded_file(&scratch, "GoMod", answer.go_mod).await?;
+        let zip = downloaded_file(&scratch, "Zip", answer.zip).await?;
+        let zip_len = tokio::fs::metadata(&zip)
+            .await
+            .map_err(|e| FetchError::io(format!("reading metadata of {}", zip.display()), e))?
+            .len();
+        let (Some(version), Some(sum), Some(go_mod_sum)) = (
+            answer.version.filter(|v| !v.is_empty()),
+            answer.sum.filter(|s| !s.is_empty()),
+            answer.go_mod_sum.filter(|s| !s.is_empty()),
+        ) else {
+            return Err(invalid_output(format!(
+                "`go mod download {target}` left out Version, Sum or GoModSum"
+            )));
+        };
+        tracing::debug!(%module, %query, %version, zip_len, "fetched");
+        Ok(FetchedVersion {
+            module: answer.path,
+            version,
+            info,
+            go_mod,
+            zip,
+            zip_len,
+            sum,
+            go_mod_sum,
+            scratch,
+        })
+    }
+
+    /// The release and pre-release versions of `module` known upstream (`go list -m -versions`),
+    /// in go's (semver) order. A module without such versions answers an empty list.
+    pub async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
+        reject_flag_like(module)?;
+        let (_scratch, output) = self
+            .run_go(&["list", "-m", "-versions", "-json", module])
+            .await?;
+        let answer: go_json::ListVersions = parse_list_answer(&output)?;
+        Ok(answer.versions.unwrap_or_default())
+    }
+
+    /// The version `module@latest` resolves to upstream (`go list -m -json module@latest`).
+    pub async fn latest(&self, module: &str) -> Result<LatestVersion, FetchError> {
+        reject_flag_like(module)?;
+        let target = format!("{module}@latest");
+        let (_scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
+        let answer: go_json::ListLatest = parse_list_answer(&output)?;
+        match (
+            answer.version.filter(|v| !v.is_empty()),
+            answer.time.filter(|t| !t.is_empty()),
+        ) {
+            (Some(version), Some(time)) => Ok(LatestVersion {
+                version,
+                time,
+                origin: answer.origin,
+            }),
+            _ => Err(invalid_output(format!(
+                "`go list -m -json {target}` left out Version or Time"
+            ))),
+        }
+    }
+
+    /// Runs `go version` (at start-up) and returns its answer without the `go version ` prefix.
+    async fn check_go(&self) -> Result<String, FetchError> {
+        let go_missing = |reason: String| FetchError::GoMissing {
+            path: self.inner.config.go_binary.clone(),
+            reason,
+        };
+        let (_scratch, output) = self.run_go(&["version"]).await.map_err(|e| match e {
+            FetchError::GoMissing { .. } => e,
+            other => go_missing(other.to_string()),
+        })?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(go_missing(format!(
+                "`go version` failed: {}",
+                error::clean_message(&output.stderr_text())
+            )));
+        }
+        match stdout.trim().strip_prefix("go version ") {
+            Some(version) => Ok(version.to_owned()),
+            None => Err(go_missing(format!(
+                "`go version` answered {:?}, which is not go",
+                stdout.trim()
+            ))),
+        }
+    }
+
+    /// Waits for a slot, then runs `go args` in a fresh temporary directory under the deadline.
+    /// The directory is handed back with the output, since go's answer may name files in it.
+    async fn run_go(&self, args: &[&str]) -> Result<(ScratchDir, GoOutput), FetchError> {
+        let config = &self.inner.config;
+        // Held until the command has ended (or its future is dropped).
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let scratch = ScratchDir::create(&config.work_dir)?;
+        let env = config.go_command_env(scratch.layout());
+        let output = command::run(
+            &config.go_binary,
+            args,
+            &scratch.layout().cwd,
+            &env,
+            config.timeout,
+        )
+        .await
+        .map_err(|e| {
+            e.into_fetch_error(
+                &config.go_binary,
+                &format!("go {}", args.join(" ")),
+                config.timeout,
+            )
+        })?;
+        Ok((scratch, output))
+    }
+}
+
+/// Parses the answer of `go list -m -json`: without `-e`, go reports errors on stderr only, but
+/// its JSON `Error` is honoured as well.
+fn parse_list_answer<T: go_json::ListAnswer>(output: &GoOutput) -> Result<T, FetchError> {
+    if !output.status.success() {
+        let from_json = go_json::first_object::<T>(&output.stdout)
+            .and_then(Result::ok)
+            .and_then(|a| a.error_message());
+        return Err(FetchError::from_go_message(
+            &from_json.unwrap_or_else(|| output.stderr_text()),
+        ));
+    }
+    let answer: T = match go_json::first_object(&output.stdout) {
+        Some(Ok(answer)) => answer,
+        Some(Err(e)) => {
+            return Err(invalid_output(format!(
+                "`go list` printed invalid JSON: {e}"
+            )));
+        }
+        None => return Err(invalid_output("`go list` printed nothing".to_owned())),
+    };
+    match answer.error_message() {
+        Some(message) => Err(FetchError::from_go_message(&message)),
+        None => Ok(answer),
+    }
+}
+
+/// Checks that go's `field` names a regular file inside this command's own temporary directory.
+async fn downloaded_file(
+    scratch: &ScratchDir,
+    field: &str,
+    path: Option<PathBuf>,
+) -> Result<PathBuf, FetchError> {
+    let Some(path) = path.filter(|p| !p.as_os_str().is_empty()) else {
+        return Err(invalid_output(format!(
+            "`go mod download` left out {field}"
+        )));
+    };
+    if !scratch.contains(&path) {
+        return Err(invalid_output(format!(
+            "{field} {} is outside the temporary directory",
+            path.display()
+        )));
+    }
+    match tokio::fs::symlink_metadata(&path).await {
+        Ok(metadata) if metadata.is_file() => Ok(path),
+        Ok(_) => Err(invalid_output(format!(
+            "{field} {} is not a file",
+            path.display()
+        ))),
+        Err(e) => Err(invalid_output(format!(
+            "{field} {} cannot be read: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// The proxy validates module paths; this guards the go command line anyway: `list` passes the
+/// path as an argument of its own, where `-x` would be taken as a flag.
+fn reject_flag_like(module: &str) -> Result<(), FetchError> {
+    if module.is_empty() || module.starts_with('-') {
+        return Err(FetchError::NotFound {
+            message: format!("malformed module path {module:?}"),
+        });
+    }
+    Ok(())
+}
+
+fn invalid_output(message: String) -> FetchError {
+    FetchError::InvalidOutput { message }
+}
+
+/// Removes the `go-*` temporary directories a killed earlier run left in `work_dir`.
+async fn remove_leftovers(work_dir: &Path) -> Result<(), FetchError> {
+    let work_dir = work_dir.to_path_buf();
+    let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&work_dir)? {
+            let entry = entry?;
+            let is_scratch = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(SCRATCH_PREFIX));
+            if is_scratch && entry.file_type()?.is_dir() {
+                scratch::remove_tree(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    })
+    .await
+    .map_err(|e| {
+        FetchError::io(
+            "removing leftover temporary directories",
+            std::io::Error::other(e),
+        )
+    })?
+    .map_err(|e| FetchError::io("removing leftover temporary directories", e))?;
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed temporary directories left by an earlier run"
+        );
+    }
+    Ok(())
+}

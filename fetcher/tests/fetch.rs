@@ -1,0 +1,398 @@
+//! The fetcher against a real `go` and the testkit's fixture upstream (loopback only).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferry_fetcher::{FetchError, Fetcher, FetcherConfig};
+use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, go_binary, write_goproxy_tree};
+
+const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
+
+fn hello(version: &str) -> FixtureModule {
+    FixtureModule::package("example.com/hello", version)
+}
+
+/// A fetcher whose go sees only the fixture upstream, and nothing of this process's environment
+/// but `PATH` and `HOME`.
+async fn fetcher(
+    upstream: &Upstream,
+    work_dir: &Path,
+    adjust: impl FnOnce(&mut FetcherConfig),
+) -> Fetcher {
+    let mut config = FetcherConfig::new(work_dir);
+    config.go_binary = go_binary();
+    config.go_env = BTreeMap::from([
+        ("GOPROXY".to_owned(), upstream.url()),
+        ("GOSUMDB".to_owned(), "off".to_owned()),
+    ]);
+    config.inherited_env = FetcherConfig::process_env()
+        .into_iter()
+        .filter(|(key, _)| key == "PATH" || key == "HOME")
+        .collect();
+    adjust(&mut config);
+    Fetcher::new(config).await.expect("fetcher starts")
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Processes whose working directory is under `dir`: the go commands the fetcher started there.
+fn processes_under(dir: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until `check` holds, for at most 10 s.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `Sum` go computes for `module` served from a plain `file://` GOPROXY tree.
+fn sum_by_go(module: &FixtureModule, scratch: &Path) -> String {
+    let tree = scratch.join("tree");
+    write_goproxy_tree(&tree, std::slice::from_ref(module));
+    let home = GoHome::new(scratch, &format!("file://{}", tree.display()));
+    let cwd = scratch.join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let target = format!("{}@{}", module.path(), module.version());
+    let stdout = home.run(&cwd, &["mod", "download", "-json", &target]);
+    let answer: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    answer["Sum"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn fetch_hands_back_the_three_files_and_go_sum() {
+    let module = hello("v1.0.0").file("README", "hello\n");
+    let upstream = Upstream::start(vec![module.clone()]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let work_dir = temp.path().join("work");
+    let fetcher = fetcher(&upstream, &work_dir, |_| {}).await;
+    assert!(
+        fetcher.go_version().starts_with("go1."),
+        "{}",
+        fetcher.go_version()
+    );
+
+    let fetched = fetcher.fetch("example.com/hello", "v1.0.0").await.unwrap();
+    assert_eq!(fetched.module, "example.com/hello");
+    assert_eq!(fetched.version, "v1.0.0");
+    // go writes the .info it parsed back out (without the upstream's trailing newline): same JSON.
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&fetched.info).unwrap()).unwrap();
+    assert_eq!(
+        info,
+        serde_json::from_str::<serde_json::Value>(&module.info_json()).unwrap()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&fetched.go_mod).unwrap(),
+        module.go_mod()
+    );
+    let zip = std::fs::read(&fetched.zip).unwrap();
+    assert_eq!(zip, module.zip_bytes());
+    assert_eq!(fetched.zip_len, zip.len() as u64);
+    assert_eq!(
+        fetched.sum,
+        sum_by_go(&module, &temp.path().join("reference"))
+    );
+    assert!(fetched.go_mod_sum.starts_with("h1:"));
+    assert!(fetched.temp_dir().starts_with(&work_dir));
+
+    // The files live until the value is dropped; then nothing is left.
+    assert_eq!(entries(&work_dir).len(), 1);
+    drop(fetched);
+    assert_eq!(entries(&work_dir), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn remove_deletes_the_files() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+    let fetched = fetcher.fetch("example.com/hello", "v1.0.0").await.unwrap();
+    let dir = fetched.temp_dir().to_path_buf();
+    assert!(fetched.zip.is_file());
+    fetched.remove().await;
+    assert!(!dir.exists());
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn queries_resolve_to_canonical_versions() {
+    let upstream = Upstream::start(vec![hello("v1.0.0"), hello("v1.1.0"), hello(PSEUDO)]).await;
+    upstream.alias("example.com/hello", "master", PSEUDO);
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+
+    let branch = fetcher.fetch("example.com/hello", "master").await.unwrap();
+    assert_eq!(branch.version, PSEUDO);
+    assert!(branch.zip.ends_with(format!("{PSEUDO}.zip")));
+    assert_eq!(
+        std::fs::read(&branch.zip).unwrap(),
+        hello(PSEUDO).zip_bytes()
+    );
+
+    let latest = fetcher.fetch("example.com/hello", "latest").await.unwrap();
+    assert_eq!(latest.version, "v1.1.0");
+}
+
+#[tokio::test]
+async fn list_and_latest() {
+    let upstream = Upstream::start(vec![
+        hello("v1.0.0"),
+        hello("v1.1.0").with_time("2024-05-06T07:08:09Z"),
+        hello("v1.0.1"),
+    ])
+    .await;
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+
+    assert_eq!(
+        fetcher.list("example.com/hello").await.unwrap(),
+        ["v1.0.0", "v1.0.1", "v1.1.0"]
+    );
+    // The fixture upstream answers an empty list for modules it does not know.
+    assert_eq!(
+        fetcher.list("example.com/unknown").await.unwrap(),
+        Vec::<String>::new()
+    );
+
+    let latest = fetcher.latest("example.com/hello").await.unwrap();
+    assert_eq!(latest.version, "v1.1.0");
+    assert_eq!(latest.time, "2024-05-06T07:08:09Z");
+    assert_eq!(latest.origin, None);
+
+    let unknown = fetcher.latest("example.com/unknown").await.unwrap_err();
+    assert!(
+        matches!(unknown, FetchError::NotFound { .. }),
+        "{unknown:?}"
+    );
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn unknown_versions_and_modules_are_not_found_with_gos_reason() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+
+    let error = fetcher
+        .fetch("example.com/hello", "v1.9.9")
+        .await
+        .unwrap_err();
+    let FetchError::NotFound { message } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(message.contains("example.com/hello@v1.9.9"), "{message}");
+    assert!(message.contains("404 Not Found"), "{message}");
+
+    let error = fetcher
+        .fetch("example.com/nope", "master")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::NotFound { .. }), "{error:?}");
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn upstream_failure_is_upstream() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Fail500);
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+
+    let error = fetcher
+        .fetch("example.com/hello", "v1.0.0")
+        .await
+        .unwrap_err();
+    let FetchError::Upstream { message } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(message.contains("500 Internal Server Error"), "{message}");
+    let error = fetcher.list("example.com/hello").await.unwrap_err();
+    assert!(matches!(error, FetchError::Upstream { .. }), "{error:?}");
+    let error = fetcher.latest("example.com/hello").await.unwrap_err();
+    assert!(matches!(error, FetchError::Upstream { .. }), "{error:?}");
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_hanging_upstream_times_out_and_leaves_nothing_behind() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Hang);
+    let temp = tempfile::tempdir().unwrap();
+    let work_dir = temp.path().to_path_buf();
+    let fetcher = fetcher(&upstream, &work_dir, |config| {
+        config.timeout = Duration::from_secs(2)
+    })
+    .await;
+
+    let started = Instant::now();
+    let fetch = fetcher.fetch("example.com/hello", "v1.0.0");
+    tokio::pin!(fetch);
+    // Find go while it runs, to check afterwards that its process group is gone.
+    let mut go_pid = None;
+    let result = loop {
+        tokio::select! {
+            result = &mut fetch => break result,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                go_pid = go_pid.or_else(|| processes_under(&work_dir).first().copied());
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let error = result.unwrap_err();
+    assert!(matches!(error, FetchError::Timeout { .. }), "{error:?}");
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(15),
+        "{elapsed:?}"
+    );
+    assert!(
+        upstream.request_count(".info") >= 1,
+        "go reached the upstream"
+    );
+
+    let go_pid = go_pid.expect("go was seen running");
+    let group = rustix::process::Pid::from_raw(go_pid).unwrap();
+    assert_eq!(
+        rustix::process::test_kill_process_group(group),
+        Err(rustix::io::Errno::SRCH)
+    );
+    assert_eq!(processes_under(&work_dir), Vec::<i32>::new());
+    assert_eq!(entries(&work_dir), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Hang);
+    let temp = tempfile::tempdir().unwrap();
+    let work_dir = temp.path().to_path_buf();
+    let fetcher = fetcher(&upstream, &work_dir, |_| {}).await;
+
+    let task = tokio::spawn({
+        let fetcher = fetcher.clone();
+        async move { fetcher.fetch("example.com/hello", "v1.0.0").await }
+    });
+    eventually("go asks the upstream", || {
+        upstream.request_count(".info") >= 1
+    })
+    .await;
+    let running = processes_under(&work_dir);
+    assert_eq!(running.len(), 1, "{running:?}");
+    assert_eq!(entries(&work_dir).len(), 1);
+
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    eventually("go is gone", || processes_under(&work_dir).is_empty()).await;
+    assert_eq!(entries(&work_dir), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn no_more_than_max_concurrent_go_commands_run() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Hang);
+    let temp = tempfile::tempdir().unwrap();
+    let work_dir = temp.path().to_path_buf();
+    let timeout = Duration::from_millis(1500);
+    let fetcher = fetcher(&upstream, &work_dir, |config| {
+        config.max_concurrent = 2;
+        config.timeout = timeout;
+    })
+    .await;
+
+    let started = Instant::now();
+    let fetches = async {
+        tokio::join!(
+            fetcher.fetch("example.com/hello", "v1.0.0"),
+            fetcher.fetch("example.com/hello", "v1.0.0"),
+            fetcher.fetch("example.com/hello", "v1.0.0"),
+            fetcher.fetch("example.com/hello", "v1.0.0"),
+        )
+    };
+    tokio::pin!(fetches);
+    let mut most_running = 0;
+    let results = loop {
+        tokio::select! {
+            results = &mut fetches => break results,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                most_running = most_running.max(processes_under(&work_dir).len());
+            }
+        }
+    };
+    for result in [results.0, results.1, results.2, results.3] {
+        assert!(
+            matches!(result, Err(FetchError::Timeout { .. })),
+            "{result:?}"
+        );
+    }
+    assert_eq!(most_running, 2, "two at once, never more");
+    // Two waves of two: the later two waited for a slot instead of starting.
+    assert!(started.elapsed() >= timeout * 2, "{:?}", started.elapsed());
+    assert_eq!(entries(&work_dir), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
+async fn a_missing_go_is_a_clear_error() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut config = FetcherConfig::new(temp.path());
+    config.go_binary = PathBuf::from("/nonexistent/bin/go");
+    let error = Fetcher::new(config).await.err().expect("no go, no fetcher");
+    assert!(matches!(error, FetchError::GoMissing { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("/nonexistent/bin/go") && message.contains("install Go"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn start_up_removes_leftovers_of_a_killed_run() {
+    let upstream = Upstream::start(vec![]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let leftover = temp
+        .path()
+        .join("go-leftover/gomodcache/example.com/hello@v1.0.0");
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(temp.path().join("unrelated"), "kept").unwrap();
+    let _fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+    assert_eq!(entries(temp.path()), [temp.path().join("unrelated")]);
+}
+
+/// The proxy clones the fetcher into tasks and spawns its futures: they must all be `Send`.
+#[allow(dead_code)]
+fn fetcher_and_its_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Fetcher>();
+    fn check(fetcher: &Fetcher) {
+        send(&fetcher.fetch("example.com/hello", "v1.0.0"));
+        send(&fetcher.list("example.com/hello"));
+        send(&fetcher.latest("example.com/hello"));
+        send(&Fetcher::new(FetcherConfig::new("/w")));
+    }
+    let _ = check;
+    fn owned_result_is_send<T: Send + Sync + 'static>() {}
+    owned_result_is_send::<ferry_fetcher::FetchedVersion>();
+    owned_result_is_send::<FetchError>();
+}
