@@ -174,6 +174,16 @@ impl<'t> Reporter<'t> {
         let top = self.settings(body, None);
         let top_url = top.download_url.as_ref().and_then(|url| url.value.clone());
         let top_url_written = top.download_url.is_some();
+        if top.mode.is_none() {
+            self.problem(
+                0..0,
+                ProblemKind::MissingMode,
+                "the file sets no top-level mode".to_owned(),
+                format!(
+                    "add {MODE_KEY} = \"sync\" (or another of {MODE_NAMES}) at the top: it applies to modules no {BLOCK_NAME} block matches"
+                ),
+            );
+        }
         let mut rules = Vec::new();
         let mut first_pattern_line: HashMap<String, usize> = HashMap::new();
         for structure in body.iter() {
@@ -207,20 +217,7 @@ impl<'t> Reporter<'t> {
             }
         }
 
-        let top_mode = match &top.mode {
-            Some(setting) => setting,
-            None => {
-                self.problem(
-                    0..0,
-                    ProblemKind::MissingMode,
-                    "the file sets no top-level mode".to_owned(),
-                    format!(
-                        "add {MODE_KEY} = \"sync\" (or another of {MODE_NAMES}) at the top: it applies to modules no {BLOCK_NAME} block matches"
-                    ),
-                );
-                return None;
-            }
-        };
+        let top_mode = top.mode?;
         let mode = top_mode.value?;
         if mode.redirects() && !top_url_written {
             self.problem(

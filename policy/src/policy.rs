@@ -196,7 +196,7 @@ impl Policy {
             None,
             mode,
             download_url,
-            RuleOrigin::Source(origin.to_owned()),
+            RuleOrigin::Source("Policy::single".to_owned()),
         );
         Ok(Policy::from_rules(Vec::new(), rule))
     }
