@@ -20,6 +20,27 @@ pub struct Pattern {
     /// Number of `/` in the text, counted the way Go counts them (escaped or in a class too).
     slashes: usize,
     chunks: Box<[Chunk]>,
+    /// The ASCII characters the pattern matches literally; a matching path contains them all.
+    required_ascii: AsciiSet,
+}
+
+/// A set of ASCII characters, one bit each: a cheap test that rules a pattern out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct AsciiSet(u128);
+
+impl AsciiSet {
+    /// The ASCII characters of `text` (others are left out).
+    pub(crate) fn of(text: &str) -> AsciiSet {
+        let mut set = 0u128;
+        for byte in text.bytes().filter(u8::is_ascii) {
+            set |= 1 << byte;
+        }
+        AsciiSet(set)
+    }
+
+    fn contains_all(self, other: AsciiSet) -> bool {
+        other.0 & !self.0 == 0
+    }
 }
 
 /// A run of pattern items, optionally preceded by a `*` (Go's `scanChunk`).
@@ -91,10 +112,19 @@ impl Pattern {
         if text.split('/').any(str::is_empty) {
             return Err(PatternError::EmptyElement);
         }
+        let mut required_ascii = 0u128;
+        for item in chunks.iter().flat_map(|chunk| chunk.items.iter()) {
+            if let Item::Literal(c) = item
+                && c.is_ascii()
+            {
+                required_ascii |= 1 << u32::from(*c);
+            }
+        }
         Ok(Pattern {
             text: text.into(),
             slashes: text.bytes().filter(|&b| b == b'/').count(),
             chunks,
+            required_ascii: AsciiSet(required_ascii),
         })
     }
 
@@ -112,12 +142,41 @@ impl Pattern {
         }
     }
 
+    /// Like [`Pattern::matches`], given the [`AsciiSet`] of the whole path so that patterns
+    /// needing a character the path lacks are ruled out at once.
+    pub(crate) fn matches_with(&self, module_path: &str, path_ascii: AsciiSet) -> bool {
+        path_ascii.contains_all(self.required_ascii) && self.matches(module_path)
+    }
+
     /// The leading elements of the pattern that contain no glob syntax, e.g. `github.com` and
     /// `pkg` for `github.com/pkg/*`. Used to index rules by literal prefix.
     pub(crate) fn literal_elements(&self) -> impl Iterator<Item = &str> {
         self.text
             .split('/')
             .take_while(|element| !element.contains(['*', '?', '[', '\\']))
+    }
+
+    /// For a pattern whose first element is `*` then a literal starting with `.`, such as
+    /// `*.corp.example/*`, that literal (`.corp.example`): a matching path's first element ends
+    /// with it. Used to index wildcard-host rules.
+    pub(crate) fn host_suffix(&self) -> Option<&str> {
+        let first = self.text.split('/').next()?;
+        let suffix = first.strip_prefix('*')?;
+        (suffix.starts_with('.') && !suffix.contains(['*', '?', '[', '\\'])).then_some(suffix)
+    }
+
+    /// The first element free of glob syntax and its position, e.g. `(1, "org")` for
+    /// `*/org/*`, when elements are sure to line up with the path's: with no class or escape in
+    /// the pattern, every `/` in it must meet a `/` of the path (`*` and `?` never match one),
+    /// so a matching path's element at that position equals it. Used to index rules.
+    pub(crate) fn aligned_literal_element(&self) -> Option<(usize, &str)> {
+        if self.text.contains(['[', '\\']) {
+            return None;
+        }
+        self.text
+            .split('/')
+            .enumerate()
+            .find(|(_, element)| !element.contains(['*', '?']))
     }
 
     /// Go's `path.Match(pattern, name)`, over characters.
@@ -315,6 +374,36 @@ mod tests {
         assert_eq!(leading_elements("a/b/c", 2), Some("a/b/c"));
         assert_eq!(leading_elements("a/b/c", 3), None);
         assert_eq!(leading_elements("", 0), Some(""));
+    }
+
+    #[test]
+    fn aligned_literal_elements() {
+        let element = |text: &str| {
+            Pattern::new(text)
+                .unwrap()
+                .aligned_literal_element()
+                .map(|(at, element)| (at, element.to_owned()))
+        };
+        assert_eq!(element("*/org/*"), Some((1, "org".to_owned())));
+        assert_eq!(element("*/*/x/*"), Some((2, "x".to_owned())));
+        assert_eq!(element("github.com/*"), Some((0, "github.com".to_owned())));
+        assert_eq!(element("*/o?g/*"), None);
+        assert_eq!(element("*/[o]/x"), None);
+        assert_eq!(element("*/\\o/x"), None);
+    }
+
+    #[test]
+    fn host_suffixes() {
+        let suffix = |text: &str| Pattern::new(text).unwrap().host_suffix().map(str::to_owned);
+        assert_eq!(suffix("*.corp.example"), Some(".corp.example".to_owned()));
+        assert_eq!(
+            suffix("*.corp.example/team/*"),
+            Some(".corp.example".to_owned())
+        );
+        assert_eq!(suffix("*corp.example"), None);
+        assert_eq!(suffix("*.corp.*"), None);
+        assert_eq!(suffix("**.corp.example"), None);
+        assert_eq!(suffix("github.com/*.x"), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::error::{Location, PolicyError, Problem, ProblemKind};
 use crate::mode::Mode;
-use crate::pattern::Pattern;
+use crate::pattern::{AsciiSet, Pattern};
 
 /// A loaded download policy: the `download` blocks in file order, and the mode for modules no
 /// block matches. Immutable; cheap to share behind an `Arc`. To reload, load a new one and swap.
@@ -20,6 +20,11 @@ pub struct Policy {
     fallback: Rule,
     /// Candidate rules by literal leading path elements, so `decide` tries few patterns.
     index: IndexNode,
+    /// Candidate rules whose pattern starts with `*.some.host`, by that host suffix.
+    by_host_suffix: HashMap<Box<str>, Vec<usize>>,
+    /// Candidate rules whose pattern starts with a glob but has a literal element that must
+    /// equal the path's element at the same position (`*/org/*`): by position, then element.
+    by_element: Vec<HashMap<Box<str>, Vec<usize>>>,
 }
 
 /// One source of a decision: a `download` block, or the default mode.
@@ -135,6 +140,12 @@ impl fmt::Display for Decision<'_> {
     }
 }
 
+/// A module path being decided, with its characters as a set for quick rejections.
+struct CandidatePath<'a> {
+    text: &'a str,
+    ascii: AsciiSet,
+}
+
 /// A node of the literal-prefix index: the rules whose literal leading elements end here, and
 /// the deeper nodes by next element.
 #[derive(Debug, Clone, Default)]
@@ -147,12 +158,34 @@ struct IndexNode {
 impl Policy {
     pub(crate) fn from_rules(rules: Vec<Rule>, fallback: Rule) -> Policy {
         let mut index = IndexNode::default();
+        let mut by_host_suffix: HashMap<Box<str>, Vec<usize>> = HashMap::new();
+        let mut by_element: Vec<HashMap<Box<str>, Vec<usize>>> = Vec::new();
         for (position, rule) in rules.iter().enumerate() {
             let Some(pattern) = &rule.pattern else {
                 continue;
             };
+            let mut literal_elements = pattern.literal_elements().peekable();
+            if literal_elements.peek().is_none() {
+                if let Some(suffix) = pattern.host_suffix() {
+                    by_host_suffix
+                        .entry(suffix.into())
+                        .or_default()
+                        .push(position);
+                    continue;
+                }
+                if let Some((at, element)) = pattern.aligned_literal_element() {
+                    if by_element.len() <= at {
+                        by_element.resize_with(at + 1, HashMap::new);
+                    }
+                    by_element[at]
+                        .entry(element.into())
+                        .or_default()
+                        .push(position);
+                    continue;
+                }
+            }
             let mut node = &mut index;
-            for element in pattern.literal_elements() {
+            for element in literal_elements {
                 node = node.children.entry(element.into()).or_default();
             }
             node.rules.push(position);
@@ -161,6 +194,8 @@ impl Policy {
             rules,
             fallback,
             index,
+            by_host_suffix,
+            by_element,
         }
     }
 
@@ -214,33 +249,59 @@ impl Policy {
         }
     }
 
-    /// The index of the first rule whose pattern matches. Only rules whose literal leading
-    /// elements equal the path's are tried; within each index node the rules are in file
-    /// order, so each node is scanned only up to its first match or the best match so far.
+    /// The index of the first rule whose pattern matches. Only candidates are tried: rules whose
+    /// literal leading elements equal the path's, rules whose `*.host` suffix ends the path's
+    /// first element (found by looking up the element from each of its dots), and rules with a
+    /// literal element equal to the path's element at its position. Each
+    /// candidate list is in file order, so it is scanned only up to its first match or up to
+    /// the best match found so far.
     fn first_match(&self, module_path: &str) -> Option<usize> {
+        let path = CandidatePath {
+            text: module_path,
+            ascii: AsciiSet::of(module_path),
+        };
         let mut best: Option<usize> = None;
         let mut node = &self.index;
-        let mut elements = module_path.split('/');
+        let mut elements = path.text.split('/');
+        let first_element = path.text.split('/').next().unwrap_or_default();
         loop {
-            for &position in &node.rules {
-                if best.is_some_and(|best| position >= best) {
-                    break;
-                }
-                let matches = self.rules[position]
-                    .pattern
-                    .as_ref()
-                    .is_some_and(|pattern| pattern.matches(module_path));
-                if matches {
-                    best = Some(position);
-                    break;
-                }
-            }
+            self.scan(&node.rules, &path, &mut best);
             match elements
                 .next()
                 .and_then(|element| node.children.get(element))
             {
                 Some(child) => node = child,
-                None => return best,
+                None => break,
+            }
+        }
+        if !self.by_host_suffix.is_empty() {
+            for (dot, _) in first_element.match_indices('.') {
+                if let Some(candidates) = self.by_host_suffix.get(&first_element[dot..]) {
+                    self.scan(candidates, &path, &mut best);
+                }
+            }
+        }
+        for (by_this_element, element) in self.by_element.iter().zip(path.text.split('/')) {
+            if let Some(candidates) = by_this_element.get(element) {
+                self.scan(candidates, &path, &mut best);
+            }
+        }
+        best
+    }
+
+    /// Scans candidates (ascending rule positions) for the first match before `best`.
+    fn scan(&self, candidates: &[usize], path: &CandidatePath, best: &mut Option<usize>) {
+        for &position in candidates {
+            if best.is_some_and(|best| position >= best) {
+                return;
+            }
+            let matches = self.rules[position]
+                .pattern
+                .as_ref()
+                .is_some_and(|pattern| pattern.matches_with(path.text, path.ascii));
+            if matches {
+                *best = Some(position);
+                return;
             }
         }
     }

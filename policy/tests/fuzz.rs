@@ -117,9 +117,9 @@ proptest! {
 
     #[test]
     fn index_agrees_with_scanning(
-        patterns in prop::collection::vec("(a|b|\\*|\\?|/|\\[ab\\]|\\[\\^a\\]|\\\\a){1,8}", 1..30),
+        patterns in prop::collection::vec("(a|b|\\.|\\*|\\*\\.|\\?|/|\\[ab\\]|\\[\\^a\\]|\\\\a){1,8}", 1..30),
         modes in prop::collection::vec(0usize..3, 30),
-        paths in prop::collection::vec("[ab/]{0,10}", 1..40),
+        paths in prop::collection::vec("[ab./]{0,10}", 1..40),
     ) {
         let names = ["sync", "async", "none"];
         let mut text = String::from("mode = \"none\"\n");

@@ -327,15 +327,16 @@ fn many_rules_with_shared_and_wildcard_prefixes_agree_with_a_scan() {
     let mut text = String::from("mode = \"none\"\ndownloadURL = \"https://upstream.example\"\n");
     let modes = ["sync", "async", "none", "redirect", "async_redirect"];
     for index in 0..300 {
-        let pattern = match index % 6 {
+        let pattern = match index % 7 {
             0 => format!("github.com/org{index}/*"),
             1 => format!("github.com/org{index}"),
             2 => format!("*.host{index}.example"),
             3 => format!("gitlab.com/g{index}/sub/*"),
             4 => format!("github.com/[a-f]{index}*"),
-            _ => format!("example.com/?{index}"),
+            5 => format!("example.com/?{index}"),
+            _ => format!("*/team{index}/*"),
         };
-        if index % 6 == 5 && index >= 60 {
+        if index % 7 == 5 && index >= 60 {
             continue;
         }
         text.push_str(&format!(
@@ -353,6 +354,8 @@ fn many_rules_with_shared_and_wildcard_prefixes_agree_with_a_scan() {
         paths.push(format!("gitlab.com/g{index}/sub"));
         paths.push(format!("github.com/c{index}x/y"));
         paths.push(format!("example.com/a{index}"));
+        paths.push(format!("git.example/team{index}/x"));
+        paths.push(format!("git.example/team{index}"));
     }
     for path in &paths {
         assert_eq!(policy.decide(path), policy.decide_by_scan(path), "{path}");
