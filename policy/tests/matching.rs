@@ -34,6 +34,8 @@ const MATCH_TABLE: &[(&str, &str, bool)] = &[
     ("*.corp.example", "a.b.corp.example/x", true),
     ("github.com/*s", "github.com/pkgs/x", true),
     ("github.com/*s", "github.com/pkg/s", false),
+    ("github.com/a*c", "github.com/abc/d", true),
+    ("github.com/a*c", "github.com/ab/c", false),
     ("github.com/a*b*c", "github.com/abc", true),
     ("github.com/a*b*c", "github.com/aXbYc", true),
     ("github.com/a*b*c", "github.com/aXbYcZ", false),
@@ -374,4 +376,37 @@ fn policy_from_text(text: &str) -> Policy {
 fn base64_standard(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The README's example file and the `ferry policy check` output it shows.
+#[test]
+fn readme_example_check_report() {
+    let readme = include_str!("../README.md");
+    let start = readme.find("```hcl\n").expect("README has an hcl example") + "```hcl\n".len();
+    let end = start + readme[start..].find("```").expect("the example ends");
+    let text = &readme[start..end];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("download.hcl");
+    std::fs::write(&path, text).unwrap();
+    let policy = ferry_policy::load_file(&path).unwrap();
+    let report = policy
+        .check_report(&[
+            "github.com/pkg/errors",
+            "golang.org/x/mod",
+            "example.com/other",
+        ])
+        .replace(&path.display().to_string(), "download.hcl");
+    for line in report.lines() {
+        assert!(
+            readme.contains(&format!("  {line}\n")),
+            "README lacks: {line}"
+        );
+    }
+    assert!(
+        readme.contains(
+            &policy
+                .summary()
+                .replace(&path.display().to_string(), "download.hcl")
+        )
+    );
 }
