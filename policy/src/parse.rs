@@ -185,7 +185,8 @@ impl<'t> Reporter<'t> {
             );
         }
         let mut rules = Vec::new();
-        let mut first_pattern_line: HashMap<String, usize> = HashMap::new();
+        // Pattern -> (line, byte offset) of the first block using it.
+        let mut first_pattern_line: HashMap<String, (usize, usize)> = HashMap::new();
         for structure in body.iter() {
             let Structure::Block(block) = structure else {
                 continue;
@@ -247,7 +248,7 @@ impl<'t> Reporter<'t> {
         block: &Block,
         top_url: Option<&Url>,
         top_url_written: bool,
-        first_pattern_line: &mut HashMap<String, usize>,
+        first_pattern_line: &mut HashMap<String, (usize, usize)>,
     ) -> Option<Rule> {
         let block_span = span_of(block);
         let line = self.line_column(block_span.start).0;
@@ -258,10 +259,10 @@ impl<'t> Reporter<'t> {
                 let label_span = span_of(label);
                 match Pattern::new(label.as_str()) {
                     Ok(pattern) => {
-                        if let Some(first_line) =
-                            first_pattern_line.insert(pattern.as_str().to_owned(), line)
-                        {
-                            first_pattern_line.insert(pattern.as_str().to_owned(), first_line);
+                        let (first_line, first_start) = *first_pattern_line
+                            .entry(pattern.as_str().to_owned())
+                            .or_insert((line, block_span.start));
+                        if first_start != block_span.start {
                             self.problem(
                                 label_span,
                                 ProblemKind::DuplicatePattern,

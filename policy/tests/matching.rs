@@ -410,3 +410,12 @@ fn readme_example_check_report() {
         )
     );
 }
+
+#[test]
+fn rule_lines_skip_comments_before_a_block() {
+    let policy = policy_from_text(
+        "# Ferry download policy\nmode = \"none\"\n\n# Our modules.\n/* fetched */\ndownload \"a.example/*\" {\n  mode = \"sync\"\n}\n",
+    );
+    assert_eq!(policy.decide("a.example/x").rule.file_line().unwrap().1, 6);
+    assert_eq!(policy.default_rule().file_line().unwrap().1, 2);
+}
