@@ -204,8 +204,15 @@ impl Fetcher {
 
     /// The version `module@latest` resolves to upstream (`go list -m -json module@latest`).
     pub async fn latest(&self, module: &str) -> Result<LatestVersion, FetchError> {
+        self.resolve(module, "latest").await
+    }
+
+    /// The canonical version a query (`latest`, a branch, a tag, a commit hash, or a canonical version)
+    /// resolves to upstream, with its time, via `go list -m -json module@query`: only the `.info` is
+    /// fetched, so this is how a query is answered without downloading a zip that may be stored already.
+    pub async fn resolve(&self, module: &str, query: &str) -> Result<LatestVersion, FetchError> {
         reject_flag_like(module)?;
-        let target = format!("{module}@latest");
+        let target = format!("{module}@{query}");
         let (_scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
         match (

@@ -157,6 +157,33 @@ async fn queries_resolve_to_canonical_versions() {
 }
 
 #[tokio::test]
+async fn resolve_answers_a_query_without_downloading_the_zip() {
+    let upstream = Upstream::start(vec![hello("v1.0.0"), hello(PSEUDO)]).await;
+    upstream.alias("example.com/hello", "master", PSEUDO);
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+    let resolved = fetcher
+        .resolve("example.com/hello", "master")
+        .await
+        .unwrap();
+    assert_eq!(resolved.version, PSEUDO);
+    assert_eq!(
+        upstream.request_count(".zip"),
+        0,
+        "{:?}",
+        upstream.requests()
+    );
+    let missing = fetcher
+        .resolve("example.com/hello", "no-such-branch")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, ferry_fetcher::FetchError::NotFound { .. }),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
 async fn list_and_latest() {
     let upstream = Upstream::start(vec![
         hello("v1.0.0"),

@@ -10,18 +10,24 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ferry_fetcher::FetcherConfig;
+use ferry_policy::{Policy, PolicySources};
 use ferry_storage::StorageConfig;
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::server::ServerSettings;
+use crate::upstream::BackgroundSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_STORAGE: &str = "file://./ferry-data";
+pub const DEFAULT_WORK_DIR: &str = "./ferry-work";
 
 /// Read access to environment variables.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
+    /// Every variable, for what is passed on to the `go` command.
+    fn vars(&self) -> BTreeMap<String, String>;
 }
 
 /// The process environment.
@@ -31,11 +37,22 @@ impl Environment for ProcessEnvironment {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     }
+
+    fn vars(&self) -> BTreeMap<String, String> {
+        // `std::env::vars` panics on a variable that is not UTF-8; such a variable is skipped instead.
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
 }
 
 impl Environment for BTreeMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
-        self.get(name).cloned()
+        self.get(name).cloned().filter(|v| !v.is_empty())
+    }
+
+    fn vars(&self) -> BTreeMap<String, String> {
+        self.clone()
     }
 }
 
@@ -61,6 +78,38 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub server: ServerSettings,
+    pub policy: Policy,
+    /// What the policy was loaded from, to load it again on SIGHUP.
+    pub policy_sources: PolicySourceValues,
+    pub fetcher: FetcherConfig,
+    pub background: BackgroundSettings,
+}
+
+/// The download-mode settings as found, owned, so the policy can be loaded again (on SIGHUP).
+#[derive(Debug, Clone, Default)]
+pub struct PolicySourceValues {
+    pub ferry_download_mode: Option<String>,
+    pub athens_download_mode: Option<String>,
+    pub config_download_mode: Option<String>,
+    pub download_url: Option<String>,
+    pub config_file: Option<PathBuf>,
+}
+
+impl PolicySourceValues {
+    pub fn sources(&self) -> PolicySources<'_> {
+        PolicySources {
+            ferry_download_mode: self.ferry_download_mode.as_deref(),
+            athens_download_mode: self.athens_download_mode.as_deref(),
+            config_download_mode: self.config_download_mode.as_deref(),
+            download_url: self.download_url.as_deref(),
+            config_file: self.config_file.as_deref(),
+        }
+    }
+
+    /// Loads the policy these values name (reading its file, for `file:`).
+    pub fn load(&self) -> Result<Policy, ferry_policy::PolicyError> {
+        ferry_policy::load(&self.sources())
+    }
 }
 
 /// Where a value came from.
@@ -100,6 +149,9 @@ pub enum ConfigError {
     /// A value is not acceptable: where it came from, what is wrong, what to write instead.
     #[error("{origin}: {message}")]
     Invalid { origin: Origin, message: String },
+    /// The download policy is invalid; every problem is listed with its location and fix.
+    #[error("invalid download policy:\n{0}")]
+    Policy(ferry_policy::PolicyError),
 }
 
 /// The file's keys; every one optional, unknown keys refused.
@@ -111,6 +163,23 @@ struct FileSettings {
     log_format: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     header_read_timeout: Option<Spanned<String>>,
+    download_mode: Option<Spanned<String>>,
+    download_url: Option<Spanned<String>>,
+    fetcher: Option<FetcherSettings>,
+}
+
+/// The `[fetcher]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetcherSettings {
+    go: Option<Spanned<String>>,
+    work_dir: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    max_concurrent: Option<Spanned<u32>>,
+    async_workers: Option<Spanned<u32>>,
+    async_queue_size: Option<Spanned<u32>>,
+    /// `GO*` variables for the `go` command, overriding Ferry's own environment.
+    go_env: Option<BTreeMap<String, String>>,
 }
 
 /// The configuration file as read: its settings and what is needed to point into it.
@@ -137,7 +206,7 @@ impl ConfigFile {
         })
     }
 
-    fn origin(&self, value: &Spanned<String>) -> Origin {
+    fn origin<T>(&self, value: &Spanned<T>) -> Origin {
         origin_in(&self.path, &self.text, value.span().start)
     }
 }
@@ -160,11 +229,11 @@ struct Lookup<'a> {
 }
 
 impl Lookup<'_> {
-    fn get(
+    fn get<T: ToString>(
         &self,
         flag: (&'static str, Option<&String>),
         env_name: &'static str,
-        file_value: impl Fn(&FileSettings) -> Option<&Spanned<String>>,
+        file_value: impl Fn(&FileSettings) -> Option<&Spanned<T>>,
     ) -> Option<(String, Origin)> {
         if let Some(value) = flag.1 {
             return Some((value.clone(), Origin::Flag(flag.0)));
@@ -174,7 +243,7 @@ impl Lookup<'_> {
         }
         let file = self.file?;
         let value = file_value(&file.settings)?;
-        Some((value.get_ref().clone(), file.origin(value)))
+        Some((value.get_ref().to_string(), file.origin(value)))
     }
 }
 
@@ -252,11 +321,86 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             defaults.shutdown_timeout,
         )?,
     };
+
+    let file_text = |value: fn(&FileSettings) -> Option<&Spanned<String>>| {
+        file.as_ref()
+            .and_then(|f| value(&f.settings))
+            .map(|v| v.get_ref().clone())
+    };
+    let policy_sources = PolicySourceValues {
+        ferry_download_mode: env.var("FERRY_DOWNLOAD_MODE"),
+        athens_download_mode: env.var("ATHENS_DOWNLOAD_MODE"),
+        config_download_mode: file_text(|f| f.download_mode.as_ref()),
+        download_url: env
+            .var("FERRY_DOWNLOAD_URL")
+            .or_else(|| file_text(|f| f.download_url.as_ref())),
+        config_file: file.as_ref().map(|f| f.path.clone()),
+    };
+    let policy = policy_sources.load().map_err(ConfigError::Policy)?;
+
+    let count = |env_name: &'static str,
+                 file_value: fn(&FileSettings) -> Option<&Spanned<u32>>,
+                 default: usize| {
+        match lookup.get(("", None), env_name, file_value) {
+            None => Ok(default),
+            Some((text, origin)) => match text.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    origin,
+                    message: format!("{text:?} is not a positive whole number; write e.g. 4"),
+                }),
+            },
+        }
+    };
+    let work_dir = lookup
+        .get(("", None), "FERRY_WORK_DIR", |f| {
+            f.fetcher.as_ref()?.work_dir.as_ref()
+        })
+        .map_or_else(
+            || PathBuf::from(DEFAULT_WORK_DIR),
+            |(dir, _)| PathBuf::from(dir),
+        );
+    let mut fetcher = FetcherConfig::new(work_dir);
+    if let Some((go, _)) = lookup.get(("", None), "FERRY_GO", |f| f.fetcher.as_ref()?.go.as_ref()) {
+        fetcher.go_binary = PathBuf::from(go);
+    }
+    if let Some((text, origin)) = lookup.get(("", None), "FERRY_FETCH_TIMEOUT", |f| {
+        f.fetcher.as_ref()?.timeout.as_ref()
+    }) {
+        fetcher.timeout = parse_duration(&text, origin)?;
+    }
+    fetcher.max_concurrent = count(
+        "FERRY_FETCH_CONCURRENCY",
+        |f| f.fetcher.as_ref()?.max_concurrent.as_ref(),
+        fetcher.max_concurrent,
+    )?;
+    fetcher.go_env = file
+        .as_ref()
+        .and_then(|f| f.settings.fetcher.as_ref()?.go_env.clone())
+        .unwrap_or_default();
+    fetcher.inherited_env = env.vars();
+    let background_defaults = BackgroundSettings::default();
+    let background = BackgroundSettings {
+        workers: count(
+            "FERRY_ASYNC_WORKERS",
+            |f| f.fetcher.as_ref()?.async_workers.as_ref(),
+            background_defaults.workers,
+        )?,
+        queue_size: count(
+            "FERRY_ASYNC_QUEUE_SIZE",
+            |f| f.fetcher.as_ref()?.async_queue_size.as_ref(),
+            background_defaults.queue_size,
+        )?,
+    };
     Ok(Config {
         listen,
         storage,
         log_format,
         server,
+        policy,
+        policy_sources,
+        fetcher,
+        background,
     })
 }
 

@@ -6,24 +6,28 @@ pub mod config;
 pub mod request;
 mod server;
 mod service;
+pub mod upstream;
 
 pub use config::{Config, ConfigError};
 pub use server::{ServerSettings, run};
 pub use service::Proxy;
+pub use upstream::{BackgroundSettings, Upstream};
 
 use std::sync::Arc;
 
 /// Why Ferry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("storage {url}: {source}")]
+    #[error("storage {url} is not usable: {source}")]
     Storage {
         url: String,
         source: ferry_storage::StorageError,
     },
+    #[error("the download policy fetches from the upstream, but {0}")]
+    Fetcher(ferry_fetcher::FetchError),
 }
 
-/// Opens and checks the store, then builds the proxy over it.
+/// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
 pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     let url = config.storage.to_string();
     let store = config
@@ -37,5 +41,25 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         .check()
         .await
         .map_err(|source| StartError::Storage { url, source })?;
-    Ok(Arc::new(Proxy::new(store)))
+    let policy = config.policy.clone();
+    let can_fetch = policy
+        .rules()
+        .iter()
+        .chain([policy.default_rule()])
+        .any(|rule| rule.mode().fetches());
+    let upstream = if can_fetch {
+        let fetcher = ferry_fetcher::Fetcher::new(config.fetcher.clone())
+            .await
+            .map_err(StartError::Fetcher)?;
+        let work_dir = config.fetcher.work_dir.display().to_string();
+        tracing::info!(go = fetcher.go_version(), %work_dir, "fetching with the go command");
+        Some(Upstream::start(
+            fetcher,
+            store.clone(),
+            config.background.clone(),
+        ))
+    } else {
+        None
+    };
+    Ok(Arc::new(Proxy::with_upstream(store, upstream, policy)))
 }

@@ -24,6 +24,33 @@ struct Cli {
 enum Command {
     /// Serve the GOPROXY protocol (what `ferry` with no subcommand does).
     Serve(ServeArgs),
+    /// Inspect a download policy (the Athens-compatible download file).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print, for each module, the mode, the download URL and the rule that decides it.
+    ///
+    /// Without --file, the policy is the one `ferry serve` would load (FERRY_DOWNLOAD_MODE, else
+    /// ATHENS_DOWNLOAD_MODE, else download_mode in --config, else sync).
+    Check {
+        /// A download file to check instead of the configured policy.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// TOML configuration file whose download_mode / download_url to use [env: FERRY_CONFIG]
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Module paths, e.g. github.com/pkg/errors
+        #[arg(required = true, value_name = "MODULE")]
+        modules: Vec<String>,
+    },
+    /// Check a download file; exits non-zero and lists every problem (FILE:LINE:COL) when it is invalid.
+    Validate {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -42,10 +69,22 @@ struct ServeArgs {
     log_format: Option<String>,
 }
 
+impl ServeArgs {
+    fn flags(self) -> Flags {
+        Flags {
+            config: self.config,
+            listen: self.listen,
+            storage: self.storage,
+            log_format: self.log_format,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args.flags()),
+        Command::Policy(command) => policy(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,13 +95,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let flags = Flags {
-        config: args.config,
-        listen: args.listen,
-        storage: args.storage,
-        log_format: args.log_format,
-    };
+fn policy(command: PolicyCommand) -> anyhow::Result<()> {
+    match command {
+        PolicyCommand::Check {
+            file: Some(file),
+            modules,
+            ..
+        } => {
+            print!("{}", ferry_policy::load_file(&file)?.check_report(&modules));
+        }
+        PolicyCommand::Check {
+            file: None,
+            config,
+            modules,
+        } => {
+            let config = config::load(
+                &Flags {
+                    config,
+                    ..Flags::default()
+                },
+                &ProcessEnvironment,
+            )?;
+            print!("{}", config.policy.check_report(&modules));
+        }
+        PolicyCommand::Validate { file } => {
+            let policy = ferry_policy::load_file(&file)?;
+            println!("{}: valid", file.display());
+            print!("{}", policy.summary());
+        }
+    }
+    Ok(())
+}
+
+fn serve(flags: Flags) -> anyhow::Result<()> {
     let config = config::load(&flags, &ProcessEnvironment)?;
     init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -74,6 +139,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
+        tokio::spawn(reload_policy_on_sighup(proxy.clone(), config.policy_sources.clone()));
         tracing::info!(listen = %listener.local_addr()?, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, config.server.clone(), shutdown_signal()).await;
         Ok(())
@@ -95,6 +161,30 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+/// On SIGHUP, loads the download policy again from the same sources; an invalid new policy is reported and
+/// the old one stays in force.
+async fn reload_policy_on_sighup(
+    proxy: std::sync::Arc<ferry::Proxy>,
+    sources: config::PolicySourceValues,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the download policy will not be reloaded");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match sources.load() {
+            Ok(policy) => {
+                tracing::info!(policy = %policy.summary().trim_end(), "SIGHUP: download policy reloaded");
+                proxy.set_policy(policy);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the new download policy is invalid; keeping the old one")
+            }
+        }
     }
 }
 

@@ -75,10 +75,15 @@ pub async fn run(
     }
     drop(listener);
     tracing::info!(timeout = ?settings.shutdown_timeout, "shutting down: draining in-flight requests");
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(settings.shutdown_timeout) => {
+        () = tokio::time::sleep_until(deadline) => {
             tracing::warn!("shutdown timeout reached; closing the remaining connections");
         }
     }
+    // Background fetches get what is left of the same deadline.
+    proxy
+        .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
 }

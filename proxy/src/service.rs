@@ -1,36 +1,71 @@
-//! The GOPROXY protocol over a module store: routing, status codes, headers and streaming.
+//! The GOPROXY protocol over a module store: routing, status codes, headers and streaming, and on a miss
+//! what the download policy says for the module (fetch, fetch in the background, redirect, or decline).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry_storage::module::latest_of;
+use ferry_policy::{Decision, Mode, Policy};
+use ferry_storage::module::{escape, latest_of};
 use ferry_storage::{ModulePath, ModuleStore, StorageError, Version, VersionQuery};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::body::{self, AccessLog, Body, LoggedBody};
 use crate::request::{Endpoint, Refusal};
+use crate::upstream::{FillError, Upstream};
 
 /// `.mod`, `.zip` and canonical `.info` never change once published.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// `list` and `@latest` change when versions are published.
+/// `list`, `@latest` and query `.info` answers change when versions are published.
 const SHORT_LIVED: &str = "public, max-age=60";
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// The proxy: answers GOPROXY requests from its store.
+/// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
 pub struct Proxy {
     store: Arc<dyn ModuleStore>,
+    /// None when no mode can fetch: a miss that would fetch is then answered 404.
+    upstream: Option<Upstream>,
+    /// Replaced whole on reload (SIGHUP); each request decides with the policy in force when it started.
+    policy: RwLock<Arc<Policy>>,
 }
 
-/// An answer before headers common to all responses are added.
+/// Which file of a version a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VersionFile {
+    Info,
+    Mod,
+    Zip,
+}
+
+impl VersionFile {
+    fn extension(self) -> &'static str {
+        match self {
+            VersionFile::Info => "info",
+            VersionFile::Mod => "mod",
+            VersionFile::Zip => "zip",
+        }
+    }
+}
+
+/// What a request missed in the store, for the answers that explain a miss.
+struct Miss<'a> {
+    module: &'a ModulePath,
+    /// The canonical version or the query asked for.
+    query: &'a str,
+    /// The request's path as the protocol spells it (escaped, without the leading `/`), for redirects.
+    escaped_path: String,
+}
+
+/// An answer before the headers common to all responses are added.
 struct Answer {
     status: StatusCode,
     content_type: &'static str,
     cache: Option<&'static str>,
     etag: Option<String>,
+    location: Option<HeaderValue>,
     content_length: Option<u64>,
     body: Body,
 }
@@ -42,6 +77,7 @@ impl Answer {
             content_type,
             cache: Some(cache),
             etag: None,
+            location: None,
             content_length: Some(bytes.len() as u64),
             body: body::full(bytes),
         }
@@ -57,6 +93,7 @@ impl Answer {
             content_type: TEXT,
             cache: None,
             etag: None,
+            location: None,
             content_length: Some(text.len() as u64),
             body: body::full(text),
         }
@@ -85,13 +122,58 @@ impl From<StorageError> for Answer {
     }
 }
 
+impl From<FillError> for Answer {
+    fn from(error: FillError) -> Answer {
+        let status = match error {
+            FillError::NotFound(reason) => return Answer::not_found(reason),
+            FillError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            FillError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            FillError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Answer::text(status, error.to_string())
+    }
+}
+
 impl Proxy {
+    /// A proxy that serves its store only: every miss is a 404.
     pub fn new(store: Arc<dyn ModuleStore>) -> Proxy {
-        Proxy { store }
+        let policy = Policy::single(Mode::None, None).expect("the none mode needs no download URL");
+        Proxy::with_upstream(store, None, policy)
+    }
+
+    /// A proxy that fills its store through `upstream` as `policy` says.
+    pub fn with_upstream(
+        store: Arc<dyn ModuleStore>,
+        upstream: Option<Upstream>,
+        policy: Policy,
+    ) -> Proxy {
+        Proxy {
+            store,
+            upstream,
+            policy: RwLock::new(Arc::new(policy)),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn ModuleStore> {
         &self.store
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy.read().unwrap().clone()
+    }
+
+    /// Puts a new policy in force for the requests that start from now on.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap() = Arc::new(policy);
+    }
+
+    /// Stops background fetching, letting queued fetches finish within `deadline`.
+    pub async fn drain(&self, deadline: Duration) {
+        if let Some(upstream) = &self.upstream {
+            upstream.drain(deadline).await;
+        }
     }
 
     /// Answers one HTTP request. Never fails: every problem becomes a status code with a plain-text reason.
@@ -130,52 +212,61 @@ impl Proxy {
             Err(Refusal::NotFound(reason)) => return Answer::not_found(reason),
         };
         let if_none_match = request.headers().get(header::IF_NONE_MATCH);
-        let result = match endpoint {
-            Endpoint::Index => Ok(Answer::text(
+        let head_only = request.method() == Method::HEAD;
+        let policy = self.policy();
+        let decide = |module: &ModulePath| policy.decide(module.as_str());
+        match endpoint {
+            Endpoint::Index => Answer::text(
                 StatusCode::OK,
                 "Ferry Go module proxy. Set GOPROXY to this URL.",
-            )),
-            Endpoint::Healthz => Ok(Answer::text(StatusCode::OK, "ok")),
-            Endpoint::Readyz => Ok(self.readyz().await),
-            Endpoint::SumDb => Ok(Answer::not_found(
+            ),
+            Endpoint::Healthz => Answer::text(StatusCode::OK, "ok"),
+            Endpoint::Readyz => self.readyz().await,
+            Endpoint::SumDb => Answer::not_found(
                 "checksum database proxying is not offered; the go command asks it directly",
-            )),
-            Endpoint::List(module) => self.list(&module).await,
-            Endpoint::Latest(module) => self.latest(&module).await,
-            Endpoint::Info(module, VersionQuery::Canonical(version)) => {
-                let etag = etag("info", &module, &version);
-                if matches_etag(if_none_match, &etag) {
-                    return not_modified(etag);
-                }
-                self.store
-                    .info(&module, &version)
-                    .await
-                    .map(|info| Answer::ok(JSON, IMMUTABLE, info).immutable(etag))
+            ),
+            Endpoint::List(module) => self.list(&module, &decide(&module)).await,
+            Endpoint::Latest(module) => self.latest(&module, &decide(&module)).await,
+            Endpoint::Info(module, VersionQuery::Query(query)) => {
+                self.query_info(&module, &query, &decide(&module)).await
             }
-            Endpoint::Info(module, VersionQuery::Query(query)) => Ok(Answer::not_found(format!(
-                "{module}@{query}: no such version stored (queries need an upstream)"
-            ))),
+            Endpoint::Info(module, VersionQuery::Canonical(version)) => {
+                let file = VersionFile::Info;
+                self.version_file(
+                    &module,
+                    &version,
+                    file,
+                    if_none_match,
+                    head_only,
+                    &decide(&module),
+                )
+                .await
+            }
             Endpoint::Mod(module, version) => {
-                let etag = etag("mod", &module, &version);
-                if matches_etag(if_none_match, &etag) {
-                    return not_modified(etag);
-                }
-                self.store
-                    .go_mod(&module, &version)
-                    .await
-                    .map(|m| Answer::ok(TEXT, IMMUTABLE, m).immutable(etag))
+                let file = VersionFile::Mod;
+                self.version_file(
+                    &module,
+                    &version,
+                    file,
+                    if_none_match,
+                    head_only,
+                    &decide(&module),
+                )
+                .await
             }
             Endpoint::Zip(module, version) => {
-                let etag = etag("zip", &module, &version);
-                if matches_etag(if_none_match, &etag) {
-                    return not_modified(etag);
-                }
-                self.zip(&module, &version, request.method() == Method::HEAD)
-                    .await
-                    .map(|zip| zip.immutable(etag))
+                let file = VersionFile::Zip;
+                self.version_file(
+                    &module,
+                    &version,
+                    file,
+                    if_none_match,
+                    head_only,
+                    &decide(&module),
+                )
+                .await
             }
-        };
-        result.unwrap_or_else(Answer::from)
+        }
     }
 
     async fn readyz(&self) -> Answer {
@@ -185,25 +276,214 @@ impl Proxy {
         }
     }
 
-    async fn list(&self, module: &ModulePath) -> Result<Answer, StorageError> {
-        let versions = self.store.list(module).await?;
-        if versions.is_empty() {
-            return Ok(Answer::not_found(format!("{module}: no versions stored")));
+    /// `.info`, `.mod` or `.zip` of a canonical version: from the store; on a miss, as the policy says.
+    async fn version_file(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+        if_none_match: Option<&HeaderValue>,
+        head_only: bool,
+        decision: &Decision<'_>,
+    ) -> Answer {
+        let etag = etag(file.extension(), module, version);
+        if matches_etag(if_none_match, &etag) {
+            return not_modified(etag);
         }
-        Ok(Answer::ok(
-            TEXT,
-            SHORT_LIVED,
-            Bytes::from(list_body(&versions)),
-        ))
+        let stored = match self.stored_file(module, version, file, head_only).await {
+            Err(StorageError::NotFound(_)) => match (decision.mode, &self.upstream) {
+                (Mode::Sync, Some(upstream)) => match upstream.fill(module, version.as_str()).await
+                {
+                    Ok(_) => self.stored_file(module, version, file, head_only).await,
+                    Err(e) => return Answer::from(e),
+                },
+                _ => {
+                    let escaped_path = format!(
+                        "{}/@v/{}.{}",
+                        module.escaped(),
+                        version.escaped(),
+                        file.extension()
+                    );
+                    return self.miss(
+                        &Miss {
+                            module,
+                            query: version.as_str(),
+                            escaped_path,
+                        },
+                        decision,
+                    );
+                }
+            },
+            stored => stored,
+        };
+        stored
+            .map(|answer| answer.immutable(etag))
+            .unwrap_or_else(Answer::from)
     }
 
-    async fn latest(&self, module: &ModulePath) -> Result<Answer, StorageError> {
-        let versions = self.store.list(module).await?;
-        let Some(latest) = latest_of(&versions) else {
-            return Ok(Answer::not_found(format!("{module}: no versions stored")));
+    async fn stored_file(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+        head_only: bool,
+    ) -> Result<Answer, StorageError> {
+        match file {
+            VersionFile::Info => self
+                .store
+                .info(module, version)
+                .await
+                .map(|info| Answer::ok(JSON, IMMUTABLE, info)),
+            VersionFile::Mod => self
+                .store
+                .go_mod(module, version)
+                .await
+                .map(|m| Answer::ok(TEXT, IMMUTABLE, m)),
+            VersionFile::Zip => self.zip(module, version, head_only).await,
+        }
+    }
+
+    /// A miss that is not fetched before answering: redirect, queue a background fetch, or decline, with
+    /// an answer that says which.
+    fn miss(&self, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
+        let what = format!("{}@{}", miss.module, miss.query);
+        if decision.mode.fetches_in_background()
+            && let Some(upstream) = &self.upstream
+        {
+            upstream.enqueue(miss.module, miss.query);
+        }
+        match (decision.mode, &self.upstream) {
+            (Mode::Redirect | Mode::AsyncRedirect, _) => redirect(decision, &miss.escaped_path),
+            (Mode::Async, Some(_)) => Answer::not_found(format!(
+                "{what} is not stored yet; it is being fetched, try again shortly"
+            )),
+            (Mode::None, _) => Answer::not_found(format!(
+                "{what} is not stored, and the download policy does not fetch it ({})",
+                decision.rule
+            )),
+            (Mode::Sync | Mode::Async, _) => Answer::not_found(format!(
+                "{what} is not stored, and this Ferry has no upstream"
+            )),
+        }
+    }
+
+    /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
+    /// served from the store (fetched first when missing). Only `sync` answers a query; the other modes
+    /// treat it as a miss.
+    async fn query_info(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        decision: &Decision<'_>,
+    ) -> Answer {
+        let upstream = match (decision.mode, &self.upstream) {
+            (Mode::Sync, Some(upstream)) => upstream,
+            _ => {
+                let escaped_path = format!("{}/@v/{}.info", module.escaped(), escape(query));
+                return self.miss(
+                    &Miss {
+                        module,
+                        query,
+                        escaped_path,
+                    },
+                    decision,
+                );
+            }
         };
-        let info = self.store.info(module, latest).await?;
-        Ok(Answer::ok(JSON, SHORT_LIVED, info))
+        let resolved = match upstream.resolve(module, query).await {
+            Ok(resolved) => resolved,
+            Err(e) => return Answer::from(e),
+        };
+        let version = match Version::new(&resolved.version) {
+            Ok(version) => version,
+            Err(e) => {
+                return Answer::from(FillError::Upstream(format!(
+                    "{module}@{query} resolved to {e}"
+                )));
+            }
+        };
+        let info = match self.store.info(module, &version).await {
+            Err(StorageError::NotFound(_)) => match upstream.fill(module, version.as_str()).await {
+                Ok(_) => self.store.info(module, &version).await,
+                Err(e) => return Answer::from(e),
+            },
+            stored => stored,
+        };
+        // The answer names what the query resolves to now, so it is only briefly cacheable.
+        info.map(|info| Answer::ok(JSON, SHORT_LIVED, info))
+            .unwrap_or_else(Answer::from)
+    }
+
+    /// `@v/list`: the stored versions, merged with the upstream's in `sync` and `async`. When the upstream
+    /// fails, the stored versions are the answer (logged); only with none stored does the failure show.
+    async fn list(&self, module: &ModulePath, decision: &Decision<'_>) -> Answer {
+        if decision.mode.redirects() {
+            return redirect(decision, &format!("{}/@v/list", module.escaped()));
+        }
+        let stored = match self.store.list(module).await {
+            Ok(stored) => stored,
+            Err(e) => return Answer::from(e),
+        };
+        let mut versions = match (decision.mode, &self.upstream) {
+            (Mode::Sync | Mode::Async, Some(upstream)) => match upstream.list(module).await {
+                Ok(mut versions) => {
+                    versions.extend(stored);
+                    versions
+                }
+                Err(e) if !stored.is_empty() => {
+                    tracing::warn!(%module, error = %e, "upstream list failed; answering with the stored versions");
+                    stored
+                }
+                Err(e) => return Answer::from(e),
+            },
+            _ if stored.is_empty() => {
+                return Answer::not_found(format!("{module}: no versions stored"));
+            }
+            _ => stored,
+        };
+        versions.sort();
+        versions.dedup();
+        Answer::ok(TEXT, SHORT_LIVED, Bytes::from(list_body(&versions)))
+    }
+
+    /// `@latest`: the upstream's answer in `sync` and `async`; otherwise, or when the upstream fails, the
+    /// latest stored version by the `go` command's rule.
+    async fn latest(&self, module: &ModulePath, decision: &Decision<'_>) -> Answer {
+        if decision.mode.redirects() {
+            return redirect(decision, &format!("{}/@latest", module.escaped()));
+        }
+        let upstream_error = match (decision.mode, &self.upstream) {
+            (Mode::Sync | Mode::Async, Some(upstream)) => {
+                match upstream.resolve(module, "latest").await {
+                    Ok(latest) => {
+                        let mut info =
+                            serde_json::json!({ "Version": latest.version, "Time": latest.time });
+                        if let Some(origin) = latest.origin {
+                            info["Origin"] = origin;
+                        }
+                        return Answer::ok(JSON, SHORT_LIVED, Bytes::from(info.to_string()));
+                    }
+                    Err(e) => Some(e),
+                }
+            }
+            _ => None,
+        };
+        let stored = match self.store.list(module).await {
+            Ok(stored) => stored,
+            Err(e) => return Answer::from(e),
+        };
+        match (latest_of(&stored), upstream_error) {
+            (Some(latest), upstream_error) => {
+                if let Some(e) = upstream_error {
+                    tracing::warn!(%module, error = %e, "upstream latest failed; answering with the latest stored version");
+                }
+                let info = self.store.info(module, latest).await;
+                info.map(|info| Answer::ok(JSON, SHORT_LIVED, info))
+                    .unwrap_or_else(Answer::from)
+            }
+            (None, Some(e)) => Answer::from(e),
+            (None, None) => Answer::not_found(format!("{module}: no versions stored")),
+        }
     }
 
     async fn zip(
@@ -225,6 +505,7 @@ impl Proxy {
             content_type: "application/zip",
             cache: None,
             etag: None,
+            location: None,
             content_length: Some(len),
             body,
         })
@@ -246,6 +527,7 @@ fn finish(answer: Answer, method: &Method) -> Response<Body> {
         content_type,
         cache,
         etag,
+        location,
         content_length,
         body,
     } = answer;
@@ -267,13 +549,44 @@ fn finish(answer: Answer, method: &Method) -> Response<Body> {
     if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         headers.insert(header::ETAG, etag);
     }
+    if let Some(location) = location {
+        headers.insert(header::LOCATION, location);
+    }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     }
-    if status.is_client_error() || status.is_server_error() {
+    // Errors and redirects depend on the moment (the store, the upstream, the policy): never cached.
+    if status.is_client_error()
+        || status.is_server_error()
+        || status.is_redirection() && status != StatusCode::NOT_MODIFIED
+    {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// A temporary redirect to the policy's `downloadURL` joined with the escaped request path. The path is
+/// rebuilt from the validated module path and version, so a request can neither choose where the redirect
+/// points nor inject a header.
+fn redirect(decision: &Decision<'_>, escaped_path: &str) -> Answer {
+    let target = decision.redirect_target(escaped_path);
+    match target.as_deref().map(HeaderValue::from_str) {
+        Some(Ok(location)) => {
+            let mut answer = Answer::text(
+                StatusCode::TEMPORARY_REDIRECT,
+                format!("redirecting to {}", location.to_str().unwrap_or_default()),
+            );
+            answer.location = Some(location);
+            answer
+        }
+        _ => Answer::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the download policy redirects but gives no usable downloadURL ({})",
+                decision.rule
+            ),
+        ),
+    }
 }
 
 fn not_modified(etag: String) -> Answer {
@@ -282,6 +595,7 @@ fn not_modified(etag: String) -> Answer {
         content_type: TEXT,
         cache: Some(IMMUTABLE),
         etag: Some(etag),
+        location: None,
         content_length: None,
         body: body::empty(),
     }
@@ -291,13 +605,13 @@ fn not_modified(etag: String) -> Answer {
 /// changes, so a revalidation is answered without touching storage. FNV-1a keeps it stable across builds.
 fn etag(kind: &str, module: &ModulePath, version: &Version) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in kind
+    let bytes = kind
         .bytes()
         .chain([0])
         .chain(module.as_str().bytes())
         .chain([0])
-        .chain(version.as_str().bytes())
-    {
+        .chain(version.as_str().bytes());
+    for byte in bytes {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }

@@ -98,6 +98,9 @@ fn serve_subcommand_flags_and_json_logs() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = ferry();
     let store = format!("file://{}", dir.path().join("store").display());
+    command
+        .current_dir(dir.path())
+        .env("FERRY_DOWNLOAD_MODE", "none");
     command.args([
         "serve",
         "--listen",
@@ -114,19 +117,27 @@ fn serve_subcommand_flags_and_json_logs() {
             .spawn()
             .unwrap(),
     );
-    let mut stderr = BufReader::new(child.0.stderr.take().unwrap()).lines();
-    let serving = stderr.next().unwrap().unwrap();
-    let serving: serde_json::Value = serde_json::from_str(&serving).expect("a JSON log line");
-    assert_eq!(serving["message"], "ferry is serving");
+    let mut json_lines = BufReader::new(child.0.stderr.take().unwrap())
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(&line.unwrap())
+                .expect("every log line is JSON")
+        });
+    let serving = json_lines
+        .find(|line| line["message"] == "ferry is serving")
+        .expect("ferry serves");
     let addr = serving["listen"].as_str().unwrap().to_string();
     assert!(http_get(&addr, "/example.com/x/@v/list").starts_with("HTTP/1.1 404"));
-    let access: serde_json::Value = serde_json::from_str(&stderr.next().unwrap().unwrap()).unwrap();
+    let access = json_lines
+        .find(|line| line["message"] == "request")
+        .unwrap();
+    let logged = (
+        access["method"].as_str(),
+        access["path"].as_str(),
+        access["status"].as_u64(),
+    );
     assert_eq!(
-        (
-            access["method"].as_str(),
-            access["path"].as_str(),
-            access["status"].as_u64()
-        ),
+        logged,
         (Some("GET"), Some("/example.com/x/@v/list"), Some(404))
     );
     assert!(
