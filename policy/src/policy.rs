@@ -95,15 +95,14 @@ impl Rule {
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.origin, &self.pattern) {
-            (RuleOrigin::Block { file, line }, Some(pattern)) => {
-                write!(f, "download {:?} at {file}:{line}", pattern.as_str())
+        match &self.origin {
+            RuleOrigin::Block { file, line } => {
+                let pattern = self.pattern.as_ref().map_or("", Pattern::as_str);
+                write!(f, "download {pattern:?} at {file}:{line}")
             }
-            (RuleOrigin::Block { file, line }, None) | (RuleOrigin::TopLevel { file, line }, _) => {
-                write!(f, "top-level mode at {file}:{line}")
-            }
-            (RuleOrigin::Source(source), _) => write!(f, "default mode from {source}"),
-            (RuleOrigin::BuiltIn, _) => f.write_str("built-in default mode (no download mode set)"),
+            RuleOrigin::TopLevel { file, line } => write!(f, "top-level mode at {file}:{line}"),
+            RuleOrigin::Source(source) => write!(f, "default mode from {source}"),
+            RuleOrigin::BuiltIn => f.write_str("built-in default mode (no download mode set)"),
         }
     }
 }
