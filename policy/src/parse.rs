@@ -56,7 +56,7 @@ pub(crate) fn parse_policy(bytes: &[u8], origin: &str) -> Result<Policy, PolicyE
                     ProblemKind::Syntax,
                     format!("HCL syntax error: {}", error.message()),
                     format!(
-                        "write attributes as key = \"value\" and blocks as {BLOCK_NAME} \"PATTERN\" {{ {MODE_KEY} = \"sync\" }}"
+                        "write one key = \"value\" per line, and blocks as {BLOCK_NAME} \"PATTERN\" {{ ... }} with each key on its own line inside"
                     ),
                 )
             };

@@ -1,5 +1,6 @@
 //! The loaded policy and its decisions.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
@@ -94,15 +95,14 @@ impl Rule {
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.origin, &self.pattern) {
-            (RuleOrigin::Block { file, line }, Some(pattern)) => {
-                write!(f, "download {:?} at {file}:{line}", pattern.as_str())
+        match &self.origin {
+            RuleOrigin::Block { file, line } => {
+                let pattern = self.pattern.as_ref().map_or("", Pattern::as_str);
+                write!(f, "download {pattern:?} at {file}:{line}")
             }
-            (RuleOrigin::Block { file, line }, None) | (RuleOrigin::TopLevel { file, line }, _) => {
-                write!(f, "top-level mode at {file}:{line}")
-            }
-            (RuleOrigin::Source(source), _) => write!(f, "default mode from {source}"),
-            (RuleOrigin::BuiltIn, _) => f.write_str("built-in default mode (no download mode set)"),
+            RuleOrigin::TopLevel { file, line } => write!(f, "top-level mode at {file}:{line}"),
+            RuleOrigin::Source(source) => write!(f, "default mode from {source}"),
+            RuleOrigin::BuiltIn => f.write_str("built-in default mode (no download mode set)"),
         }
     }
 }
@@ -140,10 +140,24 @@ impl fmt::Display for Decision<'_> {
     }
 }
 
-/// A module path being decided, with its characters as a set for quick rejections.
+/// A module path being decided, with its characters as a set for quick rejections (computed
+/// only once a candidate needs it: most paths meet few candidates).
 struct CandidatePath<'a> {
     text: &'a str,
-    ascii: AsciiSet,
+    ascii: Cell<Option<AsciiSet>>,
+}
+
+impl CandidatePath<'_> {
+    fn ascii(&self) -> AsciiSet {
+        match self.ascii.get() {
+            Some(set) => set,
+            None => {
+                let set = AsciiSet::of(self.text);
+                self.ascii.set(Some(set));
+                set
+            }
+        }
+    }
 }
 
 /// A node of the literal-prefix index: the rules whose literal leading elements end here, and
@@ -258,7 +272,7 @@ impl Policy {
     fn first_match(&self, module_path: &str) -> Option<usize> {
         let path = CandidatePath {
             text: module_path,
-            ascii: AsciiSet::of(module_path),
+            ascii: Cell::new(None),
         };
         let mut best: Option<usize> = None;
         let mut node = &self.index;
@@ -298,7 +312,7 @@ impl Policy {
             let matches = self.rules[position]
                 .pattern
                 .as_ref()
-                .is_some_and(|pattern| pattern.matches_with(path.text, path.ascii));
+                .is_some_and(|pattern| pattern.matches_with(path.text, path.ascii()));
             if matches {
                 *best = Some(position);
                 return;

@@ -34,7 +34,7 @@ fn syntax_error() {
         &[(
             ProblemKind::Syntax,
             "2:23",
-            "HCL syntax error: invalid expression; expected `\"`, `[`, `{`, `-`, `!`, `(`, `_`, `<`, letter or digit; write attributes as key = \"value\" and blocks as download \"PATTERN\" { mode = \"sync\" }",
+            "HCL syntax error: invalid expression; expected `\"`, `[`, `{`, `-`, `!`, `(`, `_`, `<`, letter or digit; write one key = \"value\" per line, and blocks as download \"PATTERN\" { ... } with each key on its own line inside",
         )],
     );
     let (error, _) = load_text("mode = \"sync\"\ndownload \"a\" {\n  mode = \"sync\"\n");
