@@ -191,3 +191,28 @@ async fn an_unreachable_server_is_unavailable_within_bounded_time() {
     );
     conformance::down_backend_is_unavailable(&*store).await;
 }
+
+/// Needs no server: a listener that accepts connections and never answers stands for a hung backend; the
+/// read timeout (1 s here) ends each attempt.
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable_within_bounded_time() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            held.push(connection);
+        }
+    });
+    let options: StorageOptions =
+        toml::from_str("[s3]\nread_timeout_secs = 1\nmax_retries = 1\n").unwrap();
+    let store = StorageConfig::from_url_with(
+        "s3://ferry-test/hung",
+        &options,
+        &environment(&endpoint, "key", "secret"),
+    )
+    .unwrap()
+    .open()
+    .unwrap();
+    conformance::down_backend_is_unavailable(&*store).await;
+}
