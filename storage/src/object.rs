@@ -220,8 +220,8 @@ impl ModuleStore for ObjectModuleStore {
         let probe = self.path(format!("{}.ferry-readiness-probe", self.prefix))?;
         match self.store.list_with_delimiter(Some(&probe)).await {
             Ok(_) => Ok(()),
-            Err(object_store::Error::NotFound { .. }) => Err(StorageError::Unavailable(
-                "the bucket or directory of the store does not exist".to_string(),
+            Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::Unavailable(
+                format!("the bucket of the store does not exist: {e}"),
             )),
             Err(e) => Err(StorageError::Unavailable(e.to_string())),
         }
