@@ -3,12 +3,16 @@
 
 mod config;
 mod error;
+mod gcs;
 pub mod module;
 mod object;
+mod s3;
 mod store;
 
-pub use config::{FileConfig, StorageConfig};
+pub use config::{Environment, FileConfig, GcsOptions, S3Options, StorageConfig, StorageOptions};
 pub use error::StorageError;
+pub use gcs::GcsConfig;
 pub use module::{InvalidInput, ModulePath, Version, VersionQuery};
 pub use object::ObjectModuleStore;
+pub use s3::S3Config;
 pub use store::{ModuleStore, Saved, VersionFiles, ZipStream};

@@ -106,8 +106,9 @@ impl ObjectModuleStore {
                 return Err(e);
             }
         }
+        // A failed shutdown has already aborted its multipart upload (and `abort` after `shutdown`
+        // panics), so the error is all there is to handle.
         if let Err(e) = writer.shutdown().await {
-            let _ = writer.abort().await;
             return Err(StorageError::Unavailable(format!("{path}: {e}")));
         }
         Ok(())
@@ -213,11 +214,15 @@ impl ModuleStore for ObjectModuleStore {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        // A HEAD of a key that is never written: "not found" proves the backend answers, without writes
-        // or listings that would cost on every readiness probe.
+        // Listing a prefix that never holds anything: an empty answer proves the backend answers and the
+        // bucket exists, without writes. A HEAD would not do: S3 and GCS answer a missing bucket with the
+        // same 404 as a missing key.
         let probe = self.path(format!("{}.ferry-readiness-probe", self.prefix))?;
-        match self.store.head(&probe).await {
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        match self.store.list_with_delimiter(Some(&probe)).await {
+            Ok(_) => Ok(()),
+            Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::Unavailable(
+                format!("the bucket of the store does not exist: {e}"),
+            )),
             Err(e) => Err(StorageError::Unavailable(e.to_string())),
         }
     }
