@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: makes sure what the tests need is installed, then runs every test in the workspace.
+# The one test command: installs what the tests need (Go, an S3 server, a GCS emulator), starts the servers
+# on 127.0.0.1, runs every test in the workspace with those servers required, and stops them.
 # Idempotent; works on a fresh machine (Go comes from Debian's packages when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +15,9 @@ ensure_go() {
 
 ensure_go
 echo "scripts/test.sh: $(go version)"
+scripts/test-servers.sh start
+trap 'scripts/test-servers.sh stop' EXIT
+eval "$(scripts/test-servers.sh env)"
+# A storage suite whose server is missing fails instead of skipping.
+export FERRY_TEST_REQUIRE_SERVERS=1
 cargo test --workspace --all-targets

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferry_fetcher::FetcherConfig;
 use ferry_policy::{Policy, PolicySources};
-use ferry_storage::StorageConfig;
+use ferry_storage::{GcsOptions, S3Options, StorageConfig, StorageOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -166,6 +166,10 @@ struct FileSettings {
     download_mode: Option<Spanned<String>>,
     download_url: Option<Spanned<String>>,
     fetcher: Option<FetcherSettings>,
+    /// The `[s3]` table: options of an `s3://` store, over the `AWS_*` environment.
+    s3: Option<S3Options>,
+    /// The `[gcs]` table: options of a `gs://` store, over the `GOOGLE_*` environment.
+    gcs: Option<GcsOptions>,
 }
 
 /// The `[fetcher]` table.
@@ -277,10 +281,24 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             |f| f.storage.as_ref(),
         )
         .unwrap_or_else(|| (DEFAULT_STORAGE.to_string(), Origin::Default));
-    let storage = StorageConfig::from_url(&storage).map_err(|e| ConfigError::Invalid {
-        origin,
-        message: e.to_string(),
-    })?;
+    let storage_options = StorageOptions {
+        s3: file
+            .as_ref()
+            .and_then(|f| f.settings.s3.clone())
+            .unwrap_or_default(),
+        gcs: file
+            .as_ref()
+            .and_then(|f| f.settings.gcs.clone())
+            .unwrap_or_default(),
+    };
+    let storage_env: ferry_storage::Environment = env.vars().into_iter().collect();
+    let storage =
+        StorageConfig::from_url_with(&storage, &storage_options, &storage_env).map_err(|e| {
+            ConfigError::Invalid {
+                origin,
+                message: e.to_string(),
+            }
+        })?;
 
     let (log_format, origin) = lookup
         .get(
