@@ -1,52 +1,11 @@
 //! The `ferry` binary as an operator runs it.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-fn ferry() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    command
-}
-
-/// A running `ferry`, killed if a test fails before stopping it.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary and waits for its "ferry is serving" log line; returns the child and its address.
-fn start(mut command: Command) -> (Running, String) {
-    let mut child = Running(
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferry"),
-    );
-    let stderr = BufReader::new(child.0.stderr.take().unwrap());
-    for line in stderr.lines() {
-        let line = line.unwrap();
-        if line.contains("ferry is serving") {
-            let addr = line
-                .split("listen=")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-            return (child, addr);
-        }
-    }
-    panic!("ferry exited before serving: {:?}", child.0.wait());
-}
+use common::{Running, ferry, start};
 
 fn terminate(child: &mut Running) -> std::process::ExitStatus {
     let pid = child.0.id().to_string();

@@ -5,8 +5,10 @@
 
 mod fixture;
 mod go;
+mod servers;
 mod upstream;
 
 pub use fixture::{FixtureModule, escape, write_goproxy_tree};
 pub use go::{GoHome, go_binary, go_env};
+pub use servers::{closed_port, server_vars, unique_prefix};
 pub use upstream::{Behaviour, Upstream};

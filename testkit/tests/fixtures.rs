@@ -42,15 +42,15 @@ async fn go_downloads_from_the_fixture_upstream_and_it_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let pseudo = "v0.0.0-20240102030405-abcdefabcdef";
     let upstream = Upstream::start(vec![
-        FixtureModule::package("example.com/hello", "v1.0.0"),
-        FixtureModule::package("example.com/hello", pseudo),
+        FixtureModule::package("example.com/Hello", "v1.0.0"),
+        FixtureModule::package("example.com/Hello", pseudo),
     ])
     .await;
-    upstream.alias("example.com/hello", "master", pseudo);
+    upstream.alias("example.com/Hello", "master", pseudo);
     let home = GoHome::new(tmp.path(), &upstream.url());
     let cwd = tmp.path().to_path_buf();
     let got = tokio::task::spawn_blocking(move || {
-        let got = download(&home, &cwd, "example.com/hello@master");
+        let got = download(&home, &cwd, "example.com/Hello@master");
         drop(home);
         got
     })
@@ -58,7 +58,7 @@ async fn go_downloads_from_the_fixture_upstream_and_it_counts() {
     .unwrap();
     assert_eq!(got["Version"], pseudo);
     assert_eq!(
-        upstream.request_count("example.com/hello/@v/master.info"),
+        upstream.request_count("example.com/Hello/@v/master.info"),
         1
     );
     assert_eq!(upstream.request_count(".zip"), 1);

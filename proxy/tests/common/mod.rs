@@ -1,7 +1,9 @@
 //! Test harness: Ferry in-process on 127.0.0.1:0, and HTTP clients for it.
 #![allow(dead_code)] // each test binary uses part of the harness
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -143,4 +145,57 @@ pub async fn raw_request(addr: SocketAddr, raw: &[u8]) -> String {
     )
     .await;
     String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The `ferry` binary with an empty environment but for `PATH`.
+pub fn ferry() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+/// A running `ferry` process, killed if a test fails before stopping it.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary and waits for its "ferry is serving" log line; returns the process and its address.
+/// The rest of its stderr is not read (a closed log pipe must not disturb it).
+pub fn start(mut command: Command) -> (Running, String) {
+    let mut child = Running(
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferry"),
+    );
+    let stderr = BufReader::new(child.0.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("ferry is serving") {
+            let addr = line
+                .split("listen=")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            return (child, addr);
+        }
+        seen.push(line);
+    }
+    panic!(
+        "ferry exited before serving ({:?}):\n{}",
+        child.0.wait(),
+        seen.join("\n")
+    );
 }
