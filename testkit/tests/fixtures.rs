@@ -58,7 +58,7 @@ async fn go_downloads_from_the_fixture_upstream_and_it_counts() {
     .unwrap();
     assert_eq!(got["Version"], pseudo);
     assert_eq!(
-        upstream.request_count("example.com/Hello/@v/master.info"),
+        upstream.request_count("example.com/!hello/@v/master.info"),
         1
     );
     assert_eq!(upstream.request_count(".zip"), 1);
