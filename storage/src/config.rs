@@ -34,7 +34,7 @@ pub struct FileConfig {
     pub root: PathBuf,
 }
 
-/// The backend options of the configuration file: the `[storage.s3]` and `[storage.gcs]` tables. Options
+/// The backend options of the configuration file: the `[s3]` and `[gcs]` tables. Options
 /// of a backend the URL does not choose are ignored, so one file can hold both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::config::{Environment, Network, redacted};
 use crate::error::StorageError;
 
-/// The `[storage.gcs]` table of the configuration file; each option falls back to its environment
+/// The `[gcs]` table of the configuration file; each option falls back to its environment
 /// variable. With none set, object_store looks for application default credentials.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::config::{Environment, Network, parse_bool, redacted};
 use crate::error::StorageError;
 
-/// The `[storage.s3]` table of the configuration file; each option falls back to its environment
+/// The `[s3]` table of the configuration file; each option falls back to its environment
 /// variable. Everything is optional: on AWS the region and credentials may come from the instance.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
