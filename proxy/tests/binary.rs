@@ -166,3 +166,35 @@ fn configuration_errors_stop_start_up_with_file_line_and_fix() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_missing_go_command_stops_start_up_when_the_policy_fetches() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_go = dir.path().join("no-such-go");
+    let output = ferry()
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--storage", "memory://"])
+        .env("FERRY_GO", &missing_go)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the download policy fetches from the upstream"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(missing_go.to_str().unwrap()),
+        "the message names the go path: {stderr}"
+    );
+
+    // With a policy that never fetches, no go command is needed.
+    let mut command = ferry();
+    command
+        .current_dir(dir.path())
+        .env("FERRY_GO", &missing_go)
+        .env("FERRY_DOWNLOAD_MODE", "none");
+    command.args(["--listen", "127.0.0.1:0", "--storage", "memory://"]);
+    let (_running, addr) = start(command);
+    assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
+}
