@@ -121,7 +121,8 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Validate { file } => {
             let policy = ferry_policy::load_file(&file)?;
             println!("{}: valid", file.display());
-            print!("{}", policy.summary());
+            // The summary is one line without its end: end it, so the shell prompt starts on a line of its own.
+            println!("{}", policy.summary());
         }
     }
     Ok(())
