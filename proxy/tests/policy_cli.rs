@@ -359,3 +359,46 @@ fn sighup_reloads_the_download_file_and_keeps_the_old_policy_when_the_new_one_is
     ferry.signal("-TERM");
     assert!(ferry.child.wait().unwrap().success());
 }
+
+#[test]
+fn sighup_refuses_a_fetching_policy_when_ferry_started_without_an_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    // No mode fetches, so Ferry starts without setting up the go command.
+    let file = write_file(dir.path(), "download.hcl", "mode = \"none\"\n");
+    let mut command = ferry();
+    command
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .env("FERRY_STORAGE", "memory://")
+        .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let (mut ferry, address) = Running::start(command);
+
+    // A valid file, but its `sync` could not fetch: every miss would be a 404 that says nothing of why.
+    std::fs::write(&file, "mode = \"sync\"\n").unwrap();
+    ferry.signal("-HUP");
+    ferry.wait_for("the refusal", || {
+        ferry.log().contains("keeping the old one")
+    });
+    let log = ferry.log();
+    assert!(
+        log.contains("the new download policy fetches from the upstream, but Ferry started with a policy that never fetches")
+            && log.contains("restart Ferry to use this policy")
+            && !log.contains("download policy reloaded"),
+        "{log}"
+    );
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /example.com/a/@v/v1.0.0.mod HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 404")
+            && answer.contains("the download policy does not fetch it (top-level mode at"),
+        "the old policy answers: {answer}"
+    );
+
+    ferry.signal("-TERM");
+    assert!(ferry.child.wait().unwrap().success());
+}
