@@ -363,47 +363,40 @@ download "github.com/Azure/*" {
         &[("FERRY_DOWNLOAD_MODE", &file_source(&download_file))],
     );
     let ferry = start_ferry(&env, &Flags::default()).await;
-    let declined_by = |line: usize| {
-        Some(format!(
-            "does not fetch it ({} at {}:{line})",
-            if line == 2 {
-                "top-level mode".to_string()
-            } else {
-                "download \"corp.example/special\"".to_string()
-            },
-            download_file.display()
+    let file = download_file.display();
+    let special = Want::NotFound(format!(
+        "does not fetch it (download \"corp.example/special\" at {file}:4)"
+    ));
+    let top_level = Want::NotFound(format!("does not fetch it (top-level mode at {file}:2)"));
+    let to = |prefix: &str, escaped: &str| {
+        Want::Redirect(format!(
+            "http://mirror.example/{prefix}/{escaped}/@v/v1.0.0.mod"
         ))
     };
-    let cases: [(&str, Option<String>); 10] = [
+    let cases = [
         // The specific block comes first, so it wins over `corp.example/*`, also for paths below it.
-        ("corp.example/special", declined_by(4)),
-        ("corp.example/special/sub", declined_by(4)),
-        ("corp.example/other", None),
-        ("git.corp.example/team/x", None),
+        ("corp.example/special", special.clone()),
+        ("corp.example/special/sub", special),
+        ("corp.example/other", to("top", "corp.example/other")),
+        (
+            "git.corp.example/team/x",
+            to("internal", "git.corp.example/team/x"),
+        ),
         // `github.com/pkg/errors` is decided by the earlier glob: the later block never applies.
-        ("github.com/pkg/errors", None),
-        ("github.com/pkg/errors/v2", None),
-        ("github.com/pkgx/errors", declined_by(2)),
-        ("github.com/!azure/go", None),
+        ("github.com/pkg/errors", to("pkg", "github.com/pkg/errors")),
+        (
+            "github.com/pkg/errors/v2",
+            to("pkg", "github.com/pkg/errors/v2"),
+        ),
+        ("github.com/pkgx/errors", top_level.clone()),
+        ("github.com/!azure/go", to("azure", "github.com/!azure/go")),
         // Patterns are case-sensitive on the decoded path: `azure` is not `Azure`.
-        ("github.com/azure/go", declined_by(2)),
-        ("corp.example", declined_by(2)),
+        ("github.com/azure/go", top_level.clone()),
+        // A pattern with one slash needs a path of at least two elements.
+        ("corp.example", top_level),
     ];
-    let want_location = |escaped: &str| match escaped {
-        "corp.example/other" => "http://mirror.example/top",
-        "git.corp.example/team/x" => "http://mirror.example/internal",
-        "github.com/!azure/go" => "http://mirror.example/azure",
-        _ => "http://mirror.example/pkg",
-    };
-    for (escaped, declined) in cases {
+    for (escaped, want) in cases {
         let reply = get(&format!("{}/{escaped}/@v/v1.0.0.mod", ferry.url())).await;
-        let want = match declined {
-            Some(reason) => Want::NotFound(reason),
-            None => Want::Redirect(format!(
-                "{}/{escaped}/@v/v1.0.0.mod",
-                want_location(escaped)
-            )),
-        };
         assert_eq!(mismatch(&reply, &want), None, "{escaped}");
     }
     ferry.stop().await;
@@ -529,7 +522,12 @@ async fn async_redirect_sends_go_to_the_mirror_and_stores_the_version_from_the_u
         &["mod", "download", "-json", "later.example/m@v1.0.0"],
     )
     .await;
-    assert_eq!(mirror.request_count("later.example/m/@v/v1.0.0.zip"), 1);
+    // The first file go asked for was not stored, so it was redirected to the mirror; the later ones may
+    // already come from the store, if the background fetch was that quick.
+    assert!(
+        !requests_for(&mirror, "later.example/m").is_empty(),
+        "the mirror was never asked"
+    );
 
     wait_until_stored(&*ferry.store, module, "v1.0.0").await;
     assert!(
