@@ -10,7 +10,7 @@ pub mod upstream;
 
 pub use config::{Config, ConfigError};
 pub use server::{ServerSettings, run};
-pub use service::Proxy;
+pub use service::{NoUpstream, Proxy, policy_fetches};
 pub use upstream::{BackgroundSettings, Upstream};
 
 use std::sync::Arc;
@@ -42,12 +42,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         .await
         .map_err(|source| StartError::Storage { url, source })?;
     let policy = config.policy.clone();
-    let can_fetch = policy
-        .rules()
-        .iter()
-        .chain([policy.default_rule()])
-        .any(|rule| rule.mode().fetches());
-    let upstream = if can_fetch {
+    let upstream = if policy_fetches(&policy) {
         let fetcher = ferry_fetcher::Fetcher::new(config.fetcher.clone())
             .await
             .map_err(StartError::Fetcher)?;

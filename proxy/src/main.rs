@@ -121,7 +121,8 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
         PolicyCommand::Validate { file } => {
             let policy = ferry_policy::load_file(&file)?;
             println!("{}: valid", file.display());
-            print!("{}", policy.summary());
+            // The summary is one line without its end: end it, so the shell prompt starts on a line of its own.
+            println!("{}", policy.summary());
         }
     }
     Ok(())
@@ -178,8 +179,15 @@ async fn reload_policy_on_sighup(
     while hangup.recv().await.is_some() {
         match sources.load() {
             Ok(policy) => {
-                tracing::info!(policy = %policy.summary().trim_end(), "SIGHUP: download policy reloaded");
-                proxy.set_policy(policy);
+                let summary = policy.summary();
+                match proxy.set_policy(policy) {
+                    Ok(()) => {
+                        tracing::info!(policy = %summary.trim_end(), "SIGHUP: download policy reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: the new download policy cannot be used; keeping the old one")
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: the new download policy is invalid; keeping the old one")

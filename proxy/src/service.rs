@@ -32,6 +32,22 @@ pub struct Proxy {
     policy: RwLock<Arc<Policy>>,
 }
 
+/// Why a new policy was not put in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the new download policy fetches from the upstream, but Ferry started with a policy that never fetches, so it has no upstream (the go command was not set up); restart Ferry to use this policy"
+)]
+pub struct NoUpstream;
+
+/// Whether any mode of `policy` (a block's or the default) fetches from the upstream.
+pub fn policy_fetches(policy: &Policy) -> bool {
+    policy
+        .rules()
+        .iter()
+        .chain([policy.default_rule()])
+        .any(|rule| rule.mode().fetches())
+}
+
 /// Which file of a version a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VersionFile {
@@ -164,9 +180,15 @@ impl Proxy {
         self.policy.read().unwrap().clone()
     }
 
-    /// Puts a new policy in force for the requests that start from now on.
-    pub fn set_policy(&self, policy: Policy) {
+    /// Puts a new policy in force for the requests that start from now on. Refused when the policy has a
+    /// mode that fetches but this proxy has no upstream (it started with a policy that never fetches, so the
+    /// `go` command was never set up): those modes would answer every miss with a 404.
+    pub fn set_policy(&self, policy: Policy) -> Result<(), NoUpstream> {
+        if self.upstream.is_none() && policy_fetches(&policy) {
+            return Err(NoUpstream);
+        }
         *self.policy.write().unwrap() = Arc::new(policy);
+        Ok(())
     }
 
     /// Stops background fetching, letting queued fetches finish within `deadline`.

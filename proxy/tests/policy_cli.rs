@@ -1,0 +1,404 @@
+//! The download policy through the `ferry` binary as an operator meets it: `ferry policy check`,
+//! `ferry policy validate`, start-up refused on an invalid download file, and reloading on SIGHUP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The README's example download file; the line numbers below refer to it.
+const EXAMPLE: &str = r#"downloadURL = "https://upstream.example"
+mode = "async_redirect"
+
+download "github.com/gomods/*" {
+    mode = "sync"
+}
+download "golang.org/x/*" {
+    mode = "none"
+}
+download "github.com/pkg/*" {
+    mode = "redirect"
+    downloadURL = "https://mirror.example/prefix"
+}
+"#;
+
+/// The example with two mistakes: a misspelt mode (line 5) and a misspelt key (line 9).
+const INVALID: &str = r#"downloadURL = "https://upstream.example"
+mode = "async_redirect"
+
+download "github.com/gomods/*" {
+    mode = "asyncredirect"
+}
+download "github.com/pkg/*" {
+    mode = "redirect"
+    downloadUrl = "https://mirror.example/prefix"
+}
+"#;
+
+/// The binary with an empty environment but for `PATH`; each test adds what it needs.
+fn ferry() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    command
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn policy_check_prints_mode_url_and_deciding_rule_per_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "download.hcl", EXAMPLE);
+    let modules = [
+        "github.com/pkg/errors",
+        "golang.org/x/mod",
+        "github.com/gomods/athens",
+        "example.com/other",
+    ];
+    let f = file.display();
+    let want = format!(
+        "MODULE                    MODE            URL                            RULE
+github.com/pkg/errors     redirect        https://mirror.example/prefix  download \"github.com/pkg/*\" at {f}:10
+golang.org/x/mod          none            -                              download \"golang.org/x/*\" at {f}:7
+github.com/gomods/athens  sync            -                              download \"github.com/gomods/*\" at {f}:4
+example.com/other         async_redirect  https://upstream.example/      top-level mode at {f}:2
+"
+    );
+
+    let output = ferry()
+        .args(["policy", "check", "--file", file.to_str().unwrap()])
+        .args(modules)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), want);
+
+    // Without --file, the policy `ferry serve` would load: here from FERRY_DOWNLOAD_MODE.
+    let output = ferry()
+        .env("FERRY_DOWNLOAD_MODE", format!("file:{f}"))
+        .args(["policy", "check"])
+        .args(modules)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout(&output), want);
+
+    // ... or from the configuration file's download_mode.
+    let config = write_file(
+        dir.path(),
+        "ferry.toml",
+        "download_mode = \"none\"\nstorage = \"memory://\"\n",
+    );
+    let output = ferry()
+        .args(["policy", "check", "--config", config.to_str().unwrap()])
+        .arg("example.com/other")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains(&format!(
+            "example.com/other  none  -    default mode from download mode in {}\n",
+            config.display()
+        )),
+        "{}",
+        stdout(&output)
+    );
+
+    // A module path is required; an invalid file is reported, not checked against.
+    let output = ferry().args(["policy", "check"]).output().unwrap();
+    assert!(!output.status.success());
+    let invalid = write_file(dir.path(), "invalid.hcl", INVALID);
+    let output = ferry()
+        .args(["policy", "check", "--file", invalid.to_str().unwrap()])
+        .arg("example.com/other")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(stdout(&output), "");
+    assert!(
+        stderr(&output).contains(&format!("{}:5:", invalid.display())),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn policy_validate_exits_non_zero_and_lists_every_problem_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "download.hcl", EXAMPLE);
+    let output = ferry()
+        .args(["policy", "validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{f}: valid\n3 download blocks; other modules: async_redirect https://upstream.example/ (top-level mode at {f}:2)\n",
+            f = file.display()
+        )
+    );
+
+    let invalid = write_file(dir.path(), "invalid.hcl", INVALID);
+    let output = ferry()
+        .args(["policy", "validate", invalid.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert_eq!(stdout(&output), "");
+    let problems = stderr(&output);
+    let f = invalid.display();
+    for problem in [
+        format!("{f}:5:12: unknown mode \"asyncredirect\"; write mode = \"async_redirect\""),
+        format!("{f}:9:5: unknown key \"downloadUrl\"; write downloadURL"),
+    ] {
+        assert!(problems.contains(&problem), "{problem}\nin:\n{problems}");
+    }
+
+    let output = ferry()
+        .args(["policy", "validate"])
+        .arg(dir.path().join("missing.hcl"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("missing.hcl"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_on_an_invalid_download_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let invalid = write_file(dir.path(), "invalid.hcl", INVALID);
+    let serve = |mode: &str| {
+        ferry()
+            .env("FERRY_LISTEN", "127.0.0.1:0")
+            .env("FERRY_STORAGE", "memory://")
+            .env("ATHENS_DOWNLOAD_MODE", mode)
+            .output()
+            .unwrap()
+    };
+    // `output` returns only once the process has exited: it never started serving.
+    let output = serve(&format!("file:{}", invalid.display()));
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!(
+            "{}:5:12: unknown mode \"asyncredirect\"",
+            invalid.display()
+        )) && message.contains(&format!("{}:9:5: unknown key", invalid.display())),
+        "{message}"
+    );
+    assert!(!message.contains("ferry is serving"), "{message}");
+
+    let output = serve("custom:bW9kZSA9ICJzeW5jCg==");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("ATHENS_DOWNLOAD_MODE (custom:):1:"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A running `ferry` whose log is collected in the background; killed if a test fails before stopping it.
+struct Running {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Starts the binary and waits for its "ferry is serving" line; returns it with its address.
+    fn start(mut command: Command) -> (Running, String) {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ferry");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = std::sync::mpsc::channel();
+        let collected = log.clone();
+        // Reading the whole log keeps the pipe from filling up, and lets the test look for lines later.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("ferry is serving")
+                    && let Some(address) = line.split("listen=").nth(1)
+                {
+                    let address = address.split_whitespace().next().unwrap_or_default();
+                    let _ = address_tx.send(address.to_string());
+                }
+                collected.lock().unwrap().push_str(&line);
+                collected.lock().unwrap().push('\n');
+            }
+        });
+        let running = Running { child, log };
+        let address = address_rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("ferry did not serve:\n{}", running.log()));
+        (running, address)
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Waits (bounded) until `check` holds, failing with `what` and the log.
+    fn wait_for(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !check() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{what} did not happen within 30 s; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The status line and `Location` header of a GET.
+fn status_and_location(address: &str, path: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    let location = answer
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .unwrap_or_default()
+        .to_string();
+    (status, location)
+}
+
+#[test]
+fn sighup_reloads_the_download_file_and_keeps_the_old_policy_when_the_new_one_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "download.hcl",
+        "mode = \"none\"\n\ndownload \"example.com/*\" {\n    mode = \"none\"\n}\n",
+    );
+    let mut command = ferry();
+    command
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .env("FERRY_STORAGE", "memory://")
+        .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let (mut ferry, address) = Running::start(command);
+    let path = "/example.com/a/@v/v1.0.0.zip";
+    let (status, _) = status_and_location(&address, path);
+    assert!(status.starts_with("HTTP/1.1 404"), "{status}");
+
+    std::fs::write(
+        &file,
+        "mode = \"none\"\n\ndownload \"example.com/*\" {\n    mode = \"redirect\"\n    downloadURL = \"http://mirror.example/reloaded\"\n}\n",
+    )
+    .unwrap();
+    ferry.signal("-HUP");
+    let redirected = (
+        "HTTP/1.1 307 Temporary Redirect".to_string(),
+        format!("http://mirror.example/reloaded{path}"),
+    );
+    ferry.wait_for("the reload", || {
+        status_and_location(&address, path) == redirected
+    });
+    assert!(ferry.log().contains("SIGHUP: download policy reloaded"));
+
+    // An invalid file is reported with its location, and the policy in force stays.
+    std::fs::write(
+        &file,
+        "mode = \"none\"\n\ndownload \"example.com/*\" {\n    mode = \"sometimes\"\n}\n",
+    )
+    .unwrap();
+    ferry.signal("-HUP");
+    ferry.wait_for("the report of the invalid file", || {
+        ferry.log().contains("keeping the old one")
+    });
+    let log = ferry.log();
+    assert!(
+        log.contains(&format!("{}:4:12: unknown mode", file.display())),
+        "{log}"
+    );
+    assert_eq!(status_and_location(&address, path), redirected);
+    assert!(ferry.child.try_wait().unwrap().is_none(), "still running");
+
+    ferry.signal("-TERM");
+    assert!(ferry.child.wait().unwrap().success());
+}
+
+#[test]
+fn sighup_refuses_a_fetching_policy_when_ferry_started_without_an_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    // No mode fetches, so Ferry starts without setting up the go command.
+    let file = write_file(dir.path(), "download.hcl", "mode = \"none\"\n");
+    let mut command = ferry();
+    command
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .env("FERRY_STORAGE", "memory://")
+        .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let (mut ferry, address) = Running::start(command);
+
+    // A valid file, but its `sync` could not fetch: every miss would be a 404 that says nothing of why.
+    std::fs::write(&file, "mode = \"sync\"\n").unwrap();
+    ferry.signal("-HUP");
+    ferry.wait_for("the refusal", || {
+        ferry.log().contains("keeping the old one")
+    });
+    let log = ferry.log();
+    assert!(
+        log.contains("the new download policy fetches from the upstream, but Ferry started with a policy that never fetches")
+            && log.contains("restart Ferry to use this policy")
+            && !log.contains("download policy reloaded"),
+        "{log}"
+    );
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /example.com/a/@v/v1.0.0.mod HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 404")
+            && answer.contains("the download policy does not fetch it (top-level mode at"),
+        "the old policy answers: {answer}"
+    );
+
+    ferry.signal("-TERM");
+    assert!(ferry.child.wait().unwrap().success());
+}
