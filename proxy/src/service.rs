@@ -641,10 +641,13 @@ fn etag(kind: &str, module: &ModulePath, version: &Version) -> String {
 }
 
 fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
+    // Only the file's own ETag proves the client has it; `*` ("any version exists") would need a storage
+    // lookup to be true, so it is not taken as a match.
     let Some(value) = if_none_match.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    value.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate == etag || candidate.strip_prefix("W/") == Some(etag)
-    })
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == etag || candidate.strip_prefix("W/") == Some(etag))
 }

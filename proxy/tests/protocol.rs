@@ -84,6 +84,16 @@ async fn immutable_files_carry_strong_etags_and_revalidate_with_304() {
         assert_eq!(again.header("etag"), etag);
         let other = request("GET", &url, &[("if-none-match", "\"something-else\"")]).await;
         assert_eq!(other.status, 200, "{file}");
+        let any = request(
+            "GET",
+            &format!("{}/example.com/etag/@v/v9.9.9.{}", ferry.url(), &file[7..]),
+            &[("if-none-match", "*")],
+        )
+        .await;
+        assert_eq!(
+            any.status, 404,
+            "{file}: `*` is no proof that a missing file is cached"
+        );
     }
     let info = get(&format!("{}/example.com/etag/@v/v1.0.0.info", ferry.url())).await;
     let zip = get(&format!("{}/example.com/etag/@v/v1.0.0.zip", ferry.url())).await;
