@@ -35,7 +35,8 @@ pub enum FillError {
 impl From<FetchError> for FillError {
     fn from(error: FetchError) -> FillError {
         match error {
-            FetchError::NotFound { .. } => FillError::NotFound(error.to_string()),
+            // The answer adds its own `not found: ` before go's reason.
+            FetchError::NotFound { message } => FillError::NotFound(message),
             FetchError::Timeout { .. } => FillError::Timeout(error.to_string()),
             FetchError::Upstream { .. } | FetchError::InvalidOutput { .. } => {
                 FillError::Upstream(error.to_string())
