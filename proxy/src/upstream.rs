@@ -87,7 +87,8 @@ pub struct Upstream {
 struct FillState {
     fetcher: Fetcher,
     store: Arc<dyn ModuleStore>,
-    in_flight: Mutex<HashMap<FillKey, SharedFill>>,
+    /// Each running fill, and the handle that cancels its task (at the shutdown deadline).
+    in_flight: Mutex<HashMap<FillKey, (SharedFill, tokio::task::AbortHandle)>>,
     queued: Mutex<HashSet<FillKey>>,
 }
 
@@ -195,6 +196,12 @@ impl Upstream {
                 "background fetches still running at the shutdown deadline; cancelling them"
             );
             aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            // A fill runs in a task of its own (so a departing client does not cancel it): aborting the
+            // worker that awaits it leaves it running, so it is cancelled here, which kills its go.
+            let fills: Vec<_> = self.shared.in_flight.lock().unwrap().drain().collect();
+            for (_, (_, abort)) in fills {
+                abort.abort();
+            }
         }
     }
 }
@@ -202,7 +209,7 @@ impl Upstream {
 fn fill(shared: &Arc<FillState>, module: ModulePath, query: String) -> SharedFill {
     let key = (module.clone(), query.clone());
     let mut in_flight = shared.in_flight.lock().unwrap();
-    if let Some(running) = in_flight.get(&key) {
+    if let Some((running, _)) = in_flight.get(&key) {
         return running.clone();
     }
     // The fill runs in its own task so that a client going away does not cancel what others wait on.
@@ -216,13 +223,14 @@ fn fill(shared: &Arc<FillState>, module: ModulePath, query: String) -> SharedFil
             .remove(&(module, query));
         result
     });
+    let abort = task.abort_handle();
     let fill = async move {
         task.await
             .unwrap_or_else(|e| Err(FillError::Internal(format!("fetch task failed: {e}"))))
     }
     .boxed()
     .shared();
-    in_flight.insert(key, fill.clone());
+    in_flight.insert(key, (fill.clone(), abort));
     fill
 }
 
