@@ -38,9 +38,9 @@ impl From<FetchError> for FillError {
             // The answer adds its own `not found: ` before go's reason.
             FetchError::NotFound { message } => FillError::NotFound(message),
             FetchError::Timeout { .. } => FillError::Timeout(error.to_string()),
-            FetchError::Upstream { .. } | FetchError::InvalidOutput { .. } => {
-                FillError::Upstream(error.to_string())
-            }
+            // Likewise `upstream failed: ` is said once, before go's reason.
+            FetchError::Upstream { message } => FillError::Upstream(message),
+            FetchError::InvalidOutput { .. } => FillError::Upstream(error.to_string()),
             FetchError::GoMissing { .. } | FetchError::Io { .. } => {
                 FillError::Internal(error.to_string())
             }

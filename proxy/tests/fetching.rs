@@ -456,6 +456,14 @@ async fn an_upstream_500_is_a_502() {
     ] {
         let reply = ferry.get(path).await;
         assert_eq!(reply.status, 502, "{path}: {}", reply.text());
+        // go's reason, said once: `upstream failed: example.com/hello@v1.0.0: reading ...: 500 ...`.
+        assert!(
+            reply
+                .text()
+                .starts_with("upstream failed: example.com/hello@"),
+            "{path}: {}",
+            reply.text()
+        );
         assert!(
             reply.text().contains("500 Internal Server Error"),
             "{path}: {}",
