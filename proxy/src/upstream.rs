@@ -268,7 +268,8 @@ async fn fetch_and_store(
         .store
         .save(module, &version, VersionFiles { info, go_mod, zip })
         .await;
-    fetched.remove().await;
+    // The temporary directory (go's module cache, the zip extracted) is removed off the answer's path.
+    tokio::spawn(fetched.remove());
     saved?;
     tracing::info!(%module, %query, %version, "fetched and stored");
     Ok(version)
