@@ -260,8 +260,9 @@ async fn fetch_and_store(
     let zip_file = tokio::fs::File::open(&fetched.zip)
         .await
         .map_err(|e| FillError::Internal(format!("opening {}: {e}", fetched.zip.display())))?;
-    // The zip goes from disk to the store in 64 KiB reads, never whole in memory.
-    let zip = tokio_util::io::ReaderStream::with_capacity(zip_file, 64 * 1024)
+    // The zip goes from disk to the store in 1 MiB reads, never whole in memory: each read is a trip to
+    // the blocking pool, and 64 KiB reads cost about 12 ms more per 32 MiB (cold_fetch example).
+    let zip = tokio_util::io::ReaderStream::with_capacity(zip_file, 1024 * 1024)
         .map_ok(Bytes::from)
         .boxed();
     let saved = shared
