@@ -83,6 +83,10 @@ const NOT_FOUND_PHRASES: &[&str] = &[
 ];
 
 fn is_not_found(message: &str) -> bool {
+    // go words every failed query as "invalid version: <cause>", a 500 or a refused connection too.
+    if names_transport_failure(message) {
+        return false;
+    }
     if NOT_FOUND_PHRASES
         .iter()
         .any(|phrase| message.contains(phrase))
@@ -91,6 +95,21 @@ fn is_not_found(message: &str) -> bool {
     }
     // A `file://` GOPROXY upstream reports a missing file the way the file system does.
     message.contains("reading file://") && message.contains("no such file or directory")
+}
+
+/// Whether go could not reach the upstream (`Get "URL": dial tcp ...`) or got an HTTP status other than
+/// 404/410 from it (`reading URL: 500 Internal Server Error`).
+fn names_transport_failure(message: &str) -> bool {
+    if message.contains("Get \"") {
+        return true;
+    }
+    message.match_indices(": ").any(|(at, _)| {
+        let rest = &message[at + 2..];
+        let status = rest
+            .get(..3)
+            .filter(|code| code.bytes().all(|b| b.is_ascii_digit()));
+        matches!(status, Some(code) if code != "404" && code != "410") && rest[3..].starts_with(' ')
+    })
 }
 
 /// Trims go's message, drops go's `go: ` prefix, removes credentials from URLs and bounds its length.
@@ -174,6 +193,10 @@ mod tests {
             "example.com/hello@v1.0.0: Get \"http://127.0.0.1:9/example.com/hello/@v/v1.0.0.info\": dial tcp 127.0.0.1:9: connect: connection refused",
             "verifying example.com/hello@v1.0.0: checksum mismatch",
             "example.com/hello@v1.0.0: open /tmp/x/no such file or directory",
+            // Queries wrap every failure in "invalid version:", upstream outages included.
+            "example.com/hello@master: invalid version: reading http://127.0.0.1:4000/example.com/hello/@v/master.info: 500 Internal Server Error\n\tserver response: down",
+            "example.com/hello@master: invalid version: reading http://127.0.0.1:4000/example.com/hello/@v/master.info: 403 Forbidden",
+            "example.com/hello@master: invalid version: Get \"http://127.0.0.1:9/example.com/hello/@v/master.info\": dial tcp 127.0.0.1:9: connect: connection refused",
         ] {
             let e = FetchError::from_go_message(message);
             assert!(matches!(e, FetchError::Upstream { .. }), "{message}: {e:?}");

@@ -141,7 +141,7 @@ impl Drop for Upstream {
 }
 
 async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    // The `go` command percent-encodes the `!` of case-encoded paths (`%21azure`).
+    // The go command percent-encodes the `!` of case-encoded paths (`%21azure`): compare decoded paths.
     let path = percent_decode(request.uri().path().trim_start_matches('/'));
     let (behaviour, body) = {
         let mut state = state.lock().unwrap();
@@ -188,6 +188,7 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     response
 }
 
+/// `%XX` sequences decoded to their bytes; anything else kept as it is.
 fn percent_decode(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
@@ -195,8 +196,9 @@ fn percent_decode(path: &str) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
             (b'%', Some(byte)) => {
                 decoded.push(byte);
                 i += 3;

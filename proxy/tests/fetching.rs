@@ -1,0 +1,890 @@
+//! Filling the store from an upstream through the real `go` command: Ferry built from its configuration
+//! (an environment map, as `ferry` reads it) in front of a loopback fixture upstream.
+mod common;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{Reply, get};
+use ferry::Proxy;
+use ferry::config::{self, Flags};
+use ferry_storage::{ModulePath, ModuleStore, Version};
+use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, escape, go_binary};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
+
+fn hello(version: &str) -> FixtureModule {
+    FixtureModule::package("example.com/hello", version)
+}
+
+/// A Ferry built by `build_proxy` from a configuration, serving on 127.0.0.1:0.
+struct Running {
+    addr: SocketAddr,
+    proxy: Arc<Proxy>,
+    work_dir: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn store(&self) -> &Arc<dyn ModuleStore> {
+        self.proxy.store()
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        get(&format!("{}/{path}", self.url())).await
+    }
+
+    async fn stored(&self, module: &str, version: &str) -> bool {
+        let module = ModulePath::new(module).unwrap();
+        let version = Version::new(version).unwrap();
+        self.store().exists(&module, &version).await.unwrap()
+    }
+
+    async fn stored_versions(&self, module: &str) -> Vec<String> {
+        let module = ModulePath::new(module).unwrap();
+        let mut versions: Vec<String> = self
+            .store()
+            .list(&module)
+            .await
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        versions.sort();
+        versions
+    }
+
+    /// Graceful shutdown, as on SIGTERM: stops accepting, waits for requests, drains the queue.
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Starts Ferry with a memory store, its own work dir under `dir`, and a `go` whose upstream is
+/// `goproxy`; `settings` are more environment variables (FERRY_DOWNLOAD_MODE, FERRY_FETCH_TIMEOUT, ...).
+/// The environment is a map handed to `config::load`: the process environment is never changed.
+async fn start_ferry(dir: &Path, goproxy: &str, settings: &[(&str, &str)]) -> Running {
+    capture_logs();
+    let work_dir = dir.join("work");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut env: BTreeMap<String, String> = [
+        ("FERRY_STORAGE", "memory://".to_string()),
+        ("FERRY_WORK_DIR", work_dir.display().to_string()),
+        ("FERRY_GO", go_binary().display().to_string()),
+        ("GOPROXY", goproxy.to_string()),
+        ("GOSUMDB", "off".to_string()),
+        ("HOME", home.display().to_string()),
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = config::load(&Flags::default(), &env).expect("configuration loads");
+    let proxy = ferry::build_proxy(&config).await.expect("ferry starts");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(ferry::run(
+        listener,
+        proxy.clone(),
+        config.server.clone(),
+        async {
+            let _ = rx.await;
+        },
+    ));
+    Running {
+        addr,
+        proxy,
+        work_dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A GOPROXY fixture server that answers `.info` and `.mod` at once but holds every `.zip` answer until
+/// `open` is called: a fetch that is reliably still running while a test acts on it.
+struct GatedUpstream {
+    url: String,
+    gate: watch::Sender<bool>,
+    zip_requests: Arc<Mutex<Vec<String>>>,
+    /// `.zip` requests received and not yet answered.
+    held: Arc<Mutex<usize>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl GatedUpstream {
+    async fn start(modules: &[FixtureModule]) -> GatedUpstream {
+        let mut files = BTreeMap::new();
+        for module in modules {
+            let base = format!("/{}/@v/{}", escape(module.path()), escape(module.version()));
+            files.insert(format!("{base}.info"), Bytes::from(module.info_json()));
+            files.insert(format!("{base}.mod"), Bytes::from(module.go_mod()));
+            files.insert(format!("{base}.zip"), Bytes::from(module.zip_bytes()));
+        }
+        let files = Arc::new(files);
+        let (gate, _) = watch::channel(false);
+        let zip_requests = Arc::new(Mutex::new(Vec::new()));
+        let held = Arc::new(Mutex::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (gate_rx, requests, held_count) =
+            (gate.subscribe(), zip_requests.clone(), held.clone());
+        let server = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (files, gate, requests, held) = (
+                    files.clone(),
+                    gate_rx.clone(),
+                    requests.clone(),
+                    held_count.clone(),
+                );
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let (files, mut gate, requests, held) =
+                            (files.clone(), gate.clone(), requests.clone(), held.clone());
+                        async move {
+                            let path = hyper::Request::uri(&request).path().to_string();
+                            if path.ends_with(".zip") {
+                                requests.lock().unwrap().push(path.clone());
+                                *held.lock().unwrap() += 1;
+                                let _ = gate.wait_for(|open| *open).await;
+                                *held.lock().unwrap() -= 1;
+                            }
+                            let response = match files.get(&path) {
+                                Some(body) => hyper::Response::new(Full::new(body.clone())),
+                                None => {
+                                    let mut response = hyper::Response::new(Full::new(
+                                        Bytes::from(format!("not found: {path}\n")),
+                                    ));
+                                    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
+                                    response
+                                }
+                            };
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        GatedUpstream {
+            url,
+            gate,
+            zip_requests,
+            held,
+            server,
+        }
+    }
+
+    fn open(&self) {
+        self.gate.send_replace(true);
+    }
+
+    fn held(&self) -> usize {
+        *self.held.lock().unwrap()
+    }
+
+    /// How many `.zip` requests named `module@version`.
+    fn zip_requests_for(&self, module: &str, version: &str) -> usize {
+        let wanted = format!("/{}/@v/{}.zip", escape(module), escape(version));
+        let requests = self.zip_requests.lock().unwrap();
+        requests.iter().filter(|path| **path == wanted).count()
+    }
+}
+
+impl Drop for GatedUpstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Log lines of the whole test binary (tests run in parallel, so each looks for its own module).
+fn capture_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Sink(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+}
+
+/// Whether a log line holds every one of `parts`.
+fn logged(parts: &[&str]) -> bool {
+    let logs = capture_logs().lock().unwrap();
+    String::from_utf8_lossy(&logs)
+        .lines()
+        .any(|line| parts.iter().all(|part| line.contains(part)))
+}
+
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Processes whose working directory is under `dir`: the go commands the fetcher started there.
+fn processes_under(dir: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Waits until `check` holds, for at most 10 s.
+async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A stored fetch's temporary directory is removed in the background, right after the answer.
+async fn work_dir_empties(work_dir: &Path) {
+    eventually("the work dir is empty", || {
+        let empty = entries(work_dir).is_empty();
+        async move { empty }
+    })
+    .await;
+}
+
+/// A GET in its own task, to be awaited or dropped (aborted) like a client that goes away.
+fn spawn_get(url: String) -> tokio::task::JoinHandle<Reply> {
+    tokio::spawn(async move { get(&url).await })
+}
+
+fn info_version(reply: &Reply) -> String {
+    let info: serde_json::Value = serde_json::from_slice(&reply.body)
+        .unwrap_or_else(|e| panic!("{e}: {:?} ({})", reply.text(), reply.status));
+    info["Version"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_builds_through_an_empty_ferry_and_a_second_client_is_served_from_the_store() {
+    let world = FixtureModule::package("example.com/Upper/world", "v0.2.0");
+    let upstream = Upstream::start(vec![hello("v1.0.0"), world.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(
+        app.join("go.mod"),
+        "module example.com/app\n\ngo 1.21\n\nrequire (\n\texample.com/hello v1.0.0\n\texample.com/Upper/world v0.2.0\n)\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.join("main.go"),
+        "package main\n\nimport (\n\t\"os\"\n\n\t\"example.com/Upper/world\"\n\t\"example.com/hello\"\n)\n\nfunc main() { os.Stdout.WriteString(hello.Version() + \" \" + world.Version()) }\n",
+    )
+    .unwrap();
+    // Both clients share a build cache (so the standard library is compiled once), never a module cache.
+    let build_cache = dir.path().join("gocache").display().to_string();
+    let go_run = |home: &GoHome| {
+        let mut command = home.command(&app, &["run", "."]);
+        command.env("GOCACHE", &build_cache);
+        tokio::process::Command::from(command).output()
+    };
+
+    let first = GoHome::new(dir.path(), &ferry.url());
+    let output = go_run(&first).await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "v1.0.0 v0.2.0");
+    assert!(ferry.stored("example.com/hello", "v1.0.0").await);
+    assert!(ferry.stored("example.com/Upper/world", "v0.2.0").await);
+    assert_eq!(
+        upstream.request_count(".zip"),
+        2,
+        "{:?}",
+        upstream.requests()
+    );
+
+    let second = GoHome::new(dir.path(), &ferry.url());
+    let output = go_run(&second).await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "v1.0.0 v0.2.0");
+    assert!(
+        second
+            .mod_cache()
+            .join("cache/download/example.com/!upper/world/@v/v0.2.0.zip")
+            .is_file(),
+        "the second client downloaded the module itself"
+    );
+    assert_eq!(
+        upstream.request_count(".zip"),
+        2,
+        "the second client was served from the store: {:?}",
+        upstream.requests()
+    );
+    work_dir_empties(&ferry.work_dir).await;
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_cold_requests_make_one_upstream_fetch_and_all_get_the_same_bytes() {
+    // A few hundred KiB of incompressible content, so the zip takes more than one read to store and serve.
+    let mut noise = Vec::with_capacity(512 * 1024);
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < 512 * 1024 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        noise.extend_from_slice(&state.to_le_bytes());
+    }
+    let module = hello("v1.0.0").file("noise.bin", noise);
+    let upstream = Upstream::start(vec![module.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+
+    let url = format!("{}/example.com/hello/@v/v1.0.0.zip", ferry.url());
+    let replies = futures::future::join_all((0..48).map(|_| get(&url))).await;
+    let expected = module.zip_bytes();
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(reply.status, 200, "client {i}: {}", reply.text());
+        assert!(reply.body == expected[..], "client {i} got other bytes");
+    }
+    assert_eq!(upstream.request_count("v1.0.0.zip"), 1);
+    work_dir_empties(&ferry.work_dir).await;
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_versions_and_modules_are_404_with_gos_reason() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+
+    for (path, named) in [
+        (
+            "example.com/hello/@v/v9.9.9.zip",
+            "example.com/hello@v9.9.9",
+        ),
+        (
+            "example.com/hello/@v/v9.9.9.info",
+            "example.com/hello@v9.9.9",
+        ),
+        ("example.com/nope/@v/v1.0.0.mod", "example.com/nope@v1.0.0"),
+    ] {
+        let reply = ferry.get(path).await;
+        assert_eq!(reply.status, 404, "{path}: {}", reply.text());
+        let text = reply.text();
+        // go's own words: the version it asked for and the upstream's 404.
+        assert!(text.starts_with("not found: "), "{path}: {text:?}");
+        assert!(
+            !text.starts_with("not found: not found:"),
+            "{path}: {text:?}"
+        );
+        assert!(text.contains(named), "{path}: {text:?}");
+        assert!(text.contains("404 Not Found"), "{path}: {text:?}");
+        assert_eq!(reply.header("cache-control"), "no-store");
+    }
+    assert_eq!(
+        ferry.stored_versions("example.com/hello").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(entries(&ferry.work_dir), Vec::<PathBuf>::new());
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_500_is_a_502() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Fail500);
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+
+    for path in [
+        "example.com/hello/@v/v1.0.0.zip",
+        "example.com/hello/@v/master.info",
+    ] {
+        let reply = ferry.get(path).await;
+        assert_eq!(reply.status, 502, "{path}: {}", reply.text());
+        // go's reason, said once: `upstream failed: example.com/hello@v1.0.0: reading ...: 500 ...`.
+        assert!(
+            reply
+                .text()
+                .starts_with("upstream failed: example.com/hello@"),
+            "{path}: {}",
+            reply.text()
+        );
+        assert!(
+            reply.text().contains("500 Internal Server Error"),
+            "{path}: {}",
+            reply.text()
+        );
+    }
+    assert!(upstream.request_count(".info") >= 1);
+    assert!(!ferry.stored("example.com/hello", "v1.0.0").await);
+    assert_eq!(entries(&ferry.work_dir), Vec::<PathBuf>::new());
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_is_a_504_after_the_deadline_and_leaves_no_go_and_no_directory() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Hang);
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(
+        dir.path(),
+        &upstream.url(),
+        &[("FERRY_FETCH_TIMEOUT", "2s")],
+    )
+    .await;
+
+    let started = Instant::now();
+    let request = spawn_get(format!("{}/example.com/hello/@v/v1.0.0.zip", ferry.url()));
+    // go is seen running in the work dir, so "none left" below is not true for want of looking.
+    let work_dir = ferry.work_dir.clone();
+    eventually("go runs in the work dir", || {
+        let running = !processes_under(&work_dir).is_empty();
+        async move { running }
+    })
+    .await;
+    let reply = request.await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert!(reply.text().contains("timed out"), "{}", reply.text());
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
+    assert_eq!(processes_under(&ferry.work_dir), Vec::<i32>::new());
+    assert_eq!(entries(&ferry.work_dir), Vec::<PathBuf>::new());
+    assert!(!ferry.stored("example.com/hello", "v1.0.0").await);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_mode_answers_404_then_serves_the_stored_version() {
+    let module = hello("v1.0.0");
+    let upstream = Upstream::start(vec![module.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(
+        dir.path(),
+        &upstream.url(),
+        &[("FERRY_DOWNLOAD_MODE", "async")],
+    )
+    .await;
+
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    assert!(reply.text().starts_with("not found: "), "{}", reply.text());
+    assert!(reply.text().contains("being fetched"), "{}", reply.text());
+
+    eventually("the version is stored", || {
+        ferry.stored("example.com/hello", "v1.0.0")
+    })
+    .await;
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.body == module.zip_bytes()[..]);
+    assert_eq!(upstream.request_count(".zip"), 1);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_does_not_cancel_the_fetch() {
+    let (v1, v2) = (hello("v1.0.0"), hello("v1.1.0"));
+    let upstream = GatedUpstream::start(&[v1.clone(), v2.clone()]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url, &[]).await;
+    let url = |version: &str| format!("{}/example.com/hello/@v/{version}.zip", ferry.url());
+
+    // v1.0.0: two clients wait on one fetch, and one of them goes away.
+    let leaving = spawn_get(url("v1.0.0"));
+    let staying = spawn_get(url("v1.0.0"));
+    // v1.1.0: the only client goes away.
+    let alone = spawn_get(url("v1.1.0"));
+    eventually("go asks for both zips", || {
+        let both = upstream.held() == 2;
+        async move { both }
+    })
+    .await;
+    leaving.abort();
+    alone.abort();
+    assert!(matches!(leaving.await, Err(e) if e.is_cancelled()));
+    assert!(matches!(alone.await, Err(e) if e.is_cancelled()));
+
+    upstream.open();
+    let reply = staying.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.body == v1.zip_bytes()[..]);
+    eventually("v1.1.0 is stored all the same", || {
+        ferry.stored("example.com/hello", "v1.1.0")
+    })
+    .await;
+    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.0.0"), 1);
+    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.1.0"), 1);
+    let reply = ferry.get("example.com/hello/@v/v1.1.0.zip").await;
+    assert!(reply.body == v2.zip_bytes()[..]);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_info_answers_the_resolved_version_and_does_not_refetch_a_stored_one() {
+    let upstream = Upstream::start(vec![hello(PSEUDO), hello("v1.0.0"), hello("v1.1.0")]).await;
+    upstream.alias("example.com/hello", "master", PSEUDO);
+    upstream.alias("example.com/hello", "abcdefabcdef", PSEUDO);
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    // The latest release is stored already (filled earlier, or by another replica).
+    common::save(ferry.store().as_ref(), &hello("v1.1.0")).await;
+
+    let reply = ferry.get("example.com/hello/@v/master.info").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(info_version(&reply), PSEUDO);
+    assert_eq!(reply.header("cache-control"), "public, max-age=60");
+    assert!(ferry.stored("example.com/hello", PSEUDO).await);
+    assert_eq!(upstream.request_count(&format!("{PSEUDO}.zip")), 1);
+
+    // The same commit by its hash resolves to the stored pseudo-version: not fetched again.
+    let reply = ferry.get("example.com/hello/@v/abcdefabcdef.info").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(info_version(&reply), PSEUDO);
+    assert_eq!(upstream.request_count(&format!("{PSEUDO}.zip")), 1);
+
+    let reply = ferry.get("example.com/hello/@v/latest.info").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(info_version(&reply), "v1.1.0");
+    assert_eq!(upstream.request_count("v1.1.0.zip"), 0);
+    assert_eq!(upstream.request_count("v1.0.0.zip"), 0);
+    assert_eq!(
+        ferry.stored_versions("example.com/hello").await,
+        [PSEUDO, "v1.1.0"]
+    );
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_merges_stored_and_upstream_versions_and_latest_asks_the_upstream() {
+    let upstream = Upstream::start(vec![hello("v1.0.0"), hello("v1.1.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    // Stored, and no longer listed upstream.
+    common::save(ferry.store().as_ref(), &hello("v0.9.0")).await;
+
+    let reply = ferry.get("example.com/hello/@v/list").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "v0.9.0\nv1.0.0\nv1.1.0\n");
+    assert!(upstream.request_count("@v/list") >= 1);
+
+    let reply = ferry.get("example.com/hello/@latest").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(info_version(&reply), "v1.1.0");
+    // Listing and asking for the latest store nothing.
+    assert_eq!(ferry.stored_versions("example.com/hello").await, ["v0.9.0"]);
+    assert_eq!(upstream.request_count(".zip"), 0);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_and_latest_fall_back_to_the_store_when_the_upstream_fails() {
+    let upstream = Upstream::start(vec![]).await;
+    upstream.set_behaviour(Behaviour::Fail500);
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    let stored = FixtureModule::package("example.com/fallback", "v0.9.0");
+    common::save(ferry.store().as_ref(), &stored).await;
+
+    let reply = ferry.get("example.com/fallback/@v/list").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), "v0.9.0\n");
+    assert!(logged(&[
+        "upstream list failed; answering with the stored versions",
+        "module=example.com/fallback",
+    ]));
+    let reply = ferry.get("example.com/fallback/@latest").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(info_version(&reply), "v0.9.0");
+    assert!(logged(&[
+        "upstream latest failed; answering with the latest stored version",
+        "module=example.com/fallback",
+    ]));
+    assert!(
+        upstream.request_count("@v/list") >= 2,
+        "{:?}",
+        upstream.requests()
+    );
+
+    // Nothing stored: the upstream's failure is the answer.
+    for path in [
+        "example.com/unstored/@v/list",
+        "example.com/unstored/@latest",
+    ] {
+        let reply = ferry.get(path).await;
+        assert_eq!(reply.status, 502, "{path}: {}", reply.text());
+        assert!(reply.text().contains("500"), "{path}: {}", reply.text());
+    }
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_queue_is_bounded_and_deduplicated_and_a_full_queue_still_answers_404() {
+    let versions = ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"];
+    let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
+    let upstream = GatedUpstream::start(&modules).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(
+        dir.path(),
+        &upstream.url,
+        &[
+            ("FERRY_DOWNLOAD_MODE", "async"),
+            ("FERRY_ASYNC_WORKERS", "1"),
+            ("FERRY_ASYNC_QUEUE_SIZE", "2"),
+        ],
+    )
+    .await;
+    let ask = |version: &str| {
+        spawn_get(format!(
+            "{}/example.com/hello/@v/{version}.zip",
+            ferry.url()
+        ))
+    };
+    let being_fetched = |reply: &Reply| {
+        reply.status == 404 && reply.text().contains("being fetched, try again shortly")
+    };
+
+    // The one worker takes v1.0.0 and waits on the upstream: the queue is empty again.
+    assert!(being_fetched(&ask("v1.0.0").await.unwrap()));
+    eventually("the worker fetches v1.0.0", || {
+        let held = upstream.held() == 1;
+        async move { held }
+    })
+    .await;
+    // Asked three times, v1.1.0 takes one place in the queue; v1.2.0 the other.
+    for _ in 0..3 {
+        assert!(being_fetched(&ask("v1.1.0").await.unwrap()));
+    }
+    assert!(being_fetched(&ask("v1.2.0").await.unwrap()));
+    // The queue is full: v1.3.0 is dropped, and its client is told the same.
+    assert!(being_fetched(&ask("v1.3.0").await.unwrap()));
+    assert!(logged(&[
+        "background fetch dropped",
+        "module=example.com/hello",
+        "query=v1.3.0",
+    ]));
+    // One worker: nothing else reached the upstream while v1.0.0 is held.
+    assert_eq!(upstream.held(), 1);
+
+    upstream.open();
+    for version in ["v1.0.0", "v1.1.0", "v1.2.0"] {
+        eventually(&format!("{version} is stored"), || {
+            ferry.stored("example.com/hello", version)
+        })
+        .await;
+        assert_eq!(upstream.zip_requests_for("example.com/hello", version), 1);
+    }
+    assert!(!ferry.stored("example.com/hello", "v1.3.0").await);
+    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.3.0"), 0);
+    // Once the queue has room again, asking again queues it.
+    assert!(being_fetched(&ask("v1.3.0").await.unwrap()));
+    eventually("v1.3.0 is stored", || {
+        ferry.stored("example.com/hello", "v1.3.0")
+    })
+    .await;
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_number_of_async_workers_fetch_at_once() {
+    let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
+    let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
+    let upstream = GatedUpstream::start(&modules).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(
+        dir.path(),
+        &upstream.url,
+        &[
+            ("FERRY_DOWNLOAD_MODE", "async"),
+            ("FERRY_ASYNC_WORKERS", "2"),
+            ("FERRY_FETCH_CONCURRENCY", "4"),
+        ],
+    )
+    .await;
+    for version in versions {
+        let reply = ferry
+            .get(&format!("example.com/hello/@v/{version}.zip"))
+            .await;
+        assert_eq!(reply.status, 404, "{}", reply.text());
+    }
+    eventually("two workers wait on the upstream", || {
+        let two = upstream.held() == 2;
+        async move { two }
+    })
+    .await;
+    // The third waits for a worker, not for the fetcher's limit (4).
+    assert_eq!(processes_under(&ferry.work_dir).len(), 2);
+    upstream.open();
+    for version in versions {
+        eventually(&format!("{version} is stored"), || {
+            ferry.stored("example.com/hello", version)
+        })
+        .await;
+    }
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_the_queued_fetches() {
+    let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
+    let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
+    let upstream = GatedUpstream::start(&modules).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(
+        dir.path(),
+        &upstream.url,
+        &[
+            ("FERRY_DOWNLOAD_MODE", "async"),
+            ("FERRY_ASYNC_WORKERS", "1"),
+        ],
+    )
+    .await;
+    for version in versions {
+        let reply = ferry
+            .get(&format!("example.com/hello/@v/{version}.zip"))
+            .await;
+        assert_eq!(reply.status, 404, "{}", reply.text());
+    }
+    eventually("the worker fetches the first", || {
+        let held = upstream.held() == 1;
+        async move { held }
+    })
+    .await;
+    let proxy = ferry.proxy.clone();
+    let stopping = tokio::spawn(ferry.stop());
+    upstream.open();
+    stopping.await.unwrap();
+    // Shutdown returned only once the queue was worked off.
+    for version in versions {
+        let (module, version) = (
+            ModulePath::new("example.com/hello").unwrap(),
+            Version::new(version).unwrap(),
+        );
+        let stored = proxy.store().exists(&module, &version).await.unwrap();
+        assert!(stored, "{version} is stored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
+    let upstream = GatedUpstream::start(&[hello("v1.0.0"), hello("v1.1.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(
+        dir.path(),
+        &upstream.url,
+        &[
+            ("FERRY_DOWNLOAD_MODE", "async"),
+            ("FERRY_ASYNC_WORKERS", "1"),
+            ("FERRY_SHUTDOWN_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    for version in ["v1.0.0", "v1.1.0"] {
+        let reply = ferry
+            .get(&format!("example.com/hello/@v/{version}.zip"))
+            .await;
+        assert_eq!(reply.status, 404, "{}", reply.text());
+    }
+    eventually("the worker fetches the first", || {
+        let held = upstream.held() == 1;
+        async move { held }
+    })
+    .await;
+    let (work_dir, proxy) = (ferry.work_dir.clone(), ferry.proxy.clone());
+    assert_eq!(processes_under(&work_dir).len(), 1);
+
+    let started = Instant::now();
+    ferry.stop().await;
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(1) && elapsed < Duration::from_secs(5),
+        "{elapsed:?}"
+    );
+    assert!(logged(&[
+        "background fetches still running at the shutdown deadline"
+    ]));
+    // The running fetch is cancelled: its go killed, its directory removed; the queued one never starts.
+    eventually("go is gone", || {
+        let gone = processes_under(&work_dir).is_empty();
+        async move { gone }
+    })
+    .await;
+    eventually("the work dir is empty", || {
+        let empty = entries(&work_dir).is_empty();
+        async move { empty }
+    })
+    .await;
+    upstream.open();
+    let module = ModulePath::new("example.com/hello").unwrap();
+    assert_eq!(
+        proxy.store().list(&module).await.unwrap(),
+        Vec::<Version>::new()
+    );
+    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.1.0"), 0);
+}
