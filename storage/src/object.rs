@@ -5,12 +5,16 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::io::AsyncWriteExt;
+use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
 
 use crate::error::StorageError;
 use crate::module::{ModulePath, Version};
 use crate::store::{ModuleStore, Saved, VersionFiles, ZipStream};
+
+/// The read size when a zip is served from a local file.
+const LOCAL_READ_SIZE: usize = 256 * 1024;
 
 /// Zips larger than this are uploaded in parts (multipart upload on S3/GCS, a staged file on disk).
 const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
@@ -157,10 +161,21 @@ impl ModuleStore for ObjectModuleStore {
         let result = result.map_err(|e| StorageError::from_object_store(e, path.as_ref()))?;
         let len = result.meta.size;
         let key = path.to_string();
-        let stream = result
-            .into_stream()
-            .map_err(move |e| StorageError::from_object_store(e, &key))
-            .boxed();
+        let stream = match result.payload {
+            // object_store reads a local file in 8 KiB chunks, each a trip to the blocking pool; reads of
+            // LOCAL_READ_SIZE serve a zip several times faster (scripts/measure-memory.sh 256 1: from about
+            // 240 MiB/s to the figure in the README) in the same bounded memory.
+            GetResultPayload::File(file, _) if result.range == (0..len) => {
+                let file = tokio::fs::File::from_std(file).take(len);
+                ReaderStream::with_capacity(file, LOCAL_READ_SIZE)
+                    .map_err(move |e| StorageError::Unavailable(format!("reading {key}: {e}")))
+                    .boxed()
+            }
+            payload => GetResult { payload, ..result }
+                .into_stream()
+                .map_err(move |e| StorageError::from_object_store(e, &key))
+                .boxed(),
+        };
         Ok(ZipStream { len, stream })
     }
 
