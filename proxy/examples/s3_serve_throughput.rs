@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferry_storage::{
-    Environment, ModulePath, StorageConfig, StorageOptions, Version, VersionFiles,
+    Environment, ModulePath, StorageConfig, StorageOptions, Version, VersionFiles, ZipSource,
 };
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -64,7 +64,7 @@ async fn main() {
     let files = VersionFiles {
         info: Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2024-01-02T03:04:05Z\"}"),
         go_mod: Bytes::from_static(b"module example.com/bench\n"),
-        zip: futures::stream::iter(chunks).boxed(),
+        zip: ZipSource::Stream(futures::stream::iter(chunks).boxed()),
     };
     store
         .save(&module, &version, files)

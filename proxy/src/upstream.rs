@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_fetcher::{FetchError, Fetcher, LatestVersion};
-use ferry_storage::{ModulePath, ModuleStore, StorageError, Version, VersionFiles};
+use ferry_storage::{ModulePath, ModuleStore, StorageError, Version, VersionFiles, ZipSource};
+use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 /// Why the upstream could not give a version; cloned to every request waiting on the same fill.
@@ -257,14 +257,9 @@ async fn fetch_and_store(
     };
     let info = read(fetched.info.clone()).await?;
     let go_mod = read(fetched.go_mod.clone()).await?;
-    let zip_file = tokio::fs::File::open(&fetched.zip)
-        .await
-        .map_err(|e| FillError::Internal(format!("opening {}: {e}", fetched.zip.display())))?;
-    // The zip goes from disk to the store in 1 MiB reads, never whole in memory: each read is a trip to
-    // the blocking pool, and 64 KiB reads cost about 12 ms more per 32 MiB (cold_fetch example).
-    let zip = tokio_util::io::ReaderStream::with_capacity(zip_file, 1024 * 1024)
-        .map_ok(Bytes::from)
-        .boxed();
+    // The store takes the zip as the file it is: a filesystem store links it into place, others stream it
+    // from disk in large reads; it is never held whole in memory.
+    let zip = ZipSource::File(fetched.zip.clone());
     let saved = shared
         .store
         .save(module, &version, VersionFiles { info, go_mod, zip })

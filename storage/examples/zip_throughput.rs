@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferry_storage::{
-    Environment, ModulePath, StorageConfig, StorageOptions, Version, VersionFiles,
+    Environment, ModulePath, StorageConfig, StorageOptions, Version, VersionFiles, ZipSource,
 };
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
@@ -89,7 +89,9 @@ async fn main() {
     let files = VersionFiles {
         info: Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2024-01-02T03:04:05Z\"}"),
         go_mod: Bytes::from_static(b"module example.com/bench\n"),
-        zip: futures::stream::iter((0..size_mb).map(move |_| Ok(chunk.clone()))).boxed(),
+        zip: ZipSource::Stream(
+            futures::stream::iter((0..size_mb).map(move |_| Ok(chunk.clone()))).boxed(),
+        ),
     };
     let started = Instant::now();
     store.save(&m, &v, files).await.unwrap();

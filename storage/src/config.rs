@@ -139,7 +139,7 @@ impl StorageConfig {
     /// Builds the store. A `file://` directory is created when missing; a bucket is not contacted (call
     /// [`ModuleStore::check`] to know whether it answers).
     pub fn open(&self) -> Result<Arc<dyn ModuleStore>, StorageError> {
-        let (backend, prefix): (Arc<dyn ObjectStore>, &str) = match self {
+        let (backend, prefix, local_root): (Arc<dyn ObjectStore>, &str, _) = match self {
             StorageConfig::File(FileConfig { root }) => {
                 std::fs::create_dir_all(root).map_err(|e| {
                     StorageError::Config(format!(
@@ -154,14 +154,26 @@ impl StorageConfig {
                             root.display()
                         ))
                     })?;
+                // The directory as `LocalFileSystem` resolved it, for linking fetched zips into place.
+                let canonical = std::fs::canonicalize(root).map_err(|e| {
+                    StorageError::Config(format!("cannot use {} as a store: {e}", root.display()))
+                })?;
                 // Empty version directories left by deletes are removed, as a hand-made tree would be.
-                (Arc::new(local.with_automatic_cleanup(true)), "")
+                (
+                    Arc::new(local.with_automatic_cleanup(true)),
+                    "",
+                    Some(canonical),
+                )
             }
-            StorageConfig::Memory => (Arc::new(object_store::memory::InMemory::new()), ""),
-            StorageConfig::S3(s3) => (Arc::new(s3.build()?), &s3.prefix),
-            StorageConfig::Gcs(gcs) => (Arc::new(gcs.build()?), &gcs.prefix),
+            StorageConfig::Memory => (Arc::new(object_store::memory::InMemory::new()), "", None),
+            StorageConfig::S3(s3) => (Arc::new(s3.build()?), &s3.prefix, None),
+            StorageConfig::Gcs(gcs) => (Arc::new(gcs.build()?), &gcs.prefix, None),
         };
-        Ok(Arc::new(ObjectModuleStore::new(backend, prefix)?))
+        let store = ObjectModuleStore::new(backend, prefix)?;
+        Ok(Arc::new(match local_root {
+            Some(root) => store.with_local_root(root),
+            None => store,
+        }))
     }
 }
 

@@ -15,4 +15,4 @@ pub use gcs::GcsConfig;
 pub use module::{InvalidInput, ModulePath, Version, VersionQuery};
 pub use object::ObjectModuleStore;
 pub use s3::S3Config;
-pub use store::{ModuleStore, Saved, VersionFiles, ZipStream};
+pub use store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};

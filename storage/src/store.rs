@@ -18,8 +18,16 @@ pub struct ZipStream {
 pub struct VersionFiles {
     pub info: Bytes,
     pub go_mod: Bytes,
-    /// The zip as a stream of chunks (e.g. read from the file the fetcher left on disk).
-    pub zip: BoxStream<'static, std::io::Result<Bytes>>,
+    pub zip: ZipSource,
+}
+
+/// Where the zip handed to `save` comes from.
+pub enum ZipSource {
+    /// A stream of chunks.
+    Stream(BoxStream<'static, std::io::Result<Bytes>>),
+    /// A file on local disk (e.g. the one the fetcher left), which `save` may link instead of copying when
+    /// the store is on the same filesystem. The file must not change afterwards; it may be removed.
+    File(std::path::PathBuf),
 }
 
 /// Whether `save` wrote the version or found it already stored.

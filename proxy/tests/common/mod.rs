@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry::{Proxy, ServerSettings};
-use ferry_storage::{ModulePath, ModuleStore, Version, VersionFiles};
+use ferry_storage::{ModulePath, ModuleStore, Version, VersionFiles, ZipSource};
 use ferry_testkit::FixtureModule;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
@@ -84,7 +84,9 @@ pub async fn save(store: &dyn ModuleStore, fixture: &FixtureModule) {
     let files = VersionFiles {
         info: Bytes::from(fixture.info_json()),
         go_mod: Bytes::from(fixture.go_mod()),
-        zip: futures::stream::iter([Ok(Bytes::from(fixture.zip_bytes()))]).boxed(),
+        zip: ZipSource::Stream(
+            futures::stream::iter([Ok(Bytes::from(fixture.zip_bytes()))]).boxed(),
+        ),
     };
     let module = ModulePath::new(fixture.path()).unwrap();
     store

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_storage::{ModulePath, ModuleStore, Saved, StorageError, Version, VersionFiles};
+use ferry_storage::{
+    ModulePath, ModuleStore, Saved, StorageError, Version, VersionFiles, ZipSource,
+};
 use ferry_testkit::FixtureModule;
 use futures::{StreamExt, TryStreamExt};
 
@@ -22,7 +24,7 @@ pub fn files_of(fixture: &FixtureModule) -> VersionFiles {
     VersionFiles {
         info: Bytes::from(fixture.info_json()),
         go_mod: Bytes::from(fixture.go_mod()),
-        zip: futures::stream::iter([Ok(zip)]).boxed(),
+        zip: ZipSource::Stream(futures::stream::iter([Ok(zip)]).boxed()),
     }
 }
 
@@ -79,6 +81,27 @@ pub async fn round_trip_is_byte_exact(store: &dyn ModuleStore) {
     );
     assert_eq!(read_zip(store, &m, &v).await, fixture.zip_bytes());
     assert!(store.exists(&m, &v).await.unwrap());
+}
+
+/// A zip handed over as a file on disk (what the fetcher leaves) is stored byte for byte, and the stored
+/// copy does not depend on the file: it may be removed after the save.
+pub async fn a_zip_file_is_stored_and_outlives_its_source(store: &dyn ModuleStore) {
+    let fixture = FixtureModule::package("example.com/from/disk", "v1.0.0")
+        .file("data.bin", vec![3u8; 300_000]);
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("v1.0.0.zip");
+    std::fs::write(&source, fixture.zip_bytes()).unwrap();
+    let files = VersionFiles {
+        info: Bytes::from(fixture.info_json()),
+        go_mod: Bytes::from(fixture.go_mod()),
+        zip: ZipSource::File(source.clone()),
+    };
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    assert_eq!(store.save(&m, &v, files).await.unwrap(), Saved::Written);
+    drop(dir);
+    assert!(!source.exists());
+    assert_eq!(read_zip(store, &m, &v).await, fixture.zip_bytes());
+    assert_eq!(store.list(&m).await.unwrap(), [v]);
 }
 
 pub async fn list_is_exact_and_semver_sorted(store: &dyn ModuleStore) {
@@ -164,7 +187,7 @@ pub async fn failed_save_leaves_nothing_visible(store: &dyn ModuleStore) {
     let files = VersionFiles {
         info: Bytes::from_static(b"{\"Version\":\"v1.0.0\"}"),
         go_mod: Bytes::from_static(b"module example.com/broken\n"),
-        zip: futures::stream::iter(chunks).boxed(),
+        zip: ZipSource::Stream(futures::stream::iter(chunks).boxed()),
     };
     let error = store
         .save(&m, &v, files)
@@ -215,7 +238,9 @@ pub async fn large_zip_streams_both_ways(store: &dyn ModuleStore) {
     let files = VersionFiles {
         info: Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2024-01-02T03:04:05Z\"}"),
         go_mod: Bytes::from_static(b"module example.com/large\n"),
-        zip: futures::stream::iter((0..CHUNKS).map(move |i| Ok(chunk(i)))).boxed(),
+        zip: ZipSource::Stream(
+            futures::stream::iter((0..CHUNKS).map(move |i| Ok(chunk(i)))).boxed(),
+        ),
     };
     store.save(&m, &v, files).await.unwrap();
     let zip = store.zip(&m, &v).await.unwrap();
@@ -313,6 +338,11 @@ macro_rules! conformance_suite {
         async fn round_trip_is_byte_exact() {
             let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
             conformance::round_trip_is_byte_exact(&*store).await
+        }
+        #[tokio::test]
+        async fn a_zip_file_is_stored_and_outlives_its_source() {
+            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
+            conformance::a_zip_file_is_stored_and_outlives_its_source(&*store).await
         }
         #[tokio::test]
         async fn list_is_exact_and_semver_sorted() {
