@@ -237,58 +237,34 @@ impl Proxy {
         let head_only = request.method() == Method::HEAD;
         let policy = self.policy();
         let decide = |module: &ModulePath| policy.decide(module.as_str());
-        match endpoint {
-            Endpoint::Index => Answer::text(
-                StatusCode::OK,
-                "Ferry Go module proxy. Set GOPROXY to this URL.",
-            ),
-            Endpoint::Healthz => Answer::text(StatusCode::OK, "ok"),
-            Endpoint::Readyz => self.readyz().await,
-            Endpoint::SumDb => Answer::not_found(
-                "checksum database proxying is not offered; the go command asks it directly",
-            ),
-            Endpoint::List(module) => self.list(&module, &decide(&module)).await,
-            Endpoint::Latest(module) => self.latest(&module, &decide(&module)).await,
+        let (module, version, file) = match endpoint {
+            Endpoint::Index => {
+                return Answer::text(
+                    StatusCode::OK,
+                    "Ferry Go module proxy. Set GOPROXY to this URL.",
+                );
+            }
+            Endpoint::Healthz => return Answer::text(StatusCode::OK, "ok"),
+            Endpoint::Readyz => return self.readyz().await,
+            Endpoint::SumDb => {
+                return Answer::not_found(
+                    "checksum database proxying is not offered; the go command asks it directly",
+                );
+            }
+            Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
+            Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
-                self.query_info(&module, &query, &decide(&module)).await
+                return self.query_info(&module, &query, &decide(&module)).await;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version)) => {
-                let file = VersionFile::Info;
-                self.version_file(
-                    &module,
-                    &version,
-                    file,
-                    if_none_match,
-                    head_only,
-                    &decide(&module),
-                )
-                .await
+                (module, version, VersionFile::Info)
             }
-            Endpoint::Mod(module, version) => {
-                let file = VersionFile::Mod;
-                self.version_file(
-                    &module,
-                    &version,
-                    file,
-                    if_none_match,
-                    head_only,
-                    &decide(&module),
-                )
-                .await
-            }
-            Endpoint::Zip(module, version) => {
-                let file = VersionFile::Zip;
-                self.version_file(
-                    &module,
-                    &version,
-                    file,
-                    if_none_match,
-                    head_only,
-                    &decide(&module),
-                )
-                .await
-            }
-        }
+            Endpoint::Mod(module, version) => (module, version, VersionFile::Mod),
+            Endpoint::Zip(module, version) => (module, version, VersionFile::Zip),
+        };
+        let decision = decide(&module);
+        self.version_file(&module, &version, file, if_none_match, head_only, &decision)
+            .await
     }
 
     async fn readyz(&self) -> Answer {

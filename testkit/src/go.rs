@@ -83,15 +83,7 @@ impl GoHome {
 
     /// Runs `go <args>` in `cwd` and returns its stdout; panics with go's stderr when it fails.
     pub fn run(&self, cwd: &Path, args: &[&str]) -> String {
-        let output = self.command(cwd, args).output().expect("run go");
-        assert!(
-            output.status.success(),
-            "go {} failed ({}):\n{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("go printed UTF-8")
+        succeeded(args, self.command(cwd, args).output().expect("run go"))
     }
 }
 
@@ -106,15 +98,7 @@ impl GoHome {
 
     /// Like [`GoHome::run`], without blocking the async runtime.
     pub async fn run_async(&self, cwd: &Path, args: &[&str]) -> String {
-        let output = self.output_async(cwd, args).await;
-        assert!(
-            output.status.success(),
-            "go {} failed ({}):\n{}",
-            args.join(" "),
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("go printed UTF-8")
+        succeeded(args, self.output_async(cwd, args).await)
     }
 }
 
@@ -123,6 +107,18 @@ impl Drop for GoHome {
         make_writable(&self.dir);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// go's stdout when it succeeded; otherwise a panic with its stderr.
+fn succeeded(args: &[&str], output: std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "go {} failed ({}):\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("go printed UTF-8")
 }
 
 fn make_writable(dir: &Path) {
