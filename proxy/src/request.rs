@@ -183,7 +183,7 @@ mod tests {
                 "/example.com/a/@latest",
                 Endpoint::Latest(m("example.com/a")),
             ),
-            ("/sumdb/sum.golang.org/supported", Endpoint::SumDb),
+            ("/sumdb/sum.example.org/supported", Endpoint::SumDb),
             ("/healthz", Endpoint::Healthz),
             ("/readyz", Endpoint::Readyz),
             ("/", Endpoint::Index),

@@ -198,7 +198,7 @@ async fn missing_things_are_404_with_a_not_found_text_body() {
         "example.com/here/@v/v2.0.0.mod",
         "example.com/here/@v/v2.0.0.zip",
         "example.com/here/@v/master.info",
-        "sumdb/sum.golang.org/supported",
+        "sumdb/sum.example.org/supported",
         "favicon.ico",
     ] {
         let reply = get(&format!("{}/{path}", ferry.url())).await;
