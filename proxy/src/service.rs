@@ -435,7 +435,7 @@ impl Proxy {
                 Err(e) => return Answer::from(e),
             },
             _ if stored.is_empty() => {
-                return Answer::not_found(format!("{module}: no versions stored"));
+                return Answer::not_found(nothing_stored(module, decision));
             }
             _ => stored,
         };
@@ -480,7 +480,7 @@ impl Proxy {
                     .unwrap_or_else(Answer::from)
             }
             (None, Some(e)) => Answer::from(e),
-            (None, None) => Answer::not_found(format!("{module}: no versions stored")),
+            (None, None) => Answer::not_found(nothing_stored(module, decision)),
         }
     }
 
@@ -507,6 +507,17 @@ impl Proxy {
             content_length: Some(len),
             body,
         })
+    }
+}
+
+/// Why `list` or `@latest` has nothing to say, naming the policy rule when it is the reason.
+fn nothing_stored(module: &ModulePath, decision: &Decision<'_>) -> String {
+    match decision.mode {
+        Mode::None => format!(
+            "{module}: no versions stored, and the download policy does not fetch it ({})",
+            decision.rule
+        ),
+        _ => format!("{module}: no versions stored"),
     }
 }
 
