@@ -214,6 +214,14 @@ async fn missing_things_are_404_with_a_not_found_text_body() {
             reply.text()
         );
     }
+    // A store-only Ferry (mode none) says why an empty list is not fetched.
+    let list = get(&format!("{}/example.com/nothing/@v/list", ferry.url())).await;
+    assert!(
+        list.text()
+            .contains("the download policy does not fetch it"),
+        "{}",
+        list.text()
+    );
 }
 
 #[tokio::test]
