@@ -293,3 +293,27 @@ pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, StorageError> 
 pub(crate) fn redacted(secret: &Option<String>) -> Option<&'static str> {
     secret.as_ref().map(|_| "<redacted>")
 }
+
+/// `SCHEME://BUCKET[/PREFIX][ (endpoint E)]`: how a cloud store shows in logs and messages (no credentials).
+pub(crate) fn fmt_bucket(
+    f: &mut fmt::Formatter<'_>,
+    scheme: &str,
+    bucket: &str,
+    prefix: &str,
+    endpoint: Option<&str>,
+) -> fmt::Result {
+    write!(f, "{scheme}://{bucket}")?;
+    if !prefix.is_empty() {
+        write!(f, "/{prefix}")?;
+    }
+    if let Some(endpoint) = endpoint {
+        write!(f, " (endpoint {endpoint})")?;
+    }
+    Ok(())
+}
+
+/// The names of further environment variables handed to a backend, without their values (which may be
+/// credentials).
+pub(crate) fn variable_names(variables: &[(String, String)]) -> Vec<&str> {
+    variables.iter().map(|(name, _)| name.as_str()).collect()
+}

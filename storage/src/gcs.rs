@@ -162,25 +162,15 @@ impl GcsConfig {
 impl fmt::Display for GcsConfig {
     /// The URL and the endpoint, never credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "gs://{}", self.bucket)?;
-        if !self.prefix.is_empty() {
-            write!(f, "/{}", self.prefix)?;
-        }
-        if let Some(base_url) = &self.options.base_url {
-            write!(f, " (endpoint {base_url})")?;
-        }
-        Ok(())
+        let endpoint = self.options.base_url.as_deref();
+        crate::config::fmt_bucket(f, "gs", &self.bucket, &self.prefix, endpoint)
     }
 }
 
 impl fmt::Debug for GcsConfig {
     /// Variable names only for the further variables: their values may be credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self
-            .other_variables
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let names = crate::config::variable_names(&self.other_variables);
         f.debug_struct("GcsConfig")
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)

@@ -191,25 +191,15 @@ impl S3Config {
 impl fmt::Display for S3Config {
     /// The URL and the endpoint, never credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "s3://{}", self.bucket)?;
-        if !self.prefix.is_empty() {
-            write!(f, "/{}", self.prefix)?;
-        }
-        if let Some(endpoint) = &self.options.endpoint {
-            write!(f, " (endpoint {endpoint})")?;
-        }
-        Ok(())
+        let endpoint = self.options.endpoint.as_deref();
+        crate::config::fmt_bucket(f, "s3", &self.bucket, &self.prefix, endpoint)
     }
 }
 
 impl fmt::Debug for S3Config {
     /// Variable names only for the further variables: their values may be credentials.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self
-            .other_variables
-            .iter()
-            .map(|(name, _)| name.as_str())
-            .collect();
+        let names = crate::config::variable_names(&self.other_variables);
         f.debug_struct("S3Config")
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
