@@ -140,9 +140,16 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
-        tokio::spawn(reload_policy_on_sighup(proxy.clone(), config.policy_sources.clone()));
+        // Every signal handler is installed before Ferry says it is serving: a SIGHUP or SIGTERM sent as soon
+        // as that line appears (a supervisor's reload right after start) must find its handler, not the
+        // default action that kills the process.
+        use tokio::signal::unix::{SignalKind, signal};
+        let hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+        let terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        tokio::spawn(reload_policy_on_sighup(hangup, proxy.clone(), config.policy_sources.clone()));
         tracing::info!(listen = %listener.local_addr()?, storage = %config.storage, "ferry is serving");
-        ferry::run(listener, proxy, config.server.clone(), shutdown_signal()).await;
+        ferry::run(listener, proxy, config.server.clone(), shutdown_signal(interrupt, terminate)).await;
         Ok(())
     })
 }
@@ -168,14 +175,10 @@ fn init_logging(format: LogFormat) {
 /// On SIGHUP, loads the download policy again from the same sources; an invalid new policy is reported and
 /// the old one stays in force.
 async fn reload_policy_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
     proxy: std::sync::Arc<ferry::Proxy>,
     sources: config::PolicySourceValues,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; the download policy will not be reloaded");
-        return;
-    };
     while hangup.recv().await.is_some() {
         match sources.load() {
             Ok(policy) => {
@@ -197,11 +200,12 @@ async fn reload_policy_on_sighup(
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+async fn shutdown_signal(
+    mut interrupt: tokio::signal::unix::Signal,
+    mut terminate: tokio::signal::unix::Signal,
+) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received"),
         _ = terminate.recv() => tracing::info!("SIGTERM received"),
     }
 }
