@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_storage::{
-    Environment, ModulePath, StorageConfig, StorageOptions, Version, VersionFiles, ZipSource,
-};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{Environment, StorageConfig, StorageOptions, VersionFiles, ZipSource};
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use object_store::ObjectStoreExt;

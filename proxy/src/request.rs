@@ -4,7 +4,7 @@
 //! path and the endpoint; the module path and version are checked by `ferry_storage::module`, so nothing
 //! that could name a file outside the module's own keys gets through.
 
-use ferry_storage::{ModulePath, Version, VersionQuery};
+use ferry_module::{ModulePath, Version, VersionQuery};
 
 /// Longer request paths are refused before any parsing (Go module paths are far shorter in practice).
 pub const MAX_PATH_LEN: usize = 2048;
@@ -75,7 +75,7 @@ impl Endpoint {
         let Some((version, extension)) = file.rsplit_once('.') else {
             return Err(unknown_file(file));
         };
-        let bad_version = |e: ferry_storage::InvalidInput| Refusal::BadRequest(e.to_string());
+        let bad_version = |e: ferry_module::InvalidInput| Refusal::BadRequest(e.to_string());
         match extension {
             "info" => Ok(Endpoint::Info(
                 module,

@@ -5,9 +5,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ferry_module::{ModulePath, Version, VersionQuery};
+use ferry_module::{escape, latest_of};
 use ferry_policy::{Decision, Mode, Policy};
-use ferry_storage::module::{escape, latest_of};
-use ferry_storage::{ModulePath, ModuleStore, StorageError, Version, VersionQuery};
+use ferry_storage::{ModuleStore, StorageError};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_fetcher::{FetchError, Fetcher, LatestVersion};
-use ferry_storage::{ModulePath, ModuleStore, StorageError, Version, VersionFiles, ZipSource};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{ModuleStore, StorageError, VersionFiles, ZipSource};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::mpsc;

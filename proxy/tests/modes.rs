@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use common::{Ferry, Reply, get, raw_request};
 use ferry::config::{self, Flags};
-use ferry_storage::{ModulePath, ModuleStore, Version};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::ModuleStore;
 use ferry_testkit::{FixtureModule, GoHome, Upstream};
 
 /// How long a background (`async`, `async_redirect`) fetch may take to land in the store.

@@ -9,9 +9,8 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use ferry_storage::{
-    Environment, ModulePath, StorageConfig, StorageOptions, Version, VersionFiles, ZipSource,
-};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{Environment, StorageConfig, StorageOptions, VersionFiles, ZipSource};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::aws::AmazonS3Builder;

@@ -1,10 +1,9 @@
-//! Ferry's module store: Go module paths and versions ([`module`]), the [`ModuleStore`] trait, and one
-//! implementation of it over `object_store` that serves every backend, chosen by a storage URL.
+//! Ferry's module store: the [`ModuleStore`] trait, and one implementation of it over `object_store` that
+//! serves every backend, chosen by a storage URL. Module paths and versions come from `ferry-module`.
 
 mod config;
 mod error;
 mod gcs;
-pub mod module;
 mod object;
 mod s3;
 mod store;
@@ -12,7 +11,6 @@ mod store;
 pub use config::{Environment, FileConfig, GcsOptions, S3Options, StorageConfig, StorageOptions};
 pub use error::StorageError;
 pub use gcs::GcsConfig;
-pub use module::{InvalidInput, ModulePath, Version, VersionQuery};
 pub use object::ObjectModuleStore;
 pub use s3::S3Config;
 pub use store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};

@@ -10,8 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::StorageError;
-use crate::module::{ModulePath, Version};
 use crate::store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};
+use ferry_module::{ModulePath, Version};
 
 /// The read size when a zip is served from a local file.
 const LOCAL_READ_SIZE: usize = 256 * 1024;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::error::StorageError;
-use crate::module::{ModulePath, Version};
+use ferry_module::{ModulePath, Version};
 
 /// A stored zip, read as a stream of chunks so it is never held whole in memory.
 pub struct ZipStream {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry::{Proxy, ServerSettings};
-use ferry_storage::{ModulePath, ModuleStore, Version, VersionFiles, ZipSource};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{ModuleStore, VersionFiles, ZipSource};
 use ferry_testkit::FixtureModule;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};

@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_storage::{
-    ModulePath, ModuleStore, Saved, StorageError, Version, VersionFiles, ZipSource,
-};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, ZipSource};
 use ferry_testkit::FixtureModule;
 use futures::{StreamExt, TryStreamExt};
 
