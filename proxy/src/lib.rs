@@ -1,8 +1,11 @@
 //! Ferry: a Go module proxy. The library holds the whole service; the `ferry` binary only parses its
 //! arguments, binds the listener and waits for a signal.
 
+mod action;
+mod answer;
 mod body;
 pub mod config;
+mod layers;
 pub mod request;
 mod server;
 mod service;

@@ -1,27 +1,23 @@
-//! The GOPROXY protocol over a module store: routing, status codes, headers and streaming, and on a miss
-//! what the download policy says for the module (fetch, fetch in the background, redirect, or decline).
+//! The GOPROXY protocol over a module store: routing and the handlers of each endpoint. What a request does
+//! on a miss is decided once by [`action`](crate::action::action) from the module's download mode; the
+//! handlers here carry that action out, and every outcome becomes an [`Answer`] (see `answer`).
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use ferry_module::{ModulePath, Version, VersionQuery};
-use ferry_module::{escape, latest_of};
+use ferry_module::{ModulePath, Version, VersionQuery, escape, latest_of};
 use ferry_policy::{Decision, Mode, Policy};
 use ferry_storage::{ModuleStore, StorageError};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
-use crate::body::{self, AccessLog, Body, LoggedBody};
+use crate::action::{Action, Declined, Kind, action};
+use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT};
+use crate::body::{self, Body};
 use crate::request::{Endpoint, Refusal};
 use crate::upstream::{FillError, Upstream};
-
-/// `.mod`, `.zip` and canonical `.info` never change once published.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-/// `list`, `@latest` and query `.info` answers change when versions are published.
-const SHORT_LIVED: &str = "public, max-age=60";
-const JSON: &str = "application/json";
-const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -30,7 +26,7 @@ pub struct Proxy {
     /// None when no mode can fetch: a miss that would fetch is then answered 404.
     upstream: Option<Upstream>,
     /// Replaced whole on reload (SIGHUP); each request decides with the policy in force when it started.
-    policy: RwLock<Arc<Policy>>,
+    policy: ArcSwap<Policy>,
 }
 
 /// Why a new policy was not put in force.
@@ -76,82 +72,6 @@ struct Miss<'a> {
     escaped_path: String,
 }
 
-/// An answer before the headers common to all responses are added.
-struct Answer {
-    status: StatusCode,
-    content_type: &'static str,
-    cache: Option<&'static str>,
-    etag: Option<String>,
-    location: Option<HeaderValue>,
-    content_length: Option<u64>,
-    body: Body,
-}
-
-impl Answer {
-    fn ok(content_type: &'static str, cache: &'static str, bytes: Bytes) -> Answer {
-        Answer {
-            status: StatusCode::OK,
-            content_type,
-            cache: Some(cache),
-            etag: None,
-            location: None,
-            content_length: Some(bytes.len() as u64),
-            body: body::full(bytes),
-        }
-    }
-
-    fn text(status: StatusCode, message: impl Into<String>) -> Answer {
-        let mut text: String = message.into();
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        Answer {
-            status,
-            content_type: TEXT,
-            cache: None,
-            etag: None,
-            location: None,
-            content_length: Some(text.len() as u64),
-            body: body::full(text),
-        }
-    }
-
-    /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.
-    fn not_found(reason: impl std::fmt::Display) -> Answer {
-        Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))
-    }
-
-    fn immutable(mut self, etag: String) -> Answer {
-        self.cache = Some(IMMUTABLE);
-        self.etag = Some(etag);
-        self
-    }
-}
-
-impl From<StorageError> for Answer {
-    fn from(error: StorageError) -> Answer {
-        match error {
-            StorageError::NotFound(key) => Answer::not_found(key),
-            StorageError::Unavailable(_) | StorageError::Config(_) | StorageError::Source(_) => {
-                Answer::text(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
-            }
-        }
-    }
-}
-
-impl From<FillError> for Answer {
-    fn from(error: FillError) -> Answer {
-        let status = match error {
-            FillError::NotFound(reason) => return Answer::not_found(reason),
-            FillError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            FillError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            FillError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-            FillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Answer::text(status, error.to_string())
-    }
-}
-
 impl Proxy {
     /// A proxy that serves its store only: every miss is a 404.
     pub fn new(store: Arc<dyn ModuleStore>) -> Proxy {
@@ -168,7 +88,7 @@ impl Proxy {
         Proxy {
             store,
             upstream,
-            policy: RwLock::new(Arc::new(policy)),
+            policy: ArcSwap::from_pointee(policy),
         }
     }
 
@@ -178,7 +98,7 @@ impl Proxy {
 
     /// The policy in force.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy.read().unwrap().clone()
+        self.policy.load_full()
     }
 
     /// Puts a new policy in force for the requests that start from now on. Refused when the policy has a
@@ -188,7 +108,7 @@ impl Proxy {
         if self.upstream.is_none() && policy_fetches(&policy) {
             return Err(NoUpstream);
         }
-        *self.policy.write().unwrap() = Arc::new(policy);
+        self.policy.store(Arc::new(policy));
         Ok(())
     }
 
@@ -200,43 +120,30 @@ impl Proxy {
     }
 
     /// Answers one HTTP request. Never fails: every problem becomes a status code with a plain-text reason.
-    pub async fn handle<B>(&self, request: Request<B>) -> Response<LoggedBody> {
-        let started = Instant::now();
-        let method = request.method().clone();
-        let path = request.uri().path().to_string();
-        let answer = match method {
+    pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
+        // GET and HEAD have no body to read: only the head is kept across the awaits.
+        let (request, _) = request.into_parts();
+        let answer = match request.method {
             Method::GET | Method::HEAD => self.answer(&request).await,
             _ => Answer::text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "only GET and HEAD are supported",
             ),
         };
-        let status = answer.status;
-        let response = finish(answer, &method);
-        response.map(|body| {
-            LoggedBody::new(
-                body,
-                AccessLog {
-                    method,
-                    path,
-                    status,
-                    started,
-                },
-            )
-        })
+        answer::into_response(answer, &request.method)
     }
 
-    async fn answer<B>(&self, request: &Request<B>) -> Answer {
-        let endpoint = match Endpoint::parse(request.uri().path()) {
+    async fn answer(&self, request: &http::request::Parts) -> Answer {
+        let endpoint = match Endpoint::parse(request.uri.path()) {
             Ok(endpoint) => endpoint,
             Err(Refusal::BadRequest(reason)) => {
                 return Answer::text(StatusCode::BAD_REQUEST, format!("bad request: {reason}"));
             }
             Err(Refusal::NotFound(reason)) => return Answer::not_found(reason),
         };
-        let if_none_match = request.headers().get(header::IF_NONE_MATCH);
-        let head_only = request.method() == Method::HEAD;
-        let policy = self.policy();
+        let if_none_match = request.headers.get(header::IF_NONE_MATCH);
+        let head_only = request.method == Method::HEAD;
+        let policy = self.policy.load();
         let decide = |module: &ModulePath| policy.decide(module.as_str());
         let (module, version, file) = match endpoint {
             Endpoint::Index => {
@@ -268,6 +175,11 @@ impl Proxy {
             .await
     }
 
+    /// What this request does for its module: the one table in `action`.
+    fn action(&self, decision: &Decision<'_>, kind: Kind) -> Action<&Upstream> {
+        action(decision.mode, kind, self.upstream.as_ref())
+    }
+
     async fn readyz(&self) -> Answer {
         match self.store.check().await {
             Ok(()) => Answer::text(StatusCode::OK, "ready"),
@@ -275,7 +187,7 @@ impl Proxy {
         }
     }
 
-    /// `.info`, `.mod` or `.zip` of a canonical version: from the store; on a miss, as the policy says.
+    /// `.info`, `.mod` or `.zip` of a canonical version: from the store; on a miss, as the action says.
     async fn version_file(
         &self,
         module: &ModulePath,
@@ -287,30 +199,27 @@ impl Proxy {
     ) -> Answer {
         let etag = etag(file.extension(), module, version);
         if matches_etag(if_none_match, &etag) {
-            return not_modified(etag);
+            return answer::not_modified(etag);
         }
         let stored = match self.stored_file(module, version, file, head_only).await {
-            Err(StorageError::NotFound(_)) => match (decision.mode, &self.upstream) {
-                (Mode::Sync, Some(upstream)) => match upstream.fill(module, version.as_str()).await
-                {
+            Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
+                Action::Upstream(upstream) => match upstream.fill(module, version.as_str()).await {
                     Ok(_) => self.stored_file(module, version, file, head_only).await,
                     Err(e) => return Answer::from(e),
                 },
-                _ => {
+                action => {
                     let escaped_path = format!(
                         "{}/@v/{}.{}",
                         module.escaped(),
                         version.escaped(),
                         file.extension()
                     );
-                    return self.miss(
-                        &Miss {
-                            module,
-                            query: version.as_str(),
-                            escaped_path,
-                        },
-                        decision,
-                    );
+                    let miss = Miss {
+                        module,
+                        query: version.as_str(),
+                        escaped_path,
+                    };
+                    return miss_answer(action, &miss, decision);
                 }
             },
             stored => stored,
@@ -342,30 +251,6 @@ impl Proxy {
         }
     }
 
-    /// A miss that is not fetched before answering: redirect, queue a background fetch, or decline, with
-    /// an answer that says which.
-    fn miss(&self, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
-        let what = format!("{}@{}", miss.module, miss.query);
-        if decision.mode.fetches_in_background()
-            && let Some(upstream) = &self.upstream
-        {
-            upstream.enqueue(miss.module, miss.query);
-        }
-        match (decision.mode, &self.upstream) {
-            (Mode::Redirect | Mode::AsyncRedirect, _) => redirect(decision, &miss.escaped_path),
-            (Mode::Async, Some(_)) => Answer::not_found(format!(
-                "{what} is not stored yet; it is being fetched, try again shortly"
-            )),
-            (Mode::None, _) => Answer::not_found(format!(
-                "{what} is not stored, and the download policy does not fetch it ({})",
-                decision.rule
-            )),
-            (Mode::Sync | Mode::Async, _) => Answer::not_found(format!(
-                "{what} is not stored, and this Ferry has no upstream"
-            )),
-        }
-    }
-
     /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
     /// served from the store (fetched first when missing). Only `sync` answers a query; the other modes
     /// treat it as a miss.
@@ -375,18 +260,16 @@ impl Proxy {
         query: &str,
         decision: &Decision<'_>,
     ) -> Answer {
-        let upstream = match (decision.mode, &self.upstream) {
-            (Mode::Sync, Some(upstream)) => upstream,
-            _ => {
+        let upstream = match self.action(decision, Kind::Query) {
+            Action::Upstream(upstream) => upstream,
+            action => {
                 let escaped_path = format!("{}/@v/{}.info", module.escaped(), escape(query));
-                return self.miss(
-                    &Miss {
-                        module,
-                        query,
-                        escaped_path,
-                    },
-                    decision,
-                );
+                let miss = Miss {
+                    module,
+                    query,
+                    escaped_path,
+                };
+                return miss_answer(action, &miss, decision);
             }
         };
         let resolved = match upstream.resolve(module, query).await {
@@ -413,18 +296,24 @@ impl Proxy {
             .unwrap_or_else(Answer::from)
     }
 
-    /// `@v/list`: the stored versions, merged with the upstream's in `sync` and `async`. When the upstream
-    /// fails, the stored versions are the answer (logged); only with none stored does the failure show.
+    /// `@v/list`: the stored versions, merged with the upstream's when the action asks it. When the
+    /// upstream fails, the stored versions are the answer (logged); only with none stored does it show.
     async fn list(&self, module: &ModulePath, decision: &Decision<'_>) -> Answer {
-        if decision.mode.redirects() {
-            return redirect(decision, &format!("{}/@v/list", module.escaped()));
-        }
+        let upstream = match self.action(decision, Kind::List) {
+            Action::Redirect { .. } => {
+                return answer::redirect(decision, &format!("{}/@v/list", module.escaped()));
+            }
+            // The table never queues a list (there is no version to fetch); were it to, asking the upstream
+            // is what a fetching mode does for a list.
+            Action::Upstream(upstream) | Action::Queue(upstream) => Ok(upstream),
+            Action::StoreOnly(why) => Err(why),
+        };
         let stored = match self.store.list(module).await {
             Ok(stored) => stored,
             Err(e) => return Answer::from(e),
         };
-        let mut versions = match (decision.mode, &self.upstream) {
-            (Mode::Sync | Mode::Async, Some(upstream)) => match upstream.list(module).await {
+        let mut versions = match upstream {
+            Ok(upstream) => match upstream.list(module).await {
                 Ok(mut versions) => {
                     versions.extend(stored);
                     versions
@@ -435,24 +324,26 @@ impl Proxy {
                 }
                 Err(e) => return Answer::from(e),
             },
-            _ if stored.is_empty() => {
-                return Answer::not_found(nothing_stored(module, decision));
+            Err(why) if stored.is_empty() => {
+                return Answer::not_found(nothing_stored(module, why, decision));
             }
-            _ => stored,
+            Err(_) => stored,
         };
         versions.sort();
         versions.dedup();
         Answer::ok(TEXT, SHORT_LIVED, Bytes::from(list_body(&versions)))
     }
 
-    /// `@latest`: the upstream's answer in `sync` and `async`; otherwise, or when the upstream fails, the
+    /// `@latest`: the upstream's answer when the action asks it; otherwise, or when the upstream fails, the
     /// latest stored version by the `go` command's rule.
     async fn latest(&self, module: &ModulePath, decision: &Decision<'_>) -> Answer {
-        if decision.mode.redirects() {
-            return redirect(decision, &format!("{}/@latest", module.escaped()));
-        }
-        let upstream_error = match (decision.mode, &self.upstream) {
-            (Mode::Sync | Mode::Async, Some(upstream)) => {
+        // The store answers when the upstream failed (`Ok`, with its error) or was not asked (`Err`, why).
+        let store_answers: Result<FillError, Declined> = match self.action(decision, Kind::Latest) {
+            Action::Redirect { .. } => {
+                return answer::redirect(decision, &format!("{}/@latest", module.escaped()));
+            }
+            // As for a list, a (never tabled) `Queue` asks the upstream.
+            Action::Upstream(upstream) | Action::Queue(upstream) => {
                 match upstream.resolve(module, "latest").await {
                     Ok(latest) => {
                         let mut info =
@@ -462,26 +353,26 @@ impl Proxy {
                         }
                         return Answer::ok(JSON, SHORT_LIVED, Bytes::from(info.to_string()));
                     }
-                    Err(e) => Some(e),
+                    Err(e) => Ok(e),
                 }
             }
-            _ => None,
+            Action::StoreOnly(why) => Err(why),
         };
         let stored = match self.store.list(module).await {
             Ok(stored) => stored,
             Err(e) => return Answer::from(e),
         };
-        match (latest_of(&stored), upstream_error) {
-            (Some(latest), upstream_error) => {
-                if let Some(e) = upstream_error {
+        match (latest_of(&stored), store_answers) {
+            (Some(latest), store_answers) => {
+                if let Ok(e) = store_answers {
                     tracing::warn!(%module, error = %e, "upstream latest failed; answering with the latest stored version");
                 }
                 let info = self.store.info(module, latest).await;
                 info.map(|info| Answer::ok(JSON, SHORT_LIVED, info))
                     .unwrap_or_else(Answer::from)
             }
-            (None, Some(e)) => Answer::from(e),
-            (None, None) => Answer::not_found(nothing_stored(module, decision)),
+            (None, Ok(e)) => Answer::from(e),
+            (None, Err(why)) => Answer::not_found(nothing_stored(module, why, decision)),
         }
     }
 
@@ -499,26 +390,49 @@ impl Proxy {
         } else {
             body::stream(zip)
         };
-        Ok(Answer {
-            status: StatusCode::OK,
-            content_type: "application/zip",
-            cache: None,
-            etag: None,
-            location: None,
-            content_length: Some(len),
-            body,
-        })
+        Ok(Answer::stream("application/zip", len, body))
+    }
+}
+
+/// A miss that is not fetched before answering: queue a background fetch, redirect, or decline, with an
+/// answer that says which.
+fn miss_answer(action: Action<&Upstream>, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
+    let what = format!("{}@{}", miss.module, miss.query);
+    match action {
+        Action::Queue(upstream) => {
+            upstream.enqueue(miss.module, miss.query);
+            Answer::not_found(format!(
+                "{what} is not stored yet; it is being fetched, try again shortly"
+            ))
+        }
+        Action::Redirect { queue } => {
+            if let Some(upstream) = queue {
+                upstream.enqueue(miss.module, miss.query);
+            }
+            answer::redirect(decision, &miss.escaped_path)
+        }
+        Action::StoreOnly(Declined::ByPolicy) => Answer::not_found(format!(
+            "{what} is not stored, and the download policy does not fetch it ({})",
+            decision.rule
+        )),
+        // `Upstream` is carried out by the callers before they come here; were it not, saying that nothing
+        // is fetched is the honest answer.
+        Action::StoreOnly(Declined::NoUpstream) | Action::Upstream(_) => Answer::not_found(
+            format!("{what} is not stored, and this Ferry has no upstream"),
+        ),
     }
 }
 
 /// Why `list` or `@latest` has nothing to say, naming the policy rule when it is the reason.
-fn nothing_stored(module: &ModulePath, decision: &Decision<'_>) -> String {
-    match decision.mode {
-        Mode::None => format!(
+fn nothing_stored(module: &ModulePath, why: Declined, decision: &Decision<'_>) -> String {
+    match why {
+        Declined::ByPolicy => format!(
             "{module}: no versions stored, and the download policy does not fetch it ({})",
             decision.rule
         ),
-        _ => format!("{module}: no versions stored"),
+        Declined::NoUpstream => {
+            format!("{module}: no versions stored, and this Ferry has no upstream")
+        }
     }
 }
 
@@ -529,86 +443,6 @@ pub fn list_body(versions: &[Version]) -> String {
         .filter(|v| !v.is_pseudo())
         .map(|v| format!("{v}\n"))
         .collect()
-}
-
-fn finish(answer: Answer, method: &Method) -> Response<Body> {
-    let Answer {
-        status,
-        content_type,
-        cache,
-        etag,
-        location,
-        content_length,
-        body,
-    } = answer;
-    let body = if method == Method::HEAD {
-        body::empty()
-    } else {
-        body
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Some(len) = content_length {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    if let Some(cache) = cache {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    }
-    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
-        headers.insert(header::ETAG, etag);
-    }
-    if let Some(location) = location {
-        headers.insert(header::LOCATION, location);
-    }
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    }
-    // Errors and redirects depend on the moment (the store, the upstream, the policy): never cached.
-    if status.is_client_error()
-        || status.is_server_error()
-        || status.is_redirection() && status != StatusCode::NOT_MODIFIED
-    {
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
-}
-
-/// A temporary redirect to the policy's `downloadURL` joined with the escaped request path. The path is
-/// rebuilt from the validated module path and version, so a request can neither choose where the redirect
-/// points nor inject a header.
-fn redirect(decision: &Decision<'_>, escaped_path: &str) -> Answer {
-    let target = decision.redirect_target(escaped_path);
-    match target.as_deref().map(HeaderValue::from_str) {
-        Some(Ok(location)) => {
-            let mut answer = Answer::text(
-                StatusCode::TEMPORARY_REDIRECT,
-                format!("redirecting to {}", location.to_str().unwrap_or_default()),
-            );
-            answer.location = Some(location);
-            answer
-        }
-        _ => Answer::text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!(
-                "the download policy redirects but gives no usable downloadURL ({})",
-                decision.rule
-            ),
-        ),
-    }
-}
-
-fn not_modified(etag: String) -> Answer {
-    Answer {
-        status: StatusCode::NOT_MODIFIED,
-        content_type: TEXT,
-        cache: Some(IMMUTABLE),
-        etag: Some(etag),
-        location: None,
-        content_length: None,
-        body: body::empty(),
-    }
 }
 
 /// A strong ETag for an immutable file: it names the file (kind, module, version), whose content never

@@ -1,0 +1,190 @@
+//! Answers before they are responses: every outcome of a request, error or not, becomes an [`Answer`] in
+//! one place (the `From` conversions below), and [`Answer::into_response`] adds the headers every response
+//! shares, so no handler builds a response of its own.
+
+use bytes::Bytes;
+use ferry_policy::Decision;
+use ferry_storage::StorageError;
+use http::header::{self, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use crate::body::{self, Body};
+use crate::upstream::FillError;
+
+/// `.mod`, `.zip` and canonical `.info` never change once published.
+pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `list`, `@latest` and query `.info` answers change when versions are published.
+pub(crate) const SHORT_LIVED: &str = "public, max-age=60";
+pub(crate) const JSON: &str = "application/json";
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+
+/// An answer before the headers common to all responses are added.
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    content_type: &'static str,
+    cache: Option<&'static str>,
+    etag: Option<String>,
+    location: Option<HeaderValue>,
+    content_length: Option<u64>,
+    body: Body,
+}
+
+impl Answer {
+    pub fn ok(content_type: &'static str, cache: &'static str, bytes: Bytes) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            content_type,
+            cache: Some(cache),
+            etag: None,
+            location: None,
+            content_length: Some(bytes.len() as u64),
+            body: body::full(bytes),
+        }
+    }
+
+    pub fn text(status: StatusCode, message: impl Into<String>) -> Answer {
+        let mut text: String = message.into();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        Answer {
+            status,
+            content_type: TEXT,
+            cache: None,
+            etag: None,
+            location: None,
+            content_length: Some(text.len() as u64),
+            body: body::full(text),
+        }
+    }
+
+    /// A streamed body of a known length (a zip).
+    pub fn stream(content_type: &'static str, len: u64, body: Body) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            content_type,
+            cache: None,
+            etag: None,
+            location: None,
+            content_length: Some(len),
+            body,
+        }
+    }
+
+    /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.
+    pub fn not_found(reason: impl std::fmt::Display) -> Answer {
+        Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))
+    }
+
+    pub fn immutable(mut self, etag: String) -> Answer {
+        self.cache = Some(IMMUTABLE);
+        self.etag = Some(etag);
+        self
+    }
+}
+
+impl From<StorageError> for Answer {
+    fn from(error: StorageError) -> Answer {
+        match error {
+            StorageError::NotFound(key) => Answer::not_found(key),
+            StorageError::Unavailable(_) | StorageError::Config(_) | StorageError::Source(_) => {
+                Answer::text(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+            }
+        }
+    }
+}
+
+impl From<FillError> for Answer {
+    fn from(error: FillError) -> Answer {
+        let status = match error {
+            FillError::NotFound(reason) => return Answer::not_found(reason),
+            FillError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            FillError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            FillError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Answer::text(status, error.to_string())
+    }
+}
+
+/// The response for `answer`, with the headers every response shares; a `HEAD` gets the headers alone.
+pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
+    let Answer {
+        status,
+        content_type,
+        cache,
+        etag,
+        location,
+        content_length,
+        body,
+    } = answer;
+    let body = if method == Method::HEAD {
+        body::empty()
+    } else {
+        body
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(len) = content_length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if let Some(cache) = cache {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Some(location) = location {
+        headers.insert(header::LOCATION, location);
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    // Errors and redirects depend on the moment (the store, the upstream, the policy): never cached.
+    if status.is_client_error()
+        || status.is_server_error()
+        || status.is_redirection() && status != StatusCode::NOT_MODIFIED
+    {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// A temporary redirect to the policy's `downloadURL` joined with the escaped request path. The path is
+/// rebuilt from the validated module path and version, so a request can neither choose where the redirect
+/// points nor inject a header.
+pub(crate) fn redirect(decision: &Decision<'_>, escaped_path: &str) -> Answer {
+    let target = decision.redirect_target(escaped_path);
+    match target.as_deref().map(HeaderValue::from_str) {
+        Some(Ok(location)) => {
+            let mut answer = Answer::text(
+                StatusCode::TEMPORARY_REDIRECT,
+                format!("redirecting to {}", location.to_str().unwrap_or_default()),
+            );
+            answer.location = Some(location);
+            answer
+        }
+        _ => Answer::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "the download policy redirects but gives no usable downloadURL ({})",
+                decision.rule
+            ),
+        ),
+    }
+}
+
+/// The 304 for a client that holds the file with this ETag.
+pub(crate) fn not_modified(etag: String) -> Answer {
+    Answer {
+        status: StatusCode::NOT_MODIFIED,
+        content_type: TEXT,
+        cache: Some(IMMUTABLE),
+        etag: Some(etag),
+        location: None,
+        content_length: None,
+        body: body::empty(),
+    }
+}

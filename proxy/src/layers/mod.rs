@@ -1,0 +1,53 @@
+//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (today the access log; request
+//! ids, authentication and metrics next) is a layer in a file of its own, and [`stack`] is the one place
+//! that puts them in order. Every layer takes and gives `Request` -> `Response<Body>`, so they compose in any
+//! order and a new one is one file and one line here.
+
+mod access_log;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tower::{Layer, Service};
+
+pub use access_log::AccessLogLayer;
+
+use crate::body::Body;
+use crate::service::Proxy;
+
+/// A boxed response future: what every layer's `call` returns.
+pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
+
+/// The whole service a connection serves: the layers, outermost first, around the proxy.
+pub fn stack(
+    proxy: Arc<Proxy>,
+) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    AccessLogLayer.layer(ProxyService(proxy))
+}
+
+/// The proxy as the innermost `tower` service.
+#[derive(Clone)]
+pub struct ProxyService(pub Arc<Proxy>);
+
+impl<B: Send + 'static> Service<Request<B>> for ProxyService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = ResponseFuture<Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let proxy = self.0.clone();
+        Box::pin(async move { Ok(proxy.handle(request).await) })
+    }
+}
