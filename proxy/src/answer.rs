@@ -9,6 +9,8 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use crate::body::{self, Body};
+use ferry_fetcher::FetchError;
+
 use crate::upstream::FillError;
 
 /// `.mod`, `.zip` and canonical `.info` never change once published.
@@ -85,6 +87,12 @@ impl Answer {
 
 impl From<StorageError> for Answer {
     fn from(error: StorageError) -> Answer {
+        Answer::from(&error)
+    }
+}
+
+impl From<&StorageError> for Answer {
+    fn from(error: &StorageError) -> Answer {
         match error {
             StorageError::NotFound(key) => Answer::not_found(key),
             StorageError::Unavailable(_) | StorageError::Config(_) | StorageError::Source(_) => {
@@ -96,14 +104,63 @@ impl From<StorageError> for Answer {
 
 impl From<FillError> for Answer {
     fn from(error: FillError) -> Answer {
-        let status = match error {
-            FillError::NotFound(reason) => return Answer::not_found(reason),
-            FillError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            FillError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            FillError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
-            FillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let status = match &error {
+            FillError::Fetch(fetch) => return Answer::from(&**fetch),
+            FillError::Storage(storage) => return Answer::from(storage.as_ref()),
+            FillError::Unusable(_) => StatusCode::BAD_GATEWAY,
+            FillError::Internal { .. } => return internal_error(&error),
         };
         Answer::text(status, error.to_string())
+    }
+}
+
+impl From<&FetchError> for Answer {
+    fn from(error: &FetchError) -> Answer {
+        match error {
+            // go's own reason, which the go command shows to its user; `not found:` is said once.
+            FetchError::NotFound { message } => Answer::not_found(message),
+            FetchError::Upstream { message } => Answer::text(
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: {message}"),
+            ),
+            FetchError::InvalidOutput { .. } => {
+                Answer::text(StatusCode::BAD_GATEWAY, format!("upstream failed: {error}"))
+            }
+            FetchError::Timeout { .. } => Answer::text(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("upstream timed out: {error}"),
+            ),
+            FetchError::GoMissing { .. } | FetchError::Io { .. } => internal_error(error),
+        }
+    }
+}
+
+/// A local fault (the work dir, a missing `go`): a 503, since it is this server's and not the upstream's,
+/// and may pass; the details (local paths, the OS error) go to the log only, never to the client.
+fn internal_error(error: &(dyn std::error::Error + 'static)) -> Answer {
+    tracing::error!(error = %Report(error), "local fault while filling from the upstream");
+    Answer::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable: Ferry could not complete the fetch on its side (a local fault); its log has the details",
+    )
+}
+
+/// An error and its `source()` chain on one line, `a: b: c`, for the log.
+pub(crate) struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(error) = source {
+            // A message that already ends with its cause (`#[error("{context}: {source}")]`) is not repeated.
+            let text = error.to_string();
+            if !self.0.to_string().ends_with(&text) {
+                write!(f, ": {text}")?;
+            }
+            source = error.source();
+        }
+        Ok(())
     }
 }
 

@@ -279,7 +279,7 @@ impl Proxy {
         let version = match Version::new(&resolved.version) {
             Ok(version) => version,
             Err(e) => {
-                return Answer::from(FillError::Upstream(format!(
+                return Answer::from(FillError::Unusable(format!(
                     "{module}@{query} resolved to {e}"
                 )));
             }

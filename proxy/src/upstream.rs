@@ -13,45 +13,37 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::mpsc;
 
-/// Why the upstream could not give a version; cloned to every request waiting on the same fill.
+/// Why a fill could not give a version; cloned to every request waiting on the same fill, so the errors it
+/// carries are shared, and their `source()` chains are kept for the log.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FillError {
-    /// The upstream does not have it (unknown module, revision or version). Answered 404.
-    #[error("{0}")]
-    NotFound(String),
-    /// The upstream did not answer in time. Answered 504.
-    #[error("upstream timed out: {0}")]
-    Timeout(String),
-    /// The upstream failed. Answered 502.
+    /// The fetcher failed (not found upstream, upstream failure, timeout, a local fault).
+    #[error(transparent)]
+    Fetch(Arc<FetchError>),
+    /// The store could not take the version.
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+    /// The upstream answered something Ferry cannot use.
     #[error("upstream failed: {0}")]
-    Upstream(String),
-    /// The store could not take the version. Answered 503.
-    #[error("storage unavailable: {0}")]
-    Storage(String),
-    /// Ferry itself failed (e.g. its work directory). Answered 500.
-    #[error("internal error: {0}")]
-    Internal(String),
+    Unusable(String),
+    /// Ferry itself failed (reading what `go` wrote, a fill task that panicked).
+    #[error("{context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Arc<std::io::Error>>,
+    },
 }
 
 impl From<FetchError> for FillError {
     fn from(error: FetchError) -> FillError {
-        match error {
-            // The answer adds its own `not found: ` before go's reason.
-            FetchError::NotFound { message } => FillError::NotFound(message),
-            FetchError::Timeout { .. } => FillError::Timeout(error.to_string()),
-            // Likewise `upstream failed: ` is said once, before go's reason.
-            FetchError::Upstream { message } => FillError::Upstream(message),
-            FetchError::InvalidOutput { .. } => FillError::Upstream(error.to_string()),
-            FetchError::GoMissing { .. } | FetchError::Io { .. } => {
-                FillError::Internal(error.to_string())
-            }
-        }
+        FillError::Fetch(Arc::new(error))
     }
 }
 
 impl From<StorageError> for FillError {
     fn from(error: StorageError) -> FillError {
-        FillError::Storage(error.to_string())
+        FillError::Storage(Arc::new(error))
     }
 }
 
@@ -226,8 +218,12 @@ fn fill(shared: &Arc<FillState>, module: ModulePath, query: String) -> SharedFil
     });
     let abort = task.abort_handle();
     let fill = async move {
-        task.await
-            .unwrap_or_else(|e| Err(FillError::Internal(format!("fetch task failed: {e}"))))
+        task.await.unwrap_or_else(|e| {
+            Err(FillError::Internal {
+                context: format!("fetch task failed: {e}"),
+                source: None,
+            })
+        })
     }
     .boxed()
     .shared();
@@ -248,13 +244,16 @@ async fn fetch_and_store(
     }
     let fetched = shared.fetcher.fetch(module.as_str(), query).await?;
     let version = Version::new(&fetched.version).map_err(|e| {
-        FillError::Upstream(format!("the upstream answered an unusable version: {e}"))
+        FillError::Unusable(format!("the upstream answered an unusable version: {e}"))
     })?;
     let read = |path: std::path::PathBuf| async move {
         tokio::fs::read(&path)
             .await
             .map(Bytes::from)
-            .map_err(|e| FillError::Internal(format!("reading {}: {e}", path.display())))
+            .map_err(|e| FillError::Internal {
+                context: format!("reading {}", path.display()),
+                source: Some(Arc::new(e)),
+            })
     };
     let info = read(fetched.info.clone()).await?;
     let go_mod = read(fetched.go_mod.clone()).await?;

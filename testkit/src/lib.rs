@@ -1,14 +1,27 @@
-//! Test support for Ferry: fixture Go modules, a fixture GOPROXY upstream and an isolated `go` command.
+//! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
+//! upstream, an isolated `go` command, an in-process server, a program run as a process, HTTP clients,
+//! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
 //! escaping), so tests compare Ferry against a second implementation rather than against itself.
 
+mod files;
 mod fixture;
 mod go;
+pub mod http;
+mod in_process;
+mod logs;
+mod process;
 mod servers;
 mod upstream;
+mod wait;
 
+pub use files::{entries, processes_under};
 pub use fixture::{FixtureModule, escape, write_goproxy_tree};
 pub use go::{GoHome, go_binary, go_env};
+pub use in_process::InProcess;
+pub use logs::{capture_logs, logged};
+pub use process::{Process, clean_command};
 pub use servers::{closed_port, server_vars, unique_prefix};
 pub use upstream::{Behaviour, Upstream};
+pub use wait::eventually;

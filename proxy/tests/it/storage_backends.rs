@@ -2,13 +2,12 @@
 //! fixture upstream; then a fresh `ferry` process, with the upstream gone, serves the same build from the
 //! bucket alone. And what a user sees when the bucket's server is down: 503s and not-ready, until it returns.
 //! The servers are the ones `scripts/test.sh` starts (`scripts/test-servers.sh`).
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Ferry, ferry, get, start};
+use crate::harness::{Ferry, ferry, get, save, serving};
 use ferry::config::{self, Flags};
 use ferry_testkit::{FixtureModule, GoHome, Upstream, closed_port, server_vars, unique_prefix};
 
@@ -117,7 +116,7 @@ async fn build_through_ferry_then_serve_from_the_bucket_alone(bucket: Bucket) {
     let env = deployment_env(&bucket, dir.path(), &upstream.url());
     let config = config::load(&Flags::default(), &env).unwrap();
     let proxy = ferry::build_proxy(&config).await.unwrap();
-    let filling = Ferry::start_proxy(proxy.clone(), proxy.store().clone()).await;
+    let filling = Ferry::start_proxy(proxy).await;
     assert_eq!(
         build_and_run(dir.path(), &app, &filling.url()).await,
         "v1.1.0 v0.2.0\n"
@@ -138,7 +137,7 @@ async fn build_through_ferry_then_serve_from_the_bucket_alone(bucket: Bucket) {
         .current_dir(dir.path())
         .envs(deployment_env(&bucket, dir.path(), &gone))
         .env("FERRY_LISTEN", "127.0.0.1:0");
-    let (_fresh, addr) = start(command);
+    let (_fresh, addr) = serving(command);
     let fresh_dir = dir.path().join("second-client");
     std::fs::create_dir_all(&fresh_dir).unwrap();
     assert_eq!(
@@ -234,7 +233,7 @@ async fn a_down_backend_answers_503_and_not_ready_until_it_returns() {
         listener,
         endpoint.trim_start_matches("http://").to_string(),
     ));
-    common::save(&*ferry.store, &fixture).await;
+    save(ferry.store().as_ref(), &fixture).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while get(&format!("{}/readyz", ferry.url())).await.status != 200 {
         assert!(

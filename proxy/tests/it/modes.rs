@@ -2,72 +2,30 @@
 //! real `go` command following them), and where the policy comes from. Ferry is configured the way the
 //! binary configures it (`config::load` over an environment map, then `build_proxy`), its `go` fetches from
 //! a loopback fixture upstream, and redirects point at a second one.
-mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{Ferry, Reply, get, raw_request};
 use ferry::config::{self, Flags};
-use ferry_module::{ModulePath, Version};
 use ferry_storage::ModuleStore;
 use ferry_testkit::{FixtureModule, GoHome, Upstream};
+
+use crate::harness::{
+    Ferry, Reply, ferry_env, get, is_stored, raw_request, request, save, write_file,
+};
 
 /// How long a background (`async`, `async_redirect`) fetch may take to land in the store.
 const BACKGROUND_DEADLINE: Duration = Duration::from_secs(90);
 
-/// The environment a test's Ferry is configured from (never the process's own): a memory store, a work
-/// directory of its own, and a `go` that fetches from `upstream` without the checksum database.
-fn ferry_env(
-    dir: &Path,
-    upstream: Option<&Upstream>,
-    vars: &[(&str, &str)],
-) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = [
-        ("FERRY_STORAGE", "memory://".to_string()),
-        ("FERRY_WORK_DIR", dir.join("work").display().to_string()),
-        ("FERRY_GO", ferry_testkit::go_binary().display().to_string()),
-        ("HOME", dir.display().to_string()),
-        ("GOSUMDB", "off".to_string()),
-        ("GOFLAGS", "-mod=mod".to_string()),
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    if let Some(upstream) = upstream {
-        env.insert("GOPROXY".to_string(), upstream.url());
-    }
-    for (name, value) in vars {
-        env.insert(name.to_string(), value.to_string());
-    }
-    env
-}
-
 /// Configures and starts Ferry as the binary would, from `env` (and `flags`), on a loopback port.
 async fn start_ferry(env: &BTreeMap<String, String>, flags: &Flags) -> Ferry {
-    let config = config::load(flags, env).expect("the configuration loads");
-    let proxy = ferry::build_proxy(&config).await.expect("ferry starts");
-    let store = proxy.store().clone();
-    Ferry::start_proxy(proxy, store).await
-}
-
-fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
+    Ferry::from_env(env, flags).await
 }
 
 fn file_source(path: &Path) -> String {
     format!("file:{}", path.display())
-}
-
-async fn is_stored(store: &dyn ModuleStore, module: &str, version: &str) -> bool {
-    let module = ModulePath::new(module).unwrap();
-    let version = Version::new(version).unwrap();
-    store.exists(&module, &version).await.unwrap()
 }
 
 /// Polls the store until `module@version` is in it; fails after [`BACKGROUND_DEADLINE`].
@@ -212,12 +170,12 @@ async fn each_mode_on_each_endpoint_through_the_server() {
     let download_file = write_file(dir.path(), "download.hcl", MODE_FILE);
     let env = ferry_env(
         dir.path(),
-        Some(&upstream),
+        Some(&upstream.url()),
         &[("FERRY_DOWNLOAD_MODE", &file_source(&download_file))],
     );
     let ferry = start_ferry(&env, &Flags::default()).await;
     for host in hosts {
-        common::save(&*ferry.store, &fixture(host, "v0.1.0")).await;
+        save(ferry.store().as_ref(), &fixture(host, "v0.1.0")).await;
     }
 
     let go_mod = |host: &str, v: &str| Want::Bytes(fixture(host, v).go_mod().into_bytes());
@@ -298,7 +256,7 @@ async fn each_mode_on_each_endpoint_through_the_server() {
             "{host}"
         );
         for version in UPSTREAM_VERSIONS {
-            assert!(!is_stored(&*ferry.store, &module(host), version).await);
+            assert!(!is_stored(ferry.store().as_ref(), &module(host), version).await);
         }
     }
     assert!(
@@ -314,7 +272,7 @@ async fn each_mode_on_each_endpoint_through_the_server() {
     // `async_redirect`, from the store.
     for host in ["async.example", "async-redirect.example"] {
         for version in UPSTREAM_VERSIONS {
-            wait_until_stored(&*ferry.store, &module(host), version).await;
+            wait_until_stored(ferry.store().as_ref(), &module(host), version).await;
         }
         let base = format!("{}/{}", ferry.url(), escaped(host));
         let info = get(&format!("{base}/@v/v1.0.0.info")).await;
@@ -425,7 +383,7 @@ async fn go_follows_a_redirect_to_the_mirror_and_ferrys_own_upstream_is_untouche
     );
     let env = ferry_env(
         dir.path(),
-        Some(&fetch_upstream),
+        Some(&fetch_upstream.url()),
         &[("FERRY_DOWNLOAD_MODE", &file_source(&download_file))],
     );
     let ferry = start_ferry(&env, &Flags::default()).await;
@@ -471,7 +429,7 @@ async fn go_follows_a_redirect_to_the_mirror_and_ferrys_own_upstream_is_untouche
     }
     assert_eq!(fetch_upstream.requests(), Vec::<String>::new());
     for version in versions {
-        assert!(!is_stored(&*ferry.store, module, version).await);
+        assert!(!is_stored(ferry.store().as_ref(), module, version).await);
     }
 
     // What it downloaded is the fixture module: the same sums as from a `file://` tree of it.
@@ -512,7 +470,7 @@ async fn async_redirect_sends_go_to_the_mirror_and_stores_the_version_from_the_u
     );
     let env = ferry_env(
         dir.path(),
-        Some(&fetch_upstream),
+        Some(&fetch_upstream.url()),
         &[("FERRY_DOWNLOAD_MODE", &file_source(&download_file))],
     );
     let ferry = start_ferry(&env, &Flags::default()).await;
@@ -530,7 +488,7 @@ async fn async_redirect_sends_go_to_the_mirror_and_stores_the_version_from_the_u
         "the mirror was never asked"
     );
 
-    wait_until_stored(&*ferry.store, module, "v1.0.0").await;
+    wait_until_stored(ferry.store().as_ref(), module, "v1.0.0").await;
     assert!(
         fetch_upstream.request_count("later.example/m/@v/v1.0.0.zip") >= 1,
         "the stored copy came from Ferry's own upstream: {:?}",
@@ -556,7 +514,7 @@ async fn go_is_told_why_a_none_module_is_not_fetched_and_the_upstream_is_never_a
     );
     let env = ferry_env(
         dir.path(),
-        Some(&upstream),
+        Some(&upstream.url()),
         &[("FERRY_DOWNLOAD_MODE", &file_source(&download_file))],
     );
     let ferry = start_ferry(&env, &Flags::default()).await;
@@ -625,7 +583,7 @@ async fn redirect_location_is_rebuilt_from_the_validated_path_only() {
     ];
     for (path, target) in redirected {
         for method in ["GET", "HEAD"] {
-            let reply = common::request(method, &format!("{}{path}", ferry.url()), &[]).await;
+            let reply = request(method, &format!("{}{path}", ferry.url()), &[]).await;
             assert_eq!(
                 mismatch(&reply, &Want::Redirect(format!("{MIRROR}/{target}"))),
                 None,

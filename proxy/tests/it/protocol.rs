@@ -1,7 +1,6 @@
 //! The GOPROXY protocol over HTTP, as a client sees it: bodies, status codes, headers.
-mod common;
 
-use common::{Ferry, get, memory_store, raw_request, request, save};
+use crate::harness::{Ferry, get, memory_store, raw_request, request, save};
 use ferry_testkit::FixtureModule;
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";

@@ -1,11 +1,9 @@
 //! The download policy through the `ferry` binary as an operator meets it: `ferry policy check`,
 //! `ferry policy validate`, start-up refused on an invalid download file, and reloading on SIGHUP.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Output;
+
+use crate::harness::{ferry, get_blocking, raw_header, serving, write_file};
 
 /// The README's example download file; the line numbers below refer to it.
 const EXAMPLE: &str = r#"downloadURL = "https://upstream.example"
@@ -35,21 +33,6 @@ download "github.com/pkg/*" {
     downloadUrl = "https://mirror.example/prefix"
 }
 "#;
-
-/// The binary with an empty environment but for `PATH`; each test adds what it needs.
-fn ferry() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    command
-}
-
-fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -217,92 +200,11 @@ fn serve_refuses_to_start_on_an_invalid_download_file() {
 }
 
 /// A running `ferry` whose log is collected in the background; killed if a test fails before stopping it.
-struct Running {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Running {
-    /// Starts the binary and waits for its "ferry is serving" line; returns it with its address.
-    fn start(mut command: Command) -> (Running, String) {
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ferry");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (address_tx, address_rx) = std::sync::mpsc::channel();
-        let collected = log.clone();
-        // Reading the whole log keeps the pipe from filling up, and lets the test look for lines later.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("ferry is serving")
-                    && let Some(address) = line.split("listen=").nth(1)
-                {
-                    let address = address.split_whitespace().next().unwrap_or_default();
-                    let _ = address_tx.send(address.to_string());
-                }
-                collected.lock().unwrap().push_str(&line);
-                collected.lock().unwrap().push('\n');
-            }
-        });
-        let running = Running { child, log };
-        let address = address_rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("ferry did not serve:\n{}", running.log()));
-        (running, address)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
-    /// Waits (bounded) until `check` holds, failing with `what` and the log.
-    fn wait_for(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !check() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "{what} did not happen within 30 s; log:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 /// The status line and `Location` header of a GET.
 fn status_and_location(address: &str, path: &str) -> (String, String) {
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = get_blocking(address, path);
     let status = answer.lines().next().unwrap_or_default().to_string();
-    let location = answer
-        .lines()
-        .find_map(|line| line.strip_prefix("location: "))
-        .unwrap_or_default()
-        .to_string();
-    (status, location)
+    (status, raw_header(&answer, "location").to_string())
 }
 
 #[test]
@@ -318,7 +220,7 @@ fn sighup_reloads_the_download_file_and_keeps_the_old_policy_when_the_new_one_is
         .env("FERRY_LISTEN", "127.0.0.1:0")
         .env("FERRY_STORAGE", "memory://")
         .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
-    let (mut ferry, address) = Running::start(command);
+    let (mut ferry, address) = serving(command);
     let path = "/example.com/a/@v/v1.0.0.zip";
     let (status, _) = status_and_location(&address, path);
     assert!(status.starts_with("HTTP/1.1 404"), "{status}");
@@ -370,7 +272,7 @@ fn sighup_refuses_a_fetching_policy_when_ferry_started_without_an_upstream() {
         .env("FERRY_LISTEN", "127.0.0.1:0")
         .env("FERRY_STORAGE", "memory://")
         .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
-    let (mut ferry, address) = Running::start(command);
+    let (mut ferry, address) = serving(command);
 
     // A valid file, but its `sync` could not fetch: every miss would be a 404 that says nothing of why.
     std::fs::write(&file, "mode = \"sync\"\n").unwrap();
@@ -385,14 +287,7 @@ fn sighup_refuses_a_fetching_policy_when_ferry_started_without_an_upstream() {
             && !log.contains("download policy reloaded"),
         "{log}"
     );
-    let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(
-        stream,
-        "GET /example.com/a/@v/v1.0.0.mod HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    let answer = get_blocking(&address, "/example.com/a/@v/v1.0.0.mod");
     assert!(
         answer.starts_with("HTTP/1.1 404")
             && answer.contains("the download policy does not fetch it (top-level mode at"),
@@ -415,7 +310,7 @@ fn a_sighup_sent_the_moment_ferry_says_it_is_serving_reloads_instead_of_killing_
             .env("FERRY_LISTEN", "127.0.0.1:0")
             .env("FERRY_STORAGE", "memory://")
             .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
-        let (mut ferry, _) = Running::start(command);
+        let (mut ferry, _) = serving(command);
         ferry.signal("-HUP");
         ferry.wait_for("the reload", || {
             ferry.log().contains("SIGHUP: download policy reloaded")

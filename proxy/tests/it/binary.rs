@@ -1,36 +1,8 @@
 //! The `ferry` binary as an operator runs it.
 
-mod common;
+use ferry_testkit::Process;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use common::{Running, ferry, start};
-
-fn terminate(child: &mut Running) -> std::process::ExitStatus {
-    let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    child.0.wait().unwrap()
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
-}
+use crate::harness::{ferry, get_blocking as http_get, serving};
 
 #[test]
 fn with_no_arguments_it_serves_ferry_data_in_the_working_directory_until_sigterm() {
@@ -40,7 +12,7 @@ fn with_no_arguments_it_serves_ferry_data_in_the_working_directory_until_sigterm
     command
         .current_dir(dir.path())
         .env("FERRY_LISTEN", "127.0.0.1:0");
-    let (mut child, addr) = start(command);
+    let (mut child, addr) = serving(command);
     assert!(
         dir.path().join("ferry-data").is_dir(),
         "the default store is created"
@@ -49,7 +21,7 @@ fn with_no_arguments_it_serves_ferry_data_in_the_working_directory_until_sigterm
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let ready = http_get(&addr, "/readyz");
     assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
-    assert!(terminate(&mut child).success(), "SIGTERM is a clean exit");
+    assert!(child.terminate().success(), "SIGTERM is a clean exit");
 }
 
 #[test]
@@ -69,25 +41,20 @@ fn serve_subcommand_flags_and_json_logs() {
         "--log-format",
         "json",
     ]);
-    let mut child = Running(
-        command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut json_lines = BufReader::new(child.0.stderr.take().unwrap())
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(&line.unwrap())
-                .expect("every log line is JSON")
-        });
-    let serving = json_lines
-        .find(|line| line["message"] == "ferry is serving")
-        .expect("ferry serves");
+    let (mut child, serving) = Process::start(command, "ferry is serving");
+    let serving: serde_json::Value = serde_json::from_str(&serving).expect("a JSON log line");
     let addr = serving["listen"].as_str().unwrap().to_string();
     assert!(http_get(&addr, "/example.com/x/@v/list").starts_with("HTTP/1.1 404"));
+    child.wait_for("the access log line", || {
+        child.log().contains("\"message\":\"request\"")
+    });
+    let json_lines: Vec<serde_json::Value> = child
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
+        .collect();
     let access = json_lines
+        .iter()
         .find(|line| line["message"] == "request")
         .unwrap();
     let logged = (
@@ -103,7 +70,7 @@ fn serve_subcommand_flags_and_json_logs() {
         access["bytes"].as_u64().unwrap() > 0 && access["duration_ms"].is_number(),
         "{access}"
     );
-    assert!(terminate(&mut child).success());
+    assert!(child.terminate().success());
 }
 
 #[test]
@@ -195,6 +162,6 @@ fn a_missing_go_command_stops_start_up_when_the_policy_fetches() {
         .env("FERRY_GO", &missing_go)
         .env("FERRY_DOWNLOAD_MODE", "none");
     command.args(["--listen", "127.0.0.1:0", "--storage", "memory://"]);
-    let (_running, addr) = start(command);
+    let (_running, addr) = serving(command);
     assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
 }

@@ -1,7 +1,6 @@
 //! The real `go` command as the client of a Ferry serving a hand-filled store.
-mod common;
 
-use common::{Ferry, get};
+use crate::harness::{Ferry, get};
 use ferry_testkit::{FixtureModule, GoHome, write_goproxy_tree};
 
 fn fixtures() -> Vec<FixtureModule> {

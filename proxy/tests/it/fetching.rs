@@ -1,25 +1,24 @@
 //! Filling the store from an upstream through the real `go` command: Ferry built from its configuration
 //! (an environment map, as `ferry` reads it) in front of a loopback fixture upstream.
-mod common;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{Reply, get};
-use ferry::Proxy;
-use ferry::config::{self, Flags};
+use ferry::config::Flags;
 use ferry_module::{ModulePath, Version};
-use ferry_storage::ModuleStore;
-use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, escape, go_binary};
+use ferry_testkit::{
+    Behaviour, FixtureModule, GoHome, Upstream, capture_logs, entries, escape, eventually, logged,
+    processes_under,
+};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
+
+use crate::harness::{Ferry, Reply, ferry_env, get, save};
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
 
@@ -27,108 +26,12 @@ fn hello(version: &str) -> FixtureModule {
     FixtureModule::package("example.com/hello", version)
 }
 
-/// A Ferry built by `build_proxy` from a configuration, serving on 127.0.0.1:0.
-struct Running {
-    addr: SocketAddr,
-    proxy: Arc<Proxy>,
-    work_dir: PathBuf,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Running {
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn store(&self) -> &Arc<dyn ModuleStore> {
-        self.proxy.store()
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        get(&format!("{}/{path}", self.url())).await
-    }
-
-    async fn stored(&self, module: &str, version: &str) -> bool {
-        let module = ModulePath::new(module).unwrap();
-        let version = Version::new(version).unwrap();
-        self.store().exists(&module, &version).await.unwrap()
-    }
-
-    async fn stored_versions(&self, module: &str) -> Vec<String> {
-        let module = ModulePath::new(module).unwrap();
-        let mut versions: Vec<String> = self
-            .store()
-            .list(&module)
-            .await
-            .unwrap()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        versions.sort();
-        versions
-    }
-
-    /// Graceful shutdown, as on SIGTERM: stops accepting, waits for requests, drains the queue.
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(server) = self.server.take() {
-            server.await.unwrap();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 /// Starts Ferry with a memory store, its own work dir under `dir`, and a `go` whose upstream is
 /// `goproxy`; `settings` are more environment variables (FERRY_DOWNLOAD_MODE, FERRY_FETCH_TIMEOUT, ...).
 /// The environment is a map handed to `config::load`: the process environment is never changed.
-async fn start_ferry(dir: &Path, goproxy: &str, settings: &[(&str, &str)]) -> Running {
+async fn start_ferry(dir: &Path, goproxy: &str, settings: &[(&str, &str)]) -> Ferry {
     capture_logs();
-    let work_dir = dir.join("work");
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut env: BTreeMap<String, String> = [
-        ("FERRY_STORAGE", "memory://".to_string()),
-        ("FERRY_WORK_DIR", work_dir.display().to_string()),
-        ("FERRY_GO", go_binary().display().to_string()),
-        ("GOPROXY", goproxy.to_string()),
-        ("GOSUMDB", "off".to_string()),
-        ("HOME", home.display().to_string()),
-        ("PATH", std::env::var("PATH").unwrap_or_default()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let config = config::load(&Flags::default(), &env).expect("configuration loads");
-    let proxy = ferry::build_proxy(&config).await.expect("ferry starts");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(ferry::run(
-        listener,
-        proxy.clone(),
-        config.server.clone(),
-        async {
-            let _ = rx.await;
-        },
-    ));
-    Running {
-        addr,
-        proxy,
-        work_dir,
-        shutdown: Some(tx),
-        server: Some(server),
-    }
+    Ferry::from_env(&ferry_env(dir, Some(goproxy), settings), &Flags::default()).await
 }
 
 /// A GOPROXY fixture server that answers `.info` and `.mod` at once but holds every `.zip` answer until
@@ -232,73 +135,6 @@ impl Drop for GatedUpstream {
     }
 }
 
-/// Log lines of the whole test binary (tests run in parallel, so each looks for its own module).
-fn capture_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        struct Sink(&'static Mutex<Vec<u8>>);
-        impl Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Sink(logs))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        logs
-    })
-}
-
-/// Whether a log line holds every one of `parts`.
-fn logged(parts: &[&str]) -> bool {
-    let logs = capture_logs().lock().unwrap();
-    String::from_utf8_lossy(&logs)
-        .lines()
-        .any(|line| parts.iter().all(|part| line.contains(part)))
-}
-
-fn entries(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
-}
-
-/// Processes whose working directory is under `dir`: the go commands the fetcher started there.
-fn processes_under(dir: &Path) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Waits until `check` holds, for at most 10 s.
-async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// A stored fetch's temporary directory is removed in the background, right after the answer.
 async fn work_dir_empties(work_dir: &Path) {
     eventually("the work dir is empty", || {
@@ -383,7 +219,7 @@ async fn go_builds_through_an_empty_ferry_and_a_second_client_is_served_from_the
         "the second client was served from the store: {:?}",
         upstream.requests()
     );
-    work_dir_empties(&ferry.work_dir).await;
+    work_dir_empties(&dir.path().join("work")).await;
     ferry.stop().await;
 }
 
@@ -411,7 +247,7 @@ async fn concurrent_cold_requests_make_one_upstream_fetch_and_all_get_the_same_b
         assert!(reply.body == expected[..], "client {i} got other bytes");
     }
     assert_eq!(upstream.request_count("v1.0.0.zip"), 1);
-    work_dir_empties(&ferry.work_dir).await;
+    work_dir_empties(&dir.path().join("work")).await;
     ferry.stop().await;
 }
 
@@ -449,7 +285,7 @@ async fn unknown_versions_and_modules_are_404_with_gos_reason() {
         ferry.stored_versions("example.com/hello").await,
         Vec::<String>::new()
     );
-    assert_eq!(entries(&ferry.work_dir), Vec::<PathBuf>::new());
+    assert_eq!(entries(&dir.path().join("work")), Vec::<PathBuf>::new());
     ferry.stop().await;
 }
 
@@ -482,7 +318,7 @@ async fn an_upstream_500_is_a_502() {
     }
     assert!(upstream.request_count(".info") >= 1);
     assert!(!ferry.stored("example.com/hello", "v1.0.0").await);
-    assert_eq!(entries(&ferry.work_dir), Vec::<PathBuf>::new());
+    assert_eq!(entries(&dir.path().join("work")), Vec::<PathBuf>::new());
     ferry.stop().await;
 }
 
@@ -501,7 +337,7 @@ async fn a_hung_upstream_is_a_504_after_the_deadline_and_leaves_no_go_and_no_dir
     let started = Instant::now();
     let request = spawn_get(format!("{}/example.com/hello/@v/v1.0.0.zip", ferry.url()));
     // go is seen running in the work dir, so "none left" below is not true for want of looking.
-    let work_dir = ferry.work_dir.clone();
+    let work_dir = dir.path().join("work");
     eventually("go runs in the work dir", || {
         let running = !processes_under(&work_dir).is_empty();
         async move { running }
@@ -515,8 +351,8 @@ async fn a_hung_upstream_is_a_504_after_the_deadline_and_leaves_no_go_and_no_dir
         elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(10),
         "{elapsed:?}"
     );
-    assert_eq!(processes_under(&ferry.work_dir), Vec::<i32>::new());
-    assert_eq!(entries(&ferry.work_dir), Vec::<PathBuf>::new());
+    assert_eq!(processes_under(&dir.path().join("work")), Vec::<i32>::new());
+    assert_eq!(entries(&dir.path().join("work")), Vec::<PathBuf>::new());
     assert!(!ferry.stored("example.com/hello", "v1.0.0").await);
     ferry.stop().await;
 }
@@ -595,7 +431,7 @@ async fn query_info_answers_the_resolved_version_and_does_not_refetch_a_stored_o
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
     // The latest release is stored already (filled earlier, or by another replica).
-    common::save(ferry.store().as_ref(), &hello("v1.1.0")).await;
+    save(ferry.store().as_ref(), &hello("v1.1.0")).await;
 
     let reply = ferry.get("example.com/hello/@v/master.info").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -628,7 +464,7 @@ async fn list_merges_stored_and_upstream_versions_and_latest_asks_the_upstream()
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
     // Stored, and no longer listed upstream.
-    common::save(ferry.store().as_ref(), &hello("v0.9.0")).await;
+    save(ferry.store().as_ref(), &hello("v0.9.0")).await;
 
     let reply = ferry.get("example.com/hello/@v/list").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -651,7 +487,7 @@ async fn list_and_latest_fall_back_to_the_store_when_the_upstream_fails() {
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
     let stored = FixtureModule::package("example.com/fallback", "v0.9.0");
-    common::save(ferry.store().as_ref(), &stored).await;
+    save(ferry.store().as_ref(), &stored).await;
 
     let reply = ferry.get("example.com/fallback/@v/list").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -780,7 +616,7 @@ async fn the_configured_number_of_async_workers_fetch_at_once() {
     })
     .await;
     // The third waits for a worker, not for the fetcher's limit (4).
-    assert_eq!(processes_under(&ferry.work_dir).len(), 2);
+    assert_eq!(processes_under(&dir.path().join("work")).len(), 2);
     upstream.open();
     for version in versions {
         eventually(&format!("{version} is stored"), || {
@@ -857,7 +693,7 @@ async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
         async move { held }
     })
     .await;
-    let (work_dir, proxy) = (ferry.work_dir.clone(), ferry.proxy.clone());
+    let (work_dir, proxy) = (dir.path().join("work"), ferry.proxy.clone());
     assert_eq!(processes_under(&work_dir).len(), 1);
 
     let started = Instant::now();

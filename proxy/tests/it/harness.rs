@@ -1,0 +1,182 @@
+//! Ferry-specific glue over `ferry-testkit`'s harness: Ferry in-process (from a store, a proxy or a
+//! configuration), the `ferry` binary as a process, and storing fixtures. Everything generic (HTTP clients,
+//! processes, waiting, logs, the fixture upstream) lives in testkit.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry::config::{self, Flags};
+use ferry::{Proxy, ServerSettings};
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{ModuleStore, VersionFiles, ZipSource};
+use ferry_testkit::{FixtureModule, InProcess, Process, clean_command};
+use futures::StreamExt;
+
+pub use ferry_testkit::http::{Reply, get, get_blocking, raw_header, raw_request, request};
+
+/// A Ferry running in the test's runtime on 127.0.0.1:0; stopped (gracefully) by `stop` or when dropped.
+pub struct Ferry {
+    pub addr: std::net::SocketAddr,
+    pub proxy: Arc<Proxy>,
+    server: InProcess,
+}
+
+impl Ferry {
+    /// A Ferry that serves `store` and fetches nothing.
+    pub async fn start(store: Arc<dyn ModuleStore>) -> Ferry {
+        Ferry::start_proxy(Arc::new(Proxy::new(store))).await
+    }
+
+    pub async fn start_proxy(proxy: Arc<Proxy>) -> Ferry {
+        Ferry::start_with(proxy, ServerSettings::default()).await
+    }
+
+    pub async fn start_with(proxy: Arc<Proxy>, settings: ServerSettings) -> Ferry {
+        let served = proxy.clone();
+        let server = InProcess::start(move |listener, shutdown| {
+            ferry::run(listener, served, settings, shutdown)
+        })
+        .await;
+        Ferry {
+            addr: server.addr,
+            proxy,
+            server,
+        }
+    }
+
+    /// Ferry as `ferry serve` builds it from `env` (a map: the process environment is never changed).
+    pub async fn from_env(env: &BTreeMap<String, String>, flags: &Flags) -> Ferry {
+        let config = config::load(flags, env).expect("configuration loads");
+        let proxy = ferry::build_proxy(&config).await.expect("ferry starts");
+        Ferry::start_with(proxy, config.server.clone()).await
+    }
+
+    /// A Ferry serving the directory `dir` (a GOPROXY tree) as its `file://` store.
+    pub async fn on_dir(dir: &std::path::Path) -> Ferry {
+        let store = ferry_storage::StorageConfig::from_url(&format!("file://{}", dir.display()))
+            .unwrap()
+            .open()
+            .unwrap();
+        Ferry::start(store).await
+    }
+
+    pub fn store(&self) -> &Arc<dyn ModuleStore> {
+        self.proxy.store()
+    }
+
+    /// Whether `module@version` is stored.
+    pub async fn stored(&self, module: &str, version: &str) -> bool {
+        is_stored(self.store().as_ref(), module, version).await
+    }
+
+    /// The versions of `module` in the store, sorted as text.
+    pub async fn stored_versions(&self, module: &str) -> Vec<String> {
+        let module = ModulePath::new(module).unwrap();
+        let mut versions: Vec<String> = self
+            .store()
+            .list(&module)
+            .await
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        versions.sort();
+        versions
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// A GET of `path` (without the leading `/`).
+    pub async fn get(&self, path: &str) -> Reply {
+        get(&format!("{}/{path}", self.url())).await
+    }
+
+    /// Graceful shutdown, as on SIGTERM: stops accepting, waits for requests, drains the queue.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+pub fn memory_store() -> Arc<dyn ModuleStore> {
+    ferry_storage::StorageConfig::Memory.open().unwrap()
+}
+
+pub async fn save(store: &dyn ModuleStore, fixture: &FixtureModule) {
+    let files = VersionFiles {
+        info: Bytes::from(fixture.info_json()),
+        go_mod: Bytes::from(fixture.go_mod()),
+        zip: ZipSource::Stream(
+            futures::stream::iter([Ok(Bytes::from(fixture.zip_bytes()))]).boxed(),
+        ),
+    };
+    let module = ModulePath::new(fixture.path()).unwrap();
+    store
+        .save(&module, &Version::new(fixture.version()).unwrap(), files)
+        .await
+        .unwrap();
+}
+
+/// The environment a test's Ferry is configured from (never the process's own): a memory store, a work
+/// directory of its own under `dir`, and a `go` that fetches from `goproxy` without the checksum database;
+/// `vars` are more settings (FERRY_DOWNLOAD_MODE, FERRY_FETCH_TIMEOUT, ...).
+pub fn ferry_env(
+    dir: &std::path::Path,
+    goproxy: Option<&str>,
+    vars: &[(&str, &str)],
+) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = [
+        ("FERRY_STORAGE", "memory://".to_string()),
+        ("FERRY_WORK_DIR", dir.join("work").display().to_string()),
+        ("FERRY_GO", ferry_testkit::go_binary().display().to_string()),
+        ("HOME", dir.display().to_string()),
+        ("GOSUMDB", "off".to_string()),
+        ("GOFLAGS", "-mod=mod".to_string()),
+        ("PATH", std::env::var("PATH").unwrap_or_default()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if let Some(goproxy) = goproxy {
+        env.insert("GOPROXY".to_string(), goproxy.to_string());
+    }
+    for (name, value) in vars {
+        env.insert(name.to_string(), value.to_string());
+    }
+    env
+}
+
+/// Whether `module@version` is stored.
+pub async fn is_stored(store: &dyn ModuleStore, module: &str, version: &str) -> bool {
+    let module = ModulePath::new(module).unwrap();
+    let version = Version::new(version).unwrap();
+    store.exists(&module, &version).await.unwrap()
+}
+
+/// The `ferry` binary with an empty environment but for `PATH`.
+pub fn ferry() -> Command {
+    clean_command(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// Starts the binary and waits for its "ferry is serving" line; returns the process and its address.
+pub fn serving(command: Command) -> (Process, String) {
+    let (process, line) = Process::start(command, "ferry is serving");
+    let addr = line
+        .split("listen=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no listen= in {line:?}"))
+        .trim_matches('"')
+        .to_string();
+    (process, addr)
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}

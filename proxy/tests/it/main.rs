@@ -1,0 +1,12 @@
+//! Ferry's integration tests: one binary, one module per area, one harness (`harness` over
+//! `ferry-testkit`). Servers listen on 127.0.0.1 only, and the real `go` command is the client.
+
+mod harness;
+
+mod binary;
+mod fetching;
+mod go_client;
+mod modes;
+mod policy_cli;
+mod protocol;
+mod storage_backends;
