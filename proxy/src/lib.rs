@@ -6,14 +6,16 @@ mod answer;
 mod body;
 pub mod config;
 mod layers;
-pub mod request;
+mod request;
 mod server;
 mod service;
-pub mod upstream;
+mod upstream;
 
 pub use config::{Config, ConfigError};
 pub use server::{ServerSettings, run};
-pub use service::{NoUpstream, Proxy, policy_fetches};
+pub use service::{NoUpstream, Proxy};
+
+use service::policy_fetches;
 pub use upstream::{BackgroundSettings, Upstream};
 
 use std::sync::Arc;

@@ -92,18 +92,6 @@ impl Endpoint {
             _ => Err(unknown_file(file)),
         }
     }
-
-    /// The module the request is about, if any.
-    pub fn module(&self) -> Option<&ModulePath> {
-        match self {
-            Endpoint::List(m)
-            | Endpoint::Info(m, _)
-            | Endpoint::Mod(m, _)
-            | Endpoint::Zip(m, _)
-            | Endpoint::Latest(m) => Some(m),
-            Endpoint::SumDb | Endpoint::Healthz | Endpoint::Readyz | Endpoint::Index => None,
-        }
-    }
 }
 
 fn module_path(escaped: &str) -> Result<ModulePath, Refusal> {

@@ -37,7 +37,7 @@ pub struct Proxy {
 pub struct NoUpstream;
 
 /// Whether any mode of `policy` (a block's or the default) fetches from the upstream.
-pub fn policy_fetches(policy: &Policy) -> bool {
+pub(crate) fn policy_fetches(policy: &Policy) -> bool {
     policy
         .rules()
         .iter()
@@ -437,7 +437,7 @@ fn nothing_stored(module: &ModulePath, why: Declined, decision: &Decision<'_>) -
 }
 
 /// The `@v/list` body: release and pre-release versions, one a line, in semver order (no pseudo-versions).
-pub fn list_body(versions: &[Version]) -> String {
+fn list_body(versions: &[Version]) -> String {
     versions
         .iter()
         .filter(|v| !v.is_pseudo())

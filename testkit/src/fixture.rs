@@ -1,3 +1,6 @@
+//! Fixture Go modules built in memory (go.mod, .info, a real module zip) and GOPROXY trees written from them,
+//! with a minimal `!` escaping of their own so tests check Ferry against a second implementation.
+
 use std::io::Write;
 use std::path::Path;
 

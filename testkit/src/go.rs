@@ -1,3 +1,6 @@
+//! The real `go` command for tests, isolated: its own GOPATH, module cache and environment per test, so the
+//! machine's own settings never leak in.
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
