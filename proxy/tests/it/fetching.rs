@@ -290,6 +290,29 @@ async fn unknown_versions_and_modules_are_404_with_gos_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_fault_during_a_fill_is_a_503_that_shows_no_local_path_and_blames_no_upstream() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    // The work dir disappears under the running Ferry (a cleaner, an operator): the fetch cannot start.
+    let work_dir = dir.path().join("work");
+    std::fs::remove_dir_all(&work_dir).unwrap();
+    std::fs::write(&work_dir, "not a directory").unwrap();
+
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.mod").await;
+    let text = reply.text();
+    assert_eq!(reply.status, 503, "{text}");
+    assert!(text.contains("a local fault"), "{text}");
+    assert!(
+        !text.contains(dir.path().to_str().unwrap()) && !text.contains("upstream"),
+        "no local path, and the upstream is not blamed: {text}"
+    );
+    assert!(logged(&["local fault", work_dir.to_str().unwrap()]));
+    assert_eq!(upstream.request_count(".mod"), 0);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_500_is_a_502() {
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     upstream.set_behaviour(Behaviour::Fail500);
