@@ -163,6 +163,8 @@ struct FileSettings {
     log_format: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
     header_read_timeout: Option<Spanned<String>>,
+    send_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<u32>>,
     download_mode: Option<Spanned<String>>,
     download_url: Option<Spanned<String>>,
     fetcher: Option<FetcherSettings>,
@@ -333,11 +335,17 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             |f| f.header_read_timeout.as_ref(),
             defaults.header_read_timeout,
         )?,
+        send_timeout: duration(
+            "FERRY_SEND_TIMEOUT",
+            |f| f.send_timeout.as_ref(),
+            defaults.send_timeout,
+        )?,
         shutdown_timeout: duration(
             "FERRY_SHUTDOWN_TIMEOUT",
             |f| f.shutdown_timeout.as_ref(),
             defaults.shutdown_timeout,
         )?,
+        ..defaults
     };
 
     let file_text = |value: fn(&FileSettings) -> Option<&Spanned<String>>| {
@@ -397,6 +405,14 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         .and_then(|f| f.settings.fetcher.as_ref()?.go_env.clone())
         .unwrap_or_default();
     fetcher.inherited_env = env.vars();
+    let server = ServerSettings {
+        max_connections: count(
+            "FERRY_MAX_CONNECTIONS",
+            |f| f.max_connections.as_ref(),
+            server.max_connections,
+        )?,
+        ..server
+    };
     let background_defaults = BackgroundSettings::default();
     let background = BackgroundSettings {
         workers: count(

@@ -5,6 +5,7 @@ mod action;
 mod answer;
 mod body;
 pub mod config;
+mod connection;
 mod layers;
 mod request;
 mod server;

@@ -135,6 +135,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    raise_open_file_limit();
     runtime.block_on(async {
         let proxy = ferry::build_proxy(&config).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -152,6 +153,26 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         ferry::run(listener, proxy, config.server.clone(), shutdown_signal(interrupt, terminate)).await;
         Ok(())
     })
+}
+
+/// Raises the soft limit on open files to the hard limit: each connection is a descriptor, and the usual
+/// soft default (1024) would let a thousand idle sockets lock every other client out.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current == limit.maximum {
+        return;
+    }
+    let raised = Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => tracing::debug!(limit = ?limit.maximum, "raised the open file limit"),
+        Err(e) => {
+            tracing::warn!(error = %e, soft = ?limit.current, "cannot raise the open file limit")
+        }
+    }
 }
 
 fn init_logging(format: LogFormat) {

@@ -1,4 +1,5 @@
-//! The accept loop: HTTP/1.1 and h2c on one listener, graceful shutdown with a deadline.
+//! The accept loop: HTTP/1.1 and h2c on one listener, a cap on open connections, every connection watched
+//! so that a silent, idle or stalled one is closed, and graceful shutdown with a deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,14 +10,23 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::Layer;
 
+use crate::connection::{Activity, ActivityLayer, Watched};
 use crate::service::Proxy;
 
 /// How the server treats connections.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
-    /// A client must send its request headers within this time (slow-loris protection).
+    /// A connection must complete a request within this time of opening, and of finishing its previous
+    /// response, or it is closed: silent sockets, partial HTTP/2 prefaces, slow headers and idle keep-alive
+    /// connections alike.
     pub header_read_timeout: Duration,
+    /// A response whose bytes the client has not taken for this long is dropped with its connection (a
+    /// stalled reader). The wait for an answer to begin (a fetch) is bounded by the fetch timeout instead.
+    pub send_timeout: Duration,
+    /// Connections open at once; beyond it, new ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
     /// On shutdown, in-flight requests get this long to finish before their connections are closed.
     pub shutdown_timeout: Duration,
 }
@@ -25,10 +35,20 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             header_read_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(60),
+            // Well above a build fleet's keep-alive connections, well below the file descriptors Ferry
+            // raises its limit to; each idle connection costs a few KiB.
+            max_connections: 16_384,
             shutdown_timeout: Duration::from_secs(30),
         }
     }
 }
+
+/// Per-connection buffering, bounded so that stalled clients cannot hold memory without limit: HTTP/1
+/// reads at most this much of a request head, and HTTP/2 queues at most this much per stream.
+const CONNECTION_BUFFER: usize = 64 * 1024;
+/// HTTP/2 streams per connection.
+const MAX_STREAMS: u32 = 128;
 
 /// Serves `proxy` on `listener` until `shutdown` completes, then stops accepting, lets in-flight requests
 /// finish (up to the shutdown timeout) and returns.
@@ -42,19 +62,40 @@ pub async fn run(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout);
-    let service = TowerToHyperService::new(crate::layers::stack(proxy.clone()));
+        .header_read_timeout(settings.header_read_timeout)
+        .max_buf_size(CONNECTION_BUFFER);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_send_buf_size(CONNECTION_BUFFER);
+    let stack = crate::layers::stack(proxy.clone());
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
+        // A slot first: at the cap, new connections wait in the kernel's backlog, not in Ferry's memory.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
-                    let connection = graceful.watch(connection);
+                    let activity = Arc::new(Activity::new());
+                    let service = TowerToHyperService::new(ActivityLayer(activity.clone()).layer(stack.clone()));
+                    let io = TokioIo::new(Watched::new(stream, activity.clone()));
+                    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+                    let settings = settings.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        let _slot = slot;
+                        tokio::select! {
+                            ended = connection => if let Err(e) = ended {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            },
+                            why = activity.expired(&settings) => {
+                                tracing::debug!(%peer, why, "closing the connection");
+                            }
                         }
                     });
                 }

@@ -1,0 +1,259 @@
+//! What one connection is doing, so the server can close the ones that do nothing useful: a socket that
+//! never completes a request, a keep-alive connection left idle, a client that stopped reading its response.
+//! hyper's own header timeout starts only once HTTP/1 is detected and HTTP/2 has no idle timeout, so this
+//! watches every connection the same way, from its first byte.
+//!
+//! Three things are tracked: requests being handled (no deadline: a fill is bounded by the fetch timeout),
+//! responses being sent (closed when the socket takes no bytes for `send_timeout`), and the moment the
+//! connection last became idle (closed `header_read_timeout` later).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+use crate::body::Body;
+use crate::layers::ResponseFuture;
+use crate::server::ServerSettings;
+
+/// The activity of one connection. Times are milliseconds since the connection opened.
+#[derive(Debug)]
+pub struct Activity {
+    opened: Instant,
+    handling: AtomicUsize,
+    sending: AtomicUsize,
+    idle_since: AtomicU64,
+    last_write: AtomicU64,
+}
+
+impl Activity {
+    pub fn new() -> Activity {
+        Activity {
+            opened: Instant::now(),
+            handling: AtomicUsize::new(0),
+            sending: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            last_write: AtomicU64::new(0),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn at(&self, millis: u64) -> Instant {
+        self.opened + Duration::from_millis(millis)
+    }
+
+    fn response_done(&self) {
+        let now = self.now();
+        self.last_write.fetch_max(now, Ordering::Relaxed);
+        if self.sending.fetch_sub(1, Ordering::AcqRel) == 1
+            && self.handling.load(Ordering::Acquire) == 0
+        {
+            self.idle_since.store(now, Ordering::Release);
+        }
+    }
+
+    /// Completes when the connection should be closed, with the reason; never while a request is being
+    /// handled.
+    pub async fn expired(&self, settings: &ServerSettings) -> &'static str {
+        // The state changes without waking this task, so it looks again at least this often: a request that
+        // arrives after a deadline was computed moves the deadline.
+        let recheck = settings.header_read_timeout.min(settings.send_timeout);
+        loop {
+            let now = Instant::now();
+            let (deadline, why) = if self.handling.load(Ordering::Acquire) > 0 {
+                // Handlers end by themselves (the fetch timeout bounds them).
+                (now + recheck, "")
+            } else if self.sending.load(Ordering::Acquire) > 0 {
+                let last = self.last_write.load(Ordering::Acquire);
+                (
+                    self.at(last) + settings.send_timeout,
+                    "the client took no response bytes within the send timeout",
+                )
+            } else {
+                let idle = self.idle_since.load(Ordering::Acquire);
+                (
+                    self.at(idle) + settings.header_read_timeout,
+                    "no request completed within the header read timeout",
+                )
+            };
+            if !why.is_empty() && deadline <= now {
+                return why;
+            }
+            tokio::time::sleep_until(deadline.min(now + recheck)).await;
+        }
+    }
+}
+
+/// The socket, noting each write the client's side takes.
+pub struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl Watched {
+    pub fn new(stream: TcpStream, activity: Arc<Activity>) -> Watched {
+        Watched { stream, activity }
+    }
+
+    fn wrote(&self, written: &Poll<std::io::Result<usize>>) {
+        if let Poll::Ready(Ok(n)) = written
+            && *n > 0
+        {
+            self.activity
+                .last_write
+                .fetch_max(self.activity.now(), Ordering::Relaxed);
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        self.wrote(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        self.wrote(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Counts a connection's requests as handled, then as sent until their bodies are done or dropped.
+#[derive(Clone)]
+pub struct ActivityLayer(pub Arc<Activity>);
+
+impl<S> Layer<S> for ActivityLayer {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            activity: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`ActivityLayer`] makes.
+#[derive(Clone)]
+pub struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+/// Counts one request as handled while it lives (also when the client leaves and the handler is dropped).
+struct Handling(Arc<Activity>);
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.handling.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S, B> Service<Request<B>> for Tracked<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        self.activity.handling.fetch_add(1, Ordering::AcqRel);
+        let handling = Handling(self.activity.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let activity = handling.0.clone();
+            // Counted as sending before it stops counting as handled, so the connection never looks idle
+            // between the two.
+            activity.sending.fetch_add(1, Ordering::AcqRel);
+            activity
+                .last_write
+                .fetch_max(activity.now(), Ordering::Relaxed);
+            drop(handling);
+            Ok(response.map(|body| Sending { body, activity }.boxed_unsync()))
+        })
+    }
+}
+
+/// A response body being sent; done (for the connection's activity) when it ends or is dropped.
+struct Sending {
+    body: Body,
+    activity: Arc<Activity>,
+}
+
+impl HttpBody for Sending {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.activity.response_done();
+    }
+}
