@@ -41,10 +41,13 @@ impl From<FetchError> for FillError {
             FetchError::Timeout { .. } => FillError::Timeout(error.to_string()),
             // Likewise `upstream failed: ` is said once, before go's reason.
             FetchError::Upstream { message } => FillError::Upstream(message),
-            FetchError::InvalidOutput { .. } => FillError::Upstream(error.to_string()),
-            FetchError::GoMissing { .. } | FetchError::Io { .. } => {
-                FillError::Internal(error.to_string())
+            // An answer too large to read (an upstream list of a million versions) is the upstream's.
+            FetchError::InvalidOutput { .. } | FetchError::OutputTooLarge { .. } => {
+                FillError::Upstream(error.to_string())
             }
+            FetchError::GoMissing { .. }
+            | FetchError::Io { .. }
+            | FetchError::WorkDirBusy { .. } => FillError::Internal(error.to_string()),
         }
     }
 }
