@@ -310,6 +310,35 @@ async fn a_hanging_upstream_times_out_and_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_trickles_is_cut_at_the_deadline() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    // Never silent, always too slow: a byte every 100 ms.
+    upstream.set_behaviour(Behaviour::Trickle {
+        chunk: 1,
+        every: Duration::from_millis(100),
+    });
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |config| {
+        config.timeout = Duration::from_secs(2)
+    })
+    .await;
+    let started = Instant::now();
+    let error = fetcher
+        .fetch("example.com/hello", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::Timeout { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(upstream.request_count(".info") >= 1);
+    assert_eq!(processes_under(temp.path()), Vec::<i32>::new());
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
 async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     upstream.set_behaviour(Behaviour::Hang);

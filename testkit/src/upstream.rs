@@ -3,11 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -25,7 +30,12 @@ pub enum Behaviour {
     Fail(u16),
     /// Never answer (the connection stays open until the client gives up).
     Hang,
+    /// Serve, but send each body `chunk` bytes at a time, one chunk every `every`: an upstream that is
+    /// slow but never silent.
+    Trickle { chunk: usize, every: Duration },
 }
+
+type Body = BoxBody<Bytes, Infallible>;
 
 #[derive(Default)]
 struct State {
@@ -174,7 +184,7 @@ impl Drop for Upstream {
     }
 }
 
-async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Body> {
     // The go command percent-encodes the `!` of case-encoded paths (`%21azure`): compare decoded paths.
     let path = percent_decode(request.uri().path().trim_start_matches('/'));
     let (behaviour, body, miss_status, reason) = {
@@ -192,7 +202,19 @@ async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
         Behaviour::Fail500 => text(500, "fixture upstream failure\n"),
         Behaviour::Fail(status) => text(status, "fixture upstream failure\n"),
         Behaviour::Serve => match body {
-            Some(body) => Response::new(Full::new(body)),
+            Some(body) => Response::new(Full::new(body).boxed()),
+            None => text(miss_status, &format!("not found: {path}\n")),
+        },
+        Behaviour::Trickle { chunk, every } => match body {
+            Some(body) => Response::new(
+                Trickle {
+                    rest: body,
+                    chunk: chunk.max(1),
+                    every,
+                    pause: None,
+                }
+                .boxed(),
+            ),
             None => text(miss_status, &format!("not found: {path}\n")),
         },
     };
@@ -217,13 +239,52 @@ fn lookup(state: &State, path: &str) -> Option<Bytes> {
     state.files.get(path).cloned()
 }
 
-fn text(status: u16, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+fn text(status: u16, body: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *response.status_mut() = StatusCode::from_u16(status).expect("a valid status code");
     response
         .headers_mut()
         .insert("content-type", "text/plain; charset=utf-8".parse().unwrap());
     response
+}
+
+/// A body sent `chunk` bytes at a time, the first at once and each next one `every` later.
+struct Trickle {
+    rest: Bytes,
+    chunk: usize,
+    every: Duration,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            ready!(pause.as_mut().poll(cx));
+        }
+        let take = self.chunk.min(self.rest.len());
+        let data = self.rest.split_to(take);
+        let every = self.every;
+        self.pause = Some(Box::pin(tokio::time::sleep(every)));
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // The length is known: the client sees a Content-Length, as from a real proxy.
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
 }
 
 /// `%XX` sequences decoded to their bytes; anything else kept as it is.
@@ -281,6 +342,33 @@ mod tests {
         upstream.set_reason_phrase("Not Found");
         let stderr = go_failure(&upstream, &["mod", "download", "example.com/hello@v1.0.0"]).await;
         assert!(stderr.contains(": 403 Not Found"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn a_trickling_upstream_is_slow_but_complete() {
+        let module = FixtureModule::package("example.com/hello", "v1.0.0");
+        let upstream = Upstream::start(vec![module.clone()]).await;
+        let every = Duration::from_millis(10);
+        upstream.set_behaviour(Behaviour::Trickle { chunk: 16, every });
+        let tmp = tempfile::tempdir().unwrap();
+        let home = GoHome::new(tmp.path(), &upstream.url());
+        let started = std::time::Instant::now();
+        let downloaded = home
+            .run_async(
+                tmp.path(),
+                &["mod", "download", "-json", "example.com/hello@v1.0.0"],
+            )
+            .await;
+        let downloaded: serde_json::Value = serde_json::from_str(&downloaded).unwrap();
+        let zip = std::fs::read(downloaded["Zip"].as_str().unwrap()).unwrap();
+        assert_eq!(zip, module.zip_bytes());
+        // The zip alone came in this many chunks, each but the first after a pause.
+        let pauses = zip.len().div_ceil(16) - 1;
+        assert!(
+            started.elapsed() >= every * pauses as u32,
+            "{:?} for {pauses} pauses",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
