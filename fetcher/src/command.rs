@@ -1,8 +1,11 @@
-//! Running one go command: explicit environment, own process group, deadline.
+//! Running one go command: explicit environment, own process group, dies with Ferry, bounded output,
+//! deadline.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal, kill_process_group};
@@ -34,19 +37,24 @@ pub(crate) enum RunError {
     Io(std::io::Error),
     /// The deadline passed; the process group was killed and the process reaped.
     TimedOut,
+    /// It printed more than the limit on `stream`; the process group was killed and the process reaped.
+    TooLarge { stream: &'static str, limit: usize },
 }
 
 /// Runs `program args` in `cwd` with exactly `env`, in a new process group, and waits at most
-/// `timeout` for it to exit and close its output.
+/// `timeout` for it to exit and close its output, reading at most `max_output` bytes of each of its
+/// stdout and stderr.
 ///
-/// On timeout, and when the returned future is dropped before the command ends, the whole process
-/// group (go and the git/ssh processes it started) is killed with SIGKILL.
+/// On timeout, on too much output, and when the returned future is dropped before the command ends, the
+/// whole process group (go and the git/ssh processes it started) is killed with SIGKILL. Should this
+/// process die first (a crash, a SIGKILL), the kernel kills go (see [`spawn`]).
 pub(crate) async fn run(
     program: &Path,
     args: &[&str],
     cwd: &Path,
     env: &BTreeMap<String, String>,
     timeout: Duration,
+    max_output: usize,
 ) -> Result<GoOutput, RunError> {
     let mut command = Command::new(program);
     command
@@ -60,21 +68,25 @@ pub(crate) async fn run(
         // Leader of a new group, so its children can be killed with it.
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = command.spawn().map_err(RunError::Spawn)?;
+    die_with_this_process(&mut command);
+    let mut child = spawn(command).await.map_err(RunError::Spawn)?;
     // Declared after `child`, so on drop it kills the group before the child handle goes away.
     let mut group = ProcessGroupKiller::for_child(&child);
     tracing::debug!(program = %program.display(), ?args, pid = ?child.id(), "started go command");
 
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
-    match tokio::time::timeout(timeout, collect(&mut child, stdout, stderr)).await {
-        Ok(result) => {
+    let outcome = tokio::time::timeout(timeout, collect(&mut child, stdout, stderr, max_output))
+        .await
+        .unwrap_or(Err(RunError::TimedOut));
+    match outcome {
+        Ok(output) => {
             // `collect` waited for the child: it is reaped and its id may be reused, so no more kills.
             group.disarm();
-            result
+            Ok(output)
         }
-        Err(_elapsed) => {
-            tracing::warn!(program = %program.display(), ?args, ?timeout, "go command timed out; killing its process group");
+        Err(error) => {
+            tracing::warn!(program = %program.display(), ?args, ?error, "go command failed to complete; killing its process group");
             group.kill();
             // Should the group kill have failed, go itself must still die before we wait for it.
             let _ = child.start_kill();
@@ -82,30 +94,136 @@ pub(crate) async fn run(
             let waited = child.wait().await;
             group.disarm();
             waited.map_err(RunError::Io)?;
-            Err(RunError::TimedOut)
+            Err(error)
         }
     }
 }
 
+/// Reads go's stdout and stderr to their end (each at most `max_output` bytes), then waits for go.
 async fn collect(
     child: &mut Child,
     stdout: Option<impl AsyncRead + Unpin>,
     stderr: Option<impl AsyncRead + Unpin>,
+    max_output: usize,
 ) -> Result<GoOutput, RunError> {
-    let (stdout, stderr, status) = tokio::join!(read_all(stdout), read_all(stderr), child.wait());
+    let (stdout, stderr) = tokio::try_join!(
+        read_capped(stdout, "stdout", max_output),
+        read_capped(stderr, "stderr", max_output)
+    )?;
+    let status = child.wait().await.map_err(RunError::Io)?;
     Ok(GoOutput {
-        status: status.map_err(RunError::Io)?,
-        stdout: stdout.map_err(RunError::Io)?,
-        stderr: stderr.map_err(RunError::Io)?,
+        status,
+        stdout,
+        stderr,
     })
 }
 
-async fn read_all(pipe: Option<impl AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
+/// The whole of `pipe`, or `TooLarge` as soon as it has given more than `limit` bytes: an upstream
+/// `list` of a million versions makes go print tens of MiB, which must not all be held in memory (and then
+/// parsed into as many strings) for one request.
+async fn read_capped(
+    pipe: Option<impl AsyncRead + Unpin>,
+    stream: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>, RunError> {
     let mut buffer = Vec::new();
-    if let Some(mut pipe) = pipe {
-        pipe.read_to_end(&mut buffer).await?;
+    if let Some(pipe) = pipe {
+        // One byte more than the limit tells "exactly the limit" from "more".
+        let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+        pipe.take(cap)
+            .read_to_end(&mut buffer)
+            .await
+            .map_err(RunError::Io)?;
+    }
+    if buffer.len() > limit {
+        return Err(RunError::TooLarge { stream, limit });
     }
     Ok(buffer)
+}
+
+/// Makes the kernel send SIGKILL to the child when the thread that spawned it exits, which [`spawn`]
+/// makes the same as "when this process exits": a crashed or SIGKILLed Ferry must not leave `go` running
+/// under PID 1 (a restarted Ferry sweeps its work dir from under it).
+///
+/// Only go gets the signal; git or ssh processes it started are left to end on their own (go cannot be
+/// asked to pass the setting on, and a process group cannot be signalled by the kernel on our death).
+#[allow(unsafe_code)]
+fn die_with_this_process(command: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe work is
+    // allowed (another thread of ours may have held a lock, e.g. the allocator's, at the fork). It makes two
+    // plain system calls through rustix, prctl(PR_SET_PDEATHSIG) and getppid, and builds an `io::Error`
+    // from a raw errno, which does not allocate; it takes no lock, allocates nothing and touches no shared
+    // state.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The parent may have died between fork and prctl; then the signal would never come: the
+            // child has been handed to another process (init or a subreaper) and must not run on.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(io::Error::from(rustix::io::Errno::SRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A request to the spawner thread: the command, the runtime whose process driver reaps it, and where to
+/// send the child.
+struct SpawnRequest {
+    command: Command,
+    runtime: tokio::runtime::Handle,
+    reply: tokio::sync::oneshot::Sender<io::Result<Child>>,
+}
+
+/// The spawner thread's queue, started on first use.
+static SPAWNER: Mutex<Option<mpsc::Sender<SpawnRequest>>> = Mutex::new(None);
+
+/// Spawns `command` on one long-lived thread of its own.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, not the process. The thread
+/// polling a fetch is not guaranteed to live as long as the child: tokio's blocking-pool threads end after
+/// 10 s idle, `block_in_place` hands a worker's core to a new thread and the old one later ends as a pool
+/// thread, and a current-thread runtime may run on any thread (a test's, a short-lived one). So every go is
+/// forked by one thread that is never ended (its queue is a static that is never dropped): go dies when
+/// this process does, never earlier. The round trip costs a channel message and a thread wake-up per
+/// command, nothing next to starting go.
+async fn spawn(command: Command) -> io::Result<Child> {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let request = SpawnRequest {
+        command,
+        runtime: tokio::runtime::Handle::current(),
+        reply,
+    };
+    spawner()?
+        .send(request)
+        .map_err(|_| io::Error::other("the go spawner thread has ended"))?;
+    // If this future is dropped now, the child arriving in the channel is dropped and killed (kill_on_drop).
+    answer
+        .await
+        .map_err(|_| io::Error::other("the go spawner thread has ended"))?
+}
+
+fn spawner() -> io::Result<mpsc::Sender<SpawnRequest>> {
+    let mut spawner = SPAWNER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(sender) = spawner.as_ref() {
+        return Ok(sender.clone());
+    }
+    let (sender, requests) = mpsc::channel::<SpawnRequest>();
+    std::thread::Builder::new()
+        .name("ferry-go-spawner".to_owned())
+        .spawn(move || {
+            for request in requests {
+                // tokio's process driver (which reaps the child) is the caller's runtime's.
+                let _runtime = request.runtime.enter();
+                let mut command = request.command;
+                let _ = request.reply.send(command.spawn());
+            }
+        })?;
+    *spawner = Some(sender.clone());
+    Ok(sender)
 }
 
 /// Kills a child's process group when dropped, unless disarmed once the child has been reaped
@@ -158,6 +276,11 @@ impl RunError {
                 command: command.to_owned(),
                 timeout,
             },
+            RunError::TooLarge { stream, limit } => FetchError::OutputTooLarge {
+                command: command.to_owned(),
+                stream,
+                limit,
+            },
         }
     }
 }
@@ -166,6 +289,8 @@ impl RunError {
 mod tests {
     use super::*;
     use std::time::Instant;
+
+    const LIMIT: usize = 1 << 20;
 
     fn env() -> BTreeMap<String, String> {
         BTreeMap::from([
@@ -183,6 +308,7 @@ mod tests {
             dir.path(),
             &env(),
             Duration::from_secs(10),
+            LIMIT,
         )
         .await
         .unwrap();
@@ -208,6 +334,7 @@ mod tests {
             dir.path(),
             &env(),
             Duration::from_millis(500),
+            LIMIT,
         )
         .await;
         assert!(matches!(result, Err(RunError::TimedOut)), "{result:?}");
@@ -233,6 +360,7 @@ mod tests {
             dir.path(),
             &env,
             Duration::from_secs(300),
+            LIMIT,
         );
         let dropped = tokio::time::timeout(Duration::from_millis(500), running).await;
         assert!(dropped.is_err(), "the command must still have been running");
@@ -253,9 +381,96 @@ mod tests {
             dir.path(),
             &env(),
             Duration::from_secs(5),
+            LIMIT,
         )
         .await;
         assert!(matches!(result, Err(RunError::Spawn(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn output_beyond_the_limit_stops_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        // 64 KiB on stdout, then it would run on for five minutes.
+        let result = run(
+            Path::new("/bin/sh"),
+            &["-c", "head -c 65536 /dev/zero; sleep 300"],
+            dir.path(),
+            &env(),
+            Duration::from_secs(300),
+            1000,
+        )
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(RunError::TooLarge {
+                    stream: "stdout",
+                    limit: 1000
+                })
+            ),
+            "{result:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let result = run(
+            Path::new("/bin/sh"),
+            &["-c", "head -c 65536 /dev/zero >&2"],
+            dir.path(),
+            &env(),
+            Duration::from_secs(300),
+            1000,
+        )
+        .await;
+        assert!(
+            matches!(
+                result,
+                Err(RunError::TooLarge {
+                    stream: "stderr",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn output_up_to_the_limit_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = run(
+            Path::new("/bin/sh"),
+            &["-c", "head -c 1000 /dev/zero; head -c 1000 /dev/zero >&2"],
+            dir.path(),
+            &env(),
+            Duration::from_secs(10),
+            1000,
+        )
+        .await
+        .unwrap();
+        assert_eq!((output.stdout.len(), output.stderr.len()), (1000, 1000));
+    }
+
+    /// PR_SET_PDEATHSIG fires when the thread that forked the child ends: a child asked for by a thread
+    /// that then ends must run on to its own end, not be killed with that thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_child_outlives_the_thread_that_started_it() {
+        let runtime = tokio::runtime::Handle::current();
+        let child = std::thread::spawn(move || {
+            let mut command = Command::new("/bin/sh");
+            command.args(["-c", "sleep 1"]).kill_on_drop(true);
+            die_with_this_process(&mut command);
+            runtime.block_on(spawn(command)).unwrap()
+        })
+        .join()
+        .unwrap();
+        // The thread that asked for the child has ended; the child must still end on its own, not by SIGKILL.
+        let mut child = child;
+        let status = child.wait().await.unwrap();
+        assert!(status.success(), "{status:?}");
     }
 
     /// Waits (bounded) until `pid` no longer runs. The grandchild is reparented to init (or a

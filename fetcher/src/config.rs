@@ -7,10 +7,17 @@ use std::time::Duration;
 /// Default deadline for one go command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// Variables passed from Ferry's environment to go unchanged, when set.
+/// Default bound on what is read of each of go's stdout and stderr: 4 MiB holds the `go list -m -versions
+/// -json` answer of about 250,000 versions (the largest modules have a few thousand), while an upstream
+/// list of a million versions is refused: go prints 15 MiB of JSON for it, which raised Ferry's peak RSS
+/// from 19 to 141 MiB when read whole, and by 5 MiB with this bound (measured with
+/// `cargo test -p ferry --test hardening_fetch million -- --nocapture`, once with the bound lifted).
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 4 << 20;
+
+/// Variables passed from Ferry's environment to go unchanged, when set. `HOME` is not among them: go
+/// gets a home of its own (see [`FetcherConfig::go_command_env`]).
 const PASSED_VARIABLES: &[&str] = &[
     "PATH",
-    "HOME",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "NO_PROXY",
@@ -54,6 +61,9 @@ pub struct FetcherConfig {
     pub timeout: Duration,
     /// Most go commands running at once. Default: the number of CPUs, at least 2.
     pub max_concurrent: usize,
+    /// Most bytes read of each of go's stdout and stderr; a command printing more is killed and fails
+    /// with `OutputTooLarge`. Default [`DEFAULT_MAX_OUTPUT_BYTES`].
+    pub max_output_bytes: usize,
     /// go variables set by Ferry's configuration; they win over `inherited_env`.
     pub go_env: BTreeMap<String, String>,
     /// A snapshot of Ferry's own environment; only the variables named in the README are passed on.
@@ -69,6 +79,7 @@ impl FetcherConfig {
             work_dir: work_dir.into(),
             timeout: DEFAULT_TIMEOUT,
             max_concurrent: default_max_concurrent(),
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             go_env: BTreeMap::new(),
             inherited_env: BTreeMap::new(),
         }
@@ -86,6 +97,11 @@ impl FetcherConfig {
     ///
     /// Order of precedence: the isolation variables (always ours), then `go_env`, then
     /// `inherited_env`, then defaults. `GOFLAGS` always ends up with `-mod=mod`.
+    ///
+    /// `HOME` is the command's own (`<temp>/home`, where telemetry is off), unless `go_env` sets it: go
+    /// writes its telemetry counters and reads its `go env` configuration there, and Ferry's home is not
+    /// go's to write. The credentials a home usually holds stay where they were: `NETRC` defaults to
+    /// `<inherited HOME>/.netrc` and `GIT_CONFIG_GLOBAL` to `<inherited HOME>/.gitconfig`.
     pub(crate) fn go_command_env(&self, scratch: &ScratchLayout) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
         for (key, value) in &self.inherited_env {
@@ -98,6 +114,16 @@ impl FetcherConfig {
         }
         for (key, value) in &self.go_env {
             env.insert(key.clone(), value.clone());
+        }
+        if !self.go_env.contains_key("HOME") {
+            if let Some(home) = self.inherited_env.get("HOME").filter(|h| !h.is_empty()) {
+                let home = Path::new(home);
+                env.entry("NETRC".to_owned())
+                    .or_insert_with(|| path_string(&home.join(".netrc")));
+                env.entry("GIT_CONFIG_GLOBAL".to_owned())
+                    .or_insert_with(|| path_string(&home.join(".gitconfig")));
+            }
+            env.insert("HOME".to_owned(), path_string(&scratch.home));
         }
         // A newer toolchain named by an upstream go.mod must not be downloaded and run.
         env.entry("GOTOOLCHAIN".to_owned())
@@ -149,11 +175,14 @@ pub(crate) struct ScratchLayout {
     pub gopath: PathBuf,
     pub gomodcache: PathBuf,
     pub gocache: PathBuf,
+    /// go's `HOME`, holding `.config/go/telemetry/mode` = `off`.
+    pub home: PathBuf,
 }
 
 impl ScratchLayout {
     pub fn under(root: &Path) -> ScratchLayout {
         ScratchLayout {
+            home: root.join("home"),
             cwd: root.join("cwd"),
             gopath: root.join("gopath"),
             gomodcache: root.join("gomodcache"),
@@ -200,7 +229,6 @@ mod tests {
         let env = env_of(&config);
         for key in [
             "PATH",
-            "HOME",
             "https_proxy",
             "HTTPS_PROXY",
             "NO_PROXY",
@@ -216,6 +244,41 @@ mod tests {
             assert!(!env.contains_key(key), "{key} leaked");
         }
         assert_eq!(env["GOMODCACHE"], "/w/fetch-1/gomodcache");
+        assert_eq!(env["HOME"], "/w/fetch-1/home");
+    }
+
+    #[test]
+    fn go_gets_its_own_home_and_keeps_the_netrc_and_gitconfig_of_ferrys() {
+        let mut config = FetcherConfig::new("/w");
+        config.inherited_env = map(&[("HOME", "/home/ferry")]);
+        let env = env_of(&config);
+        assert_eq!(env["HOME"], "/w/fetch-1/home");
+        assert_eq!(env["NETRC"], "/home/ferry/.netrc");
+        assert_eq!(env["GIT_CONFIG_GLOBAL"], "/home/ferry/.gitconfig");
+
+        // Set explicitly, they are kept.
+        config.inherited_env = map(&[
+            ("HOME", "/home/ferry"),
+            ("NETRC", "/etc/ferry/netrc"),
+            ("GIT_CONFIG_GLOBAL", "/etc/ferry/gitconfig"),
+        ]);
+        let env = env_of(&config);
+        assert_eq!(env["NETRC"], "/etc/ferry/netrc");
+        assert_eq!(env["GIT_CONFIG_GLOBAL"], "/etc/ferry/gitconfig");
+        assert_eq!(env["HOME"], "/w/fetch-1/home");
+
+        // No home to take them from: none is made up.
+        let env = env_of(&FetcherConfig::new("/w"));
+        assert_eq!(env["HOME"], "/w/fetch-1/home");
+        assert!(!env.contains_key("NETRC") && !env.contains_key("GIT_CONFIG_GLOBAL"));
+
+        // A HOME in go_env is the operator's explicit choice: go gets it, and nothing is redirected.
+        let mut config = FetcherConfig::new("/w");
+        config.inherited_env = map(&[("HOME", "/home/ferry")]);
+        config.go_env = map(&[("HOME", "/srv/go-home")]);
+        let env = env_of(&config);
+        assert_eq!(env["HOME"], "/srv/go-home");
+        assert!(!env.contains_key("NETRC") && !env.contains_key("GIT_CONFIG_GLOBAL"));
     }
 
     #[test]
@@ -283,5 +346,6 @@ mod tests {
     fn default_concurrency_is_at_least_two() {
         assert!(FetcherConfig::new("/w").max_concurrent >= 2);
         assert_eq!(FetcherConfig::new("/w").timeout, Duration::from_secs(600));
+        assert_eq!(FetcherConfig::new("/w").max_output_bytes, 4 << 20);
     }
 }

@@ -41,6 +41,25 @@ pub enum FetchError {
         source: std::io::Error,
     },
 
+    /// go printed more than the fetcher reads (an upstream `list` of a million versions); it was killed.
+    /// The upstream's answer is the cause, so this is an upstream fault.
+    #[error(
+        "`{command}` printed more than {limit} bytes on {stream} and was stopped; the upstream's answer is too large"
+    )]
+    OutputTooLarge {
+        command: String,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        limit: usize,
+    },
+
+    /// Another process (or another `WorkDir` in this one) holds the work dir's lock.
+    #[error(
+        "the work dir {} is in use by another process (it holds the directory's lock); give each Ferry its own work_dir",
+        path.display()
+    )]
+    WorkDirBusy { path: PathBuf },
+
     /// go exited without an error but its answer was unusable (not JSON, fields or files missing).
     #[error("unexpected answer from go: {message}")]
     InvalidOutput { message: String },
@@ -67,10 +86,8 @@ impl FetchError {
 
 /// Phrases go uses when the module, version or query does not exist. Anything else is an upstream
 /// failure: answering "not found" for an outage would hide it from users and could be cached.
+/// (A GOPROXY upstream's 404/410 is recognised by its status code, see [`read_statuses`].)
 const NOT_FOUND_PHRASES: &[&str] = &[
-    // A GOPROXY upstream answered 404/410 (go prints the status line).
-    "404 Not Found",
-    "410 Gone",
     // Query resolution found nothing (e.g. `latest` of a module without versions, `>v9`).
     "no matching versions",
     // A VCS upstream does not know the revision, or go rejects the version string.
@@ -83,8 +100,20 @@ const NOT_FOUND_PHRASES: &[&str] = &[
 ];
 
 fn is_not_found(message: &str) -> bool {
-    // go words every failed query as "invalid version: <cause>", a 500 or a refused connection too.
-    if names_transport_failure(message) {
+    // go could not reach the upstream at all (`Get "URL": dial tcp ...`).
+    if message.contains("Get \"") {
+        return false;
+    }
+    // The HTTP statuses go got, by code: go itself falls through to the next GOPROXY entry on 404 and 410
+    // whatever the reason phrase (`HTTPError.Is(fs.ErrNotExist)`), so Ferry must too. An upstream answering
+    // `404 File not found` is as much a miss as `404 Not Found`.
+    let statuses = read_statuses(message);
+    if !statuses.is_empty() {
+        return statuses.iter().all(|&code| code == 404 || code == 410);
+    }
+    // go words every failed query as "invalid version: <cause>", a 500 or a refused connection too:
+    // a status in any other form than go's `reading URL: NNN` still makes it an upstream failure.
+    if names_other_status(message) {
         return false;
     }
     if NOT_FOUND_PHRASES
@@ -97,18 +126,43 @@ fn is_not_found(message: &str) -> bool {
     message.contains("reading file://") && message.contains("no such file or directory")
 }
 
-/// Whether go could not reach the upstream (`Get "URL": dial tcp ...`) or got an HTTP status other than
-/// 404/410 from it (`reading URL: 500 Internal Server Error`).
-fn names_transport_failure(message: &str) -> bool {
-    if message.contains("Get \"") {
-        return true;
+/// The HTTP status codes in go's `reading URL: NNN <reason phrase>` (its `web.HTTPError`), in order. The
+/// reason phrase is the upstream's own text and is ignored: it may be anything, empty, or even look like
+/// another status. A URL holds no whitespace, so it ends at the first `: ` followed by the code.
+fn read_statuses(message: &str) -> Vec<u16> {
+    let mut statuses = Vec::new();
+    for (at, _) in message.match_indices("reading ") {
+        let rest = &message[at + "reading ".len()..];
+        let url_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let Some(colon) = rest[..url_end].rfind(':') else {
+            continue;
+        };
+        // `reading URL:` then a space, then the status line go got (`404 File not found`).
+        if colon + 1 != url_end || !rest[url_end..].starts_with(' ') {
+            continue;
+        }
+        if let Some(code) = status_code_at(&rest[url_end + 1..]) {
+            statuses.push(code);
+        }
     }
+    statuses
+}
+
+/// The three-digit status code that starts `text`, when it stands alone (followed by a space, a line
+/// break or the end), as in go's `Status` field: `404 Not Found`, `404 File not found`, `404`.
+fn status_code_at(text: &str) -> Option<u16> {
+    let code = text.get(..3)?;
+    if !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let standalone = text[3..].chars().next().is_none_or(char::is_whitespace);
+    standalone.then(|| code.parse().ok()).flatten()
+}
+
+/// Whether some `: NNN ` in the message is an HTTP status other than 404/410 (`example.com/x: 500 ...`).
+fn names_other_status(message: &str) -> bool {
     message.match_indices(": ").any(|(at, _)| {
-        let rest = &message[at + 2..];
-        let status = rest
-            .get(..3)
-            .filter(|code| code.bytes().all(|b| b.is_ascii_digit()));
-        matches!(status, Some(code) if code != "404" && code != "410") && rest[3..].starts_with(' ')
+        matches!(status_code_at(&message[at + 2..]), Some(code) if code != 404 && code != 410)
     })
 }
 
@@ -170,6 +224,44 @@ mod tests {
             "example.com/x@v1.0.0: reading https://p/example.com/x/@v/v1.0.0.info: 410 Gone",
         );
         assert!(matches!(e, FetchError::NotFound { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_404_or_410_is_not_found_whatever_its_reason_phrase() {
+        for status in [
+            "404 File not found",
+            "404 ",
+            "404",
+            "410 Gone Fishing",
+            "404 Internal Server Error",
+            "410 500 Internal Server Error",
+        ] {
+            for message in [
+                format!(
+                    "example.com/hello@v1.0.0: reading http://127.0.0.1:4000/example.com/hello/@v/v1.0.0.info: {status}"
+                ),
+                format!(
+                    "example.com/hello@v1.0.0: reading http://127.0.0.1:4000/example.com/hello/@v/v1.0.0.info: {status}\n\tserver response: not found: example.com/hello"
+                ),
+                format!(
+                    "example.com/hello@master: invalid version: reading http://u:p@127.0.0.1:4000/example.com/hello/@v/master.info: {status}"
+                ),
+            ] {
+                let e = FetchError::from_go_message(&message);
+                assert!(matches!(e, FetchError::NotFound { .. }), "{message}: {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn another_status_is_upstream_even_with_a_not_found_reason_phrase() {
+        for status in ["500 Not Found", "503 404 Not Found", "403 Gone", "502 "] {
+            let message = format!(
+                "example.com/hello@master: invalid version: reading http://127.0.0.1:4000/example.com/hello/@v/master.info: {status}"
+            );
+            let e = FetchError::from_go_message(&message);
+            assert!(matches!(e, FetchError::Upstream { .. }), "{message}: {e:?}");
+        }
     }
 
     #[test]

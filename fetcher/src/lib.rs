@@ -8,17 +8,22 @@ mod config;
 mod error;
 mod go_json;
 mod scratch;
+mod workdir;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-pub use config::{DEFAULT_TIMEOUT, FetcherConfig, GO_FETCH_VARIABLES, default_max_concurrent};
+pub use config::{
+    DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_TIMEOUT, FetcherConfig, GO_FETCH_VARIABLES,
+    default_max_concurrent,
+};
 pub use error::FetchError;
+pub use workdir::WorkDir;
 
 use command::GoOutput;
-use scratch::{SCRATCH_PREFIX, ScratchDir};
+use scratch::ScratchDir;
 
 /// Runs go commands for Ferry. Cheap to clone; clones share the concurrency limit.
 #[derive(Clone)]
@@ -32,6 +37,8 @@ struct Inner {
     go_version: String,
     /// One permit per go command allowed to run at once.
     slots: Semaphore,
+    /// Held for the fetcher's lifetime: the temporary directories under it are this process's alone.
+    work_dir: WorkDir,
 }
 
 /// A version downloaded by `go mod download`: its three files, on disk in a temporary directory
@@ -84,27 +91,29 @@ pub struct LatestVersion {
 }
 
 impl Fetcher {
-    /// Checks that `go version` runs, creates `work_dir`, and removes temporary directories left in
-    /// it by an earlier run that was killed. The work dir must belong to this fetcher alone.
-    pub async fn new(mut config: FetcherConfig) -> Result<Fetcher, FetchError> {
+    /// Locks `config.work_dir` (creating it, and removing what a killed earlier run left in it: see
+    /// [`WorkDir::lock`]), then checks that `go version` runs.
+    pub async fn new(config: FetcherConfig) -> Result<Fetcher, FetchError> {
+        let work_dir = WorkDir::lock(&config.work_dir).await?;
+        Fetcher::with_work_dir(config, work_dir).await
+    }
+
+    /// Like [`Fetcher::new`], with a work dir locked beforehand (e.g. at start-up, whether or not
+    /// anything is fetched). `config.work_dir` is replaced by `work_dir`'s path.
+    pub async fn with_work_dir(
+        mut config: FetcherConfig,
+        work_dir: WorkDir,
+    ) -> Result<Fetcher, FetchError> {
         // Zero slots would make every request wait forever.
         config.max_concurrent = config.max_concurrent.max(1);
-        tokio::fs::create_dir_all(&config.work_dir)
-            .await
-            .map_err(|e| {
-                FetchError::io(
-                    format!("creating work dir {}", config.work_dir.display()),
-                    e,
-                )
-            })?;
-        remove_leftovers(&config.work_dir).await?;
-
+        config.work_dir = work_dir.path().to_path_buf();
         let slots = Semaphore::new(config.max_concurrent);
         let mut fetcher = Fetcher {
             inner: Arc::new(Inner {
                 config,
                 go_version: String::new(),
                 slots,
+                work_dir,
             }),
         };
         let go_version = fetcher.check_go().await?;
@@ -267,7 +276,7 @@ impl Fetcher {
             .acquire()
             .await
             .expect("the semaphore is never closed");
-        let scratch = ScratchDir::create(&config.work_dir)?;
+        let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let env = config.go_command_env(scratch.layout());
         let output = command::run(
             &config.go_binary,
@@ -275,6 +284,7 @@ impl Fetcher {
             &scratch.layout().cwd,
             &env,
             config.timeout,
+            config.max_output_bytes,
         )
         .await
         .map_err(|e| {
@@ -357,39 +367,4 @@ fn reject_flag_like(module: &str) -> Result<(), FetchError> {
 
 fn invalid_output(message: String) -> FetchError {
     FetchError::InvalidOutput { message }
-}
-
-/// Removes the `go-*` temporary directories a killed earlier run left in `work_dir`.
-async fn remove_leftovers(work_dir: &Path) -> Result<(), FetchError> {
-    let work_dir = work_dir.to_path_buf();
-    let removed = tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
-        let mut removed = 0;
-        for entry in std::fs::read_dir(&work_dir)? {
-            let entry = entry?;
-            let is_scratch = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.starts_with(SCRATCH_PREFIX));
-            if is_scratch && entry.file_type()?.is_dir() {
-                scratch::remove_tree(&entry.path())?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    })
-    .await
-    .map_err(|e| {
-        FetchError::io(
-            "removing leftover temporary directories",
-            std::io::Error::other(e),
-        )
-    })?
-    .map_err(|e| FetchError::io("removing leftover temporary directories", e))?;
-    if removed > 0 {
-        tracing::info!(
-            removed,
-            "removed temporary directories left by an earlier run"
-        );
-    }
-    Ok(())
 }

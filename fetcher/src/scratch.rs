@@ -21,7 +21,8 @@ pub(crate) struct ScratchDir {
 }
 
 impl ScratchDir {
-    /// Creates a fresh directory under `work_dir` with an empty working directory inside.
+    /// Creates a fresh directory under `work_dir` with an empty working directory inside, and go's
+    /// own home, in which telemetry is off.
     pub fn create(work_dir: &Path) -> Result<ScratchDir, FetchError> {
         let root = tempfile::Builder::new()
             .prefix(SCRATCH_PREFIX)
@@ -40,6 +41,13 @@ impl ScratchDir {
         };
         fs::create_dir(&scratch.layout.cwd)
             .map_err(|e| FetchError::io(format!("creating {}", scratch.layout.cwd.display()), e))?;
+        // go reads its telemetry mode from this file only (a GOTELEMETRY variable is ignored; go1.26
+        // says `go env GOTELEMETRY` = `local` with GOTELEMETRY=off set): without it, every command
+        // would write counters into its home. `off` is what `go telemetry off` writes.
+        let telemetry = scratch.layout.home.join(".config/go/telemetry");
+        fs::create_dir_all(&telemetry)
+            .and_then(|()| fs::write(telemetry.join("mode"), "off"))
+            .map_err(|e| FetchError::io(format!("creating {}", telemetry.display()), e))?;
         Ok(scratch)
     }
 

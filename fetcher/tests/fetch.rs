@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ferry_fetcher::{FetchError, Fetcher, FetcherConfig};
+use ferry_fetcher::{DEFAULT_MAX_OUTPUT_BYTES, FetchError, Fetcher, FetcherConfig, WorkDir};
 use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, go_binary, write_goproxy_tree};
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
@@ -310,6 +310,35 @@ async fn a_hanging_upstream_times_out_and_leaves_nothing_behind() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_trickles_is_cut_at_the_deadline() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    // Never silent, always too slow: a byte every 100 ms.
+    upstream.set_behaviour(Behaviour::Trickle {
+        chunk: 1,
+        every: Duration::from_millis(100),
+    });
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |config| {
+        config.timeout = Duration::from_secs(2)
+    })
+    .await;
+    let started = Instant::now();
+    let error = fetcher
+        .fetch("example.com/hello", "v1.0.0")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, FetchError::Timeout { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(upstream.request_count(".info") >= 1);
+    assert_eq!(processes_under(temp.path()), Vec::<i32>::new());
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+}
+
+#[tokio::test]
 async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     upstream.set_behaviour(Behaviour::Hang);
@@ -404,6 +433,212 @@ async fn start_up_removes_leftovers_of_a_killed_run() {
     std::fs::write(temp.path().join("unrelated"), "kept").unwrap();
     let _fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
     assert_eq!(entries(temp.path()), [temp.path().join("unrelated")]);
+}
+
+#[tokio::test]
+async fn a_404_or_410_is_not_found_whatever_the_upstreams_reason_phrase() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+    for (status, reason) in [
+        (404, "File not found"),
+        (404, ""),
+        (410, "Gone Fishing"),
+        (404, "Internal Server Error"),
+    ] {
+        upstream.set_miss_status(status);
+        upstream.set_reason_phrase(reason);
+        let error = fetcher
+            .fetch("example.com/hello", "v1.9.9")
+            .await
+            .unwrap_err();
+        let FetchError::NotFound { message } = &error else {
+            panic!("{status} {reason:?}: {error:?}")
+        };
+        // go's own words, with the upstream's status line as it came.
+        assert!(
+            message.contains(&format!(".info: {status} {reason}")),
+            "{message}"
+        );
+        let error = fetcher
+            .resolve("example.com/hello", "no-such-branch")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, FetchError::NotFound { .. }),
+            "{status} {reason:?}: {error:?}"
+        );
+    }
+    // The code decides, not the phrase: a 500 that calls itself "Not Found" is an upstream failure.
+    upstream.set_behaviour(Behaviour::Fail(500));
+    upstream.set_reason_phrase("Not Found");
+    let error = fetcher
+        .fetch("example.com/hello", "v1.0.0")
+        .await
+        .unwrap_err();
+    let FetchError::Upstream { message } = &error else {
+        panic!("{error:?}")
+    };
+    assert!(message.contains(": 500 Not Found"), "{message}");
+}
+
+#[tokio::test]
+async fn an_upstream_list_beyond_the_output_bound_is_refused_and_one_within_it_is_listed() {
+    // go reads the highest listed version's go.mod (for retractions): v1.0.0 is a served one.
+    let upstream = Upstream::start(vec![
+        hello("v1.0.0"),
+        FixtureModule::package("example.com/big", "v1.0.0"),
+    ])
+    .await;
+    let versions = |count: usize| (0..count).map(|n| format!("v0.{}.{}", n / 1000, n % 1000));
+    upstream.list_versions("example.com/hello", versions(1_000_000));
+    upstream.list_versions("example.com/big", versions(100_000));
+    let temp = tempfile::tempdir().unwrap();
+    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+    assert_eq!(fetcher.config().max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
+
+    let error = fetcher.list("example.com/hello").await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            FetchError::OutputTooLarge {
+                stream: "stdout",
+                limit: DEFAULT_MAX_OUTPUT_BYTES,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("go list -m -versions -json example.com/hello")
+            && message.contains("too large"),
+        "{message}"
+    );
+    assert_eq!(processes_under(temp.path()), Vec::<i32>::new());
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+
+    // A hundred thousand versions (about 1.5 MiB from go) are within the bound, and all listed.
+    let listed = fetcher.list("example.com/big").await.unwrap();
+    assert_eq!(listed.len(), 100_001);
+    assert_eq!(listed.last().map(String::as_str), Some("v1.0.0"));
+}
+
+/// A `go` that runs the real one, then records what its environment looked like to it.
+fn recording_go(dir: &Path, record: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let go = go_binary();
+    let script = format!(
+        r#"#!/bin/sh
+"{go}" "$@"
+status=$?
+{{
+  echo "HOME=$HOME"
+  echo "NETRC=$NETRC"
+  echo "telemetry=$("{go}" env GOTELEMETRY)"
+  echo "counters=$(ls "$HOME/.config/go/telemetry/local" 2>/dev/null | wc -l)"
+  echo "git user=$(git config --global user.name)"
+}} > "{record}"
+exit $status
+"#,
+        go = go.display(),
+        record = record.display()
+    );
+    let wrapper = dir.join("go");
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+#[tokio::test]
+async fn go_runs_in_a_home_of_its_own_with_telemetry_off_and_keeps_ferrys_git_config() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let temp = tempfile::tempdir().unwrap();
+    let ferry_home = temp.path().join("ferry-home");
+    std::fs::create_dir_all(&ferry_home).unwrap();
+    std::fs::write(
+        ferry_home.join(".gitconfig"),
+        "[user]\n\tname = Ferry Tester\n",
+    )
+    .unwrap();
+    let record = temp.path().join("record");
+    let wrapper = recording_go(temp.path(), &record);
+    let work_dir = temp.path().join("work");
+    let fetcher = fetcher(&upstream, &work_dir, |config| {
+        config.go_binary = wrapper;
+        config
+            .inherited_env
+            .insert("HOME".to_owned(), ferry_home.display().to_string());
+    })
+    .await;
+    fetcher.fetch("example.com/hello", "v1.0.0").await.unwrap();
+
+    let seen: BTreeMap<String, String> = std::fs::read_to_string(&record)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
+        .collect();
+    assert!(Path::new(&seen["HOME"]).starts_with(&work_dir), "{seen:?}");
+    assert_eq!(seen["telemetry"], "off", "{seen:?}");
+    assert_eq!(seen["counters"], "0", "{seen:?}");
+    assert_eq!(seen["git user"], "Ferry Tester", "{seen:?}");
+    assert_eq!(
+        seen["NETRC"],
+        ferry_home.join(".netrc").display().to_string()
+    );
+    // go wrote nothing into Ferry's own home.
+    assert_eq!(
+        entries(&ferry_home),
+        [ferry_home.join(".gitconfig")],
+        "go wrote into Ferry's home"
+    );
+}
+
+#[tokio::test]
+async fn a_second_fetcher_on_a_busy_work_dir_is_refused_and_leaves_the_first_ones_fetch_alone() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    upstream.set_behaviour(Behaviour::Hang);
+    let temp = tempfile::tempdir().unwrap();
+    let work_dir = temp.path().join("work");
+    let first = fetcher(&upstream, &work_dir, |_| {}).await;
+    let task = tokio::spawn({
+        let first = first.clone();
+        async move { first.fetch("example.com/hello", "v1.0.0").await }
+    });
+    eventually("go asks the upstream", || {
+        upstream.request_count(".info") >= 1
+    })
+    .await;
+    let running = entries(&work_dir);
+    assert_eq!(running.len(), 1, "{running:?}");
+
+    let mut config = FetcherConfig::new(&work_dir);
+    config.go_binary = go_binary();
+    let error = Fetcher::new(config)
+        .await
+        .err()
+        .expect("the work dir is busy");
+    assert!(matches!(error, FetchError::WorkDirBusy { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&work_dir.display().to_string()) && message.contains("its own work_dir"),
+        "{message}"
+    );
+    let error = WorkDir::lock(&work_dir).await.unwrap_err();
+    assert!(matches!(error, FetchError::WorkDirBusy { .. }), "{error:?}");
+    // The refused ones swept nothing: the first one's fetch still runs in its directory.
+    assert_eq!(entries(&work_dir), running);
+    assert_eq!(processes_under(&work_dir).len(), 1);
+
+    task.abort();
+    let _ = task.await;
+    drop(first);
+    let work = WorkDir::lock(&work_dir)
+        .await
+        .expect("free once the first is gone");
+    assert_eq!(work.path(), work_dir);
+    assert_eq!(entries(&work_dir), Vec::<PathBuf>::new());
 }
 
 /// The proxy clones the fetcher into tasks and spawns its futures: they must all be `Send`.

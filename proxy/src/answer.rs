@@ -123,14 +123,17 @@ impl From<&FetchError> for Answer {
                 StatusCode::BAD_GATEWAY,
                 format!("upstream failed: {message}"),
             ),
-            FetchError::InvalidOutput { .. } => {
+            // An answer too large to read (an upstream list of a million versions) is the upstream's.
+            FetchError::InvalidOutput { .. } | FetchError::OutputTooLarge { .. } => {
                 Answer::text(StatusCode::BAD_GATEWAY, format!("upstream failed: {error}"))
             }
             FetchError::Timeout { .. } => Answer::text(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("upstream timed out: {error}"),
             ),
-            FetchError::GoMissing { .. } | FetchError::Io { .. } => internal_error(error),
+            FetchError::GoMissing { .. }
+            | FetchError::Io { .. }
+            | FetchError::WorkDirBusy { .. } => internal_error(error),
         }
     }
 }

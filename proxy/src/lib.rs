@@ -31,6 +31,8 @@ pub enum StartError {
     },
     #[error("the download policy fetches from the upstream, but {0}")]
     Fetcher(ferry_fetcher::FetchError),
+    #[error("{0}")]
+    WorkDir(ferry_fetcher::FetchError),
 }
 
 /// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
@@ -48,19 +50,24 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         .await
         .map_err(|source| StartError::Storage { url, source })?;
     let policy = config.policy.clone();
-    let upstream = if policy_fetches(&policy) {
-        let fetcher = ferry_fetcher::Fetcher::new(config.fetcher.clone())
+    // The work dir is locked (one Ferry per work dir) and swept of what a killed run left whatever the
+    // policy, so a policy that fetches later, or another Ferry pointed at the same directory, finds it so.
+    let work_dir = ferry_fetcher::WorkDir::lock(&config.fetcher.work_dir)
+        .await
+        .map_err(StartError::WorkDir)?;
+    let (upstream, unused_work_dir) = if policy_fetches(&policy) {
+        let fetcher = ferry_fetcher::Fetcher::with_work_dir(config.fetcher.clone(), work_dir)
             .await
             .map_err(StartError::Fetcher)?;
         let work_dir = config.fetcher.work_dir.display().to_string();
         tracing::info!(go = fetcher.go_version(), %work_dir, "fetching with the go command");
-        Some(Upstream::start(
-            fetcher,
-            store.clone(),
-            config.background.clone(),
-        ))
+        let upstream = Upstream::start(fetcher, store.clone(), config.background.clone());
+        (Some(upstream), None)
     } else {
-        None
+        (None, Some(work_dir))
     };
-    Ok(Arc::new(Proxy::with_upstream(store, upstream, policy)))
+    let mut proxy = Proxy::with_upstream(store, upstream, policy);
+    // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
+    proxy.work_dir = unused_work_dir;
+    Ok(Arc::new(proxy))
 }

@@ -137,10 +137,12 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     raise_open_file_limit();
     runtime.block_on(async {
-        let proxy = ferry::build_proxy(&config).await?;
+        // Bind first: a Ferry that cannot have its address must stop before it touches the work dir
+        // another Ferry may be using.
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
+        let proxy = ferry::build_proxy(&config).await?;
         // Every signal handler is installed before Ferry says it is serving: a SIGHUP or SIGTERM sent as soon
         // as that line appears (a supervisor's reload right after start) must find its handler, not the
         // default action that kills the process.

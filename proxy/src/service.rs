@@ -27,6 +27,8 @@ pub struct Proxy {
     upstream: Option<Upstream>,
     /// Replaced whole on reload (SIGHUP); each request decides with the policy in force when it started.
     policy: ArcSwap<Policy>,
+    /// The locked work dir when no fetcher holds it (a policy that never fetches): the lock lives as long.
+    pub(crate) work_dir: Option<ferry_fetcher::WorkDir>,
 }
 
 /// Why a new policy was not put in force.
@@ -89,6 +91,7 @@ impl Proxy {
             store,
             upstream,
             policy: ArcSwap::from_pointee(policy),
+            work_dir: None,
         }
     }
 

@@ -1,10 +1,18 @@
+//! The fixture GOPROXY upstream: serves fixture modules over loopback HTTP, with the faults tests need
+//! (hanging, failing with any status, odd reason phrases, 410 misses, huge version lists) as options.
+
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -18,9 +26,16 @@ pub enum Behaviour {
     Serve,
     /// Answer every request with 500.
     Fail500,
+    /// Answer every request with this status (and the reason phrase set, if any).
+    Fail(u16),
     /// Never answer (the connection stays open until the client gives up).
     Hang,
+    /// Serve, but send each body `chunk` bytes at a time, one chunk every `every`: an upstream that is
+    /// slow but never silent.
+    Trickle { chunk: usize, every: Duration },
 }
+
+type Body = BoxBody<Bytes, Infallible>;
 
 #[derive(Default)]
 struct State {
@@ -30,6 +45,10 @@ struct State {
     versions: BTreeMap<String, Vec<String>>,
     requests: Vec<String>,
     behaviour: Option<Behaviour>,
+    /// Status of the answer to anything not served (404 unless set).
+    miss_status: Option<u16>,
+    /// Reason phrase of every answer other than 200, in place of the standard one.
+    reason: Option<hyper::ext::ReasonPhrase>,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
@@ -114,8 +133,33 @@ impl Upstream {
         );
     }
 
+    /// Adds versions to the module's `@v/list` only (no `.info`, `.mod` or `.zip`): a list as long as
+    /// a test needs, e.g. a million versions.
+    pub fn list_versions(&self, module: &str, versions: impl IntoIterator<Item = String>) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .versions
+            .entry(escape(module))
+            .or_default()
+            .extend(versions);
+    }
+
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.state.lock().unwrap().behaviour = Some(behaviour);
+    }
+
+    /// Answers what is not served with `status` instead of 404 (e.g. 410, as some proxies do).
+    pub fn set_miss_status(&self, status: u16) {
+        StatusCode::from_u16(status).expect("a valid status code");
+        self.state.lock().unwrap().miss_status = Some(status);
+    }
+
+    /// Sends `reason` as the reason phrase of every answer other than 200 (`404 File not found`, or an
+    /// empty phrase: `404 `) instead of the standard one.
+    pub fn set_reason_phrase(&self, reason: &str) {
+        let reason = hyper::ext::ReasonPhrase::try_from(reason.as_bytes())
+            .expect("a reason phrase without control characters");
+        self.state.lock().unwrap().reason = Some(reason);
     }
 
     /// How many requests so far had a path (without the leading `/`) ending in `suffix`.
@@ -140,28 +184,44 @@ impl Drop for Upstream {
     }
 }
 
-async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Body> {
     // The go command percent-encodes the `!` of case-encoded paths (`%21azure`): compare decoded paths.
     let path = percent_decode(request.uri().path().trim_start_matches('/'));
-    let (behaviour, body) = {
+    let (behaviour, body, miss_status, reason) = {
         let mut state = state.lock().unwrap();
         state.requests.push(path.clone());
         (
             state.behaviour.unwrap_or(Behaviour::Serve),
             lookup(&state, &path),
+            state.miss_status.unwrap_or(404),
+            state.reason.clone(),
         )
     };
-    match behaviour {
+    let mut response = match behaviour {
         Behaviour::Hang => std::future::pending().await,
-        Behaviour::Fail500 => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "fixture upstream failure\n",
-        ),
+        Behaviour::Fail500 => text(500, "fixture upstream failure\n"),
+        Behaviour::Fail(status) => text(status, "fixture upstream failure\n"),
         Behaviour::Serve => match body {
-            Some(body) => Response::new(Full::new(body)),
-            None => text(StatusCode::NOT_FOUND, &format!("not found: {path}\n")),
+            Some(body) => Response::new(Full::new(body).boxed()),
+            None => text(miss_status, &format!("not found: {path}\n")),
         },
+        Behaviour::Trickle { chunk, every } => match body {
+            Some(body) => Response::new(
+                Trickle {
+                    rest: body,
+                    chunk: chunk.max(1),
+                    every,
+                    pause: None,
+                }
+                .boxed(),
+            ),
+            None => text(miss_status, &format!("not found: {path}\n")),
+        },
+    };
+    if let Some(reason) = reason.filter(|_| response.status() != StatusCode::OK) {
+        response.extensions_mut().insert(reason);
     }
+    response
 }
 
 fn lookup(state: &State, path: &str) -> Option<Bytes> {
@@ -179,13 +239,52 @@ fn lookup(state: &State, path: &str) -> Option<Bytes> {
     state.files.get(path).cloned()
 }
 
-fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
+fn text(status: u16, body: &str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
+    *response.status_mut() = StatusCode::from_u16(status).expect("a valid status code");
     response
         .headers_mut()
         .insert("content-type", "text/plain; charset=utf-8".parse().unwrap());
     response
+}
+
+/// A body sent `chunk` bytes at a time, the first at once and each next one `every` later.
+struct Trickle {
+    rest: Bytes,
+    chunk: usize,
+    every: Duration,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        if let Some(pause) = self.pause.as_mut() {
+            ready!(pause.as_mut().poll(cx));
+        }
+        let take = self.chunk.min(self.rest.len());
+        let data = self.rest.split_to(take);
+        let every = self.every;
+        self.pause = Some(Box::pin(tokio::time::sleep(every)));
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // The length is known: the client sees a Content-Length, as from a real proxy.
+        SizeHint::with_exact(self.rest.len() as u64)
+    }
 }
 
 /// `%XX` sequences decoded to their bytes; anything else kept as it is.
@@ -210,4 +309,87 @@ fn percent_decode(path: &str) -> String {
         }
     }
     String::from_utf8_lossy(&decoded).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::go::GoHome;
+
+    /// go's stderr for `go <args>` against `upstream` (go must fail).
+    async fn go_failure(upstream: &Upstream, args: &[&str]) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = GoHome::new(tmp.path(), &upstream.url());
+        let output = home.output_async(tmp.path(), args).await;
+        assert!(!output.status.success(), "go {args:?} succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    #[tokio::test]
+    async fn go_sees_the_reason_phrase_and_the_miss_status_set() {
+        let upstream = Upstream::start(vec![]).await;
+        upstream.set_reason_phrase("File not found");
+        let stderr = go_failure(&upstream, &["mod", "download", "example.com/hello@v1.0.0"]).await;
+        assert!(stderr.contains(": 404 File not found"), "{stderr}");
+
+        upstream.set_miss_status(410);
+        upstream.set_reason_phrase("");
+        let stderr = go_failure(&upstream, &["mod", "download", "example.com/hello@v1.0.0"]).await;
+        // hyper sends `HTTP/1.1 410 ` and go keeps the space.
+        assert!(stderr.contains(".info: 410 \n"), "{stderr}");
+
+        upstream.set_behaviour(Behaviour::Fail(403));
+        upstream.set_reason_phrase("Not Found");
+        let stderr = go_failure(&upstream, &["mod", "download", "example.com/hello@v1.0.0"]).await;
+        assert!(stderr.contains(": 403 Not Found"), "{stderr}");
+    }
+
+    #[tokio::test]
+    async fn a_trickling_upstream_is_slow_but_complete() {
+        let module = FixtureModule::package("example.com/hello", "v1.0.0");
+        let upstream = Upstream::start(vec![module.clone()]).await;
+        let every = Duration::from_millis(10);
+        upstream.set_behaviour(Behaviour::Trickle { chunk: 16, every });
+        let tmp = tempfile::tempdir().unwrap();
+        let home = GoHome::new(tmp.path(), &upstream.url());
+        let started = std::time::Instant::now();
+        let downloaded = home
+            .run_async(
+                tmp.path(),
+                &["mod", "download", "-json", "example.com/hello@v1.0.0"],
+            )
+            .await;
+        let downloaded: serde_json::Value = serde_json::from_str(&downloaded).unwrap();
+        let zip = std::fs::read(downloaded["Zip"].as_str().unwrap()).unwrap();
+        assert_eq!(zip, module.zip_bytes());
+        // The zip alone came in this many chunks, each but the first after a pause.
+        let pauses = zip.len().div_ceil(16) - 1;
+        assert!(
+            started.elapsed() >= every * pauses as u32,
+            "{:?} for {pauses} pauses",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_listed_only_version_is_in_the_list_and_nowhere_else() {
+        let upstream =
+            Upstream::start(vec![FixtureModule::package("example.com/hello", "v1.0.0")]).await;
+        // go reads the highest version's go.mod for retractions: it must be a served one.
+        upstream.list_versions("example.com/hello", (1..=3).map(|n| format!("v0.1.{n}")));
+        let tmp = tempfile::tempdir().unwrap();
+        let home = GoHome::new(tmp.path(), &upstream.url());
+        let listed = home
+            .run_async(
+                tmp.path(),
+                &["list", "-m", "-versions", "example.com/hello"],
+            )
+            .await;
+        assert_eq!(
+            listed.trim(),
+            "example.com/hello v0.1.1 v0.1.2 v0.1.3 v1.0.0"
+        );
+        let stderr = go_failure(&upstream, &["mod", "download", "example.com/hello@v0.1.2"]).await;
+        assert!(stderr.contains("404 Not Found"), "{stderr}");
+    }
 }

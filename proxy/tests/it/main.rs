@@ -7,6 +7,7 @@ mod binary;
 mod connections;
 mod fetching;
 mod go_client;
+mod hardening_fetch;
 mod modes;
 mod policy_cli;
 mod protocol;

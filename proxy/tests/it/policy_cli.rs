@@ -217,6 +217,7 @@ fn sighup_reloads_the_download_file_and_keeps_the_old_policy_when_the_new_one_is
     );
     let mut command = ferry();
     command
+        .current_dir(dir.path())
         .env("FERRY_LISTEN", "127.0.0.1:0")
         .env("FERRY_STORAGE", "memory://")
         .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
@@ -269,6 +270,7 @@ fn sighup_refuses_a_fetching_policy_when_ferry_started_without_an_upstream() {
     let file = write_file(dir.path(), "download.hcl", "mode = \"none\"\n");
     let mut command = ferry();
     command
+        .current_dir(dir.path())
         .env("FERRY_LISTEN", "127.0.0.1:0")
         .env("FERRY_STORAGE", "memory://")
         .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
@@ -307,6 +309,7 @@ fn a_sighup_sent_the_moment_ferry_says_it_is_serving_reloads_instead_of_killing_
     for round in 0..10 {
         let mut command = ferry();
         command
+            .current_dir(dir.path())
             .env("FERRY_LISTEN", "127.0.0.1:0")
             .env("FERRY_STORAGE", "memory://")
             .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
