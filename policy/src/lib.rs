@@ -31,7 +31,7 @@ mod pattern;
 mod policy;
 mod sources;
 
-pub use error::{Location, PolicyError, Problem, ProblemKind};
+pub use error::{Location, PolicyError, Problem, ProblemKind, Severity};
 pub use mode::{Mode, UnknownMode};
 pub use pattern::{Pattern, PatternError, pattern_matches};
 pub use policy::{Decision, Policy, Rule};

@@ -9,7 +9,7 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body, Structure};
 use url::Url;
 
-use crate::error::{Location, PolicyError, Problem, ProblemKind};
+use crate::error::{Location, PolicyError, Problem, ProblemKind, Severity};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
 use crate::pattern::Pattern;
 use crate::policy::{Policy, Rule, RuleOrigin};
@@ -61,6 +61,7 @@ pub(crate) fn parse_policy(bytes: &[u8], origin: &str) -> Result<Policy, PolicyE
                 )
             };
             reporter.problems.push(Problem {
+                severity: Severity::Error,
                 location: Location {
                     origin: origin.to_owned(),
                     line_column: Some((location.line(), location.column())),
@@ -73,37 +74,94 @@ pub(crate) fn parse_policy(bytes: &[u8], origin: &str) -> Result<Policy, PolicyE
         }
     };
     let policy = reporter.file(&body);
+    let has_errors = reporter
+        .problems
+        .iter()
+        .any(|problem| problem.severity == Severity::Error);
     match policy {
-        Some(policy) if reporter.problems.is_empty() => Ok(policy),
+        Some(policy) if !has_errors => Ok(policy.with_warnings(reporter.into_problems())),
         _ => Err(reporter.into_error()),
     }
 }
 
-/// Checks a `downloadURL`: an absolute http(s) URL with a host, and no query or fragment
-/// (redirects append the request path to it). Returns `(problem, fix)` when it is not.
+/// Checks a `downloadURL` (given, not empty): an absolute http(s) URL with a host, and no query
+/// or fragment (redirects append the request path to it); nothing that would leak or break in a
+/// `Location` header sent to every client: no credentials, no line break or other control
+/// character or space, no GOPROXY list. Returns `(problem, fix)` when it is not; messages show
+/// the URL with any `user:password@` part replaced by `***@`.
 pub(crate) fn check_download_url(text: &str) -> Result<Url, (String, String)> {
+    let shown = redact_userinfo(text);
     let fix = || format!("write an absolute http(s) URL such as {EXAMPLE_URL}");
+    // Checked on the text itself: URL parsers strip tabs and line breaks, and Ferry refuses
+    // rather than guess what a URL with a line break in it was meant to be.
+    if let Some((position, c)) = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() || c.is_whitespace())
+    {
+        let what = match c {
+            '\r' | '\n' => "a line break (CR or LF)",
+            ' ' => "a space",
+            _ => "a control character or space",
+        };
+        return Err((
+            format!(
+                "downloadURL {shown:?} holds {what} at character {}",
+                position + 1
+            ),
+            "remove it (Ferry does not strip it: in a Location header it would break the answer), and percent-encode a space in a path as %20".to_owned(),
+        ));
+    }
+    if let Some(separator) = text.find([',', '|']) {
+        let first = redact_userinfo(&text[..separator]);
+        let rest = &text[separator + 1..];
+        let is_list = rest
+            .split([',', '|'])
+            .any(|part| part == "direct" || part == "off" || part.contains("://"));
+        let message = if is_list {
+            format!("downloadURL {shown:?} is a GOPROXY list, not one URL")
+        } else {
+            format!(
+                "downloadURL {shown:?} holds a `{}`",
+                &text[separator..=separator]
+            )
+        };
+        return Err((
+            message,
+            format!(
+                "a redirect goes to one URL: write one, e.g. {first:?} (a client's own GOPROXY=ferry,direct or ferry|direct gives the fallback); percent-encode a `,` or `|` that belongs to the path as %2C or %7C"
+            ),
+        ));
+    }
     let url = Url::parse(text).map_err(|error| {
         (
-            format!("downloadURL {text:?} is not a URL ({error})"),
+            format!("downloadURL {shown:?} is not a URL ({error})"),
             fix(),
         )
     })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err((
             format!(
-                "downloadURL {text:?} has scheme {:?}, not http or https",
+                "downloadURL {shown:?} has scheme {:?}, not http or https",
                 url.scheme()
             ),
             fix(),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err((format!("downloadURL {text:?} has no host"), fix()));
+        return Err((format!("downloadURL {shown:?} has no host"), fix()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err((
+            format!(
+                "downloadURL {shown:?} holds credentials (user:password@): every redirected client would receive them in the Location header"
+            ),
+            "remove the user:password@ part; clients authenticate to the mirror with their own .netrc or GOAUTH".to_owned(),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err((
-            format!("downloadURL {text:?} has a query or fragment"),
+            format!("downloadURL {shown:?} has a query or fragment"),
             "remove the ?... or #... part: redirects append the request path to the URL's path"
                 .to_owned(),
         ));
@@ -111,10 +169,41 @@ pub(crate) fn check_download_url(text: &str) -> Result<Url, (String, String)> {
     Ok(url)
 }
 
+/// `text` with the user information of a URL (`user:password@`) replaced by `***@`, so that no
+/// message shows a password or token. Works on text that is not a valid URL too, and on each URL
+/// of a `,` or `|` separated list.
+fn redact_userinfo(text: &str) -> String {
+    text.split_inclusive([',', '|']).map(redact_one).collect()
+}
+
+fn redact_one(text: &str) -> String {
+    let authority_start = text.find("://").map_or(0, |at| at + 3);
+    let authority_end = text[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |at| authority_start + at);
+    match text[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &text[..authority_start],
+            &text[authority_start + at..]
+        ),
+        None => text.to_owned(),
+    }
+}
+
 /// A checked `mode` or `downloadURL` attribute: its value (if valid) and where it is.
 struct Setting<T> {
     value: Option<T>,
     span: Range<usize>,
+    /// Written as `""`: for `downloadURL`, "none set" (as in Athens), not an error.
+    empty: bool,
+}
+
+impl<T> Setting<T> {
+    /// Written with a value (a valid one or not): `downloadURL = ""` does not count.
+    fn is_set(setting: &Option<Setting<T>>) -> bool {
+        setting.as_ref().is_some_and(|setting| !setting.empty)
+    }
 }
 
 /// The settings of one body (top level, or a `download` block).
@@ -139,10 +228,15 @@ impl<'t> Reporter<'t> {
         }
     }
 
-    fn into_error(mut self) -> PolicyError {
+    /// The problems found, errors and warnings, in file order.
+    fn into_problems(mut self) -> Vec<Problem> {
         self.problems
             .sort_by_key(|problem| problem.location.line_column.unwrap_or((0, 0)));
-        PolicyError::Invalid(self.problems)
+        self.problems
+    }
+
+    fn into_error(self) -> PolicyError {
+        PolicyError::Invalid(self.into_problems())
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -156,8 +250,24 @@ impl<'t> Reporter<'t> {
     }
 
     fn problem(&mut self, span: Range<usize>, kind: ProblemKind, message: String, fix: String) {
+        self.report(Severity::Error, span, kind, message, fix);
+    }
+
+    fn warning(&mut self, span: Range<usize>, kind: ProblemKind, message: String, fix: String) {
+        self.report(Severity::Warning, span, kind, message, fix);
+    }
+
+    fn report(
+        &mut self,
+        severity: Severity,
+        span: Range<usize>,
+        kind: ProblemKind,
+        message: String,
+        fix: String,
+    ) {
         let line_column = self.line_column(span.start);
         self.problems.push(Problem {
+            severity,
             location: Location {
                 origin: self.origin.to_string(),
                 line_column: Some(line_column),
@@ -173,7 +283,7 @@ impl<'t> Reporter<'t> {
     fn file(&mut self, body: &Body) -> Option<Policy> {
         let top = self.settings(body, None);
         let top_url = top.download_url.as_ref().and_then(|url| url.value.clone());
-        let top_url_written = top.download_url.is_some();
+        let top_url_written = Setting::is_set(&top.download_url);
         if top.mode.is_none() {
             self.problem(
                 0..0,
@@ -185,6 +295,8 @@ impl<'t> Reporter<'t> {
             );
         }
         let mut rules = Vec::new();
+        // The label span of each rule, for the warnings about unreachable blocks.
+        let mut label_spans = Vec::new();
         // Pattern -> (line, byte offset) of the first block using it.
         let mut first_pattern_line: HashMap<String, (usize, usize)> = HashMap::new();
         for structure in body.iter() {
@@ -215,8 +327,10 @@ impl<'t> Reporter<'t> {
                 &mut first_pattern_line,
             ) {
                 rules.push(rule);
+                label_spans.push(block.labels.first().map_or(0..0, span_of));
             }
         }
+        self.unreachable_blocks(&rules, &label_spans);
 
         let top_mode = top.mode?;
         let mode = top_mode.value?;
@@ -225,7 +339,7 @@ impl<'t> Reporter<'t> {
                 top_mode.span.clone(),
                 ProblemKind::MissingDownloadUrl,
                 format!(
-                    "top-level mode {mode} redirects but the file has no top-level downloadURL"
+                    "top-level mode {mode} redirects but the file sets no top-level downloadURL (an empty one counts as none)"
                 ),
                 format!("add {URL_KEY} = {EXAMPLE_URL} at the top of the file"),
             );
@@ -263,7 +377,7 @@ impl<'t> Reporter<'t> {
                             .entry(pattern.as_str().to_owned())
                             .or_insert((line, block_span.start));
                         if first_start != block_span.start {
-                            self.problem(
+                            self.warning(
                                 label_span,
                                 ProblemKind::DuplicatePattern,
                                 format!(
@@ -272,6 +386,8 @@ impl<'t> Reporter<'t> {
                                 ),
                                 "merge the two blocks or delete this one".to_owned(),
                             );
+                        } else if let Some((message, fix)) = pattern.never_matches() {
+                            self.warning(label_span, ProblemKind::DeadPattern, message, fix);
                         }
                         Some(pattern)
                     }
@@ -308,20 +424,20 @@ impl<'t> Reporter<'t> {
             return None;
         };
         let mode = mode_setting.value?;
-        let block_url_written = settings.download_url.is_some();
+        let block_url_written = Setting::is_set(&settings.download_url);
         if mode.redirects() && !block_url_written && !top_url_written {
             self.problem(
                 mode_setting.span.clone(),
                 ProblemKind::MissingDownloadUrl,
                 format!(
-                    "mode {mode} redirects but neither this block nor the top level sets a downloadURL"
+                    "mode {mode} redirects but neither this block nor the top level sets a downloadURL (an empty one counts as none)"
                 ),
                 format!("add {URL_KEY} = {EXAMPLE_URL} inside the block or at the top of the file"),
             );
         }
         let download_url = match settings.download_url {
-            Some(setting) => setting.value,
-            None => top_url.cloned(),
+            Some(setting) if !setting.empty => setting.value,
+            _ => top_url.cloned(),
         };
         Some(Rule::new(
             Some(pattern?),
@@ -424,12 +540,14 @@ impl<'t> Reporter<'t> {
                     settings.mode = Some(Setting {
                         value: None,
                         span: value_span,
+                        empty: false,
                     })
                 }
                 _ => {
                     settings.download_url = Some(Setting {
                         value: None,
                         span: value_span,
+                        empty: false,
                     })
                 }
             }
@@ -456,9 +574,13 @@ impl<'t> Reporter<'t> {
             settings.mode = Some(Setting {
                 value: mode,
                 span: value_span,
+                empty: text.is_empty(),
             });
         } else {
+            // `downloadURL = ""` means "none set", as in Athens: a block falls back to the top
+            // level, and a redirect with no URL reachable is reported where the mode is.
             let url = match check_download_url(text) {
+                _ if text.is_empty() => None,
                 Ok(url) => Some(url),
                 Err((message, fix)) => {
                     self.problem(
@@ -473,7 +595,48 @@ impl<'t> Reporter<'t> {
             settings.download_url = Some(Setting {
                 value: url,
                 span: value_span,
+                empty: text.is_empty(),
             });
+        }
+    }
+}
+
+impl Reporter<'_> {
+    /// Warns about each block that an earlier block's broader pattern makes unreachable: every
+    /// module it matches is already taken by the earlier one (a conservative check: see
+    /// [`Pattern::is_covered_by`]). Repeated and dead patterns have their own warnings.
+    fn unreachable_blocks(&mut self, rules: &[Rule], label_spans: &[Range<usize>]) {
+        for (position, rule) in rules.iter().enumerate() {
+            let Some(pattern) = rule.pattern() else {
+                continue;
+            };
+            let repeated = rules[..position]
+                .iter()
+                .any(|earlier| earlier.pattern() == Some(pattern));
+            if repeated || pattern.never_matches().is_some() {
+                continue;
+            }
+            let earlier = rules[..position].iter().find(|earlier| {
+                earlier
+                    .pattern()
+                    .is_some_and(|earlier| pattern.is_covered_by(earlier))
+            });
+            let Some(earlier) = earlier else { continue };
+            let earlier_pattern = earlier.pattern().map_or("", Pattern::as_str);
+            let earlier_line = earlier.file_line().map_or(0, |(_, line)| line);
+            self.warning(
+                label_spans[position].clone(),
+                ProblemKind::UnreachableBlock,
+                format!(
+                    "every module pattern {:?} matches is already matched by {earlier_pattern:?} in the block at line {earlier_line} ({}), so this block ({}) never applies",
+                    pattern.as_str(),
+                    earlier.mode(),
+                    rule.mode(),
+                ),
+                format!(
+                    "move this block above line {earlier_line} if it is meant to win (the first matching block decides), or delete it"
+                ),
+            );
         }
     }
 }

@@ -24,6 +24,9 @@ pub struct Pattern {
     required_ascii: AsciiSet,
 }
 
+/// The characters with a meaning in a glob; an element without them is literal.
+const GLOB_SYNTAX: [char; 4] = ['*', '?', '[', '\\'];
+
 /// A set of ASCII characters, one bit each: a cheap test that rules a pattern out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct AsciiSet(u128);
@@ -66,9 +69,6 @@ enum Item {
 /// where the problem was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
-    /// The pattern is empty.
-    #[error("the pattern is empty; write a module path pattern such as \"github.com/org/*\"")]
-    Empty,
     /// The pattern ends with `\`, which escapes nothing.
     #[error(
         "the pattern ends with a `\\` that escapes nothing (character {position}); remove it, or write `\\\\` for a literal backslash"
@@ -93,25 +93,16 @@ pub enum PatternError {
         /// Character index of the `[`.
         position: usize,
     },
-    /// The pattern ends with `/` or has an empty element (`//`), so it can never match a
-    /// module path; Athens would silently never use such a block.
-    #[error(
-        "the pattern has an empty path element (a trailing `/` or `//`), so it never matches a module path; remove the extra `/` (e.g. write \"github.com/org\" or \"github.com/org/*\")"
-    )]
-    EmptyElement,
 }
 
 impl Pattern {
-    /// Compiles a pattern, checking the whole of it (Go only notices some mistakes when matching
-    /// reaches them; Ferry reports them at load time).
+    /// Compiles a pattern, checking the whole of it: a malformed glob is an error here, where
+    /// Go's `path.Match` returns `ErrBadPattern` at match time (and Athens ignores that error, so
+    /// its block silently never matches). An empty pattern, or one with an empty element such
+    /// as a trailing `/`, compiles (it is well formed) but never matches a module path: see
+    /// [`Pattern::never_matches`].
     pub fn new(text: &str) -> Result<Pattern, PatternError> {
-        if text.is_empty() {
-            return Err(PatternError::Empty);
-        }
         let chunks = compile(text)?;
-        if text.split('/').any(str::is_empty) {
-            return Err(PatternError::EmptyElement);
-        }
         let mut required_ascii = 0u128;
         for item in chunks.iter().flat_map(|chunk| chunk.items.iter()) {
             if let Item::Literal(c) = item
@@ -131,6 +122,72 @@ impl Pattern {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Why this pattern never matches a module path, as `(problem, fix)`, if it never does:
+    /// it is empty, or has an empty element (a trailing `/`, or `//`), which a module path never
+    /// has. Such a pattern is well formed; its block is dead, in Athens as in Ferry.
+    pub fn never_matches(&self) -> Option<(String, String)> {
+        let text = self.as_str();
+        if text.is_empty() {
+            return Some((
+                "the pattern is empty, so it never matches a module path and this block never applies".to_owned(),
+                "write a module path pattern such as \"github.com/org/*\", or delete the block".to_owned(),
+            ));
+        }
+        if !text.split('/').any(str::is_empty) {
+            return None;
+        }
+        let meant: Vec<&str> = text.split('/').filter(|element| !element.is_empty()).collect();
+        let what = if text.ends_with('/') {
+            "ends with `/`"
+        } else {
+            "has an empty path element (`//` or a leading `/`)"
+        };
+        Some((
+            format!(
+                "pattern {text:?} {what}, so it never matches a module path and this block never applies (Athens never applies it either)"
+            ),
+            format!(
+                "write {:?} (a pattern matches the path's leading elements, so \"github.com/org\" also matches github.com/org/x)",
+                meant.join("/")
+            ),
+        ))
+    }
+
+    /// Reports whether every module path this pattern matches is also matched by `earlier`, so
+    /// that a block with this pattern after a block with `earlier` never applies.
+    ///
+    /// Conservative: `false` when unsure. It answers `true` only when both patterns match element
+    /// by element (every `/` in them is a separator: none is escaped or inside a class, so each
+    /// `/` of the pattern must meet one of the path's), `earlier` has no more elements than this
+    /// one, and each element of `earlier` is all `*`, is the same text as this one's element, or
+    /// glob-matches this one's element when that is a literal.
+    pub fn is_covered_by(&self, earlier: &Pattern) -> bool {
+        if earlier.slashes > self.slashes
+            || earlier.never_matches().is_some()
+            || !earlier.splits_cleanly()
+            || !self.splits_cleanly()
+        {
+            return false;
+        }
+        earlier
+            .text
+            .split('/')
+            .zip(self.text.split('/'))
+            .all(|(earlier, this)| {
+                earlier.chars().all(|c| c == '*')
+                    || earlier == this
+                    || (!this.contains(GLOB_SYNTAX)
+                        && Pattern::new(earlier).is_ok_and(|earlier| earlier.matches_whole(this)))
+            })
+    }
+
+    /// True when each `/`-separated element compiles on its own: no `/` is escaped or inside a
+    /// class, so matching the pattern is matching each element against the path's element at
+    /// the same position.
+    fn splits_cleanly(&self) -> bool {
+        self.text.split('/').all(|element| compile(element).is_ok())
     }
 
     /// Reports whether the module path's first `n + 1` elements match this pattern of `n`

@@ -1,20 +1,10 @@
 //! Property tests: the loader never panics on any input, and the prefix index always agrees
 //! with trying every block in order.
 
-use base64::Engine as _;
 use ferry_policy::{Pattern, PolicySources, load, load_file, pattern_matches};
 use proptest::prelude::*;
 
-fn load_custom(bytes: &[u8]) -> Result<ferry_policy::Policy, ferry_policy::PolicyError> {
-    let value = format!(
-        "custom:{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    );
-    load(&PolicySources {
-        ferry_download_mode: Some(&value),
-        ..PolicySources::default()
-    })
-}
+use crate::support::load_custom;
 
 /// Pieces of download files, so generated texts get past the HCL parser and reach validation.
 fn fragment() -> impl Strategy<Value = &'static str> {
@@ -98,11 +88,13 @@ proptest! {
         ferry in proptest::option::of("\\PC{0,40}"),
         athens in proptest::option::of("(file:|custom:)?\\PC{0,40}"),
         url in proptest::option::of("\\PC{0,40}"),
+        athens_url in proptest::option::of("\\PC{0,40}"),
     ) {
         let _ = load(&PolicySources {
             ferry_download_mode: ferry.as_deref(),
             athens_download_mode: athens.as_deref(),
-            download_url: url.as_deref(),
+            ferry_download_url: url.as_deref(),
+            athens_download_url: athens_url.as_deref(),
             ..PolicySources::default()
         });
     }
