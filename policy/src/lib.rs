@@ -8,10 +8,10 @@
 //! ```
 //! use ferry_policy::{Mode, PolicySources, load};
 //!
-//! // The caller reads FERRY_DOWNLOAD_MODE, ATHENS_DOWNLOAD_MODE, ... and passes them in.
+//! // The caller reads FERRY_DOWNLOAD_MODE, ATHENS_DOWNLOAD_MODE, FERRY_DOWNLOAD_URL, ... and passes them in.
 //! let policy = load(&PolicySources {
 //!     ferry_download_mode: Some("redirect"),
-//!     download_url: Some("https://mirror.example/prefix"),
+//!     ferry_download_url: Some("https://mirror.example/prefix"),
 //!     ..PolicySources::default()
 //! })?;
 //! let decision = policy.decide("github.com/pkg/errors");

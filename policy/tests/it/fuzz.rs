@@ -1,5 +1,5 @@
-//! Property tests: the loader never panics on any input, and the prefix index always agrees
-//! with trying every block in order.
+//! Property tests: the loader never panics on any input, the prefix index always agrees with
+//! trying every block in order, and the unreachable-block check never claims too much.
 
 use ferry_policy::{Pattern, PolicySources, load, load_file, pattern_matches};
 use proptest::prelude::*;
@@ -129,6 +129,27 @@ proptest! {
         };
         for path in &paths {
             prop_assert_eq!(policy.decide(path), policy.decide_by_scan(path), "{}", path);
+        }
+    }
+
+    /// The unreachable-block warning is sound: when a pattern is said to be covered by an
+    /// earlier one, every path the later one matches, the earlier one matches too.
+    #[test]
+    fn a_covered_pattern_matches_nothing_its_cover_does_not(
+        earlier in "(a|b|\\.|\\*|\\?|/|\\[ab\\]|\\[\\^a\\]|\\[/\\]|\\\\a){1,6}",
+        later in "(a|b|\\.|\\*|\\?|/|\\[ab\\]|\\[/\\]|\\\\a){1,8}",
+        paths in prop::collection::vec("[ab./]{1,12}", 1..60),
+    ) {
+        let (Ok(earlier), Ok(later)) = (Pattern::new(&earlier), Pattern::new(&later)) else {
+            return Ok(());
+        };
+        if later.is_covered_by(&earlier) {
+            for path in &paths {
+                prop_assert!(
+                    !later.matches(path) || earlier.matches(path),
+                    "{} is said to cover {}, but only the latter matches {}", earlier, later, path
+                );
+            }
         }
     }
 }
