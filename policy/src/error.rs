@@ -109,7 +109,11 @@ impl fmt::Display for Problem {
             Severity::Error => "",
             Severity::Warning => "warning: ",
         };
-        write!(f, "{}: {label}{}; {}", self.location, self.message, self.fix)
+        write!(
+            f,
+            "{}: {label}{}; {}",
+            self.location, self.message, self.fix
+        )
     }
 }
 
@@ -163,6 +167,10 @@ pub enum ProblemKind {
     DeadPattern,
     /// A block whose every module an earlier block's broader pattern already takes (a warning).
     UnreachableBlock,
+    /// A redirecting block without its own `downloadURL` that a later block with one may also
+    /// match: Athens would redirect the modules both match to the later block's URL, Ferry to the
+    /// top-level one (a warning).
+    AthensUrlDiffers,
     /// A redirecting mode with no `downloadURL` reachable for it.
     MissingDownloadUrl,
     /// A `downloadURL` that is not an absolute http(s) URL without query or fragment, or that

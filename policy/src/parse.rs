@@ -295,8 +295,9 @@ impl<'t> Reporter<'t> {
             );
         }
         let mut rules = Vec::new();
-        // The label span of each rule, for the warnings about unreachable blocks.
-        let mut label_spans = Vec::new();
+        // The label span of each rule and whether its block sets its own downloadURL, for the
+        // warnings that compare blocks.
+        let mut blocks = Vec::new();
         // Pattern -> (line, byte offset) of the first block using it.
         let mut first_pattern_line: HashMap<String, (usize, usize)> = HashMap::new();
         for structure in body.iter() {
@@ -320,17 +321,21 @@ impl<'t> Reporter<'t> {
                 );
                 continue;
             }
-            if let Some(rule) = self.download_block(
+            if let Some((rule, own_url)) = self.download_block(
                 block,
                 top_url.as_ref(),
                 top_url_written,
                 &mut first_pattern_line,
             ) {
                 rules.push(rule);
-                label_spans.push(block.labels.first().map_or(0..0, span_of));
+                blocks.push(BlockFacts {
+                    label_span: block.labels.first().map_or(0..0, span_of),
+                    own_url,
+                });
             }
         }
-        self.unreachable_blocks(&rules, &label_spans);
+        self.unreachable_blocks(&rules, &blocks);
+        self.athens_url_fallthrough(&rules, &blocks, top_url.as_ref());
 
         let top_mode = top.mode?;
         let mode = top_mode.value?;
@@ -363,7 +368,7 @@ impl<'t> Reporter<'t> {
         top_url: Option<&Url>,
         top_url_written: bool,
         first_pattern_line: &mut HashMap<String, (usize, usize)>,
-    ) -> Option<Rule> {
+    ) -> Option<(Rule, Option<Url>)> {
         let block_span = span_of(block);
         let line = self.line_column(block_span.start).0;
         let settings = self.settings(&block.body, Some(block));
@@ -435,11 +440,15 @@ impl<'t> Reporter<'t> {
                 format!("add {URL_KEY} = {EXAMPLE_URL} inside the block or at the top of the file"),
             );
         }
-        let download_url = match settings.download_url {
-            Some(setting) if !setting.empty => setting.value,
-            _ => top_url.cloned(),
+        let own_url = settings
+            .download_url
+            .and_then(|setting| setting.value.filter(|_| !setting.empty));
+        let download_url = match &own_url {
+            Some(url) => Some(url.clone()),
+            None if block_url_written => None,
+            None => top_url.cloned(),
         };
-        Some(Rule::new(
+        let rule = Rule::new(
             Some(pattern?),
             mode,
             download_url,
@@ -447,7 +456,8 @@ impl<'t> Reporter<'t> {
                 file: self.origin.clone(),
                 line,
             },
-        ))
+        );
+        Some((rule, own_url))
     }
 
     /// Reads the `mode` and `downloadURL` attributes of a body, reporting unknown or repeated
@@ -605,7 +615,7 @@ impl Reporter<'_> {
     /// Warns about each block that an earlier block's broader pattern makes unreachable: every
     /// module it matches is already taken by the earlier one (a conservative check: see
     /// [`Pattern::is_covered_by`]). Repeated and dead patterns have their own warnings.
-    fn unreachable_blocks(&mut self, rules: &[Rule], label_spans: &[Range<usize>]) {
+    fn unreachable_blocks(&mut self, rules: &[Rule], blocks: &[BlockFacts]) {
         for (position, rule) in rules.iter().enumerate() {
             let Some(pattern) = rule.pattern() else {
                 continue;
@@ -625,7 +635,7 @@ impl Reporter<'_> {
             let earlier_pattern = earlier.pattern().map_or("", Pattern::as_str);
             let earlier_line = earlier.file_line().map_or(0, |(_, line)| line);
             self.warning(
-                label_spans[position].clone(),
+                blocks[position].label_span.clone(),
                 ProblemKind::UnreachableBlock,
                 format!(
                     "every module pattern {:?} matches is already matched by {earlier_pattern:?} in the block at line {earlier_line} ({}), so this block ({}) never applies",
@@ -639,6 +649,59 @@ impl Reporter<'_> {
             );
         }
     }
+}
+
+impl Reporter<'_> {
+    /// Warns about each redirecting block without its own `downloadURL` that a later block with
+    /// one may also match (see [`Pattern::may_overlap`]). Athens's `URL()` does not stop at the
+    /// block that decides the mode: it returns the first matching block's URL that is not empty,
+    /// so Athens would redirect the modules both match to the later block's URL, where Ferry
+    /// (like Athens's documentation) uses the top-level one.
+    fn athens_url_fallthrough(
+        &mut self,
+        rules: &[Rule],
+        blocks: &[BlockFacts],
+        top_url: Option<&Url>,
+    ) {
+        for (position, rule) in rules.iter().enumerate() {
+            let Some(pattern) = rule.pattern() else {
+                continue;
+            };
+            if !rule.mode().redirects() || blocks[position].own_url.is_some() {
+                continue;
+            }
+            let later = rules
+                .iter()
+                .zip(blocks)
+                .skip(position + 1)
+                .find_map(|(later, facts)| {
+                    let later_pattern = later.pattern()?;
+                    let url = facts.own_url.as_ref()?;
+                    (Some(url) != top_url && pattern.may_overlap(later_pattern))
+                        .then_some((later, url))
+                });
+            let Some((later, url)) = later else { continue };
+            let later_line = later.file_line().map_or(0, |(_, line)| line);
+            let top = top_url.map_or("none".to_owned(), |url| url.to_string());
+            self.warning(
+                blocks[position].label_span.clone(),
+                ProblemKind::AthensUrlDiffers,
+                format!(
+                    "this {} block has no downloadURL, and the block at line {later_line} (downloadURL {url}) may match some of the same modules: Athens would redirect those to {url}, Ferry redirects them to the top-level downloadURL ({top})",
+                    rule.mode()
+                ),
+                format!("write the downloadURL this block means inside it, e.g. {URL_KEY} = \"{url}\" or \"{top}\""),
+            );
+        }
+    }
+}
+
+/// What the checks comparing blocks need of each block besides its rule.
+struct BlockFacts {
+    label_span: Range<usize>,
+    /// The block's own valid, non-empty `downloadURL`, whatever its mode (Athens's `URL()`
+    /// returns it for any mode).
+    own_url: Option<Url>,
 }
 
 /// The byte range of a parsed item (the parser always sets one; `0..0` is a safe fallback).

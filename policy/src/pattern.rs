@@ -138,7 +138,10 @@ impl Pattern {
         if !text.split('/').any(str::is_empty) {
             return None;
         }
-        let meant: Vec<&str> = text.split('/').filter(|element| !element.is_empty()).collect();
+        let meant: Vec<&str> = text
+            .split('/')
+            .filter(|element| !element.is_empty())
+            .collect();
         let what = if text.ends_with('/') {
             "ends with `/`"
         } else {
@@ -180,6 +183,34 @@ impl Pattern {
                     || earlier == this
                     || (!this.contains(GLOB_SYNTAX)
                         && Pattern::new(earlier).is_ok_and(|earlier| earlier.matches_whole(this)))
+            })
+    }
+
+    /// Reports whether some module path may match both patterns. Conservative: `true` when
+    /// unsure; `false` only when both split cleanly into elements (as for
+    /// [`Pattern::is_covered_by`]) and at some position both elements are literal and differ, or
+    /// one is literal and the other's glob does not match it. A pattern that never matches
+    /// overlaps nothing.
+    pub fn may_overlap(&self, other: &Pattern) -> bool {
+        if self.never_matches().is_some() || other.never_matches().is_some() {
+            return false;
+        }
+        if !self.splits_cleanly() || !other.splits_cleanly() {
+            return true;
+        }
+        let literal = |element: &str| !element.contains(GLOB_SYNTAX);
+        let glob_matches = |glob: &str, element: &str| {
+            Pattern::new(glob).is_ok_and(|glob| glob.matches_whole(element))
+        };
+        !self
+            .text
+            .split('/')
+            .zip(other.text.split('/'))
+            .any(|(a, b)| match (literal(a), literal(b)) {
+                (true, true) => a != b,
+                (true, false) => !glob_matches(b, a),
+                (false, true) => !glob_matches(a, b),
+                (false, false) => false,
             })
     }
 

@@ -119,7 +119,10 @@ impl<'a> PolicySources<'a> {
         Self::first_set([
             (FERRY_MODE.to_owned(), self.ferry_download_mode),
             (ATHENS_MODE.to_owned(), self.athens_download_mode),
-            (self.config_origin("download mode"), self.config_download_mode),
+            (
+                self.config_origin("download mode"),
+                self.config_download_mode,
+            ),
         ])
     }
 
@@ -134,14 +137,16 @@ impl<'a> PolicySources<'a> {
         let Some((origin, text)) = chosen else {
             return Ok(None);
         };
-        check_download_url(text).map(Some).map_err(|(message, fix)| {
-            PolicyError::single(Problem::about_value(
-                &origin,
-                ProblemKind::BadDownloadUrl,
-                message,
-                fix,
-            ))
-        })
+        check_download_url(text)
+            .map(Some)
+            .map_err(|(message, fix)| {
+                PolicyError::single(Problem::about_value(
+                    &origin,
+                    ProblemKind::BadDownloadUrl,
+                    message,
+                    fix,
+                ))
+            })
     }
 }
 
@@ -166,7 +171,9 @@ pub fn load(sources: &PolicySources) -> Result<Policy, PolicyError> {
                     &origin,
                     ProblemKind::MissingDownloadUrl,
                     format!("mode {mode} redirects but no download URL is set"),
-                    format!("set {FERRY_URL} or {ATHENS_URL} (or download_url in the configuration) to an absolute http(s) URL such as https://mirror.example/prefix"),
+                    format!(
+                        "set {FERRY_URL} or {ATHENS_URL} (or download_url in the configuration) to an absolute http(s) URL such as https://mirror.example/prefix"
+                    ),
                 )));
             }
             let rule = Rule::new(None, mode, download_url, RuleOrigin::Source(origin));

@@ -467,7 +467,9 @@ fn policy_validate_prints_warnings_with_their_location_and_exits_zero() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains(&format!("{f}:14:10: warning: ")));
     assert!(
-        stdout(&output).contains(&format!("redirect  https://mirror.example/prefix  download \"github.com/pkg/*\" at {f}:10")),
+        stdout(&output).contains(&format!(
+            "redirect  https://mirror.example/prefix  download \"github.com/pkg/*\" at {f}:10"
+        )),
         "{}",
         stdout(&output)
     );
@@ -541,7 +543,10 @@ fn an_athens_bare_redirect_takes_athens_download_url_after_ferry_download_url() 
     let status = "HTTP/1.1 307 Temporary Redirect".to_string();
     assert_eq!(
         serve(&[]),
-        (status.clone(), format!("http://mirror.example/athens{path}"))
+        (
+            status.clone(),
+            format!("http://mirror.example/athens{path}")
+        )
     );
     assert_eq!(
         serve(&[("FERRY_DOWNLOAD_URL", "http://mirror.example/ferry")]),
@@ -570,8 +575,9 @@ fn serve_refuses_download_urls_and_mode_names_athens_would_take_without_echoing_
         ("ATHENS_DOWNLOAD_URL", "https://ops:hunter2@mirror.example"),
     ]);
     assert!(
-        message.contains("ATHENS_DOWNLOAD_URL: downloadURL \"https://***@mirror.example\" holds credentials")
-            && message.contains("remove the user:password@ part")
+        message.contains(
+            "ATHENS_DOWNLOAD_URL: downloadURL \"https://***@mirror.example\" holds credentials"
+        ) && message.contains("remove the user:password@ part")
             && !message.contains("hunter2"),
         "{message}"
     );
@@ -579,7 +585,10 @@ fn serve_refuses_download_urls_and_mode_names_athens_would_take_without_echoing_
         ("ATHENS_DOWNLOAD_MODE", "redirect"),
         ("ATHENS_DOWNLOAD_URL", "https://proxy.example,direct"),
     ]);
-    assert!(message.contains("is a GOPROXY list, not one URL"), "{message}");
+    assert!(
+        message.contains("is a GOPROXY list, not one URL"),
+        "{message}"
+    );
     let message = refused(&[("ATHENS_DOWNLOAD_MODE", " sync ")]);
     assert!(
         message.contains("ATHENS_DOWNLOAD_MODE: unknown download mode \" sync \"; write sync without the surrounding spaces"),

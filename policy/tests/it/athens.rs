@@ -21,7 +21,10 @@ enum Input {
     /// A download file (given to Ferry as `ATHENS_DOWNLOAD_MODE=custom:BASE64`).
     File(&'static str),
     /// `ATHENS_DOWNLOAD_MODE` and `ATHENS_DOWNLOAD_URL`.
-    Bare { mode: &'static str, url: &'static str },
+    Bare {
+        mode: &'static str,
+        url: &'static str,
+    },
 }
 
 /// An answer for one module path.
@@ -105,7 +108,10 @@ fn cases() -> Vec<Case> {
         // mode_test.go, TestMode "sync": DownloadFile{Mode: Sync}, i.e. NewFile(Sync, "").
         Case {
             source: "mode_test.go TestMode sync (bare mode)",
-            input: Input::Bare { mode: "sync", url: "" },
+            input: Input::Bare {
+                mode: "sync",
+                url: "",
+            },
             module: "github.com/gomods/athens",
             athens: Decides(Mode::Sync, ""),
             difference: None,
@@ -121,14 +127,20 @@ fn cases() -> Vec<Case> {
         // mode_test.go, TestMode "redirect": DownloadURL "gomods.io" (no scheme).
         Case {
             source: "mode_test.go TestMode redirect",
-            input: Input::Bare { mode: "redirect", url: "gomods.io" },
+            input: Input::Bare {
+                mode: "redirect",
+                url: "gomods.io",
+            },
             module: "github.com/gomods/athens",
             athens: Decides(Mode::Redirect, "gomods.io"),
             difference: Some((NO_SCHEME, Refused)),
         },
         Case {
             source: "mode_test.go TestMode redirect, https:// added",
-            input: Input::Bare { mode: "redirect", url: "https://gomods.io" },
+            input: Input::Bare {
+                mode: "redirect",
+                url: "https://gomods.io",
+            },
             module: "github.com/gomods/athens",
             athens: Decides(Mode::Redirect, "https://gomods.io"),
             difference: None,
@@ -151,10 +163,7 @@ fn cases() -> Vec<Case> {
                 url: "https://internal.domain/repository/gonexus",
             },
             module: "github.com/gomods/athens",
-            athens: Decides(
-                Mode::Redirect,
-                "https://internal.domain/repository/gonexus",
-            ),
+            athens: Decides(Mode::Redirect, "https://internal.domain/repository/gonexus"),
             difference: None,
         },
         // mode_test.go, TestMode "pattern match".
@@ -257,7 +266,10 @@ fn cases() -> Vec<Case> {
         // mode.go NewFile: the mode is matched exactly (`switch m`), no trimming.
         Case {
             source: "mode.go NewFile: \" sync \"",
-            input: Input::Bare { mode: " sync ", url: "" },
+            input: Input::Bare {
+                mode: " sync ",
+                url: "",
+            },
             module: "github.com/gomods/athens",
             athens: Refused,
             difference: None,
@@ -278,7 +290,9 @@ fn cases() -> Vec<Case> {
             source: "mode.go validate: top-level mode \"Sync\"",
             input: Input::File("mode = \"Sync\"\ndownloadURL = \"\"\n"),
             module: "a/b",
-            athens: Otherwise("loads; Match answers Mode(\"Sync\"), which processDownload has no case for"),
+            athens: Otherwise(
+                "loads; Match answers Mode(\"Sync\"), which processDownload has no case for",
+            ),
             difference: Some(("an unknown top-level mode", Refused)),
         },
         // mode.go DownloadFile: `downloadURL` has no `optional` tag, so gohcl requires it.

@@ -151,15 +151,71 @@ fn fetches_says_whether_any_mode_fetches_from_the_upstream() {
             "mode = \"redirect\"\ndownloadURL = \"https://m.example\"\ndownload \"a\" { mode = \"none\" }\n",
             false,
         ),
-        ("mode = \"none\"\ndownload \"a\" { mode = \"sync\" }\n", true),
-        ("mode = \"none\"\ndownload \"a\" { mode = \"async\" }\n", true),
+        (
+            "mode = \"none\"\ndownload \"a\" { mode = \"sync\" }\n",
+            true,
+        ),
+        (
+            "mode = \"none\"\ndownload \"a\" { mode = \"async\" }\n",
+            true,
+        ),
         (
             "mode = \"async_redirect\"\ndownloadURL = \"https://m.example\"\n",
             true,
         ),
-        ("mode = \"sync\"\ndownload \"a\" { mode = \"none\" }\n", true),
+        (
+            "mode = \"sync\"\ndownload \"a\" { mode = \"none\" }\n",
+            true,
+        ),
     ];
     for (text, fetches) in cases {
         assert_eq!(policy_from_text(text).fetches(), fetches, "{text}");
     }
+}
+
+#[test]
+fn a_redirect_without_its_own_url_that_a_later_block_with_one_may_match_is_a_warning() {
+    // Athens's URL() returns the first *matching block with a URL*: github.com/corp/x would go to
+    // https://later.example there; Ferry sends it to the top-level URL, and says so.
+    let (policy, warnings) = warnings_of(
+        r#"mode = "sync"
+downloadURL = "https://top.example"
+download "*/corp/*" {
+    mode = "redirect"
+}
+download "gitlab.com/other/*" {
+    mode = "none"
+    downloadURL = "https://disjoint.example"
+}
+download "github.com/*" {
+    mode = "sync"
+    downloadURL = "https://later.example"
+}
+download "*/own/*" {
+    mode = "redirect"
+    downloadURL = "https://own.example"
+}
+download "*/same/*" {
+    mode = "async_redirect"
+}
+download "example.com/*" {
+    mode = "redirect"
+    downloadURL = "https://top.example"
+}
+"#,
+    );
+    assert_eq!(
+        warnings,
+        [(
+            ProblemKind::AthensUrlDiffers,
+            "3:10: warning: this redirect block has no downloadURL, and the block at line 10 (downloadURL https://later.example/) may match some of the same modules: Athens would redirect those to https://later.example/, Ferry redirects them to the top-level downloadURL (https://top.example/); write the downloadURL this block means inside it, e.g. downloadURL = \"https://later.example/\" or \"https://top.example/\"".to_owned()
+        )]
+    );
+    assert_eq!(
+        policy
+            .decide("github.com/corp/x")
+            .download_url
+            .map(|url| url.as_str()),
+        Some("https://top.example/")
+    );
 }
