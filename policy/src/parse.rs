@@ -1,7 +1,7 @@
 //! The download file: HCL text to a validated [`Policy`], collecting every problem with its
 //! line and column.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use url::Url;
 
 use crate::error::{Location, PolicyError, Problem, ProblemKind, Severity};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
-use crate::pattern::Pattern;
+use crate::pattern::{Elements, Pattern};
 use crate::policy::{Policy, Rule, RuleOrigin};
 
 const MODE_KEY: &str = "mode";
@@ -327,11 +327,12 @@ impl<'t> Reporter<'t> {
                 top_url_written,
                 &mut first_pattern_line,
             ) {
-                rules.push(rule);
                 blocks.push(BlockFacts {
                     label_span: block.labels.first().map_or(0..0, span_of),
                     own_url,
+                    elements: rule.pattern().and_then(Pattern::elements),
                 });
+                rules.push(rule);
             }
         }
         self.unreachable_blocks(&rules, &blocks);
@@ -616,21 +617,28 @@ impl Reporter<'_> {
     /// module it matches is already taken by the earlier one (a conservative check: see
     /// [`Pattern::is_covered_by`]). Repeated and dead patterns have their own warnings.
     fn unreachable_blocks(&mut self, rules: &[Rule], blocks: &[BlockFacts]) {
+        let mut seen = HashSet::new();
         for (position, rule) in rules.iter().enumerate() {
             let Some(pattern) = rule.pattern() else {
                 continue;
             };
-            let repeated = rules[..position]
-                .iter()
-                .any(|earlier| earlier.pattern() == Some(pattern));
-            if repeated || pattern.never_matches().is_some() {
+            // A repeated pattern has its own warning.
+            if !seen.insert(pattern.as_str()) {
                 continue;
             }
-            let earlier = rules[..position].iter().find(|earlier| {
-                earlier
-                    .pattern()
-                    .is_some_and(|earlier| pattern.is_covered_by(earlier))
-            });
+            let Some(elements) = &blocks[position].elements else {
+                continue;
+            };
+            let earlier = rules[..position]
+                .iter()
+                .zip(blocks)
+                .find(|(_, facts)| {
+                    facts
+                        .elements
+                        .as_ref()
+                        .is_some_and(|earlier| earlier.covers(elements))
+                })
+                .map(|(earlier, _)| earlier);
             let Some(earlier) = earlier else { continue };
             let earlier_pattern = earlier.pattern().map_or("", Pattern::as_str);
             let earlier_line = earlier.file_line().map_or(0, |(_, line)| line);
@@ -677,8 +685,11 @@ impl Reporter<'_> {
                 .find_map(|(later, facts)| {
                     let later_pattern = later.pattern()?;
                     let url = facts.own_url.as_ref()?;
-                    (Some(url) != top_url && pattern.may_overlap(later_pattern))
-                        .then_some((later, url))
+                    let may_overlap = match (&blocks[position].elements, &facts.elements) {
+                        (Some(this), Some(later)) => this.may_overlap(later),
+                        _ => pattern.may_overlap(later_pattern),
+                    };
+                    (Some(url) != top_url && may_overlap).then_some((later, url))
                 });
             let Some((later, url)) = later else { continue };
             let later_line = later.file_line().map_or(0, |(_, line)| line);
@@ -702,6 +713,8 @@ struct BlockFacts {
     /// The block's own valid, non-empty `downloadURL`, whatever its mode (Athens's `URL()`
     /// returns it for any mode).
     own_url: Option<Url>,
+    /// The pattern's elements, computed once: the checks compare every pair of blocks.
+    elements: Option<Elements>,
 }
 
 /// The byte range of a parsed item (the parser always sets one; `0..0` is a safe fallback).

@@ -27,6 +27,47 @@ pub struct Pattern {
 /// The characters with a meaning in a glob; an element without them is literal.
 const GLOB_SYNTAX: [char; 4] = ['*', '?', '[', '\\'];
 
+/// A pattern as its elements (see [`Pattern::elements`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Elements(Vec<Element>);
+
+#[derive(Debug, Clone)]
+struct Element {
+    text: Box<str>,
+    /// No glob syntax: the element matches only itself.
+    literal: bool,
+    /// Only `*`: the element matches any path element.
+    all_stars: bool,
+    glob: Pattern,
+}
+
+impl Elements {
+    /// Whether every module path `later` matches, these elements match (see
+    /// [`Pattern::is_covered_by`]).
+    pub(crate) fn covers(&self, later: &Elements) -> bool {
+        self.0.len() <= later.0.len()
+            && self.0.iter().zip(&later.0).all(|(earlier, this)| {
+                earlier.all_stars
+                    || earlier.text == this.text
+                    || (this.literal && !earlier.literal && earlier.glob.matches_whole(&this.text))
+            })
+    }
+
+    /// Whether some module path may match both (see [`Pattern::may_overlap`]).
+    pub(crate) fn may_overlap(&self, other: &Elements) -> bool {
+        !self
+            .0
+            .iter()
+            .zip(&other.0)
+            .any(|(a, b)| match (a.literal, b.literal) {
+                (true, true) => a.text != b.text,
+                (true, false) => !b.glob.matches_whole(&a.text),
+                (false, true) => !a.glob.matches_whole(&b.text),
+                (false, false) => false,
+            })
+    }
+}
+
 /// A set of ASCII characters, one bit each: a cheap test that rules a pattern out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct AsciiSet(u128);
@@ -167,23 +208,10 @@ impl Pattern {
     /// one, and each element of `earlier` is all `*`, is the same text as this one's element, or
     /// glob-matches this one's element when that is a literal.
     pub fn is_covered_by(&self, earlier: &Pattern) -> bool {
-        if earlier.slashes > self.slashes
-            || earlier.never_matches().is_some()
-            || !earlier.splits_cleanly()
-            || !self.splits_cleanly()
-        {
-            return false;
+        match (earlier.elements(), self.elements()) {
+            (Some(earlier), Some(this)) => earlier.covers(&this),
+            _ => false,
         }
-        earlier
-            .text
-            .split('/')
-            .zip(self.text.split('/'))
-            .all(|(earlier, this)| {
-                earlier.chars().all(|c| c == '*')
-                    || earlier == this
-                    || (!this.contains(GLOB_SYNTAX)
-                        && Pattern::new(earlier).is_ok_and(|earlier| earlier.matches_whole(this)))
-            })
     }
 
     /// Reports whether some module path may match both patterns. Conservative: `true` when
@@ -195,30 +223,35 @@ impl Pattern {
         if self.never_matches().is_some() || other.never_matches().is_some() {
             return false;
         }
-        if !self.splits_cleanly() || !other.splits_cleanly() {
-            return true;
+        match (self.elements(), other.elements()) {
+            (Some(this), Some(other)) => this.may_overlap(&other),
+            _ => true,
         }
-        let literal = |element: &str| !element.contains(GLOB_SYNTAX);
-        let glob_matches = |glob: &str, element: &str| {
-            Pattern::new(glob).is_ok_and(|glob| glob.matches_whole(element))
-        };
-        !self
-            .text
-            .split('/')
-            .zip(other.text.split('/'))
-            .any(|(a, b)| match (literal(a), literal(b)) {
-                (true, true) => a != b,
-                (true, false) => !glob_matches(b, a),
-                (false, true) => !glob_matches(a, b),
-                (false, false) => false,
-            })
     }
 
-    /// True when each `/`-separated element compiles on its own: no `/` is escaped or inside a
-    /// class, so matching the pattern is matching each element against the path's element at
-    /// the same position.
-    fn splits_cleanly(&self) -> bool {
-        self.text.split('/').all(|element| compile(element).is_ok())
+    /// The pattern split into elements that each match one path element, when it can be: it
+    /// matches some module path, and every `/` in it is a separator (each element compiles on
+    /// its own: no `/` is escaped or inside a class), so that matching the pattern is matching
+    /// each element against the path's element at the same position. Computed once per block
+    /// when a file loads, for the checks that compare blocks.
+    pub(crate) fn elements(&self) -> Option<Elements> {
+        if self.never_matches().is_some() {
+            return None;
+        }
+        let elements = self
+            .text
+            .split('/')
+            .map(|text| {
+                let glob = Pattern::new(text).ok()?;
+                Some(Element {
+                    literal: !text.contains(GLOB_SYNTAX),
+                    all_stars: text.chars().all(|c| c == '*'),
+                    text: text.into(),
+                    glob,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Elements(elements))
     }
 
     /// Reports whether the module path's first `n + 1` elements match this pattern of `n`
