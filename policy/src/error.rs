@@ -4,7 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Why a policy could not be loaded. `Display` lists every problem, one per line, as
-/// `WHERE:LINE:COL: problem; fix` (or `WHERE: problem; fix` when there is no line).
+/// `WHERE:LINE:COL: problem; fix` (or `WHERE: problem; fix` when there is no line); the file's
+/// warnings are listed among them as `WHERE:LINE:COL: warning: problem; fix`.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The download file named by `file:PATH` (or given to [`crate::load_file`]) cannot be read.
@@ -27,7 +28,8 @@ pub enum PolicyError {
 }
 
 impl PolicyError {
-    /// The problems of an invalid policy (empty for an unreadable file).
+    /// The problems of an invalid policy, errors and warnings in file order (empty for an
+    /// unreadable file).
     pub fn problems(&self) -> &[Problem] {
         match self {
             PolicyError::Invalid(problems) => problems,
@@ -54,9 +56,22 @@ impl fmt::Display for DisplayProblems<'_> {
     }
 }
 
+/// Whether a problem stops the policy from loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// The policy is refused.
+    Error,
+    /// The policy loads (and decides as Athens would), but part of it is dead or redundant: a block
+    /// that can never apply. Listed by [`crate::Policy::warnings`], printed by `ferry policy
+    /// validate` and logged at start-up and on reload.
+    Warning,
+}
+
 /// One problem of a policy, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// Whether it stops the policy from loading.
+    pub severity: Severity,
     /// Where it is.
     pub location: Location,
     /// What kind of problem it is.
@@ -67,9 +82,38 @@ pub struct Problem {
     pub fix: String,
 }
 
+impl Problem {
+    /// An error about a whole value (a variable, a setting) rather than a place in a file.
+    pub(crate) fn about_value(
+        origin: &str,
+        kind: ProblemKind,
+        message: String,
+        fix: String,
+    ) -> Problem {
+        Problem {
+            severity: Severity::Error,
+            location: Location {
+                origin: origin.to_owned(),
+                line_column: None,
+            },
+            kind,
+            message,
+            fix,
+        }
+    }
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}; {}", self.location, self.message, self.fix)
+        let label = match self.severity {
+            Severity::Error => "",
+            Severity::Warning => "warning: ",
+        };
+        write!(
+            f,
+            "{}: {label}{}; {}",
+            self.location, self.message, self.fix
+        )
     }
 }
 
@@ -116,11 +160,21 @@ pub enum ProblemKind {
     UnknownMode,
     /// A malformed glob pattern.
     BadPattern,
-    /// The same pattern in two blocks.
+    /// The same pattern in two blocks: the later block never applies (a warning).
     DuplicatePattern,
+    /// A pattern that can never match a module path: empty, or with an empty element such as a
+    /// trailing `/` (a warning: Athens loads it and never applies the block either).
+    DeadPattern,
+    /// A block whose every module an earlier block's broader pattern already takes (a warning).
+    UnreachableBlock,
+    /// A redirecting block without its own `downloadURL` that a later block with one may also
+    /// match: Athens would redirect the modules both match to the later block's URL, Ferry to the
+    /// top-level one (a warning).
+    AthensUrlDiffers,
     /// A redirecting mode with no `downloadURL` reachable for it.
     MissingDownloadUrl,
-    /// A `downloadURL` that is not an absolute http(s) URL without query or fragment.
+    /// A `downloadURL` that is not an absolute http(s) URL without query or fragment, or that
+    /// would leak or break in a `Location` header: credentials, a line break, a GOPROXY list.
     BadDownloadUrl,
     /// A `custom:` value that is not standard base64.
     BadBase64,

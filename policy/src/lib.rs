@@ -8,10 +8,10 @@
 //! ```
 //! use ferry_policy::{Mode, PolicySources, load};
 //!
-//! // The caller reads FERRY_DOWNLOAD_MODE, ATHENS_DOWNLOAD_MODE, ... and passes them in.
+//! // The caller reads FERRY_DOWNLOAD_MODE, ATHENS_DOWNLOAD_MODE, FERRY_DOWNLOAD_URL, ... and passes them in.
 //! let policy = load(&PolicySources {
 //!     ferry_download_mode: Some("redirect"),
-//!     download_url: Some("https://mirror.example/prefix"),
+//!     ferry_download_url: Some("https://mirror.example/prefix"),
 //!     ..PolicySources::default()
 //! })?;
 //! let decision = policy.decide("github.com/pkg/errors");
@@ -31,7 +31,7 @@ mod pattern;
 mod policy;
 mod sources;
 
-pub use error::{Location, PolicyError, Problem, ProblemKind};
+pub use error::{Location, PolicyError, Problem, ProblemKind, Severity};
 pub use mode::{Mode, UnknownMode};
 pub use pattern::{Pattern, PatternError, pattern_matches};
 pub use policy::{Decision, Policy, Rule};

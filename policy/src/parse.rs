@@ -1,7 +1,7 @@
 //! The download file: HCL text to a validated [`Policy`], collecting every problem with its
 //! line and column.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -9,9 +9,9 @@ use hcl::edit::expr::Expression;
 use hcl::edit::structure::{Attribute, Block, Body, Structure};
 use url::Url;
 
-use crate::error::{Location, PolicyError, Problem, ProblemKind};
+use crate::error::{Location, PolicyError, Problem, ProblemKind, Severity};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
-use crate::pattern::Pattern;
+use crate::pattern::{Elements, Pattern};
 use crate::policy::{Policy, Rule, RuleOrigin};
 
 const MODE_KEY: &str = "mode";
@@ -61,6 +61,7 @@ pub(crate) fn parse_policy(bytes: &[u8], origin: &str) -> Result<Policy, PolicyE
                 )
             };
             reporter.problems.push(Problem {
+                severity: Severity::Error,
                 location: Location {
                     origin: origin.to_owned(),
                     line_column: Some((location.line(), location.column())),
@@ -73,37 +74,94 @@ pub(crate) fn parse_policy(bytes: &[u8], origin: &str) -> Result<Policy, PolicyE
         }
     };
     let policy = reporter.file(&body);
+    let has_errors = reporter
+        .problems
+        .iter()
+        .any(|problem| problem.severity == Severity::Error);
     match policy {
-        Some(policy) if reporter.problems.is_empty() => Ok(policy),
+        Some(policy) if !has_errors => Ok(policy.with_warnings(reporter.into_problems())),
         _ => Err(reporter.into_error()),
     }
 }
 
-/// Checks a `downloadURL`: an absolute http(s) URL with a host, and no query or fragment
-/// (redirects append the request path to it). Returns `(problem, fix)` when it is not.
+/// Checks a `downloadURL` (given, not empty): an absolute http(s) URL with a host, and no query
+/// or fragment (redirects append the request path to it); nothing that would leak or break in a
+/// `Location` header sent to every client: no credentials, no line break or other control
+/// character or space, no GOPROXY list. Returns `(problem, fix)` when it is not; messages show
+/// the URL with any `user:password@` part replaced by `***@`.
 pub(crate) fn check_download_url(text: &str) -> Result<Url, (String, String)> {
+    let shown = redact_userinfo(text);
     let fix = || format!("write an absolute http(s) URL such as {EXAMPLE_URL}");
+    // Checked on the text itself: URL parsers strip tabs and line breaks, and Ferry refuses
+    // rather than guess what a URL with a line break in it was meant to be.
+    if let Some((position, c)) = text
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() || c.is_whitespace())
+    {
+        let what = match c {
+            '\r' | '\n' => "a line break (CR or LF)",
+            ' ' => "a space",
+            _ => "a control character or space",
+        };
+        return Err((
+            format!(
+                "downloadURL {shown:?} holds {what} at character {}",
+                position + 1
+            ),
+            "remove it (Ferry does not strip it: in a Location header it would break the answer), and percent-encode a space in a path as %20".to_owned(),
+        ));
+    }
+    if let Some(separator) = text.find([',', '|']) {
+        let first = redact_userinfo(&text[..separator]);
+        let rest = &text[separator + 1..];
+        let is_list = rest
+            .split([',', '|'])
+            .any(|part| part == "direct" || part == "off" || part.contains("://"));
+        let message = if is_list {
+            format!("downloadURL {shown:?} is a GOPROXY list, not one URL")
+        } else {
+            format!(
+                "downloadURL {shown:?} holds a `{}`",
+                &text[separator..=separator]
+            )
+        };
+        return Err((
+            message,
+            format!(
+                "a redirect goes to one URL: write one, e.g. {first:?} (a client's own GOPROXY=ferry,direct or ferry|direct gives the fallback); percent-encode a `,` or `|` that belongs to the path as %2C or %7C"
+            ),
+        ));
+    }
     let url = Url::parse(text).map_err(|error| {
         (
-            format!("downloadURL {text:?} is not a URL ({error})"),
+            format!("downloadURL {shown:?} is not a URL ({error})"),
             fix(),
         )
     })?;
     if url.scheme() != "http" && url.scheme() != "https" {
         return Err((
             format!(
-                "downloadURL {text:?} has scheme {:?}, not http or https",
+                "downloadURL {shown:?} has scheme {:?}, not http or https",
                 url.scheme()
             ),
             fix(),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err((format!("downloadURL {text:?} has no host"), fix()));
+        return Err((format!("downloadURL {shown:?} has no host"), fix()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err((
+            format!(
+                "downloadURL {shown:?} holds credentials (user:password@): every redirected client would receive them in the Location header"
+            ),
+            "remove the user:password@ part; clients authenticate to the mirror with their own .netrc or GOAUTH".to_owned(),
+        ));
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err((
-            format!("downloadURL {text:?} has a query or fragment"),
+            format!("downloadURL {shown:?} has a query or fragment"),
             "remove the ?... or #... part: redirects append the request path to the URL's path"
                 .to_owned(),
         ));
@@ -111,10 +169,41 @@ pub(crate) fn check_download_url(text: &str) -> Result<Url, (String, String)> {
     Ok(url)
 }
 
+/// `text` with the user information of a URL (`user:password@`) replaced by `***@`, so that no
+/// message shows a password or token. Works on text that is not a valid URL too, and on each URL
+/// of a `,` or `|` separated list.
+fn redact_userinfo(text: &str) -> String {
+    text.split_inclusive([',', '|']).map(redact_one).collect()
+}
+
+fn redact_one(text: &str) -> String {
+    let authority_start = text.find("://").map_or(0, |at| at + 3);
+    let authority_end = text[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(text.len(), |at| authority_start + at);
+    match text[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &text[..authority_start],
+            &text[authority_start + at..]
+        ),
+        None => text.to_owned(),
+    }
+}
+
 /// A checked `mode` or `downloadURL` attribute: its value (if valid) and where it is.
 struct Setting<T> {
     value: Option<T>,
     span: Range<usize>,
+    /// Written as `""`: for `downloadURL`, "none set" (as in Athens), not an error.
+    empty: bool,
+}
+
+impl<T> Setting<T> {
+    /// Written with a value (a valid one or not): `downloadURL = ""` does not count.
+    fn is_set(setting: &Option<Setting<T>>) -> bool {
+        setting.as_ref().is_some_and(|setting| !setting.empty)
+    }
 }
 
 /// The settings of one body (top level, or a `download` block).
@@ -139,10 +228,15 @@ impl<'t> Reporter<'t> {
         }
     }
 
-    fn into_error(mut self) -> PolicyError {
+    /// The problems found, errors and warnings, in file order.
+    fn into_problems(mut self) -> Vec<Problem> {
         self.problems
             .sort_by_key(|problem| problem.location.line_column.unwrap_or((0, 0)));
-        PolicyError::Invalid(self.problems)
+        self.problems
+    }
+
+    fn into_error(self) -> PolicyError {
+        PolicyError::Invalid(self.into_problems())
     }
 
     /// 1-based line and column (in characters) of a byte offset.
@@ -156,8 +250,24 @@ impl<'t> Reporter<'t> {
     }
 
     fn problem(&mut self, span: Range<usize>, kind: ProblemKind, message: String, fix: String) {
+        self.report(Severity::Error, span, kind, message, fix);
+    }
+
+    fn warning(&mut self, span: Range<usize>, kind: ProblemKind, message: String, fix: String) {
+        self.report(Severity::Warning, span, kind, message, fix);
+    }
+
+    fn report(
+        &mut self,
+        severity: Severity,
+        span: Range<usize>,
+        kind: ProblemKind,
+        message: String,
+        fix: String,
+    ) {
         let line_column = self.line_column(span.start);
         self.problems.push(Problem {
+            severity,
             location: Location {
                 origin: self.origin.to_string(),
                 line_column: Some(line_column),
@@ -173,7 +283,7 @@ impl<'t> Reporter<'t> {
     fn file(&mut self, body: &Body) -> Option<Policy> {
         let top = self.settings(body, None);
         let top_url = top.download_url.as_ref().and_then(|url| url.value.clone());
-        let top_url_written = top.download_url.is_some();
+        let top_url_written = Setting::is_set(&top.download_url);
         if top.mode.is_none() {
             self.problem(
                 0..0,
@@ -185,6 +295,9 @@ impl<'t> Reporter<'t> {
             );
         }
         let mut rules = Vec::new();
+        // The label span of each rule and whether its block sets its own downloadURL, for the
+        // warnings that compare blocks.
+        let mut blocks = Vec::new();
         // Pattern -> (line, byte offset) of the first block using it.
         let mut first_pattern_line: HashMap<String, (usize, usize)> = HashMap::new();
         for structure in body.iter() {
@@ -208,15 +321,22 @@ impl<'t> Reporter<'t> {
                 );
                 continue;
             }
-            if let Some(rule) = self.download_block(
+            if let Some((rule, own_url)) = self.download_block(
                 block,
                 top_url.as_ref(),
                 top_url_written,
                 &mut first_pattern_line,
             ) {
+                blocks.push(BlockFacts {
+                    label_span: block.labels.first().map_or(0..0, span_of),
+                    own_url,
+                    elements: rule.pattern().and_then(Pattern::elements),
+                });
                 rules.push(rule);
             }
         }
+        self.unreachable_blocks(&rules, &blocks);
+        self.athens_url_fallthrough(&rules, &blocks, top_url.as_ref());
 
         let top_mode = top.mode?;
         let mode = top_mode.value?;
@@ -225,7 +345,7 @@ impl<'t> Reporter<'t> {
                 top_mode.span.clone(),
                 ProblemKind::MissingDownloadUrl,
                 format!(
-                    "top-level mode {mode} redirects but the file has no top-level downloadURL"
+                    "top-level mode {mode} redirects but the file sets no top-level downloadURL (an empty one counts as none)"
                 ),
                 format!("add {URL_KEY} = {EXAMPLE_URL} at the top of the file"),
             );
@@ -249,7 +369,7 @@ impl<'t> Reporter<'t> {
         top_url: Option<&Url>,
         top_url_written: bool,
         first_pattern_line: &mut HashMap<String, (usize, usize)>,
-    ) -> Option<Rule> {
+    ) -> Option<(Rule, Option<Url>)> {
         let block_span = span_of(block);
         let line = self.line_column(block_span.start).0;
         let settings = self.settings(&block.body, Some(block));
@@ -263,7 +383,7 @@ impl<'t> Reporter<'t> {
                             .entry(pattern.as_str().to_owned())
                             .or_insert((line, block_span.start));
                         if first_start != block_span.start {
-                            self.problem(
+                            self.warning(
                                 label_span,
                                 ProblemKind::DuplicatePattern,
                                 format!(
@@ -272,6 +392,8 @@ impl<'t> Reporter<'t> {
                                 ),
                                 "merge the two blocks or delete this one".to_owned(),
                             );
+                        } else if let Some((message, fix)) = pattern.never_matches() {
+                            self.warning(label_span, ProblemKind::DeadPattern, message, fix);
                         }
                         Some(pattern)
                     }
@@ -308,22 +430,26 @@ impl<'t> Reporter<'t> {
             return None;
         };
         let mode = mode_setting.value?;
-        let block_url_written = settings.download_url.is_some();
+        let block_url_written = Setting::is_set(&settings.download_url);
         if mode.redirects() && !block_url_written && !top_url_written {
             self.problem(
                 mode_setting.span.clone(),
                 ProblemKind::MissingDownloadUrl,
                 format!(
-                    "mode {mode} redirects but neither this block nor the top level sets a downloadURL"
+                    "mode {mode} redirects but neither this block nor the top level sets a downloadURL (an empty one counts as none)"
                 ),
                 format!("add {URL_KEY} = {EXAMPLE_URL} inside the block or at the top of the file"),
             );
         }
-        let download_url = match settings.download_url {
-            Some(setting) => setting.value,
+        let own_url = settings
+            .download_url
+            .and_then(|setting| setting.value.filter(|_| !setting.empty));
+        let download_url = match &own_url {
+            Some(url) => Some(url.clone()),
+            None if block_url_written => None,
             None => top_url.cloned(),
         };
-        Some(Rule::new(
+        let rule = Rule::new(
             Some(pattern?),
             mode,
             download_url,
@@ -331,7 +457,8 @@ impl<'t> Reporter<'t> {
                 file: self.origin.clone(),
                 line,
             },
-        ))
+        );
+        Some((rule, own_url))
     }
 
     /// Reads the `mode` and `downloadURL` attributes of a body, reporting unknown or repeated
@@ -424,12 +551,14 @@ impl<'t> Reporter<'t> {
                     settings.mode = Some(Setting {
                         value: None,
                         span: value_span,
+                        empty: false,
                     })
                 }
                 _ => {
                     settings.download_url = Some(Setting {
                         value: None,
                         span: value_span,
+                        empty: false,
                     })
                 }
             }
@@ -456,9 +585,13 @@ impl<'t> Reporter<'t> {
             settings.mode = Some(Setting {
                 value: mode,
                 span: value_span,
+                empty: text.is_empty(),
             });
         } else {
+            // `downloadURL = ""` means "none set", as in Athens: a block falls back to the top
+            // level, and a redirect with no URL reachable is reported where the mode is.
             let url = match check_download_url(text) {
+                _ if text.is_empty() => None,
                 Ok(url) => Some(url),
                 Err((message, fix)) => {
                     self.problem(
@@ -473,9 +606,115 @@ impl<'t> Reporter<'t> {
             settings.download_url = Some(Setting {
                 value: url,
                 span: value_span,
+                empty: text.is_empty(),
             });
         }
     }
+}
+
+impl Reporter<'_> {
+    /// Warns about each block that an earlier block's broader pattern makes unreachable: every
+    /// module it matches is already taken by the earlier one (a conservative check: see
+    /// [`Pattern::is_covered_by`]). Repeated and dead patterns have their own warnings.
+    fn unreachable_blocks(&mut self, rules: &[Rule], blocks: &[BlockFacts]) {
+        let mut seen = HashSet::new();
+        for (position, rule) in rules.iter().enumerate() {
+            let Some(pattern) = rule.pattern() else {
+                continue;
+            };
+            // A repeated pattern has its own warning.
+            if !seen.insert(pattern.as_str()) {
+                continue;
+            }
+            let Some(elements) = &blocks[position].elements else {
+                continue;
+            };
+            let earlier = rules[..position]
+                .iter()
+                .zip(blocks)
+                .find(|(_, facts)| {
+                    facts
+                        .elements
+                        .as_ref()
+                        .is_some_and(|earlier| earlier.covers(elements))
+                })
+                .map(|(earlier, _)| earlier);
+            let Some(earlier) = earlier else { continue };
+            let earlier_pattern = earlier.pattern().map_or("", Pattern::as_str);
+            let earlier_line = earlier.file_line().map_or(0, |(_, line)| line);
+            self.warning(
+                blocks[position].label_span.clone(),
+                ProblemKind::UnreachableBlock,
+                format!(
+                    "every module pattern {:?} matches is already matched by {earlier_pattern:?} in the block at line {earlier_line} ({}), so this block ({}) never applies",
+                    pattern.as_str(),
+                    earlier.mode(),
+                    rule.mode(),
+                ),
+                format!(
+                    "move this block above line {earlier_line} if it is meant to win (the first matching block decides), or delete it"
+                ),
+            );
+        }
+    }
+}
+
+impl Reporter<'_> {
+    /// Warns about each redirecting block without its own `downloadURL` that a later block with
+    /// one may also match (see [`Pattern::may_overlap`]). Athens's `URL()` does not stop at the
+    /// block that decides the mode: it returns the first matching block's URL that is not empty,
+    /// so Athens would redirect the modules both match to the later block's URL, where Ferry
+    /// (like Athens's documentation) uses the top-level one.
+    fn athens_url_fallthrough(
+        &mut self,
+        rules: &[Rule],
+        blocks: &[BlockFacts],
+        top_url: Option<&Url>,
+    ) {
+        for (position, rule) in rules.iter().enumerate() {
+            let Some(pattern) = rule.pattern() else {
+                continue;
+            };
+            if !rule.mode().redirects() || blocks[position].own_url.is_some() {
+                continue;
+            }
+            let later = rules
+                .iter()
+                .zip(blocks)
+                .skip(position + 1)
+                .find_map(|(later, facts)| {
+                    let later_pattern = later.pattern()?;
+                    let url = facts.own_url.as_ref()?;
+                    let may_overlap = match (&blocks[position].elements, &facts.elements) {
+                        (Some(this), Some(later)) => this.may_overlap(later),
+                        _ => pattern.may_overlap(later_pattern),
+                    };
+                    (Some(url) != top_url && may_overlap).then_some((later, url))
+                });
+            let Some((later, url)) = later else { continue };
+            let later_line = later.file_line().map_or(0, |(_, line)| line);
+            let top = top_url.map_or("none".to_owned(), |url| url.to_string());
+            self.warning(
+                blocks[position].label_span.clone(),
+                ProblemKind::AthensUrlDiffers,
+                format!(
+                    "this {} block has no downloadURL, and the block at line {later_line} (downloadURL {url}) may match some of the same modules: Athens would redirect those to {url}, Ferry redirects them to the top-level downloadURL ({top})",
+                    rule.mode()
+                ),
+                format!("write the downloadURL this block means inside it, e.g. {URL_KEY} = \"{url}\" or \"{top}\""),
+            );
+        }
+    }
+}
+
+/// What the checks comparing blocks need of each block besides its rule.
+struct BlockFacts {
+    label_span: Range<usize>,
+    /// The block's own valid, non-empty `downloadURL`, whatever its mode (Athens's `URL()`
+    /// returns it for any mode).
+    own_url: Option<Url>,
+    /// The pattern's elements, computed once: the checks compare every pair of blocks.
+    elements: Option<Elements>,
 }
 
 /// The byte range of a parsed item (the parser always sets one; `0..0` is a safe fallback).

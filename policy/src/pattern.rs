@@ -24,6 +24,50 @@ pub struct Pattern {
     required_ascii: AsciiSet,
 }
 
+/// The characters with a meaning in a glob; an element without them is literal.
+const GLOB_SYNTAX: [char; 4] = ['*', '?', '[', '\\'];
+
+/// A pattern as its elements (see [`Pattern::elements`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Elements(Vec<Element>);
+
+#[derive(Debug, Clone)]
+struct Element {
+    text: Box<str>,
+    /// No glob syntax: the element matches only itself.
+    literal: bool,
+    /// Only `*`: the element matches any path element.
+    all_stars: bool,
+    glob: Pattern,
+}
+
+impl Elements {
+    /// Whether every module path `later` matches, these elements match (see
+    /// [`Pattern::is_covered_by`]).
+    pub(crate) fn covers(&self, later: &Elements) -> bool {
+        self.0.len() <= later.0.len()
+            && self.0.iter().zip(&later.0).all(|(earlier, this)| {
+                earlier.all_stars
+                    || earlier.text == this.text
+                    || (this.literal && !earlier.literal && earlier.glob.matches_whole(&this.text))
+            })
+    }
+
+    /// Whether some module path may match both (see [`Pattern::may_overlap`]).
+    pub(crate) fn may_overlap(&self, other: &Elements) -> bool {
+        !self
+            .0
+            .iter()
+            .zip(&other.0)
+            .any(|(a, b)| match (a.literal, b.literal) {
+                (true, true) => a.text != b.text,
+                (true, false) => !b.glob.matches_whole(&a.text),
+                (false, true) => !a.glob.matches_whole(&b.text),
+                (false, false) => false,
+            })
+    }
+}
+
 /// A set of ASCII characters, one bit each: a cheap test that rules a pattern out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct AsciiSet(u128);
@@ -66,9 +110,6 @@ enum Item {
 /// where the problem was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PatternError {
-    /// The pattern is empty.
-    #[error("the pattern is empty; write a module path pattern such as \"github.com/org/*\"")]
-    Empty,
     /// The pattern ends with `\`, which escapes nothing.
     #[error(
         "the pattern ends with a `\\` that escapes nothing (character {position}); remove it, or write `\\\\` for a literal backslash"
@@ -93,25 +134,16 @@ pub enum PatternError {
         /// Character index of the `[`.
         position: usize,
     },
-    /// The pattern ends with `/` or has an empty element (`//`), so it can never match a
-    /// module path; Athens would silently never use such a block.
-    #[error(
-        "the pattern has an empty path element (a trailing `/` or `//`), so it never matches a module path; remove the extra `/` (e.g. write \"github.com/org\" or \"github.com/org/*\")"
-    )]
-    EmptyElement,
 }
 
 impl Pattern {
-    /// Compiles a pattern, checking the whole of it (Go only notices some mistakes when matching
-    /// reaches them; Ferry reports them at load time).
+    /// Compiles a pattern, checking the whole of it: a malformed glob is an error here, where
+    /// Go's `path.Match` returns `ErrBadPattern` at match time (and Athens ignores that error, so
+    /// its block silently never matches). An empty pattern, or one with an empty element such
+    /// as a trailing `/`, compiles (it is well formed) but never matches a module path: see
+    /// [`Pattern::never_matches`].
     pub fn new(text: &str) -> Result<Pattern, PatternError> {
-        if text.is_empty() {
-            return Err(PatternError::Empty);
-        }
         let chunks = compile(text)?;
-        if text.split('/').any(str::is_empty) {
-            return Err(PatternError::EmptyElement);
-        }
         let mut required_ascii = 0u128;
         for item in chunks.iter().flat_map(|chunk| chunk.items.iter()) {
             if let Item::Literal(c) = item
@@ -131,6 +163,95 @@ impl Pattern {
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// Why this pattern never matches a module path, as `(problem, fix)`, if it never does:
+    /// it is empty, or has an empty element (a trailing `/`, or `//`), which a module path never
+    /// has. Such a pattern is well formed; its block is dead, in Athens as in Ferry.
+    pub fn never_matches(&self) -> Option<(String, String)> {
+        let text = self.as_str();
+        if text.is_empty() {
+            return Some((
+                "the pattern is empty, so it never matches a module path and this block never applies".to_owned(),
+                "write a module path pattern such as \"github.com/org/*\", or delete the block".to_owned(),
+            ));
+        }
+        if !text.split('/').any(str::is_empty) {
+            return None;
+        }
+        let meant: Vec<&str> = text
+            .split('/')
+            .filter(|element| !element.is_empty())
+            .collect();
+        let what = if text.ends_with('/') {
+            "ends with `/`"
+        } else {
+            "has an empty path element (`//` or a leading `/`)"
+        };
+        Some((
+            format!(
+                "pattern {text:?} {what}, so it never matches a module path and this block never applies (Athens never applies it either)"
+            ),
+            format!(
+                "write {:?} (a pattern matches the path's leading elements, so \"github.com/org\" also matches github.com/org/x)",
+                meant.join("/")
+            ),
+        ))
+    }
+
+    /// Reports whether every module path this pattern matches is also matched by `earlier`, so
+    /// that a block with this pattern after a block with `earlier` never applies.
+    ///
+    /// Conservative: `false` when unsure. It answers `true` only when both patterns match element
+    /// by element (every `/` in them is a separator: none is escaped or inside a class, so each
+    /// `/` of the pattern must meet one of the path's), `earlier` has no more elements than this
+    /// one, and each element of `earlier` is all `*`, is the same text as this one's element, or
+    /// glob-matches this one's element when that is a literal.
+    pub fn is_covered_by(&self, earlier: &Pattern) -> bool {
+        match (earlier.elements(), self.elements()) {
+            (Some(earlier), Some(this)) => earlier.covers(&this),
+            _ => false,
+        }
+    }
+
+    /// Reports whether some module path may match both patterns. Conservative: `true` when
+    /// unsure; `false` only when both split cleanly into elements (as for
+    /// [`Pattern::is_covered_by`]) and at some position both elements are literal and differ, or
+    /// one is literal and the other's glob does not match it. A pattern that never matches
+    /// overlaps nothing.
+    pub fn may_overlap(&self, other: &Pattern) -> bool {
+        if self.never_matches().is_some() || other.never_matches().is_some() {
+            return false;
+        }
+        match (self.elements(), other.elements()) {
+            (Some(this), Some(other)) => this.may_overlap(&other),
+            _ => true,
+        }
+    }
+
+    /// The pattern split into elements that each match one path element, when it can be: it
+    /// matches some module path, and every `/` in it is a separator (each element compiles on
+    /// its own: no `/` is escaped or inside a class), so that matching the pattern is matching
+    /// each element against the path's element at the same position. Computed once per block
+    /// when a file loads, for the checks that compare blocks.
+    pub(crate) fn elements(&self) -> Option<Elements> {
+        if self.never_matches().is_some() {
+            return None;
+        }
+        let elements = self
+            .text
+            .split('/')
+            .map(|text| {
+                let glob = Pattern::new(text).ok()?;
+                Some(Element {
+                    literal: !text.contains(GLOB_SYNTAX),
+                    all_stars: text.chars().all(|c| c == '*'),
+                    text: text.into(),
+                    glob,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Elements(elements))
     }
 
     /// Reports whether the module path's first `n + 1` elements match this pattern of `n`

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use url::Url;
 
-use crate::error::{Location, PolicyError, Problem, ProblemKind};
+use crate::error::{PolicyError, Problem, ProblemKind};
 use crate::mode::Mode;
 use crate::pattern::{AsciiSet, Pattern};
 
@@ -26,6 +26,8 @@ pub struct Policy {
     /// Candidate rules whose pattern starts with a glob but has a literal element that must
     /// equal the path's element at the same position (`*/org/*`): by position, then element.
     by_element: Vec<HashMap<Box<str>, Vec<usize>>>,
+    /// What is dead or redundant in the file it was loaded from (see [`Policy::warnings`]).
+    warnings: Vec<Problem>,
 }
 
 /// One source of a decision: a `download` block, or the default mode.
@@ -210,7 +212,30 @@ impl Policy {
             index,
             by_host_suffix,
             by_element,
+            warnings: Vec::new(),
         }
+    }
+
+    pub(crate) fn with_warnings(mut self, warnings: Vec<Problem>) -> Policy {
+        self.warnings = warnings;
+        self
+    }
+
+    /// The warnings of the download file it was loaded from, in file order: blocks that never
+    /// apply (a repeated pattern, a pattern that matches no module path, a block an earlier
+    /// broader pattern makes unreachable). The policy decides as Athens would with them; they
+    /// are worth fixing. Each displays as `FILE:LINE:COL: warning: problem; fix`.
+    pub fn warnings(&self) -> &[Problem] {
+        &self.warnings
+    }
+
+    /// Whether any mode of the policy (a block's or the default) fetches from the upstream, so
+    /// that whoever serves it needs an upstream (see [`Mode::fetches`]).
+    pub fn fetches(&self) -> bool {
+        self.rules
+            .iter()
+            .chain([&self.fallback])
+            .any(|rule| rule.mode.fetches())
     }
 
     /// A policy with no `download` blocks: every module gets `mode` (and `download_url`, which a
@@ -220,26 +245,20 @@ impl Policy {
         if let Some(url) = &download_url
             && let Err((message, fix)) = crate::parse::check_download_url(url.as_str())
         {
-            return Err(PolicyError::single(Problem {
-                location: Location {
-                    origin: origin.to_owned(),
-                    line_column: None,
-                },
-                kind: ProblemKind::BadDownloadUrl,
+            return Err(PolicyError::single(Problem::about_value(
+                origin,
+                ProblemKind::BadDownloadUrl,
                 message,
                 fix,
-            }));
+            )));
         }
         if mode.redirects() && download_url.is_none() {
-            return Err(PolicyError::single(Problem {
-                location: Location {
-                    origin: origin.to_owned(),
-                    line_column: None,
-                },
-                kind: ProblemKind::MissingDownloadUrl,
-                message: format!("mode {mode} redirects but no download URL is given"),
-                fix: "give a download URL such as https://mirror.example/prefix".to_owned(),
-            }));
+            return Err(PolicyError::single(Problem::about_value(
+                origin,
+                ProblemKind::MissingDownloadUrl,
+                format!("mode {mode} redirects but no download URL is given"),
+                "give a download URL such as https://mirror.example/prefix".to_owned(),
+            )));
         }
         let rule = Rule::new(
             None,

@@ -91,7 +91,9 @@ pub struct PolicySourceValues {
     pub ferry_download_mode: Option<String>,
     pub athens_download_mode: Option<String>,
     pub config_download_mode: Option<String>,
-    pub download_url: Option<String>,
+    pub ferry_download_url: Option<String>,
+    pub athens_download_url: Option<String>,
+    pub config_download_url: Option<String>,
     pub config_file: Option<PathBuf>,
 }
 
@@ -101,7 +103,9 @@ impl PolicySourceValues {
             ferry_download_mode: self.ferry_download_mode.as_deref(),
             athens_download_mode: self.athens_download_mode.as_deref(),
             config_download_mode: self.config_download_mode.as_deref(),
-            download_url: self.download_url.as_deref(),
+            ferry_download_url: self.ferry_download_url.as_deref(),
+            athens_download_url: self.athens_download_url.as_deref(),
+            config_download_url: self.config_download_url.as_deref(),
             config_file: self.config_file.as_deref(),
         }
     }
@@ -353,13 +357,14 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             .and_then(|f| value(&f.settings))
             .map(|v| v.get_ref().clone())
     };
+    // Every source as found: their precedence is the policy crate's (ferry_policy::load).
     let policy_sources = PolicySourceValues {
         ferry_download_mode: env.var("FERRY_DOWNLOAD_MODE"),
         athens_download_mode: env.var("ATHENS_DOWNLOAD_MODE"),
         config_download_mode: file_text(|f| f.download_mode.as_ref()),
-        download_url: env
-            .var("FERRY_DOWNLOAD_URL")
-            .or_else(|| file_text(|f| f.download_url.as_ref())),
+        ferry_download_url: env.var("FERRY_DOWNLOAD_URL"),
+        athens_download_url: env.var("ATHENS_DOWNLOAD_URL"),
+        config_download_url: file_text(|f| f.download_url.as_ref()),
         config_file: file.as_ref().map(|f| f.path.clone()),
     };
     let policy = policy_sources.load().map_err(ConfigError::Policy)?;

@@ -47,6 +47,10 @@ enum PolicyCommand {
         modules: Vec<String>,
     },
     /// Check a download file; exits non-zero and lists every problem (FILE:LINE:COL) when it is invalid.
+    ///
+    /// Warnings (blocks that never apply: a repeated pattern, a trailing `/`, a block an earlier broader
+    /// pattern makes unreachable) are printed on stderr as FILE:LINE:COL: warning: ...; the file is still
+    /// valid and the exit status is 0.
     Validate {
         #[arg(value_name = "FILE")]
         file: PathBuf,
@@ -102,7 +106,9 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             modules,
             ..
         } => {
-            print!("{}", ferry_policy::load_file(&file)?.check_report(&modules));
+            let policy = ferry_policy::load_file(&file)?;
+            print_warnings(&policy);
+            print!("{}", policy.check_report(&modules));
         }
         PolicyCommand::Check {
             file: None,
@@ -116,11 +122,17 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
                 },
                 &ProcessEnvironment,
             )?;
+            print_warnings(&config.policy);
             print!("{}", config.policy.check_report(&modules));
         }
         PolicyCommand::Validate { file } => {
             let policy = ferry_policy::load_file(&file)?;
-            println!("{}: valid", file.display());
+            print_warnings(&policy);
+            match policy.warnings().len() {
+                0 => println!("{}: valid", file.display()),
+                1 => println!("{}: valid, with 1 warning", file.display()),
+                count => println!("{}: valid, with {count} warnings", file.display()),
+            }
             // The summary is one line without its end: end it, so the shell prompt starts on a line of its own.
             println!("{}", policy.summary());
         }
@@ -128,9 +140,25 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints a policy's warnings on stderr, one per line (`FILE:LINE:COL: warning: ...; fix`), so that
+/// stdout keeps only the answer.
+fn print_warnings(policy: &ferry_policy::Policy) {
+    for warning in policy.warnings() {
+        eprintln!("{warning}");
+    }
+}
+
+/// Logs a policy's warnings (dead or redundant blocks) at WARN, one event each.
+fn log_warnings(warnings: &[ferry_policy::Problem], when: &str) {
+    for warning in warnings {
+        tracing::warn!(%warning, "{when}: the download policy has a block that never applies");
+    }
+}
+
 fn serve(flags: Flags) -> anyhow::Result<()> {
     let config = config::load(&flags, &ProcessEnvironment)?;
     init_logging(config.log_format);
+    log_warnings(config.policy.warnings(), "start-up");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -206,9 +234,11 @@ async fn reload_policy_on_sighup(
         match sources.load() {
             Ok(policy) => {
                 let summary = policy.summary();
+                let warnings = policy.warnings().to_vec();
                 match proxy.set_policy(policy) {
                     Ok(()) => {
-                        tracing::info!(policy = %summary.trim_end(), "SIGHUP: download policy reloaded")
+                        tracing::info!(policy = %summary.trim_end(), "SIGHUP: download policy reloaded");
+                        log_warnings(&warnings, "SIGHUP");
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "SIGHUP: the new download policy cannot be used; keeping the old one")

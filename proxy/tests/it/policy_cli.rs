@@ -327,3 +327,169 @@ fn a_sighup_sent_the_moment_ferry_says_it_is_serving_reloads_instead_of_killing_
         assert!(ferry.child.wait().unwrap().success(), "round {round}");
     }
 }
+
+/// The README's example with the `github.com/pkg/*` block repeated at line 14 (a dead block).
+fn example_with_a_repeated_block() -> String {
+    format!("{EXAMPLE}download \"github.com/pkg/*\" {{\n    mode = \"sync\"\n}}\n")
+}
+
+#[test]
+fn policy_validate_prints_warnings_with_their_location_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "download.hcl", &example_with_a_repeated_block());
+    let f = file.display();
+    let output = ferry()
+        .args(["policy", "validate", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "{f}:14:10: warning: pattern \"github.com/pkg/*\" is already used by the block at line 10, so this block never applies; merge the two blocks or delete this one\n"
+        )
+    );
+    assert_eq!(
+        stdout(&output),
+        format!(
+            "{f}: valid, with 1 warning\n4 download blocks; other modules: async_redirect https://upstream.example/ (top-level mode at {f}:2)\n"
+        )
+    );
+
+    // `policy check` prints them too (on stderr), and answers as Athens would: the first block decides.
+    let output = ferry()
+        .args(["policy", "check", "--file", file.to_str().unwrap()])
+        .arg("github.com/pkg/errors")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&format!("{f}:14:10: warning: ")));
+    assert!(
+        stdout(&output).contains(&format!(
+            "redirect  https://mirror.example/prefix  download \"github.com/pkg/*\" at {f}:10"
+        )),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn serve_logs_policy_warnings_at_start_up_and_after_a_sighup_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "download.hcl",
+        "mode = \"none\"\ndownloadURL = \"\"\n\ndownload \"example.com/corp/\" {\n    mode = \"none\"\n}\n",
+    );
+    let mut command = ferry();
+    command
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .env("FERRY_STORAGE", "memory://")
+        .env("ATHENS_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let (mut ferry, _) = Running::start(command);
+    let start_up = format!(
+        "{}:4:10: warning: pattern \"example.com/corp/\" ends with `/`",
+        file.display()
+    );
+    let log = ferry.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("WARN") && line.contains(&start_up)),
+        "{log}"
+    );
+
+    std::fs::write(
+        &file,
+        "mode = \"none\"\n\ndownload \"example.com/*\" {\n    mode = \"none\"\n}\ndownload \"example.com/team/*\" {\n    mode = \"none\"\n}\n",
+    )
+    .unwrap();
+    ferry.signal("-HUP");
+    let reload = format!(
+        "{}:6:10: warning: every module pattern \"example.com/team/*\" matches is already matched by \"example.com/*\" in the block at line 3",
+        file.display()
+    );
+    ferry.wait_for("the reload's warning", || {
+        ferry
+            .log()
+            .lines()
+            .any(|line| line.contains("WARN") && line.contains("SIGHUP") && line.contains(&reload))
+    });
+    assert!(ferry.log().contains("SIGHUP: download policy reloaded"));
+    ferry.signal("-TERM");
+    assert!(ferry.child.wait().unwrap().success());
+}
+
+#[test]
+fn an_athens_bare_redirect_takes_athens_download_url_after_ferry_download_url() {
+    let path = "/example.com/a/@v/v1.0.0.zip";
+    let serve = |extra: &[(&str, &str)]| {
+        let mut command = ferry();
+        command
+            .env("FERRY_LISTEN", "127.0.0.1:0")
+            .env("FERRY_STORAGE", "memory://")
+            .env("ATHENS_DOWNLOAD_MODE", "redirect")
+            .env("ATHENS_DOWNLOAD_URL", "http://mirror.example/athens");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let (mut ferry, address) = Running::start(command);
+        let answer = status_and_location(&address, path);
+        ferry.signal("-TERM");
+        assert!(ferry.child.wait().unwrap().success());
+        answer
+    };
+    let status = "HTTP/1.1 307 Temporary Redirect".to_string();
+    assert_eq!(
+        serve(&[]),
+        (
+            status.clone(),
+            format!("http://mirror.example/athens{path}")
+        )
+    );
+    assert_eq!(
+        serve(&[("FERRY_DOWNLOAD_URL", "http://mirror.example/ferry")]),
+        (status, format!("http://mirror.example/ferry{path}"))
+    );
+}
+
+#[test]
+fn serve_refuses_download_urls_and_mode_names_athens_would_take_without_echoing_a_password() {
+    let refused = |vars: &[(&str, &str)]| {
+        let mut command = ferry();
+        command
+            .env("FERRY_LISTEN", "127.0.0.1:0")
+            .env("FERRY_STORAGE", "memory://");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        // `output` returns only once the process has exited: it never started serving.
+        let output = command.output().unwrap();
+        assert!(!output.status.success());
+        assert!(!stderr(&output).contains("ferry is serving"));
+        stderr(&output)
+    };
+    let message = refused(&[
+        ("ATHENS_DOWNLOAD_MODE", "redirect"),
+        ("ATHENS_DOWNLOAD_URL", "https://ops:hunter2@mirror.example"),
+    ]);
+    assert!(
+        message.contains(
+            "ATHENS_DOWNLOAD_URL: downloadURL \"https://***@mirror.example\" holds credentials"
+        ) && message.contains("remove the user:password@ part")
+            && !message.contains("hunter2"),
+        "{message}"
+    );
+    let message = refused(&[
+        ("ATHENS_DOWNLOAD_MODE", "redirect"),
+        ("ATHENS_DOWNLOAD_URL", "https://proxy.example,direct"),
+    ]);
+    assert!(
+        message.contains("is a GOPROXY list, not one URL"),
+        "{message}"
+    );
+    let message = refused(&[("ATHENS_DOWNLOAD_MODE", " sync ")]);
+    assert!(
+        message.contains("ATHENS_DOWNLOAD_MODE: unknown download mode \" sync \"; write sync without the surrounding spaces"),
+        "{message}"
+    );
+}

@@ -1,20 +1,10 @@
-//! Property tests: the loader never panics on any input, and the prefix index always agrees
-//! with trying every block in order.
+//! Property tests: the loader never panics on any input, the prefix index always agrees with
+//! trying every block in order, and the unreachable-block check never claims too much.
 
-use base64::Engine as _;
 use ferry_policy::{Pattern, PolicySources, load, load_file, pattern_matches};
 use proptest::prelude::*;
 
-fn load_custom(bytes: &[u8]) -> Result<ferry_policy::Policy, ferry_policy::PolicyError> {
-    let value = format!(
-        "custom:{}",
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    );
-    load(&PolicySources {
-        ferry_download_mode: Some(&value),
-        ..PolicySources::default()
-    })
-}
+use crate::support::load_custom;
 
 /// Pieces of download files, so generated texts get past the HCL parser and reach validation.
 fn fragment() -> impl Strategy<Value = &'static str> {
@@ -98,11 +88,13 @@ proptest! {
         ferry in proptest::option::of("\\PC{0,40}"),
         athens in proptest::option::of("(file:|custom:)?\\PC{0,40}"),
         url in proptest::option::of("\\PC{0,40}"),
+        athens_url in proptest::option::of("\\PC{0,40}"),
     ) {
         let _ = load(&PolicySources {
             ferry_download_mode: ferry.as_deref(),
             athens_download_mode: athens.as_deref(),
-            download_url: url.as_deref(),
+            ferry_download_url: url.as_deref(),
+            athens_download_url: athens_url.as_deref(),
             ..PolicySources::default()
         });
     }
@@ -137,6 +129,41 @@ proptest! {
         };
         for path in &paths {
             prop_assert_eq!(policy.decide(path), policy.decide_by_scan(path), "{}", path);
+        }
+    }
+
+    /// The checks comparing blocks are sound: when a pattern is said to be covered by an
+    /// earlier one, every path the later one matches, the earlier one matches too; when two are
+    /// said not to overlap, no path matches both.
+    #[test]
+    fn covers_and_overlaps_are_never_claimed_wrongly(
+        earlier in "(a|b|\\.|\\*|\\?|/|\\[ab\\]|\\[\\^a\\]|\\[/\\]|\\\\a){1,6}",
+        later in "(a|b|\\.|\\*|\\?|/|\\[ab\\]|\\[/\\]|\\\\a){1,8}",
+        paths in prop::collection::vec("[ab.]{1,3}(/[ab.]{1,3}){0,4}", 1..60),
+    ) {
+        let (Ok(earlier), Ok(later)) = (Pattern::new(&earlier), Pattern::new(&later)) else {
+            return Ok(());
+        };
+        // Module paths have no empty element; the checks are about module paths.
+        let paths: Vec<&String> = paths
+            .iter()
+            .filter(|path| !path.split('/').any(str::is_empty))
+            .collect();
+        if !later.may_overlap(&earlier) {
+            for path in &paths {
+                prop_assert!(
+                    !(later.matches(path) && earlier.matches(path)),
+                    "{} and {} are said not to overlap, but both match {}", earlier, later, path
+                );
+            }
+        }
+        if later.is_covered_by(&earlier) {
+            for path in &paths {
+                prop_assert!(
+                    !later.matches(path) || earlier.matches(path),
+                    "{} is said to cover {}, but only the latter matches {}", earlier, later, path
+                );
+            }
         }
     }
 }

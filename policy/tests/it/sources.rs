@@ -2,15 +2,12 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
+use crate::support::encode;
+
 use ferry_policy::{
     Mode, Policy, PolicyError, PolicySources, PolicySpec, ProblemKind, load, load_file,
 };
 use url::Url;
-
-fn encode(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
 
 fn default_mode(policy: &Policy) -> (Mode, String) {
     let rule = policy.default_rule();
@@ -31,7 +28,8 @@ fn nothing_set_means_sync() {
     // Empty values count as unset.
     let policy = load(&PolicySources {
         ferry_download_mode: Some(""),
-        athens_download_mode: Some("  "),
+        athens_download_mode: Some(""),
+        ferry_download_url: Some(""),
         ..PolicySources::default()
     })
     .unwrap();
@@ -82,7 +80,7 @@ fn precedence_is_ferry_then_athens_then_config() {
 fn bare_redirect_takes_the_download_url() {
     let policy = load(&PolicySources {
         ferry_download_mode: Some("async_redirect"),
-        download_url: Some("https://mirror.example/prefix"),
+        ferry_download_url: Some("https://mirror.example/prefix"),
         ..PolicySources::default()
     })
     .unwrap();
@@ -106,7 +104,7 @@ fn bare_redirect_without_a_url_is_refused() {
     assert_eq!(error.problems()[0].kind, ProblemKind::MissingDownloadUrl);
     assert_eq!(
         error.to_string(),
-        "ATHENS_DOWNLOAD_MODE: mode redirect redirects but no download URL is set; set FERRY_DOWNLOAD_URL (or the configuration's download URL) to an absolute http(s) URL such as https://mirror.example/prefix"
+        "ATHENS_DOWNLOAD_MODE: mode redirect redirects but no download URL is set; set FERRY_DOWNLOAD_URL or ATHENS_DOWNLOAD_URL (or download_url in the configuration) to an absolute http(s) URL such as https://mirror.example/prefix"
     );
 }
 
@@ -114,7 +112,7 @@ fn bare_redirect_without_a_url_is_refused() {
 fn bad_bare_download_url_is_refused() {
     let error = load(&PolicySources {
         ferry_download_mode: Some("sync"),
-        download_url: Some("mirror.example"),
+        ferry_download_url: Some("mirror.example"),
         ..PolicySources::default()
     })
     .unwrap_err();
@@ -122,8 +120,20 @@ fn bad_bare_download_url_is_refused() {
     assert!(
         error
             .to_string()
-            .starts_with("download URL (FERRY_DOWNLOAD_URL or configuration): downloadURL \"mirror.example\" is not a URL"),
+            .starts_with("FERRY_DOWNLOAD_URL: downloadURL \"mirror.example\" is not a URL"),
         "{error}"
+    );
+    // The URL's source is named, and no password is shown.
+    let error = load(&PolicySources {
+        athens_download_mode: Some("redirect"),
+        config_download_url: Some("https://ops:hunter2@mirror.example/"),
+        config_file: Some(Path::new("/etc/ferry/ferry.toml")),
+        ..PolicySources::default()
+    })
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "download_url in /etc/ferry/ferry.toml: downloadURL \"https://***@mirror.example/\" holds credentials (user:password@): every redirected client would receive them in the Location header; remove the user:password@ part; clients authenticate to the mirror with their own .netrc or GOAUTH"
     );
 }
 
@@ -227,8 +237,9 @@ fn file_spec_reads_the_file_and_names_it() {
     let value = format!("file:{}", path.display());
     let policy = load(&PolicySources {
         config_download_mode: Some(&value),
-        // A download file sets its own downloadURL; this one is not used.
-        download_url: Some("https://ignored.example"),
+        // A download file sets its own downloadURL; these are not used.
+        ferry_download_url: Some("https://ignored.example"),
+        athens_download_url: Some("https://ignored.example"),
         ..PolicySources::default()
     })
     .unwrap();
@@ -299,4 +310,69 @@ fn policy_is_shareable() {
     fn reportable<T: std::error::Error + Send + Sync + 'static>() {}
     shareable::<Policy>();
     reportable::<PolicyError>();
+}
+
+#[test]
+fn a_bare_mode_redirects_to_ferry_then_athens_then_the_configured_url() {
+    let target = |sources: &PolicySources| {
+        load(sources)
+            .unwrap_or_else(|error| panic!("{error}"))
+            .decide("github.com/x/y")
+            .redirect_target("github.com/x/y/@v/list")
+    };
+    let all = PolicySources {
+        athens_download_mode: Some("redirect"),
+        ferry_download_url: Some("https://ferry.example"),
+        athens_download_url: Some("https://athens.example"),
+        config_download_url: Some("https://config.example"),
+        ..PolicySources::default()
+    };
+    assert_eq!(
+        target(&all).as_deref(),
+        Some("https://ferry.example/github.com/x/y/@v/list")
+    );
+    // An Athens deployment's environment: ATHENS_DOWNLOAD_MODE=redirect and ATHENS_DOWNLOAD_URL.
+    let athens = PolicySources {
+        ferry_download_url: None,
+        ..all
+    };
+    assert_eq!(
+        target(&athens).as_deref(),
+        Some("https://athens.example/github.com/x/y/@v/list")
+    );
+    let config = PolicySources {
+        athens_download_url: Some(""),
+        ..athens
+    };
+    assert_eq!(
+        target(&config).as_deref(),
+        Some("https://config.example/github.com/x/y/@v/list")
+    );
+}
+
+#[test]
+fn a_mode_name_with_surrounding_spaces_is_refused_as_in_athens() {
+    let error = load(&PolicySources {
+        athens_download_mode: Some(" sync "),
+        ..PolicySources::default()
+    })
+    .unwrap_err();
+    assert_eq!(error.problems()[0].kind, ProblemKind::UnknownMode);
+    assert_eq!(
+        error.to_string(),
+        "ATHENS_DOWNLOAD_MODE: unknown download mode \" sync \"; write sync without the surrounding spaces (mode names are matched exactly, as in Athens)"
+    );
+    // A value of spaces only is a value (Athens refuses it too), not "unset".
+    let error = load(&PolicySources {
+        ferry_download_mode: Some("  "),
+        config_download_mode: Some("none"),
+        ..PolicySources::default()
+    })
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("FERRY_DOWNLOAD_MODE: unknown download mode \"  \""),
+        "{error}"
+    );
 }

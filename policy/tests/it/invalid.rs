@@ -4,14 +4,7 @@ use std::path::Path;
 
 use ferry_policy::{PolicyError, PolicySources, ProblemKind, load, load_file};
 
-/// Writes `text` to a temporary download file and loads it; returns the error and the path.
-fn load_text(text: &str) -> (PolicyError, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("download.hcl");
-    std::fs::write(&path, text).unwrap();
-    let error = load_file(&path).expect_err("the file is invalid");
-    (error, path.display().to_string())
-}
+use crate::support::load_text;
 
 /// Asserts the file gives exactly these problems: (kind, "LINE:COL", message and fix).
 fn assert_problems(text: &str, expected: &[(ProblemKind, &str, &str)]) {
@@ -189,8 +182,6 @@ fn malformed_globs() {
 download "github.com/[abc" { mode = "sync" }
 download "github.com/x\\" { mode = "sync" }
 download "github.com/[]" { mode = "sync" }
-download "github.com/pkg/" { mode = "sync" }
-download "" { mode = "sync" }
 "#,
         &[
             (
@@ -207,16 +198,6 @@ download "" { mode = "sync" }
                 ProblemKind::BadPattern,
                 "4:10",
                 "malformed pattern \"github.com/[]\"; the character class at character 11 is empty or has a range without an end; list characters or full ranges such as `[a-z0-9]`, and write `\\-` or `\\]` for a literal `-` or `]`",
-            ),
-            (
-                ProblemKind::BadPattern,
-                "5:10",
-                "malformed pattern \"github.com/pkg/\"; the pattern has an empty path element (a trailing `/` or `//`), so it never matches a module path; remove the extra `/` (e.g. write \"github.com/org\" or \"github.com/org/*\")",
-            ),
-            (
-                ProblemKind::BadPattern,
-                "6:10",
-                "malformed pattern \"\"; the pattern is empty; write a module path pattern such as \"github.com/org/*\"",
             ),
         ],
     );
@@ -252,17 +233,26 @@ download "b/*" {
   mode = "redirect"
   downloadURL = "https://mirror.example"
 }
+download "c/*" {
+  mode = "async_redirect"
+  downloadURL = ""
+}
 "#,
         &[
             (
                 ProblemKind::MissingDownloadUrl,
                 "1:8",
-                "top-level mode async_redirect redirects but the file has no top-level downloadURL; add downloadURL = \"https://mirror.example/prefix\" at the top of the file",
+                "top-level mode async_redirect redirects but the file sets no top-level downloadURL (an empty one counts as none); add downloadURL = \"https://mirror.example/prefix\" at the top of the file",
             ),
             (
                 ProblemKind::MissingDownloadUrl,
                 "3:10",
-                "mode redirect redirects but neither this block nor the top level sets a downloadURL; add downloadURL = \"https://mirror.example/prefix\" inside the block or at the top of the file",
+                "mode redirect redirects but neither this block nor the top level sets a downloadURL (an empty one counts as none); add downloadURL = \"https://mirror.example/prefix\" inside the block or at the top of the file",
+            ),
+            (
+                ProblemKind::MissingDownloadUrl,
+                "10:10",
+                "mode async_redirect redirects but neither this block nor the top level sets a downloadURL (an empty one counts as none); add downloadURL = \"https://mirror.example/prefix\" inside the block or at the top of the file",
             ),
         ],
     );
@@ -315,22 +305,6 @@ download "c/*" {
                 ),
             ),
         ],
-    );
-}
-
-#[test]
-fn same_pattern_twice() {
-    assert_problems(
-        r#"mode = "sync"
-download "github.com/pkg/*" { mode = "none" }
-download "github.com/other/*" { mode = "none" }
-  download "github.com/pkg/*" { mode = "async" }
-"#,
-        &[(
-            ProblemKind::DuplicatePattern,
-            "4:12",
-            "pattern \"github.com/pkg/*\" is already used by the block at line 2, so this block never applies; merge the two blocks or delete this one",
-        )],
     );
 }
 
@@ -419,4 +393,115 @@ extra = 1
         ]
     );
     assert_eq!(error.to_string().lines().count(), 5);
+    // The repeated pattern is a warning, listed among the errors so that one run shows all.
+    assert!(
+        error
+            .to_string()
+            .lines()
+            .nth(3)
+            .is_some_and(|line| line.contains(":5:10: warning: pattern \"a\" is already used")),
+        "{error}"
+    );
+}
+
+#[test]
+fn download_urls_that_would_leak_or_break_in_a_location_header() {
+    assert_problems(
+        r#"mode = "sync"
+downloadURL = "https://ops:hunter2@mirror.example/prefix"
+download "a/*" {
+  mode = "redirect"
+  downloadURL = "https://mirror.example/a\r\nSet-Cookie: x=y"
+}
+download "b/*" {
+  mode = "redirect"
+  downloadURL = "https://proxy.example,direct"
+}
+download "c/*" {
+  mode = "redirect"
+  downloadURL = "https://one.example|https://tok3n@two.example"
+}
+download "d/*" {
+  mode = "redirect"
+  downloadURL = " https://mirror.example"
+}
+download "e/*" {
+  mode = "redirect"
+  downloadURL = "https://mirror.example/a,b"
+}
+download "f/*" {
+  mode = "redirect"
+  downloadURL = "https://tok3n@mirror.example"
+}
+"#,
+        &[
+            (
+                ProblemKind::BadDownloadUrl,
+                "2:15",
+                "downloadURL \"https://***@mirror.example/prefix\" holds credentials (user:password@): every redirected client would receive them in the Location header; remove the user:password@ part; clients authenticate to the mirror with their own .netrc or GOAUTH",
+            ),
+            (
+                ProblemKind::BadDownloadUrl,
+                "5:17",
+                "downloadURL \"https://mirror.example/a\\r\\nSet-Cookie: x=y\" holds a line break (CR or LF) at character 25; remove it (Ferry does not strip it: in a Location header it would break the answer), and percent-encode a space in a path as %20",
+            ),
+            (
+                ProblemKind::BadDownloadUrl,
+                "9:17",
+                "downloadURL \"https://proxy.example,direct\" is a GOPROXY list, not one URL; a redirect goes to one URL: write one, e.g. \"https://proxy.example\" (a client's own GOPROXY=ferry,direct or ferry|direct gives the fallback); percent-encode a `,` or `|` that belongs to the path as %2C or %7C",
+            ),
+            (
+                ProblemKind::BadDownloadUrl,
+                "13:17",
+                "downloadURL \"https://one.example|https://***@two.example\" is a GOPROXY list, not one URL; a redirect goes to one URL: write one, e.g. \"https://one.example\" (a client's own GOPROXY=ferry,direct or ferry|direct gives the fallback); percent-encode a `,` or `|` that belongs to the path as %2C or %7C",
+            ),
+            (
+                ProblemKind::BadDownloadUrl,
+                "17:17",
+                "downloadURL \" https://mirror.example\" holds a space at character 1; remove it (Ferry does not strip it: in a Location header it would break the answer), and percent-encode a space in a path as %20",
+            ),
+            (
+                ProblemKind::BadDownloadUrl,
+                "21:17",
+                "downloadURL \"https://mirror.example/a,b\" holds a `,`; a redirect goes to one URL: write one, e.g. \"https://mirror.example/a\" (a client's own GOPROXY=ferry,direct or ferry|direct gives the fallback); percent-encode a `,` or `|` that belongs to the path as %2C or %7C",
+            ),
+            (
+                ProblemKind::BadDownloadUrl,
+                "25:17",
+                "downloadURL \"https://***@mirror.example\" holds credentials (user:password@): every redirected client would receive them in the Location header; remove the user:password@ part; clients authenticate to the mirror with their own .netrc or GOAUTH",
+            ),
+        ],
+    );
+    // No message shows a password or token, whatever else is wrong with the URL.
+    let (error, _) = load_text(
+        "mode = \"sync\"\ndownloadURL = \"ftp://ops:hunter2@mirror.example\"\ndownload \"a\" {\n  mode = \"sync\"\n  downloadURL = \"https://ops:hunter2@mirror.example/\\n\"\n}\n",
+    );
+    assert_eq!(error.problems().len(), 2, "{error}");
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[test]
+fn an_empty_download_url_means_none_set_as_in_athens() {
+    // Top level and block: the file loads; the block falls back to the top-level URL.
+    let (policy, _) = crate::support::load_written(
+        "mode = \"sync\"\ndownloadURL = \"\"\ndownload \"a/*\" {\n  mode = \"redirect\"\n  downloadURL = \"https://mirror.example/a\"\n}\ndownload \"b/*\" {\n  mode = \"none\"\n  downloadURL = \"\"\n}\n",
+    );
+    let policy = policy.unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(policy.decide("x/y").download_url, None);
+    assert_eq!(
+        policy.decide("a/y").download_url.map(|url| url.as_str()),
+        Some("https://mirror.example/a")
+    );
+    assert_eq!(policy.decide("b/y").mode, ferry_policy::Mode::None);
+    let (policy, _) = crate::support::load_written(
+        "mode = \"sync\"\ndownloadURL = \"https://top.example\"\ndownload \"b/*\" {\n  mode = \"redirect\"\n  downloadURL = \"\"\n}\n",
+    );
+    assert_eq!(
+        policy
+            .unwrap()
+            .decide("b/y")
+            .download_url
+            .map(|url| url.as_str()),
+        Some("https://top.example/")
+    );
 }
