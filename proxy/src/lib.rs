@@ -16,7 +16,6 @@ pub use config::{Config, ConfigError};
 pub use server::{ServerSettings, run};
 pub use service::{NoUpstream, Proxy};
 
-use service::policy_fetches;
 pub use upstream::{BackgroundSettings, Upstream};
 
 use std::sync::Arc;
@@ -55,7 +54,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     let work_dir = ferry_fetcher::WorkDir::lock(&config.fetcher.work_dir)
         .await
         .map_err(StartError::WorkDir)?;
-    let (upstream, unused_work_dir) = if policy_fetches(&policy) {
+    let (upstream, unused_work_dir) = if policy.fetches() {
         let fetcher = ferry_fetcher::Fetcher::with_work_dir(config.fetcher.clone(), work_dir)
             .await
             .map_err(StartError::Fetcher)?;

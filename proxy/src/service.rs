@@ -38,15 +38,6 @@ pub struct Proxy {
 )]
 pub struct NoUpstream;
 
-/// Whether any mode of `policy` (a block's or the default) fetches from the upstream.
-pub(crate) fn policy_fetches(policy: &Policy) -> bool {
-    policy
-        .rules()
-        .iter()
-        .chain([policy.default_rule()])
-        .any(|rule| rule.mode().fetches())
-}
-
 /// Which file of a version a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VersionFile {
@@ -108,7 +99,7 @@ impl Proxy {
     /// mode that fetches but this proxy has no upstream (it started with a policy that never fetches, so the
     /// `go` command was never set up): those modes would answer every miss with a 404.
     pub fn set_policy(&self, policy: Policy) -> Result<(), NoUpstream> {
-        if self.upstream.is_none() && policy_fetches(&policy) {
+        if self.upstream.is_none() && policy.fetches() {
             return Err(NoUpstream);
         }
         self.policy.store(Arc::new(policy));

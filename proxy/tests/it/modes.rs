@@ -644,7 +644,15 @@ fn custom_source(target: &str) -> String {
 /// Where Ferry, configured from `env` and `flags`, sends a request for a `.mod` it does not have: the
 /// `Location` of a redirect, or the 404 text (which names the deciding rule).
 async fn answer_for_mod(env: &BTreeMap<String, String>, flags: &Flags) -> String {
-    let ferry = start_ferry(env, flags).await;
+    // Each Ferry locks its work dir, and the one before may still be letting go of its lock (its last
+    // connection task ends after `stop` returns): each gets a work dir of its own.
+    let work = tempfile::tempdir().unwrap();
+    let mut env = env.clone();
+    env.insert(
+        "FERRY_WORK_DIR".to_string(),
+        work.path().display().to_string(),
+    );
+    let ferry = start_ferry(&env, flags).await;
     let reply = get(&format!("{}/example.com/a/@v/v1.0.0.mod", ferry.url())).await;
     ferry.stop().await;
     match reply.status {
@@ -709,7 +717,7 @@ async fn policy_sources_file_custom_athens_and_their_precedence() {
             &no_flags,
             to("custom"),
         ),
-        // A bare mode takes its target from FERRY_DOWNLOAD_URL, else the configuration's download_url.
+        // A bare mode takes its target from FERRY_DOWNLOAD_URL, else ATHENS_DOWNLOAD_URL, else the configuration's download_url.
         (
             vec![
                 ("ATHENS_DOWNLOAD_MODE", "redirect"),

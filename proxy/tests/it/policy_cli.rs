@@ -383,10 +383,11 @@ fn serve_logs_policy_warnings_at_start_up_and_after_a_sighup_reload() {
     );
     let mut command = ferry();
     command
+        .current_dir(dir.path())
         .env("FERRY_LISTEN", "127.0.0.1:0")
         .env("FERRY_STORAGE", "memory://")
         .env("ATHENS_DOWNLOAD_MODE", format!("file:{}", file.display()));
-    let (mut ferry, _) = Running::start(command);
+    let (mut ferry, _) = serving(command);
     let start_up = format!(
         "{}:4:10: warning: pattern \"example.com/corp/\" ends with `/`",
         file.display()
@@ -421,10 +422,12 @@ fn serve_logs_policy_warnings_at_start_up_and_after_a_sighup_reload() {
 
 #[test]
 fn an_athens_bare_redirect_takes_athens_download_url_after_ferry_download_url() {
+    let dir = tempfile::tempdir().unwrap();
     let path = "/example.com/a/@v/v1.0.0.zip";
     let serve = |extra: &[(&str, &str)]| {
         let mut command = ferry();
         command
+            .current_dir(dir.path())
             .env("FERRY_LISTEN", "127.0.0.1:0")
             .env("FERRY_STORAGE", "memory://")
             .env("ATHENS_DOWNLOAD_MODE", "redirect")
@@ -432,7 +435,7 @@ fn an_athens_bare_redirect_takes_athens_download_url_after_ferry_download_url() 
         for (name, value) in extra {
             command.env(name, value);
         }
-        let (mut ferry, address) = Running::start(command);
+        let (mut ferry, address) = serving(command);
         let answer = status_and_location(&address, path);
         ferry.signal("-TERM");
         assert!(ferry.child.wait().unwrap().success());
