@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ferry_fetcher::{DEFAULT_MAX_OUTPUT_BYTES, FetchError, Fetcher, FetcherConfig, WorkDir};
-use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, go_binary, write_goproxy_tree};
+use ferry_testkit::{
+    Behaviour, FixtureModule, GoHome, Upstream, entries, eventually, go_binary, processes_under,
+    write_goproxy_tree,
+};
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
 
@@ -32,40 +35,6 @@ async fn fetcher(
         .collect();
     adjust(&mut config);
     Fetcher::new(config).await.expect("fetcher starts")
-}
-
-fn entries(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect()
-}
-
-/// Processes whose working directory is under `dir`: the go commands the fetcher started there.
-fn processes_under(dir: &Path) -> Vec<i32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(dir)) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Waits until `check` holds, for at most 10 s.
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The `Sum` go computes for `module` served from a plain `file://` GOPROXY tree.
@@ -350,7 +319,7 @@ async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
         let fetcher = fetcher.clone();
         async move { fetcher.fetch("example.com/hello", "v1.0.0").await }
     });
-    eventually("go asks the upstream", || {
+    eventually("go asks the upstream", async || {
         upstream.request_count(".info") >= 1
     })
     .await;
@@ -360,7 +329,7 @@ async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
 
     task.abort();
     assert!(task.await.unwrap_err().is_cancelled());
-    eventually("go is gone", || processes_under(&work_dir).is_empty()).await;
+    eventually("go is gone", async || processes_under(&work_dir).is_empty()).await;
     assert_eq!(entries(&work_dir), Vec::<PathBuf>::new());
 }
 
@@ -606,7 +575,7 @@ async fn a_second_fetcher_on_a_busy_work_dir_is_refused_and_leaves_the_first_one
         let first = first.clone();
         async move { first.fetch("example.com/hello", "v1.0.0").await }
     });
-    eventually("go asks the upstream", || {
+    eventually("go asks the upstream", async || {
         upstream.request_count(".info") >= 1
     })
     .await;

@@ -200,6 +200,17 @@ fn serve_refuses_to_start_on_an_invalid_download_file() {
 }
 
 /// A running `ferry` whose log is collected in the background; killed if a test fails before stopping it.
+/// `ferry` serving a memory store on 127.0.0.1:0 from `dir` (its work dir there), with `vars` set.
+fn serve_memory(dir: &std::path::Path, vars: &[(&str, &str)]) -> std::process::Command {
+    let mut command = ferry();
+    command
+        .current_dir(dir)
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .env("FERRY_STORAGE", "memory://")
+        .envs(vars.iter().copied());
+    command
+}
+
 /// The status line and `Location` header of a GET.
 fn status_and_location(address: &str, path: &str) -> (String, String) {
     let answer = get_blocking(address, path);
@@ -215,12 +226,10 @@ fn sighup_reloads_the_download_file_and_keeps_the_old_policy_when_the_new_one_is
         "download.hcl",
         "mode = \"none\"\n\ndownload \"example.com/*\" {\n    mode = \"none\"\n}\n",
     );
-    let mut command = ferry();
-    command
-        .current_dir(dir.path())
-        .env("FERRY_LISTEN", "127.0.0.1:0")
-        .env("FERRY_STORAGE", "memory://")
-        .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let command = serve_memory(
+        dir.path(),
+        &[("FERRY_DOWNLOAD_MODE", &format!("file:{}", file.display()))],
+    );
     let (mut ferry, address) = serving(command);
     let path = "/example.com/a/@v/v1.0.0.zip";
     let (status, _) = status_and_location(&address, path);
@@ -268,12 +277,10 @@ fn sighup_refuses_a_fetching_policy_when_ferry_started_without_an_upstream() {
     let dir = tempfile::tempdir().unwrap();
     // No mode fetches, so Ferry starts without setting up the go command.
     let file = write_file(dir.path(), "download.hcl", "mode = \"none\"\n");
-    let mut command = ferry();
-    command
-        .current_dir(dir.path())
-        .env("FERRY_LISTEN", "127.0.0.1:0")
-        .env("FERRY_STORAGE", "memory://")
-        .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let command = serve_memory(
+        dir.path(),
+        &[("FERRY_DOWNLOAD_MODE", &format!("file:{}", file.display()))],
+    );
     let (mut ferry, address) = serving(command);
 
     // A valid file, but its `sync` could not fetch: every miss would be a 404 that says nothing of why.
@@ -307,12 +314,10 @@ fn a_sighup_sent_the_moment_ferry_says_it_is_serving_reloads_instead_of_killing_
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(dir.path(), "download.hcl", "mode = \"none\"\n");
     for round in 0..10 {
-        let mut command = ferry();
-        command
-            .current_dir(dir.path())
-            .env("FERRY_LISTEN", "127.0.0.1:0")
-            .env("FERRY_STORAGE", "memory://")
-            .env("FERRY_DOWNLOAD_MODE", format!("file:{}", file.display()));
+        let command = serve_memory(
+            dir.path(),
+            &[("FERRY_DOWNLOAD_MODE", &format!("file:{}", file.display()))],
+        );
         let (mut ferry, _) = serving(command);
         ferry.signal("-HUP");
         ferry.wait_for("the reload", || {
@@ -381,12 +386,10 @@ fn serve_logs_policy_warnings_at_start_up_and_after_a_sighup_reload() {
         "download.hcl",
         "mode = \"none\"\ndownloadURL = \"\"\n\ndownload \"example.com/corp/\" {\n    mode = \"none\"\n}\n",
     );
-    let mut command = ferry();
-    command
-        .current_dir(dir.path())
-        .env("FERRY_LISTEN", "127.0.0.1:0")
-        .env("FERRY_STORAGE", "memory://")
-        .env("ATHENS_DOWNLOAD_MODE", format!("file:{}", file.display()));
+    let command = serve_memory(
+        dir.path(),
+        &[("ATHENS_DOWNLOAD_MODE", &format!("file:{}", file.display()))],
+    );
     let (mut ferry, _) = serving(command);
     let start_up = format!(
         "{}:4:10: warning: pattern \"example.com/corp/\" ends with `/`",
@@ -425,16 +428,14 @@ fn an_athens_bare_redirect_takes_athens_download_url_after_ferry_download_url() 
     let dir = tempfile::tempdir().unwrap();
     let path = "/example.com/a/@v/v1.0.0.zip";
     let serve = |extra: &[(&str, &str)]| {
-        let mut command = ferry();
-        command
-            .current_dir(dir.path())
-            .env("FERRY_LISTEN", "127.0.0.1:0")
-            .env("FERRY_STORAGE", "memory://")
-            .env("ATHENS_DOWNLOAD_MODE", "redirect")
-            .env("ATHENS_DOWNLOAD_URL", "http://mirror.example/athens");
-        for (name, value) in extra {
-            command.env(name, value);
-        }
+        let mut command = serve_memory(
+            dir.path(),
+            &[
+                ("ATHENS_DOWNLOAD_MODE", "redirect"),
+                ("ATHENS_DOWNLOAD_URL", "http://mirror.example/athens"),
+            ],
+        );
+        command.envs(extra.iter().copied());
         let (mut ferry, address) = serving(command);
         let answer = status_and_location(&address, path);
         ferry.signal("-TERM");
