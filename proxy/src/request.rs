@@ -1,13 +1,17 @@
 //! Turning a request path into a GOPROXY request, or into a reason to refuse it.
 //!
 //! The path is percent-decoded first (the `go` command sends `!` as `%21`), then split into the module
-//! path and the endpoint; the module path and version are checked by `ferry_storage::module`, so nothing
+//! path and the endpoint; the module path and version are checked by `ferry_module`, so nothing
 //! that could name a file outside the module's own keys gets through.
 
 use ferry_module::{ModulePath, Version, VersionQuery};
 
 /// Longer request paths are refused before any parsing (Go module paths are far shorter in practice).
 pub const MAX_PATH_LEN: usize = 2048;
+
+/// Longer path elements are refused: no file system stores a name over 255 bytes, so such a module or
+/// version could never be stored, and a store would answer with an error of its own instead of a reason.
+pub const MAX_ELEMENT_LEN: usize = 255;
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +54,14 @@ impl Endpoint {
         if let Some(c) = path.chars().find(|c| c.is_control()) {
             return Err(Refusal::BadRequest(format!(
                 "control character {c:?} in request path"
+            )));
+        }
+        if path
+            .split('/')
+            .any(|element| element.len() > MAX_ELEMENT_LEN)
+        {
+            return Err(Refusal::BadRequest(format!(
+                "a path element is longer than {MAX_ELEMENT_LEN} bytes"
             )));
         }
         let path = path.strip_prefix('/').unwrap_or(&path);

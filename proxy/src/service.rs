@@ -192,7 +192,11 @@ impl Proxy {
         decision: &Decision<'_>,
     ) -> Answer {
         let etag = etag(file.extension(), module, version);
-        if matches_etag(if_none_match, &etag) {
+        // The ETag is computed from the name, so a client can send it for a version that was never stored:
+        // only a stored file is "not modified".
+        if matches_etag(if_none_match, &etag)
+            && matches!(self.store.exists(module, version).await, Ok(true))
+        {
             return answer::not_modified(etag);
         }
         let stored = match self.stored_file(module, version, file, head_only).await {

@@ -94,6 +94,23 @@ async fn immutable_files_carry_strong_etags_and_revalidate_with_304() {
             "{file}: `*` is no proof that a missing file is cached"
         );
     }
+    // An ETag is computed from the file's name: a client holding it from another proxy that stores v9.9.9
+    // gets no 304 from a Ferry that does not.
+    let other = ferry_with(&[FixtureModule::package("example.com/etag", "v9.9.9")]).await;
+    for file in ["v9.9.9.info", "v9.9.9.mod", "v9.9.9.zip"] {
+        let path = format!("example.com/etag/@v/{file}");
+        let etag = other.get(&path).await.header("etag").to_string();
+        let missing = request(
+            "GET",
+            &format!("{}/{path}", ferry.url()),
+            &[("if-none-match", &etag)],
+        )
+        .await;
+        assert_eq!(
+            missing.status, 404,
+            "{file}: no 304 for a file that is not stored"
+        );
+    }
     let info = get(&format!("{}/example.com/etag/@v/v1.0.0.info", ferry.url())).await;
     let zip = get(&format!("{}/example.com/etag/@v/v1.0.0.zip", ferry.url())).await;
     assert_ne!(
@@ -280,6 +297,12 @@ async fn hostile_requests_get_400_or_404_and_the_server_stays_up() {
         ("/example.com/a%00/@v/list".into(), "400"),
         ("/example.com/a%0d%0aSet-Cookie:%20x/@v/list".into(), "400"),
         (long, "400"),
+        // An element no file system stores: a 400 with a reason, not a store error naming its path.
+        (format!("/example.com/{}/@v/list", "a".repeat(256)), "400"),
+        (
+            format!("/example.com/a/@v/v1.0.0-{}.info", "a".repeat(250)),
+            "400",
+        ),
     ];
     for (path, status) in &hostile {
         let answer = raw_request(
