@@ -49,12 +49,18 @@ struct State {
     miss_status: Option<u16>,
     /// Reason phrase of every answer other than 200, in place of the standard one.
     reason: Option<hyper::ext::ReasonPhrase>,
+    /// Requests whose path contains this are held until the gate opens.
+    hold: Option<String>,
+    /// Held requests not yet answered.
+    held: usize,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
 pub struct Upstream {
     url: String,
     state: Arc<Mutex<State>>,
+    /// Opened (true) releases every held request; see [`Upstream::hold`].
+    gate: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -68,17 +74,19 @@ impl Upstream {
             listener.local_addr().expect("upstream address")
         );
         let state = Arc::new(Mutex::new(State::default()));
+        let (gate, _) = tokio::sync::watch::channel(false);
         let upstream_state = state.clone();
+        let upstream_gate = gate.clone();
         let server = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let state = upstream_state.clone();
+                let (state, gate) = (upstream_state.clone(), upstream_gate.subscribe());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, request).await) }
+                        let (state, gate) = (state.clone(), gate.clone());
+                        async move { Ok::<_, Infallible>(answer(&state, gate, request).await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -86,7 +94,12 @@ impl Upstream {
                 });
             }
         });
-        let upstream = Upstream { url, state, server };
+        let upstream = Upstream {
+            url,
+            state,
+            gate,
+            server,
+        };
         for module in modules {
             upstream.add(module);
         }
@@ -162,6 +175,24 @@ impl Upstream {
         self.state.lock().unwrap().reason = Some(reason);
     }
 
+    /// Holds every request whose path contains `needle` (e.g. `.zip`, or a module path) unanswered until
+    /// [`Upstream::release`]: a fetch that is reliably still running while a test acts on it, or, never
+    /// released, an upstream that hangs for some modules only.
+    pub fn hold(&self, needle: &str) {
+        self.state.lock().unwrap().hold = Some(needle.to_string());
+    }
+
+    /// Answers the held requests, and holds none from now on.
+    pub fn release(&self) {
+        self.state.lock().unwrap().hold = None;
+        self.gate.send_replace(true);
+    }
+
+    /// Requests held and not yet answered.
+    pub fn held(&self) -> usize {
+        self.state.lock().unwrap().held
+    }
+
     /// How many requests so far had a path (without the leading `/`) ending in `suffix`.
     pub fn request_count(&self, suffix: &str) -> usize {
         let state = self.state.lock().unwrap();
@@ -184,12 +215,36 @@ impl Drop for Upstream {
     }
 }
 
-async fn answer(state: &Mutex<State>, request: Request<Incoming>) -> Response<Body> {
+async fn answer(
+    state: &Mutex<State>,
+    mut gate: tokio::sync::watch::Receiver<bool>,
+    request: Request<Incoming>,
+) -> Response<Body> {
     // The go command percent-encodes the `!` of case-encoded paths (`%21azure`): compare decoded paths.
     let path = percent_decode(request.uri().path().trim_start_matches('/'));
-    let (behaviour, body, miss_status, reason) = {
+    let held = {
         let mut state = state.lock().unwrap();
         state.requests.push(path.clone());
+        let held = state
+            .hold
+            .as_ref()
+            .is_some_and(|needle| path.contains(needle.as_str()));
+        state.held += usize::from(held);
+        held
+    };
+    if held {
+        /// Counts the request as held until it is answered or its client goes away.
+        struct Held<'a>(&'a Mutex<State>);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.lock().unwrap().held -= 1;
+            }
+        }
+        let _held = Held(state);
+        let _ = gate.wait_for(|open| *open).await;
+    }
+    let (behaviour, body, miss_status, reason) = {
+        let state = state.lock().unwrap();
         (
             state.behaviour.unwrap_or(Behaviour::Serve),
             lookup(&state, &path),

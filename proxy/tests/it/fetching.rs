@@ -1,22 +1,15 @@
 //! Filling the store from an upstream through the real `go` command: Ferry built from its configuration
 //! (an environment map, as `ferry` reads it) in front of a loopback fixture upstream.
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ferry::config::Flags;
 use ferry_module::{ModulePath, Version};
 use ferry_testkit::{
     Behaviour, FixtureModule, GoHome, Upstream, capture_logs, entries, escape, eventually, logged,
     processes_under,
 };
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
-use tokio::sync::watch;
 
 use crate::harness::{Ferry, Reply, ferry_env, get, save};
 
@@ -34,105 +27,17 @@ async fn start_ferry(dir: &Path, goproxy: &str, settings: &[(&str, &str)]) -> Fe
     Ferry::from_env(&ferry_env(dir, Some(goproxy), settings), &Flags::default()).await
 }
 
-/// A GOPROXY fixture server that answers `.info` and `.mod` at once but holds every `.zip` answer until
-/// `open` is called: a fetch that is reliably still running while a test acts on it.
-struct GatedUpstream {
-    url: String,
-    gate: watch::Sender<bool>,
-    zip_requests: Arc<Mutex<Vec<String>>>,
-    /// `.zip` requests received and not yet answered.
-    held: Arc<Mutex<usize>>,
-    server: tokio::task::JoinHandle<()>,
+/// The fixture upstream holding every `.zip` answer until `release`: a fetch that is reliably still
+/// running while a test acts on it.
+async fn gated_upstream(modules: &[FixtureModule]) -> Upstream {
+    let upstream = Upstream::start(modules.to_vec()).await;
+    upstream.hold(".zip");
+    upstream
 }
 
-impl GatedUpstream {
-    async fn start(modules: &[FixtureModule]) -> GatedUpstream {
-        let mut files = BTreeMap::new();
-        for module in modules {
-            let base = format!("/{}/@v/{}", escape(module.path()), escape(module.version()));
-            files.insert(format!("{base}.info"), Bytes::from(module.info_json()));
-            files.insert(format!("{base}.mod"), Bytes::from(module.go_mod()));
-            files.insert(format!("{base}.zip"), Bytes::from(module.zip_bytes()));
-        }
-        let files = Arc::new(files);
-        let (gate, _) = watch::channel(false);
-        let zip_requests = Arc::new(Mutex::new(Vec::new()));
-        let held = Arc::new(Mutex::new(0));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (gate_rx, requests, held_count) =
-            (gate.subscribe(), zip_requests.clone(), held.clone());
-        let server = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (files, gate, requests, held) = (
-                    files.clone(),
-                    gate_rx.clone(),
-                    requests.clone(),
-                    held_count.clone(),
-                );
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let (files, mut gate, requests, held) =
-                            (files.clone(), gate.clone(), requests.clone(), held.clone());
-                        async move {
-                            let path = hyper::Request::uri(&request).path().to_string();
-                            if path.ends_with(".zip") {
-                                requests.lock().unwrap().push(path.clone());
-                                *held.lock().unwrap() += 1;
-                                let _ = gate.wait_for(|open| *open).await;
-                                *held.lock().unwrap() -= 1;
-                            }
-                            let response = match files.get(&path) {
-                                Some(body) => hyper::Response::new(Full::new(body.clone())),
-                                None => {
-                                    let mut response = hyper::Response::new(Full::new(
-                                        Bytes::from(format!("not found: {path}\n")),
-                                    ));
-                                    *response.status_mut() = hyper::StatusCode::NOT_FOUND;
-                                    response
-                                }
-                            };
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        GatedUpstream {
-            url,
-            gate,
-            zip_requests,
-            held,
-            server,
-        }
-    }
-
-    fn open(&self) {
-        self.gate.send_replace(true);
-    }
-
-    fn held(&self) -> usize {
-        *self.held.lock().unwrap()
-    }
-
-    /// How many `.zip` requests named `module@version`.
-    fn zip_requests_for(&self, module: &str, version: &str) -> usize {
-        let wanted = format!("/{}/@v/{}.zip", escape(module), escape(version));
-        let requests = self.zip_requests.lock().unwrap();
-        requests.iter().filter(|path| **path == wanted).count()
-    }
-}
-
-impl Drop for GatedUpstream {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+/// How many `.zip` requests named `module@version`.
+fn zip_requests_for(upstream: &Upstream, module: &str, version: &str) -> usize {
+    upstream.request_count(&format!("{}/@v/{}.zip", escape(module), escape(version)))
 }
 
 /// A stored fetch's temporary directory is removed in the background, right after the answer.
@@ -411,9 +316,9 @@ async fn async_mode_answers_404_then_serves_the_stored_version() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_does_not_cancel_the_fetch() {
     let (v1, v2) = (hello("v1.0.0"), hello("v1.1.0"));
-    let upstream = GatedUpstream::start(&[v1.clone(), v2.clone()]).await;
+    let upstream = gated_upstream(&[v1.clone(), v2.clone()]).await;
     let dir = tempfile::tempdir().unwrap();
-    let ferry = start_ferry(dir.path(), &upstream.url, &[]).await;
+    let ferry = start_ferry(dir.path(), &&upstream.url(), &[]).await;
     let url = |version: &str| format!("{}/example.com/hello/@v/{version}.zip", ferry.url());
 
     // v1.0.0: two clients wait on one fetch, and one of them goes away.
@@ -431,7 +336,7 @@ async fn a_client_that_disconnects_does_not_cancel_the_fetch() {
     assert!(matches!(leaving.await, Err(e) if e.is_cancelled()));
     assert!(matches!(alone.await, Err(e) if e.is_cancelled()));
 
-    upstream.open();
+    upstream.release();
     let reply = staying.await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert!(reply.body == v1.zip_bytes()[..]);
@@ -439,8 +344,14 @@ async fn a_client_that_disconnects_does_not_cancel_the_fetch() {
         ferry.stored("example.com/hello", "v1.1.0")
     })
     .await;
-    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.0.0"), 1);
-    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.1.0"), 1);
+    assert_eq!(
+        zip_requests_for(&upstream, "example.com/hello", "v1.0.0"),
+        1
+    );
+    assert_eq!(
+        zip_requests_for(&upstream, "example.com/hello", "v1.1.0"),
+        1
+    );
     let reply = ferry.get("example.com/hello/@v/v1.1.0.zip").await;
     assert!(reply.body == v2.zip_bytes()[..]);
     ferry.stop().await;
@@ -548,11 +459,11 @@ async fn list_and_latest_fall_back_to_the_store_when_the_upstream_fails() {
 async fn the_async_queue_is_bounded_and_deduplicated_and_a_full_queue_still_answers_404() {
     let versions = ["v1.0.0", "v1.1.0", "v1.2.0", "v1.3.0"];
     let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
-    let upstream = GatedUpstream::start(&modules).await;
+    let upstream = gated_upstream(&modules).await;
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &upstream.url,
+        &&upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
@@ -592,16 +503,19 @@ async fn the_async_queue_is_bounded_and_deduplicated_and_a_full_queue_still_answ
     // One worker: nothing else reached the upstream while v1.0.0 is held.
     assert_eq!(upstream.held(), 1);
 
-    upstream.open();
+    upstream.release();
     for version in ["v1.0.0", "v1.1.0", "v1.2.0"] {
         eventually(&format!("{version} is stored"), || {
             ferry.stored("example.com/hello", version)
         })
         .await;
-        assert_eq!(upstream.zip_requests_for("example.com/hello", version), 1);
+        assert_eq!(zip_requests_for(&upstream, "example.com/hello", version), 1);
     }
     assert!(!ferry.stored("example.com/hello", "v1.3.0").await);
-    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.3.0"), 0);
+    assert_eq!(
+        zip_requests_for(&upstream, "example.com/hello", "v1.3.0"),
+        0
+    );
     // Once the queue has room again, asking again queues it.
     assert!(being_fetched(&ask("v1.3.0").await.unwrap()));
     eventually("v1.3.0 is stored", || {
@@ -615,11 +529,11 @@ async fn the_async_queue_is_bounded_and_deduplicated_and_a_full_queue_still_answ
 async fn the_configured_number_of_async_workers_fetch_at_once() {
     let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
     let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
-    let upstream = GatedUpstream::start(&modules).await;
+    let upstream = gated_upstream(&modules).await;
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &upstream.url,
+        &&upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "2"),
@@ -640,7 +554,7 @@ async fn the_configured_number_of_async_workers_fetch_at_once() {
     .await;
     // The third waits for a worker, not for the fetcher's limit (4).
     assert_eq!(processes_under(&dir.path().join("work")).len(), 2);
-    upstream.open();
+    upstream.release();
     for version in versions {
         eventually(&format!("{version} is stored"), || {
             ferry.stored("example.com/hello", version)
@@ -654,11 +568,11 @@ async fn the_configured_number_of_async_workers_fetch_at_once() {
 async fn graceful_shutdown_finishes_the_queued_fetches() {
     let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
     let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
-    let upstream = GatedUpstream::start(&modules).await;
+    let upstream = gated_upstream(&modules).await;
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &upstream.url,
+        &&upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
@@ -678,7 +592,7 @@ async fn graceful_shutdown_finishes_the_queued_fetches() {
     .await;
     let proxy = ferry.proxy.clone();
     let stopping = tokio::spawn(ferry.stop());
-    upstream.open();
+    upstream.release();
     stopping.await.unwrap();
     // Shutdown returned only once the queue was worked off.
     for version in versions {
@@ -693,11 +607,11 @@ async fn graceful_shutdown_finishes_the_queued_fetches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
-    let upstream = GatedUpstream::start(&[hello("v1.0.0"), hello("v1.1.0")]).await;
+    let upstream = gated_upstream(&[hello("v1.0.0"), hello("v1.1.0")]).await;
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &upstream.url,
+        &&upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
@@ -740,11 +654,14 @@ async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
         async move { empty }
     })
     .await;
-    upstream.open();
+    upstream.release();
     let module = ModulePath::new("example.com/hello").unwrap();
     assert_eq!(
         proxy.store().list(&module).await.unwrap(),
         Vec::<Version>::new()
     );
-    assert_eq!(upstream.zip_requests_for("example.com/hello", "v1.1.0"), 0);
+    assert_eq!(
+        zip_requests_for(&upstream, "example.com/hello", "v1.1.0"),
+        0
+    );
 }
