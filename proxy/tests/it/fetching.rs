@@ -318,7 +318,7 @@ async fn a_client_that_disconnects_does_not_cancel_the_fetch() {
     let (v1, v2) = (hello("v1.0.0"), hello("v1.1.0"));
     let upstream = gated_upstream(&[v1.clone(), v2.clone()]).await;
     let dir = tempfile::tempdir().unwrap();
-    let ferry = start_ferry(dir.path(), &&upstream.url(), &[]).await;
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
     let url = |version: &str| format!("{}/example.com/hello/@v/{version}.zip", ferry.url());
 
     // v1.0.0: two clients wait on one fetch, and one of them goes away.
@@ -463,7 +463,7 @@ async fn the_async_queue_is_bounded_and_deduplicated_and_a_full_queue_still_answ
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &&upstream.url(),
+        &upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
@@ -533,7 +533,7 @@ async fn the_configured_number_of_async_workers_fetch_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &&upstream.url(),
+        &upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "2"),
@@ -572,7 +572,7 @@ async fn graceful_shutdown_finishes_the_queued_fetches() {
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &&upstream.url(),
+        &upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
@@ -611,7 +611,7 @@ async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
-        &&upstream.url(),
+        &upstream.url(),
         &[
             ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
