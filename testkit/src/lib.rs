@@ -10,5 +10,8 @@ mod upstream;
 
 pub use fixture::{FixtureModule, escape, write_goproxy_tree};
 pub use go::{GoHome, go_binary, go_env};
-pub use servers::{closed_port, server_vars, unique_prefix};
+pub use servers::{
+    CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,
+    unique_prefix,
+};
 pub use upstream::{Behaviour, Upstream};

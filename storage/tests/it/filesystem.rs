@@ -1,10 +1,8 @@
 //! The conformance suite on the filesystem backend (`file://`), plus what only a directory can show:
 //! hand-filled GOPROXY trees and Go module caches served as they are.
-mod conformance;
-
 use std::sync::Arc;
 
-use conformance::{module, read_zip, version};
+use crate::conformance::{module, read_zip, version};
 use ferry_storage::{ModuleStore, StorageConfig};
 use ferry_testkit::{FixtureModule, GoHome, write_goproxy_tree};
 
