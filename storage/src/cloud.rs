@@ -43,13 +43,16 @@ pub(crate) struct Backend {
     /// comes from a service-account file).
     pub http_by_default: bool,
     /// Builds the store for a bucket from canonical key/value pairs, over Ferry's client defaults.
-    pub build: fn(
-        &str,
-        &[(&str, &str)],
-        ClientOptions,
-        RetryConfig,
-    ) -> object_store::Result<Arc<dyn ObjectStore>>,
+    pub build: Build,
 }
+
+/// How a [`Backend`] builds its store: bucket, settings, client defaults, retries.
+pub(crate) type Build = fn(
+    &str,
+    &[(&str, &str)],
+    ClientOptions,
+    RetryConfig,
+) -> object_store::Result<Arc<dyn ObjectStore>>;
 
 /// The [`Backend`] fields that come from `object_store`'s builder and key types.
 macro_rules! object_store_backend {

@@ -23,7 +23,7 @@ pub enum StorageConfig {
     File(FileConfig),
     Memory,
     /// A bucket (or container) of an `object_store` cloud backend, configured by its own keys.
-    Cloud(CloudConfig),
+    Cloud(Box<CloudConfig>),
 }
 
 /// `file://PATH`: a directory in the GOPROXY layout, created if missing. `PATH` may be relative
@@ -208,7 +208,7 @@ impl StorageConfig {
             }
             _ => match crate::cloud::backend(scheme) {
                 Some(backend) => {
-                    StorageConfig::Cloud(CloudConfig::new(backend, rest, options, env)?)
+                    StorageConfig::Cloud(Box::new(CloudConfig::new(backend, rest, options, env)?))
                 }
                 None => {
                     return Err(ConfigError::url(format!(

@@ -13,7 +13,7 @@ fn env(pairs: &[(&str, &str)]) -> Environment {
 
 fn cloud(url: &str, options: &StorageOptions, vars: &[(&str, &str)]) -> CloudConfig {
     match StorageConfig::from_url_with(url, options, &env(vars)) {
-        Ok(StorageConfig::Cloud(cloud)) => cloud,
+        Ok(StorageConfig::Cloud(cloud)) => *cloud,
         other => panic!("{url}: {other:?}"),
     }
 }

@@ -321,7 +321,6 @@ impl MaybeStore for Option<Arc<dyn ModuleStore>> {
 
 /// One `#[tokio::test]` per conformance function, each on a fresh store made by `$make` (a future of a
 /// store, or of `Option<store>` for a backend whose server may be missing).
-
 macro_rules! conformance_suite {
     ($make:expr) => {
         conformance_suite!($make, large_zip: true);

@@ -7,7 +7,10 @@ use ferry_storage::{Environment, StorageConfig, StorageOptions};
 use ferry_testkit::closed_port;
 
 /// object_store 0.14's keys for each backend (its `AmazonS3ConfigKey`, `GoogleConfigKey` and
-/// `AzureConfigKey`), and the HTTP client's keys every backend takes.
+/// `AzureConfigKey`), and the HTTP client's keys every backend takes (with Ferry's own). Most tries build
+/// an HTTP client: the 810 configurations took 17 to 25 s in a debug build on a shared 2-core machine
+/// (`cargo test -p ferry-storage --test it -- values::`), so the keys are all of object_store's and the
+/// values few.
 const S3_KEYS: &[&str] = &[
     "aws_access_key_id",
     "aws_secret_access_key",
@@ -98,22 +101,20 @@ const CLIENT_KEYS: &[&str] = &[
     "retry_timeout",
 ];
 
+/// A storage URL, the variables that reach a closed port, and the backend's keys.
+type Backend<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a [&'a str]);
+
 /// Values a user could write by mistake.
 const VALUES: &[&str] = &[
     "",
     "x",
-    "not a url",
     "127.0.0.1:9000",
     "http://",
     "http://[::1",
-    "ftp://127.0.0.1/",
     "a\nb",
     "caf\u{e9}",
     "-1",
-    "0",
-    "99999999999999999999",
     "true",
-    "%zz",
     "1s",
 ];
 
@@ -132,7 +133,7 @@ async fn no_value_of_any_key_makes_object_store_panic() {
     let endpoint = format!("http://127.0.0.1:{port}");
     let account_url = format!("{endpoint}/ferrytest");
     // Each backend reaches only the closed port, with static credentials: nothing leaves the machine.
-    let backends: [(&str, Vec<(&str, &str)>, &[&str]); 3] = [
+    let backends: [Backend; 3] = [
         (
             "s3://b/p",
             vec![
@@ -162,7 +163,13 @@ async fn no_value_of_any_key_makes_object_store_panic() {
     let (mut refused, mut built) = (0, 0);
     for (url, env, keys) in backends {
         let env: Environment = env.into_iter().collect();
-        for key in keys.iter().chain(CLIENT_KEYS) {
+        // The HTTP client's keys are the same code for every backend: tried once, with S3.
+        let client_keys = if url.starts_with("s3") {
+            CLIENT_KEYS
+        } else {
+            &[]
+        };
+        for key in keys.iter().chain(client_keys) {
             for value in VALUES {
                 let mut options = StorageOptions::default();
                 options.push("max_retries", "0");
