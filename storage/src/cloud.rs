@@ -2,8 +2,8 @@
 //! backend's environment variables, then the configuration file's options table, every value checked
 //! before `object_store` sees it.
 //!
-//! Adding a backend is one arm of [`backend`]: its scheme, its `object_store` builder and key type, and
-//! the word for its bucket.
+//! Adding a backend is one entry of [`backends`]: its scheme, its `object_store` builder and key type,
+//! and the word for its bucket.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -74,10 +74,10 @@ macro_rules! object_store_backend {
     };
 }
 
-/// The backend of a URL scheme. A new `object_store` backend is one arm here.
-pub(crate) fn backend(scheme: &str) -> Option<Backend> {
-    Some(match scheme {
-        "s3" => object_store_backend!(AmazonS3Builder, AmazonS3ConfigKey, with_bucket_name, {
+/// Every cloud backend. A new `object_store` backend is one entry here (and its feature in Cargo.toml).
+fn backends() -> Vec<Backend> {
+    vec![
+        object_store_backend!(AmazonS3Builder, AmazonS3ConfigKey, with_bucket_name, {
             scheme: "s3",
             name: "S3",
             bucket_word: "bucket",
@@ -88,20 +88,18 @@ pub(crate) fn backend(scheme: &str) -> Option<Backend> {
             bucket_rule: "lower-case letters, digits, '-', '.' and '_'",
             http_by_default: false,
         }),
-        "gs" => {
-            object_store_backend!(GoogleCloudStorageBuilder, GoogleConfigKey, with_bucket_name, {
-                scheme: "gs",
-                name: "GCS",
-                bucket_word: "bucket",
-                env_prefix: "GOOGLE_",
-                bucket_key: "google_bucket",
-                endpoint_keys: &["google_base_url"],
-                valid_bucket: bucket_name,
-                bucket_rule: "lower-case letters, digits, '-', '.' and '_'",
-                http_by_default: true,
-            })
-        }
-        "az" => object_store_backend!(MicrosoftAzureBuilder, AzureConfigKey, with_container_name, {
+        object_store_backend!(GoogleCloudStorageBuilder, GoogleConfigKey, with_bucket_name, {
+            scheme: "gs",
+            name: "GCS",
+            bucket_word: "bucket",
+            env_prefix: "GOOGLE_",
+            bucket_key: "google_bucket",
+            endpoint_keys: &["google_base_url"],
+            valid_bucket: bucket_name,
+            bucket_rule: "lower-case letters, digits, '-', '.' and '_'",
+            http_by_default: true,
+        }),
+        object_store_backend!(MicrosoftAzureBuilder, AzureConfigKey, with_container_name, {
             scheme: "az",
             name: "Azure Blob Storage",
             bucket_word: "container",
@@ -112,12 +110,24 @@ pub(crate) fn backend(scheme: &str) -> Option<Backend> {
             bucket_rule: "3 to 63 lower-case letters, digits and '-'",
             http_by_default: false,
         }),
-        _ => return None,
-    })
+    ]
 }
 
-/// Every scheme [`backend`] knows, for messages.
-const CLOUD_SCHEMES: [&str; 3] = ["s3", "gs", "az"];
+/// The backend of a URL scheme.
+pub(crate) fn backend(scheme: &str) -> Option<Backend> {
+    backends().into_iter().find(|b| b.scheme == scheme)
+}
+
+/// Every storage URL form, for messages: `file://PATH, memory://, s3://BUCKET[/PREFIX], ...`.
+pub(crate) fn url_forms() -> String {
+    let mut forms = vec!["file://PATH".to_string(), "memory://".to_string()];
+    for b in backends() {
+        let word = b.bucket_word.to_ascii_uppercase();
+        forms.push(format!("{}://{word}[/PREFIX]", b.scheme));
+    }
+    let last = forms.pop().unwrap_or_default();
+    format!("{} or {last}", forms.join(", "))
+}
 
 fn bucket_name(name: &str) -> bool {
     !name.is_empty()
@@ -644,12 +654,11 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
 /// another one's.
 fn unknown_key_message(backend: &Backend, key: &str) -> String {
     let mut message = format!("unknown {} storage option {key:?}", backend.name);
-    let others: Vec<Backend> = CLOUD_SCHEMES
-        .iter()
-        .filter(|s| **s != backend.scheme)
-        .filter_map(|s| self::backend(s))
-        .collect();
-    if let Some(other) = others.iter().find(|b| (b.canonical)(key).is_some()) {
+    let other = backends()
+        .into_iter()
+        .filter(|b| b.scheme != backend.scheme)
+        .find(|b| (b.canonical)(key).is_some());
+    if let Some(other) = other {
         message.push_str(&format!(
             "; it is a {} option, and the storage URL is {}://: remove it, or use a {}:// URL",
             other.name, backend.scheme, other.scheme

@@ -12,10 +12,6 @@ use crate::error::{ConfigError, StorageError};
 use crate::object::ObjectModuleStore;
 use crate::store::ModuleStore;
 
-/// The URL forms, for messages.
-pub(crate) const SCHEMES: &str = "file://PATH, memory://, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX] \
-                                  or az://CONTAINER[/PREFIX]";
-
 /// Which backend holds the modules, chosen by a storage URL: `file://PATH`, `memory://`,
 /// `s3://BUCKET[/PREFIX]`, `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,7 +183,8 @@ impl StorageConfig {
         env: &Environment,
     ) -> Result<StorageConfig, StorageError> {
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            ConfigError::url(format!("{url:?} is not a storage URL; write {SCHEMES}"))
+            let forms = crate::cloud::url_forms();
+            ConfigError::url(format!("{url:?} is not a storage URL; write {forms}"))
         })?;
         let config = match scheme {
             "file" if !rest.is_empty() => StorageConfig::File(FileConfig {
@@ -212,7 +209,8 @@ impl StorageConfig {
                 }
                 None => {
                     return Err(ConfigError::url(format!(
-                        "unknown storage scheme {scheme:?} in {url:?}; use {SCHEMES}"
+                        "unknown storage scheme {scheme:?} in {url:?}; use {}",
+                        crate::cloud::url_forms()
                     ))
                     .into());
                 }
