@@ -66,6 +66,10 @@ install_tools() {
     fi
     # Azurite, pinned, in a directory of its own version: installing again is a no-op.
     if [[ ! -x $tools/azurite-$AZURITE_VERSION/node_modules/.bin/azurite-blob ]]; then
+        if ! command -v npm >/dev/null; then
+            echo "test-servers: installing node and npm from Debian's packages" >&2
+            apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+        fi
         command -v npm >/dev/null || die "npm (and node) are needed to install Azurite"
         echo "test-servers: installing azurite $AZURITE_VERSION into $tools" >&2
         npm install --prefix "$tools/azurite-$AZURITE_VERSION" --no-audit --no-fund --loglevel=error \
