@@ -2,11 +2,14 @@
 # The real storage servers the tests run against, on 127.0.0.1 only:
 #   - s3s-fs (an S3 server that checks SigV4 signatures), from crates.io with `cargo install`;
 #   - fake-gcs-server (a GCS emulator), built from its Go module with the XML-API writes object_store uses
-#     added (scripts/fake-gcs-server/).
+#     added (scripts/fake-gcs-server/);
+#   - Azurite's blob service (an Azure Blob Storage emulator that checks SharedKey signatures), from npm with
+#     `npm install --prefix`; its container is created by scripts/azurite/create-container.js.
 #
-#   scripts/test-servers.sh start   installs what is missing, starts both on free ports, creates the buckets
+#   scripts/test-servers.sh start   installs what is missing, starts all three on free ports, creates the
+#                                   buckets and the container
 #   scripts/test-servers.sh env     prints the FERRY_TEST_* variables: eval "$(scripts/test-servers.sh env)"
-#   scripts/test-servers.sh stop    stops both (by PID) and removes their data
+#   scripts/test-servers.sh stop    stops them (by PID) and removes their data
 #
 # Each subcommand is idempotent. Tools are cached in $FERRY_TOOLS_DIR (default ~/.cache/ferry-test-tools);
 # state (data, logs, PIDs, env file) lives in $FERRY_TEST_STATE_DIR (default target/test-servers).
@@ -14,6 +17,7 @@ set -euo pipefail
 
 S3S_FS_VERSION=0.14.1 # the newest s3s-fs that builds with rustc 1.95
 FAKE_GCS_SERVER_VERSION=v1.56.1
+AZURITE_VERSION=3.37.0
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 tools=${FERRY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-test-tools}
@@ -22,6 +26,8 @@ env_file=$state/env
 
 s3_bucket=ferry-test
 gcs_bucket=ferry-test
+azure_container=ferry-test
+azure_account=ferrytest
 
 die() {
     echo "test-servers: $*" >&2
@@ -57,6 +63,17 @@ install_tools() {
         rm -rf "$build"
         rm -f "$tools/bin"/.fake-gcs-server-*
         touch "$marker"
+    fi
+    # Azurite, pinned, in a directory of its own version: installing again is a no-op.
+    if [[ ! -x $tools/azurite-$AZURITE_VERSION/node_modules/.bin/azurite-blob ]]; then
+        if ! command -v npm >/dev/null; then
+            echo "test-servers: installing node and npm from Debian's packages" >&2
+            apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+        fi
+        command -v npm >/dev/null || die "npm (and node) are needed to install Azurite"
+        echo "test-servers: installing azurite $AZURITE_VERSION into $tools" >&2
+        npm install --prefix "$tools/azurite-$AZURITE_VERSION" --no-audit --no-fund --loglevel=error \
+            "azurite@$AZURITE_VERSION" >&2
     fi
 }
 
@@ -100,7 +117,7 @@ random_hex() {
 }
 
 start() {
-    if running s3 && running gcs && [[ -f $env_file ]]; then
+    if running s3 && running gcs && running azure && [[ -f $env_file ]]; then
         echo "test-servers: already running (state in $state)" >&2
         return
     fi
@@ -135,8 +152,25 @@ start() {
 {"gcs_base_url": "http://127.0.0.1:$gcs_port", "disable_oauth": true, "client_email": "", "private_key": "", "private_key_id": ""}
 EOF
 
+    # Azurite with one account of its own (a random key, so signatures are really checked), the blob
+    # service only, path-style URLs (http://127.0.0.1:PORT/ACCOUNT/CONTAINER), no telemetry.
+    local azure_port azure_key
+    azure_port=$(free_port)
+    azure_key=$(head -c 32 /dev/urandom | base64 | tr -d '\n')
+    mkdir -p "$state/azure-data"
+    AZURITE_ACCOUNTS="$azure_account:$azure_key" \
+        "$tools/azurite-$AZURITE_VERSION/node_modules/.bin/azurite-blob" \
+        --blobHost 127.0.0.1 --blobPort "$azure_port" --location "$state/azure-data" \
+        --skipApiVersionCheck --loose --disableTelemetry --disableProductStyleUrl --silent \
+        >"$state/azure.log" 2>&1 &
+    echo $! >"$state/azure.pid"
+
     wait_for s3 "$s3_port"
     wait_for gcs "$gcs_port"
+    wait_for azure "$azure_port"
+    node "$repo/scripts/azurite/create-container.js" "http://127.0.0.1:$azure_port/$azure_account" \
+        "$azure_account" "$azure_key" "$azure_container" ||
+        die "could not create the Azurite container; see $state/azure.log"
 
     cat >"$env_file" <<EOF
 export FERRY_TEST_S3_ENDPOINT=http://127.0.0.1:$s3_port
@@ -146,13 +180,18 @@ export FERRY_TEST_S3_SECRET_ACCESS_KEY=$s3_secret
 export FERRY_TEST_GCS_ENDPOINT=http://127.0.0.1:$gcs_port
 export FERRY_TEST_GCS_BUCKET=$gcs_bucket
 export FERRY_TEST_GCS_SERVICE_ACCOUNT=$state/gcs-service-account.json
+export FERRY_TEST_AZURE_ENDPOINT=http://127.0.0.1:$azure_port
+export FERRY_TEST_AZURE_CONTAINER=$azure_container
+export FERRY_TEST_AZURE_ACCOUNT=$azure_account
+export FERRY_TEST_AZURE_KEY=$azure_key
 EOF
-    echo "test-servers: s3s-fs on 127.0.0.1:$s3_port, fake-gcs-server on 127.0.0.1:$gcs_port" >&2
+    echo "test-servers: s3s-fs on 127.0.0.1:$s3_port, fake-gcs-server on 127.0.0.1:$gcs_port," \
+        "Azurite on 127.0.0.1:$azure_port" >&2
 }
 
 stop_servers() {
     local name pid
-    for name in s3 gcs; do
+    for name in s3 gcs azure; do
         if [[ -f $state/$name.pid ]]; then
             pid=$(cat "$state/$name.pid")
             if kill "$pid" 2>/dev/null; then
@@ -165,7 +204,7 @@ stop_servers() {
             rm -f "$state/$name.pid"
         fi
     done
-    rm -rf "$state/s3-data" "$state/gcs-data" "$env_file"
+    rm -rf "$state/s3-data" "$state/gcs-data" "$state/azure-data" "$env_file"
 }
 
 case ${1:-} in

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferry_fetcher::FetcherConfig;
 use ferry_policy::{Policy, PolicySources};
-use ferry_storage::{GcsOptions, S3Options, StorageConfig, StorageOptions};
+use ferry_storage::{Culprit, StorageConfig, StorageError, StorageOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -172,11 +172,16 @@ struct FileSettings {
     download_mode: Option<Spanned<String>>,
     download_url: Option<Spanned<String>>,
     fetcher: Option<FetcherSettings>,
-    /// The `[s3]` table: options of an `s3://` store, over the `AWS_*` environment.
-    s3: Option<S3Options>,
-    /// The `[gcs]` table: options of a `gs://` store, over the `GOOGLE_*` environment.
-    gcs: Option<GcsOptions>,
+    /// `[storage_options]`: object_store keys (and Ferry's own) for whichever cloud backend the storage
+    /// URL picks, over its `AWS_*` / `GOOGLE_*` / `AZURE_*` environment.
+    storage_options: Option<OptionsTable>,
+    /// The older `[s3]` and `[gcs]` tables: the same keys, applied only to an `s3://` or `gs://` store.
+    s3: Option<OptionsTable>,
+    gcs: Option<OptionsTable>,
 }
+
+/// A storage options table as written, each key and value with its place in the file.
+type OptionsTable = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 /// The `[fetcher]` table.
 #[derive(Debug, Default, Deserialize)]
@@ -287,24 +292,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             |f| f.storage.as_ref(),
         )
         .unwrap_or_else(|| (DEFAULT_STORAGE.to_string(), Origin::Default));
-    let storage_options = StorageOptions {
-        s3: file
-            .as_ref()
-            .and_then(|f| f.settings.s3.clone())
-            .unwrap_or_default(),
-        gcs: file
-            .as_ref()
-            .and_then(|f| f.settings.gcs.clone())
-            .unwrap_or_default(),
-    };
-    let storage_env: ferry_storage::Environment = env.vars().into_iter().collect();
-    let storage =
-        StorageConfig::from_url_with(&storage, &storage_options, &storage_env).map_err(|e| {
-            ConfigError::Invalid {
-                origin,
-                message: e.to_string(),
-            }
-        })?;
+    let storage = load_storage(&storage, origin, file.as_ref(), env)?;
 
     let (log_format, origin) = lookup
         .get(
@@ -443,6 +431,70 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
     })
 }
 
+/// The store the URL names, configured by the environment and the file's storage tables; a bad value is
+/// reported where it was written.
+fn load_storage(
+    url: &str,
+    url_origin: Origin,
+    file: Option<&ConfigFile>,
+    env: &dyn Environment,
+) -> Result<StorageConfig, ConfigError> {
+    let mut options = StorageOptions::default();
+    // For each option's index: where its key and its value are in the file.
+    let mut places: Vec<(Origin, Origin)> = Vec::new();
+    if let Some(file) = file {
+        let tables = [
+            (None, &file.settings.storage_options),
+            (Some("s3"), &file.settings.s3),
+            (Some("gs"), &file.settings.gcs),
+        ];
+        for (scheme, table) in tables {
+            for (key, value) in table.iter().flatten() {
+                let text = match value.get_ref() {
+                    toml::Value::String(text) => text.clone(),
+                    toml::Value::Boolean(flag) => flag.to_string(),
+                    toml::Value::Integer(n) => n.to_string(),
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            origin: file.origin(value),
+                            message: format!(
+                                "storage option {}: write a string, a whole number or true/false",
+                                key.get_ref()
+                            ),
+                        });
+                    }
+                };
+                let key_text = key.get_ref().clone();
+                match scheme {
+                    None => options.push(key_text, text),
+                    Some(scheme) => options.push_for(scheme, key_text, text),
+                };
+                places.push((file.origin(key), file.origin(value)));
+            }
+        }
+    }
+    let storage_env: ferry_storage::Environment = env.vars().into_iter().collect();
+    StorageConfig::from_url_with(url, &options, &storage_env).map_err(|e| {
+        let mut message = e.to_string();
+        let origin = match &e {
+            StorageError::Config(config) => match &config.culprit {
+                Culprit::OptionKey(i) => places[*i].0.clone(),
+                Culprit::OptionValue(i) => places[*i].1.clone(),
+                Culprit::Variable(name) => {
+                    // The origin names the variable; the message need not say it twice.
+                    let named = format!("environment variable {name}: ");
+                    message = message.replacen(&named, "", 1);
+                    // Origin names a variable by a static name; this one is leaked once, as start-up stops.
+                    Origin::Env(Box::leak(name.clone().into_boxed_str()))
+                }
+                Culprit::Url => url_origin,
+            },
+            _ => url_origin,
+        };
+        ConfigError::Invalid { origin, message }
+    })
+}
+
 pub(crate) fn parse_duration(text: &str, origin: Origin) -> Result<Duration, ConfigError> {
     humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
         origin,
@@ -560,6 +612,19 @@ mod tests {
             "environment variable FERRY_LOG_FORMAT: log format \"xml\" is unknown; write \"text\" or \"json\""
         );
 
+        write_file(
+            dir.path(),
+            "storage = \"s3://bucket\"\n[storage_options]\nendpont = \"http://127.0.0.1:9000\"\n",
+        );
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}:3:1: invalid storage configuration: unknown S3 storage option \"endpont\"; did you mean \"endpoint\"?",
+                file.display()
+            )
+        );
+
         let missing = Flags {
             config: Some(dir.path().join("nope.toml")),
             ..Flags::default()
@@ -568,6 +633,88 @@ mod tests {
         assert!(
             message.contains("nope.toml: cannot read the configuration file"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn a_storage_value_that_would_panic_object_store_is_refused_where_it_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "storage = \"s3://bucket/p\"\n\n[storage_options]\nendpoint = \"127.0.0.1:9000\"\n",
+        );
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:4:12: invalid storage configuration: storage option aws_endpoint: endpoint \"127.0.0.1:9000\" needs http:// or https://",
+                file.display()
+            )),
+            "{message}"
+        );
+        let message = load(
+            &Flags::default(),
+            &env(&[
+                ("FERRY_STORAGE", "s3://bucket"),
+                ("AWS_ENDPOINT", "minio:9000"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            message.starts_with("environment variable AWS_ENDPOINT: invalid storage configuration: endpoint \"minio:9000\" needs http:// or https://"),
+            "{message}"
+        );
+        write_file(
+            dir.path(),
+            "storage = \"s3://bucket\"\n[storage_options]\nallow_http = [1]\n",
+        );
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:3:14: storage option allow_http: write a string",
+                file.display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn storage_options_and_the_older_s3_table_reach_the_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "storage = \"s3://bucket\"\n[storage_options]\nallow_http = true\nmax_retries = 1\n\
+             [s3]\nendpoint = \"http://127.0.0.1:9000\"\nconnect_timeout_secs = 3\n\
+             [gcs]\nbase_url = \"http://127.0.0.1:4443\"\n",
+        );
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let environment = env(&[
+            ("AWS_ACCESS_KEY_ID", "id"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]);
+        let config = load(&flags, &environment).unwrap();
+        let StorageConfig::Cloud(s3) = &config.storage else {
+            panic!("{:?}", config.storage)
+        };
+        assert_eq!(s3.setting("aws_endpoint"), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.setting("allow_http"), Some("true"));
+        assert_eq!(s3.setting("connect_timeout"), Some("3s"));
+        assert_eq!(
+            s3.setting("google_base_url"),
+            None,
+            "[gcs] is for gs:// only"
+        );
+        assert_eq!(s3.max_retries(), 1);
+        assert_eq!(
+            config.storage.to_string(),
+            "s3://bucket (endpoint http://127.0.0.1:9000)"
         );
     }
 }

@@ -1,30 +1,25 @@
+//! The storage URL, the options table and the environment snapshot, and the store they open.
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use object_store::path::Path;
-use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 use serde::Deserialize;
 
-use crate::error::StorageError;
-use crate::gcs::GcsConfig;
+use crate::cloud::CloudConfig;
+use crate::error::{ConfigError, StorageError};
 use crate::object::ObjectModuleStore;
-use crate::s3::S3Config;
 use crate::store::ModuleStore;
 
-pub use crate::gcs::GcsOptions;
-pub use crate::s3::S3Options;
-
 /// Which backend holds the modules, chosen by a storage URL: `file://PATH`, `memory://`,
-/// `s3://BUCKET[/PREFIX]` or `gs://BUCKET[/PREFIX]`.
+/// `s3://BUCKET[/PREFIX]`, `gs://BUCKET[/PREFIX]` or `az://CONTAINER[/PREFIX]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageConfig {
     File(FileConfig),
     Memory,
-    S3(S3Config),
-    Gcs(GcsConfig),
+    /// A bucket (or container) of an `object_store` cloud backend, configured by its own keys.
+    Cloud(Box<CloudConfig>),
 }
 
 /// `file://PATH`: a directory in the GOPROXY layout, created if missing. `PATH` may be relative
@@ -34,15 +29,104 @@ pub struct FileConfig {
     pub root: PathBuf,
 }
 
-/// The backend options of the configuration file: the `[s3]` and `[gcs]` tables. Options
-/// of a backend the URL does not choose are ignored, so one file can hold both.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One option of the configuration file's storage table: a key as written (any spelling `object_store`
+/// accepts for the backend, or one of Ferry's own) and its value as text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageOption {
+    pub key: String,
+    pub value: String,
+    /// `Some(scheme)` for an option of a backend-specific table (the older `[s3]` and `[gcs]`): it applies
+    /// only to a store of that scheme and is ignored otherwise. `None`: it applies to whichever backend
+    /// the URL picks, and must be one of its keys.
+    pub only_for: Option<&'static str>,
+}
+
+/// The options table of the configuration file (`[storage_options]`), in the order written. An option
+/// set here wins over the same key from the environment.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct StorageOptions {
-    #[serde(default)]
-    pub s3: S3Options,
-    #[serde(default)]
-    pub gcs: GcsOptions,
+    options: Vec<StorageOption>,
+}
+
+impl StorageOptions {
+    /// Adds an option of the generic table; returns its index (the one a [`Culprit`](crate::Culprit) names).
+    pub fn push(&mut self, key: impl Into<String>, value: impl Into<String>) -> usize {
+        self.push_option(StorageOption {
+            key: key.into(),
+            value: value.into(),
+            only_for: None,
+        })
+    }
+
+    /// Adds an option that applies only to a store whose URL has `scheme` (`"s3"`, `"gs"`, `"az"`).
+    pub fn push_for(
+        &mut self,
+        scheme: &'static str,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> usize {
+        self.push_option(StorageOption {
+            key: key.into(),
+            value: value.into(),
+            only_for: Some(scheme),
+        })
+    }
+
+    fn push_option(&mut self, option: StorageOption) -> usize {
+        self.options.push(option);
+        self.options.len() - 1
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &StorageOption> {
+        self.options.iter()
+    }
+}
+
+/// A table of `key = value` where a value is a string, a whole number or a boolean (each handed to
+/// `object_store` as text), as in `[storage_options]`.
+impl<'de> Deserialize<'de> for StorageOptions {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Value {
+            Text(String),
+            Flag(bool),
+            Number(u64),
+        }
+        let table = BTreeMap::<String, Value>::deserialize(deserializer)?;
+        let mut options = StorageOptions::default();
+        for (key, value) in table {
+            let value = match value {
+                Value::Text(text) => text,
+                Value::Flag(flag) => flag.to_string(),
+                Value::Number(n) => n.to_string(),
+            };
+            options.push(key, value);
+        }
+        Ok(options)
+    }
+}
+
+impl fmt::Debug for StorageOptions {
+    /// Keys, and the values of keys that hold no secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for option in &self.options {
+            list.entry(&format_args!(
+                "{} = {}",
+                option.key,
+                crate::cloud::shown_value(&option.key, &option.value)
+            ));
+        }
+        list.finish()
+    }
+}
+
+impl fmt::Debug for StorageOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = crate::cloud::shown_value(&self.key, &self.value);
+        write!(f, "{} = {value}", self.key)
+    }
 }
 
 /// A snapshot of environment variables, taken by the caller (`std::env::vars().collect()`): the crate never
@@ -53,14 +137,15 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The variables whose names start with `prefix` (e.g. `AWS_`), in name order.
+    /// The non-empty variables whose names start with `prefix` (e.g. `AWS_`), in name order. An empty
+    /// variable counts as unset, as it does for a shell user.
     pub(crate) fn starting_with<'a>(
         &'a self,
         prefix: &'a str,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
         self.vars
             .iter()
-            .filter(move |(name, _)| name.starts_with(prefix))
+            .filter(move |(name, value)| name.starts_with(prefix) && !value.is_empty())
             .map(|(name, value)| (name.as_str(), value.as_str()))
     }
 }
@@ -84,97 +169,115 @@ impl fmt::Debug for Environment {
 }
 
 impl StorageConfig {
-    /// The backend named by `url`, with no configuration file options and an empty environment.
+    /// The backend named by `url`, with no options and an empty environment.
     pub fn from_url(url: &str) -> Result<StorageConfig, StorageError> {
         Self::from_url_with(url, &StorageOptions::default(), &Environment::default())
     }
 
-    /// The backend named by `url`, its options taken from `options` (the configuration file) over `env`
-    /// (the `AWS_*` variables for `s3://`, the `GOOGLE_*` ones for `gs://`).
+    /// The backend named by `url`, configured by `env` (the backend's `AWS_*`, `GOOGLE_*` or `AZURE_*`
+    /// variables) and then `options` (the configuration file's table), every value checked: a
+    /// configuration that is accepted here cannot make `object_store` panic later.
     pub fn from_url_with(
         url: &str,
         options: &StorageOptions,
         env: &Environment,
     ) -> Result<StorageConfig, StorageError> {
-        const SCHEMES: &str =
-            "file://PATH, memory://, s3://BUCKET[/PREFIX] or gs://BUCKET[/PREFIX]";
         let (scheme, rest) = url.split_once("://").ok_or_else(|| {
-            StorageError::Config(format!("{url:?} is not a storage URL; write {SCHEMES}"))
+            let forms = crate::cloud::url_forms();
+            ConfigError::url(format!("{url:?} is not a storage URL; write {forms}"))
         })?;
-        match scheme {
-            "file" if !rest.is_empty() => Ok(StorageConfig::File(FileConfig {
+        let config = match scheme {
+            "file" if !rest.is_empty() => StorageConfig::File(FileConfig {
                 root: PathBuf::from(rest),
-            })),
-            "file" => Err(StorageError::Config(format!(
-                "{url:?} names no directory; write file://PATH"
-            ))),
-            "memory" if rest.is_empty() => Ok(StorageConfig::Memory),
-            "memory" => Err(StorageError::Config(format!(
-                "{url:?}: write memory:// with nothing after it"
-            ))),
-            "s3" => {
-                let (bucket, prefix) = bucket_and_prefix("s3", rest)?;
-                Ok(StorageConfig::S3(S3Config::new(
-                    bucket,
-                    prefix,
-                    &options.s3,
-                    env,
-                )?))
+            }),
+            "file" => {
+                return Err(ConfigError::url(format!(
+                    "{url:?} names no directory; write file://PATH"
+                ))
+                .into());
             }
-            "gs" => {
-                let (bucket, prefix) = bucket_and_prefix("gs", rest)?;
-                Ok(StorageConfig::Gcs(GcsConfig::new(
-                    bucket,
-                    prefix,
-                    &options.gcs,
-                    env,
-                )?))
+            "memory" if rest.is_empty() => StorageConfig::Memory,
+            "memory" => {
+                return Err(ConfigError::url(format!(
+                    "{url:?}: write memory:// with nothing after it"
+                ))
+                .into());
             }
-            other => Err(StorageError::Config(format!(
-                "unknown storage scheme {other:?} in {url:?}; use {SCHEMES}"
-            ))),
+            _ => match crate::cloud::backend(scheme) {
+                Some(backend) => {
+                    StorageConfig::Cloud(Box::new(CloudConfig::new(backend, rest, options, env)?))
+                }
+                None => {
+                    return Err(ConfigError::url(format!(
+                        "unknown storage scheme {scheme:?} in {url:?}; use {}",
+                        crate::cloud::url_forms()
+                    ))
+                    .into());
+                }
+            },
+        };
+        if !matches!(config, StorageConfig::Cloud(_)) {
+            // Options of the generic table name keys of a cloud backend: with a local store they would
+            // be silently ignored.
+            if let Some((index, option)) = options
+                .iter()
+                .enumerate()
+                .find(|(_, o)| o.only_for.is_none())
+            {
+                return Err(ConfigError::new(
+                    crate::Culprit::OptionKey(index),
+                    format!(
+                        "storage option {:?} has no meaning for {url}; remove it, or use an \
+                         s3://, gs:// or az:// storage URL",
+                        option.key
+                    ),
+                )
+                .into());
+            }
         }
+        Ok(config)
     }
 
     /// Builds the store. A `file://` directory is created when missing; a bucket is not contacted (call
     /// [`ModuleStore::check`] to know whether it answers).
     pub fn open(&self) -> Result<Arc<dyn ModuleStore>, StorageError> {
-        let (backend, prefix, local_root): (Arc<dyn ObjectStore>, &str, _) = match self {
-            StorageConfig::File(FileConfig { root }) => {
-                std::fs::create_dir_all(root).map_err(|e| {
-                    StorageError::Config(format!(
-                        "cannot create the store directory {}: {e}",
-                        root.display()
-                    ))
-                })?;
-                let local =
-                    object_store::local::LocalFileSystem::new_with_prefix(root).map_err(|e| {
-                        StorageError::Config(format!(
-                            "cannot use {} as a store: {e}",
-                            root.display()
-                        ))
-                    })?;
-                // The directory as `LocalFileSystem` resolved it, for linking fetched zips into place.
-                let canonical = std::fs::canonicalize(root).map_err(|e| {
-                    StorageError::Config(format!("cannot use {} as a store: {e}", root.display()))
-                })?;
-                // Empty version directories left by deletes are removed, as a hand-made tree would be.
-                (
-                    Arc::new(local.with_automatic_cleanup(true)),
-                    "",
-                    Some(canonical),
-                )
+        match self {
+            StorageConfig::File(FileConfig { root }) => open_directory(root),
+            StorageConfig::Memory => {
+                let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+                Ok(Arc::new(ObjectModuleStore::new(memory, "")?))
             }
-            StorageConfig::Memory => (Arc::new(object_store::memory::InMemory::new()), "", None),
-            StorageConfig::S3(s3) => (Arc::new(s3.build()?), &s3.prefix, None),
-            StorageConfig::Gcs(gcs) => (Arc::new(gcs.build()?), &gcs.prefix, None),
-        };
-        let store = ObjectModuleStore::new(backend, prefix)?;
-        Ok(Arc::new(match local_root {
-            Some(root) => store.with_local_root(root),
-            None => store,
-        }))
+            StorageConfig::Cloud(cloud) => {
+                let backend = cloud.build()?;
+                Ok(Arc::new(ObjectModuleStore::new(backend, cloud.prefix())?))
+            }
+        }
     }
+}
+
+fn open_directory(root: &std::path::Path) -> Result<Arc<dyn ModuleStore>, StorageError> {
+    // Operator-facing only (start-up): naming the directory is the point.
+    let unusable = |e: std::io::Error| {
+        ConfigError::url(format!("cannot use {} as a store: {e}", root.display())).with_source(e)
+    };
+    std::fs::create_dir_all(root).map_err(|e| {
+        ConfigError::url(format!(
+            "cannot create the store directory {}: {e}",
+            root.display()
+        ))
+        .with_source(e)
+    })?;
+    // The directory as `LocalFileSystem` resolves it, for linking fetched zips into place and for keeping
+    // it out of messages.
+    let canonical = std::fs::canonicalize(root).map_err(unusable)?;
+    let local = object_store::local::LocalFileSystem::new_with_prefix(&canonical).map_err(|e| {
+        ConfigError::url(format!("cannot use {} as a store: {e}", root.display())).with_source(e)
+    })?;
+    // Empty version directories left by deletes are removed, as a hand-made tree would be.
+    let local: Arc<dyn ObjectStore> = Arc::new(local.with_automatic_cleanup(true));
+    Ok(Arc::new(
+        ObjectModuleStore::new(local, "")?.with_local_root(canonical),
+    ))
 }
 
 impl fmt::Display for StorageConfig {
@@ -183,137 +286,7 @@ impl fmt::Display for StorageConfig {
         match self {
             StorageConfig::File(FileConfig { root }) => write!(f, "file://{}", root.display()),
             StorageConfig::Memory => f.write_str("memory://"),
-            StorageConfig::S3(s3) => s3.fmt(f),
-            StorageConfig::Gcs(gcs) => gcs.fmt(f),
+            StorageConfig::Cloud(cloud) => cloud.fmt(f),
         }
     }
-}
-
-/// Splits `BUCKET[/PREFIX]` (what follows `s3://` or `gs://`) and checks both parts.
-fn bucket_and_prefix(scheme: &str, rest: &str) -> Result<(String, String), StorageError> {
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.contains('@') || bucket.contains(':') {
-        // Not echoed: what stands before the `@` may be a secret.
-        return Err(StorageError::Config(format!(
-            "a {scheme}:// storage URL carries no credentials or port; give them as options"
-        )));
-    }
-    let valid_bucket = !bucket.is_empty()
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(&b));
-    if !valid_bucket {
-        return Err(StorageError::Config(format!(
-            "{scheme}://{rest}: write {scheme}://BUCKET[/PREFIX] with a bucket name of lower-case \
-             letters, digits, '-', '.' and '_'"
-        )));
-    }
-    let prefix = prefix.trim_matches('/');
-    if !prefix.is_empty() {
-        Path::parse(prefix).map_err(|e| {
-            StorageError::Config(format!("{scheme}://{rest}: bad key prefix {prefix:?}: {e}"))
-        })?;
-    }
-    Ok((bucket.to_string(), prefix.to_string()))
-}
-
-/// The network settings every cloud backend shares, with defaults chosen so that a backend that is down
-/// or hangs fails a request within bounded time instead of hanging it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Network {
-    pub connect_timeout_secs: Option<u64>,
-    pub read_timeout_secs: Option<u64>,
-    pub request_timeout_secs: Option<u64>,
-    pub max_retries: Option<usize>,
-}
-
-/// Time allowed to open a connection.
-pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time allowed between two reads from the backend (also the wait for response headers). A stalled
-/// backend fails here. There is no overall request timeout by default: it would cut a large zip served
-/// to a slow client.
-pub(crate) const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Retries of a failed request (connection refused, timeout, 5xx), with backoff.
-pub(crate) const DEFAULT_MAX_RETRIES: usize = 2;
-
-impl Network {
-    /// The client options: Ferry's defaults, then `env_client` (client keys from the environment, e.g. a
-    /// proxy URL), then the explicit settings.
-    pub(crate) fn client_options(
-        &self,
-        mut client: ClientOptions,
-        env_client: Vec<(ClientConfigKey, String)>,
-    ) -> ClientOptions {
-        client = client
-            .with_connect_timeout(DEFAULT_CONNECT_TIMEOUT)
-            .with_read_timeout(DEFAULT_READ_TIMEOUT)
-            .with_timeout_disabled();
-        for (key, value) in env_client {
-            client = client.with_config(key, value);
-        }
-        if let Some(secs) = self.connect_timeout_secs {
-            client = client.with_connect_timeout(Duration::from_secs(secs));
-        }
-        if let Some(secs) = self.read_timeout_secs {
-            client = client.with_read_timeout(Duration::from_secs(secs));
-        }
-        match self.request_timeout_secs {
-            Some(0) | None => {}
-            Some(secs) => client = client.with_timeout(Duration::from_secs(secs)),
-        }
-        client
-    }
-
-    /// A few quick retries: a backend that is down is reported within seconds, not minutes.
-    pub(crate) fn retry(&self) -> RetryConfig {
-        RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(2),
-                base: 2.0,
-            },
-            max_retries: self.max_retries.unwrap_or(DEFAULT_MAX_RETRIES),
-            retry_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// Parses a boolean option the way object_store does for its own variables.
-pub(crate) fn parse_bool(name: &str, value: &str) -> Result<bool, StorageError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(StorageError::Config(format!(
-            "{name}={value:?} is not a boolean; write true or false"
-        ))),
-    }
-}
-
-/// How a secret option shows in `Debug`.
-pub(crate) fn redacted(secret: &Option<String>) -> Option<&'static str> {
-    secret.as_ref().map(|_| "<redacted>")
-}
-
-/// `SCHEME://BUCKET[/PREFIX][ (endpoint E)]`: how a cloud store shows in logs and messages (no credentials).
-pub(crate) fn fmt_bucket(
-    f: &mut fmt::Formatter<'_>,
-    scheme: &str,
-    bucket: &str,
-    prefix: &str,
-    endpoint: Option<&str>,
-) -> fmt::Result {
-    write!(f, "{scheme}://{bucket}")?;
-    if !prefix.is_empty() {
-        write!(f, "/{prefix}")?;
-    }
-    if let Some(endpoint) = endpoint {
-        write!(f, " (endpoint {endpoint})")?;
-    }
-    Ok(())
-}
-
-/// The names of further environment variables handed to a backend, without their values (which may be
-/// credentials).
-pub(crate) fn variable_names(variables: &[(String, String)]) -> Vec<&str> {
-    variables.iter().map(|(name, _)| name.as_str()).collect()
 }

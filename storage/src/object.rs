@@ -1,3 +1,4 @@
+//! [`ObjectModuleStore`]: the one [`ModuleStore`], over any `object_store` backend.
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -5,11 +6,12 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
-use crate::error::StorageError;
+use crate::error::{ConfigError, Failure, StorageError};
 use crate::store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};
 use ferry_module::{ModulePath, Version};
 
@@ -22,14 +24,13 @@ const UPLOAD_READ_SIZE: usize = 1024 * 1024;
 /// Zips larger than this are uploaded in parts (multipart upload on S3/GCS, a staged file on disk).
 const MULTIPART_THRESHOLD: usize = 8 * 1024 * 1024;
 
-/// The module store over any `object_store` backend (filesystem, memory, S3, GCS), under a key prefix.
+/// The module store over any `object_store` backend (filesystem, memory, S3, GCS, Azure), under a key
+/// prefix (object_store's `PrefixStore`).
 #[derive(Debug)]
 pub struct ObjectModuleStore {
     store: Arc<dyn ObjectStore>,
-    /// Either empty or `a/b/` (always ending in `/`), prepended to every key.
-    prefix: String,
     /// For a store on local disk, its directory: a zip file handed to `save` is then linked into place
-    /// rather than copied.
+    /// rather than copied, and the directory is kept out of error messages.
     local_root: Option<std::path::PathBuf>,
 }
 
@@ -37,16 +38,16 @@ impl ObjectModuleStore {
     /// `prefix` is a `/`-separated key prefix (empty for the root); it must be a valid object path.
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<Self, StorageError> {
         let trimmed = prefix.trim_matches('/');
-        let prefix = if trimmed.is_empty() {
-            String::new()
+        let store = if trimmed.is_empty() {
+            store
         } else {
-            Path::parse(trimmed)
-                .map_err(|e| StorageError::Config(format!("bad key prefix {prefix:?}: {e}")))?;
-            format!("{trimmed}/")
+            let prefix = Path::parse(trimmed).map_err(|e| {
+                ConfigError::url(format!("bad key prefix {prefix:?}: {e}")).with_source(e)
+            })?;
+            Arc::new(PrefixStore::new(store, prefix))
         };
         Ok(ObjectModuleStore {
             store,
-            prefix,
             local_root: None,
         })
     }
@@ -60,7 +61,7 @@ impl ObjectModuleStore {
     }
 
     fn version_dir(&self, module: &ModulePath) -> Result<Path, StorageError> {
-        self.path(format!("{}{}/@v", self.prefix, module.escaped()))
+        self.path(format!("{}/@v", module.escaped()))
     }
 
     fn file(
@@ -70,8 +71,7 @@ impl ObjectModuleStore {
         extension: &str,
     ) -> Result<Path, StorageError> {
         self.path(format!(
-            "{}{}/@v/{}.{extension}",
-            self.prefix,
+            "{}/@v/{}.{extension}",
             module.escaped(),
             version.escaped()
         ))
@@ -80,22 +80,43 @@ impl ObjectModuleStore {
     fn path(&self, key: String) -> Result<Path, StorageError> {
         // Validated module paths and versions always form valid keys; this guards the invariant anyway.
         Path::parse(&key)
-            .map_err(|e| StorageError::Unavailable(format!("invalid key {key:?}: {e}")))
+            .map_err(|e| StorageError::Unavailable(Failure::new(format!("invalid key {key:?}"), e)))
+    }
+
+    /// An object_store error on `key`, its message made safe to show: a local store's directory is
+    /// removed from it, leaving the key.
+    fn fail(&self, error: object_store::Error, key: &str) -> StorageError {
+        StorageError::from_object_store(error, key, &self.redactor())
+    }
+
+    fn redact(&self, message: String) -> String {
+        self.redactor()(message)
+    }
+
+    /// What `redact` does, owned, for a stream that outlives `&self`.
+    fn redactor(&self) -> impl Fn(String) -> String + Send + Sync + 'static {
+        let root = self.local_root.as_ref().map(|r| r.display().to_string());
+        move |message: String| match &root {
+            Some(root) => message
+                .replace(&format!("{root}/"), "")
+                .replace(root.as_str(), "<store>"),
+            None => message,
+        }
     }
 
     async fn read(&self, path: &Path) -> Result<Bytes, StorageError> {
         let result = self.store.get(path).await;
-        let result = result.map_err(|e| StorageError::from_object_store(e, path.as_ref()))?;
+        let result = result.map_err(|e| self.fail(e, path.as_ref()))?;
         result
             .bytes()
             .await
-            .map_err(|e| StorageError::from_object_store(e, path.as_ref()))
+            .map_err(|e| self.fail(e, path.as_ref()))
     }
 
     async fn remove(&self, path: &Path) -> Result<(), StorageError> {
         match self.store.delete(path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(StorageError::from_object_store(e, path.as_ref())),
+            Err(e) => Err(self.fail(e, path.as_ref())),
         }
     }
 
@@ -136,7 +157,7 @@ impl ObjectModuleStore {
                 Ok(bytes) => writer
                     .put(bytes)
                     .await
-                    .map_err(|e| StorageError::from_object_store(e, path.as_ref())),
+                    .map_err(|e| self.fail(e, path.as_ref())),
                 Err(e) => Err(StorageError::Source(e)),
             };
             if let Err(e) = written {
@@ -147,7 +168,8 @@ impl ObjectModuleStore {
         // A failed shutdown has already aborted its multipart upload (and `abort` after `shutdown`
         // panics), so the error is all there is to handle.
         if let Err(e) = writer.shutdown().await {
-            return Err(StorageError::Unavailable(format!("{path}: {e}")));
+            let message = self.redact(format!("{path}: {e}"));
+            return Err(StorageError::Unavailable(Failure::new(message, e)));
         }
         Ok(())
     }
@@ -160,7 +182,7 @@ impl ModuleStore for ObjectModuleStore {
         let listing = match self.store.list_with_delimiter(Some(&dir)).await {
             Ok(listing) => listing,
             Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(StorageError::from_object_store(e, dir.as_ref())),
+            Err(e) => return Err(self.fail(e, dir.as_ref())),
         };
         // Only `<version>.info` names a listed version; a Go module cache's `.lock`, `.ziphash`, `list`
         // and partial files are ignored, and so are names that are not canonical versions.
@@ -192,9 +214,10 @@ impl ModuleStore for ObjectModuleStore {
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
         let path = self.file(module, version, "zip")?;
         let result = self.store.get(&path).await;
-        let result = result.map_err(|e| StorageError::from_object_store(e, path.as_ref()))?;
+        let result = result.map_err(|e| self.fail(e, path.as_ref()))?;
         let len = result.meta.size;
         let key = path.to_string();
+        let redact = self.redactor();
         let stream = match result.payload {
             // object_store reads a local file in 8 KiB chunks, each a trip to the blocking pool; reads of
             // LOCAL_READ_SIZE serve a zip several times faster (scripts/measure-memory.sh 256 1: from about
@@ -202,12 +225,15 @@ impl ModuleStore for ObjectModuleStore {
             GetResultPayload::File(file, _) if result.range == (0..len) => {
                 let file = tokio::fs::File::from_std(file).take(len);
                 ReaderStream::with_capacity(file, LOCAL_READ_SIZE)
-                    .map_err(move |e| StorageError::Unavailable(format!("reading {key}: {e}")))
+                    // An io::Error of a read names no path.
+                    .map_err(move |e| {
+                        StorageError::Unavailable(Failure::new(format!("reading {key}: {e}"), e))
+                    })
                     .boxed()
             }
             payload => GetResult { payload, ..result }
                 .into_stream()
-                .map_err(move |e| StorageError::from_object_store(e, &key))
+                .map_err(move |e| StorageError::from_object_store(e, &key, &redact))
                 .boxed(),
         };
         Ok(ZipStream { len, stream })
@@ -218,7 +244,7 @@ impl ModuleStore for ObjectModuleStore {
         match self.store.head(&path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(StorageError::from_object_store(e, path.as_ref())),
+            Err(e) => Err(self.fail(e, path.as_ref())),
         }
     }
 
@@ -241,7 +267,7 @@ impl ModuleStore for ObjectModuleStore {
             .await
         {
             self.undo(&[&zip]).await;
-            return Err(StorageError::from_object_store(e, go_mod.as_ref()));
+            return Err(self.fail(e, go_mod.as_ref()));
         }
         // The `.info` goes last: once it is stored, the version is listed with all its files present.
         if let Err(e) = self
@@ -250,7 +276,7 @@ impl ModuleStore for ObjectModuleStore {
             .await
         {
             self.undo(&[&go_mod, &zip]).await;
-            return Err(StorageError::from_object_store(e, info.as_ref()));
+            return Err(self.fail(e, info.as_ref()));
         }
         Ok(Saved::Written)
     }
@@ -266,13 +292,14 @@ impl ModuleStore for ObjectModuleStore {
         // Listing a prefix that never holds anything: an empty answer proves the backend answers and the
         // bucket exists, without writes. A HEAD would not do: S3 and GCS answer a missing bucket with the
         // same 404 as a missing key.
-        let probe = self.path(format!("{}.ferry-readiness-probe", self.prefix))?;
+        let probe = self.path(".ferry-readiness-probe".to_string())?;
         match self.store.list_with_delimiter(Some(&probe)).await {
             Ok(_) => Ok(()),
-            Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::Unavailable(
-                format!("the bucket of the store does not exist: {e}"),
-            )),
-            Err(e) => Err(StorageError::Unavailable(e.to_string())),
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                let message = self.redact(format!("the bucket of the store does not exist: {e}"));
+                Err(StorageError::Unavailable(Failure::new(message, e)))
+            }
+            Err(e) => Err(self.fail(e, probe.as_ref())),
         }
     }
 }
@@ -310,7 +337,14 @@ async fn link_into_place(
     .await;
     match linked {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(StorageError::Unavailable(format!("storing the zip: {e}"))),
-        Err(e) => Err(StorageError::Unavailable(format!("storing the zip: {e}"))),
+        // std::fs errors name no path.
+        Ok(Err(e)) => Err(StorageError::Unavailable(Failure::new(
+            format!("storing the zip: {e}"),
+            e,
+        ))),
+        Err(e) => Err(StorageError::Unavailable(Failure::new(
+            "storing the zip: the copy task failed",
+            e,
+        ))),
     }
 }

@@ -1,3 +1,4 @@
+//! The [`ModuleStore`] trait and the values it takes and gives.
 use std::fmt::Debug;
 
 use async_trait::async_trait;

@@ -22,6 +22,9 @@ pub use go::{GoHome, go_binary, go_env};
 pub use in_process::InProcess;
 pub use logs::{capture_logs, logged};
 pub use process::{Process, clean_command};
-pub use servers::{closed_port, server_vars, unique_prefix};
+pub use servers::{
+    CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,
+    unique_prefix,
+};
 pub use upstream::{Behaviour, Upstream};
 pub use wait::eventually;

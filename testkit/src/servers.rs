@@ -1,4 +1,4 @@
-//! The real S3 and GCS servers the storage tests run against, started by `scripts/test-servers.sh start`,
+//! The real S3, GCS and Azure servers the storage tests run against, started by `scripts/test-servers.sh start`,
 //! which exports where they are in `FERRY_TEST_*` variables.
 
 use std::io::Write;
@@ -52,4 +52,121 @@ pub fn unique_prefix() -> String {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// A cloud backend's test server, as a deployment would reach it: the storage URL's scheme and bucket
+/// (or container), and the backend's standard environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
+#[derive(Debug, Clone)]
+pub struct CloudServer {
+    /// `s3`, `gs` or `az`.
+    pub scheme: &'static str,
+    pub bucket: String,
+    /// Where the server listens (`http://127.0.0.1:PORT`).
+    pub endpoint: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl CloudServer {
+    /// A storage URL under a prefix no other test uses, so the store starts empty.
+    pub fn fresh_url(&self) -> String {
+        format!("{}://{}/{}", self.scheme, self.bucket, unique_prefix())
+    }
+
+    /// The value of one of the environment variables.
+    pub fn var(&self, name: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("{name} is not among the {} variables", self.scheme))
+    }
+
+    /// The same variables with `name` set to `value`.
+    pub fn with_var(mut self, name: &str, value: &str) -> CloudServer {
+        self.env.retain(|(n, _)| n != name);
+        self.env.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The S3 server (s3s-fs, which checks SigV4 signatures), reached with a static key.
+pub fn s3_server() -> Option<CloudServer> {
+    let [endpoint, bucket, key_id, secret] = server_vars(
+        "S3",
+        [
+            "FERRY_TEST_S3_ENDPOINT",
+            "FERRY_TEST_S3_BUCKET",
+            "FERRY_TEST_S3_ACCESS_KEY_ID",
+            "FERRY_TEST_S3_SECRET_ACCESS_KEY",
+        ],
+    )?;
+    Some(s3_server_at(&endpoint, &bucket, &key_id, &secret))
+}
+
+/// An S3 server at `endpoint` (which may be a port where nothing listens), as [`s3_server`] reaches it.
+pub fn s3_server_at(endpoint: &str, bucket: &str, key_id: &str, secret: &str) -> CloudServer {
+    CloudServer {
+        scheme: "s3",
+        bucket: bucket.to_string(),
+        endpoint: endpoint.to_string(),
+        env: pairs(&[
+            ("AWS_ENDPOINT", endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", key_id),
+            ("AWS_SECRET_ACCESS_KEY", secret),
+        ]),
+    }
+}
+
+/// The GCS emulator (fake-gcs-server), reached through a service-account file that names it and turns
+/// OAuth off.
+pub fn gcs_server() -> Option<CloudServer> {
+    let [endpoint, bucket, service_account] = server_vars(
+        "GCS",
+        [
+            "FERRY_TEST_GCS_ENDPOINT",
+            "FERRY_TEST_GCS_BUCKET",
+            "FERRY_TEST_GCS_SERVICE_ACCOUNT",
+        ],
+    )?;
+    Some(CloudServer {
+        scheme: "gs",
+        bucket,
+        endpoint,
+        env: pairs(&[("GOOGLE_SERVICE_ACCOUNT", &service_account)]),
+    })
+}
+
+/// Azurite's blob service, reached with its account name and key (checked: SharedKey signatures) at
+/// the account's path-style URL.
+pub fn azure_server() -> Option<CloudServer> {
+    let [endpoint, container, account, key] = server_vars(
+        "Azure (Azurite)",
+        [
+            "FERRY_TEST_AZURE_ENDPOINT",
+            "FERRY_TEST_AZURE_CONTAINER",
+            "FERRY_TEST_AZURE_ACCOUNT",
+            "FERRY_TEST_AZURE_KEY",
+        ],
+    )?;
+    let account_url = format!("{}/{account}", endpoint.trim_end_matches('/'));
+    Some(CloudServer {
+        scheme: "az",
+        bucket: container,
+        endpoint,
+        env: pairs(&[
+            ("AZURE_STORAGE_ACCOUNT_NAME", &account),
+            ("AZURE_STORAGE_ACCOUNT_KEY", &key),
+            ("AZURE_STORAGE_ENDPOINT", &account_url),
+            ("AZURE_ALLOW_HTTP", "true"),
+        ]),
+    })
 }

@@ -1,4 +1,4 @@
-//! Ferry on S3 and GCS, end to end: the real `go` builds through Ferry while it fills a bucket from a
+//! Ferry on S3, GCS and Azure Blob Storage, end to end: the real `go` builds through Ferry while it fills a bucket from a
 //! fixture upstream; then a fresh `ferry` process, with the upstream gone, serves the same build from the
 //! bucket alone. And what a user sees when the bucket's server is down: 503s and not-ready, until it returns.
 //! The servers are the ones `scripts/test.sh` starts (`scripts/test-servers.sh`).
@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Ferry, ferry, get, save, serving};
 use ferry::config::{self, Flags};
-use ferry_testkit::{FixtureModule, GoHome, Upstream, closed_port, server_vars, unique_prefix};
+use ferry_testkit::{
+    CloudServer, FixtureModule, GoHome, Upstream, azure_server, closed_port, gcs_server, s3_server,
+    s3_server_at,
+};
 
 /// A bucket to test against: its storage URL (with a fresh prefix) and the environment that reaches it.
 struct Bucket {
@@ -17,43 +20,13 @@ struct Bucket {
     env: BTreeMap<String, String>,
 }
 
-fn s3_bucket() -> Option<Bucket> {
-    let names = [
-        "FERRY_TEST_S3_ENDPOINT",
-        "FERRY_TEST_S3_BUCKET",
-        "FERRY_TEST_S3_ACCESS_KEY_ID",
-        "FERRY_TEST_S3_SECRET_ACCESS_KEY",
-    ];
-    let [endpoint, bucket, key_id, secret] = server_vars("S3", names)?;
-    Some(s3_bucket_at(&endpoint, &bucket, &key_id, &secret))
-}
-
-fn s3_bucket_at(endpoint: &str, bucket: &str, key_id: &str, secret: &str) -> Bucket {
-    let env = [
-        ("AWS_ENDPOINT", endpoint),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", key_id),
-        ("AWS_SECRET_ACCESS_KEY", secret),
-    ];
-    Bucket {
-        url: format!("s3://{bucket}/{}", unique_prefix()),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+impl From<CloudServer> for Bucket {
+    fn from(server: CloudServer) -> Bucket {
+        Bucket {
+            url: server.fresh_url(),
+            env: server.env.into_iter().collect(),
+        }
     }
-}
-
-fn gcs_bucket() -> Option<Bucket> {
-    let [bucket, service_account] = server_vars(
-        "GCS",
-        ["FERRY_TEST_GCS_BUCKET", "FERRY_TEST_GCS_SERVICE_ACCOUNT"],
-    )?;
-    Some(Bucket {
-        url: format!("gs://{bucket}/{}", unique_prefix()),
-        env: [("GOOGLE_SERVICE_ACCOUNT".to_string(), service_account)].into(),
-    })
 }
 
 fn fixtures() -> Vec<FixtureModule> {
@@ -148,14 +121,20 @@ async fn build_through_ferry_then_serve_from_the_bucket_alone(bucket: Bucket) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_builds_through_ferry_on_s3_and_a_fresh_ferry_serves_from_the_bucket_alone() {
-    let Some(bucket) = s3_bucket() else { return };
-    build_through_ferry_then_serve_from_the_bucket_alone(bucket).await;
+    let Some(server) = s3_server() else { return };
+    build_through_ferry_then_serve_from_the_bucket_alone(server.into()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn go_builds_through_ferry_on_gcs_and_a_fresh_ferry_serves_from_the_bucket_alone() {
-    let Some(bucket) = gcs_bucket() else { return };
-    build_through_ferry_then_serve_from_the_bucket_alone(bucket).await;
+    let Some(server) = gcs_server() else { return };
+    build_through_ferry_then_serve_from_the_bucket_alone(server.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_builds_through_ferry_on_azure_and_a_fresh_ferry_serves_from_the_container_alone() {
+    let Some(server) = azure_server() else { return };
+    build_through_ferry_then_serve_from_the_bucket_alone(server.into()).await;
 }
 
 /// Forwards every connection on `listener` to `target`: the S3 server "coming back" on the address Ferry
@@ -176,23 +155,13 @@ async fn forward(listener: tokio::net::TcpListener, target: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_backend_answers_503_and_not_ready_until_it_returns() {
-    let names = [
-        "FERRY_TEST_S3_ENDPOINT",
-        "FERRY_TEST_S3_BUCKET",
-        "FERRY_TEST_S3_ACCESS_KEY_ID",
-        "FERRY_TEST_S3_SECRET_ACCESS_KEY",
-    ];
-    let Some([endpoint, bucket, key_id, secret]) = server_vars("S3", names) else {
-        return;
-    };
+    let Some(server) = s3_server() else { return };
+    let endpoint = server.endpoint.clone();
     // Ferry is configured with an address where, for now, nothing listens.
     let port = closed_port();
-    let down = s3_bucket_at(
-        &format!("http://127.0.0.1:{port}"),
-        &bucket,
-        &key_id,
-        &secret,
-    );
+    let down: Bucket = server
+        .with_var("AWS_ENDPOINT", &format!("http://127.0.0.1:{port}"))
+        .into();
     let store = ferry_storage::StorageConfig::from_url_with(
         &down.url,
         &Default::default(),
@@ -256,12 +225,13 @@ async fn a_down_backend_answers_503_and_not_ready_until_it_returns() {
 #[test]
 fn start_up_with_an_unreachable_backend_fails_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let down = s3_bucket_at(
+    let down: Bucket = s3_server_at(
         &format!("http://127.0.0.1:{}", closed_port()),
         "ferry-test",
         "id",
         "secret-7a1b",
-    );
+    )
+    .into();
     let output = ferry()
         .current_dir(dir.path())
         .envs(&down.env)
@@ -280,4 +250,36 @@ fn start_up_with_an_unreachable_backend_fails_with_a_clear_message() {
         !stderr.contains("secret-7a1b"),
         "credentials never appear in messages: {stderr}"
     );
+}
+
+#[test]
+fn start_up_with_an_endpoint_without_a_scheme_stops_with_the_fix_instead_of_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "storage = \"s3://ferry-test/p\"\n\n[storage_options]\nendpoint = \"127.0.0.1:9000\"\n\
+         access_key_id = \"id\"\nsecret_access_key = \"secret-5c9d\"\n",
+    )
+    .unwrap();
+    let output = ferry()
+        .current_dir(dir.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ])
+        .env("FERRY_DOWNLOAD_MODE", "none")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{}:4:12: ", config.display()))
+            && stderr.contains("needs http:// or https://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("secret-5c9d"), "{stderr}");
 }

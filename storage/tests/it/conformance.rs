@@ -1,6 +1,5 @@
-//! The storage conformance suite: plain functions every backend must pass. A backend's test file makes a
+//! The storage conformance suite: plain functions every backend must pass. A backend's module makes a
 //! fresh, empty store and runs them all with `conformance_suite!(async { store })`.
-#![allow(dead_code)] // each backend's test binary uses the suite through the macro
 
 use std::sync::Arc;
 
@@ -271,7 +270,7 @@ pub async fn check_reports_ready(store: &dyn ModuleStore) {
 /// How long a store over a backend that is down may take to say so (a few quick retries, with backoff).
 pub const UNAVAILABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// For a store whose backend is down (not a suite test: a backend's file makes such a store and calls
+/// For a store whose backend is down (not a suite test: a backend's module makes such a store and calls
 /// this): every read and `check` answers `Unavailable` within bounded time, never `NotFound`, never a hang.
 pub async fn down_backend_is_unavailable(store: &dyn ModuleStore) {
     let (m, v) = (module("example.com/down"), version("v1.0.0"));
@@ -302,7 +301,7 @@ async fn unavailable_within<T>(
     }
 }
 
-/// What a backend's test file hands to `conformance_suite!`: a store, or `None` when the backend's test
+/// What a backend's module hands to `conformance_suite!`: a store, or `None` when the backend's test
 /// server is not there and the test is skipped (with a loud message, printed by whoever returned `None`).
 pub trait MaybeStore {
     fn into_store(self) -> Option<Arc<dyn ModuleStore>>;
@@ -322,7 +321,6 @@ impl MaybeStore for Option<Arc<dyn ModuleStore>> {
 
 /// One `#[tokio::test]` per conformance function, each on a fresh store made by `$make` (a future of a
 /// store, or of `Option<store>` for a backend whose server may be missing).
-#[macro_export]
 macro_rules! conformance_suite {
     ($make:expr) => {
         conformance_suite!($make, large_zip: true);
@@ -330,60 +328,60 @@ macro_rules! conformance_suite {
     ($make:expr, large_zip: $large:expr) => {
         #[tokio::test]
         async fn not_found_for_each_read() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::not_found_for_each_read(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::not_found_for_each_read(&*store).await
         }
         #[tokio::test]
         async fn round_trip_is_byte_exact() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::round_trip_is_byte_exact(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::round_trip_is_byte_exact(&*store).await
         }
         #[tokio::test]
         async fn a_zip_file_is_stored_and_outlives_its_source() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::a_zip_file_is_stored_and_outlives_its_source(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::a_zip_file_is_stored_and_outlives_its_source(&*store).await
         }
         #[tokio::test]
         async fn list_is_exact_and_semver_sorted() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::list_is_exact_and_semver_sorted(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::list_is_exact_and_semver_sorted(&*store).await
         }
         #[tokio::test]
         async fn lists_are_isolated_between_neighbours() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::lists_are_isolated_between_neighbours(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::lists_are_isolated_between_neighbours(&*store).await
         }
         #[tokio::test]
         async fn delete_unlists_and_removes() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::delete_unlists_and_removes(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::delete_unlists_and_removes(&*store).await
         }
         #[tokio::test]
         async fn failed_save_leaves_nothing_visible() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::failed_save_leaves_nothing_visible(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::failed_save_leaves_nothing_visible(&*store).await
         }
         #[tokio::test]
         async fn concurrent_saves_agree() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::concurrent_saves_agree(store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::concurrent_saves_agree(store).await
         }
         #[tokio::test]
         async fn resave_is_idempotent() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::resave_is_idempotent(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::resave_is_idempotent(&*store).await
         }
         #[tokio::test]
         async fn large_zip_streams_both_ways() {
             if $large {
-                let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::large_zip_streams_both_ways(&*store).await
+                let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::large_zip_streams_both_ways(&*store).await
             }
         }
         #[tokio::test]
         async fn check_reports_ready() {
-            let Some(store) = conformance::MaybeStore::into_store($make.await) else { return };
-            conformance::check_reports_ready(&*store).await
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::check_reports_ready(&*store).await
         }
     };
 }

@@ -1,6 +1,4 @@
 //! The conformance suite on the memory backend (`memory://`).
-mod conformance;
-
 use std::sync::Arc;
 
 use ferry_storage::{ModuleStore, StorageConfig};

@@ -1,10 +1,8 @@
 //! The conformance suite on the filesystem backend (`file://`), plus what only a directory can show:
 //! hand-filled GOPROXY trees and Go module caches served as they are.
-mod conformance;
-
 use std::sync::Arc;
 
-use conformance::{module, read_zip, version};
+use crate::conformance::{module, read_zip, version};
 use ferry_storage::{ModuleStore, StorageConfig};
 use ferry_testkit::{FixtureModule, GoHome, write_goproxy_tree};
 
@@ -84,4 +82,51 @@ async fn storage_urls_are_checked() {
             || error.contains("write memory://");
         assert!(names_a_fix, "{bad:?}: the message names the fix: {error}");
     }
+}
+
+/// A failure of the directory store is told without the directory (the message may reach a client), and
+/// the filesystem's own error, with its path, stays in the source chain for the operator.
+#[tokio::test]
+async fn a_failing_directory_store_keeps_its_path_out_of_the_message_and_in_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    let store = StorageConfig::from_url(&format!("file://{}", root.display()))
+        .unwrap()
+        .open()
+        .unwrap();
+    // A file where the module's version directory must go: no write can succeed under it.
+    std::fs::create_dir_all(root.join("example.com/blocked")).unwrap();
+    std::fs::write(root.join("example.com/blocked/@v"), "not a directory").unwrap();
+    let fixture = FixtureModule::package("example.com/blocked", "v1.0.0");
+    let error = store
+        .save(
+            &module("example.com/blocked"),
+            &version("v1.0.0"),
+            crate::conformance::files_of(&fixture),
+        )
+        .await
+        .expect_err("saving under a file");
+    assert!(
+        matches!(error, ferry_storage::StorageError::Unavailable(_)),
+        "{error:?}"
+    );
+    let shown = error.to_string();
+    assert!(
+        shown.contains("example.com/blocked/@v"),
+        "names the key: {shown}"
+    );
+    assert!(
+        !shown.contains(root.to_str().unwrap()),
+        "shows the directory: {shown}"
+    );
+    let mut chain = String::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(e) = source {
+        chain.push_str(&format!("{e}; "));
+        source = e.source();
+    }
+    assert!(
+        chain.contains(root.to_str().unwrap()),
+        "the source keeps the detail: {chain}"
+    );
 }
