@@ -19,6 +19,8 @@ pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub(crate) const SHORT_LIVED: &str = "public, max-age=60";
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+/// What a 503 for busy fetch slots tells the client to wait, in seconds: about the time a fetch takes.
+const RETRY_AFTER_BUSY: u64 = 5;
 
 /// An answer before the headers common to all responses are added.
 pub(crate) struct Answer {
@@ -27,6 +29,8 @@ pub(crate) struct Answer {
     cache: Option<&'static str>,
     etag: Option<String>,
     location: Option<HeaderValue>,
+    /// Seconds after which a client may try again (a 503 for a local, passing condition).
+    retry_after: Option<u64>,
     content_length: Option<u64>,
     body: Body,
 }
@@ -39,6 +43,7 @@ impl Answer {
             cache: Some(cache),
             etag: None,
             location: None,
+            retry_after: None,
             content_length: Some(bytes.len() as u64),
             body: body::full(bytes),
         }
@@ -55,6 +60,7 @@ impl Answer {
             cache: None,
             etag: None,
             location: None,
+            retry_after: None,
             content_length: Some(text.len() as u64),
             body: body::full(text),
         }
@@ -68,6 +74,7 @@ impl Answer {
             cache: None,
             etag: None,
             location: None,
+            retry_after: None,
             content_length: Some(len),
             body,
         }
@@ -108,6 +115,12 @@ impl From<FillError> for Answer {
             FillError::Fetch(fetch) => return Answer::from(&**fetch),
             FillError::Storage(storage) => return Answer::from(storage.as_ref()),
             FillError::Unusable(_) => StatusCode::BAD_GATEWAY,
+            // A local condition that passes: the slots free up as fills end.
+            FillError::Busy(_) | FillError::Abandoned => {
+                let mut answer = Answer::text(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
+                answer.retry_after = Some(RETRY_AFTER_BUSY);
+                return answer;
+            }
             FillError::Internal { .. } => return internal_error(&error),
         };
         Answer::text(status, error.to_string())
@@ -175,6 +188,7 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
         cache,
         etag,
         location,
+        retry_after,
         content_length,
         body,
     } = answer;
@@ -195,6 +209,9 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
     }
     if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         headers.insert(header::ETAG, etag);
+    }
+    if let Some(seconds) = retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     if let Some(location) = location {
         headers.insert(header::LOCATION, location);
@@ -244,6 +261,7 @@ pub(crate) fn not_modified(etag: String) -> Answer {
         cache: Some(IMMUTABLE),
         etag: Some(etag),
         location: None,
+        retry_after: None,
         content_length: None,
         body: body::empty(),
     }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::server::ServerSettings;
-use crate::upstream::BackgroundSettings;
+use crate::upstream::FillSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 pub const DEFAULT_STORAGE: &str = "file://./ferry-data";
@@ -82,7 +82,7 @@ pub struct Config {
     /// What the policy was loaded from, to load it again on SIGHUP.
     pub policy_sources: PolicySourceValues,
     pub fetcher: FetcherConfig,
-    pub background: BackgroundSettings,
+    pub fills: FillSettings,
 }
 
 /// The download-mode settings as found, owned, so the policy can be loaded again (on SIGHUP).
@@ -191,6 +191,7 @@ struct FetcherSettings {
     work_dir: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
     max_concurrent: Option<Spanned<u32>>,
+    slot_wait: Option<Spanned<String>>,
     async_workers: Option<Spanned<u32>>,
     async_queue_size: Option<Spanned<u32>>,
     /// `GO*` variables for the `go` command, overriding Ferry's own environment.
@@ -388,11 +389,6 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
     }) {
         fetcher.timeout = parse_duration(&text, origin)?;
     }
-    fetcher.max_concurrent = count(
-        "FERRY_FETCH_CONCURRENCY",
-        |f| f.fetcher.as_ref()?.max_concurrent.as_ref(),
-        fetcher.max_concurrent,
-    )?;
     fetcher.go_env = file
         .as_ref()
         .and_then(|f| f.settings.fetcher.as_ref()?.go_env.clone())
@@ -406,19 +402,32 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         )?,
         ..server
     };
-    let background_defaults = BackgroundSettings::default();
-    let background = BackgroundSettings {
+    let fill_defaults = FillSettings::default();
+    let fills = FillSettings {
+        fills: count(
+            "FERRY_FETCH_CONCURRENCY",
+            |f| f.fetcher.as_ref()?.max_concurrent.as_ref(),
+            fill_defaults.fills,
+        )?,
+        slot_wait: match lookup.get(("", None), "FERRY_FETCH_SLOT_WAIT", |f| {
+            f.fetcher.as_ref()?.slot_wait.as_ref()
+        }) {
+            Some((text, origin)) => parse_duration(&text, origin)?,
+            None => fill_defaults.slot_wait,
+        },
         workers: count(
             "FERRY_ASYNC_WORKERS",
             |f| f.fetcher.as_ref()?.async_workers.as_ref(),
-            background_defaults.workers,
+            fill_defaults.workers,
         )?,
         queue_size: count(
             "FERRY_ASYNC_QUEUE_SIZE",
             |f| f.fetcher.as_ref()?.async_queue_size.as_ref(),
-            background_defaults.queue_size,
+            fill_defaults.queue_size,
         )?,
     };
+    // The fetcher's own limit covers every budget, so that it never makes one kind of work wait for another.
+    fetcher.max_concurrent = fills.go_commands();
     Ok(Config {
         listen,
         storage,
@@ -427,7 +436,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         policy,
         policy_sources,
         fetcher,
-        background,
+        fills,
     })
 }
 

@@ -16,7 +16,7 @@ pub use config::{Config, ConfigError};
 pub use server::{ServerSettings, run};
 pub use service::{NoUpstream, Proxy};
 
-pub use upstream::{BackgroundSettings, Upstream};
+pub use upstream::{FillSettings, Upstream};
 
 use std::sync::Arc;
 
@@ -60,7 +60,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
             .map_err(StartError::Fetcher)?;
         let work_dir = config.fetcher.work_dir.display().to_string();
         tracing::info!(go = fetcher.go_version(), %work_dir, "fetching with the go command");
-        let upstream = Upstream::start(fetcher, store.clone(), config.background.clone());
+        let upstream = Upstream::start(fetcher, store.clone(), config.fills.clone());
         (Some(upstream), None)
     } else {
         (None, Some(work_dir))

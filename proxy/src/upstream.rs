@@ -2,6 +2,8 @@
 //! for `async` modes, and upstream `list` / `@latest`.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use ferry_module::{ModulePath, Version};
 use ferry_storage::{ModuleStore, StorageError, VersionFiles, ZipSource};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 /// Why a fill could not give a version; cloned to every request waiting on the same fill, so the errors it
 /// carries are shared, and their `source()` chains are kept for the log.
@@ -26,6 +28,13 @@ pub enum FillError {
     /// The upstream answered something Ferry cannot use.
     #[error("upstream failed: {0}")]
     Unusable(String),
+    /// Every slot stayed taken for the whole wait: the client is told to come back.
+    #[error("busy: every fetch slot stayed taken for {0:?}; try again shortly")]
+    Busy(Duration),
+    /// Nobody waited for the fill any more, and the slots for fills nobody waits for were all taken, so it
+    /// was cancelled.
+    #[error("the fetch was cancelled: nobody waited for it and no slot was free to finish it")]
+    Abandoned,
     /// Ferry itself failed (reading what `go` wrote, a fill task that panicked).
     #[error("{context}")]
     Internal {
@@ -47,20 +56,80 @@ impl From<StorageError> for FillError {
     }
 }
 
-/// How background fetching behaves.
+/// How fills share the upstream. Each kind of work has a budget of its own, so that no kind can starve
+/// another: fills a client waits on (`fills`), fills every client has left (as many as `fills`; beyond that
+/// the abandoned fill is cancelled), upstream `list`/`@latest` queries (as many as `fills`), and background
+/// fetches (`workers`). A request waits at most `slot_wait` for a slot, then gets a 503 with `Retry-After`.
 #[derive(Debug, Clone)]
-pub struct BackgroundSettings {
-    /// Fetches waiting beyond this many are dropped (and logged); the request still gets its 404.
+pub struct FillSettings {
+    /// Fills that clients wait on, running at once.
+    pub fills: usize,
+    /// How long a request waits for a slot before it is answered 503.
+    pub slot_wait: Duration,
+    /// Background fetches waiting beyond this many are dropped (and logged); the request still gets its 404.
     pub queue_size: usize,
-    /// How many background fetches run at once (the fetcher's own limit still applies).
+    /// How many background fetches run at once.
     pub workers: usize,
 }
 
-impl Default for BackgroundSettings {
+impl Default for FillSettings {
     fn default() -> Self {
-        BackgroundSettings {
+        FillSettings {
+            fills: ferry_fetcher::default_max_concurrent(),
+            slot_wait: Duration::from_secs(30),
             queue_size: 1024,
             workers: 2,
+        }
+    }
+}
+
+impl FillSettings {
+    /// The most `go` commands these budgets run at once: what the fetcher's own limit is set to, so that it
+    /// never makes one kind of work wait for another.
+    pub fn go_commands(&self) -> usize {
+        3 * self.fills.max(1) + self.workers.max(1)
+    }
+}
+
+/// The slots of each budget (see [`FillSettings`]).
+struct Slots {
+    fills: Arc<Semaphore>,
+    orphans: Arc<Semaphore>,
+    queries: Arc<Semaphore>,
+    wait: Duration,
+}
+
+impl Slots {
+    /// A slot of `budget`, waiting at most `wait`.
+    async fn take(&self, budget: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, FillError> {
+        match tokio::time::timeout(self.wait, budget.clone().acquire_owned()).await {
+            Ok(permit) => Ok(permit.expect("the semaphores are never closed")),
+            Err(_) => Err(FillError::Busy(self.wait)),
+        }
+    }
+}
+
+/// Who waits on one fill: when the count drops to zero the fill is told, and frees its slot.
+#[derive(Default)]
+struct Waiters {
+    count: AtomicUsize,
+    abandoned: Notify,
+}
+
+/// One caller waiting on a fill; leaving (the future dropped, the client gone) counts it out.
+struct Waiting(Arc<Waiters>);
+
+impl Waiting {
+    fn join(waiters: &Arc<Waiters>) -> Waiting {
+        waiters.count.fetch_add(1, Ordering::AcqRel);
+        Waiting(waiters.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.abandoned.notify_one();
         }
     }
 }
@@ -68,6 +137,12 @@ impl Default for BackgroundSettings {
 /// A module and what was asked of it: a canonical version or a query.
 type FillKey = (ModulePath, String);
 type SharedFill = Shared<BoxFuture<'static, Result<Version, FillError>>>;
+
+struct InFlight {
+    fill: SharedFill,
+    waiters: Arc<Waiters>,
+    abort: tokio::task::AbortHandle,
+}
 
 /// The store's link to the upstream.
 pub struct Upstream {
@@ -80,8 +155,9 @@ pub struct Upstream {
 struct FillState {
     fetcher: Fetcher,
     store: Arc<dyn ModuleStore>,
-    /// Each running fill, and the handle that cancels its task (at the shutdown deadline).
-    in_flight: Mutex<HashMap<FillKey, (SharedFill, tokio::task::AbortHandle)>>,
+    slots: Slots,
+    /// Each running fill, who waits on it, and the handle that cancels its task (at the shutdown deadline).
+    in_flight: Mutex<HashMap<FillKey, InFlight>>,
     queued: Mutex<HashSet<FillKey>>,
 }
 
@@ -98,11 +174,18 @@ impl Upstream {
     pub fn start(
         fetcher: Fetcher,
         store: Arc<dyn ModuleStore>,
-        settings: BackgroundSettings,
+        settings: FillSettings,
     ) -> Upstream {
+        let fills = settings.fills.max(1);
         let shared = Arc::new(FillState {
             fetcher,
             store,
+            slots: Slots {
+                fills: Arc::new(Semaphore::new(fills)),
+                orphans: Arc::new(Semaphore::new(fills)),
+                queries: Arc::new(Semaphore::new(fills)),
+                wait: settings.slot_wait,
+            },
             in_flight: Mutex::default(),
             queued: Mutex::default(),
         });
@@ -116,7 +199,7 @@ impl Upstream {
                         let next = receiver.lock().await.recv().await;
                         let Some(key) = next else { break };
                         let (module, query) = key.clone();
-                        match fill(&shared, module.clone(), query.clone()).await {
+                        match fill(&shared, module.clone(), query.clone(), Budget::Background).await {
                             Ok(version) => tracing::info!(%module, %query, %version, "background fetch stored"),
                             Err(e) => tracing::warn!(%module, %query, error = %e, "background fetch failed"),
                         }
@@ -133,9 +216,16 @@ impl Upstream {
     }
 
     /// Fetches `module@query` and stores it, unless it is stored already; concurrent calls for the same
-    /// `module@query` share one fetch, which goes on even if every caller goes away.
+    /// `module@query` share one fetch. When every caller has gone, the fetch goes on in a slot for fills
+    /// nobody waits for, or is cancelled when none is free.
     pub async fn fill(&self, module: &ModulePath, query: &str) -> Result<Version, FillError> {
-        fill(&self.shared, module.clone(), query.to_string()).await
+        fill(
+            &self.shared,
+            module.clone(),
+            query.to_string(),
+            Budget::Fills,
+        )
+        .await
     }
 
     /// Queues `module@query` for a background fill. Returns false (and logs) when the queue is full or
@@ -159,6 +249,7 @@ impl Upstream {
 
     /// Versions the upstream lists for the module (releases and pre-releases, as `go list -m -versions`).
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, FillError> {
+        let _slot = self.shared.slots.take(&self.shared.slots.queries).await?;
         let versions = self.shared.fetcher.list(module.as_str()).await?;
         Ok(versions
             .iter()
@@ -172,6 +263,7 @@ impl Upstream {
         module: &ModulePath,
         query: &str,
     ) -> Result<LatestVersion, FillError> {
+        let _slot = self.shared.slots.take(&self.shared.slots.queries).await?;
         Ok(self.shared.fetcher.resolve(module.as_str(), query).await?)
     }
 
@@ -192,43 +284,131 @@ impl Upstream {
             // A fill runs in a task of its own (so a departing client does not cancel it): aborting the
             // worker that awaits it leaves it running, so it is cancelled here, which kills its go.
             let fills: Vec<_> = self.shared.in_flight.lock().unwrap().drain().collect();
-            for (_, (_, abort)) in fills {
-                abort.abort();
+            for (_, in_flight) in fills {
+                in_flight.abort.abort();
             }
         }
     }
 }
 
-fn fill(shared: &Arc<FillState>, module: ModulePath, query: String) -> SharedFill {
+/// Which budget a fill's slot comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Budget {
+    /// A client waits: a slot of `fills`, waited for at most `slot_wait`.
+    Fills,
+    /// A background worker: its worker is its slot.
+    Background,
+}
+
+/// Joins the fill of `module@query`, starting it if none runs; the returned future counts as a waiter
+/// until it completes or is dropped.
+fn fill(
+    shared: &Arc<FillState>,
+    module: ModulePath,
+    query: String,
+    budget: Budget,
+) -> impl Future<Output = Result<Version, FillError>> + use<> {
     let key = (module.clone(), query.clone());
     let mut in_flight = shared.in_flight.lock().unwrap();
-    if let Some((running, _)) = in_flight.get(&key) {
-        return running.clone();
-    }
-    // The fill runs in its own task so that a client going away does not cancel what others wait on.
-    let task_shared = shared.clone();
-    let task = tokio::spawn(async move {
-        let result = fetch_and_store(&task_shared, &module, &query).await;
-        task_shared
-            .in_flight
-            .lock()
-            .unwrap()
-            .remove(&(module, query));
+    let (fill, waiting) = match in_flight.get(&key) {
+        Some(running) => (running.fill.clone(), Waiting::join(&running.waiters)),
+        None => {
+            let waiters = Arc::new(Waiters::default());
+            let waiting = Waiting::join(&waiters);
+            // The fill runs in its own task so that a client going away does not cancel what others wait on.
+            let task = tokio::spawn(run_fill(
+                shared.clone(),
+                module,
+                query,
+                budget,
+                waiters.clone(),
+            ));
+            let abort = task.abort_handle();
+            let fill = async move {
+                task.await.unwrap_or_else(|e| {
+                    Err(FillError::Internal {
+                        context: format!("fetch task failed: {e}"),
+                        source: None,
+                    })
+                })
+            }
+            .boxed()
+            .shared();
+            let running = InFlight {
+                fill: fill.clone(),
+                waiters,
+                abort,
+            };
+            in_flight.insert(key, running);
+            (fill, waiting)
+        }
+    };
+    async move {
+        let result = fill.await;
+        drop(waiting);
         result
-    });
-    let abort = task.abort_handle();
-    let fill = async move {
-        task.await.unwrap_or_else(|e| {
-            Err(FillError::Internal {
-                context: format!("fetch task failed: {e}"),
-                source: None,
-            })
-        })
     }
-    .boxed()
-    .shared();
-    in_flight.insert(key, (fill.clone(), abort));
-    fill
+}
+
+/// One fill in its task: a slot of its budget, then the fetch; when every waiter leaves, the fill gives
+/// its slot back and finishes in a slot for fills nobody waits for, or is cancelled when none is free.
+async fn run_fill(
+    shared: Arc<FillState>,
+    module: ModulePath,
+    query: String,
+    budget: Budget,
+    waiters: Arc<Waiters>,
+) -> Result<Version, FillError> {
+    let nobody_waits = || waiters.count.load(Ordering::Acquire) == 0;
+    let result = async {
+        let mut slot = match budget {
+            Budget::Background => None,
+            Budget::Fills => tokio::select! {
+                slot = shared.slots.take(&shared.slots.fills) => Some(slot?),
+                () = abandoned(&waiters) => return Err(FillError::Abandoned),
+            },
+        };
+        let work = fetch_and_store(&shared, &module, &query);
+        tokio::pin!(work);
+        let mut orphaned = budget == Budget::Background;
+        loop {
+            tokio::select! {
+                result = &mut work => return result,
+                () = abandoned(&waiters), if !orphaned => {
+                    if !nobody_waits() {
+                        continue;
+                    }
+                    match shared.slots.orphans.clone().try_acquire_owned() {
+                        // The fill slot goes back to the clients; this fill finishes on the orphans' budget.
+                        Ok(orphan) => {
+                            slot = Some(orphan);
+                            orphaned = true;
+                            tracing::info!(%module, %query, "every client left; finishing the fetch without them");
+                        }
+                        Err(_) => {
+                            drop(slot);
+                            tracing::warn!(%module, %query, "every client left and no slot is free to finish the fetch; cancelling it");
+                            return Err(FillError::Abandoned);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .await;
+    shared.in_flight.lock().unwrap().remove(&(module, query));
+    result
+}
+
+/// Completes when the last waiter has left (at once if it already has).
+async fn abandoned(waiters: &Waiters) {
+    loop {
+        let notified = waiters.abandoned.notified();
+        if waiters.count.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        notified.await;
+    }
 }
 
 async fn fetch_and_store(

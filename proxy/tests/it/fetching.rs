@@ -665,3 +665,87 @@ async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
         0
     );
 }
+
+/// Six versions of a module whose upstream answers nothing until released.
+fn hanging(upstream: &Upstream) -> Vec<String> {
+    let versions: Vec<String> = (0..6).map(|n| format!("v1.0.{n}")).collect();
+    for version in &versions {
+        upstream.add(FixtureModule::package("example.com/hang", version));
+    }
+    upstream.hold("example.com/hang");
+    versions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_hanging_fills_do_not_starve_an_unrelated_cold_fetch() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let versions = hanging(&upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("FERRY_FETCH_CONCURRENCY", "2"),
+        ("FERRY_FETCH_TIMEOUT", "2m"),
+        ("FERRY_FETCH_SLOT_WAIT", "2m"),
+    ];
+    let ferry = start_ferry(dir.path(), &upstream.url(), &settings).await;
+
+    // Six clients ask for six versions the upstream hangs on, then give up.
+    let clients: Vec<_> = versions
+        .iter()
+        .map(|v| spawn_get(format!("{}/example.com/hang/@v/{v}.info", ferry.url())))
+        .collect();
+    eventually("two fills hold both slots", async || upstream.held() == 2).await;
+    clients.iter().for_each(tokio::task::JoinHandle::abort);
+
+    // An unrelated cold fetch is not stuck behind them: it gets a slot and is served, long before any
+    // of their timeouts.
+    let started = Instant::now();
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.info").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(started.elapsed() < Duration::from_secs(60));
+
+    // The two that were running finish without their clients (the slots for that are as many); the four
+    // that were still waiting for a slot are cancelled.
+    upstream.release();
+    eventually(
+        "the abandoned fills that were running are stored",
+        async || stored_hang_versions(&ferry).await == 2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored_hang_versions(&ferry).await, 2);
+    ferry.stop().await;
+}
+
+async fn stored_hang_versions(ferry: &Ferry) -> usize {
+    ferry.stored_versions("example.com/hang").await.len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_that_waits_too_long_for_a_slot_is_a_503_with_retry_after() {
+    let upstream = Upstream::start(Vec::new()).await;
+    let versions = hanging(&upstream);
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("FERRY_FETCH_CONCURRENCY", "1"),
+        ("FERRY_FETCH_SLOT_WAIT", "1s"),
+    ];
+    let ferry = start_ferry(dir.path(), &upstream.url(), &settings).await;
+    let waiting = spawn_get(format!(
+        "{}/example.com/hang/@v/{}.info",
+        ferry.url(),
+        versions[0]
+    ));
+    eventually("the one slot is taken", async || upstream.held() == 1).await;
+
+    let busy = ferry
+        .get(&format!("example.com/hang/@v/{}.info", versions[1]))
+        .await;
+    assert_eq!(busy.status, 503, "{}", busy.text());
+    assert!(busy.text().contains("try again shortly"), "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), "5");
+
+    // The client that stayed gets its version once the upstream answers.
+    upstream.release();
+    assert_eq!(waiting.await.unwrap().status, 200);
+    ferry.stop().await;
+}
