@@ -21,3 +21,5 @@ eval "$(scripts/test-servers.sh env)"
 # A storage suite whose server is missing fails instead of skipping.
 export FERRY_TEST_REQUIRE_SERVERS=1
 cargo test --workspace --all-targets
+# Every benchmark once (criterion's test mode), so the benches always build and run; not a measurement.
+cargo bench -p ferry-benches -- --test
