@@ -17,10 +17,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use ferry::{Proxy, Upstream as FerryUpstream};
-use ferry_benches::{MIB, Server, client, runtime, zip_module};
+use ferry_benches::{Backend, MIB, Server, client, runtime, zip_module};
 use ferry_fetcher::{Fetcher, FetcherConfig};
 use ferry_policy::{Mode, Policy};
-use ferry_storage::StorageConfig;
 use ferry_testkit::{GoHome, Upstream, go_binary};
 use http::StatusCode;
 use http_body_util::BodyExt;
@@ -57,17 +56,21 @@ fn main() {
             })
         })
     });
-    for (name, store, until) in [
-        ("ferry-file/to-200", "file", Until::Status),
-        ("ferry-file/to-last-byte", "file", Until::LastByte),
-        ("ferry-memory/to-last-byte", "memory", Until::LastByte),
+    for (name, backend, until) in [
+        ("ferry-file/to-200", Backend::File, Until::Status),
+        ("ferry-file/to-last-byte", Backend::File, Until::LastByte),
+        (
+            "ferry-memory/to-last-byte",
+            Backend::Memory,
+            Until::LastByte,
+        ),
     ] {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 runtime.block_on(async {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
-                        total += cold_ferry(&goproxy, store, until).await;
+                        total += cold_ferry(&goproxy, backend, until).await;
                     }
                     total
                 })
@@ -97,16 +100,13 @@ async fn bare_go(goproxy: &str) -> Duration {
     elapsed
 }
 
-/// A fresh Ferry (empty `store`, fresh work dir) asked for the zip once; timed from the request `until`.
-async fn cold_ferry(goproxy: &str, store: &str, until: Until) -> Duration {
+/// A fresh Ferry (an empty store of `backend`, a fresh work dir) asked for the zip once; timed from the
+/// request `until`.
+async fn cold_ferry(goproxy: &str, backend: Backend, until: Until) -> Duration {
+    // Both temporary directories are on one filesystem, so a file store can link the zip `go` left.
     let temp = tempfile::tempdir().expect("a temporary directory");
-    let url = match store {
-        "memory" => "memory://".to_owned(),
-        _ => format!("file://{}", temp.path().join("store").display()),
-    };
-    let store = StorageConfig::from_url(&url)
-        .and_then(|config| config.open())
-        .expect("open the store");
+    let open = backend.open().expect("a local backend is always there");
+    let store = open.store.clone();
     let fetcher = Fetcher::new(fetcher_config(
         goproxy,
         &temp.path().join("work"),
@@ -134,6 +134,7 @@ async fn cold_ferry(goproxy: &str, store: &str, until: Until) -> Duration {
     assert!(!body.to_bytes().is_empty());
     drop(client);
     server.stop().await;
+    drop(open);
     match until {
         Until::Status => to_status,
         Until::LastByte => to_last_byte,
