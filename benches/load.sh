@@ -14,7 +14,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
-OHA_VERSION=1.16.0 # builds with rustc 1.95
+OHA_VERSION=1.16.0 # the newest; builds with rustc 1.95 (with its default features: without TLS it does not compile)
 seconds=${1:-${LOAD_SECONDS:-5}}
 connections=${LOAD_CONNECTIONS:-64}
 zip_connections=${ZIP_CONNECTIONS:-16}
