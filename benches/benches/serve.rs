@@ -29,7 +29,8 @@ struct Target {
 }
 
 struct Bench {
-    small: Fixture,
+    /// The small module's versions; the first one's `.info` and `.mod` are measured.
+    small: Vec<Fixture>,
     zips: [(&'static str, Fixture); 2],
     routes: Routes,
     /// The ceiling first, then Ferry on each backend present.
@@ -102,7 +103,6 @@ impl Bench {
             store: None,
         };
         targets.insert(0, ceiling);
-        let small = small.into_iter().next().expect("a small version");
         Bench {
             small,
             zips,
@@ -113,7 +113,7 @@ impl Bench {
 
     fn small_files(&self, criterion: &mut Criterion, runtime: &Runtime) {
         for ext in ["info", "mod"] {
-            let path = self.small.path(ext);
+            let path = self.small[0].path(ext);
             for concurrency in [1, 64] {
                 let mut group = criterion.benchmark_group(format!("{ext}/c{concurrency}"));
                 group.throughput(Throughput::Elements(concurrency as u64));
@@ -215,7 +215,7 @@ impl Bench {
                         .delete(&zip.module_path(), &zip.version_value())
                         .await;
                 }
-                for small in small_modules().iter().map(Fixture::build) {
+                for small in &self.small {
                     let _ = open
                         .store
                         .delete(&small.module_path(), &small.version_value())
