@@ -20,4 +20,11 @@ trap 'scripts/test-servers.sh stop' EXIT
 eval "$(scripts/test-servers.sh env)"
 # A storage suite whose server is missing fails instead of skipping.
 export FERRY_TEST_REQUIRE_SERVERS=1
-cargo test --workspace --all-targets
+# Every benchmark once (criterion's test mode, release build), so the benches always build and run; not a
+# measurement. (`cargo test --all-targets` below runs them once more in the test profile, as plain tests.)
+cargo bench -p ferry-benches -- --test
+log=$(mktemp)
+cargo test --workspace --all-targets 2>&1 | tee "$log"
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$log"
+rm -f "$log"

@@ -1,4 +1,6 @@
-//! Policy decisions per second with 1,000 `download` blocks.
+//! Policy decisions per second with 1,000 `download` blocks (`ferry_policy::Policy::decide`, no I/O).
+//!
+//!     cargo bench -p ferry-benches --bench decide
 //!
 //! `literal_hosts`: patterns that start with literal elements (the usual case:
 //! `github.com/org17/*`), narrowed down by the literal-prefix index. `wildcard_hosts`:

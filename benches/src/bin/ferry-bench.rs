@@ -1,0 +1,225 @@
+//! The small tool behind `benches/load.sh` and the README's ratios:
+//!
+//!     ferry-bench tree DIR            writes the load harness's store: a GOPROXY tree (= a Ferry file store)
+//!     ferry-bench free-port           prints a 127.0.0.1 port nothing listens on
+//!     ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output)
+//!     ferry-bench ratios [DIR]        each criterion result of `cargo bench -p ferry-benches --bench serve`
+//!                                     (DIR: target/criterion) as a fraction of its group's ceiling
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use ferry_benches::{MIB, SMALL_MODULE, small_modules, zip_module};
+use serde_json::Value;
+
+/// The load targets: a name, the request path, and the file the `tree` writes for it.
+const LOAD_TARGETS: [(&str, &str); 4] = [
+    ("mod", "/example.com/small/@v/v1.0.0.mod"),
+    ("info", "/example.com/small/@v/v1.0.0.info"),
+    ("zip-1MiB", "/example.com/zip1m/@v/v1.0.0.zip"),
+    ("zip-32MiB", "/example.com/zip32m/@v/v1.0.0.zip"),
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["tree", dir] => {
+            tree(Path::new(dir));
+            Ok(())
+        }
+        ["free-port"] => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+            println!("{}", listener.local_addr().expect("an address").port());
+            Ok(())
+        }
+        ["targets"] => {
+            for (name, path) in LOAD_TARGETS {
+                println!("{name} {path}");
+            }
+            Ok(())
+        }
+        ["table", dir] => table(Path::new(dir)),
+        ["ratios"] => ratios(Path::new("target/criterion")),
+        ["ratios", dir] => ratios(Path::new(dir)),
+        _ => Err(
+            "usage: ferry-bench tree DIR | free-port | targets | table DIR | ratios [DIR]".into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ferry-bench: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The small module's versions, a 1 MiB and a 32 MiB zip, in the GOPROXY layout under `dir`.
+fn tree(dir: &Path) {
+    let mut modules = small_modules();
+    modules.push(zip_module("example.com/zip1m", MIB));
+    modules.push(zip_module("example.com/zip32m", 32 * MIB));
+    ferry_testkit::write_goproxy_tree(dir, &modules);
+    assert!(dir.join(SMALL_MODULE).join("@v/list").is_file());
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn number(value: &Value, pointer: &str, file: &Path) -> Result<f64, String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| format!("{}: no number at {pointer}", file.display()))
+}
+
+/// One load run as oha reports it.
+struct Run {
+    requests_per_sec: f64,
+    bytes_per_sec: f64,
+    p99_ms: f64,
+}
+
+fn load_run(file: &Path) -> Result<Run, String> {
+    let json = read_json(file)?;
+    // A run that got anything but 200s measured the wrong thing.
+    let codes = json
+        .get("statusCodeDistribution")
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("{}: no statusCodeDistribution", file.display()))?;
+    if codes.is_empty() || codes.keys().any(|code| code != "200") {
+        return Err(format!(
+            "{}: statuses {codes:?}, want only 200",
+            file.display()
+        ));
+    }
+    // oha cuts the requests in flight when its duration ends ("aborted due to deadline"): not a fault.
+    if let Some(errors) = json.get("errorDistribution").and_then(Value::as_object)
+        && errors
+            .keys()
+            .any(|error| error != "aborted due to deadline")
+    {
+        return Err(format!("{}: errors {errors:?}", file.display()));
+    }
+    Ok(Run {
+        requests_per_sec: number(&json, "/summary/requestsPerSec", file)?,
+        bytes_per_sec: number(&json, "/summary/sizePerSec", file)?,
+        p99_ms: number(&json, "/latencyPercentiles/p99", file)? * 1000.0,
+    })
+}
+
+/// The side-by-side table: each load target on Ferry and on nginx, and Ferry's fraction of nginx.
+fn table(dir: &Path) -> Result<(), String> {
+    println!(
+        "{:<10} {:<6} {:>12} {:>10} {:>10} {:>12}",
+        "target", "server", "requests/s", "MB/s", "p99 ms", "ferry/nginx"
+    );
+    for (name, _) in LOAD_TARGETS {
+        let ferry_file = dir.join(format!("{name}.ferry.json"));
+        let nginx_file = dir.join(format!("{name}.nginx.json"));
+        if !ferry_file.exists() || !nginx_file.exists() {
+            continue;
+        }
+        let (ferry, nginx) = (load_run(&ferry_file)?, load_run(&nginx_file)?);
+        for (server, run) in [("ferry", &ferry), ("nginx", &nginx)] {
+            let ratio = if server == "ferry" {
+                format!("{:.2}×", ferry.requests_per_sec / nginx.requests_per_sec)
+            } else {
+                String::new()
+            };
+            println!(
+                "{name:<10} {server:<6} {:>12.0} {:>10.1} {:>10.2} {ratio:>12}",
+                run.requests_per_sec,
+                run.bytes_per_sec / 1e6,
+                run.p99_ms
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Throughput per second of one criterion benchmark: its throughput per iteration over the time of an
+/// iteration (the regression slope when criterion fitted one, as it reports, else the mean).
+fn criterion_rate(dir: &Path) -> Result<(String, String, f64, &'static str), String> {
+    let benchmark = read_json(&dir.join("benchmark.json"))?;
+    let estimates = read_json(&dir.join("estimates.json"))?;
+    let group = benchmark["group_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let function = benchmark["function_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let nanos = estimates
+        .pointer("/slope/point_estimate")
+        .and_then(Value::as_f64)
+        .or_else(|| {
+            estimates
+                .pointer("/mean/point_estimate")
+                .and_then(Value::as_f64)
+        })
+        .ok_or_else(|| format!("{}: no estimate", dir.display()))?;
+    let (per_iteration, unit) = match &benchmark["throughput"] {
+        Value::Object(t) if t.contains_key("Bytes") => {
+            (t["Bytes"].as_f64().unwrap_or(0.0) / 1e6, "MB/s")
+        }
+        Value::Object(t) if t.contains_key("Elements") => {
+            (t["Elements"].as_f64().unwrap_or(0.0), "req/s")
+        }
+        _ => (1.0, "iter/s"),
+    };
+    Ok((group, function, per_iteration / (nanos / 1e9), unit))
+}
+
+/// Every `<group>/<function>/new` criterion left under `root`, grouped, each as a fraction of `ceiling`.
+fn ratios(root: &Path) -> Result<(), String> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    collect_new_dirs(root, &mut found);
+    let mut groups: BTreeMap<String, Vec<(String, f64, &'static str)>> = BTreeMap::new();
+    for dir in found {
+        let (group, function, rate, unit) = criterion_rate(&dir)?;
+        groups
+            .entry(group)
+            .or_default()
+            .push((function, rate, unit));
+    }
+    if groups.is_empty() {
+        return Err(format!("no criterion results under {}", root.display()));
+    }
+    println!(
+        "{:<22} {:<18} {:>14} {:>8} {:>12}",
+        "group", "benchmark", "rate", "unit", "of ceiling"
+    );
+    for (group, mut results) in groups {
+        // The ceiling first, then the backends in the order the bench runs them.
+        let order = ["ceiling", "memory", "file", "s3", "gcs"];
+        results.sort_by_key(|r| (order.iter().position(|o| r.0.starts_with(o)), r.0.clone()));
+        let ceiling = results.iter().find(|(f, _, _)| f == "ceiling").map(|r| r.1);
+        for (function, rate, unit) in &results {
+            let ratio = ceiling.map_or(String::new(), |c| format!("{:.2}×", rate / c));
+            println!("{group:<22} {function:<18} {rate:>14.1} {unit:>8} {ratio:>12}");
+        }
+    }
+    Ok(())
+}
+
+fn collect_new_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() || path.file_name().is_some_and(|n| n == "report") {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "new") && path.join("benchmark.json").is_file() {
+            found.push(path);
+        } else {
+            collect_new_dirs(&path, found);
+        }
+    }
+}
