@@ -60,6 +60,11 @@ pub enum FetchError {
     )]
     WorkDirBusy { path: PathBuf },
 
+    /// go failed on this machine, not upstream: its work dir is full or read-only. `message` is go's own and
+    /// names local paths: for the log, never for a client.
+    #[error("the go command failed on this machine: {message}")]
+    LocalFault { message: String },
+
     /// go exited without an error but its answer was unusable (not JSON, fields or files missing).
     #[error("unexpected answer from go: {message}")]
     InvalidOutput { message: String },
@@ -76,12 +81,29 @@ impl FetchError {
     /// Sorts a failure message printed by go into `NotFound` or `Upstream`.
     pub(crate) fn from_go_message(raw: &str) -> FetchError {
         let message = clean_message(raw);
-        if is_not_found(&message) {
+        if is_local_fault(&message) {
+            FetchError::LocalFault { message }
+        } else if is_not_found(&message) {
             FetchError::NotFound { message }
         } else {
             FetchError::Upstream { message }
         }
     }
+}
+
+/// The OS errors of a full or read-only work dir, as go prints them (`write /work/go-1/...: no space left on
+/// device`). They are Ferry's to fix, so they must not read as an upstream failure (a 502 that blames the
+/// upstream, and shows local paths). "permission denied" is left out: over ssh it is the remote's answer.
+const LOCAL_FAULTS: &[&str] = &[
+    "no space left on device",
+    "disk quota exceeded",
+    "read-only file system",
+    "too many open files",
+];
+
+fn is_local_fault(message: &str) -> bool {
+    let lower = message.to_ascii_lowercase();
+    LOCAL_FAULTS.iter().any(|fault| lower.contains(fault))
 }
 
 /// Phrases go uses when the module, version or query does not exist. Anything else is an upstream
@@ -213,6 +235,26 @@ pub(crate) fn strip_url_userinfo(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_or_read_only_work_dir_is_a_local_fault_not_the_upstreams() {
+        for message in [
+            "go: example.com/x@v1.0.0: write /var/lib/ferry/work/go-7/pkg/mod/cache/download/example.com/x/@v/v1.0.0.zip: no space left on device",
+            "go: creating work dir: mkdir /w/go-1/tmp: read-only file system",
+            "go: example.com/x@v1.0.0: open /w/go-2/pkg/mod/cache/download/example.com/x/@v/v1.0.0.lock: disk quota exceeded",
+        ] {
+            let e = FetchError::from_go_message(message);
+            assert!(
+                matches!(e, FetchError::LocalFault { .. }),
+                "{message}: {e:?}"
+            );
+        }
+        // A remote's refusal over ssh is the upstream's.
+        let e = FetchError::from_go_message(
+            "go: git.corp.example/x@v1.0.0: git ls-remote: git@git.corp.example: Permission denied (publickey).",
+        );
+        assert!(matches!(e, FetchError::Upstream { .. }), "{e:?}");
+    }
 
     #[test]
     fn http_404_and_410_are_not_found() {

@@ -146,7 +146,8 @@ impl From<&FetchError> for Answer {
             ),
             FetchError::GoMissing { .. }
             | FetchError::Io { .. }
-            | FetchError::WorkDirBusy { .. } => internal_error(error),
+            | FetchError::WorkDirBusy { .. }
+            | FetchError::LocalFault { .. } => internal_error(error),
         }
     }
 }
