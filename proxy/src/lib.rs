@@ -8,6 +8,7 @@ pub mod config;
 mod connection;
 mod layers;
 mod request;
+pub mod self_upstream;
 mod server;
 mod service;
 mod upstream;

@@ -159,6 +159,14 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
     let config = config::load(&flags, &ProcessEnvironment)?;
     init_logging(config.log_format);
     log_warnings(config.policy.warnings(), "start-up");
+    if config.policy.fetches()
+        && let Some(entry) = ferry::self_upstream::own_address_in_upstream(&config)
+    {
+        anyhow::bail!(
+            "the go command's GOPROXY entry {entry} is this Ferry's own address ({}): Ferry would fetch from itself and wait until the fetch timeout; set the upstream for Ferry alone in the configuration file, e.g. [fetcher] go_env = {{ GOPROXY = \"https://goproxy.internal.example\" }}, or unset GOPROXY in Ferry's environment",
+            config.listen
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -165,3 +165,29 @@ fn a_missing_go_command_stops_start_up_when_the_policy_fetches() {
     let (_running, addr) = serving(command);
     assert!(http_get(&addr, "/healthz").starts_with("HTTP/1.1 200"));
 }
+
+#[test]
+fn an_upstream_that_is_ferry_itself_stops_start_up_with_the_fix() {
+    // As the quick start has it: GOPROXY exported for the client, then Ferry started from the same shell.
+    let dir = tempfile::tempdir().unwrap();
+    let port = ferry_testkit::closed_port();
+    let output = ferry()
+        .current_dir(dir.path())
+        .env("GOPROXY", format!("http://localhost:{port},direct"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--storage",
+            "memory://",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "GOPROXY entry http://localhost:{port} is this Ferry's own address"
+        )) && stderr.contains("[fetcher] go_env"),
+        "{stderr}"
+    );
+}

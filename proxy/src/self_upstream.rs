@@ -1,0 +1,70 @@
+//! Refusing an upstream that is Ferry itself. The README's quick start says `export
+//! GOPROXY=http://127.0.0.1:3000`; a Ferry started from that shell hands the same `GOPROXY` to its `go`,
+//! which then asks Ferry for the very version Ferry is filling, joins that fill, and waits for itself until
+//! the fetch timeout. Start-up says so instead, with the fix.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::config::Config;
+
+/// The `GOPROXY` entry of Ferry's `go` that points at `config.listen`, if any.
+pub fn own_address_in_upstream(config: &Config) -> Option<String> {
+    let goproxy = config
+        .fetcher
+        .go_env
+        .get("GOPROXY")
+        .or_else(|| config.fetcher.inherited_env.get("GOPROXY"))?;
+    goproxy
+        .split([',', '|'])
+        .map(str::trim)
+        .find(|entry| names(entry, config.listen))
+        .map(str::to_string)
+}
+
+/// Whether the GOPROXY entry `entry` (a URL, `direct` or `off`) reaches `listen`.
+fn names(entry: &str, listen: SocketAddr) -> bool {
+    let Ok(url) = url::Url::parse(entry) else {
+        return false;
+    };
+    if !matches!(url.scheme(), "http" | "https")
+        || url.port_or_known_default() != Some(listen.port())
+    {
+        return false;
+    }
+    let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified() || ip == listen.ip();
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => local(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => local(IpAddr::V6(ip)),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn an_entry_is_ferry_itself_when_it_reaches_the_listen_port_on_this_machine() {
+        let listen = "127.0.0.1:3000".parse().unwrap();
+        for entry in [
+            "http://127.0.0.1:3000",
+            "http://localhost:3000/",
+            "http://[::1]:3000",
+            "http://0.0.0.0:3000",
+        ] {
+            assert!(names(entry, listen), "{entry}");
+        }
+        for entry in [
+            "direct",
+            "off",
+            "http://127.0.0.1:3001",
+            "https://goproxy.internal.example",
+            "file:///srv/goproxy",
+        ] {
+            assert!(!names(entry, listen), "{entry}");
+        }
+        let any = "0.0.0.0:80".parse().unwrap();
+        assert!(names("http://127.0.0.1", any));
+    }
+}
