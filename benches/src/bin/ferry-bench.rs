@@ -60,6 +60,10 @@ fn tree(dir: &Path) {
     let mut modules = small_modules();
     modules.push(zip_module("example.com/zip1m", MIB));
     modules.push(zip_module("example.com/zip32m", 32 * MIB));
+    if std::env::var_os("FERRY_BENCH_ZIP64").is_some() {
+        // For benches/stalled.sh: the stalled readers hold a 64 MB zip.
+        modules.push(zip_module("example.com/zip64m", 64 * MIB));
+    }
     ferry_testkit::write_goproxy_tree(dir, &modules);
     assert!(dir.join(SMALL_MODULE).join("@v/list").is_file());
 }
