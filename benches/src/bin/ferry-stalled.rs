@@ -49,13 +49,21 @@ async fn stall(
     let dropped = Arc::new(AtomicUsize::new(0));
     let mut held = Vec::new();
     for _ in 0..http1 {
-        let (addr, path, opened, dropped) = (addr.clone(), path.clone(), opened.clone(), dropped.clone());
+        let (addr, path, opened, dropped) =
+            (addr.clone(), path.clone(), opened.clone(), dropped.clone());
         held.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+            let stream = tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect");
             let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
             let connection = tokio::spawn(connection);
-            let request = http::Request::get(&path).header("host", &addr).body(Empty::<Bytes>::new()).unwrap();
+            let request = http::Request::get(&path)
+                .header("host", &addr)
+                .body(Empty::<Bytes>::new())
+                .unwrap();
             let response = sender.send_request(request).await.expect("a response head");
             opened.fetch_add(1, Ordering::Relaxed);
             // The body is never polled; the connection ends when the server drops it.
@@ -65,10 +73,13 @@ async fn stall(
         }));
     }
     for _ in 0..h2_connections {
-        let stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-        let (sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+        let stream = tokio::net::TcpStream::connect(&addr)
             .await
-            .expect("h2c handshake");
+            .expect("connect");
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .expect("h2c handshake");
         let dropped_connection = dropped.clone();
         let streams = h2_streams;
         held.push(tokio::spawn(async move {
@@ -76,7 +87,8 @@ async fn stall(
             dropped_connection.fetch_add(streams, Ordering::Relaxed);
         }));
         for _ in 0..h2_streams {
-            let (mut sender, path, addr, opened) = (sender.clone(), path.clone(), addr.clone(), opened.clone());
+            let (mut sender, path, addr, opened) =
+                (sender.clone(), path.clone(), addr.clone(), opened.clone());
             held.push(tokio::spawn(async move {
                 let uri = format!("http://{addr}{path}");
                 let request = http::Request::get(uri).body(Empty::<Bytes>::new()).unwrap();

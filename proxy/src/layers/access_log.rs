@@ -47,6 +47,12 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let entry = Entry {
+            id: request
+                .headers()
+                .get(&super::request_id::X_REQUEST_ID)
+                .and_then(|id| id.to_str().ok())
+                .unwrap_or_default()
+                .to_string(),
             method: request.method().clone(),
             // Hostile paths can be long: the log keeps their start.
             path: request.uri().path().chars().take(256).collect(),
@@ -74,6 +80,7 @@ where
 
 /// What the access log says about a request.
 struct Entry {
+    id: String,
     method: http::Method,
     path: String,
     status: http::StatusCode,
@@ -117,6 +124,7 @@ impl Drop for LoggedBody {
     fn drop(&mut self) {
         tracing::info!(
             target: "ferry::access",
+            request_id = %self.entry.id,
             method = %self.entry.method,
             path = %self.entry.path,
             status = self.entry.status.as_u16(),

@@ -1,9 +1,10 @@
-//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (today the access log; request
-//! ids, authentication and metrics next) is a layer in a file of its own, and [`stack`] is the one place
+//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (request ids and the access
+//! log today; authentication and metrics next) is a layer in a file of its own, and [`stack`] is the one place
 //! that puts them in order. Every layer takes and gives `Request` -> `Response<Body>`, so they compose in any
 //! order and a new one is one file and one line here.
 
 mod access_log;
+mod request_id;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,9 +14,10 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use tower::{Layer, Service};
+use tower::Service;
 
 pub use access_log::AccessLogLayer;
+pub use request_id::RequestIdLayer;
 
 use crate::body::Body;
 use crate::service::Proxy;
@@ -30,7 +32,11 @@ pub fn stack(
 + Clone
 + Send
 + 'static {
-    AccessLogLayer.layer(ProxyService(proxy))
+    // Outermost first: the id is on the request before the access log reads it.
+    tower::ServiceBuilder::new()
+        .layer(RequestIdLayer)
+        .layer(AccessLogLayer)
+        .service(ProxyService(proxy))
 }
 
 /// The proxy as the innermost `tower` service.

@@ -70,6 +70,11 @@ fn serve_subcommand_flags_and_json_logs() {
         access["bytes"].as_u64().unwrap() > 0 && access["duration_ms"].is_number(),
         "{access}"
     );
+    let id = access["request_id"].as_str().unwrap_or_default();
+    assert!(
+        id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "each request has an id in the access log: {access}"
+    );
     assert!(child.terminate().success());
 }
 

@@ -389,3 +389,23 @@ async fn shutdown_lets_an_in_flight_download_finish() {
     assert_eq!(body.len(), big.zip_bytes().len());
     stopping.await.unwrap();
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_and_a_usable_given_one_is_kept() {
+    let ferry = ferry_with(&[]).await;
+    let url = format!("{}/healthz", ferry.url());
+    let first = get(&url).await.header("x-request-id").to_string();
+    let second = get(&url).await.header("x-request-id").to_string();
+    assert!(first.len() == 16 && second.len() == 16, "{first} {second}");
+    assert_ne!(first, second, "each request gets its own id");
+    let given = request("GET", &url, &[("x-request-id", "lb-7f3a-0001")]).await;
+    assert_eq!(given.header("x-request-id"), "lb-7f3a-0001");
+    // An id that is too long for a log line is replaced, not echoed.
+    let long = "x".repeat(300);
+    let replaced = request("GET", &url, &[("x-request-id", &long)]).await;
+    assert_eq!(replaced.header("x-request-id").len(), 16);
+    // Errors carry one too.
+    let missing = get(&format!("{}/example.com/none/@v/list", ferry.url())).await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("x-request-id").len(), 16);
+}

@@ -1,0 +1,93 @@
+//! Request ids: each request carries one, taken from its `X-Request-Id` header when it has a usable one
+//! (a load balancer's), else made here; it is put on the request for the layers inside (the access log
+//! logs it) and sent back on the response, so a client's report and a log line can be matched.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use http::header::HeaderValue;
+use http::{HeaderName, Request, Response};
+use tower::{Layer, Service};
+
+use super::ResponseFuture;
+use crate::body::Body;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longer ids, or ids with other than visible ASCII, are replaced: they end up in logs.
+const MAX_LEN: usize = 128;
+
+/// Gives every request an id.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestIdLayer;
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestId<S>;
+
+    fn layer(&self, inner: S) -> RequestId<S> {
+        RequestId { inner }
+    }
+}
+
+/// The service [`RequestIdLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct RequestId<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RequestId<S>
+where
+    S: Service<Request<B>, Response = Response<Body>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let id = match request.headers().get(&X_REQUEST_ID) {
+            Some(given) if usable(given) => given.clone(),
+            _ => generate(),
+        };
+        request
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), id.clone());
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+            Ok(response)
+        })
+    }
+}
+
+fn usable(id: &HeaderValue) -> bool {
+    !id.is_empty() && id.len() <= MAX_LEN && id.as_bytes().iter().all(|b| b.is_ascii_graphic())
+}
+
+/// A new id: unique within the process (a counter) and unlikely to repeat across restarts and replicas
+/// (mixed with the start time and process id); 16 hex digits.
+fn generate() -> HeaderValue {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (u64::from(std::process::id()) << 32)
+    });
+    // splitmix64 of seed + counter: consecutive ids look unrelated.
+    let mut x = seed.wrapping_add(
+        COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+    );
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 31;
+    HeaderValue::from_str(&format!("{x:016x}")).expect("hex digits are a valid header value")
+}
