@@ -75,6 +75,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served instead of on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub server: ServerSettings,
@@ -163,6 +165,7 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     listen: Option<Spanned<String>>,
+    metrics_listen: Option<Spanned<String>>,
     storage: Option<Spanned<String>>,
     log_format: Option<Spanned<String>>,
     shutdown_timeout: Option<Spanned<String>>,
@@ -285,6 +288,17 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         origin,
         message: format!("listen address {listen:?} is not IP:PORT; write e.g. \"127.0.0.1:3000\" or \"0.0.0.0:3000\""),
     })?;
+    let metrics_listen = match lookup.get(("", None), "FERRY_METRICS_LISTEN", |f| {
+        f.metrics_listen.as_ref()
+    }) {
+        None => None,
+        Some((text, origin)) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+            origin,
+            message: format!(
+                "metrics listen address {text:?} is not IP:PORT; write e.g. \"127.0.0.1:9090\""
+            ),
+        })?),
+    };
 
     let (storage, origin) = lookup
         .get(
@@ -430,6 +444,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
     fetcher.max_concurrent = fills.go_commands();
     Ok(Config {
         listen,
+        metrics_listen,
         storage,
         log_format,
         server,

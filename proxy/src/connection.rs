@@ -13,16 +13,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-use crate::body::Body;
+use crate::body::{self, Body};
 use crate::layers::ResponseFuture;
 use crate::server::ServerSettings;
 
@@ -221,39 +218,7 @@ where
                 .last_write
                 .fetch_max(activity.now(), Ordering::Relaxed);
             drop(handling);
-            Ok(response.map(|body| Sending { body, activity }.boxed_unsync()))
+            Ok(response.map(|body| body::on_done(body, move |_| activity.response_done())))
         })
-    }
-}
-
-/// A response body being sent; done (for the connection's activity) when it ends or is dropped.
-struct Sending {
-    body: Body,
-    activity: Arc<Activity>,
-}
-
-impl HttpBody for Sending {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for Sending {
-    fn drop(&mut self) {
-        self.activity.response_done();
     }
 }

@@ -7,6 +7,7 @@ mod body;
 pub mod config;
 mod connection;
 mod layers;
+pub mod metrics;
 mod request;
 pub mod self_upstream;
 mod server;
@@ -14,7 +15,7 @@ mod service;
 mod upstream;
 
 pub use config::{Config, ConfigError};
-pub use server::{ServerSettings, run};
+pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
 
 pub use upstream::{FillSettings, Upstream};

@@ -178,6 +178,12 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} for metrics; pick another address with metrics_listen or FERRY_METRICS_LISTEN")
+            })?),
+            None => None,
+        };
         let proxy = ferry::build_proxy(&config).await?;
         // Every signal handler is installed before Ferry says it is serving: a SIGHUP or SIGTERM sent as soon
         // as that line appears (a supervisor's reload right after start) must find its handler, not the
@@ -187,8 +193,18 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         let terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
         tokio::spawn(reload_policy_on_sighup(hangup, proxy.clone(), config.policy_sources.clone()));
+        let mut server = config.server.clone();
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(metrics_listener) = metrics_listener {
+            server.serve_metrics = false;
+            tracing::info!(metrics_listen = %metrics_listener.local_addr()?, "serving /metrics");
+            tokio::spawn(ferry::run_metrics(metrics_listener, async {
+                let _ = metrics_stopped.await;
+            }));
+        }
         tracing::info!(listen = %listener.local_addr()?, storage = %config.storage, "ferry is serving");
-        ferry::run(listener, proxy, config.server.clone(), shutdown_signal(interrupt, terminate)).await;
+        ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
+        let _ = stop_metrics.send(());
         Ok(())
     })
 }

@@ -29,6 +29,8 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// On shutdown, in-flight requests get this long to finish before their connections are closed.
     pub shutdown_timeout: Duration,
+    /// Whether this listener answers `GET /metrics` (false when the metrics have a listener of their own).
+    pub serve_metrics: bool,
 }
 
 impl Default for ServerSettings {
@@ -40,6 +42,7 @@ impl Default for ServerSettings {
             // raises its limit to; each idle connection costs a few KiB.
             max_connections: 16_384,
             shutdown_timeout: Duration::from_secs(30),
+            serve_metrics: true,
         }
     }
 }
@@ -69,7 +72,7 @@ pub async fn run(
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
         .max_send_buf_size(CONNECTION_BUFFER);
-    let stack = crate::layers::stack(proxy.clone());
+    let stack = crate::layers::stack(proxy.clone(), settings.serve_metrics);
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -87,8 +90,11 @@ pub async fn run(
                     let io = TokioIo::new(Watched::new(stream, activity.clone()));
                     let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
                     let settings = settings.clone();
+                    let open = crate::metrics::metrics().open_connections.clone();
+                    open.inc();
                     tokio::spawn(async move {
                         let _slot = slot;
+                        let _open = OnDrop(move || { open.dec(); });
                         tokio::select! {
                             ended = connection => if let Err(e) = ended {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -122,4 +128,50 @@ pub async fn run(
     proxy
         .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
         .await;
+}
+
+/// Runs its function when dropped: a connection's end, however its task ends.
+struct OnDrop<F: FnMut()>(F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+/// Serves `GET /metrics` alone on `listener` (`metrics_listen`) until `shutdown` completes: every other
+/// path is a 404. Kept apart from the module traffic, e.g. on an address only the monitoring reaches.
+pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let service =
+        hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async move {
+            let response = if request.uri().path() == "/metrics" {
+                crate::layers::metrics_response()
+            } else {
+                let mut response = http::Response::new(crate::body::full(
+                    "not found: only /metrics is served here\n",
+                ));
+                *response.status_mut() = http::StatusCode::NOT_FOUND;
+                response
+            };
+            Ok::<_, std::convert::Infallible>(response)
+        });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics accept failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => return,
+        }
+    }
 }

@@ -15,6 +15,8 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::metrics::{ResultLabels, metrics};
+
 /// Why a fill could not give a version; cloned to every request waiting on the same fill, so the errors it
 /// carries are shared, and their `source()` chains are kept for the log.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -204,6 +206,7 @@ impl Upstream {
                             Err(e) => tracing::warn!(%module, %query, error = %e, "background fetch failed"),
                         }
                         shared.queued.lock().unwrap().remove(&key);
+                        metrics().queue_depth.dec();
                     }
                 })
             })
@@ -241,9 +244,11 @@ impl Upstream {
         };
         if let Err(reason) = sent {
             self.shared.queued.lock().unwrap().remove(&key);
+            metrics().queue_dropped.inc();
             tracing::warn!(%module, %query, %reason, "background fetch dropped");
             return false;
         }
+        metrics().queue_depth.inc();
         true
     }
 
@@ -311,7 +316,10 @@ fn fill(
     let key = (module.clone(), query.clone());
     let mut in_flight = shared.in_flight.lock().unwrap();
     let (fill, waiting) = match in_flight.get(&key) {
-        Some(running) => (running.fill.clone(), Waiting::join(&running.waiters)),
+        Some(running) => {
+            metrics().fill_joins.inc();
+            (running.fill.clone(), Waiting::join(&running.waiters))
+        }
         None => {
             let waiters = Arc::new(Waiters::default());
             let waiting = Waiting::join(&waiters);
@@ -360,6 +368,7 @@ async fn run_fill(
     waiters: Arc<Waiters>,
 ) -> Result<Version, FillError> {
     let nobody_waits = || waiters.count.load(Ordering::Acquire) == 0;
+    let started = std::time::Instant::now();
     let result = async {
         let mut slot = match budget {
             Budget::Background => None,
@@ -397,7 +406,40 @@ async fn run_fill(
     }
     .await;
     shared.in_flight.lock().unwrap().remove(&(module, query));
+    let metrics = metrics();
+    metrics
+        .fills
+        .get_or_create(&ResultLabels {
+            result: fill_result(&result),
+        })
+        .inc();
+    metrics
+        .fill_duration
+        .observe(started.elapsed().as_secs_f64());
     result
+}
+
+/// A fill's outcome as a metric label: a fixed set.
+fn fill_result(result: &Result<Version, FillError>) -> &'static str {
+    match result {
+        Ok(_) => "stored",
+        Err(FillError::Fetch(fetch)) => match **fetch {
+            FetchError::NotFound { .. } => "not_found",
+            FetchError::Timeout { .. } => "timeout",
+            FetchError::Upstream { .. }
+            | FetchError::InvalidOutput { .. }
+            | FetchError::OutputTooLarge { .. } => "upstream_error",
+            FetchError::GoMissing { .. }
+            | FetchError::Io { .. }
+            | FetchError::WorkDirBusy { .. }
+            | FetchError::LocalFault { .. } => "local_error",
+        },
+        Err(FillError::Unusable(_)) => "upstream_error",
+        Err(FillError::Storage(_)) => "storage_error",
+        Err(FillError::Busy(_)) => "busy",
+        Err(FillError::Abandoned) => "abandoned",
+        Err(FillError::Internal { .. }) => "local_error",
+    }
 }
 
 /// Completes when the last waiter has left (at once if it already has).

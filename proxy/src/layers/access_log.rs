@@ -1,18 +1,14 @@
 //! The access log: one line per request, written when its response body is finished (or dropped because
 //! the client went away), so the byte count is what was really sent.
 
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::BodyExt;
 use tower::{Layer, Service};
 
 use super::ResponseFuture;
-use crate::body::Body;
+use crate::body::{self, Body};
 
 /// Logs every request on the `ferry::access` target.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,14 +62,7 @@ where
                 status: response.status(),
                 ..entry
             };
-            Ok(response.map(|body| {
-                LoggedBody {
-                    inner: body,
-                    bytes: 0,
-                    entry,
-                }
-                .boxed_unsync()
-            }))
+            Ok(response.map(|body| body::on_done(body, move |bytes| entry.log(bytes))))
         })
     }
 }
@@ -87,49 +76,17 @@ struct Entry {
     started: Instant,
 }
 
-/// A response body that counts its bytes and writes the access log line when dropped.
-struct LoggedBody {
-    inner: Body,
-    bytes: u64,
-    entry: Entry,
-}
-
-impl HttpBody for LoggedBody {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            self.bytes += data.len() as u64;
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for LoggedBody {
-    fn drop(&mut self) {
+impl Entry {
+    /// Writes the line, with the bytes really sent.
+    fn log(self, bytes: u64) {
         tracing::info!(
             target: "ferry::access",
-            request_id = %self.entry.id,
-            method = %self.entry.method,
-            path = %self.entry.path,
-            status = self.entry.status.as_u16(),
-            bytes = self.bytes,
-            duration_ms = self.entry.started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %self.id,
+            method = %self.method,
+            path = %self.path,
+            status = self.status.as_u16(),
+            bytes,
+            duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,
             "request"
         );
     }

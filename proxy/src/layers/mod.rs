@@ -4,6 +4,7 @@
 //! order and a new one is one file and one line here.
 
 mod access_log;
+mod metrics;
 mod request_id;
 
 use std::convert::Infallible;
@@ -17,6 +18,7 @@ use hyper::body::Incoming;
 use tower::Service;
 
 pub use access_log::AccessLogLayer;
+pub use metrics::{MetricsLayer, metrics_response};
 pub use request_id::RequestIdLayer;
 
 use crate::body::Body;
@@ -26,8 +28,10 @@ use crate::service::Proxy;
 pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 /// The whole service a connection serves: the layers, outermost first, around the proxy.
+/// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own).
 pub fn stack(
     proxy: Arc<Proxy>,
+    serve_metrics: bool,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
 + Send
@@ -36,6 +40,7 @@ pub fn stack(
     tower::ServiceBuilder::new()
         .layer(RequestIdLayer)
         .layer(AccessLogLayer)
+        .layer(MetricsLayer { serve_metrics })
         .service(ProxyService(proxy))
 }
 

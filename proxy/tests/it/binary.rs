@@ -196,3 +196,24 @@ fn an_upstream_that_is_ferry_itself_stops_start_up_with_the_fix() {
         "{stderr}"
     );
 }
+
+#[test]
+fn metrics_listen_moves_metrics_off_the_module_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = ferry_testkit::closed_port();
+    let mut command = ferry();
+    command
+        .current_dir(dir.path())
+        .env("FERRY_DOWNLOAD_MODE", "none")
+        .env("FERRY_METRICS_LISTEN", format!("127.0.0.1:{port}"))
+        .args(["--listen", "127.0.0.1:0", "--storage", "memory://"]);
+    let (mut child, addr) = serving(command);
+    let on_main = http_get(&addr, "/metrics");
+    assert!(on_main.starts_with("HTTP/1.1 404"), "{on_main}");
+    let on_own = http_get(&format!("127.0.0.1:{port}"), "/metrics");
+    assert!(
+        on_own.starts_with("HTTP/1.1 200") && on_own.contains("ferry_requests_total"),
+        "{on_own}"
+    );
+    assert!(child.terminate().success());
+}

@@ -749,3 +749,45 @@ async fn a_fill_that_waits_too_long_for_a_slot_is_a_503_with_retry_after() {
     assert_eq!(waiting.await.unwrap().status, 200);
     ferry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_and_fills_without_naming_a_module() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    assert_eq!(
+        ferry.get("example.com/hello/@v/v1.0.0.info").await.status,
+        200
+    );
+    assert_eq!(
+        ferry.get("example.com/hello/@v/v9.9.9.mod").await.status,
+        404
+    );
+
+    let reply = ferry.get("metrics").await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply
+            .header("content-type")
+            .starts_with("application/openmetrics-text")
+    );
+    let text = reply.text();
+    for expected in [
+        "ferry_requests_total{endpoint=\"info\",status=\"200\"}",
+        "ferry_requests_total{endpoint=\"mod\",status=\"404\"}",
+        "ferry_fills_total{result=\"stored\"}",
+        "ferry_fills_total{result=\"not_found\"}",
+        "ferry_request_duration_seconds_bucket{",
+        "ferry_response_bytes_total{endpoint=\"info\"}",
+        "ferry_open_connections ",
+        "ferry_fill_duration_seconds_count ",
+    ] {
+        assert!(text.contains(expected), "{expected} in:\n{text}");
+    }
+    // Cardinality stays bounded: no module path or version is ever a label value.
+    assert!(
+        !text.contains("example.com") && !text.contains("v1.0.0"),
+        "{text}"
+    );
+    ferry.stop().await;
+}
