@@ -17,10 +17,9 @@ use http::{Request, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tower::{Layer, Service};
 
 use crate::body::{self, Body};
-use crate::layers::ResponseFuture;
+use crate::layers::hook::Hook;
 use crate::server::ServerSettings;
 
 /// The activity of one connection. Times are milliseconds since the connection opened.
@@ -162,28 +161,10 @@ impl AsyncWrite for Watched {
 
 /// Counts a connection's requests as handled, then as sent until their bodies are done or dropped.
 #[derive(Clone)]
-pub struct ActivityLayer(pub Arc<Activity>);
-
-impl<S> Layer<S> for ActivityLayer {
-    type Service = Tracked<S>;
-
-    fn layer(&self, inner: S) -> Tracked<S> {
-        Tracked {
-            inner,
-            activity: self.0.clone(),
-        }
-    }
-}
-
-/// The service [`ActivityLayer`] makes.
-#[derive(Clone)]
-pub struct Tracked<S> {
-    inner: S,
-    activity: Arc<Activity>,
-}
+pub struct Track(pub Arc<Activity>);
 
 /// Counts one request as handled while it lives (also when the client leaves and the handler is dropped).
-struct Handling(Arc<Activity>);
+pub struct Handling(Arc<Activity>);
 
 impl Drop for Handling {
     fn drop(&mut self) {
@@ -191,34 +172,23 @@ impl Drop for Handling {
     }
 }
 
-impl<S, B> Service<Request<B>> for Tracked<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+impl Hook for Track {
+    type State = Handling;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+    fn before<B>(&self, _: &mut Request<B>) -> (Handling, Option<Response<Body>>) {
+        self.0.handling.fetch_add(1, Ordering::AcqRel);
+        (Handling(self.0.clone()), None)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        self.activity.handling.fetch_add(1, Ordering::AcqRel);
-        let handling = Handling(self.activity.clone());
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let response = response.await?;
-            let activity = handling.0.clone();
-            // Counted as sending before it stops counting as handled, so the connection never looks idle
-            // between the two.
-            activity.sending.fetch_add(1, Ordering::AcqRel);
-            activity
-                .last_write
-                .fetch_max(activity.now(), Ordering::Relaxed);
-            drop(handling);
-            Ok(response.map(|body| body::on_done(body, move |_| activity.response_done())))
-        })
+    fn after(&self, handling: Handling, response: Response<Body>) -> Response<Body> {
+        let activity = self.0.clone();
+        // Counted as sending before it stops counting as handled, so the connection never looks idle
+        // between the two.
+        activity.sending.fetch_add(1, Ordering::AcqRel);
+        activity
+            .last_write
+            .fetch_max(activity.now(), Ordering::Relaxed);
+        drop(handling);
+        response.map(|body| body::on_done(body, move |_| activity.response_done()))
     }
 }

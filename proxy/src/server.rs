@@ -12,7 +12,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Layer;
 
-use crate::connection::{Activity, ActivityLayer, Watched};
+use crate::connection::{Activity, Track, Watched};
+use crate::layers::hook::HookLayer;
 use crate::service::Proxy;
 
 /// How the server treats connections.
@@ -86,7 +87,7 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let activity = Arc::new(Activity::new());
-                    let service = TowerToHyperService::new(ActivityLayer(activity.clone()).layer(stack.clone()));
+                    let service = TowerToHyperService::new(HookLayer(Track(activity.clone())).layer(stack.clone()));
                     let io = TokioIo::new(Watched::new(stream, activity.clone()));
                     let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
                     let settings = settings.clone();

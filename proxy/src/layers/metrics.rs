@@ -2,39 +2,19 @@
 //! times it to the end of its body and counts the bytes sent; it answers `/metrics` before the proxy sees it
 //! (unless the metrics have a listener of their own, `metrics_listen`).
 
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::header::{CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use tower::{Layer, Service};
 
-use super::ResponseFuture;
+use super::hook::Hook;
 use crate::body::{self, Body};
 use crate::metrics::{EndpointLabels, RequestLabels, endpoint_kind, metrics};
 
-/// The metrics layer; `serve_metrics` says whether this listener answers `GET /metrics`.
+/// The metrics hook; `serve_metrics` says whether this listener answers `GET /metrics`.
 #[derive(Debug, Clone, Copy)]
-pub struct MetricsLayer {
+pub struct Measure {
     pub serve_metrics: bool,
-}
-
-impl<S> Layer<S> for MetricsLayer {
-    type Service = Measured<S>;
-
-    fn layer(&self, inner: S) -> Measured<S> {
-        Measured {
-            inner,
-            serve_metrics: self.serve_metrics,
-        }
-    }
-}
-
-/// The service [`MetricsLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct Measured<S> {
-    inner: S,
-    serve_metrics: bool,
 }
 
 /// The `/metrics` answer.
@@ -47,36 +27,23 @@ pub fn metrics_response() -> Response<Body> {
     response
 }
 
-impl<S, B> Service<Request<B>> for Measured<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+impl Hook for Measure {
+    type State = (&'static str, Instant);
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn before<B>(&self, request: &mut Request<B>) -> (Self::State, Option<Response<Body>>) {
         let endpoint = endpoint_kind(request.uri().path());
-        let started = Instant::now();
         let answer_here =
             self.serve_metrics && endpoint == "metrics" && request.method() == Method::GET;
-        let response = (!answer_here).then(|| self.inner.call(request));
-        Box::pin(async move {
-            let response = match response {
-                Some(response) => response.await?,
-                None => metrics_response(),
-            };
-            let status = response.status();
-            Ok(response.map(|body| {
-                body::on_done(body, move |bytes| record(endpoint, status, started, bytes))
-            }))
-        })
+        (
+            (endpoint, Instant::now()),
+            answer_here.then(metrics_response),
+        )
+    }
+
+    fn after(&self, (endpoint, started): Self::State, response: Response<Body>) -> Response<Body> {
+        let status = response.status();
+        response
+            .map(|body| body::on_done(body, move |bytes| record(endpoint, status, started, bytes)))
     }
 }
 

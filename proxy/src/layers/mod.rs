@@ -1,9 +1,10 @@
-//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (request ids and the access
-//! log today; authentication and metrics next) is a layer in a file of its own, and [`stack`] is the one place
-//! that puts them in order. Every layer takes and gives `Request` -> `Response<Body>`, so they compose in any
-//! order and a new one is one file and one line here.
+//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (request ids, the access log,
+//! metrics; authentication next) is a [`Hook`](hook::Hook) in a file of its own, and [`stack`] is the one
+//! place that puts them in order. Every layer takes and gives `Request` -> `Response<Body>`, so they compose
+//! in any order and a new one is one file and one line here.
 
 mod access_log;
+pub mod hook;
 mod metrics;
 mod request_id;
 
@@ -17,9 +18,12 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::Service;
 
-pub use access_log::AccessLogLayer;
-pub use metrics::{MetricsLayer, metrics_response};
-pub use request_id::RequestIdLayer;
+pub use metrics::metrics_response;
+
+use access_log::AccessLog;
+use hook::HookLayer;
+use metrics::Measure;
+use request_id::RequestId;
 
 use crate::body::Body;
 use crate::service::Proxy;
@@ -38,9 +42,9 @@ pub fn stack(
 + 'static {
     // Outermost first: the id is on the request before the access log reads it.
     tower::ServiceBuilder::new()
-        .layer(RequestIdLayer)
-        .layer(AccessLogLayer)
-        .layer(MetricsLayer { serve_metrics })
+        .layer(HookLayer(RequestId))
+        .layer(HookLayer(AccessLog))
+        .layer(HookLayer(Measure { serve_metrics }))
         .service(ProxyService(proxy))
 }
 

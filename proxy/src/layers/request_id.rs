@@ -3,13 +3,11 @@
 //! logs it) and sent back on the response, so a client's report and a log line can be matched.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use http::header::HeaderValue;
 use http::{HeaderName, Request, Response};
-use tower::{Layer, Service};
 
-use super::ResponseFuture;
+use super::hook::Hook;
 use crate::body::Body;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -19,36 +17,12 @@ const MAX_LEN: usize = 128;
 
 /// Gives every request an id.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct RequestIdLayer;
+pub struct RequestId;
 
-impl<S> Layer<S> for RequestIdLayer {
-    type Service = RequestId<S>;
+impl Hook for RequestId {
+    type State = HeaderValue;
 
-    fn layer(&self, inner: S) -> RequestId<S> {
-        RequestId { inner }
-    }
-}
-
-/// The service [`RequestIdLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct RequestId<S> {
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for RequestId<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn before<B>(&self, request: &mut Request<B>) -> (HeaderValue, Option<Response<Body>>) {
         let id = match request.headers().get(&X_REQUEST_ID) {
             Some(given) if usable(given) => given.clone(),
             _ => generate(),
@@ -56,12 +30,12 @@ where
         request
             .headers_mut()
             .insert(X_REQUEST_ID.clone(), id.clone());
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            let mut response = response.await?;
-            response.headers_mut().insert(X_REQUEST_ID.clone(), id);
-            Ok(response)
-        })
+        (id, None)
+    }
+
+    fn after(&self, id: HeaderValue, mut response: Response<Body>) -> Response<Body> {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+        response
     }
 }
 
