@@ -202,6 +202,13 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
                 let _ = metrics_stopped.await;
             }));
         }
+        let upstream = ferry::self_upstream::goproxy_for_log(&config);
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            policy = %config.policy.summary().trim_end(),
+            upstream = %upstream,
+            "configuration"
+        );
         tracing::info!(listen = %listener.local_addr()?, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
         let _ = stop_metrics.send(());

@@ -18,7 +18,39 @@ pub fn own_address_in_upstream(config: &Config) -> Option<String> {
         .split([',', '|'])
         .map(str::trim)
         .find(|entry| names(entry, config.listen))
-        .map(str::to_string)
+        .map(redact)
+}
+
+/// The go command's `GOPROXY` for the log: every entry's credentials (`user:token@`) replaced by `***@`.
+pub fn goproxy_for_log(config: &Config) -> String {
+    let Some(goproxy) = config
+        .fetcher
+        .go_env
+        .get("GOPROXY")
+        .or_else(|| config.fetcher.inherited_env.get("GOPROXY"))
+    else {
+        return "the go command's default".to_string();
+    };
+    let mut shown = String::new();
+    let mut rest = goproxy.as_str();
+    // Entries and their separators (`,` or `|`) are kept as written.
+    while !rest.is_empty() {
+        let end = rest.find([',', '|']).unwrap_or(rest.len());
+        shown.push_str(&redact(&rest[..end]));
+        shown.push_str(&rest[end..(end + 1).min(rest.len())]);
+        rest = &rest[(end + 1).min(rest.len())..];
+    }
+    shown
+}
+
+/// One `GOPROXY` entry with its credentials (`user:token@`) replaced by `***@`.
+fn redact(entry: &str) -> String {
+    match entry.rfind('@').zip(entry.find("://")) {
+        Some((at, scheme)) if at > scheme => {
+            format!("{}***{}", &entry[..scheme + 3], &entry[at..])
+        }
+        _ => entry.to_string(),
+    }
 }
 
 /// Whether the GOPROXY entry `entry` (a URL, `direct` or `off`) reaches `listen`.
@@ -43,6 +75,24 @@ fn names(entry: &str, listen: SocketAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::names;
+
+    #[test]
+    fn credentials_in_the_upstream_are_not_logged() {
+        let mut config = crate::config::load(
+            &crate::config::Flags::default(),
+            &std::collections::BTreeMap::from([(
+                "GOPROXY".to_string(),
+                "https://ci:s3cr3t@goproxy.internal.example/,direct|off".to_string(),
+            )]),
+        )
+        .unwrap();
+        assert_eq!(
+            super::goproxy_for_log(&config),
+            "https://***@goproxy.internal.example/,direct|off"
+        );
+        config.fetcher.inherited_env.clear();
+        assert_eq!(super::goproxy_for_log(&config), "the go command's default");
+    }
 
     #[test]
     fn an_entry_is_ferry_itself_when_it_reaches_the_listen_port_on_this_machine() {

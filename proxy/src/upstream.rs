@@ -405,6 +405,14 @@ async fn run_fill(
         }
     }
     .await;
+    match &result {
+        Ok(version) => tracing::debug!(%module, %query, %version, "fill done"),
+        // A client's 404 is routine; everything else is something an operator may need to act on.
+        Err(FillError::Fetch(fetch)) if matches!(**fetch, FetchError::NotFound { .. }) => {
+            tracing::info!(%module, %query, error = %fetch, "fill: not found upstream");
+        }
+        Err(e) => tracing::warn!(%module, %query, error = %crate::answer::Report(e), "fill failed"),
+    }
     shared.in_flight.lock().unwrap().remove(&(module, query));
     let metrics = metrics();
     metrics
