@@ -86,6 +86,11 @@ pub async fn run(
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Nagle's algorithm holds a response's last small segment until the client's delayed ACK
+                    // (about 40 ms): off, as nginx's tcp_nodelay has it.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+                    }
                     let activity = Arc::new(Activity::new());
                     let service = TowerToHyperService::new(HookLayer(Track(activity.clone())).layer(stack.clone()));
                     let io = TokioIo::new(Watched::new(stream, activity.clone()));
