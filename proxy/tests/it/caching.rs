@@ -13,7 +13,7 @@ use ferry::{CacheSettings, Proxy};
 use ferry_testkit::{FixtureModule, Upstream, eventually};
 use tokio::sync::Semaphore;
 
-use crate::harness::{Ferry, Reply, ferry_env, get, save};
+use crate::harness::{Ferry, Reply, ferry_env, get, save, write_file};
 
 const MODULE: &str = "example.com/cached";
 
@@ -315,4 +315,25 @@ async fn cache_settings_come_from_the_environment_and_a_bad_size_names_its_varia
         .to_string();
     assert!(error.contains("FERRY_CACHE_MAX_BYTES"), "{error}");
     assert!(error.contains("64MiB"), "{error}");
+
+    // The `[cache]` table; a bad value is reported where it was written.
+    let file = write_file(
+        dir.path(),
+        "ferry.toml",
+        "[cache]\nttl = \"2m\"\nfile_bytes = \"256MiB\"\n",
+    );
+    let flags = Flags {
+        config: Some(file.clone()),
+        ..Flags::default()
+    };
+    let env = ferry_env(dir.path(), None, &[]);
+    let config = ferry::config::load(&flags, &env).unwrap();
+    assert_eq!(config.cache.ttl, Duration::from_secs(120));
+    assert_eq!(config.cache.file_bytes, 256 << 20);
+    write_file(dir.path(), "ferry.toml", "[cache]\nstale = \"soon\"\n");
+    let error = ferry::config::load(&flags, &env).unwrap_err().to_string();
+    assert!(
+        error.starts_with(&format!("{}:2:9: ", file.display())),
+        "{error}"
+    );
 }
