@@ -16,6 +16,7 @@ use ferry_storage::{Culprit, StorageConfig, StorageError, StorageOptions};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::cache::CacheSettings;
 use crate::server::ServerSettings;
 use crate::upstream::FillSettings;
 
@@ -85,6 +86,7 @@ pub struct Config {
     pub policy_sources: PolicySourceValues,
     pub fetcher: FetcherConfig,
     pub fills: FillSettings,
+    pub cache: CacheSettings,
 }
 
 /// The download-mode settings as found, owned, so the policy can be loaded again (on SIGHUP).
@@ -181,6 +183,7 @@ struct FileSettings {
     /// The older `[s3]` and `[gcs]` tables: the same keys, applied only to an `s3://` or `gs://` store.
     s3: Option<OptionsTable>,
     gcs: Option<OptionsTable>,
+    cache: Option<CacheTable>,
 }
 
 /// A storage options table as written, each key and value with its place in the file.
@@ -452,7 +455,93 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         policy_sources,
         fetcher,
         fills,
+        cache: load_cache(&lookup)?,
     })
+}
+
+/// The `[cache]` table (see the README's "Caching"); each key also a `FERRY_CACHE_*` variable.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheTable {
+    ttl: Option<Spanned<String>>,
+    stale: Option<Spanned<String>>,
+    not_found_ttl: Option<Spanned<String>>,
+    max_entries: Option<Spanned<u32>>,
+    max_bytes: Option<Spanned<String>>,
+    file_bytes: Option<Spanned<String>>,
+}
+
+fn load_cache(lookup: &Lookup<'_>) -> Result<CacheSettings, ConfigError> {
+    let defaults = CacheSettings::default();
+    let duration =
+        |env_name, value: fn(&CacheTable) -> Option<&Spanned<String>>, default| match lookup.get(
+            ("", None),
+            env_name,
+            |f| value(f.cache.as_ref()?),
+        ) {
+            Some((text, origin)) => parse_duration(&text, origin),
+            None => Ok(default),
+        };
+    let size = |env_name, value: fn(&CacheTable) -> Option<&Spanned<String>>, default| {
+        match lookup.get(("", None), env_name, |f| value(f.cache.as_ref()?)) {
+            Some((text, origin)) => parse_size(&text).ok_or_else(|| ConfigError::Invalid {
+                origin,
+                message: format!(
+                    "size {text:?} is not a number of bytes; write e.g. \"64MiB\", \"512KiB\" or \"0\" (nothing kept)"
+                ),
+            }),
+            None => Ok(default),
+        }
+    };
+    let max_entries = match lookup.get(("", None), "FERRY_CACHE_MAX_ENTRIES", |f| {
+        f.cache.as_ref()?.max_entries.as_ref()
+    }) {
+        Some((text, origin)) => text.parse().map_err(|_| ConfigError::Invalid {
+            origin,
+            message: format!("{text:?} is not a whole number; write e.g. 10000 (0: nothing kept)"),
+        })?,
+        None => defaults.max_entries,
+    };
+    Ok(CacheSettings {
+        ttl: duration("FERRY_CACHE_TTL", |c| c.ttl.as_ref(), defaults.ttl)?,
+        stale: duration("FERRY_CACHE_STALE", |c| c.stale.as_ref(), defaults.stale)?,
+        not_found_ttl: duration(
+            "FERRY_CACHE_NOT_FOUND_TTL",
+            |c| c.not_found_ttl.as_ref(),
+            defaults.not_found_ttl,
+        )?,
+        max_entries,
+        max_bytes: size(
+            "FERRY_CACHE_MAX_BYTES",
+            |c| c.max_bytes.as_ref(),
+            defaults.max_bytes,
+        )?,
+        file_bytes: size(
+            "FERRY_CACHE_FILE_BYTES",
+            |c| c.file_bytes.as_ref(),
+            defaults.file_bytes,
+        )?,
+    })
+}
+
+/// `64MiB`, `512KiB`, `1GiB`, `10MB` or a plain number of bytes.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.parse::<usize>().ok()?.checked_mul(unit)
 }
 
 /// The store the URL names, configured by the environment and the file's storage tables; a bad value is

@@ -4,6 +4,7 @@
 mod action;
 mod answer;
 mod body;
+mod cache;
 pub mod config;
 mod connection;
 mod layers;
@@ -14,6 +15,7 @@ mod server;
 mod service;
 mod upstream;
 
+pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
 pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
@@ -67,7 +69,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     } else {
         (None, Some(work_dir))
     };
-    let mut proxy = Proxy::with_upstream(store, upstream, policy);
+    let mut proxy = Proxy::with_upstream(store, upstream, policy).with_cache(&config.cache);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

@@ -16,6 +16,7 @@ use http::{Method, Request, Response, StatusCode};
 use crate::action::{Action, Declined, Kind, action};
 use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT};
 use crate::body::{self, Body};
+use crate::cache::{CacheSettings, Caches};
 use crate::request::{Endpoint, Refusal};
 use crate::upstream::{FillError, Upstream};
 
@@ -23,8 +24,11 @@ use crate::upstream::{FillError, Upstream};
 #[derive(Debug)]
 pub struct Proxy {
     store: Arc<dyn ModuleStore>,
-    /// None when no mode can fetch: a miss that would fetch is then answered 404.
-    upstream: Option<Upstream>,
+    /// None when no mode can fetch: a miss that would fetch is then answered 404. Shared with the caches'
+    /// upstream calls, which run in tasks of their own.
+    upstream: Option<Arc<Upstream>>,
+    /// The upstream's list and query answers, and the small immutable files, kept in memory.
+    caches: Caches,
     /// Replaced whole on reload (SIGHUP); each request decides with the policy in force when it started.
     policy: ArcSwap<Policy>,
     /// The locked work dir when no fetcher holds it (a policy that never fetches): the lock lives as long.
@@ -80,10 +84,17 @@ impl Proxy {
     ) -> Proxy {
         Proxy {
             store,
-            upstream,
+            upstream: upstream.map(Arc::new),
+            caches: Caches::new(&CacheSettings::default()),
             policy: ArcSwap::from_pointee(policy),
             work_dir: None,
         }
+    }
+
+    /// The same proxy with caches of these sizes and lifetimes (see the README's "Caching").
+    pub fn with_cache(mut self, settings: &CacheSettings) -> Proxy {
+        self.caches = Caches::new(settings);
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn ModuleStore> {
@@ -170,7 +181,7 @@ impl Proxy {
     }
 
     /// What this request does for its module: the one table in `action`.
-    fn action(&self, decision: &Decision<'_>, kind: Kind) -> Action<&Upstream> {
+    fn action(&self, decision: &Decision<'_>, kind: Kind) -> Action<&Arc<Upstream>> {
         action(decision.mode, kind, self.upstream.as_ref())
     }
 
@@ -234,19 +245,23 @@ impl Proxy {
         file: VersionFile,
         head_only: bool,
     ) -> Result<Answer, StorageError> {
-        match file {
-            VersionFile::Info => self
-                .store
-                .info(module, version)
-                .await
-                .map(|info| Answer::ok(JSON, IMMUTABLE, info)),
-            VersionFile::Mod => self
-                .store
-                .go_mod(module, version)
-                .await
-                .map(|m| Answer::ok(TEXT, IMMUTABLE, m)),
-            VersionFile::Zip => self.zip(module, version, head_only).await,
+        let is_mod = match file {
+            VersionFile::Info => false,
+            VersionFile::Mod => true,
+            VersionFile::Zip => return self.zip(module, version, head_only).await,
+        };
+        let content_type = if is_mod { TEXT } else { JSON };
+        // `.info` and `.mod` never change once stored: a hot one is served without a store round trip.
+        if let Some(bytes) = self.caches.file(module, version, is_mod) {
+            return Ok(Answer::ok(content_type, IMMUTABLE, bytes));
         }
+        let bytes = if is_mod {
+            self.store.go_mod(module, version).await?
+        } else {
+            self.store.info(module, version).await?
+        };
+        self.caches.keep_file(module, version, is_mod, &bytes);
+        Ok(Answer::ok(content_type, IMMUTABLE, bytes))
     }
 
     /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
@@ -270,7 +285,7 @@ impl Proxy {
                 return miss_answer(action, &miss, decision);
             }
         };
-        let resolved = match upstream.resolve(module, query).await {
+        let resolved = match self.caches.resolve(upstream, module, query).await {
             Ok(resolved) => resolved,
             Err(e) => return Answer::from(e),
         };
@@ -311,9 +326,12 @@ impl Proxy {
             Err(e) => return Answer::from(e),
         };
         let mut versions = match upstream {
-            Ok(upstream) => match upstream.list(module).await {
-                Ok(mut versions) => {
-                    versions.extend(stored);
+            // The upstream's part is cached; the store's is read on every answer, so that a version this
+            // Ferry (or another sharing the store) has just stored is listed at once.
+            Ok(upstream) => match self.caches.list(upstream, module).await {
+                Ok(listed) => {
+                    let mut versions = stored;
+                    versions.extend(listed.iter().cloned());
                     versions
                 }
                 Err(e) if !stored.is_empty() => {
@@ -342,12 +360,12 @@ impl Proxy {
             }
             // As for a list, a (never tabled) `Queue` asks the upstream.
             Action::Upstream(upstream) | Action::Queue(upstream) => {
-                match upstream.resolve(module, "latest").await {
+                match self.caches.resolve(upstream, module, "latest").await {
                     Ok(latest) => {
                         let mut info =
                             serde_json::json!({ "Version": latest.version, "Time": latest.time });
-                        if let Some(origin) = latest.origin {
-                            info["Origin"] = origin;
+                        if let Some(origin) = &latest.origin {
+                            info["Origin"] = origin.clone();
                         }
                         return Answer::ok(JSON, SHORT_LIVED, Bytes::from(info.to_string()));
                     }
@@ -394,7 +412,7 @@ impl Proxy {
 
 /// A miss that is not fetched before answering: queue a background fetch, redirect, or decline, with an
 /// answer that says which.
-fn miss_answer(action: Action<&Upstream>, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
+fn miss_answer(action: Action<&Arc<Upstream>>, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
     let what = format!("{}@{}", miss.module, miss.query);
     match action {
         Action::Queue(upstream) => {

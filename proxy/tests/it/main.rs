@@ -4,6 +4,7 @@
 mod harness;
 
 mod binary;
+mod caching;
 mod connections;
 mod fetching;
 mod go_client;
