@@ -200,12 +200,15 @@ impl Fetcher {
         })
     }
 
-    /// The release and pre-release versions of `module` known upstream (`go list -m -versions`),
+    /// The release and pre-release versions of `module` known upstream (`go list -m -retracted -versions`),
     /// in go's (semver) order. A module without such versions answers an empty list.
     pub async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
         reject_flag_like(module)?;
         let (_scratch, output) = self
-            .run_go(&["list", "-m", "-versions", "-json", module])
+            // `-retracted`: a proxy's list holds every version, as an upstream GOPROXY's does (the client hides
+            // retracted ones itself). Without it go also fetches the latest version's .info and .mod to read
+            // its retract directives: three upstream requests for one list.
+            .run_go(&["list", "-m", "-retracted", "-versions", "-json", module])
             .await?;
         let answer: go_json::ListVersions = parse_list_answer(&output)?;
         Ok(answer.versions.unwrap_or_default())

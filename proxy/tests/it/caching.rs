@@ -71,6 +71,8 @@ async fn requests_per_upstream_list(dir: &Path) -> Vec<String> {
     let reply = ferry.get(&format!("{MODULE}/@v/list")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(upstream.requests().len(), 2 * first.len(), "{first:?}");
+    // One list is one upstream request: `go list -m -retracted -versions` reads `@v/list` alone.
+    assert_eq!(first, [format!("{MODULE}/@v/list")]);
     ferry.stop().await;
     first
 }
