@@ -252,7 +252,7 @@ impl Upstream {
         true
     }
 
-    /// Versions the upstream lists for the module (releases and pre-releases, as `go list -m -versions`).
+    /// Versions the upstream lists for the module (releases and pre-releases, as `go list -m -retracted -versions`).
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, FillError> {
         let _slot = self.shared.slots.take(&self.shared.slots.queries).await?;
         let versions = self.shared.fetcher.list(module.as_str()).await?;

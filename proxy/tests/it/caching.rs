@@ -59,7 +59,7 @@ fn upstream_count(upstream: &Upstream, needle: &str) -> usize {
         .count()
 }
 
-/// The upstream requests one `go list -m -versions` sends (what Ferry runs for a `list`): counted with the
+/// The upstream requests one `go list -m -retracted -versions` sends (what Ferry runs for a `list`): counted with the
 /// cache off, so that the tests below assert "one upstream call" in the go command's own units.
 async fn requests_per_upstream_list(dir: &Path) -> Vec<String> {
     let upstream = Upstream::start(vec![cached("v1.0.0"), cached("v1.1.0")]).await;
