@@ -2,10 +2,10 @@
 //!
 //!     ferry-stalled ADDR PATH HTTP1_READERS H2_CONNECTIONS H2_STREAMS SERVER_PID SECONDS
 //!
-//! Opens HTTP1_READERS HTTP/1.1 connections and H2_CONNECTIONS h2c connections with H2_STREAMS streams each,
-//! all asking for PATH (a large zip); reads each response's head and then nothing. For SECONDS it prints,
-//! every second, the server's resident memory (VmRSS, and VmHWM, the peak) and how many of the stalled
-//! responses the server has dropped.
+//! Opens HTTP1_READERS HTTP/1.1 connections (raw sockets) and H2_CONNECTIONS h2c connections with H2_STREAMS
+//! streams each, all asking for PATH (a large zip); reads each response's first bytes and then nothing. For
+//! SECONDS it prints, every second, the server's resident memory (VmRSS, and VmHWM, the peak), its open
+//! sockets, and how many h2c connections it has dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,27 +49,26 @@ async fn stall(
     let dropped = Arc::new(AtomicUsize::new(0));
     let mut held = Vec::new();
     for _ in 0..http1 {
-        let (addr, path, opened, dropped) =
-            (addr.clone(), path.clone(), opened.clone(), dropped.clone());
+        let (addr, path, opened) = (addr.clone(), path.clone(), opened.clone());
         held.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&addr)
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            // A raw socket: the request, the first bytes of the answer, then nothing read at all (an HTTP
+            // client library would read ahead into its own buffers and never let the server stall).
+            let mut stream = tokio::net::TcpStream::connect(&addr)
                 .await
                 .expect("connect");
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream))
-                    .await
-                    .expect("handshake");
-            let connection = tokio::spawn(connection);
-            let request = http::Request::get(&path)
-                .header("host", &addr)
-                .body(Empty::<Bytes>::new())
-                .unwrap();
-            let response = sender.send_request(request).await.expect("a response head");
+            let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+            stream
+                .write_all(request.as_bytes())
+                .await
+                .expect("send the request");
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).await.expect("a status line");
             opened.fetch_add(1, Ordering::Relaxed);
-            // The body is never polled; the connection ends when the server drops it.
-            let _ = connection.await;
-            dropped.fetch_add(1, Ordering::Relaxed);
-            drop(response);
+            // Held, never read, until the end; whether Ferry still holds its side is counted from its
+            // file descriptors.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            drop(stream);
         }));
     }
     for _ in 0..h2_connections {
@@ -110,10 +109,20 @@ async fn stall(
                 .find_map(|line| line.strip_prefix(name))
                 .map_or("?".to_string(), |v| v.trim().to_string())
         };
+        let sockets = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+                })
+                .count()
+        });
         println!(
-            "{second:>3} s: stalled responses opened {:>5}, dropped by the server {:>5}; ferry VmRSS {:>10}, VmHWM {:>10}",
+            "{second:>3} s: stalled responses opened {:>5}; h2 connections dropped by ferry {:>3}; ferry sockets {:>5}, VmRSS {:>10}, VmHWM {:>10}",
             opened.load(Ordering::Relaxed),
-            dropped.load(Ordering::Relaxed),
+            dropped.load(Ordering::Relaxed) / h2_streams.max(1),
+            sockets,
             field("VmRSS:"),
             field("VmHWM:"),
         );
