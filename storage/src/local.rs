@@ -90,10 +90,24 @@ fn is_debris(name: &str, changed: SystemTime, now: SystemTime) -> Option<bool> {
     let writer = staging_writer(name)?;
     let old = now.duration_since(changed).unwrap_or_default() >= STAGING_MAX_AGE;
     let dead = match writer {
-        Some((host, pid)) if host == host_tag() => !Path::new(&format!("/proc/{pid}")).exists(),
+        Some((host, pid)) if host == host_tag() => !is_running(pid),
         _ => false,
     };
     Some(old || dead)
+}
+
+/// Whether the process `pid` of this host is running: a zombie (killed, not yet reaped) is not, though
+/// its `/proc` entry remains.
+fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ...`; comm may hold spaces and parentheses.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => false,
+    }
 }
 
 /// Removes the staging debris under `root` (the whole tree, symlinks not followed). Returns what it did;

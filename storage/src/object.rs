@@ -292,15 +292,23 @@ impl ModuleStore for ObjectModuleStore {
             })
             .filter_map(|escaped| Version::from_escaped(&escaped).ok())
             .collect();
-        if self.local_root.is_some() {
-            // A listed version is one `exists` finds: its `.info` does not lead out of the root.
-            let mut inside = Vec::with_capacity(versions.len());
-            for version in versions {
-                if self.exists(module, &version).await? {
-                    inside.push(version);
-                }
-            }
-            versions = inside;
+        if let Some(root) = &self.local_root {
+            // A listed version is one `exists` finds: its `.info` does not lead out of the root. One
+            // blocking task resolves them all.
+            let keys: Vec<String> = versions
+                .iter()
+                .map(|v| format!("{dir}/{}.info", v.escaped()))
+                .collect();
+            let root = root.clone();
+            let inside = tokio::task::spawn_blocking(move || {
+                keys.iter()
+                    .map(|key| matches!(local::resolve_inside(&root, key), Ok(Some(_))))
+                    .collect::<Vec<bool>>()
+            })
+            .await
+            .map_err(|e| StorageError::Unavailable(Failure::new(format!("listing {dir}"), e)))?;
+            let mut keep = inside.into_iter();
+            versions.retain(|_| keep.next().unwrap_or(false));
         }
         versions.sort();
         versions.dedup();
