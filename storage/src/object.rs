@@ -411,13 +411,22 @@ impl ModuleStore for ObjectModuleStore {
         }
         // A small object under the prefix, written and removed: proves the credentials may write and
         // the bucket takes objects. Its name is this process's, so replicas sharing a bucket do not race.
+        // The read check first: some S3-compatible servers create a missing bucket on a PUT.
+        self.check().await?;
         let probe = self.path(format!(".ferry-write-probe-{}", std::process::id()))?;
         let put = self
             .store
             .put(&probe, PutPayload::from_static(b"ferry write probe"))
             .await;
-        put.map_err(|e| self.fail(e, probe.as_ref()))?;
-        self.remove(&probe).await
+        match put {
+            Ok(_) => self.remove(&probe).await,
+            // A PUT answered "not found" means the bucket (or container) is not there.
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                let message = self.redact(format!("the bucket of the store does not exist: {e}"));
+                Err(StorageError::Unavailable(Failure::new(message, e)))
+            }
+            Err(e) => Err(self.fail(e, probe.as_ref())),
+        }
     }
 
     async fn check(&self) -> Result<(), StorageError> {

@@ -66,8 +66,8 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
     async fn check(&self) -> Result<(), StorageError>;
     /// Whether the store takes writes now: a file store creates, writes (64 KiB: room
     /// for a small version), fsyncs and removes a
-    /// probe file under its root; a cloud or memory store puts and deletes a small probe object under its
-    /// prefix. `Unavailable` when it cannot (a full or read-only disk, credentials that may only read, a
+    /// probe file under its root; a cloud or memory store runs `check`, then puts and deletes a small probe
+    /// object under its prefix. `Unavailable` when it cannot (a full or read-only disk, credentials that may only read, a
     /// missing bucket). Meant for start-up and for readiness when misses are fetched and stored.
     async fn check_writable(&self) -> Result<(), StorageError>;
 }
