@@ -120,7 +120,7 @@ async fn staging_debris_is_never_listed_and_is_swept_at_open_while_live_writers_
     let foreign = versions.join("v1.3.0.info#7");
     std::fs::write(&foreign, "{}").unwrap();
 
-    assert_eq!(store.list(&m).await.unwrap(), [stored.clone()]);
+    assert_eq!(store.list(&m).await.unwrap(), std::slice::from_ref(&stored));
     for v in ["v1.1.0", "v1.2.0", "v1.3.0"] {
         assert!(!store.exists(&m, &version(v)).await.unwrap(), "{v}");
         assert!(
