@@ -337,3 +337,24 @@ async fn a_full_file_store_fails_saves_with_nothing_visible_no_debris_and_a_fail
         .await
         .expect("writable once space is freed");
 }
+
+#[tokio::test]
+async fn a_path_element_too_long_for_the_filesystem_is_not_found_and_a_save_names_no_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let long = format!("example.com/{}", "a".repeat(300));
+    let (m, v) = (module(&long), version("v1.0.0"));
+    assert!(is_not_found(store.info(&m, &v).await));
+    assert!(is_not_found(store.zip(&m, &v).await.map(|_| ())));
+    assert!(!store.exists(&m, &v).await.unwrap());
+    assert!(store.list(&m).await.unwrap().is_empty());
+    let fixture = FixtureModule::package(&long, "v1.0.0");
+    let error = store
+        .save(&m, &v, crate::conformance::files_of(&fixture))
+        .await
+        .expect_err("no filesystem holds the name");
+    let shown = error.to_string();
+    assert!(shown.contains("File name too long"), "{shown}");
+    assert!(!shown.contains(dir.path().to_str().unwrap()), "{shown}");
+    assert!(staging_files(dir.path()).is_empty());
+}
