@@ -48,11 +48,19 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
             url: url.clone(),
             source,
         })?;
-    store
-        .check()
-        .await
-        .map_err(|source| StartError::Storage { url, source })?;
+    store.check().await.map_err(|source| StartError::Storage {
+        url: url.clone(),
+        source,
+    })?;
     let policy = config.policy.clone();
+    // A policy that fills the store needs a store that takes writes: a read-only or full one would answer
+    // ready and fail every miss.
+    if policy.fetches() {
+        store
+            .check_writable()
+            .await
+            .map_err(|source| StartError::Storage { url, source })?;
+    }
     // The work dir is locked (one Ferry per work dir) and swept of what a killed run left whatever the
     // policy, so a policy that fetches later, or another Ferry pointed at the same directory, finds it so.
     let work_dir = ferry_fetcher::WorkDir::lock(&config.fetcher.work_dir)

@@ -33,6 +33,33 @@ pub struct Proxy {
     policy: ArcSwap<Policy>,
     /// The locked work dir when no fetcher holds it (a policy that never fetches): the lock lives as long.
     pub(crate) work_dir: Option<ferry_fetcher::WorkDir>,
+    /// The last write check of the store, for `/readyz`.
+    writable: WriteCheck,
+}
+
+/// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
+#[derive(Debug, Default)]
+struct WriteCheck {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+}
+
+impl WriteCheck {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    async fn check(&self, store: &dyn ModuleStore) -> Result<(), String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, result)) = last.as_ref()
+            && at.elapsed() < Self::EVERY
+        {
+            return result.clone();
+        }
+        let result = match store.check().await {
+            Ok(()) => store.check_writable().await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        *last = Some((std::time::Instant::now(), result.clone()));
+        result
+    }
 }
 
 /// Why a new policy was not put in force.
@@ -88,6 +115,7 @@ impl Proxy {
             caches: Caches::new(&CacheSettings::default()),
             policy: ArcSwap::from_pointee(policy),
             work_dir: None,
+            writable: WriteCheck::default(),
         }
     }
 
@@ -185,8 +213,14 @@ impl Proxy {
         action(decision.mode, kind, self.upstream.as_ref())
     }
 
+    /// Ready when the store answers and, when this Ferry fills it, takes writes. The write probe (a small
+    /// write, fsynced, removed) is done at most every few seconds, however often the probe asks.
     async fn readyz(&self) -> Answer {
-        match self.store.check().await {
+        let checked = match &self.upstream {
+            Some(_) => self.writable.check(self.store.as_ref()).await,
+            None => self.store.check().await.map_err(|e| e.to_string()),
+        };
+        match checked {
             Ok(()) => Answer::text(StatusCode::OK, "ready"),
             Err(e) => Answer::text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
         }

@@ -242,7 +242,7 @@ impl StorageConfig {
     /// [`ModuleStore::check`] to know whether it answers).
     pub fn open(&self) -> Result<Arc<dyn ModuleStore>, StorageError> {
         match self {
-            StorageConfig::File(FileConfig { root }) => open_directory(root),
+            StorageConfig::File(file) => Ok(Arc::new(file.open_store()?)),
             StorageConfig::Memory => {
                 let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
                 Ok(Arc::new(ObjectModuleStore::new(memory, "")?))
@@ -255,7 +255,15 @@ impl StorageConfig {
     }
 }
 
-fn open_directory(root: &std::path::Path) -> Result<Arc<dyn ModuleStore>, StorageError> {
+impl FileConfig {
+    /// The directory's store as its own type, to change its settings (`with_fsync`) before use: the
+    /// directory is created when missing, and staging debris under it is swept.
+    pub fn open_store(&self) -> Result<ObjectModuleStore, StorageError> {
+        open_directory(&self.root)
+    }
+}
+
+fn open_directory(root: &std::path::Path) -> Result<ObjectModuleStore, StorageError> {
     // Operator-facing only (start-up): naming the directory is the point.
     let unusable = |e: std::io::Error| {
         ConfigError::url(format!("cannot use {} as a store: {e}", root.display())).with_source(e)
@@ -273,11 +281,18 @@ fn open_directory(root: &std::path::Path) -> Result<Arc<dyn ModuleStore>, Storag
     let local = object_store::local::LocalFileSystem::new_with_prefix(&canonical).map_err(|e| {
         ConfigError::url(format!("cannot use {} as a store: {e}", root.display())).with_source(e)
     })?;
+    // Staging files of writers that died (a kill -9 mid-copy, a full disk) are removed before serving.
+    let swept = crate::local::sweep(&canonical);
+    if swept.removed > 0 || swept.kept > 0 {
+        tracing::info!(
+            removed = swept.removed,
+            kept = swept.kept,
+            "swept staging files of the store (kept: young, their writer may be running)"
+        );
+    }
     // Empty version directories left by deletes are removed, as a hand-made tree would be.
     let local: Arc<dyn ObjectStore> = Arc::new(local.with_automatic_cleanup(true));
-    Ok(Arc::new(
-        ObjectModuleStore::new(local, "")?.with_local_root(canonical),
-    ))
+    Ok(ObjectModuleStore::new(local, "")?.with_local_root(canonical))
 }
 
 impl fmt::Display for StorageConfig {

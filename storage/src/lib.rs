@@ -4,11 +4,13 @@
 mod cloud;
 mod config;
 mod error;
+mod local;
 mod object;
 mod store;
 
 pub use cloud::CloudConfig;
 pub use config::{Environment, FileConfig, StorageConfig, StorageOption, StorageOptions};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
+pub use local::{STAGING_MAX_AGE, Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;
 pub use store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{ConfigError, Failure, StorageError};
+use crate::local;
 use crate::store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};
 use ferry_module::{ModulePath, Version};
 
@@ -32,6 +33,9 @@ pub struct ObjectModuleStore {
     /// For a store on local disk, its directory: a zip file handed to `save` is then linked into place
     /// rather than copied, and the directory is kept out of error messages.
     local_root: Option<std::path::PathBuf>,
+    /// On a local store, whether each file and directory entry is fsynced before the version is listed
+    /// (on by default; off only to measure what it costs: `examples/save_cost.rs`).
+    durable: bool,
 }
 
 impl ObjectModuleStore {
@@ -49,6 +53,7 @@ impl ObjectModuleStore {
         Ok(ObjectModuleStore {
             store,
             local_root: None,
+            durable: true,
         })
     }
 
@@ -57,6 +62,14 @@ impl ObjectModuleStore {
     /// through a copy: a fetched zip is then stored in microseconds (cold_fetch example).
     pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
         self.local_root = Some(root);
+        self
+    }
+
+    /// Whether a local store fsyncs a version's files and directory entries before listing it (the
+    /// default: a version listed before a power loss is whole after it). Turning it off is for measuring
+    /// its cost; nothing else changes (staging, the order of the files).
+    pub fn with_fsync(mut self, durable: bool) -> Self {
+        self.durable = durable;
         self
     }
 
@@ -104,9 +117,51 @@ impl ObjectModuleStore {
         }
     }
 
-    async fn read(&self, path: &Path) -> Result<Bytes, StorageError> {
+    /// On a local store, the identity of the file `path` names once its symlinks are resolved, refusing
+    /// (as not found) a file that resolves outside the store's root. `None` on other stores.
+    async fn resolve(&self, path: &Path) -> Result<Option<(u64, u64)>, StorageError> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        let (root, key) = (root.clone(), path.to_string());
+        let resolved = tokio::task::spawn_blocking(move || {
+            let inside = local::resolve_inside(&root, &key)?;
+            inside
+                .map(|file| std::fs::metadata(file).map(|m| local::identity(&m)))
+                .transpose()
+        })
+        .await
+        .map_err(|e| StorageError::Unavailable(Failure::new(format!("reading {path}"), e)))?;
+        match resolved {
+            Ok(Some(identity)) => Ok(Some(identity)),
+            // Outside the root: for a client, there is nothing there.
+            Ok(None) => Err(StorageError::NotFound(path.to_string())),
+            Err(e) if local::names_nothing(&e) => Err(StorageError::NotFound(path.to_string())),
+            // std::fs errors name no path.
+            Err(e) => Err(StorageError::Unavailable(Failure::new(
+                format!("reading {path}: {e}"),
+                e,
+            ))),
+        }
+    }
+
+    /// A get on a local store whose file is the one `resolve` checked: a symlink swapped in between the
+    /// check and the open is refused.
+    async fn get_inside(&self, path: &Path) -> Result<GetResult, StorageError> {
+        let expected = self.resolve(path).await?;
         let result = self.store.get(path).await;
         let result = result.map_err(|e| self.fail(e, path.as_ref()))?;
+        if let (Some(expected), GetResultPayload::File(file, _)) = (expected, &result.payload) {
+            let opened = file.metadata().map(|m| local::identity(&m)).ok();
+            if opened != Some(expected) {
+                return Err(StorageError::NotFound(path.to_string()));
+            }
+        }
+        Ok(result)
+    }
+
+    async fn read(&self, path: &Path) -> Result<Bytes, StorageError> {
+        let result = self.get_inside(path).await?;
         result
             .bytes()
             .await
@@ -129,10 +184,40 @@ impl ObjectModuleStore {
         }
     }
 
+    /// Stores a small file whole. On a local store: through a staging file, fsynced, renamed, and the
+    /// directory synced (when durable).
+    async fn put_small(&self, path: &Path, bytes: Bytes) -> Result<(), StorageError> {
+        let Some(root) = &self.local_root else {
+            let put = self.store.put(path, PutPayload::from_bytes(bytes)).await;
+            return put.map(|_| ()).map_err(|e| self.fail(e, path.as_ref()));
+        };
+        let (target, durable) = (root.join(path.as_ref()), self.durable);
+        blocking(path, root, move || {
+            local::write_file(&target, &bytes, durable)?;
+            match (durable, target.parent()) {
+                (true, Some(dir)) => local::sync_dir(dir),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
     async fn upload_zip(&self, path: &Path, zip: ZipSource) -> Result<(), StorageError> {
         match (zip, &self.local_root) {
             (ZipSource::File(file), Some(root)) => {
-                link_into_place(&file, &root.join(path.as_ref())).await
+                let (target, durable) = (root.join(path.as_ref()), self.durable);
+                blocking(path, root, move || {
+                    local::link_file(&file, &target, durable)
+                })
+                .await
+            }
+            (ZipSource::Stream(chunks), Some(root)) => {
+                let target = root.join(path.as_ref());
+                match local::write_stream(&target, chunks, self.durable).await {
+                    Ok(()) => Ok(()),
+                    Err(local::StreamFailure::Source(e)) => Err(StorageError::Source(e)),
+                    Err(local::StreamFailure::Write(e)) => Err(write_failure(path, root, e)),
+                }
             }
             (ZipSource::File(file), None) => {
                 let opened = tokio::fs::File::open(&file)
@@ -179,6 +264,15 @@ impl ObjectModuleStore {
 impl ModuleStore for ObjectModuleStore {
     async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError> {
         let dir = self.version_dir(module)?;
+        if let Some(root) = &self.local_root {
+            // A version directory that a symlink leads out of the root holds nothing of this store's.
+            let (root, key) = (root.clone(), dir.to_string());
+            let inside =
+                tokio::task::spawn_blocking(move || local::resolve_inside(&root, &key)).await;
+            if matches!(inside, Ok(Ok(None))) {
+                return Ok(Vec::new());
+            }
+        }
         let listing = match self.store.list_with_delimiter(Some(&dir)).await {
             Ok(listing) => listing,
             Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
@@ -198,6 +292,24 @@ impl ModuleStore for ObjectModuleStore {
             })
             .filter_map(|escaped| Version::from_escaped(&escaped).ok())
             .collect();
+        if let Some(root) = &self.local_root {
+            // A listed version is one `exists` finds: its `.info` does not lead out of the root. One
+            // blocking task resolves them all.
+            let keys: Vec<String> = versions
+                .iter()
+                .map(|v| format!("{dir}/{}.info", v.escaped()))
+                .collect();
+            let root = root.clone();
+            let inside = tokio::task::spawn_blocking(move || {
+                keys.iter()
+                    .map(|key| matches!(local::resolve_inside(&root, key), Ok(Some(_))))
+                    .collect::<Vec<bool>>()
+            })
+            .await
+            .map_err(|e| StorageError::Unavailable(Failure::new(format!("listing {dir}"), e)))?;
+            let mut keep = inside.into_iter();
+            versions.retain(|_| keep.next().unwrap_or(false));
+        }
         versions.sort();
         versions.dedup();
         Ok(versions)
@@ -213,8 +325,7 @@ impl ModuleStore for ObjectModuleStore {
 
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
         let path = self.file(module, version, "zip")?;
-        let result = self.store.get(&path).await;
-        let result = result.map_err(|e| self.fail(e, path.as_ref()))?;
+        let result = self.get_inside(&path).await?;
         let len = result.meta.size;
         let key = path.to_string();
         let redact = self.redactor();
@@ -241,6 +352,11 @@ impl ModuleStore for ObjectModuleStore {
 
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
         let path = self.file(module, version, "info")?;
+        match self.resolve(&path).await {
+            Err(StorageError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
         match self.store.head(&path).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -260,23 +376,22 @@ impl ModuleStore for ObjectModuleStore {
         let zip = self.file(module, version, "zip")?;
         let go_mod = self.file(module, version, "mod")?;
         let info = self.file(module, version, "info")?;
-        self.upload_zip(&zip, files.zip).await?;
-        if let Err(e) = self
-            .store
-            .put(&go_mod, PutPayload::from_bytes(files.go_mod))
-            .await
-        {
-            self.undo(&[&zip]).await;
-            return Err(self.fail(e, go_mod.as_ref()));
+        if let Some(root) = &self.local_root {
+            let dir = self.version_dir(module)?;
+            let (full, durable) = (root.join(dir.as_ref()), self.durable);
+            blocking(&dir, root, move || local::create_dirs(&full, durable)).await?;
         }
-        // The `.info` goes last: once it is stored, the version is listed with all its files present.
-        if let Err(e) = self
-            .store
-            .put(&info, PutPayload::from_bytes(files.info))
-            .await
-        {
+        self.upload_zip(&zip, files.zip).await?;
+        if let Err(e) = self.put_small(&go_mod, files.go_mod).await {
+            self.undo(&[&zip]).await;
+            return Err(e);
+        }
+        // The `.info` goes last: once it is stored, the version is listed with all its files present (and,
+        // on a local store, durable: `put_small` syncs the directory, so the zip's and `.mod`'s entries
+        // are on disk before the `.info` is written, and the `.info`'s before `save` returns).
+        if let Err(e) = self.put_small(&info, files.info).await {
             self.undo(&[&go_mod, &zip]).await;
-            return Err(self.fail(e, info.as_ref()));
+            return Err(e);
         }
         Ok(Saved::Written)
     }
@@ -286,6 +401,32 @@ impl ModuleStore for ObjectModuleStore {
             self.remove(&self.file(module, version, extension)?).await?;
         }
         Ok(())
+    }
+
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        if let Some(root) = &self.local_root {
+            let owned = root.clone();
+            let probe = Path::from(".ferry-write-probe");
+            return blocking(&probe, root, move || local::probe_writes(&owned)).await;
+        }
+        // A small object under the prefix, written and removed: proves the credentials may write and
+        // the bucket takes objects. Its name is this process's, so replicas sharing a bucket do not race.
+        // The read check first: some S3-compatible servers create a missing bucket on a PUT.
+        self.check().await?;
+        let probe = self.path(format!(".ferry-write-probe-{}", std::process::id()))?;
+        let put = self
+            .store
+            .put(&probe, PutPayload::from_static(b"ferry write probe"))
+            .await;
+        match put {
+            Ok(_) => self.remove(&probe).await,
+            // A PUT answered "not found" means the bucket (or container) is not there.
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                let message = self.redact(format!("the bucket of the store does not exist: {e}"));
+                Err(StorageError::Unavailable(Failure::new(message, e)))
+            }
+            Err(e) => Err(self.fail(e, probe.as_ref())),
+        }
     }
 
     async fn check(&self) -> Result<(), StorageError> {
@@ -304,47 +445,27 @@ impl ModuleStore for ObjectModuleStore {
     }
 }
 
-/// Puts `source` at `target` atomically: a hard link (a copy when the two are on different filesystems)
-/// under a staging name, then a rename. The staging name ends in `#<digits>`, which `object_store`'s own
-/// listing of a local directory leaves out, as it does its own staging files.
-async fn link_into_place(
-    source: &std::path::Path,
-    target: &std::path::Path,
+/// Runs a blocking filesystem step of a write to `key` off the async threads.
+async fn blocking(
+    key: &Path,
+    root: &std::path::Path,
+    step: impl FnOnce() -> std::io::Result<()> + Send + 'static,
 ) -> Result<(), StorageError> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let (source, target) = (source.to_path_buf(), target.to_path_buf());
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staging = target.with_file_name(format!(
-        "{name}#{}{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let linked = tokio::task::spawn_blocking(move || {
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        if std::fs::hard_link(&source, &staging).is_err() {
-            std::fs::copy(&source, &staging)?;
-        }
-        std::fs::rename(&staging, &target).inspect_err(|_| {
-            let _ = std::fs::remove_file(&staging);
-        })
-    })
-    .await;
-    match linked {
-        Ok(Ok(())) => Ok(()),
-        // std::fs errors name no path.
-        Ok(Err(e)) => Err(StorageError::Unavailable(Failure::new(
-            format!("storing the zip: {e}"),
-            e,
-        ))),
+    match tokio::task::spawn_blocking(step).await {
+        Ok(done) => done.map_err(|e| write_failure(key, root, e)),
         Err(e) => Err(StorageError::Unavailable(Failure::new(
-            "storing the zip: the copy task failed",
+            format!("storing {key}: the task failed"),
             e,
         ))),
     }
+}
+
+/// A failed write of `key` on a local store: the message names the key (std::fs errors name no path);
+/// the source, for the operator, the file under `root` as well.
+fn write_failure(key: &Path, root: &std::path::Path, e: std::io::Error) -> StorageError {
+    let detail = std::io::Error::new(
+        e.kind(),
+        format!("{}: {e}", root.join(key.as_ref()).display()),
+    );
+    StorageError::Unavailable(Failure::new(format!("storing {key}: {e}"), detail))
 }

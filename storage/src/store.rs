@@ -62,6 +62,12 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
     ) -> Result<Saved, StorageError>;
     /// Unlists the version (its `.info` first), then removes its other files. Deleting nothing is not an error.
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError>;
-    /// Whether the backend answers: `Ok` when it is reachable and usable.
+    /// Whether the backend answers: `Ok` when it is reachable and usable. Reads only.
     async fn check(&self) -> Result<(), StorageError>;
+    /// Whether the store takes writes now: a file store creates, writes (64 KiB: room
+    /// for a small version), fsyncs and removes a
+    /// probe file under its root; a cloud or memory store runs `check`, then puts and deletes a small probe
+    /// object under its prefix. `Unavailable` when it cannot (a full or read-only disk, credentials that may only read, a
+    /// missing bucket). Meant for start-up and for readiness when misses are fetched and stored.
+    async fn check_writable(&self) -> Result<(), StorageError>;
 }

@@ -16,7 +16,7 @@ mod servers;
 mod upstream;
 mod wait;
 
-pub use files::{entries, processes_under};
+pub use files::{Tmpfs, entries, processes_under};
 pub use fixture::{FixtureModule, escape, write_goproxy_tree};
 pub use go::{GoHome, go_binary, go_env};
 pub use in_process::InProcess;

@@ -9,6 +9,7 @@ mod connections;
 mod fetching;
 mod go_client;
 mod hardening_fetch;
+mod hardening_store;
 mod modes;
 mod policy_cli;
 mod protocol;

@@ -83,6 +83,11 @@ pub async fn a_missing_bucket_is_not_ready(server: CloudServer) {
     let store = open(&url, &StorageOptions::default(), &server.env);
     let error = store.check().await.expect_err("check of a missing bucket");
     assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
+    let error = store
+        .check_writable()
+        .await
+        .expect_err("write check of a missing bucket");
+    assert!(matches!(error, StorageError::Unavailable(_)), "{error:?}");
 }
 
 /// A wrong key is refused on every call (Unavailable, never NotFound), and no message repeats it.
@@ -101,6 +106,10 @@ pub async fn a_wrong_key_is_refused_and_not_repeated(
     let fixture = FixtureModule::package("example.com/secret", "v1.0.0");
     let errors = [
         store.check().await.expect_err("check with a wrong key"),
+        store
+            .check_writable()
+            .await
+            .expect_err("write check with a wrong key"),
         store.info(&m, &v).await.expect_err("read with a wrong key"),
         store.list(&m).await.expect_err("list with a wrong key"),
         store

@@ -176,6 +176,26 @@ pub async fn delete_unlists_and_removes(store: &dyn ModuleStore) {
         .expect("deleting nothing is not an error");
 }
 
+/// A working store takes writes, and the probe leaves nothing behind: saving and listing afterwards see
+/// only what was saved.
+pub async fn the_write_check_passes_and_leaves_nothing(store: &dyn ModuleStore) {
+    store
+        .check_writable()
+        .await
+        .expect("a working store takes writes");
+    store
+        .check_writable()
+        .await
+        .expect("and again: the probe was removed");
+    let fixture = FixtureModule::package("example.com/probed", "v1.0.0");
+    assert_eq!(save_fixture(store, &fixture).await, Saved::Written);
+    store.check().await.expect("still answers");
+    assert_eq!(
+        store.list(&module("example.com/probed")).await.unwrap(),
+        [version("v1.0.0")]
+    );
+}
+
 pub async fn failed_save_leaves_nothing_visible(store: &dyn ModuleStore) {
     let (m, v) = (module("example.com/broken"), version("v1.0.0"));
     let chunks = vec![
@@ -355,6 +375,11 @@ macro_rules! conformance_suite {
         async fn delete_unlists_and_removes() {
             let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
             $crate::conformance::delete_unlists_and_removes(&*store).await
+        }
+        #[tokio::test]
+        async fn the_write_check_passes_and_leaves_nothing() {
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::the_write_check_passes_and_leaves_nothing(&*store).await
         }
         #[tokio::test]
         async fn failed_save_leaves_nothing_visible() {

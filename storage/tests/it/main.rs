@@ -10,6 +10,7 @@ mod azure;
 mod config;
 mod filesystem;
 mod gcs;
+mod hardening;
 mod memory;
 mod s3;
 mod values;

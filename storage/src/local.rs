@@ -1,0 +1,307 @@
+//! What only a `file://` store does: durable writes through staging files, the sweep of staging debris,
+//! the write probe, and keeping reads inside the store's root (no symlink leads out).
+//!
+//! A staging file is `<final name>#<digits>`: the digits are a 4-digit tag of the host, the writer's
+//! process id in 10 digits, then a counter. `object_store`'s local listing skips any name ending in `#`
+//! and digits (as it does its own staging files, `<name>#<n>`), and no module path or version can name
+//! one, so a staging file is never listed nor served.
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::io::AsyncWriteExt;
+
+/// Staging files older than this are debris, whoever wrote them: a live writer touches its staging file
+/// at least every chunk, and renames it right after its fsync, so a minute of silence means it died.
+/// (A staging file of a process of this host that is no longer running is debris at once.)
+pub const STAGING_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// What the sweep found and removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Staging files removed.
+    pub removed: usize,
+    /// Staging files left because their writer may still be at work (young, and not known dead).
+    pub kept: usize,
+}
+
+/// A 4-digit tag of this host's name, so that the sweep tells this host's writers (whose liveness it can
+/// check) from those of another machine sharing the directory (which it leaves to the age rule).
+fn host_tag() -> u32 {
+    static TAG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *TAG.get_or_init(|| {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        // FNV-1a: stable across builds and processes, unlike std's hasher.
+        let hash = name.trim().bytes().fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        hash % 10_000
+    })
+}
+
+/// A fresh staging path beside `target`, for this process.
+pub fn staging_path(target: &Path) -> PathBuf {
+    staging_path_of(target, std::process::id())
+}
+
+/// A fresh staging path beside `target` as the process `pid` of this host names it: what a file store's
+/// writer leaves if it dies mid-write (tools and tests make debris with it).
+pub fn staging_path_of(target: &Path, pid: u32) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let mut name = target.as_os_str().to_owned();
+    name.push(format!(
+        "#{:04}{pid:010}{}",
+        host_tag(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    PathBuf::from(name)
+}
+
+/// Whether a file name is a staging name (Ferry's `<name>#<digits>` or `object_store`'s `<name>#<n>`):
+/// a file no reader ever sees, and debris once its writer is gone.
+pub fn is_staging_name(name: &str) -> bool {
+    staging_writer(name).is_some()
+}
+
+/// Whether `name` is a staging name (Ferry's or `object_store`'s), and if it is Ferry's, the host tag
+/// and process id of its writer.
+fn staging_writer(name: &str) -> Option<Option<(u32, u32)>> {
+    let (_, digits) = name.rsplit_once('#')?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.len() < 15 {
+        return Some(None);
+    }
+    let host = digits[..4].parse().ok()?;
+    let pid = digits[4..14].parse().ok()?;
+    Some(Some((host, pid)))
+}
+
+/// Whether the staging file `name`, last changed at `changed`, is debris: old, or written by a process of
+/// this host that is gone. A process of this host that is running (the current one included: a reloaded
+/// configuration may open the store again while the old one is writing) keeps its young files.
+fn is_debris(name: &str, changed: SystemTime, now: SystemTime) -> Option<bool> {
+    let writer = staging_writer(name)?;
+    let old = now.duration_since(changed).unwrap_or_default() >= STAGING_MAX_AGE;
+    let dead = match writer {
+        Some((host, pid)) if host == host_tag() => !is_running(pid),
+        _ => false,
+    };
+    Some(old || dead)
+}
+
+/// Whether the process `pid` of this host is running: a zombie (killed, not yet reaped) is not, though
+/// its `/proc` entry remains.
+fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ...`; comm may hold spaces and parentheses.
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Removes the staging debris under `root` (the whole tree, symlinks not followed). Returns what it did;
+/// a file it cannot remove is logged and counted as kept.
+pub fn sweep(root: &Path) -> Swept {
+    let mut swept = Swept::default();
+    let now = SystemTime::now();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                dirs.push(entry.path());
+                continue;
+            }
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            // The ctime moves on every write and on a hard link, so a staging link of an old file is young.
+            let changed = entry.metadata().map(|m| changed_at(&m)).unwrap_or(now);
+            match is_debris(name, changed, now) {
+                Some(true) => match std::fs::remove_file(entry.path()) {
+                    Ok(()) => swept.removed += 1,
+                    Err(e) => {
+                        tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove staging debris");
+                        swept.kept += 1;
+                    }
+                },
+                Some(false) => swept.kept += 1,
+                None => {}
+            }
+        }
+    }
+    swept
+}
+
+fn changed_at(metadata: &std::fs::Metadata) -> SystemTime {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = SystemTime::UNIX_EPOCH + Duration::from_secs(metadata.ctime().max(0) as u64);
+    metadata.modified().map_or(ctime, |m| m.max(ctime))
+}
+
+/// Makes `dir` exist, and durably so when `durable`: each directory it creates is fsynced into its parent.
+pub fn create_dirs(dir: &Path, durable: bool) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at.to_path_buf());
+        match at.parent() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    if durable {
+        for created in &missing {
+            if let Some(parent) = created.parent() {
+                sync_dir(parent)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes the entries of `dir` (created, renamed, removed files) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Runs `fill` on a fresh staging file beside `target`, fsyncs it when `durable`, and renames it to
+/// `target`. The staging file is removed if any step fails. The directory entry is not synced here.
+fn stage_then_rename(
+    target: &Path,
+    durable: bool,
+    fill: impl FnOnce(&Path) -> io::Result<()>,
+) -> io::Result<()> {
+    let staging = staging_path(target);
+    let done = fill(&staging)
+        .and_then(|()| {
+            if durable {
+                // Opened for writing: some filesystems refuse fsync on a read-only descriptor.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&staging)?
+                    .sync_all()?;
+            }
+            Ok(())
+        })
+        .and_then(|()| std::fs::rename(&staging, target));
+    if done.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    done
+}
+
+/// Writes `bytes` as `target`, whole or not at all.
+pub fn write_file(target: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    stage_then_rename(target, durable, |staging| {
+        File::create_new(staging)?.write_all(bytes)
+    })
+}
+
+/// Puts the file `source` at `target`: a hard link (a copy when the two are on different filesystems).
+pub fn link_file(source: &Path, target: &Path, durable: bool) -> io::Result<()> {
+    stage_then_rename(target, durable, |staging| {
+        if std::fs::hard_link(source, staging).is_err() {
+            std::fs::copy(source, staging)?;
+        }
+        Ok(())
+    })
+}
+
+/// Why [`write_stream`] failed: the stream's own error, or the filesystem's.
+pub enum StreamFailure {
+    Source(io::Error),
+    Write(io::Error),
+}
+
+impl From<io::Error> for StreamFailure {
+    fn from(e: io::Error) -> Self {
+        StreamFailure::Write(e)
+    }
+}
+
+/// Writes a stream of chunks as `target`, whole or not at all.
+pub async fn write_stream(
+    target: &Path,
+    mut chunks: BoxStream<'static, io::Result<Bytes>>,
+    durable: bool,
+) -> Result<(), StreamFailure> {
+    let staging = staging_path(target);
+    let written = async {
+        let mut file = tokio::fs::File::create_new(&staging).await?;
+        while let Some(chunk) = chunks.next().await {
+            file.write_all(&chunk.map_err(StreamFailure::Source)?)
+                .await?;
+        }
+        file.flush().await?;
+        if durable {
+            file.sync_all().await?;
+        }
+        drop(file);
+        tokio::fs::rename(&staging, target).await?;
+        Ok(())
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&staging).await;
+    }
+    written
+}
+
+/// What the write probe writes.
+pub const PROBE_SIZE: usize = 64 * 1024;
+
+/// Proves that `root` takes writes: a probe file (a staging name, so a crash leaves only debris the sweep
+/// removes) is created, written, fsynced and removed. A full or read-only filesystem fails here.
+pub fn probe_writes(root: &Path) -> io::Result<()> {
+    let probe = staging_path(&root.join(".ferry-write-probe"));
+    let written = File::create_new(&probe).and_then(|mut file| {
+        // Room for a small version (three files of a few KiB each, a block apiece): a filesystem too
+        // full to store one fails here rather than at the first fill.
+        file.write_all(&[0u8; PROBE_SIZE])?;
+        file.sync_all()
+    });
+    let removed = std::fs::remove_file(&probe);
+    written?;
+    removed?;
+    sync_dir(root)
+}
+
+/// Where `root/key` leads once every symlink is resolved, if that is inside `root` (itself resolved);
+/// `Ok(None)` when it leads outside. A missing file is the caller's to report.
+pub fn resolve_inside(root: &Path, key: &str) -> io::Result<Option<PathBuf>> {
+    let resolved = std::fs::canonicalize(root.join(key))?;
+    Ok(resolved.starts_with(root).then_some(resolved))
+}
+
+/// Whether a failed lookup means only that there is no such file: missing, a file where a directory
+/// should be, or a name too long for the filesystem (a client's long path element is a miss, not a fault).
+pub fn names_nothing(e: &io::Error) -> bool {
+    const ENAMETOOLONG: i32 = 36;
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename
+    ) || e.raw_os_error() == Some(ENAMETOOLONG)
+}
+
+/// The identity of a file (device and inode), to check that the file opened is the one resolved.
+pub fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (metadata.dev(), metadata.ino())
+}
