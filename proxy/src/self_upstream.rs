@@ -7,14 +7,18 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::config::Config;
 
-/// The `GOPROXY` entry of Ferry's `go` that points at `config.listen`, if any.
-pub fn own_address_in_upstream(config: &Config) -> Option<String> {
-    let goproxy = config
+/// The `GOPROXY` Ferry's `go` gets: `[fetcher] go_env` wins over Ferry's environment.
+fn goproxy(config: &Config) -> Option<&String> {
+    config
         .fetcher
         .go_env
         .get("GOPROXY")
-        .or_else(|| config.fetcher.inherited_env.get("GOPROXY"))?;
-    goproxy
+        .or_else(|| config.fetcher.inherited_env.get("GOPROXY"))
+}
+
+/// The `GOPROXY` entry of Ferry's `go` that points at `config.listen`, if any.
+pub fn own_address_in_upstream(config: &Config) -> Option<String> {
+    goproxy(config)?
         .split([',', '|'])
         .map(str::trim)
         .find(|entry| names(entry, config.listen))
@@ -23,12 +27,7 @@ pub fn own_address_in_upstream(config: &Config) -> Option<String> {
 
 /// The go command's `GOPROXY` for the log: every entry's credentials (`user:token@`) replaced by `***@`.
 pub fn goproxy_for_log(config: &Config) -> String {
-    let Some(goproxy) = config
-        .fetcher
-        .go_env
-        .get("GOPROXY")
-        .or_else(|| config.fetcher.inherited_env.get("GOPROXY"))
-    else {
+    let Some(goproxy) = goproxy(config) else {
         return "the go command's default".to_string();
     };
     let mut shown = String::new();
