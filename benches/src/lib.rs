@@ -15,7 +15,7 @@ use ferry_module::{ModulePath, Version};
 use ferry_storage::{
     Environment, ModuleStore, StorageConfig, StorageOptions, VersionFiles, ZipSource,
 };
-use ferry_testkit::{FixtureModule, server_vars, unique_prefix};
+use ferry_testkit::FixtureModule;
 use futures::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Full};
@@ -146,39 +146,14 @@ impl Backend {
                 let url = format!("file://{}", dir.path().join("store").display());
                 (url, Environment::default(), Some(dir))
             }
-            Backend::S3 => {
-                let [endpoint, bucket, key_id, secret] = server_vars(
-                    "S3",
-                    [
-                        "FERRY_TEST_S3_ENDPOINT",
-                        "FERRY_TEST_S3_BUCKET",
-                        "FERRY_TEST_S3_ACCESS_KEY_ID",
-                        "FERRY_TEST_S3_SECRET_ACCESS_KEY",
-                    ],
-                )?;
-                let env = [
-                    ("AWS_ENDPOINT", endpoint),
-                    ("AWS_ALLOW_HTTP", "true".into()),
-                    ("AWS_DEFAULT_REGION", "us-east-1".into()),
-                    ("AWS_ACCESS_KEY_ID", key_id),
-                    ("AWS_SECRET_ACCESS_KEY", secret),
-                ];
-                let url = format!("s3://{bucket}/bench-{}", unique_prefix());
-                (url, env.into_iter().collect(), None)
-            }
-            Backend::Gcs => {
-                // The service-account file names the emulator's endpoint.
-                let [_, bucket, service_account] = server_vars(
-                    "GCS",
-                    [
-                        "FERRY_TEST_GCS_ENDPOINT",
-                        "FERRY_TEST_GCS_BUCKET",
-                        "FERRY_TEST_GCS_SERVICE_ACCOUNT",
-                    ],
-                )?;
-                let env = [("GOOGLE_SERVICE_ACCOUNT", service_account)];
-                let url = format!("gs://{bucket}/bench-{}", unique_prefix());
-                (url, env.into_iter().collect(), None)
+            // The test servers `scripts/test-servers.sh` starts, as the tests reach them.
+            Backend::S3 | Backend::Gcs => {
+                let server = match self {
+                    Backend::S3 => ferry_testkit::s3_server()?,
+                    _ => ferry_testkit::gcs_server()?,
+                };
+                let env = server.env.iter().cloned().collect();
+                (server.fresh_url(), env, None)
             }
         };
         let store = StorageConfig::from_url_with(&url, &StorageOptions::default(), &env)
