@@ -78,3 +78,89 @@ impl Drop for Observed {
         }
     }
 }
+
+/// `body`, whose data frames each hold a permit of `budget` until the last copy of the frame is dropped
+/// (written to the socket, or dropped with the connection): the frames a connection has read from storage
+/// and not yet sent are bounded by the budget's size. A frame is read from the inner body only once its
+/// permit is taken, so a stalled client stops the reading instead of piling chunks up in memory.
+pub fn budgeted(body: Body, budget: std::sync::Arc<tokio::sync::Semaphore>) -> Body {
+    Budgeted {
+        inner: body,
+        budget,
+        acquiring: None,
+        permit: None,
+    }
+    .boxed_unsync()
+}
+
+type Acquiring =
+    std::pin::Pin<Box<dyn std::future::Future<Output = tokio::sync::OwnedSemaphorePermit> + Send>>;
+
+struct Budgeted {
+    inner: Body,
+    budget: std::sync::Arc<tokio::sync::Semaphore>,
+    acquiring: Option<Acquiring>,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// A frame's bytes with the permit they hold: both go when the last `Bytes` of the frame is dropped.
+struct Held {
+    data: Bytes,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl http_body::Body for Budgeted {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        use std::task::Poll;
+        if self.permit.is_none() {
+            let budget = self.budget.clone();
+            let acquiring = self.acquiring.get_or_insert_with(|| {
+                Box::pin(async move {
+                    budget
+                        .acquire_owned()
+                        .await
+                        .expect("a connection's budget is never closed")
+                })
+            });
+            let Poll::Ready(permit) = acquiring.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            self.acquiring = None;
+            self.permit = Some(permit);
+        }
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let Poll::Ready(Some(Ok(frame))) = polled else {
+            return polled;
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                let permit = self.permit.take().expect("taken above");
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_owner(Held {
+                    data,
+                    _permit: permit,
+                })))))
+            }
+            Err(frame) => Poll::Ready(Some(Ok(frame))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -22,10 +22,17 @@ use crate::body::{self, Body};
 use crate::layers::hook::Hook;
 use crate::server::ServerSettings;
 
+/// Data frames (up to 256 KiB each from a file store) a connection may hold read and unsent, across all its
+/// responses: a client that stops reading then holds about 512 KiB, not a chunk per stalled HTTP/2 stream
+/// (2000 stalled streams held 1.18 GB before this bound; see the README's Reliability section).
+const FRAMES_IN_FLIGHT: usize = 2;
+
 /// The activity of one connection. Times are milliseconds since the connection opened.
 #[derive(Debug)]
 pub struct Activity {
     opened: Instant,
+    /// Data frames read for this connection's responses and not yet sent (see [`FRAMES_IN_FLIGHT`]).
+    frames: Arc<tokio::sync::Semaphore>,
     handling: AtomicUsize,
     sending: AtomicUsize,
     idle_since: AtomicU64,
@@ -36,6 +43,7 @@ impl Activity {
     pub fn new() -> Activity {
         Activity {
             opened: Instant::now(),
+            frames: Arc::new(tokio::sync::Semaphore::new(FRAMES_IN_FLIGHT)),
             handling: AtomicUsize::new(0),
             sending: AtomicUsize::new(0),
             idle_since: AtomicU64::new(0),
@@ -189,6 +197,10 @@ impl Hook for Track {
             .last_write
             .fetch_max(activity.now(), Ordering::Relaxed);
         drop(handling);
-        response.map(|body| body::on_done(body, move |_| activity.response_done()))
+        let frames = activity.frames.clone();
+        response.map(|body| {
+            let body = body::budgeted(body, frames);
+            body::on_done(body, move |_| activity.response_done())
+        })
     }
 }
