@@ -35,6 +35,34 @@ async fn gated_upstream(modules: &[FixtureModule]) -> Upstream {
     upstream
 }
 
+/// Ferry in `async` mode (and `settings`) in front of a gated upstream of `versions` of example.com/hello,
+/// each version's zip asked for once (a 404 that queues its fetch), once `held` of the fetches wait on the
+/// upstream.
+async fn queued_async_fills(
+    versions: &[&str],
+    settings: &[(&str, &str)],
+    held: usize,
+) -> (Upstream, tempfile::TempDir, Ferry) {
+    let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
+    let upstream = gated_upstream(&modules).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings.to_vec();
+    settings.push(("FERRY_DOWNLOAD_MODE", "async"));
+    let ferry = start_ferry(dir.path(), &upstream.url(), &settings).await;
+    for version in versions {
+        let reply = ferry
+            .get(&format!("example.com/hello/@v/{version}.zip"))
+            .await;
+        assert_eq!(reply.status, 404, "{}", reply.text());
+    }
+    eventually(
+        &format!("{held} fetches wait on the upstream"),
+        async || upstream.held() == held,
+    )
+    .await;
+    (upstream, dir, ferry)
+}
+
 /// How many `.zip` requests named `module@version`.
 fn zip_requests_for(upstream: &Upstream, module: &str, version: &str) -> usize {
     upstream.request_count(&format!("{}/@v/{}.zip", escape(module), escape(version)))
@@ -528,29 +556,15 @@ async fn the_async_queue_is_bounded_and_deduplicated_and_a_full_queue_still_answ
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configured_number_of_async_workers_fetch_at_once() {
     let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
-    let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
-    let upstream = gated_upstream(&modules).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ferry = start_ferry(
-        dir.path(),
-        &upstream.url(),
+    // Two workers wait on the upstream.
+    let (upstream, dir, ferry) = queued_async_fills(
+        &versions,
         &[
-            ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "2"),
             ("FERRY_FETCH_CONCURRENCY", "4"),
         ],
+        2,
     )
-    .await;
-    for version in versions {
-        let reply = ferry
-            .get(&format!("example.com/hello/@v/{version}.zip"))
-            .await;
-        assert_eq!(reply.status, 404, "{}", reply.text());
-    }
-    eventually("two workers wait on the upstream", || {
-        let two = upstream.held() == 2;
-        async move { two }
-    })
     .await;
     // The third waits for a worker, not for the fetcher's limit (4).
     assert_eq!(processes_under(&dir.path().join("work")).len(), 2);
@@ -567,29 +581,9 @@ async fn the_configured_number_of_async_workers_fetch_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_finishes_the_queued_fetches() {
     let versions = ["v1.0.0", "v1.1.0", "v1.2.0"];
-    let modules: Vec<_> = versions.iter().map(|v| hello(v)).collect();
-    let upstream = gated_upstream(&modules).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ferry = start_ferry(
-        dir.path(),
-        &upstream.url(),
-        &[
-            ("FERRY_DOWNLOAD_MODE", "async"),
-            ("FERRY_ASYNC_WORKERS", "1"),
-        ],
-    )
-    .await;
-    for version in versions {
-        let reply = ferry
-            .get(&format!("example.com/hello/@v/{version}.zip"))
-            .await;
-        assert_eq!(reply.status, 404, "{}", reply.text());
-    }
-    eventually("the worker fetches the first", || {
-        let held = upstream.held() == 1;
-        async move { held }
-    })
-    .await;
+    // The worker fetches the first.
+    let (upstream, _dir, ferry) =
+        queued_async_fills(&versions, &[("FERRY_ASYNC_WORKERS", "1")], 1).await;
     let proxy = ferry.proxy.clone();
     let stopping = tokio::spawn(ferry.stop());
     upstream.release();
@@ -607,28 +601,15 @@ async fn graceful_shutdown_finishes_the_queued_fetches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
-    let upstream = gated_upstream(&[hello("v1.0.0"), hello("v1.1.0")]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ferry = start_ferry(
-        dir.path(),
-        &upstream.url(),
+    // The worker fetches the first.
+    let (upstream, dir, ferry) = queued_async_fills(
+        &["v1.0.0", "v1.1.0"],
         &[
-            ("FERRY_DOWNLOAD_MODE", "async"),
             ("FERRY_ASYNC_WORKERS", "1"),
             ("FERRY_SHUTDOWN_TIMEOUT", "1s"),
         ],
+        1,
     )
-    .await;
-    for version in ["v1.0.0", "v1.1.0"] {
-        let reply = ferry
-            .get(&format!("example.com/hello/@v/{version}.zip"))
-            .await;
-        assert_eq!(reply.status, 404, "{}", reply.text());
-    }
-    eventually("the worker fetches the first", || {
-        let held = upstream.held() == 1;
-        async move { held }
-    })
     .await;
     let (work_dir, proxy) = (dir.path().join("work"), ferry.proxy.clone());
     assert_eq!(processes_under(&work_dir).len(), 1);
