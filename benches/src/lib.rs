@@ -64,7 +64,7 @@ impl Fixture {
         let files = VersionFiles {
             info: self.info.clone(),
             go_mod: self.go_mod.clone(),
-            zip: ZipSource::Stream(futures::stream::iter(chunks).boxed()),
+            zip: Some(ZipSource::Stream(futures::stream::iter(chunks).boxed())),
         };
         store
             .save(&self.module_path(), &self.version_value(), files)

@@ -45,6 +45,8 @@ pub(crate) struct ListLatest {
     pub version: Option<String>,
     pub time: Option<String>,
     pub origin: Option<serde_json::Value>,
+    /// The version's `.mod` file in go's module cache (`cache/download/.../@v/V.mod`), next to its `.info`.
+    pub go_mod: Option<PathBuf>,
     pub error: Option<ModuleError>,
 }
 

@@ -239,17 +239,17 @@ impl Proxy {
         let etag = etag(file.extension(), module, version);
         // The ETag is computed from the name, so a client can send it for a version that was never stored:
         // only a stored file is "not modified".
-        if matches_etag(if_none_match, &etag)
-            && matches!(self.store.exists(module, version).await, Ok(true))
-        {
+        if matches_etag(if_none_match, &etag) && self.is_stored(module, version, file).await {
             return answer::not_modified(etag);
         }
         let stored = match self.stored_file(module, version, file, head_only).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
-                Action::Upstream(upstream) => match upstream.fill(module, version.as_str()).await {
-                    Ok(_) => self.stored_file(module, version, file, head_only).await,
-                    Err(e) => return Answer::from(e),
-                },
+                Action::Upstream(upstream) => {
+                    match self.fill(upstream, module, version, file).await {
+                        Ok(_) => self.stored_file(module, version, file, head_only).await,
+                        Err(e) => return Answer::from(e),
+                    }
+                }
                 action => {
                     let escaped_path = format!(
                         "{}/@v/{}.{}",
@@ -270,6 +270,30 @@ impl Proxy {
         stored
             .map(|answer| answer.immutable(etag))
             .unwrap_or_else(Answer::from)
+    }
+
+    /// Whether this file of the version is stored (a listed version's zip may not be yet).
+    async fn is_stored(&self, module: &ModulePath, version: &Version, file: VersionFile) -> bool {
+        let stored = match file {
+            VersionFile::Zip => self.store.has_zip(module, version).await,
+            VersionFile::Info | VersionFile::Mod => self.store.exists(module, version).await,
+        };
+        matches!(stored, Ok(true))
+    }
+
+    /// Fills what a request for this file needs: the whole version for a zip, the `.info` and `.mod` only
+    /// for either of those.
+    async fn fill(
+        &self,
+        upstream: &Upstream,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+    ) -> Result<Version, FillError> {
+        match file {
+            VersionFile::Zip => upstream.fill(module, version.as_str()).await,
+            VersionFile::Info | VersionFile::Mod => upstream.fill_metadata(module, version).await,
+        }
     }
 
     async fn stored_file(

@@ -136,8 +136,15 @@ impl Drop for Waiting {
     }
 }
 
-/// A module and what was asked of it: a canonical version or a query.
-type FillKey = (ModulePath, String);
+/// What a fill stores: the whole version, or its `.info` and `.mod` only (its zip comes when asked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Want {
+    Version,
+    Metadata,
+}
+
+/// A module, what was asked of it (a canonical version or a query), and what the fill stores.
+type FillKey = (ModulePath, String, Want);
 type SharedFill = Shared<BoxFuture<'static, Result<Version, FillError>>>;
 
 struct InFlight {
@@ -200,8 +207,8 @@ impl Upstream {
                     loop {
                         let next = receiver.lock().await.recv().await;
                         let Some(key) = next else { break };
-                        let (module, query) = key.clone();
-                        match fill(&shared, module.clone(), query.clone(), Budget::Background).await {
+                        let (module, query, want) = key.clone();
+                        match fill(&shared, (module.clone(), query.clone(), want), Budget::Background).await {
                             Ok(version) => tracing::info!(%module, %query, %version, "background fetch stored"),
                             Err(e) => tracing::warn!(%module, %query, error = %e, "background fetch failed"),
                         }
@@ -222,19 +229,26 @@ impl Upstream {
     /// `module@query` share one fetch. When every caller has gone, the fetch goes on in a slot for fills
     /// nobody waits for, or is cancelled when none is free.
     pub async fn fill(&self, module: &ModulePath, query: &str) -> Result<Version, FillError> {
-        fill(
-            &self.shared,
-            module.clone(),
-            query.to_string(),
-            Budget::Fills,
-        )
-        .await
+        let key = (module.clone(), query.to_string(), Want::Version);
+        fill(&self.shared, key, Budget::Fills).await
+    }
+
+    /// Like [`Upstream::fill`] for the `.info` and `.mod` of a canonical version only: what a `.info` or
+    /// `.mod` request needs. The zip is fetched when it is asked for (the go command asks for the `.mod` of
+    /// many versions whose zips it never downloads).
+    pub async fn fill_metadata(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Version, FillError> {
+        let key = (module.clone(), version.as_str().to_string(), Want::Metadata);
+        fill(&self.shared, key, Budget::Fills).await
     }
 
     /// Queues `module@query` for a background fill. Returns false (and logs) when the queue is full or
     /// closed; a request already queued is not queued twice.
     pub fn enqueue(&self, module: &ModulePath, query: &str) -> bool {
-        let key = (module.clone(), query.to_string());
+        let key = (module.clone(), query.to_string(), Want::Version);
         if !self.shared.queued.lock().unwrap().insert(key.clone()) {
             return true;
         }
@@ -309,11 +323,9 @@ enum Budget {
 /// until it completes or is dropped.
 fn fill(
     shared: &Arc<FillState>,
-    module: ModulePath,
-    query: String,
+    key: FillKey,
     budget: Budget,
 ) -> impl Future<Output = Result<Version, FillError>> + use<> {
-    let key = (module.clone(), query.clone());
     let mut in_flight = shared.in_flight.lock().unwrap();
     let (fill, waiting) = match in_flight.get(&key) {
         Some(running) => {
@@ -326,8 +338,7 @@ fn fill(
             // The fill runs in its own task so that a client going away does not cancel what others wait on.
             let task = tokio::spawn(run_fill(
                 shared.clone(),
-                module,
-                query,
+                key.clone(),
                 budget,
                 waiters.clone(),
             ));
@@ -362,11 +373,11 @@ fn fill(
 /// its slot back and finishes in a slot for fills nobody waits for, or is cancelled when none is free.
 async fn run_fill(
     shared: Arc<FillState>,
-    module: ModulePath,
-    query: String,
+    key: FillKey,
     budget: Budget,
     waiters: Arc<Waiters>,
 ) -> Result<Version, FillError> {
+    let (module, query, want) = &key;
     let nobody_waits = || waiters.count.load(Ordering::Acquire) == 0;
     let started = std::time::Instant::now();
     let result = async {
@@ -377,7 +388,12 @@ async fn run_fill(
                 () = abandoned(&waiters) => return Err(FillError::Abandoned),
             },
         };
-        let work = fetch_and_store(&shared, &module, &query);
+        let work = async {
+            match want {
+                Want::Version => fetch_and_store(&shared, module, query).await,
+                Want::Metadata => fetch_metadata_and_store(&shared, module, query).await,
+            }
+        };
         tokio::pin!(work);
         let mut orphaned = budget == Budget::Background;
         loop {
@@ -413,7 +429,7 @@ async fn run_fill(
         }
         Err(e) => tracing::warn!(%module, %query, error = %crate::answer::Report(e), "fill failed"),
     }
-    shared.in_flight.lock().unwrap().remove(&(module, query));
+    shared.in_flight.lock().unwrap().remove(&key);
     let metrics = metrics();
     metrics
         .fills
@@ -468,7 +484,7 @@ async fn fetch_and_store(
 ) -> Result<Version, FillError> {
     // A canonical version stored since the request missed (another fill, another replica) is not fetched.
     if let Ok(version) = Version::new(query)
-        && shared.store.exists(module, &version).await?
+        && shared.store.has_zip(module, &version).await?
     {
         return Ok(version);
     }
@@ -489,7 +505,7 @@ async fn fetch_and_store(
     let go_mod = read(fetched.go_mod.clone()).await?;
     // The store takes the zip as the file it is: a filesystem store links it into place, others stream it
     // from disk in large reads; it is never held whole in memory.
-    let zip = ZipSource::File(fetched.zip.clone());
+    let zip = Some(ZipSource::File(fetched.zip.clone()));
     let saved = shared
         .store
         .save(module, &version, VersionFiles { info, go_mod, zip })
@@ -498,5 +514,38 @@ async fn fetch_and_store(
     tokio::spawn(fetched.remove());
     saved?;
     tracing::info!(%module, %query, %version, "fetched and stored");
+    Ok(version)
+}
+
+/// The `.info` and `.mod` of a canonical version, fetched without its zip and stored (listed) without it.
+async fn fetch_metadata_and_store(
+    shared: &FillState,
+    module: &ModulePath,
+    version: &str,
+) -> Result<Version, FillError> {
+    let version = Version::new(version).map_err(|e| FillError::Internal {
+        context: format!("a metadata fill for a query that is not a version: {e}"),
+        source: None,
+    })?;
+    if shared.store.exists(module, &version).await? {
+        return Ok(version);
+    }
+    let fetched = shared
+        .fetcher
+        .fetch_metadata(module.as_str(), version.as_str())
+        .await?;
+    if fetched.version != version.as_str() {
+        return Err(FillError::Unusable(format!(
+            "asked for {module}@{version}, the upstream answered {}",
+            fetched.version
+        )));
+    }
+    let files = VersionFiles {
+        info: fetched.info,
+        go_mod: fetched.go_mod,
+        zip: None,
+    };
+    shared.store.save(module, &version, files).await?;
+    tracing::info!(%module, %version, "fetched and stored .info and .mod");
     Ok(version)
 }

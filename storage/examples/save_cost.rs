@@ -50,7 +50,7 @@ async fn main() {
                 let files = VersionFiles {
                     info: Bytes::from_static(b"{\"Version\":\"v1.0.0\"}\n"),
                     go_mod: Bytes::from(format!("module {module}\n")),
-                    zip: ZipSource::File(zip.clone()),
+                    zip: Some(ZipSource::File(zip.clone())),
                 };
                 let started = Instant::now();
                 store.save(&module, &version, files).await.unwrap();

@@ -184,6 +184,31 @@ impl ObjectModuleStore {
         }
     }
 
+    /// Whether an object is stored at `path` (on a local store: inside the root).
+    async fn stored(&self, path: &Path) -> Result<bool, StorageError> {
+        match self.resolve(path).await {
+            Err(StorageError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        match self.store.head(path).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.fail(e, path.as_ref())),
+        }
+    }
+
+    /// On a durable local store, syncs the module's version directory, so that a file just renamed into it
+    /// survives a crash. Nothing to do elsewhere.
+    async fn sync_version_dir(&self, module: &ModulePath) -> Result<(), StorageError> {
+        let (Some(root), true) = (&self.local_root, self.durable) else {
+            return Ok(());
+        };
+        let dir = self.version_dir(module)?;
+        let full = root.join(dir.as_ref());
+        blocking(&dir, root, move || local::sync_dir(&full)).await
+    }
+
     /// Stores a small file whole. On a local store: through a staging file, fsynced, renamed, and the
     /// directory synced (when durable).
     async fn put_small(&self, path: &Path, bytes: Bytes) -> Result<(), StorageError> {
@@ -351,17 +376,11 @@ impl ModuleStore for ObjectModuleStore {
     }
 
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        let path = self.file(module, version, "info")?;
-        match self.resolve(&path).await {
-            Err(StorageError::NotFound(_)) => return Ok(false),
-            Err(e) => return Err(e),
-            Ok(_) => {}
-        }
-        match self.store.head(&path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.fail(e, path.as_ref())),
-        }
+        self.stored(&self.file(module, version, "info")?).await
+    }
+
+    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
+        self.stored(&self.file(module, version, "zip")?).await
     }
 
     async fn save(
@@ -370,10 +389,19 @@ impl ModuleStore for ObjectModuleStore {
         version: &Version,
         files: VersionFiles,
     ) -> Result<Saved, StorageError> {
-        if self.exists(module, version).await? {
-            return Ok(Saved::AlreadyStored);
-        }
         let zip = self.file(module, version, "zip")?;
+        if self.exists(module, version).await? {
+            // Listed: its `.info` and `.mod` stay as they are; only a missing zip is added.
+            let Some(source) = files.zip else {
+                return Ok(Saved::AlreadyStored);
+            };
+            if self.stored(&zip).await? {
+                return Ok(Saved::AlreadyStored);
+            }
+            self.upload_zip(&zip, source).await?;
+            self.sync_version_dir(module).await?;
+            return Ok(Saved::Written);
+        }
         let go_mod = self.file(module, version, "mod")?;
         let info = self.file(module, version, "info")?;
         if let Some(root) = &self.local_root {
@@ -381,16 +409,21 @@ impl ModuleStore for ObjectModuleStore {
             let (full, durable) = (root.join(dir.as_ref()), self.durable);
             blocking(&dir, root, move || local::create_dirs(&full, durable)).await?;
         }
-        self.upload_zip(&zip, files.zip).await?;
+        let mut written = Vec::new();
+        if let Some(source) = files.zip {
+            self.upload_zip(&zip, source).await?;
+            written.push(&zip);
+        }
         if let Err(e) = self.put_small(&go_mod, files.go_mod).await {
-            self.undo(&[&zip]).await;
+            self.undo(&written).await;
             return Err(e);
         }
-        // The `.info` goes last: once it is stored, the version is listed with all its files present (and,
+        written.push(&go_mod);
+        // The `.info` goes last: once it is stored, the version is listed with its files present (and,
         // on a local store, durable: `put_small` syncs the directory, so the zip's and `.mod`'s entries
         // are on disk before the `.info` is written, and the `.info`'s before `save` returns).
         if let Err(e) = self.put_small(&info, files.info).await {
-            self.undo(&[&go_mod, &zip]).await;
+            self.undo(&written).await;
             return Err(e);
         }
         Ok(Saved::Written)

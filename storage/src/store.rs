@@ -15,11 +15,13 @@ pub struct ZipStream {
     pub stream: BoxStream<'static, Result<Bytes, StorageError>>,
 }
 
-/// The three files of one module version, as handed to [`ModuleStore::save`].
+/// The files of one module version, as handed to [`ModuleStore::save`]. The zip may come later: the go
+/// command asks for the `.mod` of many versions whose zips it never needs (a module graph's pruned
+/// requirements), so a version may be stored with its `.info` and `.mod` first and its zip when asked.
 pub struct VersionFiles {
     pub info: Bytes,
     pub go_mod: Bytes,
-    pub zip: ZipSource,
+    pub zip: Option<ZipSource>,
 }
 
 /// Where the zip handed to `save` comes from.
@@ -40,8 +42,9 @@ pub enum Saved {
 
 /// Module versions in a store laid out as a GOPROXY tree: `<escaped module>/@v/<escaped version>.{info,mod,zip}`.
 ///
-/// A version is listed once its `.info` is stored, and `save` writes the `.info` last, so a version is
-/// never listed with a file missing.
+/// A version is listed once its `.info` is stored, and `save` writes the `.info` last, so a listed version
+/// always has its `.mod`. Its `.zip` may be missing (stored later, or never, as in a Go module cache, where
+/// many versions have only their `.info` and `.mod`); once stored, it is complete.
 #[async_trait]
 pub trait ModuleStore: Send + Sync + Debug + 'static {
     /// Every listed version of the module (pseudo-versions included), in semantic version order.
@@ -52,8 +55,11 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError>;
     /// Whether the version is listed (its `.info` is stored).
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError>;
-    /// Stores the zip, then the `.mod`, then the `.info`. A save that fails part-way removes what it wrote;
-    /// saving a version that is already listed leaves it as it is.
+    /// Whether the version's zip is stored (a listed version may not have it yet).
+    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError>;
+    /// Stores the zip (when given), then the `.mod`, then the `.info`. A save that fails part-way removes what
+    /// it wrote. Saving a version that is already listed leaves its `.info` and `.mod` as they are and stores
+    /// the zip only if it was missing (`Written` then; `AlreadyStored` when there was nothing to add).
     async fn save(
         &self,
         module: &ModulePath,

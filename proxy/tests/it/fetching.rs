@@ -157,6 +157,57 @@ async fn go_builds_through_an_empty_ferry_and_a_second_client_is_served_from_the
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_mod_asked_for_alone_is_fetched_without_its_zip_and_the_zip_comes_when_asked() {
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    let client = GoHome::new(dir.path(), &ferry.url());
+    let cwd = tempfile::tempdir_in(dir.path()).unwrap();
+
+    // `go list -m` reads a version's .info and .mod, as the go command does for the go.mod files of a
+    // module graph: Ferry fetches those two and no zip.
+    let listed = client.run(
+        cwd.path(),
+        &["list", "-m", "-json", "example.com/hello@v1.0.0"],
+    );
+    assert!(listed.contains("\"GoMod\""), "{listed}");
+    assert_eq!(
+        upstream.request_count(".zip"),
+        0,
+        "{:?}",
+        upstream.requests()
+    );
+    assert!(ferry.stored("example.com/hello", "v1.0.0").await);
+    let (m, v) = (
+        ModulePath::new("example.com/hello").unwrap(),
+        Version::new("v1.0.0").unwrap(),
+    );
+    assert!(!ferry.store().has_zip(&m, &v).await.unwrap());
+    assert_eq!(
+        ferry.get("example.com/hello/@v/list").await.text(),
+        "v1.0.0\n"
+    );
+
+    // The zip, when a client needs it, is fetched then, once, and the go command checks its hash.
+    let downloaded = client.run(
+        cwd.path(),
+        &["mod", "download", "-json", "example.com/hello@v1.0.0"],
+    );
+    assert!(!downloaded.contains("\"Error\""), "{downloaded}");
+    assert_eq!(
+        upstream.request_count(".zip"),
+        1,
+        "{:?}",
+        upstream.requests()
+    );
+    assert!(ferry.store().has_zip(&m, &v).await.unwrap());
+    let again = ferry.get("example.com/hello/@v/v1.0.0.zip").await;
+    assert_eq!(again.body, hello("v1.0.0").zip_bytes());
+    assert_eq!(upstream.request_count(".zip"), 1);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cold_requests_make_one_upstream_fetch_and_all_get_the_same_bytes() {
     // A few hundred KiB of incompressible content, so the zip takes more than one read to store and serve.
     let mut noise = Vec::with_capacity(512 * 1024);

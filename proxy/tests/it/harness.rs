@@ -109,9 +109,9 @@ pub async fn save(store: &dyn ModuleStore, fixture: &FixtureModule) {
     let files = VersionFiles {
         info: Bytes::from(fixture.info_json()),
         go_mod: Bytes::from(fixture.go_mod()),
-        zip: ZipSource::Stream(
+        zip: Some(ZipSource::Stream(
             futures::stream::iter([Ok(Bytes::from(fixture.zip_bytes()))]).boxed(),
-        ),
+        )),
     };
     let module = ModulePath::new(fixture.path()).unwrap();
     store

@@ -22,7 +22,7 @@ pub fn files_of(fixture: &FixtureModule) -> VersionFiles {
     VersionFiles {
         info: Bytes::from(fixture.info_json()),
         go_mod: Bytes::from(fixture.go_mod()),
-        zip: ZipSource::Stream(futures::stream::iter([Ok(zip)]).boxed()),
+        zip: Some(ZipSource::Stream(futures::stream::iter([Ok(zip)]).boxed())),
     }
 }
 
@@ -92,7 +92,7 @@ pub async fn a_zip_file_is_stored_and_outlives_its_source(store: &dyn ModuleStor
     let files = VersionFiles {
         info: Bytes::from(fixture.info_json()),
         go_mod: Bytes::from(fixture.go_mod()),
-        zip: ZipSource::File(source.clone()),
+        zip: Some(ZipSource::File(source.clone())),
     };
     let (m, v) = (module(fixture.path()), version(fixture.version()));
     assert_eq!(store.save(&m, &v, files).await.unwrap(), Saved::Written);
@@ -205,7 +205,7 @@ pub async fn failed_save_leaves_nothing_visible(store: &dyn ModuleStore) {
     let files = VersionFiles {
         info: Bytes::from_static(b"{\"Version\":\"v1.0.0\"}"),
         go_mod: Bytes::from_static(b"module example.com/broken\n"),
-        zip: ZipSource::Stream(futures::stream::iter(chunks).boxed()),
+        zip: Some(ZipSource::Stream(futures::stream::iter(chunks).boxed())),
     };
     let error = store
         .save(&m, &v, files)
@@ -246,6 +246,50 @@ pub async fn resave_is_idempotent(store: &dyn ModuleStore) {
     );
 }
 
+/// A version saved without its zip is listed, serves its `.info` and `.mod`, and has no zip; the zip saved
+/// later completes it, and neither save changes what the other stored.
+pub async fn a_version_stored_without_its_zip_takes_it_later(store: &dyn ModuleStore) {
+    let fixture = FixtureModule::package("example.com/later", "v1.2.0");
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    let mut first = files_of(&fixture);
+    first.zip = None;
+    assert_eq!(store.save(&m, &v, first).await.unwrap(), Saved::Written);
+    assert_eq!(store.list(&m).await.unwrap(), std::slice::from_ref(&v));
+    assert!(store.exists(&m, &v).await.unwrap());
+    assert!(!store.has_zip(&m, &v).await.unwrap());
+    assert!(is_not_found(store.zip(&m, &v).await));
+    assert_eq!(
+        store.go_mod(&m, &v).await.unwrap(),
+        fixture.go_mod().as_bytes()
+    );
+
+    // Saving it again without a zip adds nothing.
+    let mut again = files_of(&fixture);
+    again.zip = None;
+    assert_eq!(
+        store.save(&m, &v, again).await.unwrap(),
+        Saved::AlreadyStored
+    );
+
+    // The zip arrives; a `.info` and `.mod` that differ do not replace the stored ones.
+    let mut later = files_of(&fixture);
+    later.info = Bytes::from_static(b"{\"Version\":\"v1.2.0\",\"Time\":\"2001-01-01T00:00:00Z\"}");
+    assert_eq!(store.save(&m, &v, later).await.unwrap(), Saved::Written);
+    assert!(store.has_zip(&m, &v).await.unwrap());
+    assert_eq!(read_zip(store, &m, &v).await, fixture.zip_bytes());
+    assert_eq!(
+        store.info(&m, &v).await.unwrap(),
+        fixture.info_json().as_bytes()
+    );
+
+    // Complete now: a further save with a zip is AlreadyStored and changes nothing.
+    let different =
+        FixtureModule::package("example.com/later", "v1.2.0").file("x.go", "package later\n");
+    assert_eq!(save_fixture(store, &different).await, Saved::AlreadyStored);
+    assert_eq!(read_zip(store, &m, &v).await, fixture.zip_bytes());
+    assert_eq!(store.list(&m).await.unwrap(), [v]);
+}
+
 /// A 100 MB zip goes in as a stream of 1 MiB chunks and comes out as a stream of bounded chunks: neither
 /// side holds it whole (the memory backend, which holds everything by nature, skips this one).
 pub async fn large_zip_streams_both_ways(store: &dyn ModuleStore) {
@@ -256,9 +300,9 @@ pub async fn large_zip_streams_both_ways(store: &dyn ModuleStore) {
     let files = VersionFiles {
         info: Bytes::from_static(b"{\"Version\":\"v1.0.0\",\"Time\":\"2024-01-02T03:04:05Z\"}"),
         go_mod: Bytes::from_static(b"module example.com/large\n"),
-        zip: ZipSource::Stream(
+        zip: Some(ZipSource::Stream(
             futures::stream::iter((0..CHUNKS).map(move |i| Ok(chunk(i)))).boxed(),
-        ),
+        )),
     };
     store.save(&m, &v, files).await.unwrap();
     let zip = store.zip(&m, &v).await.unwrap();
@@ -390,6 +434,11 @@ macro_rules! conformance_suite {
         async fn concurrent_saves_agree() {
             let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
             $crate::conformance::concurrent_saves_agree(store).await
+        }
+        #[tokio::test]
+        async fn a_version_stored_without_its_zip_takes_it_later() {
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::a_version_stored_without_its_zip_takes_it_later(&*store).await
         }
         #[tokio::test]
         async fn resave_is_idempotent() {

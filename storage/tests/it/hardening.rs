@@ -211,7 +211,7 @@ async fn a_full_file_store_fails_saves_with_nothing_visible_no_debris_and_a_fail
         let files = VersionFiles {
             info: Bytes::from(fixture.info_json()),
             go_mod: Bytes::from(fixture.go_mod()),
-            zip,
+            zip: Some(zip),
         };
         let (m, v) = (module(fixture.path()), version(fixture.version()));
         match store.save(&m, &v, files).await {
