@@ -298,6 +298,10 @@ impl<T: Transport> Client<T> {
             stx_order.push(j);
         }
 
+        // Every tile from here on is authenticated through its parent, not by the tree hash. (Counting
+        // tiles, not `stx` entries, which share tiles: skipping `stx.len()` would leave some unchecked.)
+        let stx_tiles = tiles.len();
+
         // Then each index's tile and the chain of full parent tiles linking it to one already listed.
         let max_index = stored_hash_index(0, tree.n);
         let mut index_order = Vec::with_capacity(indexes.len());
@@ -329,7 +333,7 @@ impl<T: Transport> Client<T> {
         }
 
         let data = self.read_tiles(&tiles).await?;
-        self.authenticate(tree, &tiles, &data, &order, &stx, &stx_order)?;
+        self.authenticate(tree, &tiles, &data, &order, (&stx, &stx_order, stx_tiles))?;
         self.save_tiles(&tiles, &data);
 
         indexes
@@ -347,8 +351,7 @@ impl<T: Transport> Client<T> {
         tiles: &[Tile],
         data: &[Bytes],
         order: &HashMap<Tile, usize>,
-        stx: &[i64],
-        stx_order: &[usize],
+        (stx, stx_order, stx_tiles): (&[i64], &[usize], usize),
     ) -> Result<(), SumdbError> {
         let inconsistent = || {
             SumdbError::Security(format!(
@@ -379,7 +382,7 @@ impl<T: Transport> Client<T> {
         if th != Some(tree.hash) {
             return Err(inconsistent());
         }
-        for (tile, tile_data) in tiles.iter().zip(data).skip(stx.len()) {
+        for (tile, tile_data) in tiles.iter().zip(data).skip(stx_tiles) {
             let parent = tile_parent(tile, 1, tree.n)
                 .ok_or_else(|| protocol(format!("lost parent of {}", tile.path())))?;
             let &j = order

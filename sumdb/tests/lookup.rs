@@ -175,11 +175,29 @@ async fn a_record_changed_in_the_lookup_answer_is_a_security_error() {
 }
 
 #[tokio::test]
-async fn a_tile_hash_altered_by_the_database_is_a_security_error() {
+async fn a_forged_record_with_a_matching_forged_leaf_in_its_full_tile_is_a_security_error() {
     let modules = fixture_modules(RECORDS);
     let tree = goproxy_tree(&modules);
-    let db = Database::start(tree.path(), &["-tamper", "tile"]);
-    for module in [&modules[0], &modules[RECORDS - 1]] {
+    let db = Database::start(tree.path(), &["-tamper", "forge"]);
+    let (client, _) = client(&db);
+    // modules[0] is record 7, in the full tile 000 whose leaves the forger recomputed.
+    let message = security_message(client.lookup(modules[0].path(), modules[0].version()).await);
+    assert!(
+        message.contains("downloaded inconsistent tile"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_tile_hash_altered_by_the_database_full_or_partial_is_a_security_error() {
+    let modules = fixture_modules(RECORDS);
+    let tree = goproxy_tree(&modules);
+    // Record 7 (modules[0]) is in the full tile 000, record 322 in the partial tile after it.
+    for (tamper, module) in [
+        ("tile", &modules[0]),
+        ("partial-tile", &modules[RECORDS - 1]),
+    ] {
+        let db = Database::start(tree.path(), &["-tamper", tamper]);
         let (client, _) = client(&db);
         let message = security_message(client.lookup(module.path(), module.version()).await);
         assert!(

@@ -39,7 +39,7 @@ var (
 	limit      = flag.Int("limit", 0, "keep only the first N records (0: all), so two servers can be one log at two sizes")
 	seed       = flag.String("seed", "ferry", "the signing key is derived from this (same seed, same key)")
 	name       = flag.String("name", "sumdb.ferry.test", "the database name")
-	tamper     = flag.String("tamper", "", "record | tile | key | signature | fork")
+	tamper     = flag.String("tamper", "", "record | forge | tile | partial-tile | key | signature | fork")
 	match      = flag.Bool("match", false, "answer MatchPrefixPatterns for globs<TAB>target lines on stdin")
 )
 
@@ -218,12 +218,16 @@ func (d *db) ReadRecords(ctx context.Context, id, n int64) ([][]byte, error) {
 	out := make([][]byte, n)
 	for i := range out {
 		out[i] = d.records[id+int64(i)]
-		if *tamper == "record" {
+		if *tamper == "record" || *tamper == "forge" {
 			// The record served is not the one logged: another zip hash.
-			out[i] = bytes.Replace(out[i], []byte(" h1:"), []byte(" h1:tampered"), 1)
+			out[i] = forged(out[i])
 		}
 	}
 	return out, nil
+}
+
+func forged(record []byte) []byte {
+	return bytes.Replace(record, []byte(" h1:"), []byte(" h1:tampered"), 1)
 }
 
 func (d *db) Lookup(ctx context.Context, m module.Version) (int64, error) {
@@ -243,8 +247,21 @@ func (d *db) ReadTileData(ctx context.Context, t tlog.Tile) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if *tamper == "tile" && t.L == 0 {
-		data[0] ^= 1
+	if *tamper == "forge" && t.L == 0 && t.W == 1<<uint(t.H) {
+		// A forger's full tiles: each leaf is the hash of the forged record, so record and leaf agree and
+		// only the check of the tile against its parent (and so the signed tree) can catch it.
+		for i := 0; i < t.W; i++ {
+			leaf := tlog.RecordHash(forged(d.records[t.N<<uint(t.H)+int64(i)]))
+			copy(data[i*tlog.HashSize:], leaf[:])
+		}
+	}
+	// Every hash of the level-0 tiles of one kind is altered: full tiles (checked against their parent
+	// tile) or partial ones (checked against the signed tree hash).
+	full := t.W == 1<<uint(t.H)
+	if t.L == 0 && (*tamper == "tile" && full || *tamper == "partial-tile" && !full) {
+		for i := 0; i < len(data); i += tlog.HashSize {
+			data[i] ^= 1
+		}
 	}
 	return data, nil
 }
