@@ -66,7 +66,7 @@ fn path_match(mut pattern: &[u8], mut name: &[u8]) -> Result<bool, BadPattern> {
             let mut i = 0;
             while i < name.len() && name[i] != b'/' {
                 match match_chunk(chunk, &name[i + 1..])? {
-                    Some(t) if !(pattern.is_empty() && !t.is_empty()) => {
+                    Some(t) if !pattern.is_empty() || t.is_empty() => {
                         name = t;
                         continue 'pattern;
                     }

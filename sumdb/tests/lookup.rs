@@ -208,6 +208,53 @@ async fn a_tile_hash_altered_by_the_database_full_or_partial_is_a_security_error
 }
 
 #[tokio::test]
+async fn a_tile_of_the_wrong_length_is_a_protocol_error_naming_the_tile() {
+    let modules = fixture_modules(RECORDS);
+    let tree = goproxy_tree(&modules);
+    let db = Database::start(tree.path(), &["-tamper", "short-tile"]);
+    let (client, _) = client(&db);
+    match client.lookup(modules[0].path(), modules[0].version()).await {
+        Err(SumdbError::Protocol { message, .. }) => {
+            assert!(
+                message.contains("tile/8/") && message.contains("bytes, want"),
+                "{message}"
+            );
+        }
+        other => panic!("want a protocol error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_on_one_client_across_a_growing_tree_all_verify() {
+    let modules = fixture_modules(RECORDS);
+    let tree = goproxy_tree(&modules);
+    let earlier = Database::start(tree.path(), &["-limit", &EARLIER.to_string()]);
+    let later = Database::start(tree.path(), &[]);
+    let (client, transport) = client(&earlier);
+    let client = Arc::new(client);
+    // Lookups race while the database grows under them: each must verify, whichever tree it sees.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, module) in modules.iter().enumerate().take(EARLIER).step_by(3) {
+        let (client, module) = (client.clone(), module.clone());
+        tasks.spawn(async move {
+            let lines = client.lookup(module.path(), module.version()).await;
+            (module, lines)
+        });
+        if i == 90 {
+            transport.point_at(&later);
+        }
+    }
+    let mut verified = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let (module, lines) = joined.unwrap();
+        let lines = lines.unwrap_or_else(|e| panic!("{}: {e}", module.path()));
+        assert_eq!(lines, expected_lines(tree.path(), &module));
+        verified += 1;
+    }
+    assert_eq!(verified, EARLIER / 3);
+}
+
+#[tokio::test]
 async fn a_tree_signed_by_another_key_or_with_a_forged_signature_is_a_security_error() {
     let modules = fixture_modules(40);
     let tree = goproxy_tree(&modules);
@@ -316,4 +363,21 @@ async fn the_key_a_database_prints_parses_and_damaged_copies_are_refused_with_a_
         let err = VerifierKey::parse(&text).expect_err(&text).to_string();
         assert!(err.contains(reason), "{text}: {err}");
     }
+}
+
+#[test]
+fn the_go_commands_built_in_key_for_sum_golang_org_parses() {
+    let goroot = std::process::Command::new(ferry_testkit::go_binary())
+        .args(["env", "GOROOT"])
+        .output()
+        .expect("go env GOROOT");
+    let goroot = String::from_utf8(goroot.stdout).unwrap();
+    let source = std::path::Path::new(goroot.trim()).join("src/cmd/go/internal/modfetch/key.go");
+    let source = std::fs::read_to_string(&source).expect("the go command's source ships with Go");
+    let key = source
+        .split('"')
+        .find(|s| s.starts_with("sum.golang.org+"))
+        .expect("knownGOSUMDB holds sum.golang.org's key");
+    let parsed = VerifierKey::parse(key).unwrap();
+    assert_eq!((parsed.name(), parsed.as_str()), ("sum.golang.org", key));
 }

@@ -39,7 +39,7 @@ var (
 	limit      = flag.Int("limit", 0, "keep only the first N records (0: all), so two servers can be one log at two sizes")
 	seed       = flag.String("seed", "ferry", "the signing key is derived from this (same seed, same key)")
 	name       = flag.String("name", "sumdb.ferry.test", "the database name")
-	tamper     = flag.String("tamper", "", "record | forge | tile | partial-tile | key | signature | fork")
+	tamper     = flag.String("tamper", "", "record | forge | tile | partial-tile | short-tile | key | signature | fork")
 	match      = flag.Bool("match", false, "answer MatchPrefixPatterns for globs<TAB>target lines on stdin")
 )
 
@@ -254,6 +254,9 @@ func (d *db) ReadTileData(ctx context.Context, t tlog.Tile) ([]byte, error) {
 			leaf := tlog.RecordHash(forged(d.records[t.N<<uint(t.H)+int64(i)]))
 			copy(data[i*tlog.HashSize:], leaf[:])
 		}
+	}
+	if *tamper == "short-tile" {
+		data = data[:len(data)-1]
 	}
 	// Every hash of the level-0 tiles of one kind is altered: full tiles (checked against their parent
 	// tile) or partial ones (checked against the signed tree hash).

@@ -175,8 +175,10 @@ impl LoopbackTransport {
 
     /// Every request goes to `db` from now on.
     pub fn point_at(&self, db: &Database) {
-        self.point_lookups_at(db);
+        // Tiles first: a lookup racing the switch may then pair an old tree with new tiles (which hold
+        // it), never a new tree with old tiles (which lack its hashes).
         *self.tiles.lock().unwrap() = db.url.clone();
+        self.point_lookups_at(db);
     }
 
     /// Lookups go to `db`, tiles still to the database they went to.
