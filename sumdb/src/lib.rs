@@ -82,3 +82,43 @@ pub enum SumdbError {
     #[error("{0}")]
     Security(String),
 }
+
+#[cfg(test)]
+mod never_panics {
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn key_strings_parse_or_are_refused(
+            text in "\\PC{0,80}|[a-z.]{1,12}\\+[0-9a-fA-F]{0,9}\\+[A-Za-z0-9+/=]{0,50}",
+        ) {
+            let _ = crate::VerifierKey::parse(&text);
+        }
+
+        #[test]
+        fn patterns_match_or_not(
+            globs in "[a-c*?\\[\\]^\\\\/,-]{0,12}",
+            target in "[a-c/\\]\\-]{0,10}",
+        ) {
+            let _ = crate::match_prefix_patterns(&globs, &target);
+        }
+
+        #[test]
+        fn database_answers_parse_or_are_refused(
+            data in proptest::collection::vec(any::<u8>(), 0..200),
+            text in "[0-9]{0,3}\n[ -~\n]{0,60}\n\n[ -~\n]{0,80}",
+        ) {
+            let _ = crate::tlog::parse_record(&data);
+            let _ = crate::tlog::parse_record(text.as_bytes());
+            let _ = crate::tlog::parse_tree(&String::from_utf8_lossy(&data));
+            let key = crate::VerifierKey::parse(
+                "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8",
+            )
+            .unwrap();
+            let _ = key.open(&data);
+            let _ = key.open(format!("{text}\n\u{2014} sum.golang.org {text}\n").as_bytes());
+        }
+    }
+}

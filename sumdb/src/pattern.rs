@@ -5,9 +5,15 @@
 ///
 /// `gonosumdb` and `goprivate` are the variables' values (empty when unset); as in the go command, an empty
 /// `GONOSUMDB` falls back to `GOPRIVATE`. `gosumdb_off` is `GOSUMDB=off`.
+///
+/// As in the go command, `golang.org/toolchain` (whose zips go.sum never lists) is checked whatever the
+/// patterns say; with `GOSUMDB=off` nothing is, since there is no database to ask.
 pub fn sumdb_applies(module: &str, gonosumdb: &str, goprivate: &str, gosumdb_off: bool) -> bool {
     if gosumdb_off {
         return false;
+    }
+    if module == "golang.org/toolchain" {
+        return true;
     }
     let patterns = if gonosumdb.is_empty() {
         goprivate
@@ -272,6 +278,13 @@ mod tests {
             "corp.example",
             false
         ));
+        assert!(sumdb_applies(
+            "golang.org/toolchain",
+            "golang.org",
+            "",
+            false
+        ));
+        assert!(!sumdb_applies("golang.org/x/mod", "golang.org", "", false));
     }
 
     #[test]

@@ -71,3 +71,41 @@ fn prefix_patterns_agree_with_go_module_match_prefix_patterns() {
         cases.len()
     );
 }
+
+#[test]
+fn random_globs_and_paths_agree_with_go() {
+    // Pseudo-random but reproducible: an LCG over an alphabet of glob syntax and path characters.
+    let alphabet: Vec<char> = "ab/*?[]^-\\,.\u{e9}".chars().collect();
+    let mut state: u64 = 0x5eed;
+    let mut next = |limit: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % limit
+    };
+    let mut word = |max: usize, chars: &[char]| -> String {
+        let len = next(max + 1);
+        (0..len).map(|_| chars[next(chars.len())]).collect()
+    };
+    let path_chars: Vec<char> = "ab/.-\u{e9}".chars().collect();
+    let owned: Vec<(String, String)> = (0..3000)
+        .map(|_| (word(8, &alphabet), word(8, &path_chars)))
+        .collect();
+    let cases: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(g, t)| (g.as_str(), t.as_str()))
+        .collect();
+    let go = support::go_match_prefix_patterns(&cases);
+    assert_eq!(go.len(), cases.len());
+    let disagreements: Vec<String> = cases
+        .iter()
+        .zip(&go)
+        .filter(|((g, t), go)| match_prefix_patterns(g, t) != **go)
+        .map(|((g, t), go)| format!("({g:?}, {t:?}): Go says {go}"))
+        .collect();
+    assert!(disagreements.is_empty(), "{disagreements:#?}");
+    assert!(
+        go.iter().filter(|m| **m).count() > 100,
+        "some random cases match"
+    );
+}
