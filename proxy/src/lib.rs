@@ -84,12 +84,8 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
                 message,
             })?;
         tracing::info!(coordination = %config.coordination.engine, lease_time = ?config.coordination.lease_time, "fills coordinated");
-        let upstream = Upstream::start_coordinated(
-            fetcher,
-            store.clone(),
-            config.fills.clone(),
-            coordination,
-        );
+        let upstream =
+            Upstream::start_coordinated(fetcher, store.clone(), config.fills.clone(), coordination);
         (Some(upstream), None)
     } else {
         (None, Some(work_dir))

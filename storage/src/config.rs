@@ -274,7 +274,10 @@ impl StorageConfig {
             })?;
             Arc::new(object_store::prefix::PrefixStore::new(backend, prefix))
         };
-        Ok(Some(crate::lease::BucketLeases::new(store, self.to_string())))
+        Ok(Some(crate::lease::BucketLeases::new(
+            store,
+            self.to_string(),
+        )))
     }
 }
 

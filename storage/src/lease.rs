@@ -87,9 +87,10 @@ impl BucketLeases {
             .await
         {
             Ok(result) => Ok(Written::Won(LeaseTag(UpdateVersion::from(result)))),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(Written::Lost)
-            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(Written::Lost),
             Err(e) => Err(self.fail(key, e)),
         }
     }

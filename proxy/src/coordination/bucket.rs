@@ -87,14 +87,20 @@ impl Coordinator for BucketCoordinator {
         for _ in 0..ROUNDS {
             let created = self.body(1, time, false);
             if let Written::Won(tag) = self.leases.create(&path, created.bytes()).await? {
-                return Ok(Acquired::Lease(Lease::new(key.clone(), "1".into(), Some(tag))));
+                return Ok(Acquired::Lease(Lease::new(
+                    key.clone(),
+                    "1".into(),
+                    Some(tag),
+                )));
             }
             let Some((bytes, tag)) = self.leases.read(&path).await? else {
                 continue; // removed since: create again
             };
             // A body that does not parse (a torn or foreign object) counts as expired.
             let found: Option<Body> = serde_json::from_slice(&bytes).ok();
-            let remaining = found.as_ref().map_or(Duration::ZERO, |b| b.remaining(now_ms()));
+            let remaining = found
+                .as_ref()
+                .map_or(Duration::ZERO, |b| b.remaining(now_ms()));
             if !remaining.is_zero() {
                 return Ok(Acquired::HeldElsewhere {
                     expires_in: remaining,
@@ -107,7 +113,11 @@ impl Coordinator for BucketCoordinator {
                     if let Some(previous) = serde_json::from_slice::<Body>(&bytes).ok() {
                         tracing::info!(%key, previous = %previous.holder, released = previous.released, token, "took over an expired lease");
                     }
-                    return Ok(Acquired::Lease(Lease::new(key.clone(), token.to_string(), Some(tag))));
+                    return Ok(Acquired::Lease(Lease::new(
+                        key.clone(),
+                        token.to_string(),
+                        Some(tag),
+                    )));
                 }
                 // Another replica took it over first.
                 Written::Lost => {

@@ -83,7 +83,9 @@ impl Lease {
 pub enum Acquired {
     Lease(Lease),
     /// Another replica holds it, for about this long unless it renews.
-    HeldElsewhere { expires_in: Duration },
+    HeldElsewhere {
+        expires_in: Duration,
+    },
 }
 
 /// The lease engine could not answer (the bucket or Redis unreachable, an unexpected answer). The
@@ -132,7 +134,11 @@ pub struct LocalCoordinator;
 #[async_trait]
 impl Coordinator for LocalCoordinator {
     async fn acquire(&self, key: &LeaseKey, _: Duration) -> Result<Acquired, CoordinationError> {
-        Ok(Acquired::Lease(Lease::new(key.clone(), String::new(), None)))
+        Ok(Acquired::Lease(Lease::new(
+            key.clone(),
+            String::new(),
+            None,
+        )))
     }
 
     async fn renew(&self, _: &Lease, _: Duration) -> Result<bool, CoordinationError> {
@@ -260,10 +266,12 @@ impl Coordination {
                     return Ok(key.version);
                 }
                 if started.elapsed() > self.max_wait {
-                    return Err(FillError::Coordination(Arc::new(CoordinationError::new(format!(
-                        "another replica has held the lease of {key} for over {:?} without storing it; try again later",
-                        self.max_wait
-                    )))));
+                    return Err(FillError::Coordination(Arc::new(CoordinationError::new(
+                        format!(
+                            "another replica has held the lease of {key} for over {:?} without storing it; try again later",
+                            self.max_wait
+                        ),
+                    ))));
                 }
                 if Instant::now() >= look_again {
                     break;
@@ -370,7 +378,9 @@ impl VisibilityGuard for Fence {
         match self.engine.renew(&self.lease, self.time).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(StorageError::Unavailable(Failure::new(
-                format!("this replica's lease of {key} was taken over by another replica, which publishes it"),
+                format!(
+                    "this replica's lease of {key} was taken over by another replica, which publishes it"
+                ),
                 CoordinationError::new("lease lost"),
             ))),
             Err(e) => Err(StorageError::Unavailable(Failure::new(
@@ -390,10 +400,18 @@ impl ModuleStore for FencedStore {
     async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError> {
         self.0.list(module).await
     }
-    async fn info(&self, module: &ModulePath, version: &Version) -> Result<bytes::Bytes, StorageError> {
+    async fn info(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<bytes::Bytes, StorageError> {
         self.0.info(module, version).await
     }
-    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<bytes::Bytes, StorageError> {
+    async fn go_mod(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<bytes::Bytes, StorageError> {
         self.0.go_mod(module, version).await
     }
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
@@ -409,8 +427,12 @@ impl ModuleStore for FencedStore {
         files: VersionFiles,
     ) -> Result<Saved, StorageError> {
         match FENCE.try_with(Arc::clone) {
-            Ok(fence) if fence.lease.key.module == *module && fence.lease.key.version == *version => {
-                self.0.save_guarded(module, version, files, fence.as_ref()).await
+            Ok(fence)
+                if fence.lease.key.module == *module && fence.lease.key.version == *version =>
+            {
+                self.0
+                    .save_guarded(module, version, files, fence.as_ref())
+                    .await
             }
             _ => self.0.save(module, version, files).await,
         }

@@ -42,7 +42,11 @@ impl std::fmt::Display for RedisAddress {
     /// The URL without its credentials (`***@` in their place).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let credentials = if self.password.is_some() { "***@" } else { "" };
-        write!(f, "redis://{credentials}{}:{}/{}", self.host, self.port, self.db)
+        write!(
+            f,
+            "redis://{credentials}{}:{}/{}",
+            self.host, self.port, self.db
+        )
     }
 }
 
@@ -112,7 +116,10 @@ impl RedisClient {
     }
 
     fn fail(&self, what: impl std::fmt::Display) -> CoordinationError {
-        CoordinationError::new(format!("redis at {}:{}: {what}", self.address.host, self.address.port))
+        CoordinationError::new(format!(
+            "redis at {}:{}: {what}",
+            self.address.host, self.address.port
+        ))
     }
 
     /// Runs one command; a failure drops the connection, so the next command reconnects.
@@ -154,10 +161,17 @@ impl RedisClient {
             setup.push(vec![b"SELECT", db.as_bytes()]);
         }
         for command in setup {
-            match round_trip(&mut stream, &command).await.map_err(|e| self.fail(e))? {
+            match round_trip(&mut stream, &command)
+                .await
+                .map_err(|e| self.fail(e))?
+            {
                 // The server's words (e.g. WRONGPASS ...), never the password.
                 Reply::Simple(s) if s.starts_with('-') => {
-                    return Err(self.fail(format_args!("{} refused: {}", String::from_utf8_lossy(command[0]), &s[1..])));
+                    return Err(self.fail(format_args!(
+                        "{} refused: {}",
+                        String::from_utf8_lossy(command[0]),
+                        &s[1..]
+                    )));
                 }
                 _ => {}
             }
@@ -270,7 +284,12 @@ impl RedisCoordinator {
         )
     }
 
-    async fn script(&self, script: &str, lease: &Lease, extra: &str) -> Result<i64, CoordinationError> {
+    async fn script(
+        &self,
+        script: &str,
+        lease: &Lease,
+        extra: &str,
+    ) -> Result<i64, CoordinationError> {
         let key = Self::key(&lease.key);
         let reply = self
             .client
@@ -285,7 +304,9 @@ impl RedisCoordinator {
             .await?;
         match reply {
             Reply::Integer(n) => Ok(n),
-            other => Err(self.client.fail(format_args!("unexpected answer to a lease script: {other:?}"))),
+            other => Err(self.client.fail(format_args!(
+                "unexpected answer to a lease script: {other:?}"
+            ))),
         }
     }
 }
@@ -294,13 +315,24 @@ impl RedisCoordinator {
 impl Coordinator for RedisCoordinator {
     async fn acquire(&self, key: &LeaseKey, time: Duration) -> Result<Acquired, CoordinationError> {
         let name = Self::key(key);
-        let token = format!("{}/{}", self.holder, self.next.fetch_add(1, Ordering::Relaxed));
+        let token = format!(
+            "{}/{}",
+            self.holder,
+            self.next.fetch_add(1, Ordering::Relaxed)
+        );
         let ms = time.as_millis().max(1).to_string();
         // Twice at most: the key can expire between a refused SET and the PTTL.
         for _ in 0..2 {
             let set = self
                 .client
-                .command(&[b"SET", name.as_bytes(), token.as_bytes(), b"NX", b"PX", ms.as_bytes()])
+                .command(&[
+                    b"SET",
+                    name.as_bytes(),
+                    token.as_bytes(),
+                    b"NX",
+                    b"PX",
+                    ms.as_bytes(),
+                ])
                 .await?;
             if set == Reply::Simple("+OK".into()) {
                 return Ok(Acquired::Lease(Lease::new(key.clone(), token, None)));
@@ -336,7 +368,10 @@ mod tests {
     #[test]
     fn a_redis_url_is_read_and_shown_without_its_password() {
         let address = RedisAddress::parse("redis://:s3cret@127.0.0.1:6390/2").unwrap();
-        assert_eq!((address.host.as_str(), address.port, address.db), ("127.0.0.1", 6390, 2));
+        assert_eq!(
+            (address.host.as_str(), address.port, address.db),
+            ("127.0.0.1", 6390, 2)
+        );
         assert_eq!(address.password.as_deref(), Some("s3cret"));
         assert_eq!(address.to_string(), "redis://***@127.0.0.1:6390/2");
         let plain = RedisAddress::parse("redis://cache.internal").unwrap();

@@ -82,7 +82,12 @@ impl CoordinationSettings {
                 Arc::new(redis)
             }
         };
-        Ok(Coordination::new(engine, self.lease_time, fetch_timeout, store))
+        Ok(Coordination::new(
+            engine,
+            self.lease_time,
+            fetch_timeout,
+            store,
+        ))
     }
 }
 
@@ -96,7 +101,11 @@ impl std::fmt::Display for Engine {
     }
 }
 
-fn parse_engine(text: &str, origin: &Origin, storage: &StorageConfig) -> Result<Engine, ConfigError> {
+fn parse_engine(
+    text: &str,
+    origin: &Origin,
+    storage: &StorageConfig,
+) -> Result<Engine, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid {
         origin: origin.clone(),
         message,
@@ -104,13 +113,14 @@ fn parse_engine(text: &str, origin: &Origin, storage: &StorageConfig) -> Result<
     let engine = match text {
         "local" => return Ok(Engine::Local),
         "storage" => Engine::Storage,
-        url if url.starts_with("redis://") || url.starts_with("rediss://") => {
-            Engine::Redis(RedisAddress::parse(url).map_err(|e| invalid(format!("coordination: {e}")))?)
-        }
+        url if url.starts_with("redis://") || url.starts_with("rediss://") => Engine::Redis(
+            RedisAddress::parse(url).map_err(|e| invalid(format!("coordination: {e}")))?,
+        ),
         _ => {
             // The value may be a URL with a password: not repeated.
             return Err(invalid(
-                "coordination must be \"local\", \"storage\" or a redis://HOST[:PORT][/DB] URL".to_string(),
+                "coordination must be \"local\", \"storage\" or a redis://HOST[:PORT][/DB] URL"
+                    .to_string(),
             ));
         }
     };
