@@ -6,7 +6,7 @@
 //! S3 `If-None-Match: *`, GCS `x-goog-if-generation-match: 0`, Azure `If-None-Match: *`; `PutMode::Update`
 //! is S3 `If-Match: <e-tag>`, GCS `x-goog-if-generation-match: <generation>`, Azure `If-Match: <e-tag>`.
 //! Whether two racing writers really cannot both win is the server's promise, not object_store's: see the
-//! README of this crate ("Conditional writes") for what each test server guarantees.
+//! README of this crate ("What the test servers guarantee").
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -249,7 +249,7 @@ impl ObjectModuleStore {
     /// Writes a version's `.info`. On a bucket (and in memory) the write is create-only: of two writers
     /// racing past `exists`, one makes the version visible and the other finds it stored, so a
     /// version's `.info` is written once and never replaced (as atomic as the server's create-only put:
-    /// see the README, "Conditional writes").
+    /// see the README, "What the test servers guarantee").
     async fn put_info(&self, path: &Path, bytes: Bytes) -> Result<Saved, StorageError> {
         if self.local_root.is_some() {
             return self.put_small(path, bytes).await.map(|()| Saved::Written);

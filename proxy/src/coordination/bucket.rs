@@ -106,11 +106,11 @@ impl Coordinator for BucketCoordinator {
                     expires_in: remaining,
                 });
             }
-            let token = found.map_or(1, |b| b.token + 1);
+            let token = found.as_ref().map_or(1, |b| b.token + 1);
             let taken = self.body(token, time, false);
             match self.leases.replace(&path, taken.bytes(), &tag).await? {
                 Written::Won(tag) => {
-                    if let Some(previous) = serde_json::from_slice::<Body>(&bytes).ok() {
+                    if let Some(previous) = &found {
                         tracing::info!(%key, previous = %previous.holder, released = previous.released, token, "took over an expired lease");
                     }
                     return Ok(Acquired::Lease(Lease::new(

@@ -336,9 +336,13 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.renewal.abort();
-        if !self.released {
+        // A cancelled fill (shutdown): the lease is given up in the background if the runtime still
+        // runs, else it expires by itself.
+        if !self.released
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             let fence = self.fence.clone();
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let _ = fence.engine.release(&fence.lease, false).await;
             });
         }

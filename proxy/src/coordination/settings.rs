@@ -134,3 +134,66 @@ fn parse_engine(
         _ => Ok(engine),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::Engine;
+    use crate::config::{Flags, load};
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_is_storage_on_a_bucket_and_local_otherwise() {
+        let bucket = load(
+            &Flags::default(),
+            &env(&[
+                ("FERRY_STORAGE", "gs://b/p"),
+                ("FERRY_DOWNLOAD_MODE", "none"),
+            ]),
+        )
+        .unwrap();
+        assert!(matches!(bucket.coordination.engine, Engine::Storage));
+        assert_eq!(bucket.coordination.lease_time, super::DEFAULT_LEASE_TIME);
+        let file = load(&Flags::default(), &env(&[("FERRY_DOWNLOAD_MODE", "none")])).unwrap();
+        assert!(matches!(file.coordination.engine, Engine::Local));
+    }
+
+    #[test]
+    fn the_file_keys_are_read_and_a_bad_one_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(
+            &path,
+            "storage = \"file://./d\"\ncoordination = \"redis://cache:6390/1\"\nlease_time = \"10s\"\n",
+        )
+        .unwrap();
+        let flags = Flags {
+            config: Some(path.clone()),
+            ..Flags::default()
+        };
+        let config = load(&flags, &env(&[("FERRY_DOWNLOAD_MODE", "none")])).unwrap();
+        assert_eq!(
+            config.coordination.engine.to_string(),
+            "redis://cache:6390/1"
+        );
+        assert_eq!(config.coordination.lease_time.as_secs(), 10);
+
+        std::fs::write(&path, "storage = \"file://./d\"\nlease_time = \"50ms\"\n").unwrap();
+        let error = load(&flags, &env(&[("FERRY_DOWNLOAD_MODE", "none")])).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:2:14: lease time 50ms is too short",
+                path.display()
+            )),
+            "{message}"
+        );
+    }
+}

@@ -370,7 +370,8 @@ fn own_redis(port: u16) -> Option<Process> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_redis_answers_503_and_fills_recover_when_it_returns() {
+async fn an_unreachable_redis_answers_503_and_fills_recover_when_it_returns_while_stored_versions_need_no_lease()
+ {
     let port = closed_port();
     let Some(redis) = own_redis(port) else { return };
     let store = tempfile::tempdir().unwrap();
@@ -401,10 +402,19 @@ async fn an_unreachable_redis_answers_503_and_fills_recover_when_it_returns() {
         "nothing fetched without the lease"
     );
 
-    let _back = own_redis(port).unwrap();
+    let back = own_redis(port).unwrap();
     let reply = replicas.get(0, path).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text().trim_end(), module.info_json().trim_end());
+
+    // A stored version takes no lease: it is served with Redis gone again.
+    drop(back);
+    for file in ["info", "mod", "zip"] {
+        let reply = replicas
+            .get(0, &format!("example.com/patient/@v/v1.0.0.{file}"))
+            .await;
+        assert_eq!(reply.status, 200, "{file}: {}", reply.text());
+    }
 }
 
 #[test]
