@@ -129,18 +129,33 @@ impl Coordinator for BucketCoordinator {
     }
 
     async fn renew(&self, lease: &Lease, time: Duration) -> Result<bool, CoordinationError> {
-        let Some(tag) = lease.tag() else {
+        let mut tag = lease.tag.lock().await;
+        let Some(last) = tag.clone() else {
             return Ok(false);
         };
         let path = BucketLeases::key(&lease.key.module, &lease.key.version)?;
-        let token = lease.token.parse().unwrap_or(0);
-        match self
-            .leases
-            .replace(&path, self.body(token, time, false).bytes(), &tag)
-            .await?
-        {
-            Written::Won(tag) => {
-                lease.set_tag(tag);
+        let token: u64 = lease.token.parse().unwrap_or(0);
+        let body = self.body(token, time, false).bytes();
+        match self.leases.replace(&path, body.clone(), &last).await? {
+            Written::Won(next) => {
+                *tag = Some(next);
+                return Ok(true);
+            }
+            Written::Lost => {}
+        }
+        // A write of ours whose answer was lost (a timeout after the server wrote) leaves the object
+        // ours under a tag this holder never saw: it is still ours if it names this holder and token, as
+        // a taker writes its own. Then the renewal is done again on the tag found.
+        let Some((bytes, found)) = self.leases.read(&path).await? else {
+            return Ok(false);
+        };
+        match serde_json::from_slice::<Body>(&bytes) {
+            Ok(body) if body.holder == self.holder && body.token == token && !body.released => {}
+            _ => return Ok(false),
+        }
+        match self.leases.replace(&path, body, &found).await? {
+            Written::Won(next) => {
+                *tag = Some(next);
                 Ok(true)
             }
             Written::Lost => Ok(false),
@@ -154,13 +169,14 @@ impl Coordinator for BucketCoordinator {
             // object can go (object_store has no conditional delete; none is needed here).
             return Ok(self.leases.remove(&path).await?);
         }
-        let Some(tag) = lease.tag() else {
+        let tag = lease.tag.lock().await;
+        let Some(tag) = tag.as_ref() else {
             return Ok(());
         };
         let token = lease.token.parse().unwrap_or(0);
         // Marked released only if it is still this holder's write: a waiting replica takes it at once.
         self.leases
-            .replace(&path, self.body(token, Duration::ZERO, true).bytes(), &tag)
+            .replace(&path, self.body(token, Duration::ZERO, true).bytes(), tag)
             .await?;
         Ok(())
     }

@@ -24,7 +24,7 @@ pub mod settings;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -56,8 +56,10 @@ pub struct Lease {
     pub key: LeaseKey,
     /// The fencing value: unique to this holding (a bucket lease counts up at each takeover).
     pub token: String,
-    /// A bucket lease's last write, which the next conditional write must follow.
-    tag: Mutex<Option<LeaseTag>>,
+    /// A bucket lease's last write, which the next conditional write must follow. Held across each
+    /// conditional write, so the background renewal and the fencing check never race each other with
+    /// the same tag (one would lose to the other and take it for a takeover).
+    tag: tokio::sync::Mutex<Option<LeaseTag>>,
 }
 
 impl Lease {
@@ -65,16 +67,8 @@ impl Lease {
         Lease {
             key,
             token,
-            tag: Mutex::new(tag),
+            tag: tokio::sync::Mutex::new(tag),
         }
-    }
-
-    fn tag(&self) -> Option<LeaseTag> {
-        self.tag.lock().unwrap().clone()
-    }
-
-    fn set_tag(&self, tag: LeaseTag) {
-        *self.tag.lock().unwrap() = Some(tag);
     }
 }
 
