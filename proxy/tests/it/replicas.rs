@@ -17,7 +17,7 @@ use ferry_testkit::{
     gcs_server, server_vars,
 };
 
-use crate::harness::{Reply, ferry, ferry_env, get, serving};
+use crate::harness::{Reply, ferry, ferry_env, forward, get, serving};
 
 /// A short lease, so that a takeover happens within a test's patience.
 const LEASE: &str = "1s";
@@ -391,6 +391,7 @@ async fn an_unreachable_redis_answers_503_and_fills_recover_when_it_returns_whil
         "{}",
         reply.text()
     );
+    assert_eq!(reply.header("retry-after"), "5", "a passing condition");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "{:?}",
@@ -415,6 +416,68 @@ async fn an_unreachable_redis_answers_503_and_fills_recover_when_it_returns_whil
             .await;
         assert_eq!(reply.status, 200, "{file}: {}", reply.text());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_bucket_is_unreachable_answers_503_and_recovers_by_itself() {
+    let Some(server) = azure_server() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let target = server.endpoint.trim_start_matches("http://").to_string();
+    let account = server.var("AZURE_STORAGE_ACCOUNT_NAME").to_string();
+    // The replica reaches Azurite through a forwarder the test can take away and bring back.
+    let through = server.with_var(
+        "AZURE_STORAGE_ENDPOINT",
+        &format!("http://127.0.0.1:{port}/{account}"),
+    );
+    let forwarding = tokio::spawn(forward(listener, target.clone()));
+    let module = FixtureModule::package("example.com/cut-off", "v1.0.0");
+    let upstream = Upstream::start(vec![module.clone()]).await;
+    let replicas = Replicas::start(1, &upstream, &bucket_vars(&through));
+    forwarding.abort();
+    let _ = forwarding.await;
+
+    let path = "example.com/cut-off/@v/v1.0.0.info";
+    let started = Instant::now();
+    let reply = replicas.get(0, path).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert!(
+        reply.text().starts_with("coordination unavailable: ")
+            || reply.text().starts_with("storage unavailable: "),
+        "{}",
+        reply.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        upstream.request_count(".info"),
+        0,
+        "nothing fetched without the lease"
+    );
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let _back = tokio::spawn(forward(listener, target));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = replicas.get(0, path).await;
+        if reply.status == 200 {
+            assert_eq!(reply.text().trim_end(), module.info_json().trim_end());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not recovered: {} {}",
+            reply.status,
+            reply.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(upstream.request_count(".info"), 1);
 }
 
 #[test]
