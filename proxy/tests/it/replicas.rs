@@ -349,6 +349,54 @@ async fn a_fill_longer_than_the_lease_is_renewed_and_fetched_once_on_gcs() {
     renewal_keeps_a_slow_fill_single(bucket_vars(&server)).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_queued_in_the_background_on_three_replicas_is_fetched_once() {
+    let Some(redis) = redis_url() else { return };
+    let store = tempfile::tempdir().unwrap();
+    let module = FixtureModule::package("example.com/queued", "v1.0.0");
+    let upstream = Upstream::start(vec![module.clone()]).await;
+    upstream.hold(".zip");
+    let mut vars = file_and_redis_vars(store.path(), &redis);
+    vars.extend(pairs(&[("FERRY_DOWNLOAD_MODE", "async")]));
+    let replicas = Replicas::start(3, &upstream, &vars);
+    let path = "example.com/queued/@v/v1.0.0.info";
+    for replica in 0..3 {
+        let reply = replicas.get(replica, path).await;
+        assert_eq!(
+            reply.status,
+            404,
+            "queued, not yet stored: {}",
+            reply.text()
+        );
+    }
+    let started = Instant::now();
+    while upstream.held() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no fetch began: {}",
+            replicas.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Two lease times with every replica's background fetch queued: still one fetch.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(upstream.held(), 1, "{:?}", upstream.requests());
+    upstream.release();
+    for replica in 0..3 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while replicas.get(replica, path).await.status != 200 {
+            assert!(Instant::now() < deadline, "not stored: {}", replicas.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(
+        upstream.request_count(".zip"),
+        1,
+        "{:?}",
+        upstream.requests()
+    );
+}
+
 /// A Redis server of the test's own on `port` (to stop and start again), from the binary
 /// `scripts/test-servers.sh` installed.
 fn own_redis(port: u16) -> Option<Process> {
