@@ -260,11 +260,16 @@ impl ObjectModuleStore {
         };
         match self
             .store
-            .put_opts(path, PutPayload::from_bytes(bytes), options)
+            .put_opts(path, PutPayload::from_bytes(bytes.clone()), options)
             .await
         {
             Ok(_) => Ok(Saved::Written),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Saved::AlreadyStored),
+            // An S3-compatible server without conditional writes, declared with the option
+            // `conditional_put = "disabled"`: a plain put, as before.
+            Err(object_store::Error::NotImplemented { .. }) => {
+                self.put_small(path, bytes).await.map(|()| Saved::Written)
+            }
             Err(e) => Err(self.fail(e, path.as_ref())),
         }
     }
