@@ -60,6 +60,19 @@ impl Replicas {
         get(&format!("http://{}/{path}", self.addrs[replica])).await
     }
 
+    /// Waits (at most 30 s) until the upstream holds a fetch of one of the replicas.
+    async fn until_a_fetch_is_held(&self, upstream: &Upstream) {
+        let started = Instant::now();
+        while upstream.held() == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no fetch began: {}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     fn logs(&self) -> String {
         self.processes
             .iter()
@@ -120,15 +133,7 @@ async fn one_fetch_for_48_requests_over_three_replicas(vars: Vec<(String, String
             })
         })
         .collect();
-    let started = Instant::now();
-    while upstream.held() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no fetch began: {}",
-            replicas.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    replicas.until_a_fetch_is_held(&upstream).await;
     // Two lease times: a replica that wrongly fetched on its own would be held here too by now.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -207,15 +212,7 @@ async fn a_killed_holder_is_taken_over(vars: Vec<(String, String)>) {
                 .build_http::<http_body_util::Empty<bytes::Bytes>>();
         client.get(holder.parse().unwrap()).await.is_ok()
     });
-    let started = Instant::now();
-    while upstream.held() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no fetch began: {}",
-            replicas.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    replicas.until_a_fetch_is_held(&upstream).await;
     let waiting: Vec<_> = [1, 2]
         .map(|i| {
             let url = format!("http://{}/{path}", replicas.addrs[i]);
@@ -307,15 +304,7 @@ async fn renewal_keeps_a_slow_fill_single(vars: Vec<(String, String)>) {
             tokio::spawn(async move { replicas.get(i, "example.com/slow/@v/v1.0.0.zip").await })
         })
         .collect();
-    let started = Instant::now();
-    while upstream.held() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no fetch began: {}",
-            replicas.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    replicas.until_a_fetch_is_held(&upstream).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(
         upstream.held(),
@@ -369,15 +358,7 @@ async fn a_version_queued_in_the_background_on_three_replicas_is_fetched_once() 
             reply.text()
         );
     }
-    let started = Instant::now();
-    while upstream.held() == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no fetch began: {}",
-            replicas.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    replicas.until_a_fetch_is_held(&upstream).await;
     // Two lease times with every replica's background fetch queued: still one fetch.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(upstream.held(), 1, "{:?}", upstream.requests());
