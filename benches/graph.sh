@@ -77,7 +77,7 @@ for target in "$@"; do
 
     direct=$(download_all "$project" "$upstream")
 
-    FERRY_LOG=${FERRY_LOG:-warn} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
+    FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
         FERRY_WORK_DIR="$work/ferry-work" "$target_dir/release/ferry" --listen 127.0.0.1:0 --storage "file://$work/store" \
         2>"$work/ferry.log" &
     ferry_pid=$!

@@ -4,9 +4,10 @@
 #   - fake-gcs-server (a GCS emulator), built from its Go module with the XML-API writes object_store uses
 #     added (scripts/fake-gcs-server/);
 #   - Azurite's blob service (an Azure Blob Storage emulator that checks SharedKey signatures), from npm with
-#     `npm install --prefix`; its container is created by scripts/azurite/create-container.js.
+#     `npm install --prefix`; its container is created by scripts/azurite/create-container.js;
+#   - redis-server (the replicas' lease engine for a shared file store), from Debian's packages.
 #
-#   scripts/test-servers.sh start   installs what is missing, starts all three on free ports, creates the
+#   scripts/test-servers.sh start   installs what is missing, starts all four on free ports, creates the
 #                                   buckets and the container
 #   scripts/test-servers.sh env     prints the FERRY_TEST_* variables: eval "$(scripts/test-servers.sh env)"
 #   scripts/test-servers.sh stop    stops them (by PID) and removes their data
@@ -44,10 +45,11 @@ install_tools() {
     fi
     # fake-gcs-server is built from its module source with Ferry's XML-API writes added (see
     # scripts/fake-gcs-server/); a marker file records which version and which additions the binary has.
+    # The binary's name carries the version and a checksum of the additions, so worktrees with different
+    # additions each keep theirs instead of rebuilding over each other's.
     local additions=$repo/scripts/fake-gcs-server
-    local marker
-    marker=$tools/bin/.fake-gcs-server-$FAKE_GCS_SERVER_VERSION-$(cat "$additions"/* | cksum | cut -d' ' -f1)
-    if [[ ! -x $tools/bin/fake-gcs-server || ! -e $marker ]]; then
+    gcs_bin=$tools/bin/fake-gcs-server-$FAKE_GCS_SERVER_VERSION-$(cat "$additions"/* | cksum | cut -d' ' -f1)
+    if [[ ! -x $gcs_bin ]]; then
         command -v go >/dev/null || die "go is needed to build fake-gcs-server"
         echo "test-servers: building fake-gcs-server $FAKE_GCS_SERVER_VERSION into $tools" >&2
         local source build
@@ -59,11 +61,16 @@ install_tools() {
         chmod -R u+w "$build"
         cp "$additions/xml_writes.go" "$build/fakestorage/"
         (cd "$build" && git apply "$additions/register-xml-writes.patch" &&
-            go build -o "$tools/bin/fake-gcs-server" .) >&2
+            go build -o "$gcs_bin.partial" .) >&2
+        mv "$gcs_bin.partial" "$gcs_bin"
         rm -rf "$build"
-        rm -f "$tools/bin"/.fake-gcs-server-*
-        touch "$marker"
     fi
+    # Redis from Debian's packages: the package lists are updated once, before the first install.
+    if ! command -v redis-server >/dev/null; then
+        echo "test-servers: installing redis-server from Debian's packages" >&2
+        apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
+    fi
+    command -v redis-server >/dev/null || die "redis-server is needed (apt-get install redis-server)"
     # Azurite, pinned, in a directory of its own version: installing again is a no-op.
     if [[ ! -x $tools/azurite-$AZURITE_VERSION/node_modules/.bin/azurite-blob ]]; then
         if ! command -v npm >/dev/null; then
@@ -117,7 +124,7 @@ random_hex() {
 }
 
 start() {
-    if running s3 && running gcs && running azure && [[ -f $env_file ]]; then
+    if running s3 && running gcs && running azure && running redis && [[ -f $env_file ]]; then
         echo "test-servers: already running (state in $state)" >&2
         return
     fi
@@ -141,7 +148,7 @@ start() {
     # The filesystem backend serves each directory under its root as a bucket (and keeps large zips off
     # the heap).
     mkdir -p "$state/gcs-data/$gcs_bucket"
-    "$tools/bin/fake-gcs-server" -scheme http -host 127.0.0.1 -port "$gcs_port" \
+    "$gcs_bin" -scheme http -host 127.0.0.1 -port "$gcs_port" \
         -public-host "127.0.0.1:$gcs_port" -external-url "http://127.0.0.1:$gcs_port" \
         -backend filesystem -filesystem-root "$state/gcs-data" -log-level warn \
         >"$state/gcs.log" 2>&1 &
@@ -165,6 +172,15 @@ EOF
         >"$state/azure.log" 2>&1 &
     echo $! >"$state/azure.pid"
 
+    # Redis on loopback, nothing persisted; the tests start their own from the same binary to stop it.
+    local redis_port
+    redis_port=$(free_port)
+    mkdir -p "$state/redis-data"
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no \
+        --dir "$state/redis-data" --daemonize no >"$state/redis.log" 2>&1 &
+    echo $! >"$state/redis.pid"
+
+    wait_for redis "$redis_port"
     wait_for s3 "$s3_port"
     wait_for gcs "$gcs_port"
     wait_for azure "$azure_port"
@@ -184,14 +200,16 @@ export FERRY_TEST_AZURE_ENDPOINT=http://127.0.0.1:$azure_port
 export FERRY_TEST_AZURE_CONTAINER=$azure_container
 export FERRY_TEST_AZURE_ACCOUNT=$azure_account
 export FERRY_TEST_AZURE_KEY=$azure_key
+export FERRY_TEST_REDIS_URL=redis://127.0.0.1:$redis_port
+export FERRY_TEST_REDIS_SERVER=$(command -v redis-server)
 EOF
     echo "test-servers: s3s-fs on 127.0.0.1:$s3_port, fake-gcs-server on 127.0.0.1:$gcs_port," \
-        "Azurite on 127.0.0.1:$azure_port" >&2
+        "Azurite on 127.0.0.1:$azure_port, redis-server on 127.0.0.1:$redis_port" >&2
 }
 
 stop_servers() {
     local name pid
-    for name in s3 gcs azure; do
+    for name in s3 gcs azure redis; do
         if [[ -f $state/$name.pid ]]; then
             pid=$(cat "$state/$name.pid")
             if kill "$pid" 2>/dev/null; then
@@ -204,7 +222,7 @@ stop_servers() {
             rm -f "$state/$name.pid"
         fi
     done
-    rm -rf "$state/s3-data" "$state/gcs-data" "$state/azure-data" "$env_file"
+    rm -rf "$state/s3-data" "$state/gcs-data" "$state/azure-data" "$state/redis-data" "$env_file"
 }
 
 case ${1:-} in

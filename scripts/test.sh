@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need (Go, an S3 server, a GCS emulator, Azurite), starts the servers
+# The one test command: installs what the tests need (Go, an S3 server, a GCS emulator, Azurite, Redis), starts the servers
 # on 127.0.0.1, runs every test in the workspace with those servers required, and stops them.
 # Idempotent; works on a fresh machine (Go comes from Debian's packages when it is missing).
 set -euo pipefail

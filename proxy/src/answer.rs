@@ -116,7 +116,7 @@ impl From<FillError> for Answer {
             FillError::Storage(storage) => return Answer::from(storage.as_ref()),
             FillError::Unusable(_) => StatusCode::BAD_GATEWAY,
             // A local condition that passes: the slots free up as fills end.
-            FillError::Busy(_) | FillError::Abandoned => {
+            FillError::Busy(_) | FillError::Abandoned | FillError::Coordination(_) => {
                 let mut answer = Answer::text(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
                 answer.retry_after = Some(RETRY_AFTER_BUSY);
                 return answer;

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cache::CacheSettings;
+use crate::coordination::CoordinationSettings;
 use crate::server::ServerSettings;
 use crate::upstream::FillSettings;
 
@@ -87,6 +88,8 @@ pub struct Config {
     pub fetcher: FetcherConfig,
     pub fills: FillSettings,
     pub cache: CacheSettings,
+    /// How replicas sharing the store coordinate their fills.
+    pub coordination: CoordinationSettings,
 }
 
 /// The download-mode settings as found, owned, so the policy can be loaded again (on SIGHUP).
@@ -184,6 +187,9 @@ struct FileSettings {
     s3: Option<OptionsTable>,
     gcs: Option<OptionsTable>,
     cache: Option<CacheTable>,
+    /// `local`, `storage` or `redis://...` (see coordination::settings).
+    coordination: Option<Spanned<String>>,
+    lease_time: Option<Spanned<String>>,
 }
 
 /// A storage options table as written, each key and value with its place in the file.
@@ -443,6 +449,17 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             fill_defaults.queue_size,
         )?,
     };
+    let lease_time = match lookup.get(("", None), "FERRY_LEASE_TIME", |f| f.lease_time.as_ref()) {
+        Some((text, origin)) => Some((parse_duration(&text, origin.clone())?, origin)),
+        None => None,
+    };
+    let coordination = CoordinationSettings::load(
+        lookup.get(("", None), "FERRY_COORDINATION", |f| {
+            f.coordination.as_ref()
+        }),
+        lease_time,
+        &storage,
+    )?;
     // The fetcher's own limit covers every budget, so that it never makes one kind of work wait for another.
     fetcher.max_concurrent = fills.go_commands();
     Ok(Config {
@@ -456,6 +473,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         fetcher,
         fills,
         cache: load_cache(&lookup)?,
+        coordination,
     })
 }
 

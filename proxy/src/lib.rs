@@ -7,6 +7,7 @@ mod body;
 mod cache;
 pub mod config;
 mod connection;
+pub mod coordination;
 mod layers;
 pub mod metrics;
 mod request;
@@ -36,6 +37,8 @@ pub enum StartError {
     Fetcher(ferry_fetcher::FetchError),
     #[error("{0}")]
     WorkDir(ferry_fetcher::FetchError),
+    #[error("coordination {engine} is not usable: {message}")]
+    Coordination { engine: String, message: String },
 }
 
 /// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
@@ -72,7 +75,17 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
             .map_err(StartError::Fetcher)?;
         let work_dir = config.fetcher.work_dir.display().to_string();
         tracing::info!(go = fetcher.go_version(), %work_dir, "fetching with the go command");
-        let upstream = Upstream::start(fetcher, store.clone(), config.fills.clone());
+        let coordination = config
+            .coordination
+            .open(&config.storage, store.clone(), config.fetcher.timeout)
+            .await
+            .map_err(|message| StartError::Coordination {
+                engine: config.coordination.engine.to_string(),
+                message,
+            })?;
+        tracing::info!(coordination = %config.coordination.engine, lease_time = ?config.coordination.lease_time, "fills coordinated");
+        let upstream =
+            Upstream::start_coordinated(fetcher, store.clone(), config.fills.clone(), coordination);
         (Some(upstream), None)
     } else {
         (None, Some(work_dir))

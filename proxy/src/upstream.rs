@@ -15,6 +15,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
+use crate::coordination::Coordination;
 use crate::metrics::{ResultLabels, metrics};
 
 /// Why a fill could not give a version; cloned to every request waiting on the same fill, so the errors it
@@ -37,6 +38,10 @@ pub enum FillError {
     /// was cancelled.
     #[error("the fetch was cancelled: nobody waited for it and no slot was free to finish it")]
     Abandoned,
+    /// The replicas' lease engine did not answer (the bucket or Redis unreachable), or another replica
+    /// held the version's lease too long.
+    #[error(transparent)]
+    Coordination(Arc<crate::coordination::CoordinationError>),
     /// Ferry itself failed (reading what `go` wrote, a fill task that panicked).
     #[error("{context}")]
     Internal {
@@ -168,6 +173,8 @@ struct FillState {
     /// Each running fill, who waits on it, and the handle that cancels its task (at the shutdown deadline).
     in_flight: Mutex<HashMap<FillKey, InFlight>>,
     queued: Mutex<HashSet<FillKey>>,
+    /// How this Ferry's fills share the upstream with other replicas on the same store.
+    coordination: Coordination,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -185,10 +192,21 @@ impl Upstream {
         store: Arc<dyn ModuleStore>,
         settings: FillSettings,
     ) -> Upstream {
+        Upstream::start_coordinated(fetcher, store, settings, Coordination::local())
+    }
+
+    /// [`Upstream::start`] for one of several replicas on one store: each fill of a version takes the
+    /// version's lease of `coordination` first.
+    pub fn start_coordinated(
+        fetcher: Fetcher,
+        store: Arc<dyn ModuleStore>,
+        settings: FillSettings,
+        coordination: Coordination,
+    ) -> Upstream {
         let fills = settings.fills.max(1);
         let shared = Arc::new(FillState {
             fetcher,
-            store,
+            store: coordination.guard(store),
             slots: Slots {
                 fills: Arc::new(Semaphore::new(fills)),
                 orphans: Arc::new(Semaphore::new(fills)),
@@ -197,6 +215,7 @@ impl Upstream {
             },
             in_flight: Mutex::default(),
             queued: Mutex::default(),
+            coordination,
         });
         let (sender, receiver) = mpsc::channel::<FillKey>(settings.queue_size.max(1));
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
@@ -390,7 +409,13 @@ async fn run_fill(
         };
         let work = async {
             match want {
-                Want::Version => fetch_and_store(&shared, module, query).await,
+                // A version's zip is fetched once across replicas: under the version's lease.
+                Want::Version => {
+                    let fill = fetch_and_store(&shared, module, query);
+                    shared.coordination.exclusive_fill(module, query, fill).await
+                }
+                // `.info` and `.mod` are small and the same bytes whoever writes them; a bucket writes
+                // the `.info` create-only. No lease.
                 Want::Metadata => fetch_metadata_and_store(&shared, module, query).await,
             }
         };
@@ -461,6 +486,7 @@ fn fill_result(result: &Result<Version, FillError>) -> &'static str {
         Err(FillError::Unusable(_)) => "upstream_error",
         Err(FillError::Storage(_)) => "storage_error",
         Err(FillError::Busy(_)) => "busy",
+        Err(FillError::Coordination(_)) => "coordination_error",
         Err(FillError::Abandoned) => "abandoned",
         Err(FillError::Internal { .. }) => "local_error",
     }

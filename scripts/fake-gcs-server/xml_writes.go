@@ -52,12 +52,36 @@ func xmlError(w http.ResponseWriter, status int, message string) {
 	fmt.Fprintf(w, "<Error><Code>%d</Code><Message>%s</Message></Error>", status, message)
 }
 
+// xmlConditions reads GCS's `x-goog-if-generation-match` precondition (0: the object must not exist;
+// N: its generation must be N), which object_store sends for create-only and conditional puts. The
+// filesystem backend checks it and writes under one lock, so of racing conditional writes one wins.
+func xmlConditions(r *http.Request) (backend.Conditions, bool) {
+	value := r.Header.Get("x-goog-if-generation-match")
+	if value == "" {
+		return backend.NoConditions{}, true
+	}
+	generation, err := strconv.ParseInt(value, 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	return generationCondition{ifGenerationMatch: &generation}, true
+}
+
 // xmlStore creates the object and answers with its ETag and generation, as GCS does.
 func (s *Server) xmlStore(w http.ResponseWriter, r *http.Request, bucket, name string, content io.ReadSeekCloser) (StreamingObject, bool) {
+	conditions, ok := xmlConditions(r)
+	if !ok {
+		xmlError(w, http.StatusBadRequest, "InvalidArgument")
+		return StreamingObject{}, false
+	}
 	obj, err := s.createObject(StreamingObject{
 		ObjectAttrs: ObjectAttrs{BucketName: bucket, Name: name, ContentType: r.Header.Get("Content-Type")},
 		Content:     content,
-	}, backend.NoConditions{})
+	}, conditions)
+	if err == backend.PreConditionFailed {
+		xmlError(w, http.StatusPreconditionFailed, "PreconditionFailed")
+		return obj, false
+	}
 	if err != nil {
 		xmlError(w, http.StatusInternalServerError, err.Error())
 		return obj, false

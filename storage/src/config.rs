@@ -255,6 +255,32 @@ impl StorageConfig {
     }
 }
 
+impl StorageConfig {
+    /// The lease objects of a bucket store, beside its versions under the same prefix, with a client of
+    /// their own (built the same way as the store's; contacts nothing). `None` for a file or memory store:
+    /// object_store's `LocalFileSystem` has no replace-if-unchanged write (`PutMode::Update`), so a lease
+    /// there could be taken but not safely taken over; and a memory store is never shared.
+    pub fn open_leases(&self) -> Result<Option<crate::lease::BucketLeases>, StorageError> {
+        let StorageConfig::Cloud(cloud) = self else {
+            return Ok(None);
+        };
+        let backend = cloud.build()?;
+        let trimmed = cloud.prefix().trim_matches('/');
+        let store: Arc<dyn ObjectStore> = if trimmed.is_empty() {
+            backend
+        } else {
+            let prefix = object_store::path::Path::parse(trimmed).map_err(|e| {
+                ConfigError::url(format!("bad key prefix {trimmed:?}: {e}")).with_source(e)
+            })?;
+            Arc::new(object_store::prefix::PrefixStore::new(backend, prefix))
+        };
+        Ok(Some(crate::lease::BucketLeases::new(
+            store,
+            self.to_string(),
+        )))
+    }
+}
+
 impl FileConfig {
     /// The directory's store as its own type, to change its settings (`with_fsync`) before use: the
     /// directory is created when missing, and staging debris under it is swept.

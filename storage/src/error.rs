@@ -52,7 +52,7 @@ pub struct Failure {
 
 impl Failure {
     /// `message` must carry no local path and no credential: it is shown to clients.
-    pub(crate) fn new(
+    pub fn new(
         message: impl Into<String>,
         source: impl Into<Box<dyn Error + Send + Sync + 'static>>,
     ) -> Failure {

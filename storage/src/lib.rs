@@ -4,6 +4,7 @@
 mod cloud;
 mod config;
 mod error;
+mod lease;
 mod local;
 mod object;
 mod store;
@@ -11,6 +12,7 @@ mod store;
 pub use cloud::CloudConfig;
 pub use config::{Environment, FileConfig, StorageConfig, StorageOption, StorageOptions};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
+pub use lease::{BucketLeases, LeaseTag, Written};
 pub use local::{STAGING_MAX_AGE, Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;
-pub use store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};
+pub use store::{ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipSource, ZipStream};

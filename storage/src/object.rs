@@ -7,13 +7,15 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
-use object_store::{GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{
+    GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{ConfigError, Failure, StorageError};
 use crate::local;
-use crate::store::{ModuleStore, Saved, VersionFiles, ZipSource, ZipStream};
+use crate::store::{ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipSource, ZipStream};
 use ferry_module::{ModulePath, Version};
 
 /// The read size when a zip is served from a local file.
@@ -227,6 +229,93 @@ impl ObjectModuleStore {
         .await
     }
 
+    /// `save`, with the guard (if any) asked between the `.mod` and the `.info`.
+    async fn save_with(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+        guard: Option<&dyn VisibilityGuard>,
+    ) -> Result<Saved, StorageError> {
+        let zip = self.file(module, version, "zip")?;
+        if self.exists(module, version).await? {
+            // Listed: its `.info` and `.mod` stay as they are; only a missing zip is added.
+            let Some(source) = files.zip else {
+                return Ok(Saved::AlreadyStored);
+            };
+            if self.stored(&zip).await? {
+                return Ok(Saved::AlreadyStored);
+            }
+            if let Some(guard) = guard {
+                guard.before_visible().await?;
+            }
+            self.upload_zip(&zip, source).await?;
+            self.sync_version_dir(module).await?;
+            return Ok(Saved::Written);
+        }
+        let go_mod = self.file(module, version, "mod")?;
+        let info = self.file(module, version, "info")?;
+        if let Some(root) = &self.local_root {
+            let dir = self.version_dir(module)?;
+            let (full, durable) = (root.join(dir.as_ref()), self.durable);
+            blocking(&dir, root, move || local::create_dirs(&full, durable)).await?;
+        }
+        let mut written = Vec::new();
+        if let Some(source) = files.zip {
+            self.upload_zip(&zip, source).await?;
+            written.push(&zip);
+        }
+        if let Err(e) = self.put_small(&go_mod, files.go_mod).await {
+            self.undo(&written).await;
+            return Err(e);
+        }
+        written.push(&go_mod);
+        // A refusing guard leaves the zip and `.mod` alone: they are invisible without the `.info`, and
+        // may already be the files of the writer the guard defers to (the same bytes: a version's files
+        // are fixed by its checksum), which an undo would remove from under it.
+        if let Some(guard) = guard {
+            guard.before_visible().await?;
+        }
+        // The `.info` goes last: once it is stored, the version is listed with its files present (and,
+        // on a local store, durable: `put_small` syncs the directory, so the zip's and `.mod`'s entries
+        // are on disk before the `.info` is written, and the `.info`'s before `save` returns).
+        match self.put_info(&info, files.info).await {
+            Ok(saved) => Ok(saved),
+            Err(e) => {
+                self.undo(&written).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a version's `.info`. On a bucket (and in memory) the write is create-only: of two writers
+    /// racing past `exists`, one makes the version visible and the other finds it stored, so a
+    /// version's `.info` is written once and never replaced (as atomic as the server's create-only put:
+    /// see the README, "What the test servers guarantee").
+    async fn put_info(&self, path: &Path, bytes: Bytes) -> Result<Saved, StorageError> {
+        if self.local_root.is_some() {
+            return self.put_small(path, bytes).await.map(|()| Saved::Written);
+        }
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(path, PutPayload::from_bytes(bytes.clone()), options)
+            .await
+        {
+            Ok(_) => Ok(Saved::Written),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Saved::AlreadyStored),
+            // An S3-compatible server without conditional writes, declared with the option
+            // `conditional_put = "disabled"`: a plain put, as before.
+            Err(object_store::Error::NotImplemented { .. }) => {
+                self.put_small(path, bytes).await.map(|()| Saved::Written)
+            }
+            Err(e) => Err(self.fail(e, path.as_ref())),
+        }
+    }
+
     async fn upload_zip(&self, path: &Path, zip: ZipSource) -> Result<(), StorageError> {
         match (zip, &self.local_root) {
             (ZipSource::File(file), Some(root)) => {
@@ -389,44 +478,17 @@ impl ModuleStore for ObjectModuleStore {
         version: &Version,
         files: VersionFiles,
     ) -> Result<Saved, StorageError> {
-        let zip = self.file(module, version, "zip")?;
-        if self.exists(module, version).await? {
-            // Listed: its `.info` and `.mod` stay as they are; only a missing zip is added.
-            let Some(source) = files.zip else {
-                return Ok(Saved::AlreadyStored);
-            };
-            if self.stored(&zip).await? {
-                return Ok(Saved::AlreadyStored);
-            }
-            self.upload_zip(&zip, source).await?;
-            self.sync_version_dir(module).await?;
-            return Ok(Saved::Written);
-        }
-        let go_mod = self.file(module, version, "mod")?;
-        let info = self.file(module, version, "info")?;
-        if let Some(root) = &self.local_root {
-            let dir = self.version_dir(module)?;
-            let (full, durable) = (root.join(dir.as_ref()), self.durable);
-            blocking(&dir, root, move || local::create_dirs(&full, durable)).await?;
-        }
-        let mut written = Vec::new();
-        if let Some(source) = files.zip {
-            self.upload_zip(&zip, source).await?;
-            written.push(&zip);
-        }
-        if let Err(e) = self.put_small(&go_mod, files.go_mod).await {
-            self.undo(&written).await;
-            return Err(e);
-        }
-        written.push(&go_mod);
-        // The `.info` goes last: once it is stored, the version is listed with its files present (and,
-        // on a local store, durable: `put_small` syncs the directory, so the zip's and `.mod`'s entries
-        // are on disk before the `.info` is written, and the `.info`'s before `save` returns).
-        if let Err(e) = self.put_small(&info, files.info).await {
-            self.undo(&written).await;
-            return Err(e);
-        }
-        Ok(Saved::Written)
+        self.save_with(module, version, files, None).await
+    }
+
+    async fn save_guarded(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+        guard: &dyn VisibilityGuard,
+    ) -> Result<Saved, StorageError> {
+        self.save_with(module, version, files, Some(guard)).await
     }
 
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {

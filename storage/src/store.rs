@@ -40,6 +40,14 @@ pub enum Saved {
     AlreadyStored,
 }
 
+/// Asked by [`ModuleStore::save_guarded`] just before a version is made visible (its `.info` written):
+/// an error stops the save there. The proxy's coordination uses it as a fencing check (this Ferry still
+/// holds the version's lease), so a former holder that stalled past its lease does not publish.
+#[async_trait]
+pub trait VisibilityGuard: Send + Sync {
+    async fn before_visible(&self) -> Result<(), StorageError>;
+}
+
 /// Module versions in a store laid out as a GOPROXY tree: `<escaped module>/@v/<escaped version>.{info,mod,zip}`.
 ///
 /// A version is listed once its `.info` is stored, and `save` writes the `.info` last, so a listed version
@@ -66,6 +74,19 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
         version: &Version,
         files: VersionFiles,
     ) -> Result<Saved, StorageError>;
+    /// `save`, asking `guard` after the zip and `.mod` are stored and before the `.info` is. When the guard
+    /// refuses, the zip and `.mod` are left as they are (invisible without the `.info`, and possibly
+    /// the files of whoever the guard now defers to). The default asks before anything is written.
+    async fn save_guarded(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+        guard: &dyn VisibilityGuard,
+    ) -> Result<Saved, StorageError> {
+        guard.before_visible().await?;
+        self.save(module, version, files).await
+    }
     /// Unlists the version (its `.info` first), then removes its other files. Deleting nothing is not an error.
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError>;
     /// Whether the backend answers: `Ok` when it is reachable and usable. Reads only.

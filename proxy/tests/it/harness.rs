@@ -180,3 +180,23 @@ pub fn write_file(dir: &std::path::Path, name: &str, text: &str) -> std::path::P
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// Forwards every connection on `listener` to `target` (`HOST:PORT`): a storage server "coming back" on
+/// the address Ferry was configured with. Aborting the task closes the listener and every forwarded
+/// connection (they live in its `JoinSet`): the server "goes away" again.
+pub async fn forward(listener: tokio::net::TcpListener, target: String) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        let target = target.clone();
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+        // Finished connections are reaped as new ones come.
+        while connections.try_join_next().is_some() {}
+    }
+}

@@ -13,4 +13,5 @@ mod hardening_store;
 mod modes;
 mod policy_cli;
 mod protocol;
+mod replicas;
 mod storage_backends;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Ferry, ferry, get, save, serving};
+use crate::harness::{Ferry, ferry, forward, get, save, serving};
 use ferry::config::{self, Flags};
 use ferry_testkit::{
     CloudServer, FixtureModule, GoHome, Upstream, azure_server, closed_port, gcs_server, s3_server,
@@ -135,22 +135,6 @@ async fn go_builds_through_ferry_on_gcs_and_a_fresh_ferry_serves_from_the_bucket
 async fn go_builds_through_ferry_on_azure_and_a_fresh_ferry_serves_from_the_container_alone() {
     let Some(server) = azure_server() else { return };
     build_through_ferry_then_serve_from_the_bucket_alone(server.into()).await;
-}
-
-/// Forwards every connection on `listener` to `target`: the S3 server "coming back" on the address Ferry
-/// was configured with.
-async fn forward(listener: tokio::net::TcpListener, target: String) {
-    loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
-            return;
-        };
-        let target = target.clone();
-        tokio::spawn(async move {
-            if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

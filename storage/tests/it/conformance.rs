@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, ZipSource};
+use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipSource};
 use ferry_testkit::FixtureModule;
 use futures::{StreamExt, TryStreamExt};
 
@@ -216,6 +216,37 @@ pub async fn failed_save_leaves_nothing_visible(store: &dyn ModuleStore) {
     assert!(store.list(&m).await.unwrap().is_empty());
     assert!(is_not_found(store.zip(&m, &v).await.map(|_| ())));
     assert!(is_not_found(store.go_mod(&m, &v).await));
+}
+
+/// A guard that refuses, counting how often it was asked.
+struct Refuse(std::sync::atomic::AtomicUsize);
+
+#[async_trait::async_trait]
+impl VisibilityGuard for Refuse {
+    async fn before_visible(&self) -> Result<(), StorageError> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err(StorageError::NotFound("the lease, taken over".into()))
+    }
+}
+
+pub async fn a_refusing_guard_keeps_the_version_invisible_until_a_later_save(
+    store: &dyn ModuleStore,
+) {
+    let fixture = FixtureModule::package("example.com/fenced", "v1.0.0");
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    let guard = Refuse(Default::default());
+    let refused = store.save_guarded(&m, &v, files_of(&fixture), &guard).await;
+    assert!(
+        matches!(refused, Err(StorageError::NotFound(_))),
+        "{refused:?}"
+    );
+    assert_eq!(guard.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(!store.exists(&m, &v).await.unwrap(), "not visible");
+    assert!(store.list(&m).await.unwrap().is_empty());
+    assert!(is_not_found(store.info(&m, &v).await));
+    // The next holder's save publishes over whatever the refused one left.
+    assert_eq!(save_fixture(store, &fixture).await, Saved::Written);
+    assert_eq!(read_zip(store, &m, &v).await, fixture.zip_bytes());
 }
 
 pub async fn concurrent_saves_agree(store: Arc<dyn ModuleStore>) {
@@ -429,6 +460,11 @@ macro_rules! conformance_suite {
         async fn failed_save_leaves_nothing_visible() {
             let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
             $crate::conformance::failed_save_leaves_nothing_visible(&*store).await
+        }
+        #[tokio::test]
+        async fn a_refusing_guard_keeps_the_version_invisible_until_a_later_save() {
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::a_refusing_guard_keeps_the_version_invisible_until_a_later_save(&*store).await
         }
         #[tokio::test]
         async fn concurrent_saves_agree() {

@@ -42,3 +42,14 @@ async fn a_server_that_never_answers_is_unavailable_within_bounded_time() {
     let store = open(&server.fresh_url(), &options, &server.env);
     crate::conformance::down_backend_is_unavailable(&*store).await;
 }
+
+/// A server without conditional writes, declared with `conditional_put = "disabled"`: the `.info` goes
+/// in with a plain PUT (object_store refuses the create-only one), and a stored version still never
+/// changes.
+#[tokio::test]
+async fn a_server_declared_without_conditional_writes_stores_with_plain_puts() {
+    let Some(server) = s3_server() else { return };
+    let options: StorageOptions = toml::from_str("conditional_put = \"disabled\"\n").unwrap();
+    let store = open(&server.fresh_url(), &options, &server.env);
+    crate::conformance::resave_is_idempotent(&*store).await;
+}
