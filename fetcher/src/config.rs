@@ -69,6 +69,9 @@ pub struct FetcherConfig {
     /// A snapshot of Ferry's own environment; only the variables named in the README are passed on.
     /// Empty by default: the caller fills it, e.g. with [`FetcherConfig::process_env`].
     pub inherited_env: BTreeMap<String, String>,
+    /// Fetch canonical versions from a GOPROXY upstream over HTTP, verified as the go command verifies
+    /// them, instead of through `go mod download` (see `native.rs`). Default on.
+    pub native: bool,
 }
 
 impl FetcherConfig {
@@ -82,6 +85,7 @@ impl FetcherConfig {
             max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
             go_env: BTreeMap::new(),
             inherited_env: BTreeMap::new(),
+            native: true,
         }
     }
 

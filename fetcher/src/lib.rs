@@ -7,6 +7,8 @@ mod command;
 mod config;
 mod error;
 mod go_json;
+mod http;
+mod native;
 mod scratch;
 mod workdir;
 
@@ -20,9 +22,12 @@ pub use config::{
     default_max_concurrent,
 };
 pub use error::FetchError;
+pub use http::{HttpsClient, https_client};
 pub use workdir::WorkDir;
 
 use command::GoOutput;
+use ferry_module::{ModulePath, Version};
+use native::{GoSettings, Native};
 use scratch::ScratchDir;
 
 /// Runs go commands for Ferry. Cheap to clone; clones share the concurrency limit.
@@ -39,6 +44,8 @@ struct Inner {
     slots: Semaphore,
     /// Held for the fetcher's lifetime: the temporary directories under it are this process's alone.
     work_dir: WorkDir,
+    /// Fetches canonical versions over HTTP when the upstream is a GOPROXY (see `native.rs`).
+    native: Option<Native>,
 }
 
 /// A version downloaded by `go mod download`: its three files, on disk in a temporary directory
@@ -124,14 +131,122 @@ impl Fetcher {
                 go_version: String::new(),
                 slots,
                 work_dir,
+                native: None,
             }),
         };
         let go_version = fetcher.check_go().await?;
         tracing::info!(go = %fetcher.inner.config.go_binary.display(), version = %go_version, "go command found");
-        Arc::get_mut(&mut fetcher.inner)
-            .expect("not yet shared")
-            .go_version = go_version;
+        let native = match fetcher.inner.config.native {
+            true => fetcher.native().await,
+            false => None,
+        };
+        let inner = Arc::get_mut(&mut fetcher.inner).expect("not yet shared");
+        inner.go_version = go_version;
+        inner.native = native;
         Ok(fetcher)
+    }
+
+    /// The native fetcher for the settings go reports, or none (logged either way).
+    async fn native(&self) -> Option<Native> {
+        let settings = match self.go_settings().await {
+            Ok(settings) => settings,
+            Err(e) => {
+                tracing::warn!(error = %e, "`go env` failed; every version is fetched with `go mod download`");
+                return None;
+            }
+        };
+        match Native::new(settings, https_client()) {
+            Ok(native) => {
+                let sumdb = native.sumdb().unwrap_or("off (GOSUMDB=off)");
+                tracing::info!(upstream = %native.proxy(), sumdb, "versions are fetched over HTTP and verified against the checksum database");
+                Some(native)
+            }
+            Err(reason) => {
+                tracing::info!(%reason, "versions are fetched with `go mod download`");
+                None
+            }
+        }
+    }
+
+    /// `GOPROXY`, `GOSUMDB` and the settings beside them, as `go env` reports them for this fetcher's go.
+    async fn go_settings(&self) -> Result<GoSettings, FetchError> {
+        let mut args = vec!["env", "-json"];
+        args.extend(GoSettings::NAMES);
+        let (_scratch, output) = self.run_go(&args).await?;
+        if !output.status.success() {
+            return Err(FetchError::from_go_message(&output.stderr_text()));
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| {
+            invalid_output(format!(
+                "`go env -json` printed something else than JSON: {e}"
+            ))
+        })
+    }
+
+    /// The native fetcher, when it fetches this module at this (canonical) version.
+    fn native_for(&self, module: &str, query: &str) -> Option<(&Native, ModulePath, Version)> {
+        let native = self.inner.native.as_ref()?;
+        let version = Version::new(query).ok()?;
+        let module_path = ModulePath::new(module).ok()?;
+        native
+            .handles(module)
+            .then_some((native, module_path, version))
+    }
+
+    /// Runs a native fetch under the fetch deadline.
+    async fn within_deadline<T>(
+        &self,
+        what: String,
+        work: impl std::future::Future<Output = Result<T, FetchError>>,
+    ) -> Result<T, FetchError> {
+        let timeout = self.inner.config.timeout;
+        tokio::time::timeout(timeout, work)
+            .await
+            .unwrap_or(Err(FetchError::Timeout {
+                command: what,
+                timeout,
+            }))
+    }
+
+    /// `module@version` over HTTP: its three files in a temporary directory, or `None` when the upstream
+    /// left it to the go command.
+    async fn fetch_native(
+        &self,
+        native: &Native,
+        module: &ModulePath,
+        version: &Version,
+    ) -> Result<Option<FetchedVersion>, FetchError> {
+        let Some((info, go_mod)) = native.metadata(module, version).await? else {
+            return Ok(None);
+        };
+        let scratch = ScratchDir::create(self.inner.work_dir.path())?;
+        let dir = scratch.root().to_path_buf();
+        let escaped = version.escaped();
+        let (info_path, mod_path, zip_path) = (
+            dir.join(format!("{escaped}.info")),
+            dir.join(format!("{escaped}.mod")),
+            dir.join(format!("{escaped}.zip")),
+        );
+        for (path, bytes) in [(&info_path, &info), (&mod_path, &go_mod)] {
+            tokio::fs::write(path, bytes)
+                .await
+                .map_err(|e| FetchError::io(format!("writing {}", path.display()), e))?;
+        }
+        let Some((zip_len, sum)) = native.zip(module, version, &go_mod, &zip_path).await? else {
+            return Ok(None);
+        };
+        tracing::debug!(%module, %version, zip_len, "fetched over HTTP");
+        Ok(Some(FetchedVersion {
+            module: module.as_str().to_string(),
+            version: version.as_str().to_string(),
+            info: info_path,
+            go_mod: mod_path,
+            zip: zip_path,
+            zip_len,
+            sum,
+            go_mod_sum: ferry_sumdb::hash_go_mod(&go_mod),
+            scratch,
+        }))
     }
 
     /// The version of the go command, e.g. `go1.26.8 linux/amd64`.
@@ -150,6 +265,15 @@ impl Fetcher {
     pub async fn fetch(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
         reject_flag_like(module)?;
         let target = format!("{module}@{query}");
+        if let Some((native, m, v)) = self.native_for(module, query) {
+            let what = format!("GET {target} from {}", native.proxy());
+            let fetched = self
+                .within_deadline(what, self.fetch_native(native, &m, &v))
+                .await?;
+            if let Some(fetched) = fetched {
+                return Ok(fetched);
+            }
+        }
         let (scratch, output) = self.run_go(&["mod", "download", "-json", &target]).await?;
         let answer: go_json::ModDownload = match go_json::first_object(&output.stdout) {
             Some(Ok(answer)) => answer,
@@ -220,6 +344,17 @@ impl Fetcher {
     ) -> Result<FetchedMetadata, FetchError> {
         reject_flag_like(module)?;
         let target = format!("{module}@{version}");
+        if let Some((native, m, v)) = self.native_for(module, version) {
+            let what = format!("GET {target}.info and .mod from {}", native.proxy());
+            let fetched = self.within_deadline(what, native.metadata(&m, &v)).await?;
+            if let Some((info, go_mod)) = fetched {
+                return Ok(FetchedMetadata {
+                    version: version.to_string(),
+                    info,
+                    go_mod,
+                });
+            }
+        }
         let (scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
         let Some(resolved) = answer.version.filter(|v| !v.is_empty()) else {

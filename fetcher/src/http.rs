@@ -1,0 +1,97 @@
+//! The HTTP(S) client for upstreams reached without the go command: a GOPROXY upstream's files and its
+//! checksum database. Trusted roots are the system's, as `rustls-native-certs` finds them (it honours
+//! `SSL_CERT_FILE` and `SSL_CERT_DIR`, as the go command does).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+/// A pooled HTTP/1.1 and HTTP/2 client over plain TCP or TLS.
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for `http://` and `https://` URLs. Loads the system's trusted roots once per call: build one
+/// and share it (it is cheap to clone).
+pub fn https_client() -> HttpsClient {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "a trusted root certificate could not be loaded");
+    }
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(
+            "no trusted root certificates found (install ca-certificates, or set SSL_CERT_FILE); https upstreams will fail"
+        );
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_nodelay(true);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build(connector)
+}
+
+/// What a GET gave.
+#[derive(Debug)]
+pub(crate) enum Got {
+    /// 200, with the body.
+    Body(Bytes),
+    /// 404 or 410: the upstream does not have it.
+    Missing,
+    /// Anything else (a status, a refused connection, a broken or too long body), said in words.
+    Failed(String),
+}
+
+/// GETs `url` and reads the body whole, up to `limit` bytes.
+pub(crate) async fn get(client: &HttpsClient, url: &str, limit: usize) -> Got {
+    let uri: http::Uri = match url.parse() {
+        Ok(uri) => uri,
+        Err(e) => return Got::Failed(format!("{url}: {e}")),
+    };
+    let response = match client.get(uri).await {
+        Ok(response) => response,
+        Err(e) => return Got::Failed(format!("GET {url}: {}", error_chain(&e))),
+    };
+    match response.status().as_u16() {
+        200 => {}
+        404 | 410 => return Got::Missing,
+        status => return Got::Failed(format!("GET {url}: {status}")),
+    }
+    match Limited::new(response.into_body(), limit).collect().await {
+        Ok(body) => Got::Body(body.to_bytes()),
+        Err(e) => Got::Failed(format!("GET {url}: reading the answer: {e}")),
+    }
+}
+
+/// An error and its sources in one line (hyper's own message is only "client error (Connect)").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut words = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        words.push_str(": ");
+        words.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    words
+}
