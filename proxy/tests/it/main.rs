@@ -14,3 +14,4 @@ mod modes;
 mod policy_cli;
 mod protocol;
 mod storage_backends;
+mod sumdb;
