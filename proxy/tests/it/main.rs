@@ -12,6 +12,7 @@ mod hardening_fetch;
 mod hardening_store;
 mod modes;
 mod policy_cli;
+mod private;
 mod protocol;
 mod storage_backends;
 mod sumdb;
