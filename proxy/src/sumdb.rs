@@ -403,6 +403,10 @@ impl SumDbs {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
+        if !settings.databases.is_empty() {
+            let relayed: Vec<String> = settings.databases.iter().map(ToString::to_string).collect();
+            tracing::info!(sumdbs = %relayed.join(", "), timeout = ?settings.timeout, "relaying checksum databases");
+        }
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
@@ -515,7 +519,15 @@ impl SumDbs {
         {
             Err(_) => return Err(Failure::Timeout),
             Ok(Err(e)) if timed_out(&e) => return Err(Failure::Timeout),
-            Ok(Err(e)) => return Err(Failure::Upstream(Report(&e).to_string())),
+            Ok(Err(e)) => {
+                let mut why = Report(&e).to_string();
+                if why.contains("certificate") {
+                    why.push_str(
+                        " (Ferry trusts the system's root certificates, or those in SSL_CERT_FILE or SSL_CERT_DIR when set)",
+                    );
+                }
+                return Err(Failure::Upstream(why));
+            }
             Ok(Ok(response)) => response,
         };
         let status = response.status();

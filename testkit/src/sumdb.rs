@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use crate::go::go_binary;
 use crate::process::{Process, clean_command};
 
-/// The fixture's source, compiled into this crate so the cached binary is keyed on it.
+/// The fixture's source, compiled into this crate so that the cached binary is keyed on it.
 const SOURCES: [&str; 3] = [
     include_str!("../sumdb-fixture/main.go"),
     include_str!("../sumdb-fixture/go.mod"),
@@ -30,7 +30,20 @@ impl SumDbFixture {
     /// `.mod` files when first looked up) under `name`, after `fill` made-up records (256 or more make the
     /// first tiles full).
     pub fn start(name: &str, tree: &Path, fill: usize) -> SumDbFixture {
+        SumDbFixture::launch(name, tree, fill, None)
+    }
+
+    /// Like [`SumDbFixture::start`], over HTTPS (a certificate for 127.0.0.1): the certificate of the CA
+    /// that signed it is written to `ca_file` (PEM), for `SSL_CERT_FILE`.
+    pub fn start_https(name: &str, tree: &Path, fill: usize, ca_file: &Path) -> SumDbFixture {
+        SumDbFixture::launch(name, tree, fill, Some(ca_file))
+    }
+
+    fn launch(name: &str, tree: &Path, fill: usize, ca_file: Option<&Path>) -> SumDbFixture {
         let mut command = clean_command(fixture_binary());
+        if let Some(ca_file) = ca_file {
+            command.arg("-tls").arg(ca_file);
+        }
         command
             .arg("-name")
             .arg(name)
@@ -45,8 +58,9 @@ impl SumDbFixture {
                 .unwrap_or_else(|| panic!("no {key} in {line:?}"))
                 .to_string()
         };
+        let scheme = if ca_file.is_some() { "https" } else { "http" };
         SumDbFixture {
-            url: format!("http://{}", field("addr=")),
+            url: format!("{scheme}://{}", field("addr=")),
             key: field("key="),
             process,
         }

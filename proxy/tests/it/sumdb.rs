@@ -12,7 +12,7 @@ use ferry_testkit::{
     Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, closed_port, write_goproxy_tree,
 };
 
-use crate::harness::{Ferry, ferry_env, request, save, write_file};
+use crate::harness::{Ferry, ferry, ferry_env, get_blocking, request, save, serving, write_file};
 
 /// The database's name: it resolves nowhere, so Ferry is the go command's only way to it.
 const NAME: &str = "sum.fixture.example";
@@ -355,4 +355,56 @@ fn a_bad_sumdbs_entry_stops_start_up_naming_where_it_was_written_and_never_its_p
     );
     let config = load(&[], Some("sumdbs = []\n")).unwrap();
     assert!(config.sumdb.databases.is_empty());
+}
+
+#[test]
+fn an_https_checksum_database_is_trusted_through_ssl_cert_file_and_refused_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = FixtureModule::package("example.com/overtls", "v1.0.0");
+    // One GOPROXY tree: Ferry's file store and what the database knows.
+    let tree = dir.path().join("tree");
+    write_goproxy_tree(&tree, std::slice::from_ref(&module));
+    let ca = dir.path().join("ca.pem");
+    let sumdb = SumDbFixture::start_https(NAME, &tree, 0, &ca);
+    let ferry_binary = |work: &str, ssl_cert_file: Option<&Path>| {
+        let mut command = ferry();
+        command
+            .env("FERRY_LISTEN", "127.0.0.1:0")
+            .env("FERRY_STORAGE", format!("file://{}", tree.display()))
+            .env("FERRY_DOWNLOAD_MODE", "none")
+            .env("FERRY_WORK_DIR", dir.path().join(work))
+            .env("FERRY_SUMDBS", format!("{NAME}={}", sumdb.url));
+        if let Some(file) = ssl_cert_file {
+            command.env("SSL_CERT_FILE", file);
+        }
+        serving(command)
+    };
+
+    // The system's roots do not know the fixture's CA: the database is not trusted.
+    let (mut untrusting, addr) = ferry_binary("work-1", None);
+    let latest = get_blocking(&addr, &format!("/sumdb/{NAME}/latest"));
+    assert!(latest.starts_with("HTTP/1.1 502"), "{latest}");
+    assert!(latest.contains("certificate"), "{latest}");
+    assert!(untrusting.terminate().success());
+    assert!(sumdb.requests().is_empty(), "{:?}", sumdb.requests());
+
+    let (mut ferry, addr) = ferry_binary("work-2", Some(&ca));
+    let home = GoHome::new(dir.path(), &format!("http://{addr}"));
+    let app = app_module(dir.path());
+    let mut get = home.command(&app, &["get", "example.com/overtls@v1.0.0"]);
+    let output = get.env("GOSUMDB", &sumdb.key).output().unwrap();
+    assert!(
+        output.status.success(),
+        "go get failed:\n{}\nFerry's log:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        ferry.log()
+    );
+    assert!(
+        sumdb
+            .requests()
+            .contains(&"/lookup/example.com/overtls@v1.0.0".to_string()),
+        "{:?}",
+        sumdb.requests()
+    );
+    assert!(ferry.terminate().success());
 }
