@@ -281,6 +281,7 @@ impl Fetcher {
             .expect("the semaphore is never closed");
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let env = config.go_command_env(scratch.layout());
+        scratch.link_netrc(&env);
         let output = command::run(
             &config.go_binary,
             args,

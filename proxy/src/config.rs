@@ -487,7 +487,10 @@ fn load_sumdb(lookup: &Lookup<'_>) -> Result<SumDbSettings, ConfigError> {
             file.text
                 .get(span.clone())
                 .and_then(|written| written.find(entry))
-                .map_or_else(|| at.clone(), |i| origin_in(&file.path, &file.text, span.start + i))
+                .map_or_else(
+                    || at.clone(),
+                    |i| origin_in(&file.path, &file.text, span.start + i),
+                )
         };
         match value.get_ref() {
             toml::Value::String(text) => text
@@ -541,7 +544,9 @@ fn load_sumdb(lookup: &Lookup<'_>) -> Result<SumDbSettings, ConfigError> {
 }
 
 fn sumdb_timeout(lookup: &Lookup<'_>, default: Duration) -> Result<Duration, ConfigError> {
-    match lookup.get(("", None), "FERRY_SUMDB_TIMEOUT", |f| f.sumdb_timeout.as_ref()) {
+    match lookup.get(("", None), "FERRY_SUMDB_TIMEOUT", |f| {
+        f.sumdb_timeout.as_ref()
+    }) {
         Some((text, origin)) => match parse_duration(&text, origin.clone())? {
             Duration::ZERO => Err(ConfigError::Invalid {
                 origin,

@@ -89,7 +89,8 @@ impl SumDb {
     /// An entry as written in `sumdbs`: `NAME` (meaning `https://NAME`) or `NAME=URL`. The error says what
     /// is wrong and what to write, and never repeats a password.
     pub fn parse(entry: &str) -> Result<SumDb, String> {
-        const WRITE: &str = "write NAME or NAME=URL, e.g. sum.golang.org or sum.golang.org=https://sum.golang.org";
+        const WRITE: &str =
+            "write NAME or NAME=URL, e.g. sum.golang.org or sum.golang.org=https://sum.golang.org";
         let entry = entry.trim();
         let (name, url) = match entry.split_once('=') {
             Some((name, url)) => (name.trim(), url.trim().to_string()),
@@ -205,7 +206,11 @@ pub enum Ask {
     /// `lookup/MODULE@VERSION`, escaped as the protocol spells it.
     Lookup(String),
     /// `tile/H/L/N[.p/W]`; `full` when it has no `.p/` (it never changes).
-    Tile { path: String, full: bool, data: bool },
+    Tile {
+        path: String,
+        full: bool,
+        data: bool,
+    },
 }
 
 impl SumDbPath {
@@ -278,7 +283,9 @@ fn tile(path: &str) -> Result<Ask, Refusal> {
     if parts.len() < 4 || parts.len() > 12 {
         return Err(bad());
     }
-    let height = number(parts[1]).filter(|h| (1..=30).contains(h)).ok_or_else(bad)?;
+    let height = number(parts[1])
+        .filter(|h| (1..=30).contains(h))
+        .ok_or_else(bad)?;
     let data = parts[2] == "data";
     let level = if data {
         0
@@ -721,10 +728,7 @@ mod tests {
             "tile/8/x/000",
             "tile/08/0/000",
         ] {
-            assert!(
-                matches!(tile(junk), Err(Refusal::BadRequest(_))),
-                "{junk}"
-            );
+            assert!(matches!(tile(junk), Err(Refusal::BadRequest(_))), "{junk}");
         }
     }
 

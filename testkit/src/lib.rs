@@ -7,6 +7,7 @@
 
 mod files;
 mod fixture;
+mod git_host;
 mod go;
 pub mod http;
 mod in_process;
@@ -19,6 +20,7 @@ mod wait;
 
 pub use files::{Tmpfs, entries, processes_under};
 pub use fixture::{FixtureModule, escape, write_goproxy_tree};
+pub use git_host::{Counts, GitHttpHost};
 pub use go::{GoHome, go_binary, go_env};
 pub use in_process::InProcess;
 pub use logs::{capture_logs, logged};

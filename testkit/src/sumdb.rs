@@ -110,10 +110,7 @@ pub fn fixture_binary() -> PathBuf {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb-fixture");
         // Built under a name of its own and renamed into place: another test process building at the same
         // time never sees half a binary.
-        let partial = dir.join(format!(
-            ".sumdb-fixture-{hash:016x}-{}",
-            std::process::id()
-        ));
+        let partial = dir.join(format!(".sumdb-fixture-{hash:016x}-{}", std::process::id()));
         let output = Command::new(&go)
             .args(["build", "-trimpath", "-o"])
             .arg(&partial)

@@ -30,12 +30,7 @@ async fn ferry_with(dir: &Path, stored: &[FixtureModule], vars: &[(&str, &str)])
 
 /// `go <args>` in `cwd` through `home`'s GOPROXY, verifying sums against `GOSUMDB=key` (and nothing
 /// private: GONOSUMDB, GOPRIVATE, GONOSUMCHECK unset).
-async fn go_verifying(
-    home: &GoHome,
-    cwd: &Path,
-    key: &str,
-    args: &[&str],
-) -> std::process::Output {
+async fn go_verifying(home: &GoHome, cwd: &Path, key: &str, args: &[&str]) -> std::process::Output {
     let mut command = home.command(cwd, args);
     command.env("GOSUMDB", key);
     tokio::process::Command::from(command)
@@ -63,7 +58,13 @@ async fn the_go_command_verifies_a_module_against_a_checksum_database_reached_on
     let home = GoHome::new(dir.path(), &ferry.url());
     let app = app_module(dir.path());
 
-    let output = go_verifying(&home, &app, &sumdb.key, &["get", "example.com/verified@v1.0.0"]).await;
+    let output = go_verifying(
+        &home,
+        &app,
+        &sumdb.key,
+        &["get", "example.com/verified@v1.0.0"],
+    )
+    .await;
     assert!(
         output.status.success(),
         "go get failed:\n{}",
@@ -106,13 +107,22 @@ async fn a_zip_that_differs_from_what_the_checksum_database_says_ends_in_a_secur
     let home = GoHome::new(dir.path(), &ferry.url());
     let app = app_module(dir.path());
 
-    let output = go_verifying(&home, &app, &sumdb.key, &["get", "example.com/tampered@v1.0.0"]).await;
+    let output = go_verifying(
+        &home,
+        &app,
+        &sumdb.key,
+        &["get", "example.com/tampered@v1.0.0"],
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "go get accepted a tampered zip");
     assert!(stderr.contains("SECURITY ERROR"), "{stderr}");
     assert!(stderr.contains("checksum mismatch"), "{stderr}");
     assert!(
-        !home.mod_cache().join("example.com/tampered@v1.0.0").exists(),
+        !home
+            .mod_cache()
+            .join("example.com/tampered@v1.0.0")
+            .exists(),
         "the tampered module was extracted"
     );
     assert!(
@@ -156,7 +166,10 @@ async fn sumdb_names_that_are_not_listed_are_404_and_junk_paths_are_400() {
         &[("FERRY_SUMDBS", "sum.a.example=http://127.0.0.1:9")],
     )
     .await;
-    assert_eq!(ferry.get("sumdb/sum.golang.org/supported").await.status, 404);
+    assert_eq!(
+        ferry.get("sumdb/sum.golang.org/supported").await.status,
+        404
+    );
     assert_eq!(ferry.get("sumdb/sum.a.example/supported").await.status, 200);
     for junk in [
         "sumdb/sum.a.example/lookup/example.com/../x@v1.0.0",
@@ -210,7 +223,9 @@ async fn a_checksum_database_that_is_down_is_502_and_one_that_hangs_is_504() {
         "{}",
         down.text()
     );
-    let fails = ferry.get("sumdb/fails.example/lookup/example.com/x@v1.0.0").await;
+    let fails = ferry
+        .get("sumdb/fails.example/lookup/example.com/x@v1.0.0")
+        .await;
     assert_eq!(fails.status, 502, "{}", fails.text());
     assert!(fails.text().contains("500"), "{}", fails.text());
 
@@ -267,10 +282,7 @@ async fn a_full_tile_is_asked_of_the_database_once_while_latest_and_partial_tile
     assert_eq!(second.status, 200);
     assert_eq!(second.body, first.body);
     let head = request("HEAD", &format!("{}/{base}/tile/8/0/000", ferry.url()), &[]).await;
-    assert_eq!(
-        (head.status, head.header("content-length")),
-        (200, "8192")
-    );
+    assert_eq!((head.status, head.header("content-length")), (200, "8192"));
     assert_eq!(asked("/tile/8/0/000"), 1, "{:?}", sumdb.requests());
     assert!(counter(&ferry, "ferry_sumdb_tile_cache_hits_total").await >= hits + 2.0);
 
@@ -299,7 +311,11 @@ async fn a_full_tile_is_asked_of_the_database_once_while_latest_and_partial_tile
         .get(&format!("{base}/lookup/example.com/absent@v1.0.0"))
         .await;
     assert_eq!(missing.status, 404, "{}", missing.text());
-    assert!(missing.text().starts_with("not found: "), "{}", missing.text());
+    assert!(
+        missing.text().starts_with("not found: "),
+        "{}",
+        missing.text()
+    );
     ferry.stop().await;
 }
 
@@ -317,9 +333,12 @@ fn a_bad_sumdbs_entry_stops_start_up_naming_where_it_was_written_and_never_its_p
         };
         config::load(&flags, &env)
     };
-    let message = load(&[("FERRY_SUMDBS", "sum.golang.org, s=ftp://me:hunter2@x")], None)
-        .unwrap_err()
-        .to_string();
+    let message = load(
+        &[("FERRY_SUMDBS", "sum.golang.org, s=ftp://me:hunter2@x")],
+        None,
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         message.starts_with("environment variable FERRY_SUMDBS: checksum database s: URL \"ftp://***@x\" needs http:// or https://"),
         "{message}"
@@ -332,20 +351,34 @@ fn a_bad_sumdbs_entry_stops_start_up_naming_where_it_was_written_and_never_its_p
     )
     .unwrap_err()
     .to_string();
-    assert!(message.contains("ferry.toml:2:30: checksum database name \"bad name\""), "{message}");
+    assert!(
+        message.contains("ferry.toml:2:30: checksum database name \"bad name\""),
+        "{message}"
+    );
     assert!(message.contains("write NAME or NAME=URL"), "{message}");
 
-    let message = load(&[], Some("sumdbs = \"a.example, a.example=http://127.0.0.1:1\"\n"))
-        .unwrap_err()
-        .to_string();
-    assert!(message.contains("ferry.toml:1:22: checksum database a.example is listed twice"), "{message}");
+    let message = load(
+        &[],
+        Some("sumdbs = \"a.example, a.example=http://127.0.0.1:1\"\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        message.contains("ferry.toml:1:22: checksum database a.example is listed twice"),
+        "{message}"
+    );
 
     let config = load(
         &[],
         Some("sumdbs = [\"sum.golang.org\", \"sum.corp.example=https://u:p@sumdb.corp.example/x/\"]\n"),
     )
     .unwrap();
-    let shown: Vec<String> = config.sumdb.databases.iter().map(ToString::to_string).collect();
+    let shown: Vec<String> = config
+        .sumdb
+        .databases
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     assert_eq!(
         shown,
         [
