@@ -473,9 +473,14 @@ fn load_sumdb(lookup: &Lookup<'_>) -> Result<SumDbSettings, ConfigError> {
     // Every entry with where it was written.
     let entries: Vec<(String, Origin)> = if let Some(text) = lookup.env.var("FERRY_SUMDBS") {
         let origin = Origin::Env("FERRY_SUMDBS");
-        text.split(',')
-            .map(|entry| (entry.to_string(), origin.clone()))
-            .collect()
+        // `off`, as in GOSUMDB=off: an environment variable cannot say `[]`.
+        if text.trim() == "off" {
+            Vec::new()
+        } else {
+            text.split(',')
+                .map(|entry| (entry.to_string(), origin.clone()))
+                .collect()
+        }
     } else if let Some((file, value)) = lookup
         .file
         .and_then(|file| Some((file, file.settings.sumdbs.as_ref()?)))
@@ -493,6 +498,7 @@ fn load_sumdb(lookup: &Lookup<'_>) -> Result<SumDbSettings, ConfigError> {
                 )
         };
         match value.get_ref() {
+            toml::Value::String(text) if text.trim() == "off" => Vec::new(),
             toml::Value::String(text) => text
                 .split(',')
                 .map(|entry| (entry.to_string(), place(entry.trim())))

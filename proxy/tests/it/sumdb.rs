@@ -386,7 +386,15 @@ fn a_bad_sumdbs_entry_stops_start_up_naming_where_it_was_written_and_never_its_p
             "sum.corp.example=https://***@sumdb.corp.example/x"
         ]
     );
-    let config = load(&[], Some("sumdbs = []\n")).unwrap();
+    for relays_none in ["sumdbs = []\n", "sumdbs = \"off\"\n"] {
+        let config = load(&[], Some(relays_none)).unwrap();
+        assert!(config.sumdb.databases.is_empty(), "{relays_none}");
+    }
+    let config = load(
+        &[("FERRY_SUMDBS", "off")],
+        Some("sumdbs = [\"a.example\"]\n"),
+    )
+    .unwrap();
     assert!(config.sumdb.databases.is_empty());
 }
 
