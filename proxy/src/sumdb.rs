@@ -4,7 +4,7 @@
 //! never change and are kept in a bounded memory cache; `latest`, lookups and partial tiles are always
 //! asked again. The download policy plays no part here: a checksum database is not a module.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use http::header::{self, HeaderValue};
 use http::{Request, StatusCode};
 use http_body::Frame;
@@ -32,8 +34,9 @@ pub const DEFAULT_SUMDB: &str = "sum.golang.org";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Memory for full tiles: a hash tile of height 8 is 8 KiB, so about 4,000 of them.
 const TILE_CACHE_BYTES: usize = 32 << 20;
-/// A full tile larger than this is relayed without being kept (a data tile of long records).
-const MAX_CACHED_TILE: usize = 1 << 20;
+/// The most a full tile may hold: a hash tile of height 8 is 8 KiB, a data tile of 256 records some tens
+/// of KiB; more is not a tile.
+const MAX_TILE: usize = 1 << 20;
 /// `latest`, lookups (they carry the latest signed tree) and partial tiles change: clients ask again.
 const NO_CACHE: &str = "no-cache";
 /// The answer to a hash tile, as the database itself labels it.
@@ -352,7 +355,15 @@ pub struct SumDbs {
     databases: BTreeMap<String, SumDb>,
     client: HttpClient,
     timeout: Duration,
-    tiles: Mutex<Bounded<String, Bytes>>,
+    tiles: Mutex<Tiles>,
+}
+
+type TileFetch = Shared<BoxFuture<'static, Result<Bytes, Failure>>>;
+
+/// Full tiles kept, and the ones being fetched (single flight), by `NAME/tile/...`.
+struct Tiles {
+    cache: Bounded<String, Bytes>,
+    in_flight: HashMap<String, TileFetch>,
 }
 
 impl std::fmt::Debug for SumDbs {
@@ -363,8 +374,11 @@ impl std::fmt::Debug for SumDbs {
     }
 }
 
-/// Why a database gave no usable answer.
+/// Why a database gave no tile or answer to relay (cloned to every request waiting on one tile).
+#[derive(Debug, Clone)]
 enum Failure {
+    /// The database has no such thing (404 or 410): its reason, for a 404.
+    Missing(String),
     /// Not connected, a broken answer, or a status other than 200, 404 and 410: 502.
     Upstream(String),
     /// No answer within the timeout: 504.
@@ -425,7 +439,10 @@ impl SumDbs {
                 .collect(),
             client,
             timeout: settings.timeout,
-            tiles: Mutex::new(Bounded::new(usize::MAX, TILE_CACHE_BYTES)),
+            tiles: Mutex::new(Tiles {
+                cache: Bounded::new(usize::MAX, TILE_CACHE_BYTES),
+                in_flight: HashMap::new(),
+            }),
         }
     }
 
@@ -451,137 +468,178 @@ impl SumDbs {
                 request.name
             ));
         };
-        let (content_type, cache, keep) = match &request.what {
-            Ask::Supported => return Answer::ok(TEXT, NO_CACHE, Bytes::new()),
-            Ask::Tile { full, data, .. } => {
-                let content_type = if *data { TEXT } else { OCTETS };
-                if *full {
-                    (content_type, IMMUTABLE, true)
-                } else {
-                    (content_type, NO_CACHE, false)
-                }
-            }
-            Ask::Latest | Ask::Lookup(_) => (TEXT, NO_CACHE, false),
-        };
         let path = request.upstream_path();
-        let key = format!("{}/{path}", db.name);
-        if keep {
-            let cached = self.tiles.lock().unwrap().get(&key).cloned();
-            if let Some(tile) = cached {
-                metrics().sumdb_tile_cache_hits.inc();
-                return Answer::ok(content_type, cache, tile);
+        let outcome = match &request.what {
+            Ask::Supported => return Answer::ok(TEXT, NO_CACHE, Bytes::new()),
+            Ask::Tile {
+                full: true, data, ..
+            } => {
+                let content_type = if *data { TEXT } else { OCTETS };
+                self.full_tile(db, &path)
+                    .await
+                    .map(|tile| Answer::ok(content_type, IMMUTABLE, tile))
             }
-            metrics().sumdb_tile_cache_misses.inc();
-        }
-        match self.forward(db, &path, keep, content_type, cache).await {
-            Ok(Relayed::Kept(tile)) => {
-                let size = tile.len() + key.len();
-                self.tiles.lock().unwrap().insert(key, tile.clone(), size);
-                Answer::ok(content_type, cache, tile)
+            Ask::Tile { data, .. } => {
+                let content_type = if *data { TEXT } else { OCTETS };
+                self.relay(db, &path, content_type).await
             }
-            Ok(Relayed::Answer(answer)) => answer,
-            Err(failure) => {
-                let (status, text) = match failure {
-                    Failure::Upstream(why) => (
-                        StatusCode::BAD_GATEWAY,
-                        format!("upstream failed: checksum database {}: {why}", db.name),
-                    ),
-                    Failure::Timeout => (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!(
-                            "upstream timed out: checksum database {} did not answer {path} within {:?}",
-                            db.name, self.timeout
-                        ),
-                    ),
-                };
-                tracing::warn!(sumdb = %db, %path, error = %text, "checksum database request failed");
-                Answer::text(status, text)
-            }
-        }
+            Ask::Latest | Ask::Lookup(_) => self.relay(db, &path, TEXT).await,
+        };
+        outcome.unwrap_or_else(|failure| self.failed(db, &path, failure))
     }
 
-    /// Asks `db` for `path`: a 200 is relayed as it streams in (or read whole, to be kept, when `keep`),
-    /// a 404 or 410 becomes a `not found:` answer, anything else a failure.
-    async fn forward(
+    /// A full tile: from memory, else from the database (one request per tile at a time, however many
+    /// clients ask at once), then kept.
+    async fn full_tile(&self, db: &SumDb, path: &str) -> Result<Bytes, Failure> {
+        let key = format!("{}/{path}", db.name);
+        let fetch = {
+            let mut tiles = self.tiles.lock().unwrap();
+            if let Some(tile) = tiles.cache.get(&key) {
+                metrics().sumdb_tile_cache_hits.inc();
+                return Ok(tile.clone());
+            }
+            metrics().sumdb_tile_cache_misses.inc();
+            if let Some(fetch) = tiles.in_flight.get(&key) {
+                fetch.clone()
+            } else {
+                let (client, db, path, timeout) = (
+                    self.client.clone(),
+                    db.clone(),
+                    path.to_string(),
+                    self.timeout,
+                );
+                let fetch = async move {
+                    match ask(&client, &db, &path, timeout).await? {
+                        Said::Found { body, .. } => read_bounded(body, MAX_TILE, timeout).await,
+                        Said::Missing(reason) => Err(Failure::Missing(reason)),
+                    }
+                }
+                .boxed()
+                .shared();
+                tiles.in_flight.insert(key.clone(), fetch.clone());
+                fetch
+            }
+        };
+        let fetched = fetch.await;
+        let mut tiles = self.tiles.lock().unwrap();
+        tiles.in_flight.remove(&key);
+        if let Ok(tile) = &fetched {
+            let size = tile.len() + key.len();
+            tiles.cache.insert(key, tile.clone(), size);
+        }
+        fetched
+    }
+
+    /// `latest`, a lookup or a partial tile: the database's answer as it streams in.
+    async fn relay(
         &self,
         db: &SumDb,
         path: &str,
-        keep: bool,
         content_type: &'static str,
-        cache: &'static str,
-    ) -> Result<Relayed, Failure> {
-        let mut request = Request::get(format!("{}/{path}", db.base))
-            .header(
-                header::USER_AGENT,
-                concat!("ferry/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
-            .map_err(|e| Failure::Upstream(format!("cannot make the request: {e}")))?;
-        if let Some(authorization) = &db.authorization {
-            request
-                .headers_mut()
-                .insert(header::AUTHORIZATION, authorization.clone());
-        }
-        let response = match tokio::time::timeout(self.timeout, self.client.request(request)).await
-        {
-            Err(_) => return Err(Failure::Timeout),
-            Ok(Err(e)) if timed_out(&e) => return Err(Failure::Timeout),
-            Ok(Err(e)) => {
-                let mut why = Report(&e).to_string();
-                if why.contains("certificate") {
-                    why.push_str(
-                        " (Ferry trusts the system's root certificates, or those in SSL_CERT_FILE or SSL_CERT_DIR when set)",
-                    );
-                }
-                return Err(Failure::Upstream(why));
+    ) -> Result<Answer, Failure> {
+        match ask(&self.client, db, path, self.timeout).await? {
+            Said::Found { length, body } => {
+                let body = IdleTimeout::new(body, self.timeout).boxed_unsync();
+                Ok(Answer::relayed(content_type, NO_CACHE, length, body))
             }
-            Ok(Ok(response)) => response,
+            Said::Missing(reason) => Err(Failure::Missing(reason)),
+        }
+    }
+
+    /// The answer to a request the database could not answer, logged when it is a fault.
+    fn failed(&self, db: &SumDb, path: &str, failure: Failure) -> Answer {
+        let (status, text) = match failure {
+            Failure::Missing(reason) => {
+                return Answer::not_found(format!(
+                    "checksum database {}: {path}: {reason}",
+                    db.name
+                ));
+            }
+            Failure::Upstream(why) => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: checksum database {}: {why}", db.name),
+            ),
+            Failure::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "upstream timed out: checksum database {} did not answer {path} within {:?}",
+                    db.name, self.timeout
+                ),
+            ),
         };
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            let body = read_bounded(response.into_body(), 4096, self.timeout)
-                .await
-                .unwrap_or_default();
-            let reason = String::from_utf8_lossy(&body);
-            let reason = reason.lines().next().unwrap_or("").trim();
-            let reason = if reason.is_empty() {
-                status.to_string()
-            } else {
-                reason.chars().take(300).collect()
-            };
-            return Ok(Relayed::Answer(Answer::not_found(format!(
-                "checksum database {}: {path}: {reason}",
-                db.name
-            ))));
-        }
-        if status != StatusCode::OK {
-            return Err(Failure::Upstream(format!("{path} answered {status}")));
-        }
-        let length = response
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        let body = response.into_body();
-        if keep && length.is_none_or(|l| l <= MAX_CACHED_TILE as u64) {
-            return match read_bounded(body, MAX_CACHED_TILE, self.timeout).await {
-                Ok(tile) => Ok(Relayed::Kept(tile)),
-                Err(failure) => Err(failure),
-            };
-        }
-        let body = IdleTimeout::new(body, self.timeout).boxed_unsync();
-        Ok(Relayed::Answer(Answer::relayed(
-            content_type,
-            cache,
-            length,
-            body,
-        )))
+        tracing::warn!(sumdb = %db, %path, error = %text, "checksum database request failed");
+        Answer::text(status, text)
     }
 }
 
-enum Relayed {
-    /// A full tile, read whole, to keep and send.
-    Kept(Bytes),
-    Answer(Answer),
+/// What a database said to a request it answered.
+enum Said {
+    /// 200, with the body still to be read.
+    Found {
+        length: Option<u64>,
+        body: hyper::body::Incoming,
+    },
+    /// 404 or 410, with the first line of its reason.
+    Missing(String),
+}
+
+/// Asks `db` for `path`: a 200 or a miss (404, 410) is what it said; anything else is a failure.
+async fn ask(
+    client: &HttpClient,
+    db: &SumDb,
+    path: &str,
+    timeout: Duration,
+) -> Result<Said, Failure> {
+    let mut request = Request::get(format!("{}/{path}", db.base))
+        .header(
+            header::USER_AGENT,
+            concat!("ferry/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::new())
+        .map_err(|e| Failure::Upstream(format!("cannot make the request: {e}")))?;
+    if let Some(authorization) = &db.authorization {
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, authorization.clone());
+    }
+    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => return Err(Failure::Timeout),
+        Ok(Err(e)) if timed_out(&e) => return Err(Failure::Timeout),
+        Ok(Err(e)) => {
+            let mut why = Report(&e).to_string();
+            if why.contains("certificate") {
+                why.push_str(
+                    " (Ferry trusts the system's root certificates, or those in SSL_CERT_FILE or SSL_CERT_DIR when set)",
+                );
+            }
+            return Err(Failure::Upstream(why));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        let body = read_bounded(response.into_body(), 4096, timeout)
+            .await
+            .unwrap_or_default();
+        let reason = String::from_utf8_lossy(&body);
+        let reason = reason.lines().next().unwrap_or("").trim();
+        return Ok(Said::Missing(if reason.is_empty() {
+            status.to_string()
+        } else {
+            reason.chars().take(300).collect()
+        }));
+    }
+    if status != StatusCode::OK {
+        return Err(Failure::Upstream(format!("{path} answered {status}")));
+    }
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    Ok(Said::Found {
+        length,
+        body: response.into_body(),
+    })
 }
 
 /// Whether the client's error is a timeout (the connect timeout, or the OS's).

@@ -259,7 +259,7 @@ async fn counter(ferry: &Ferry, name: &str) -> f64 {
 }
 
 #[tokio::test]
-async fn a_full_tile_is_asked_of_the_database_once_while_latest_and_partial_tiles_are_asked_every_time()
+async fn a_full_tile_is_asked_of_the_database_once_even_by_concurrent_clients_while_latest_and_partial_tiles_are_asked_every_time()
  {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tree")).unwrap();
@@ -286,9 +286,14 @@ async fn a_full_tile_is_asked_of_the_database_once_while_latest_and_partial_tile
     assert_eq!(asked("/tile/8/0/000"), 1, "{:?}", sumdb.requests());
     assert!(counter(&ferry, "ferry_sumdb_tile_cache_hits_total").await >= hits + 2.0);
 
-    let data = ferry.get(&format!("{base}/tile/8/data/000")).await;
-    assert_eq!(data.status, 200);
-    assert!(data.text().contains("filler.example/records v0.0.0 h1:"));
+    // Builders starting at once: one request to the database for a tile none of them has.
+    let data_tile = format!("{base}/tile/8/data/000");
+    let answers = futures::future::join_all((0..8).map(|_| ferry.get(&data_tile))).await;
+    for data in &answers {
+        assert_eq!(data.status, 200);
+        assert!(data.text().contains("filler.example/records v0.0.0 h1:"));
+    }
+    assert_eq!(asked("/tile/8/data/000"), 1, "{:?}", sumdb.requests());
 
     for _ in 0..2 {
         let partial = ferry.get(&format!("{base}/tile/8/0/001.p/44")).await;
