@@ -13,12 +13,12 @@ use hyper_util::rt::TokioExecutor;
 /// A pooled HTTP/1.1 and HTTP/2 client over plain TCP or TLS.
 pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
-/// How long a connection may take to open.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may take to open, at most.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A client for `http://` and `https://` URLs. Loads the system's trusted roots once per call: build one
-/// and share it (it is cheap to clone).
-pub fn https_client() -> HttpsClient {
+/// A client for `http://` and `https://` URLs whose connections take at most `connect_timeout` to open.
+/// Loads the system's trusted roots once per call: build one and share it (it is cheap to clone).
+pub fn https_client(connect_timeout: Duration) -> HttpsClient {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for error in &found.errors {
@@ -39,7 +39,7 @@ pub fn https_client() -> HttpsClient {
     .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_connect_timeout(Some(connect_timeout));
     http.set_nodelay(true);
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)

@@ -22,7 +22,7 @@ pub use config::{
     default_max_concurrent,
 };
 pub use error::FetchError;
-pub use http::{HttpsClient, https_client};
+pub use http::{CONNECT_TIMEOUT, HttpsClient, https_client};
 pub use workdir::WorkDir;
 
 use command::GoOutput;
@@ -155,7 +155,7 @@ impl Fetcher {
                 return None;
             }
         };
-        match Native::new(settings, https_client()) {
+        match Native::new(settings, https_client(http::CONNECT_TIMEOUT)) {
             Ok(native) => {
                 let sumdb = native.sumdb().unwrap_or("off (GOSUMDB=off)");
                 tracing::info!(upstream = %native.proxy(), sumdb, "versions are fetched over HTTP and verified against the checksum database");
@@ -461,6 +461,7 @@ impl Fetcher {
             .expect("the semaphore is never closed");
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let env = config.go_command_env(scratch.layout());
+        scratch.link_netrc(&env);
         let output = command::run(
             &config.go_binary,
             args,

@@ -51,6 +51,26 @@ impl ScratchDir {
         Ok(scratch)
     }
 
+    /// Links the `.netrc` that `env` names into go's own home, when `HOME` is that home: `git`, which go
+    /// runs to clone over HTTPS, reads credentials only from `$HOME/.netrc` (curl reads no `NETRC`
+    /// variable), so without the link a `.netrc` that go itself honours would be lost on git. A missing file
+    /// or a relative path is left alone; a link that cannot be made is logged, and the fetch goes on.
+    pub fn link_netrc(&self, env: &std::collections::BTreeMap<String, String>) {
+        let home = &self.layout.home;
+        if env.get("HOME").map(Path::new) != Some(home.as_path()) {
+            return;
+        }
+        let Some(netrc) = env.get("NETRC").map(Path::new) else {
+            return;
+        };
+        if !netrc.is_absolute() || !netrc.is_file() {
+            return;
+        }
+        if let Err(error) = std::os::unix::fs::symlink(netrc, home.join(".netrc")) {
+            tracing::warn!(%error, "could not give git the .netrc; git over HTTPS will have no credentials from it");
+        }
+    }
+
     pub fn layout(&self) -> &ScratchLayout {
         &self.layout
     }
@@ -162,5 +182,39 @@ mod tests {
         let scratch = ScratchDir::create(work.path()).unwrap();
         assert!(scratch.contains(&scratch.root().join("gomodcache/x.zip")));
         assert!(!scratch.contains(&work.path().join("other/x.zip")));
+    }
+
+    #[test]
+    fn git_finds_the_netrc_in_gos_own_home_and_nothing_else_is_linked() {
+        let work = tempfile::tempdir().unwrap();
+        let netrc = work.path().join("netrc");
+        fs::write(&netrc, "machine h login u password p\n").unwrap();
+        let scratch = ScratchDir::create(work.path()).unwrap();
+        let home = scratch.layout().home.display().to_string();
+        let env = |pairs: &[(&str, String)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let linked = scratch.layout().home.join(".netrc");
+        // A HOME of the operator's own (go_env): theirs to set up.
+        scratch.link_netrc(&env(&[
+            ("HOME", "/elsewhere".into()),
+            ("NETRC", netrc.display().to_string()),
+        ]));
+        scratch.link_netrc(&env(&[
+            ("HOME", home.clone()),
+            ("NETRC", work.path().join("missing").display().to_string()),
+        ]));
+        assert!(fs::symlink_metadata(&linked).is_err());
+        scratch.link_netrc(&env(&[
+            ("HOME", home),
+            ("NETRC", netrc.display().to_string()),
+        ]));
+        assert_eq!(
+            fs::read_to_string(&linked).unwrap(),
+            "machine h login u password p\n"
+        );
     }
 }

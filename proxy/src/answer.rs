@@ -80,6 +80,25 @@ impl Answer {
         }
     }
 
+    /// A body relayed from another server (a checksum database) as it arrives, its length known or not.
+    pub fn relayed(
+        content_type: &'static str,
+        cache: &'static str,
+        len: Option<u64>,
+        body: Body,
+    ) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            content_type,
+            cache: Some(cache),
+            etag: None,
+            location: None,
+            retry_after: None,
+            content_length: len,
+            body,
+        }
+    }
+
     /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.
     pub fn not_found(reason: impl std::fmt::Display) -> Answer {
         Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))

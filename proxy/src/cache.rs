@@ -310,7 +310,7 @@ impl<K: Hash + Eq + Clone, V: Clone> QueryInner<K, V> {
 /// A map bounded by its number of entries and their total size; when either is passed, the least recently
 /// used entries go until both are back under 7/8 of their bound (evicting in batches keeps the sort off the
 /// path of most inserts).
-struct Bounded<K, V> {
+pub(crate) struct Bounded<K, V> {
     map: HashMap<K, Slot<V>>,
     bytes: usize,
     clock: u64,
@@ -325,7 +325,7 @@ struct Slot<V> {
 }
 
 impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
-    fn new(max_entries: usize, max_bytes: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, max_bytes: usize) -> Self {
         Bounded {
             map: HashMap::new(),
             bytes: 0,
@@ -335,7 +335,7 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         }
     }
 
-    fn get(&mut self, key: &K) -> Option<&mut V> {
+    pub(crate) fn get(&mut self, key: &K) -> Option<&mut V> {
         self.clock += 1;
         let slot = self.map.get_mut(key)?;
         slot.used = self.clock;
@@ -348,7 +348,7 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
         Some(slot.value)
     }
 
-    fn insert(&mut self, key: K, value: V, size: usize) {
+    pub(crate) fn insert(&mut self, key: K, value: V, size: usize) {
         if self.max_entries == 0 || size > self.max_bytes {
             self.remove(&key);
             return;

@@ -19,6 +19,7 @@ use toml::Spanned;
 use crate::cache::CacheSettings;
 use crate::coordination::CoordinationSettings;
 use crate::server::ServerSettings;
+use crate::sumdb::{SumDb, SumDbSettings};
 use crate::upstream::FillSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
@@ -90,6 +91,8 @@ pub struct Config {
     pub cache: CacheSettings,
     /// How replicas sharing the store coordinate their fills.
     pub coordination: CoordinationSettings,
+    /// The checksum databases relayed under `/sumdb/`.
+    pub sumdb: SumDbSettings,
 }
 
 /// The download-mode settings as found, owned, so the policy can be loaded again (on SIGHUP).
@@ -190,6 +193,9 @@ struct FileSettings {
     /// `local`, `storage` or `redis://...` (see coordination::settings).
     coordination: Option<Spanned<String>>,
     lease_time: Option<Spanned<String>>,
+    /// The checksum databases to relay: a list of `NAME` / `NAME=URL` entries, or one comma-separated string.
+    sumdbs: Option<Spanned<toml::Value>>,
+    sumdb_timeout: Option<Spanned<String>>,
 }
 
 /// A storage options table as written, each key and value with its place in the file.
@@ -474,7 +480,106 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         fills,
         cache: load_cache(&lookup)?,
         coordination,
+        sumdb: load_sumdb(&lookup)?,
     })
+}
+
+/// `sumdbs` (`FERRY_SUMDBS`) and `sumdb_timeout` (`FERRY_SUMDB_TIMEOUT`); each entry is checked by
+/// [`SumDb::parse`] and a bad one reported where it was written.
+fn load_sumdb(lookup: &Lookup<'_>) -> Result<SumDbSettings, ConfigError> {
+    let defaults = SumDbSettings::default();
+    // Every entry with where it was written.
+    let entries: Vec<(String, Origin)> = if let Some(text) = lookup.env.var("FERRY_SUMDBS") {
+        let origin = Origin::Env("FERRY_SUMDBS");
+        // `off`, as in GOSUMDB=off: an environment variable cannot say `[]`.
+        if text.trim() == "off" {
+            Vec::new()
+        } else {
+            text.split(',')
+                .map(|entry| (entry.to_string(), origin.clone()))
+                .collect()
+        }
+    } else if let Some((file, value)) = lookup
+        .file
+        .and_then(|file| Some((file, file.settings.sumdbs.as_ref()?)))
+    {
+        let at = file.origin(value);
+        let span = value.span();
+        // The place of one entry: its text inside the value, else the value's start.
+        let place = |entry: &str| {
+            file.text
+                .get(span.clone())
+                .and_then(|written| written.find(entry))
+                .map_or_else(
+                    || at.clone(),
+                    |i| origin_in(&file.path, &file.text, span.start + i),
+                )
+        };
+        match value.get_ref() {
+            toml::Value::String(text) if text.trim() == "off" => Vec::new(),
+            toml::Value::String(text) => text
+                .split(',')
+                .map(|entry| (entry.to_string(), place(entry.trim())))
+                .collect(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    toml::Value::String(entry) => Ok((entry.clone(), place(entry))),
+                    _ => Err(ConfigError::Invalid {
+                        origin: at.clone(),
+                        message: "sumdbs: each entry is a string; write e.g. sumdbs = [\"sum.golang.org\", \"sum.corp.example=https://sum.corp.example\"]".into(),
+                    }),
+                })
+                .collect::<Result<_, _>>()?,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    origin: at,
+                    message: "sumdbs is a list of strings or one comma-separated string; write e.g. sumdbs = [\"sum.golang.org\"]".into(),
+                });
+            }
+        }
+    } else {
+        return Ok(SumDbSettings {
+            timeout: sumdb_timeout(lookup, defaults.timeout)?,
+            ..defaults
+        });
+    };
+    let mut databases: Vec<SumDb> = Vec::new();
+    for (entry, origin) in entries {
+        let db = SumDb::parse(&entry).map_err(|message| ConfigError::Invalid {
+            origin: origin.clone(),
+            message,
+        })?;
+        if databases.iter().any(|known| known.name == db.name) {
+            return Err(ConfigError::Invalid {
+                origin,
+                message: format!(
+                    "checksum database {} is listed twice; keep one entry for it",
+                    db.name
+                ),
+            });
+        }
+        databases.push(db);
+    }
+    Ok(SumDbSettings {
+        databases,
+        timeout: sumdb_timeout(lookup, defaults.timeout)?,
+    })
+}
+
+fn sumdb_timeout(lookup: &Lookup<'_>, default: Duration) -> Result<Duration, ConfigError> {
+    match lookup.get(("", None), "FERRY_SUMDB_TIMEOUT", |f| {
+        f.sumdb_timeout.as_ref()
+    }) {
+        Some((text, origin)) => match parse_duration(&text, origin.clone())? {
+            Duration::ZERO => Err(ConfigError::Invalid {
+                origin,
+                message: "sumdb_timeout of 0 would fail every request; write e.g. \"30s\"".into(),
+            }),
+            timeout => Ok(timeout),
+        },
+        None => Ok(default),
+    }
 }
 
 /// The `[cache]` table (see the README's "Caching"); each key also a `FERRY_CACHE_*` variable.

@@ -14,6 +14,7 @@ mod request;
 pub mod self_upstream;
 mod server;
 mod service;
+pub mod sumdb;
 mod upstream;
 
 pub use cache::CacheSettings;
@@ -90,7 +91,9 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     } else {
         (None, Some(work_dir))
     };
-    let mut proxy = Proxy::with_upstream(store, upstream, policy).with_cache(&config.cache);
+    let mut proxy = Proxy::with_upstream(store, upstream, policy)
+        .with_cache(&config.cache)
+        .with_sumdbs(&config.sumdb);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

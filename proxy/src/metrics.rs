@@ -39,6 +39,8 @@ pub struct Metrics {
     pub fill_joins: Counter,
     pub queue_depth: Gauge,
     pub queue_dropped: Counter,
+    pub sumdb_tile_cache_hits: Counter,
+    pub sumdb_tile_cache_misses: Counter,
 }
 
 /// The process's metrics.
@@ -103,6 +105,18 @@ impl Metrics {
             "Background fetches dropped because the queue was full",
             queue_dropped.clone(),
         );
+        let sumdb_tile_cache_hits = Counter::default();
+        registry.register(
+            "sumdb_tile_cache_hits",
+            "Full checksum database tiles answered from memory",
+            sumdb_tile_cache_hits.clone(),
+        );
+        let sumdb_tile_cache_misses = Counter::default();
+        registry.register(
+            "sumdb_tile_cache_misses",
+            "Full checksum database tiles not in memory, asked of the database",
+            sumdb_tile_cache_misses.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -114,6 +128,8 @@ impl Metrics {
             fill_joins,
             queue_depth,
             queue_dropped,
+            sumdb_tile_cache_hits,
+            sumdb_tile_cache_misses,
         }
     }
 

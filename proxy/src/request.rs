@@ -6,6 +6,8 @@
 
 use ferry_module::{ModulePath, Version, VersionQuery};
 
+use crate::sumdb::SumDbPath;
+
 /// Longer request paths are refused before any parsing (Go module paths are far shorter in practice).
 pub const MAX_PATH_LEN: usize = 2048;
 
@@ -26,9 +28,8 @@ pub enum Endpoint {
     Zip(ModulePath, Version),
     /// `/{module}/@latest`
     Latest(ModulePath),
-    /// `/sumdb/{name}/...`: checksum database proxying, which Ferry declines with 404 so that the `go`
-    /// command asks the checksum database directly.
-    SumDb,
+    /// `/sumdb/{name}/...`: checksum database proxying, its path checked (see `sumdb`).
+    SumDb(SumDbPath),
     Healthz,
     Readyz,
     /// `/`: a short description of the service.
@@ -69,7 +70,9 @@ impl Endpoint {
             "" => return Ok(Endpoint::Index),
             "healthz" => return Ok(Endpoint::Healthz),
             "readyz" => return Ok(Endpoint::Readyz),
-            _ if path.starts_with("sumdb/") => return Ok(Endpoint::SumDb),
+            _ if path.starts_with("sumdb/") => {
+                return SumDbPath::parse(&path["sumdb/".len()..]).map(Endpoint::SumDb);
+            }
             _ => {}
         }
         if let Some(module) = path.strip_suffix("/@latest") {
@@ -183,7 +186,13 @@ mod tests {
                 "/example.com/a/@latest",
                 Endpoint::Latest(m("example.com/a")),
             ),
-            ("/sumdb/sum.example.org/supported", Endpoint::SumDb),
+            (
+                "/sumdb/sum.example.org/supported",
+                Endpoint::SumDb(SumDbPath {
+                    name: "sum.example.org".into(),
+                    what: crate::sumdb::Ask::Supported,
+                }),
+            ),
             ("/healthz", Endpoint::Healthz),
             ("/readyz", Endpoint::Readyz),
             ("/", Endpoint::Index),

@@ -18,6 +18,7 @@ use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::request::{Endpoint, Refusal};
+use crate::sumdb::{SumDbSettings, SumDbs};
 use crate::upstream::{FillError, Upstream};
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
@@ -35,6 +36,8 @@ pub struct Proxy {
     pub(crate) work_dir: Option<ferry_fetcher::WorkDir>,
     /// The last write check of the store, for `/readyz`.
     writable: WriteCheck,
+    /// The checksum databases relayed under `/sumdb/` (none unless set with [`Proxy::with_sumdbs`]).
+    sumdbs: SumDbs,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -116,12 +119,19 @@ impl Proxy {
             policy: ArcSwap::from_pointee(policy),
             work_dir: None,
             writable: WriteCheck::default(),
+            sumdbs: SumDbs::none(),
         }
     }
 
     /// The same proxy with caches of these sizes and lifetimes (see the README's "Caching").
     pub fn with_cache(mut self, settings: &CacheSettings) -> Proxy {
         self.caches = Caches::new(settings);
+        self
+    }
+
+    /// The same proxy relaying these checksum databases (see the README's "Checksum database").
+    pub fn with_sumdbs(mut self, settings: &SumDbSettings) -> Proxy {
+        self.sumdbs = SumDbs::new(settings);
         self
     }
 
@@ -187,11 +197,8 @@ impl Proxy {
             }
             Endpoint::Healthz => return Answer::text(StatusCode::OK, "ok"),
             Endpoint::Readyz => return self.readyz().await,
-            Endpoint::SumDb => {
-                return Answer::not_found(
-                    "checksum database proxying is not offered; the go command asks it directly",
-                );
-            }
+            // A checksum database is not a module: the download policy does not apply.
+            Endpoint::SumDb(request) => return self.sumdbs.answer(&request).await,
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {

@@ -1,5 +1,5 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
-//! upstream, an isolated `go` command, an in-process server, a program run as a process, HTTP clients,
+//! upstream, a fixture checksum database, an isolated `go` command, an in-process server, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
@@ -7,17 +7,20 @@
 
 mod files;
 mod fixture;
+mod git_host;
 mod go;
 pub mod http;
 mod in_process;
 mod logs;
 mod process;
 mod servers;
+mod sumdb;
 mod upstream;
 mod wait;
 
 pub use files::{Tmpfs, entries, processes_under};
 pub use fixture::{FixtureModule, escape, write_goproxy_tree};
+pub use git_host::{Counts, GitHttpHost};
 pub use go::{GoHome, go_binary, go_env};
 pub use in_process::InProcess;
 pub use logs::{capture_logs, logged};
@@ -26,5 +29,6 @@ pub use servers::{
     CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,
     unique_prefix,
 };
+pub use sumdb::{SumDbFixture, fixture_binary};
 pub use upstream::{Behaviour, Upstream};
 pub use wait::eventually;

@@ -12,6 +12,8 @@ mod hardening_fetch;
 mod hardening_store;
 mod modes;
 mod policy_cli;
+mod private;
 mod protocol;
 mod replicas;
 mod storage_backends;
+mod sumdb;

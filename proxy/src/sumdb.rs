@@ -1,0 +1,781 @@
+//! Checksum database proxying (`go help goproxy`, "proxying a checksum database"): `/sumdb/NAME/supported`
+//! says which databases this Ferry relays, and `/sumdb/NAME/{lookup/…,latest,tile/…}` are forwarded to the
+//! database's URL and streamed back, so builders that reach only Ferry can still verify sums. Full tiles
+//! never change and are kept in a bounded memory cache; `latest`, lookups and partial tiles are always
+//! asked again. The download policy plays no part here: a checksum database is not a module.
+
+use std::collections::{BTreeMap, HashMap};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferry_module::{ModulePath, Version};
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use http::header::{self, HeaderValue};
+use http::{Request, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Empty, Limited};
+
+use crate::answer::{Answer, IMMUTABLE, Report, TEXT};
+use crate::cache::Bounded;
+use crate::metrics::metrics;
+use crate::request::Refusal;
+
+/// The database the `go` command uses by default (`GOSUMDB`), proxied unless `sumdbs` says otherwise.
+pub const DEFAULT_SUMDB: &str = "sum.golang.org";
+/// What a connection to a database may take; the whole answer is bounded by [`SumDbSettings::timeout`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Memory for full tiles: a hash tile of height 8 is 8 KiB, so about 4,000 of them.
+const TILE_CACHE_BYTES: usize = 32 << 20;
+/// The most a full tile may hold: a hash tile of height 8 is 8 KiB, a data tile of 256 records some tens
+/// of KiB; more is not a tile.
+const MAX_TILE: usize = 1 << 20;
+/// `latest`, lookups (they carry the latest signed tree) and partial tiles change: clients ask again.
+const NO_CACHE: &str = "no-cache";
+/// The answer to a hash tile, as the database itself labels it.
+const OCTETS: &str = "application/octet-stream";
+
+/// Which checksum databases are relayed, and how long one may take to answer.
+#[derive(Debug, Clone)]
+pub struct SumDbSettings {
+    pub databases: Vec<SumDb>,
+    /// The wait for a database's response head, and the most time between two parts of its body.
+    pub timeout: Duration,
+}
+
+impl Default for SumDbSettings {
+    fn default() -> Self {
+        SumDbSettings {
+            databases: vec![SumDb::parse(DEFAULT_SUMDB).expect("the default entry is valid")],
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One relayed database: the name clients use (`GOSUMDB`) and where it is.
+#[derive(Clone)]
+pub struct SumDb {
+    pub name: String,
+    /// Scheme, host, port and path prefix, without a trailing `/` and without credentials.
+    base: String,
+    /// Credentials given in the URL (`https://user:password@host`), sent as HTTP Basic.
+    authorization: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for SumDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl std::fmt::Display for SumDb {
+    /// `NAME=URL`, credentials shown as `***@`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, rest) = self.base.split_once("://").unwrap_or(("", &self.base));
+        let auth = if self.authorization.is_some() {
+            "***@"
+        } else {
+            ""
+        };
+        write!(f, "{}={scheme}://{auth}{rest}", self.name)
+    }
+}
+
+impl SumDb {
+    /// An entry as written in `sumdbs`: `NAME` (meaning `https://NAME`) or `NAME=URL`. The error says what
+    /// is wrong and what to write, and never repeats a password.
+    pub fn parse(entry: &str) -> Result<SumDb, String> {
+        const WRITE: &str =
+            "write NAME or NAME=URL, e.g. sum.golang.org or sum.golang.org=https://sum.golang.org";
+        let entry = entry.trim();
+        let (name, url) = match entry.split_once('=') {
+            Some((name, url)) => (name.trim(), url.trim().to_string()),
+            None => (entry, format!("https://{entry}")),
+        };
+        if let Err(why) = check_name(name) {
+            return Err(format!(
+                "checksum database name {:?} {why}; {WRITE}",
+                shown_name(name)
+            ));
+        }
+        let parsed = url::Url::parse(&url).map_err(|e| {
+            format!(
+                "checksum database {name}: URL {:?} is not a URL ({e}); {WRITE}",
+                redact(&url)
+            )
+        })?;
+        let bad = |why: &str| {
+            format!(
+                "checksum database {name}: URL {:?} {why}; {WRITE}",
+                redact(&url)
+            )
+        };
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad("needs http:// or https://"));
+        }
+        let Some(host) = parsed.host_str() else {
+            return Err(bad("has no host"));
+        };
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad("may not have a query or fragment"));
+        }
+        let authorization = if parsed.username().is_empty() && parsed.password().is_none() {
+            None
+        } else {
+            let decode = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            let pair = format!(
+                "{}:{}",
+                decode(parsed.username()),
+                decode(parsed.password().unwrap_or(""))
+            );
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
+                .map_err(|_| bad("has credentials that cannot be sent"))?;
+            value.set_sensitive(true);
+            Some(value)
+        };
+        let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+        let path = parsed.path().trim_end_matches('/');
+        Ok(SumDb {
+            name: name.to_string(),
+            base: format!("{}://{host}{port}{path}", parsed.scheme()),
+            authorization,
+        })
+    }
+}
+
+/// A name as the `go` command would send it in `/sumdb/NAME/`: a host name (`sum.golang.org`), possibly
+/// with a port, nothing that could step out of the path.
+fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("is empty");
+    }
+    if name.len() > 253 {
+        return Err("is longer than 253 bytes");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'))
+    {
+        return Err("may hold only letters, digits, '.', '-', '_' and ':'");
+    }
+    if name.starts_with(['.', '-']) || name.contains("..") {
+        return Err("may not start with '.' or '-' or hold \"..\"");
+    }
+    Ok(())
+}
+
+/// A name shown in a message: bounded, in case it is junk.
+fn shown_name(name: &str) -> String {
+    name.chars().take(100).collect()
+}
+
+/// `url` with any `user:password@` shown as `***@`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.chars().take(200).collect();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
+/// What a `/sumdb/NAME/...` request asks, checked and rebuilt in its canonical form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumDbPath {
+    pub name: String,
+    pub what: Ask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    Supported,
+    Latest,
+    /// `lookup/MODULE@VERSION`, escaped as the protocol spells it.
+    Lookup(String),
+    /// `tile/H/L/N[.p/W]`; `full` when it has no `.p/` (it never changes).
+    Tile {
+        path: String,
+        full: bool,
+        data: bool,
+    },
+}
+
+impl SumDbPath {
+    /// Parses what follows `/sumdb/` (already percent-decoded and free of control characters).
+    pub fn parse(rest: &str) -> Result<SumDbPath, Refusal> {
+        let bad = |why: String| Refusal::BadRequest(why);
+        let (name, what) = rest.split_once('/').unwrap_or((rest, ""));
+        check_name(name).map_err(|why| {
+            bad(format!(
+                "checksum database name {:?} {why}",
+                shown_name(name)
+            ))
+        })?;
+        let what = match what {
+            "supported" => Ask::Supported,
+            "latest" => Ask::Latest,
+            _ if what.starts_with("lookup/") => Ask::Lookup(lookup(&what["lookup/".len()..])?),
+            _ if what.starts_with("tile/") => tile(what)?,
+            _ => {
+                return Err(bad(format!(
+                    "{:?} is not a checksum database request (want /sumdb/NAME/supported, /latest, /lookup/MODULE@VERSION or /tile/H/L/N[.p/W])",
+                    what.chars().take(100).collect::<String>()
+                )));
+            }
+        };
+        Ok(SumDbPath {
+            name: name.to_string(),
+            what,
+        })
+    }
+
+    /// The path under the database's URL.
+    fn upstream_path(&self) -> String {
+        match &self.what {
+            Ask::Supported => "supported".into(),
+            Ask::Latest => "latest".into(),
+            Ask::Lookup(module_version) => format!("lookup/{module_version}"),
+            Ask::Tile { path, .. } => path.clone(),
+        }
+    }
+}
+
+/// `MODULE@VERSION` of a lookup: a valid module path and canonical version, re-escaped.
+fn lookup(text: &str) -> Result<String, Refusal> {
+    let bad = |why: String| Refusal::BadRequest(format!("lookup {why}"));
+    let Some((module, version)) = text.rsplit_once('@') else {
+        return Err(bad("wants MODULE@VERSION".into()));
+    };
+    let module = ModulePath::from_escaped(module).map_err(|e| bad(e.to_string()))?;
+    let version = Version::from_escaped(version).map_err(|e| bad(e.to_string()))?;
+    Ok(format!("{}@{}", module.escaped(), version.escaped()))
+}
+
+/// A tile path as `golang.org/x/mod/sumdb/tlog` writes it: `tile/H/L/N[.p/W]`, `H` from 1 to 30, `L` a
+/// level or `data`, `N` in groups of three digits (`x123/456`), `W` below `2^H`. Anything else, however
+/// close, is refused: only the canonical spelling is forwarded (or cached).
+fn tile(path: &str) -> Result<Ask, Refusal> {
+    let bad = || {
+        Refusal::BadRequest(format!(
+            "tile path {:?} is not tile/H/L/NNN[.p/W] (H 1 to 30, L a level or data, NNN in groups of three digits as x001/234)",
+            path.chars().take(100).collect::<String>()
+        ))
+    };
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() < 4 || parts.len() > 12 {
+        return Err(bad());
+    }
+    let height = number(parts[1])
+        .filter(|h| (1..=30).contains(h))
+        .ok_or_else(bad)?;
+    let data = parts[2] == "data";
+    let level = if data {
+        0
+    } else {
+        number(parts[2]).filter(|l| *l < 64).ok_or_else(bad)?
+    };
+    let mut index_parts = parts[3..].to_vec();
+    let mut width = 1u64 << height;
+    let last = index_parts.len() - 1;
+    if last >= 1
+        && let Some(stem) = index_parts[last - 1].strip_suffix(".p")
+    {
+        let w = number(index_parts[last]).ok_or_else(bad)?;
+        if w == 0 || w >= width {
+            return Err(bad());
+        }
+        width = w;
+        index_parts[last - 1] = stem;
+        index_parts.pop();
+    }
+    let mut index: u64 = 0;
+    for part in &index_parts {
+        let group = number(part.strip_prefix('x').unwrap_or(part))
+            .filter(|g| *g < 1000)
+            .ok_or_else(bad)?;
+        index = index
+            .checked_mul(1000)
+            .and_then(|i| i.checked_add(group))
+            .filter(|i| *i <= i64::MAX as u64)
+            .ok_or_else(bad)?;
+    }
+    let canonical = tile_path(height, (!data).then_some(level), index, width);
+    if canonical != path {
+        return Err(bad());
+    }
+    Ok(Ask::Tile {
+        path: canonical,
+        full: width == 1 << height,
+        data,
+    })
+}
+
+/// `tlog.Tile.Path`: the one spelling of a tile (`level` None for a data tile).
+fn tile_path(height: u64, level: Option<u64>, index: u64, width: u64) -> String {
+    let mut n = index;
+    let mut text = format!("{:03}", n % 1000);
+    while n >= 1000 {
+        n /= 1000;
+        text = format!("x{:03}/{text}", n % 1000);
+    }
+    let partial = if width == 1 << height {
+        String::new()
+    } else {
+        format!(".p/{width}")
+    };
+    let level = level.map_or_else(|| "data".to_string(), |l| l.to_string());
+    format!("tile/{height}/{level}/{text}{partial}")
+}
+
+type HttpClient = ferry_fetcher::HttpsClient;
+
+/// The relay: the databases by name, one HTTP client for them all, and the full tiles seen.
+pub struct SumDbs {
+    databases: BTreeMap<String, SumDb>,
+    client: HttpClient,
+    timeout: Duration,
+    tiles: Mutex<Tiles>,
+}
+
+type TileFetch = Shared<BoxFuture<'static, Result<Bytes, Failure>>>;
+
+/// Full tiles kept, and the ones being fetched (single flight), by `NAME/tile/...`.
+struct Tiles {
+    cache: Bounded<String, Bytes>,
+    in_flight: HashMap<String, TileFetch>,
+}
+
+impl std::fmt::Debug for SumDbs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SumDbs")
+            .field("databases", &self.databases.values().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a database gave no tile or answer to relay (cloned to every request waiting on one tile).
+#[derive(Debug, Clone)]
+enum Failure {
+    /// The database has no such thing (404 or 410): its reason, for a 404.
+    Missing(String),
+    /// Not connected, a broken answer, or a status other than 200, 404 and 410: 502.
+    Upstream(String),
+    /// No answer within the timeout: 504.
+    Timeout,
+}
+
+impl SumDbs {
+    /// A relay for `settings.databases`, through the fetcher's HTTP(S) client: the trusted roots (for
+    /// `https://` databases) are the system's, as `rustls-native-certs` finds them (it honours
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`, as the `go` command does).
+    pub fn new(settings: &SumDbSettings) -> SumDbs {
+        if !settings.databases.is_empty() {
+            let relayed: Vec<String> = settings.databases.iter().map(ToString::to_string).collect();
+            tracing::info!(sumdbs = %relayed.join(", "), timeout = ?settings.timeout, "relaying checksum databases");
+        }
+        let client = ferry_fetcher::https_client(CONNECT_TIMEOUT.min(settings.timeout));
+        SumDbs {
+            databases: settings
+                .databases
+                .iter()
+                .map(|db| (db.name.clone(), db.clone()))
+                .collect(),
+            client,
+            timeout: settings.timeout,
+            tiles: Mutex::new(Tiles {
+                cache: Bounded::new(usize::MAX, TILE_CACHE_BYTES),
+                in_flight: HashMap::new(),
+            }),
+        }
+    }
+
+    /// None relayed: every `/sumdb/` request is a 404, and the `go` command goes to the database directly.
+    pub fn none() -> SumDbs {
+        SumDbs::new(&SumDbSettings {
+            databases: Vec::new(),
+            ..SumDbSettings::default()
+        })
+    }
+
+    /// The answer to one `/sumdb/` request.
+    pub(crate) async fn answer(&self, request: &SumDbPath) -> Answer {
+        let Some(db) = self.databases.get(&request.name) else {
+            let names: Vec<&str> = self.databases.keys().map(String::as_str).collect();
+            let listed = if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            };
+            return Answer::not_found(format!(
+                "checksum database {} is not proxied by this Ferry (it proxies: {listed})",
+                request.name
+            ));
+        };
+        let path = request.upstream_path();
+        let outcome = match &request.what {
+            Ask::Supported => return Answer::ok(TEXT, NO_CACHE, Bytes::new()),
+            Ask::Tile {
+                full: true, data, ..
+            } => {
+                let content_type = if *data { TEXT } else { OCTETS };
+                self.full_tile(db, &path)
+                    .await
+                    .map(|tile| Answer::ok(content_type, IMMUTABLE, tile))
+            }
+            Ask::Tile { data, .. } => {
+                let content_type = if *data { TEXT } else { OCTETS };
+                self.relay(db, &path, content_type).await
+            }
+            Ask::Latest | Ask::Lookup(_) => self.relay(db, &path, TEXT).await,
+        };
+        outcome.unwrap_or_else(|failure| self.failed(db, &path, failure))
+    }
+
+    /// A full tile: from memory, else from the database (one request per tile at a time, however many
+    /// clients ask at once), then kept.
+    async fn full_tile(&self, db: &SumDb, path: &str) -> Result<Bytes, Failure> {
+        let key = format!("{}/{path}", db.name);
+        let fetch = {
+            let mut tiles = self.tiles.lock().unwrap();
+            if let Some(tile) = tiles.cache.get(&key) {
+                metrics().sumdb_tile_cache_hits.inc();
+                return Ok(tile.clone());
+            }
+            metrics().sumdb_tile_cache_misses.inc();
+            if let Some(fetch) = tiles.in_flight.get(&key) {
+                fetch.clone()
+            } else {
+                let (client, db, path, timeout) = (
+                    self.client.clone(),
+                    db.clone(),
+                    path.to_string(),
+                    self.timeout,
+                );
+                let fetch = async move {
+                    match ask(&client, &db, &path, timeout).await? {
+                        Said::Found { body, .. } => read_bounded(body, MAX_TILE, timeout).await,
+                        Said::Missing(reason) => Err(Failure::Missing(reason)),
+                    }
+                }
+                .boxed()
+                .shared();
+                tiles.in_flight.insert(key.clone(), fetch.clone());
+                fetch
+            }
+        };
+        let fetched = fetch.await;
+        let mut tiles = self.tiles.lock().unwrap();
+        tiles.in_flight.remove(&key);
+        if let Ok(tile) = &fetched {
+            let size = tile.len() + key.len();
+            tiles.cache.insert(key, tile.clone(), size);
+        }
+        fetched
+    }
+
+    /// `latest`, a lookup or a partial tile: the database's answer as it streams in.
+    async fn relay(
+        &self,
+        db: &SumDb,
+        path: &str,
+        content_type: &'static str,
+    ) -> Result<Answer, Failure> {
+        match ask(&self.client, db, path, self.timeout).await? {
+            Said::Found { length, body } => {
+                let body = IdleTimeout::new(body, self.timeout).boxed_unsync();
+                Ok(Answer::relayed(content_type, NO_CACHE, length, body))
+            }
+            Said::Missing(reason) => Err(Failure::Missing(reason)),
+        }
+    }
+
+    /// The answer to a request the database could not answer, logged when it is a fault.
+    fn failed(&self, db: &SumDb, path: &str, failure: Failure) -> Answer {
+        let (status, text) = match failure {
+            Failure::Missing(reason) => {
+                return Answer::not_found(format!(
+                    "checksum database {}: {path}: {reason}",
+                    db.name
+                ));
+            }
+            Failure::Upstream(why) => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: checksum database {}: {why}", db.name),
+            ),
+            Failure::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "upstream timed out: checksum database {} did not answer {path} within {:?}",
+                    db.name, self.timeout
+                ),
+            ),
+        };
+        tracing::warn!(sumdb = %db, %path, error = %text, "checksum database request failed");
+        Answer::text(status, text)
+    }
+}
+
+/// What a database said to a request it answered.
+enum Said {
+    /// 200, with the body still to be read.
+    Found {
+        length: Option<u64>,
+        body: hyper::body::Incoming,
+    },
+    /// 404 or 410, with the first line of its reason.
+    Missing(String),
+}
+
+/// Asks `db` for `path`: a 200 or a miss (404, 410) is what it said; anything else is a failure.
+async fn ask(
+    client: &HttpClient,
+    db: &SumDb,
+    path: &str,
+    timeout: Duration,
+) -> Result<Said, Failure> {
+    let mut request = Request::get(format!("{}/{path}", db.base))
+        .header(
+            header::USER_AGENT,
+            concat!("ferry/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::new())
+        .map_err(|e| Failure::Upstream(format!("cannot make the request: {e}")))?;
+    if let Some(authorization) = &db.authorization {
+        request
+            .headers_mut()
+            .insert(header::AUTHORIZATION, authorization.clone());
+    }
+    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+        Err(_) => return Err(Failure::Timeout),
+        Ok(Err(e)) if timed_out(&e) => return Err(Failure::Timeout),
+        Ok(Err(e)) => {
+            let mut why = Report(&e).to_string();
+            if why.contains("certificate") {
+                why.push_str(
+                    " (Ferry trusts the system's root certificates, or those in SSL_CERT_FILE or SSL_CERT_DIR when set)",
+                );
+            }
+            return Err(Failure::Upstream(why));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let status = response.status();
+    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+        let body = read_bounded(response.into_body(), 4096, timeout)
+            .await
+            .unwrap_or_default();
+        let reason = String::from_utf8_lossy(&body);
+        let reason = reason.lines().next().unwrap_or("").trim();
+        return Ok(Said::Missing(if reason.is_empty() {
+            status.to_string()
+        } else {
+            reason.chars().take(300).collect()
+        }));
+    }
+    if status != StatusCode::OK {
+        return Err(Failure::Upstream(format!("{path} answered {status}")));
+    }
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    Ok(Said::Found {
+        length,
+        body: response.into_body(),
+    })
+}
+
+/// Whether the client's error is a timeout (the connect timeout, or the OS's).
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The whole body, at most `limit` bytes, each part within `timeout` of the last.
+async fn read_bounded(
+    body: hyper::body::Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Failure> {
+    match Limited::new(IdleTimeout::new(body, timeout), limit)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => match e.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::TimedOut => Err(Failure::Timeout),
+            _ => Err(Failure::Upstream(format!("reading the answer: {e}"))),
+        },
+    }
+}
+
+/// A relayed body that fails when its source sends nothing for `timeout`: a database that stalls midway
+/// does not hold the client's connection for ever.
+struct IdleTimeout {
+    inner: hyper::body::Incoming,
+    timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleTimeout {
+    fn new(inner: hyper::body::Incoming, timeout: Duration) -> IdleTimeout {
+        IdleTimeout {
+            inner,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+impl http_body::Body for IdleTimeout {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                let deadline = tokio::time::Instant::now() + self.timeout;
+                self.sleep.as_mut().reset(deadline);
+                Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)))
+            }
+            Poll::Pending => match self.sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the checksum database stopped sending",
+                )))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_name_a_database_and_its_url() {
+        let db = SumDb::parse("sum.golang.org").unwrap();
+        assert_eq!(db.to_string(), "sum.golang.org=https://sum.golang.org");
+        let db = SumDb::parse(" sum.corp.example = http://127.0.0.1:8080/prefix/ ").unwrap();
+        assert_eq!(
+            db.to_string(),
+            "sum.corp.example=http://127.0.0.1:8080/prefix"
+        );
+        let db = SumDb::parse("s=https://user:s3cret@db.example/x").unwrap();
+        assert_eq!(db.to_string(), "s=https://***@db.example/x");
+        assert!(db.authorization.is_some());
+        for (entry, says) in [
+            ("", "is empty"),
+            ("a b", "may hold only"),
+            ("../x", "may hold only"),
+            ("..x", "may not start"),
+            ("s=ftp://x", "needs http:// or https://"),
+            ("s=https://x/?q=1", "query"),
+            ("s=nonsense", "is not a URL"),
+        ] {
+            let message = SumDb::parse(entry).unwrap_err();
+            assert!(message.contains(says), "{entry}: {message}");
+            assert!(message.contains("write NAME or NAME=URL"), "{message}");
+        }
+        let message = SumDb::parse("s=ftp://user:s3cret@x").unwrap_err();
+        assert!(!message.contains("s3cret"), "{message}");
+        assert!(message.contains("ftp://***@x"), "{message}");
+    }
+
+    #[test]
+    fn tile_paths_are_taken_only_in_their_canonical_spelling() {
+        let full = |path: &str| match tile(path) {
+            Ok(Ask::Tile { full, .. }) => Some(full),
+            _ => None,
+        };
+        assert_eq!(full("tile/8/0/000"), Some(true));
+        assert_eq!(full("tile/8/1/x001/234"), Some(true));
+        assert_eq!(full("tile/8/data/002"), Some(true));
+        assert_eq!(full("tile/8/0/000.p/5"), Some(false));
+        assert_eq!(full("tile/8/0/x123/x456/789.p/255"), Some(false));
+        for junk in [
+            "tile/8/0/0",
+            "tile/8/0/0000",
+            "tile/8/0/001/002",
+            "tile/8/0/x001",
+            "tile/8/0/000.p/256",
+            "tile/8/0/000.p/0",
+            "tile/8/0/000.p/05",
+            "tile/0/0/000",
+            "tile/31/0/000",
+            "tile/8/-1/000",
+            "tile/8/0/../000",
+            "tile/8/0/000/",
+            "tile/8/x/000",
+            "tile/08/0/000",
+        ] {
+            assert!(matches!(tile(junk), Err(Refusal::BadRequest(_))), "{junk}");
+        }
+    }
+
+    #[test]
+    fn sumdb_paths_are_checked_before_anything_is_forwarded() {
+        let parsed = SumDbPath::parse("sum.golang.org/lookup/github.com/!azure/x@v1.2.3").unwrap();
+        assert_eq!(
+            parsed.what,
+            Ask::Lookup("github.com/!azure/x@v1.2.3".into())
+        );
+        assert_eq!(
+            SumDbPath::parse("sum.golang.org/supported").unwrap().what,
+            Ask::Supported
+        );
+        for junk in [
+            "../etc/passwd",
+            "sum.golang.org/lookup/github.com/../x@v1.0.0",
+            "sum.golang.org/lookup/github.com/x",
+            "sum.golang.org/lookup/github.com/x@latest",
+            "sum.golang.org/lookup/github.com/Azure/x@v1.0.0",
+            "sum.golang.org/latest/x",
+            "sum.golang.org/",
+            "sum.golang.org",
+            "sum.golang.org/tile/8/0/../../x",
+        ] {
+            assert!(
+                matches!(SumDbPath::parse(junk), Err(Refusal::BadRequest(_))),
+                "{junk}"
+            );
+        }
+    }
+}
