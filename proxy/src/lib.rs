@@ -7,6 +7,7 @@ mod body;
 mod cache;
 pub mod config;
 mod connection;
+pub mod healthcheck;
 mod layers;
 pub mod metrics;
 mod request;
