@@ -42,7 +42,7 @@ install_tools() {
         "$repo"/deploy/check/*.go | cksum | cut -d' ' -f1)
     if [[ ! -x $tools/bin/ferry-deploy-check || ! -e $marker ]]; then
         echo "deploy-tools: building ferry-deploy-check into $tools" >&2
-        (cd "$repo/deploy/check" && GOFLAGS=-mod=readonly GOTOOLCHAIN=local \
+        (cd "$repo/deploy/check" && GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local \
             go build -o "$tools/bin/ferry-deploy-check" .) >&2
         rm -f "$tools/bin"/.ferry-deploy-check-*
         touch "$marker"
