@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The tools the deploy/ tests (proxy/tests/it/deploy.rs) call, installed offline-reproducibly:
 #   - helm, built from its Go module (pinned) with `go install`;
-#   - ferry-deploy-check (deploy/check/, its own go.mod pinning k8s.io/api, compose-go, ...): strict
-#     Kubernetes decoding of rendered manifests and the compose specification's loader;
+#   - ferry-deploy-check (deploy/check/, its own go.mod pinning k8s.io/api, compose-go, BuildKit): strict
+#     Kubernetes decoding of rendered manifests, the compose specification's loader, BuildKit's Dockerfile
+#     parser;
 #   - systemd-analyze, from Debian's systemd package when it is missing.
 #
 #   scripts/deploy-tools.sh install   installs what is missing or out of date (idempotent; the first run

@@ -10,6 +10,9 @@
 //	                                     against the compose specification's schema, and prints the resolved
 //	                                     project as JSON (the environment, mounts and health checks the tests
 //	                                     then run Ferry with)
+//	ferry-deploy-check dockerfile FILE   parses a Dockerfile with BuildKit's parser and instruction decoder
+//	                                     (a bad flag, instruction or lint finding fails) and prints its
+//	                                     ARGs, stages and the final image's settings as JSON
 //
 // It lives in its own module so the Rust workspace never depends on these Go libraries; the test tools script
 // (scripts/deploy-tools.sh) builds it into the test tools directory.
@@ -56,7 +59,10 @@ func run(args []string, out io.Writer) error {
 	if len(args) >= 2 && args[0] == "compose" {
 		return compose(args[1], args[2:], out)
 	}
-	return errors.New("usage: ferry-deploy-check manifests FILE | compose FILE [PROFILE...]")
+	if len(args) == 2 && args[0] == "dockerfile" {
+		return dockerfile(args[1], out)
+	}
+	return errors.New("usage: ferry-deploy-check manifests FILE | compose FILE [PROFILE...] | dockerfile FILE")
 }
 
 // The API groups a chart of Ferry's may render; a kind outside them is an error, not a pass.

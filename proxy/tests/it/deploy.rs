@@ -615,103 +615,134 @@ fn the_systemd_setup_starts_ferry_ready_and_reloads_its_download_file_on_sighup(
 // ---------------------------------------------------------------------------------------------------------
 // Docker
 
-/// The Dockerfile's instructions, continuation lines joined: (instruction, arguments).
-fn dockerfile(path: &Path) -> Vec<(String, String)> {
-    let joined = read(path).replace("\\\n", " ");
-    joined
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|line| {
-            let (instruction, rest) = line.split_once(' ').unwrap_or((line, ""));
-            (instruction.to_uppercase(), rest.trim().to_string())
-        })
-        .collect()
+/// A Dockerfile as BuildKit's parser reads it (ferry-deploy-check: a bad flag, instruction or lint finding
+/// fails): its ARGs, stages, and the final image's settings.
+fn dockerfile(check: &Path, path: &Path) -> Result<Value, String> {
+    let output = run(Command::new(check).arg("dockerfile").arg(path));
+    match output.status.success() {
+        true => Ok(serde_json::from_str(&stdout(&output)).unwrap()),
+        false => Err(stderr(&output)),
+    }
 }
 
-fn instruction<'a>(instructions: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    instructions
-        .iter()
-        .filter(|(i, _)| i == name)
-        .map(|(_, a)| a.as_str())
-        .collect()
-}
-
-/// `ENV A=1 B=2 ...` as a map (values without spaces or quotes, as Ferry's Dockerfile writes them).
-fn docker_env(instructions: &[(String, String)], path_before: &str) -> BTreeMap<String, String> {
-    instruction(instructions, "ENV")
-        .iter()
-        .flat_map(|args| args.split_whitespace())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap();
-            (name.to_string(), value.replace("$PATH", path_before))
-        })
-        .collect()
+fn strings(value: &Value) -> Vec<String> {
+    serde_json::from_value(value.clone()).unwrap_or_else(|e| panic!("{value}: {e}"))
 }
 
 #[test]
 fn the_image_builds_with_the_workspace_toolchain_and_keeps_target_out_of_the_context() {
-    let instructions = dockerfile(&deploy("docker/Dockerfile"));
+    let Some(check) = deploy_check() else { return };
+    let image = dockerfile(&check, &deploy("docker/Dockerfile")).unwrap();
     let workspace = toml_value(&read(&repo().join("Cargo.toml")));
-    let rust_version = workspace["workspace"]["package"]["rust-version"]
-        .as_str()
-        .unwrap();
-    assert!(instruction(&instructions, "ARG").contains(&&*format!("RUST_VERSION={rust_version}")));
-    let runs = instruction(&instructions, "RUN").join("\n");
+    let rust_version = &workspace["workspace"]["package"]["rust-version"];
+    assert_eq!(
+        image["args"]["RUST_VERSION"].as_str(),
+        rust_version.as_str()
+    );
+    let build = &image["stages"][0];
+    assert!(
+        build["base"]
+            .as_str()
+            .unwrap()
+            .starts_with("rust:${RUST_VERSION}-")
+    );
+    let runs: Vec<String> = image["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| strings(&s["runs"]))
+        .collect();
+    let runs = runs.join("\n");
     assert!(runs.contains("cargo build --release --locked"), "{runs}");
     for package in ["git", "openssh-client", "ca-certificates", "tini"] {
-        assert!(runs.contains(&format!(" {package}")), "{package} installed");
+        assert!(
+            runs.contains(&format!(" {package} ")),
+            "{package} installed: {runs}"
+        );
     }
-    let user = instruction(&instructions, "USER");
-    assert!(user.len() == 1 && !user[0].starts_with("0") && !user[0].starts_with("root"));
-    let entrypoint: Vec<String> =
-        serde_json::from_str(instruction(&instructions, "ENTRYPOINT")[0]).unwrap();
-    assert_eq!(entrypoint[..2], ["/usr/bin/tini", "--"], "tini is PID 1");
+    let user = image["user"].as_str().unwrap();
+    assert!(
+        !user.is_empty() && !user.starts_with('0') && !user.starts_with("root"),
+        "{user}"
+    );
+    assert_eq!(
+        strings(&image["entrypoint"])[..2],
+        ["/usr/bin/tini", "--"],
+        "tini is PID 1"
+    );
+    assert_eq!(image["stopsignal"], "SIGTERM");
     let dockerignore = read(&repo().join(".dockerignore"));
     assert!(dockerignore.lines().any(|l| l == "target/"));
 
     // The GCS emulator image of the compose file builds the version the tests run.
-    let emulator = dockerfile(&deploy("compose/fake-gcs-server.Dockerfile"));
+    let emulator = dockerfile(&check, &deploy("compose/fake-gcs-server.Dockerfile")).unwrap();
     let servers = read(&repo().join("scripts/test-servers.sh"));
     let version = servers
         .lines()
         .find_map(|l| l.strip_prefix("FAKE_GCS_SERVER_VERSION="))
         .unwrap();
-    assert!(
-        instruction(&emulator, "ARG").contains(&&*format!("FAKE_GCS_SERVER_VERSION={version}"))
+    assert_eq!(
+        emulator["stages"][0]["args"]["FAKE_GCS_SERVER_VERSION"],
+        version
     );
 }
 
 #[test]
+fn the_dockerfile_check_refuses_a_misspelt_flag_and_a_lint_finding() {
+    let Some(check) = deploy_check() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ours = read(&deploy("docker/Dockerfile"));
+    let misspelt = write_file(
+        dir.path(),
+        "flag",
+        &ours.replace("--start-period=", "--start-periode="),
+    );
+    let error = dockerfile(&check, &misspelt).unwrap_err();
+    assert!(error.contains("unknown flag: --start-periode"), "{error}");
+    let casing = write_file(
+        dir.path(),
+        "casing",
+        &ours.replace(" AS build", " as build"),
+    );
+    let error = dockerfile(&check, &casing).unwrap_err();
+    assert!(error.contains("FromAsCasing"), "{error}");
+}
+
+#[test]
 fn the_images_settings_start_ferry_and_its_healthcheck_command_passes() {
-    let instructions = dockerfile(&deploy("docker/Dockerfile"));
+    let Some(check) = deploy_check() else { return };
+    let image = dockerfile(&check, &deploy("docker/Dockerfile")).unwrap();
     let root = tempfile::tempdir().unwrap();
     let path = std::env::var("PATH").unwrap();
-    let image_env: BTreeMap<String, String> = docker_env(&instructions, &path)
-        .into_iter()
-        .map(|(name, value)| (name, rooted(&value, root.path())))
+    let image_env: BTreeMap<String, String> = image["env"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(name, value)| {
+            let value = value.as_str().unwrap().replace("$PATH", &path);
+            (name.clone(), rooted(&value, root.path()))
+        })
         .collect();
     assert_eq!(image_env["FERRY_LOG_FORMAT"], "json");
     assert_eq!(image_env["FERRY_LISTEN"], "0.0.0.0:3000");
-    // Started as the image starts it (CMD), but on 127.0.0.1 and an OS-picked port.
-    let cmd: Vec<String> = serde_json::from_str(instruction(&instructions, "CMD")[0]).unwrap();
+    // Started as the image starts it (ENTRYPOINT's ferry with CMD), but on 127.0.0.1 and an OS-picked port.
+    let entrypoint = strings(&image["entrypoint"]);
+    assert!(entrypoint.last().unwrap().ends_with("/ferry"));
     let mut command = ferry();
     command
-        .args(&cmd)
+        .args(strings(&image["cmd"]))
         .current_dir(root.path())
         .envs(&image_env)
         .env("FERRY_LISTEN", "127.0.0.1:0");
     let (process, addr) = serving(command);
     assert_ready(&process, &addr);
 
-    // HEALTHCHECK [OPTIONS] CMD ["ferry", ...], run with the image's environment and Ferry's real port.
-    let healthcheck = instruction(&instructions, "HEALTHCHECK")[0];
-    let probe: Vec<String> =
-        serde_json::from_str(healthcheck.split_once("CMD ").unwrap().1).unwrap();
-    assert_eq!(probe[..2], ["ferry", "healthcheck"]);
+    // HEALTHCHECK CMD ["ferry", ...], run with the image's environment and Ferry's real port.
+    let probe = strings(&image["healthcheck"]);
+    assert_eq!(probe[..3], ["CMD", "ferry", "healthcheck"]);
     let port = addr.rsplit(':').next().unwrap();
     let output = run(ferry()
-        .args(&probe[1..])
+        .args(&probe[2..])
         .envs(&image_env)
         .env("FERRY_LISTEN", format!("0.0.0.0:{port}")));
     assert!(
@@ -720,8 +751,6 @@ fn the_images_settings_start_ferry_and_its_healthcheck_command_passes() {
         stderr(&output),
         process.log()
     );
-    let stop = instruction(&instructions, "STOPSIGNAL");
-    assert_eq!(stop, ["SIGTERM"]);
 }
 
 // ---------------------------------------------------------------------------------------------------------
