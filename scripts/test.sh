@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need (Go, an S3 server, a GCS emulator, Azurite, Redis), starts the servers
-# on 127.0.0.1, runs every test in the workspace with those servers required, and stops them.
+# The one test command: installs what the tests need (Go, an S3 server, a GCS emulator, Azurite, Redis, and helm
+# and the checkers of deploy/), starts the servers on 127.0.0.1, runs every test in the workspace with those
+# servers required, and stops them.
 # Idempotent; works on a fresh machine (Go comes from Debian's packages when it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,9 @@ ensure_go() {
 
 ensure_go
 echo "scripts/test.sh: $(go version)"
+# Helm, the manifest and compose checker, systemd-analyze: what the deploy/ tests call (built once, cached).
+scripts/deploy-tools.sh install
+eval "$(scripts/deploy-tools.sh env)"
 scripts/test-servers.sh start
 trap 'scripts/test-servers.sh stop' EXIT
 eval "$(scripts/test-servers.sh env)"

@@ -8,6 +8,7 @@ mod cache;
 pub mod config;
 mod connection;
 pub mod coordination;
+pub mod healthcheck;
 mod layers;
 pub mod metrics;
 mod request;

@@ -27,6 +27,17 @@ enum Command {
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// GET a health endpoint: exit 0 on a 2xx answer, else 1 with a one-line reason (for container health
+    /// checks in images without curl).
+    Healthcheck {
+        /// The URL to probe [default: /readyz on FERRY_LISTEN's port (0.0.0.0 probed as 127.0.0.1), else
+        /// http://127.0.0.1:3000/readyz]
+        #[arg(value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this long (connect, send and answer together)
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +100,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(args.flags()),
         Command::Policy(command) => policy(command),
+        Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -137,6 +149,18 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             println!("{}", policy.summary());
         }
     }
+    Ok(())
+}
+
+fn healthcheck(url: Option<String>, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let url = url.unwrap_or_else(|| {
+        std::env::var("FERRY_LISTEN")
+            .ok()
+            .and_then(|listen| ferry::healthcheck::readyz_url(&listen))
+            .unwrap_or_else(|| ferry::healthcheck::DEFAULT_URL.to_string())
+    });
+    let verdict = ferry::healthcheck::check(&url, timeout).map_err(anyhow::Error::msg)?;
+    println!("{verdict}");
     Ok(())
 }
 

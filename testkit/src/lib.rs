@@ -27,7 +27,7 @@ pub use logs::{capture_logs, logged};
 pub use process::{Process, clean_command};
 pub use servers::{
     CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,
-    unique_prefix,
+    tool_path, unique_prefix,
 };
 pub use sumdb::{SumDbFixture, fixture_binary};
 pub use upstream::{Behaviour, Upstream};

@@ -1,5 +1,6 @@
 //! The real S3, GCS and Azure servers the storage tests run against, started by `scripts/test-servers.sh start`,
-//! which exports where they are in `FERRY_TEST_*` variables.
+//! which exports where they are in `FERRY_TEST_*` variables; and the tools the deploy tests call
+//! (`scripts/deploy-tools.sh env`).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,21 +18,47 @@ pub fn server_vars<const N: usize>(server: &str, names: [&str; N]) -> Option<[St
         .filter(|(_, value)| value.is_none())
         .map(|(name, _)| *name)
         .collect();
+    missing_requirement(
+        &format!("the {server} test server"),
+        &format!("{server} backend test"),
+        &missing,
+        "scripts/test-servers.sh start and eval \"$(scripts/test-servers.sh env)\"",
+    );
+    None
+}
+
+/// The path of a test tool (helm, systemd-analyze, ...) from `var`, which `scripts/deploy-tools.sh env` sets;
+/// `None` when it is unset or names no file: then the test fails under `FERRY_TEST_REQUIRE_SERVERS=1`, and
+/// is skipped loudly otherwise, as for a missing server.
+pub fn tool_path(tool: &str, var: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os(var).map(std::path::PathBuf::from);
+    if let Some(path) = path.filter(|p| p.is_file()) {
+        return Some(path);
+    }
+    missing_requirement(
+        &format!("the tool {tool}"),
+        &format!("test needing {tool}"),
+        &[var],
+        "scripts/deploy-tools.sh install and eval \"$(scripts/deploy-tools.sh env)\"",
+    );
+    None
+}
+
+/// A requirement that is not there: a panic under `FERRY_TEST_REQUIRE_SERVERS=1` (the project's test
+/// command), else a loud `SKIPPED:` line.
+fn missing_requirement(what: &str, skipped: &str, missing: &[&str], fix: &str) {
     if std::env::var("FERRY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
         panic!(
-            "the {server} test server is required (FERRY_TEST_REQUIRE_SERVERS=1) but {} is not set; \
-             run scripts/test-servers.sh start and eval \"$(scripts/test-servers.sh env)\"",
+            "{what} is required (FERRY_TEST_REQUIRE_SERVERS=1) but {} is not set; run {fix}",
             missing.join(", ")
         );
     }
     // Straight to the process's stderr: libtest would hide an `eprintln!` of a passing test.
     let _ = writeln!(
         std::io::stderr(),
-        "SKIPPED: {server} backend test: {} not set; run scripts/test.sh (or scripts/test-servers.sh start \
-         and eval \"$(scripts/test-servers.sh env)\") to run it against a real server",
+        "SKIPPED: {skipped}: {} not set; run scripts/test.sh (or {fix}) to run it",
         missing.join(", ")
     );
-    None
 }
 
 /// A key prefix no other test (in this or another run) uses, so every test starts on an empty store.

@@ -161,16 +161,21 @@ pub fn ferry() -> Command {
     clean_command(env!("CARGO_BIN_EXE_ferry"))
 }
 
-/// Starts the binary and waits for its "ferry is serving" line; returns the process and its address.
+/// Starts the binary and waits for its "ferry is serving" line (text or JSON logs); returns the process and
+/// its address.
 pub fn serving(command: Command) -> (Process, String) {
     let (process, line) = Process::start(command, "ferry is serving");
-    let addr = line
-        .split("listen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no listen= in {line:?}"))
-        .trim_matches('"')
-        .to_string();
+    let addr = if line.trim_start().starts_with('{') {
+        serde_json::from_str::<serde_json::Value>(&line)
+            .ok()
+            .and_then(|event| Some(event.get("listen")?.as_str()?.to_string()))
+    } else {
+        line.split("listen=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|addr| addr.trim_matches('"').to_string())
+    };
+    let addr = addr.unwrap_or_else(|| panic!("no listen address in {line:?}"));
     (process, addr)
 }
 
