@@ -160,6 +160,12 @@ pub enum ConfigError {
     /// The download policy is invalid; every problem is listed with its location and fix.
     #[error("invalid download policy:\n{0}")]
     Policy(ferry_policy::PolicyError),
+    /// The authentication file cannot be used: `FILE:LINE:COL: problem; fix` (never a hash).
+    #[error("invalid authentication file: {0}")]
+    AuthFile(crate::layers::auth::AuthFileError),
+    /// The TLS certificate or key cannot be used: which setting, its file, what to do.
+    #[error("invalid TLS configuration: {0}")]
+    Tls(crate::tls::TlsError),
 }
 
 /// The file's keys; every one optional, unknown keys refused.
@@ -184,6 +190,9 @@ struct FileSettings {
     s3: Option<OptionsTable>,
     gcs: Option<OptionsTable>,
     cache: Option<CacheTable>,
+    auth_file: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 /// A storage options table as written, each key and value with its place in the file.
@@ -445,6 +454,11 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
     };
     // The fetcher's own limit covers every budget, so that it never makes one kind of work wait for another.
     fetcher.max_concurrent = fills.go_commands();
+    let server = ServerSettings {
+        auth: load_auth(&lookup)?,
+        tls: load_tls(&lookup)?,
+        ..server
+    };
     Ok(Config {
         listen,
         metrics_listen,
@@ -457,6 +471,39 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         fills,
         cache: load_cache(&lookup)?,
     })
+}
+
+/// `auth_file` / `FERRY_AUTH_FILE`: the htpasswd file, read and checked now.
+fn load_auth(
+    lookup: &Lookup<'_>,
+) -> Result<Option<std::sync::Arc<crate::layers::auth::Auth>>, ConfigError> {
+    let Some((path, _)) = lookup.get(("", None), "FERRY_AUTH_FILE", |f| f.auth_file.as_ref())
+    else {
+        return Ok(None);
+    };
+    crate::layers::auth::Auth::load(Path::new(&path))
+        .map(|auth| Some(std::sync::Arc::new(auth)))
+        .map_err(ConfigError::AuthFile)
+}
+
+/// `tls_cert` / `tls_key` (`FERRY_TLS_CERT` / `FERRY_TLS_KEY`): both or neither; the pair read and checked.
+fn load_tls(lookup: &Lookup<'_>) -> Result<Option<std::sync::Arc<crate::tls::Tls>>, ConfigError> {
+    let cert = lookup.get(("", None), "FERRY_TLS_CERT", |f| f.tls_cert.as_ref());
+    let key = lookup.get(("", None), "FERRY_TLS_KEY", |f| f.tls_key.as_ref());
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some((cert, _)), Some((key, _))) => crate::tls::Tls::load(Path::new(&cert), Path::new(&key))
+            .map(|tls| Some(std::sync::Arc::new(tls)))
+            .map_err(ConfigError::Tls),
+        (Some((_, origin)), None) => Err(ConfigError::Invalid {
+            origin,
+            message: "tls_cert is set but tls_key is not; set both (tls_key or FERRY_TLS_KEY: the certificate's private key, PEM), or neither to serve plain HTTP".to_string(),
+        }),
+        (None, Some((_, origin))) => Err(ConfigError::Invalid {
+            origin,
+            message: "tls_key is set but tls_cert is not; set both (tls_cert or FERRY_TLS_CERT: the certificate chain, PEM), or neither to serve plain HTTP".to_string(),
+        }),
+    }
 }
 
 /// The `[cache]` table (see the README's "Caching"); each key also a `FERRY_CACHE_*` variable.

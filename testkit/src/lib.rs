@@ -1,5 +1,5 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
-//! upstream, an isolated `go` command, an in-process server, a program run as a process, HTTP clients,
+//! upstream, an isolated `go` command, test certificates and credentials, an in-process server, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
@@ -13,6 +13,7 @@ mod in_process;
 mod logs;
 mod process;
 mod servers;
+mod tls;
 mod upstream;
 mod wait;
 
@@ -26,5 +27,6 @@ pub use servers::{
     CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,
     unique_prefix,
 };
+pub use tls::{ServerPair, TestCa, curl, htpasswd_line};
 pub use upstream::{Behaviour, Upstream};
 pub use wait::eventually;

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod auth;
 mod binary;
 mod caching;
 mod connections;
@@ -14,3 +15,4 @@ mod modes;
 mod policy_cli;
 mod protocol;
 mod storage_backends;
+mod tls;
