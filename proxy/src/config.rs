@@ -688,6 +688,39 @@ mod tests {
     }
 
     #[test]
+    fn half_a_tls_pair_in_the_file_is_refused_where_it_was_written_and_a_missing_auth_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "storage = \"memory://\"\ntls_cert = \"cert.pem\"\n",
+        );
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:2:12: tls_cert is set but tls_key is not; set both",
+                file.display()
+            )),
+            "{message}"
+        );
+        let missing = dir.path().join("users");
+        let environment = env(&[("FERRY_AUTH_FILE", &missing.display().to_string())]);
+        let message = load(&Flags::default(), &environment)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!(
+                "invalid authentication file: {}: cannot read the authentication file",
+                missing.display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn flags_override_env_which_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = write_file(

@@ -464,4 +464,47 @@ mod tests {
         let (_dir, path) = file(&format!("alice:{bcrypt}\r\n\r\n"));
         assert_eq!(read_users(&path).unwrap().hashes.len(), 1);
     }
+
+    fn request(credentials: &str) -> Request<()> {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        Request::builder()
+            .uri("/example.com/m/@v/v1.0.0.mod")
+            .header(header::AUTHORIZATION, format!("Basic {encoded}"))
+            .body(())
+            .unwrap()
+    }
+
+    /// Checks `credentials` as the layer does: remembered (Pass), or bcrypt, whose verdict is returned.
+    async fn admitted(auth: &Auth, credentials: &str) -> (bool, bool) {
+        match auth.check(&request(credentials)) {
+            Check::Pass => (true, true),
+            Check::Refuse => (false, false),
+            Check::Verify(pending) => (false, pending.verify(auth).await),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verified_password_is_remembered_until_a_reload_and_a_wrong_one_never_is() {
+        let hash = bcrypt::hash_with_result("right", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoY);
+        let (_dir, path) = file(&format!("alice:{hash}\n"));
+        let auth = Auth::load(&path).unwrap();
+        // (remembered, admitted)
+        assert_eq!(admitted(&auth, "alice:right").await, (false, true));
+        assert_eq!(admitted(&auth, "alice:right").await, (true, true));
+        assert_eq!(admitted(&auth, "alice:wrong").await, (false, false));
+        assert_eq!(admitted(&auth, "alice:wrong").await, (false, false));
+        assert_eq!(admitted(&auth, "bob:right").await, (false, false));
+        assert_eq!(admitted(&auth, "alice:right").await, (true, true));
+        // A reload forgets: a changed password takes effect at once.
+        let changed = bcrypt::hash_with_result("new", 4)
+            .unwrap()
+            .format_for_version(bcrypt::Version::TwoB);
+        std::fs::write(&path, format!("alice:{changed}\n")).unwrap();
+        assert_eq!(auth.reload().unwrap(), 1);
+        assert_eq!(admitted(&auth, "alice:right").await, (false, false));
+        assert_eq!(admitted(&auth, "alice:new").await, (false, true));
+        assert_eq!(admitted(&auth, "alice").await, (false, false));
+    }
 }
