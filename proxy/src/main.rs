@@ -224,7 +224,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             }
             None => "http",
         };
-        tracing::info!(listen = %listener.local_addr()?, scheme, storage = %config.storage, "ferry is serving");
+        tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
         let _ = stop_metrics.send(());
         Ok(())

@@ -131,7 +131,7 @@ impl Auth {
         }
         let Some((user, password)) = credentials(request) else {
             tracing::info!(
-                request_id = request_id(request),
+                request_id = %request_id(request),
                 path = %loggable(path),
                 "authentication required: the request has no Basic credentials"
             );
@@ -191,7 +191,7 @@ impl Pending {
             .clone()
             .or_else(|| users.hashes.values().next().cloned())
         else {
-            tracing::warn!(user = %loggable(&user), request_id, "authentication failed: the authentication file lists no users");
+            tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: the authentication file lists no users");
             return false;
         };
         let Ok(_permit) = auth.verifying.acquire().await else {
@@ -211,11 +211,11 @@ impl Pending {
                 true
             }
             (Some(_), false) => {
-                tracing::warn!(user = %loggable(&user), request_id, "authentication failed: wrong password");
+                tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: wrong password");
                 false
             }
             (None, _) => {
-                tracing::warn!(user = %loggable(&user), request_id, "authentication failed: unknown user");
+                tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: unknown user");
                 false
             }
         }
