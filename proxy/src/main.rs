@@ -214,21 +214,26 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             upstream = %upstream,
             "configuration"
         );
-        if let Some(auth) = &config.server.auth {
-            tracing::info!(auth_file = %auth.path().display(), users = auth.user_count(), "HTTP Basic authentication required (but for /healthz and /readyz)");
-        }
-        let scheme = match &config.server.tls {
-            Some(tls) => {
-                tracing::info!(tls_cert = %tls.cert_path().display(), "serving HTTPS (HTTP/2 and HTTP/1.1)");
-                "https"
-            }
-            None => "http",
-        };
+        let scheme = log_access(&config.server);
         tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
         let _ = stop_metrics.send(());
         Ok(())
     })
+}
+
+/// Logs who may come in and how (authentication, TLS); the URL scheme clients use.
+fn log_access(server: &ferry::ServerSettings) -> &'static str {
+    if let Some(auth) = &server.auth {
+        tracing::info!(auth_file = %auth.path().display(), users = auth.user_count(), "HTTP Basic authentication required (but for /healthz and /readyz)");
+    }
+    match &server.tls {
+        Some(tls) => {
+            tracing::info!(tls_cert = %tls.cert_path().display(), "serving HTTPS (HTTP/2 and HTTP/1.1)");
+            "https"
+        }
+        None => "http",
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: each connection is a descriptor, and the usual

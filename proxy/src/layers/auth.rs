@@ -38,7 +38,7 @@ pub struct Auth {
     path: PathBuf,
     users: ArcSwap<Users>,
     /// bcrypt checks running at once (one per core): the rest wait, so cache hits are never starved.
-    verifying: tokio::sync::Semaphore,
+    verifying: Arc<tokio::sync::Semaphore>,
     /// Keys the remembered digests, so that memory never holds a plain, quickly guessable SHA-256 of a
     /// password.
     secret: [u8; 32],
@@ -91,7 +91,7 @@ impl Auth {
         Ok(Auth {
             path: path.to_path_buf(),
             users: ArcSwap::from_pointee(users),
-            verifying: tokio::sync::Semaphore::new(verifiers),
+            verifying: Arc::new(tokio::sync::Semaphore::new(verifiers)),
             secret,
         })
     }
@@ -194,13 +194,17 @@ impl Pending {
             tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: the authentication file lists no users");
             return false;
         };
-        let Ok(_permit) = auth.verifying.acquire().await else {
+        let Ok(permit) = auth.verifying.clone().acquire_owned().await else {
             return false;
         };
-        let checked =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+        // The permit goes with the check: a client that leaves does not stop it, and must not free its slot
+        // before it ends (else clients that hang up at once would run any number of checks).
+        let checked = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
         match (known, checked) {
             (Some(_), true) => {
                 users
