@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: installs what the tests need (Go, an S3 server, a GCS emulator, Azurite, Redis, and helm
-# and the checkers of deploy/), starts the servers on 127.0.0.1, runs every test in the workspace with those
+# The one test command: installs what the tests need (Go, curl, an S3 server, a GCS emulator, Azurite, Redis, and
+# helm and the checkers of deploy/), starts the servers on 127.0.0.1, runs every test in the workspace with those
 # servers required, and stops them.
 # Idempotent; works on a fresh machine (Go comes from Debian's packages when it is missing).
 set -euo pipefail
@@ -14,7 +14,15 @@ ensure_go() {
   command -v go >/dev/null || { echo "scripts/test.sh: Go is required and could not be installed" >&2; exit 1; }
 }
 
+# curl is the tests' second TLS and HTTP/2 client (Debian's is built with nghttp2).
+ensure_curl() {
+  if command -v curl >/dev/null 2>&1; then return; fi
+  echo "scripts/test.sh: installing curl from Debian's packages" >&2
+  apt-get update -qq && apt-get install -y -qq curl >/dev/null
+}
+
 ensure_go
+ensure_curl
 echo "scripts/test.sh: $(go version)"
 # Helm, the manifest and compose checker, systemd-analyze: what the deploy/ tests call (built once, cached).
 scripts/deploy-tools.sh install

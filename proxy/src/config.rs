@@ -166,6 +166,12 @@ pub enum ConfigError {
     /// The download policy is invalid; every problem is listed with its location and fix.
     #[error("invalid download policy:\n{0}")]
     Policy(ferry_policy::PolicyError),
+    /// The authentication file cannot be used: `FILE:LINE:COL: problem; fix` (never a hash).
+    #[error("invalid authentication file: {0}")]
+    AuthFile(crate::layers::auth::AuthFileError),
+    /// The TLS certificate or key cannot be used: which setting, its file, what to do.
+    #[error("invalid TLS configuration: {0}")]
+    Tls(crate::tls::TlsError),
 }
 
 /// The file's keys; every one optional, unknown keys refused.
@@ -196,6 +202,9 @@ struct FileSettings {
     /// The checksum databases to relay: a list of `NAME` / `NAME=URL` entries, or one comma-separated string.
     sumdbs: Option<Spanned<toml::Value>>,
     sumdb_timeout: Option<Spanned<String>>,
+    auth_file: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 /// A storage options table as written, each key and value with its place in the file.
@@ -468,6 +477,11 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
     )?;
     // The fetcher's own limit covers every budget, so that it never makes one kind of work wait for another.
     fetcher.max_concurrent = fills.go_commands();
+    let server = ServerSettings {
+        auth: load_auth(&lookup)?,
+        tls: load_tls(&lookup)?,
+        ..server
+    };
     Ok(Config {
         listen,
         metrics_listen,
@@ -579,6 +593,39 @@ fn sumdb_timeout(lookup: &Lookup<'_>, default: Duration) -> Result<Duration, Con
             timeout => Ok(timeout),
         },
         None => Ok(default),
+    }
+}
+
+/// `auth_file` / `FERRY_AUTH_FILE`: the htpasswd file, read and checked now.
+fn load_auth(
+    lookup: &Lookup<'_>,
+) -> Result<Option<std::sync::Arc<crate::layers::auth::Auth>>, ConfigError> {
+    let Some((path, _)) = lookup.get(("", None), "FERRY_AUTH_FILE", |f| f.auth_file.as_ref())
+    else {
+        return Ok(None);
+    };
+    crate::layers::auth::Auth::load(Path::new(&path))
+        .map(|auth| Some(std::sync::Arc::new(auth)))
+        .map_err(ConfigError::AuthFile)
+}
+
+/// `tls_cert` / `tls_key` (`FERRY_TLS_CERT` / `FERRY_TLS_KEY`): both or neither; the pair read and checked.
+fn load_tls(lookup: &Lookup<'_>) -> Result<Option<std::sync::Arc<crate::tls::Tls>>, ConfigError> {
+    let cert = lookup.get(("", None), "FERRY_TLS_CERT", |f| f.tls_cert.as_ref());
+    let key = lookup.get(("", None), "FERRY_TLS_KEY", |f| f.tls_key.as_ref());
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some((cert, _)), Some((key, _))) => crate::tls::Tls::load(Path::new(&cert), Path::new(&key))
+            .map(|tls| Some(std::sync::Arc::new(tls)))
+            .map_err(ConfigError::Tls),
+        (Some((_, origin)), None) => Err(ConfigError::Invalid {
+            origin,
+            message: "tls_cert is set but tls_key is not; set both (tls_key or FERRY_TLS_KEY: the certificate's private key, PEM), or neither to serve plain HTTP".to_string(),
+        }),
+        (None, Some((_, origin))) => Err(ConfigError::Invalid {
+            origin,
+            message: "tls_key is set but tls_cert is not; set both (tls_cert or FERRY_TLS_CERT: the certificate chain, PEM), or neither to serve plain HTTP".to_string(),
+        }),
     }
 }
 
@@ -761,6 +808,39 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(config.storage.to_string(), "file://./ferry-data");
         assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn half_a_tls_pair_in_the_file_is_refused_where_it_was_written_and_a_missing_auth_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(
+            dir.path(),
+            "storage = \"memory://\"\ntls_cert = \"cert.pem\"\n",
+        );
+        let flags = Flags {
+            config: Some(file.clone()),
+            ..Flags::default()
+        };
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}:2:12: tls_cert is set but tls_key is not; set both",
+                file.display()
+            )),
+            "{message}"
+        );
+        let missing = dir.path().join("users");
+        let environment = env(&[("FERRY_AUTH_FILE", &missing.display().to_string())]);
+        let message = load(&Flags::default(), &environment)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(&format!(
+                "invalid authentication file: {}: cannot read the authentication file",
+                missing.display()
+            )),
+            "{message}"
+        );
     }
 
     #[test]

@@ -16,12 +16,15 @@ pub mod self_upstream;
 mod server;
 mod service;
 pub mod sumdb;
+mod tls;
 mod upstream;
 
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
+pub use layers::auth::{Auth, AuthFileError};
 pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
+pub use tls::{Tls, TlsError};
 
 pub use upstream::{FillSettings, Upstream};
 

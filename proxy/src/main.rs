@@ -216,7 +216,12 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         let hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
         let interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-        tokio::spawn(reload_policy_on_sighup(hangup, proxy.clone(), config.policy_sources.clone()));
+        tokio::spawn(reload_on_sighup(
+            hangup,
+            proxy.clone(),
+            config.policy_sources.clone(),
+            Reloadable { auth: config.server.auth.clone(), tls: config.server.tls.clone() },
+        ));
         let mut server = config.server.clone();
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(metrics_listener) = metrics_listener {
@@ -233,11 +238,26 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             upstream = %upstream,
             "configuration"
         );
-        tracing::info!(listen = %listener.local_addr()?, storage = %config.storage, "ferry is serving");
+        let scheme = log_access(&config.server);
+        tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
         let _ = stop_metrics.send(());
         Ok(())
     })
+}
+
+/// Logs who may come in and how (authentication, TLS); the URL scheme clients use.
+fn log_access(server: &ferry::ServerSettings) -> &'static str {
+    if let Some(auth) = &server.auth {
+        tracing::info!(auth_file = %auth.path().display(), users = auth.user_count(), "HTTP Basic authentication required (but for /healthz and /readyz)");
+    }
+    match &server.tls {
+        Some(tls) => {
+            tracing::info!(tls_cert = %tls.cert_path().display(), "serving HTTPS (HTTP/2 and HTTP/1.1)");
+            "https"
+        }
+        None => "http",
+    }
 }
 
 /// Raises the soft limit on open files to the hard limit: each connection is a descriptor, and the usual
@@ -278,14 +298,48 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// On SIGHUP, loads the download policy again from the same sources; an invalid new policy is reported and
-/// the old one stays in force.
-async fn reload_policy_on_sighup(
+/// What SIGHUP reads again besides the policy: the authentication file and the TLS certificate.
+struct Reloadable {
+    auth: Option<std::sync::Arc<ferry::Auth>>,
+    tls: Option<std::sync::Arc<ferry::Tls>>,
+}
+
+impl Reloadable {
+    /// Reads each file again; one that is invalid is reported and what was in force stays.
+    fn reload(&self) {
+        if let Some(auth) = &self.auth {
+            match auth.reload() {
+                Ok(users) => {
+                    tracing::info!(users, auth_file = %auth.path().display(), "SIGHUP: authentication file reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the authentication file is invalid; keeping the users in force")
+                }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(tls_cert = %tls.cert_path().display(), "SIGHUP: TLS certificate reloaded; new connections get it")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the TLS certificate or key is invalid; keeping the one in force")
+                }
+            }
+        }
+    }
+}
+
+/// On SIGHUP, loads the download policy again from the same sources, and the authentication file and the
+/// TLS certificate from their files; whatever is invalid is reported and the old one stays in force.
+async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     proxy: std::sync::Arc<ferry::Proxy>,
     sources: config::PolicySourceValues,
+    files: Reloadable,
 ) {
     while hangup.recv().await.is_some() {
+        files.reload();
         match sources.load() {
             Ok(policy) => {
                 let summary = policy.summary();

@@ -1,5 +1,6 @@
-//! The accept loop: HTTP/1.1 and h2c on one listener, a cap on open connections, every connection watched
-//! so that a silent, idle or stalled one is closed, and graceful shutdown with a deadline.
+//! The accept loop: HTTP/1.1 and HTTP/2 on one listener (h2c in the clear, or both over TLS chosen by
+//! ALPN), a cap on open connections, every connection watched so that a silent, idle or stalled one is
+//! closed (a TLS handshake included), and graceful shutdown with a deadline.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -32,6 +33,10 @@ pub struct ServerSettings {
     pub shutdown_timeout: Duration,
     /// Whether this listener answers `GET /metrics` (false when the metrics have a listener of their own).
     pub serve_metrics: bool,
+    /// HTTP Basic authentication for every request but the health probes (`auth_file`).
+    pub auth: Option<Arc<crate::layers::auth::Auth>>,
+    /// TLS on this listener (`tls_cert` / `tls_key`); plain HTTP when none.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl Default for ServerSettings {
@@ -44,6 +49,8 @@ impl Default for ServerSettings {
             max_connections: 16_384,
             shutdown_timeout: Duration::from_secs(30),
             serve_metrics: true,
+            auth: None,
+            tls: None,
         }
     }
 }
@@ -73,7 +80,8 @@ pub async fn run(
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
         .max_send_buf_size(CONNECTION_BUFFER);
-    let stack = crate::layers::stack(proxy.clone(), settings.serve_metrics);
+    let builder = Arc::new(builder);
+    let stack = crate::layers::stack(proxy.clone(), settings.serve_metrics, settings.auth.clone());
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -93,16 +101,31 @@ pub async fn run(
                     }
                     let activity = Arc::new(Activity::new());
                     let service = TowerToHyperService::new(HookLayer(Track(activity.clone())).layer(stack.clone()));
-                    let io = TokioIo::new(Watched::new(stream, activity.clone()));
-                    let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
+                    let io = Watched::new(stream, activity.clone());
+                    let watcher = graceful.watcher();
+                    let builder = builder.clone();
                     let settings = settings.clone();
                     let open = crate::metrics::metrics().open_connections.clone();
                     open.inc();
                     tokio::spawn(async move {
                         let _slot = slot;
                         let _open = OnDrop(move || { open.dec(); });
+                        // The handshake is part of the connection: the activity watch bounds it by the
+                        // header read timeout like the first request of a plain connection.
+                        let serve = async {
+                            match &settings.tls {
+                                None => watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await,
+                                Some(tls) => match tls.acceptor().accept(io).await {
+                                    Ok(io) => watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await,
+                                    Err(e) => {
+                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                        Ok(())
+                                    }
+                                },
+                            }
+                        };
                         tokio::select! {
-                            ended = connection => if let Err(e) = ended {
+                            ended = serve => if let Err(e) = ended {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
                             },
                             why = activity.expired(&settings) => {

@@ -1,5 +1,6 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
-//! upstream, a fixture checksum database, an isolated `go` command, an in-process server, a program run as a process, HTTP clients,
+//! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, an
+//! in-process server, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
@@ -15,6 +16,7 @@ mod logs;
 mod process;
 mod servers;
 mod sumdb;
+mod tls;
 mod upstream;
 mod wait;
 
@@ -30,5 +32,6 @@ pub use servers::{
     tool_path, unique_prefix,
 };
 pub use sumdb::{SumDbFixture, fixture_binary};
+pub use tls::{ServerPair, TestCa, curl, htpasswd_line};
 pub use upstream::{Behaviour, Upstream};
 pub use wait::eventually;

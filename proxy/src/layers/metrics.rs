@@ -1,6 +1,7 @@
 //! Request metrics, and `GET /metrics` itself: the layer counts every request by endpoint kind and status,
-//! times it to the end of its body and counts the bytes sent; it answers `/metrics` before the proxy sees it
-//! (unless the metrics have a listener of their own, `metrics_listen`).
+//! times it to the end of its body and counts the bytes sent. A second hook answers `/metrics` before the
+//! proxy sees it (unless the metrics have a listener of their own, `metrics_listen`); authentication sits
+//! between the two, so its refusals are counted and `/metrics` is protected.
 
 use std::time::Instant;
 
@@ -11,10 +12,29 @@ use super::hook::Hook;
 use crate::body::{self, Body};
 use crate::metrics::{EndpointLabels, RequestLabels, endpoint_kind, metrics};
 
-/// The metrics hook; `serve_metrics` says whether this listener answers `GET /metrics`.
+/// The metrics hook: counts and times every request.
 #[derive(Debug, Clone, Copy)]
-pub struct Measure {
+pub struct Measure;
+
+/// Answers `GET /metrics` when `serve_metrics` (this listener serves them).
+#[derive(Debug, Clone, Copy)]
+pub struct ServeMetrics {
     pub serve_metrics: bool,
+}
+
+impl Hook for ServeMetrics {
+    type State = ();
+
+    fn before<B>(&self, request: &mut Request<B>) -> ((), Option<Response<Body>>) {
+        let answer_here = self.serve_metrics
+            && request.uri().path() == "/metrics"
+            && request.method() == Method::GET;
+        ((), answer_here.then(metrics_response))
+    }
+
+    fn after(&self, (): (), response: Response<Body>) -> Response<Body> {
+        response
+    }
 }
 
 /// The `/metrics` answer.
@@ -32,12 +52,7 @@ impl Hook for Measure {
 
     fn before<B>(&self, request: &mut Request<B>) -> (Self::State, Option<Response<Body>>) {
         let endpoint = endpoint_kind(request.uri().path());
-        let answer_here =
-            self.serve_metrics && endpoint == "metrics" && request.method() == Method::GET;
-        (
-            (endpoint, Instant::now()),
-            answer_here.then(metrics_response),
-        )
+        ((endpoint, Instant::now()), None)
     }
 
     fn after(&self, (endpoint, started): Self::State, response: Response<Body>) -> Response<Body> {

@@ -1,9 +1,11 @@
 //! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (request ids, the access log,
-//! metrics; authentication next) is a [`Hook`](hook::Hook) in a file of its own, and [`stack`] is the one
+//! metrics, authentication) is a [`Hook`](hook::Hook) (or, for authentication, which waits on bcrypt, a
+//! layer) in a file of its own, and [`stack`] is the one
 //! place that puts them in order. Every layer takes and gives `Request` -> `Response<Body>`, so they compose
 //! in any order and a new one is one file and one line here.
 
 mod access_log;
+pub mod auth;
 pub mod hook;
 mod metrics;
 mod request_id;
@@ -21,8 +23,9 @@ use tower::Service;
 pub use metrics::metrics_response;
 
 use access_log::AccessLog;
+use auth::{Auth, AuthLayer};
 use hook::HookLayer;
-use metrics::Measure;
+use metrics::{Measure, ServeMetrics};
 use request_id::RequestId;
 
 use crate::body::Body;
@@ -32,19 +35,24 @@ use crate::service::Proxy;
 pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
 /// The whole service a connection serves: the layers, outermost first, around the proxy.
-/// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own).
+/// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own);
+/// `auth`: the users every request but the health probes must be one of (`auth_file`).
 pub fn stack(
     proxy: Arc<Proxy>,
     serve_metrics: bool,
+    auth: Option<Arc<Auth>>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
 + Send
 + 'static {
-    // Outermost first: the id is on the request before the access log reads it.
+    // Outermost first: the id is on the request before the access log reads it; refused requests (401) are
+    // logged and counted; `/metrics` is answered only after authentication.
     tower::ServiceBuilder::new()
         .layer(HookLayer(RequestId))
         .layer(HookLayer(AccessLog))
-        .layer(HookLayer(Measure { serve_metrics }))
+        .layer(HookLayer(Measure))
+        .layer(AuthLayer(auth))
+        .layer(HookLayer(ServeMetrics { serve_metrics }))
         .service(ProxyService(proxy))
 }
 

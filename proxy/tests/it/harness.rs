@@ -90,6 +90,11 @@ impl Ferry {
         self.server.url()
     }
 
+    /// `https://IP:PORT`, for a Ferry configured with `tls_cert` / `tls_key`.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
     /// A GET of `path` (without the leading `/`).
     pub async fn get(&self, path: &str) -> Reply {
         get(&format!("{}/{path}", self.url())).await
@@ -149,6 +154,28 @@ pub fn ferry_env(
     env
 }
 
+/// `go <args>` in `dir` with an isolated go home, `goproxy` as GOPROXY and `vars` added (SSL_CERT_FILE,
+/// NETRC, GOAUTH, ...), without blocking the runtime; what it did.
+pub async fn go_with(
+    dir: &std::path::Path,
+    goproxy: &str,
+    vars: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let home = ferry_testkit::GoHome::new(dir, goproxy);
+    let mut command = home.command(dir, args);
+    command.envs(vars.iter().copied());
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap()
+}
+
+/// What a go command said, stdout and stderr (`-json` puts its errors on stdout).
+pub fn go_said(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&[&output.stdout[..], &output.stderr[..]].concat()).into_owned()
+}
+
 /// Whether `module@version` is stored.
 pub async fn is_stored(store: &dyn ModuleStore, module: &str, version: &str) -> bool {
     let module = ModulePath::new(module).unwrap();
@@ -159,6 +186,17 @@ pub async fn is_stored(store: &dyn ModuleStore, module: &str, version: &str) -> 
 /// The `ferry` binary with an empty environment but for `PATH`.
 pub fn ferry() -> Command {
     clean_command(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// `ferry` serving a memory store on 127.0.0.1:0 from `dir` (its work dir there), with `vars` set.
+pub fn serve_memory(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = ferry();
+    command
+        .current_dir(dir)
+        .env("FERRY_LISTEN", "127.0.0.1:0")
+        .env("FERRY_STORAGE", "memory://")
+        .envs(vars.iter().copied());
+    command
 }
 
 /// Starts the binary and waits for its "ferry is serving" line (text or JSON logs); returns the process and

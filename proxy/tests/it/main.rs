@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod auth;
 mod binary;
 mod caching;
 mod connections;
@@ -19,3 +20,4 @@ mod protocol;
 mod replicas;
 mod storage_backends;
 mod sumdb;
+mod tls;

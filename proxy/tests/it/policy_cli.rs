@@ -3,7 +3,7 @@
 
 use std::process::Output;
 
-use crate::harness::{ferry, get_blocking, raw_header, serving, write_file};
+use crate::harness::{ferry, get_blocking, raw_header, serve_memory, serving, write_file};
 
 /// The README's example download file; the line numbers below refer to it.
 const EXAMPLE: &str = r#"downloadURL = "https://upstream.example"
@@ -197,18 +197,6 @@ fn serve_refuses_to_start_on_an_invalid_download_file() {
         "{}",
         stderr(&output)
     );
-}
-
-/// A running `ferry` whose log is collected in the background; killed if a test fails before stopping it.
-/// `ferry` serving a memory store on 127.0.0.1:0 from `dir` (its work dir there), with `vars` set.
-fn serve_memory(dir: &std::path::Path, vars: &[(&str, &str)]) -> std::process::Command {
-    let mut command = ferry();
-    command
-        .current_dir(dir)
-        .env("FERRY_LISTEN", "127.0.0.1:0")
-        .env("FERRY_STORAGE", "memory://")
-        .envs(vars.iter().copied());
-    command
 }
 
 /// The status line and `Location` header of a GET.

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# What authentication and TLS cost a build fleet: `.mod` requests/s through Ferry (release build, the load
+# harness's store) with oha at LOAD_CONNECTIONS (64) connections for SECONDS each, in six set-ups:
+#
+#   plain                 no auth_file, plain HTTP/1.1 (the baseline)
+#   plain-h2c             the same over HTTP/2 without TLS, to tell what HTTP/2 costs from what TLS costs
+#   auth                  auth_file with a cost-10 bcrypt entry (`htpasswd -B -C 10`), the right password:
+#                         after each connection's first request the check is remembered
+#   auth-wrong-password   the same file, a wrong password: every request costs a bcrypt check, which is what
+#                         every request would cost if verified passwords were not remembered
+#   tls-auth-h1, -h2      TLS (a throw-away self-signed P-256 certificate from openssl) and auth, HTTP/1.1
+#                         and HTTP/2
+#
+#   benches/auth.sh [SECONDS=5]        (AUTH_ROUNDS=5 rounds; the table gives each set-up's median)
+#
+# htpasswd comes from Debian's apache2-utils (installed when missing), oha from the tools directory (see
+# load.sh). Prints requests/s, p99 and the fraction of the baseline. Absolute figures on a shared machine
+# are noise; read the ratios.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+seconds=${1:-${LOAD_SECONDS:-5}}
+rounds=${AUTH_ROUNDS:-5}
+connections=${LOAD_CONNECTIONS:-64}
+tools=${FERRY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-test-tools}
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+oha_bin=$tools/bin/oha
+
+die() {
+    echo "auth.sh: $*" >&2
+    exit 1
+}
+
+[[ -x $oha_bin ]] || die "oha is missing from $tools/bin: run benches/load.sh once (it installs it)"
+if ! command -v htpasswd >/dev/null; then
+    echo "auth.sh: installing htpasswd from Debian's apache2-utils" >&2
+    apt-get update -qq && apt-get install -y -qq apache2-utils >/dev/null
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release -q -p ferry --bin ferry -p ferry-benches --bin ferry-bench
+"$target_dir/release/ferry-bench" tree "$work/store"
+htpasswd -cbB -C 10 "$work/users" builder "correct-horse-battery" 2>/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+path=/example.com/small/@v/v1.0.0.mod
+
+# start_ferry NAME [FERRY_*=value ...]: Ferry over the store with those variables; its address in $work/NAME.addr.
+start_ferry() {
+    local name=$1
+    shift
+    env FERRY_LOG=info,ferry::access=off FERRY_DOWNLOAD_MODE=none FERRY_WORK_DIR="$work/$name-work" "$@" \
+        "$target_dir/release/ferry" \
+        --listen 127.0.0.1:0 --storage "file://$work/store" 2>"$work/$name.log" &
+    pids+=($!)
+    for _ in $(seq 100); do grep -q "ferry is serving" "$work/$name.log" 2>/dev/null && break; sleep 0.1; done
+    grep -o 'listen=[0-9.:]*' "$work/$name.log" | head -1 | cut -d= -f2 >"$work/$name.addr"
+    [[ -s $work/$name.addr ]] || die "ferry did not start: $(cat "$work/$name.log")"
+}
+
+# run NAME ROUND EXPECTED-STATUS URL [oha options]: one oha run; its requests/s and p99 appended to $work/NAME.
+run() {
+    local name=$1 round=$2 status=$3 url=$4
+    shift 4
+    local out=$work/$name.$round.json
+    "$oha_bin" --no-tui --output-format json -z "${seconds}s" -c "$connections" "$@" "$url" >"$out"
+    local seen
+    seen=$(jq -r '.statusCodeDistribution | keys | join(",")' "$out")
+    [[ $seen == "$status" ]] || die "$name: expected only $status answers, got $seen"
+    # oha cuts the requests in flight when its duration ends: not a fault; anything else is.
+    local errors
+    errors=$(jq -r '(.errorDistribution // {}) | keys | map(select(. != "aborted due to deadline")) | join(",")' "$out")
+    [[ -z $errors ]] || die "$name: errors: $errors"
+    jq -r '"\(.summary.requestsPerSec) \(.latencyPercentiles.p99 * 1000)"' "$out" >>"$work/$name"
+}
+
+# All three servers run at once, so every set-up sees the same machine; each round runs every set-up back to
+# back, in an order that rotates from round to round, and the table gives each set-up's median round.
+start_ferry plain
+start_ferry auth FERRY_AUTH_FILE="$work/users"
+start_ferry tls FERRY_AUTH_FILE="$work/users" FERRY_TLS_CERT="$work/cert.pem" FERRY_TLS_KEY="$work/key.pem"
+plain=$(cat "$work/plain.addr") auth=$(cat "$work/auth.addr") tls=$(cat "$work/tls.addr")
+credentials=builder:correct-horse-battery
+setups=(plain plain-h2c auth tls-auth-h1 tls-auth-h2)
+one() {
+    case $1 in
+    plain) run plain "$2" 200 "http://$plain$path" ;;
+    plain-h2c) run plain-h2c "$2" 200 "http://$plain$path" --http2 ;;
+    auth) run auth "$2" 200 "http://$auth$path" -a "$credentials" ;;
+    tls-auth-h1) run tls-auth-h1 "$2" 200 "https://$tls$path" -a "$credentials" --insecure ;;
+    tls-auth-h2) run tls-auth-h2 "$2" 200 "https://$tls$path" -a "$credentials" --insecure --http2 ;;
+    esac
+}
+for round in $(seq "$rounds"); do
+    for i in "${!setups[@]}"; do
+        one "${setups[$(((i + round) % ${#setups[@]}))]}" "$round"
+    done
+done
+# Every request a bcrypt check: one round is plenty (and slow to run).
+run auth-wrong-password 1 401 "http://$auth$path" -a builder:wrong
+
+echo "auth.sh: $rounds rounds of ${seconds}s per set-up, $connections connections, $(nproc) cores; .mod requests; medians"
+median() { sort -n -k1,1 "$1" | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
+read -r base _ <<<"$(median "$work/plain")"
+printf '%-22s %12s %10s %12s\n' set-up requests/s p99-ms of-plain
+for name in "${setups[@]}" auth-wrong-password; do
+    read -r rps p99 <<<"$(median "$work/$name")"
+    printf '%-22s %12.0f %10.2f %12.3f\n' "$name" "$rps" "$p99" "$(echo "$rps / $base" | bc -l)"
+done
