@@ -221,6 +221,8 @@ struct FetcherSettings {
     slot_wait: Option<Spanned<String>>,
     async_workers: Option<Spanned<u32>>,
     async_queue_size: Option<Spanned<u32>>,
+    /// Fetch from a GOPROXY upstream over HTTP (verified) instead of through `go mod download`.
+    native: Option<Spanned<bool>>,
     /// `GO*` variables for the `go` command, overriding Ferry's own environment.
     go_env: Option<BTreeMap<String, String>>,
 }
@@ -426,6 +428,20 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         f.fetcher.as_ref()?.timeout.as_ref()
     }) {
         fetcher.timeout = parse_duration(&text, origin)?;
+    }
+    if let Some((text, origin)) = lookup.get(("", None), "FERRY_FETCH_NATIVE", |f| {
+        f.fetcher.as_ref()?.native.as_ref()
+    }) {
+        fetcher.native = match text.as_str() {
+            "true" | "1" | "on" => true,
+            "false" | "0" | "off" => false,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    origin,
+                    message: format!("{text:?} is not on or off; write true or false"),
+                });
+            }
+        };
     }
     fetcher.go_env = file
         .as_ref()

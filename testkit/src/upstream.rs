@@ -146,6 +146,15 @@ impl Upstream {
         );
     }
 
+    /// Serves `body` at `path` (without the leading `/`, e.g. `example.com/m/@v/v1.0.0.mod`) instead of
+    /// what was published there: an upstream whose files disagree with each other.
+    pub fn replace_file(&self, path: &str, body: &str) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .files
+            .insert(path.to_string(), Bytes::from(body.to_string()));
+    }
+
     /// Adds versions to the module's `@v/list` only (no `.info`, `.mod` or `.zip`): a list as long as
     /// a test needs, e.g. a million versions.
     pub fn list_versions(&self, module: &str, versions: impl IntoIterator<Item = String>) {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use ferry::config::Flags;
 use ferry_module::{ModulePath, Version};
 use ferry_testkit::{
-    Behaviour, FixtureModule, GoHome, Upstream, capture_logs, entries, escape, eventually, logged,
-    processes_under,
+    Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, capture_logs, entries, escape,
+    eventually, logged, processes_under, write_goproxy_tree,
 };
 
 use crate::harness::{Ferry, Reply, ferry_env, get, save};
@@ -208,6 +208,74 @@ async fn a_go_mod_asked_for_alone_is_fetched_without_its_zip_and_the_zip_comes_w
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_fetched_over_http_are_verified_against_the_checksum_database_and_a_tampered_zip_is_refused()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let honest = FixtureModule::package("example.com/honest", "v1.0.0");
+    let published = FixtureModule::package("example.com/tampered", "v1.0.0");
+    write_goproxy_tree(
+        &dir.path().join("tree"),
+        &[honest.clone(), published.clone()],
+    );
+    let sumdb = SumDbFixture::start("sum.fixture.example", &dir.path().join("tree"), 0);
+    // The upstream's copy of one version has a file the published version never had; its go.mod is the same.
+    let served = published.clone().file("backdoor.go", "package tampered\n");
+    let upstream = Upstream::start(vec![honest.clone(), served]).await;
+    let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[("GOSUMDB", &gosumdb)]).await;
+    assert!(logged(&[
+        "versions are fetched over HTTP and verified against the checksum database",
+        "sum.fixture.example",
+    ]));
+
+    let reply = ferry.get("example.com/honest/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, honest.zip_bytes());
+    assert!(
+        sumdb
+            .requests()
+            .contains(&"/lookup/example.com/honest@v1.0.0".to_string()),
+        "{:?}",
+        sumdb.requests()
+    );
+
+    // The go.mod matches the database's line: served. The zip does not: a 502 that says why, nothing stored.
+    let reply = ferry.get("example.com/tampered/@v/v1.0.0.mod").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = ferry.get("example.com/tampered/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains("SECURITY ERROR"), "{}", reply.text());
+    let (m, v) = (
+        ModulePath::new("example.com/tampered").unwrap(),
+        Version::new("v1.0.0").unwrap(),
+    );
+    assert!(!ferry.store().has_zip(&m, &v).await.unwrap());
+    work_dir_empties(&dir.path().join("work")).await;
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zip_whose_go_mod_differs_from_the_mod_file_is_refused_when_fetched_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    // The upstream answers a .mod that is not the go.mod inside the zip (no checksum database here).
+    upstream.replace_file(
+        "example.com/hello/@v/v1.0.0.mod",
+        "module example.com/hello\n\ngo 1.21\n\nrequire example.com/evil v1.0.0\n",
+    );
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(
+        reply.text().contains("go.mod that differs from its .mod"),
+        "{}",
+        reply.text()
+    );
+    assert!(!ferry.stored("example.com/hello", "v1.0.0").await);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cold_requests_make_one_upstream_fetch_and_all_get_the_same_bytes() {
     // A few hundred KiB of incompressible content, so the zip takes more than one read to store and serve.
     let mut noise = Vec::with_capacity(512 * 1024);
@@ -283,7 +351,8 @@ async fn a_local_fault_during_a_fill_is_a_503_that_shows_no_local_path_and_blame
     std::fs::remove_dir_all(&work_dir).unwrap();
     std::fs::write(&work_dir, "not a directory").unwrap();
 
-    let reply = ferry.get("example.com/hello/@v/v1.0.0.mod").await;
+    // A zip is downloaded into the work dir (a `.info` or `.mod` alone is fetched into memory).
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.zip").await;
     let text = reply.text();
     assert_eq!(reply.status, 503, "{text}");
     assert!(text.contains("a local fault"), "{text}");
@@ -292,7 +361,7 @@ async fn a_local_fault_during_a_fill_is_a_503_that_shows_no_local_path_and_blame
         "no local path, and the upstream is not blamed: {text}"
     );
     assert!(logged(&["local fault", work_dir.to_str().unwrap()]));
-    assert_eq!(upstream.request_count(".mod"), 0);
+    assert_eq!(upstream.request_count(".zip"), 0);
     ferry.stop().await;
 }
 
@@ -331,25 +400,45 @@ async fn an_upstream_500_is_a_502() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_upstream_is_a_504_after_the_deadline_and_leaves_no_go_and_no_directory() {
+    a_hung_upstream_is_a_504(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upstream_fetched_over_http_is_a_504_after_the_deadline_and_leaves_no_directory() {
+    a_hung_upstream_is_a_504(true).await;
+}
+
+/// A fill from a hanging upstream, through `go mod download` or over HTTP (`native`).
+async fn a_hung_upstream_is_a_504(native: bool) {
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     upstream.set_behaviour(Behaviour::Hang);
     let dir = tempfile::tempdir().unwrap();
     let ferry = start_ferry(
         dir.path(),
         &upstream.url(),
-        &[("FERRY_FETCH_TIMEOUT", "2s")],
+        &[
+            ("FERRY_FETCH_TIMEOUT", "2s"),
+            ("FERRY_FETCH_NATIVE", if native { "on" } else { "off" }),
+        ],
     )
     .await;
 
     let started = Instant::now();
     let request = spawn_get(format!("{}/example.com/hello/@v/v1.0.0.zip", ferry.url()));
-    // go is seen running in the work dir, so "none left" below is not true for want of looking.
     let work_dir = dir.path().join("work");
-    eventually("go runs in the work dir", || {
-        let running = !processes_under(&work_dir).is_empty();
-        async move { running }
-    })
-    .await;
+    if native {
+        eventually("the upstream is asked", async || {
+            upstream.request_count(".info") > 0
+        })
+        .await;
+    } else {
+        // go is seen running in the work dir, so "none left" below is not true for want of looking.
+        eventually("go runs in the work dir", || {
+            let running = !processes_under(&work_dir).is_empty();
+            async move { running }
+        })
+        .await;
+    }
     let reply = request.await.unwrap();
     let elapsed = started.elapsed();
     assert_eq!(reply.status, 504, "{}", reply.text());
@@ -613,6 +702,8 @@ async fn the_configured_number_of_async_workers_fetch_at_once() {
         &[
             ("FERRY_ASYNC_WORKERS", "2"),
             ("FERRY_FETCH_CONCURRENCY", "4"),
+            // The fetches are seen as go processes.
+            ("FERRY_FETCH_NATIVE", "off"),
         ],
         2,
     )
@@ -658,6 +749,8 @@ async fn graceful_shutdown_cancels_fetches_still_running_at_its_deadline() {
         &[
             ("FERRY_ASYNC_WORKERS", "1"),
             ("FERRY_SHUTDOWN_TIMEOUT", "1s"),
+            // The running fetch is seen as a go process.
+            ("FERRY_FETCH_NATIVE", "off"),
         ],
         1,
     )
