@@ -150,12 +150,14 @@ impl Fetcher {
     async fn native(&self) -> Option<Native> {
         // Ferry's own client does not go through an HTTP proxy; the go command does.
         let config = &self.inner.config;
-        let proxied = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"].iter().find(|name| {
-            [name.to_string(), name.to_lowercase()].iter().any(|key| {
-                config.go_env.contains_key(key)
-                    || config.inherited_env.get(key).is_some_and(|v| !v.is_empty())
-            })
-        });
+        let proxied = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
+            .iter()
+            .find(|name| {
+                [name.to_string(), name.to_lowercase()].iter().any(|key| {
+                    config.go_env.contains_key(key)
+                        || config.inherited_env.get(key).is_some_and(|v| !v.is_empty())
+                })
+            });
         if let Some(name) = proxied {
             tracing::info!(reason = %format!("{name} is set, and only the go command goes through an HTTP proxy"), "versions are fetched with `go mod download`");
             return None;

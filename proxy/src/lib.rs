@@ -10,6 +10,7 @@ mod connection;
 pub mod coordination;
 pub mod healthcheck;
 mod layers;
+mod listed;
 pub mod metrics;
 mod request;
 pub mod self_upstream;
@@ -60,6 +61,13 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         url: url.clone(),
         source,
     })?;
+    // A bucket answers each stored list with a LIST request: kept for a moment (see `listed`).
+    let store: Arc<dyn ferry_storage::ModuleStore> =
+        if matches!(config.storage, ferry_storage::StorageConfig::Cloud(_)) {
+            Arc::new(listed::RecentLists::new(store))
+        } else {
+            store
+        };
     let policy = config.policy.clone();
     // A policy that fills the store needs a store that takes writes: a read-only or full one would answer
     // ready and fail every miss.

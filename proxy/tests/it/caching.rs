@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ferry::config::Flags;
 use ferry::{CacheSettings, Proxy};
-use ferry_testkit::{FixtureModule, Upstream, eventually};
+use ferry_testkit::{FixtureModule, Upstream, eventually, s3_server};
 use tokio::sync::Semaphore;
 
 use crate::harness::{Ferry, Reply, ferry_env, get, save, write_file};
@@ -165,6 +165,56 @@ async fn a_version_stored_by_a_fill_is_listed_at_once_although_the_upstream_list
     assert_eq!(ferry.get(&list).await.text(), "v1.0.0\nv1.2.0\n");
     assert_eq!(upstream_count(&upstream, "@v/list"), lists, "still cached");
     ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_bucket_a_version_this_ferry_stores_is_listed_at_once_and_another_replicas_within_seconds()
+ {
+    let Some(server) = s3_server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(vec![cached("v1.0.0")]).await;
+    let url = server.fresh_url();
+    let mut vars: Vec<(&str, &str)> = server
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    vars.push(("FERRY_STORAGE", &url));
+    // `reader` serves the bucket only: its list is the stored versions alone.
+    let mut reader_vars = vars.clone();
+    reader_vars.push(("FERRY_DOWNLOAD_MODE", "none"));
+    let reader_dir = dir.path().join("reader");
+    std::fs::create_dir_all(&reader_dir).unwrap();
+    let reader = start_ferry(&reader_dir, &upstream, &reader_vars).await;
+    let filler = start_ferry(dir.path(), &upstream, &vars).await;
+    let list = format!("{MODULE}/@v/list");
+    assert_eq!(reader.get(&list).await.status, 404);
+
+    // The filler stores v1.0.0; the reader, which read the bucket's list a moment ago, lists it within
+    // seconds.
+    assert_eq!(
+        filler.get(&format!("{MODULE}/@v/v1.0.0.zip")).await.status,
+        200
+    );
+    let started = Instant::now();
+    eventually("the other replica lists v1.0.0", async || {
+        reader.get(&list).await.text() == "v1.0.0\n"
+    })
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The filler's own new version is listed at once, its upstream list still cached.
+    assert_eq!(filler.get(&list).await.text(), "v1.0.0\n");
+    upstream.add(cached("v1.1.0"));
+    let reply = filler.get(&format!("{MODULE}/@v/v1.1.0.mod")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(filler.get(&list).await.text(), "v1.0.0\nv1.1.0\n");
+    filler.stop().await;
+    reader.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,124 @@
+//! The stored versions of a module on a bucket store, kept for a moment. Every `list` answer merges the
+//! stored versions with the upstream's (cached) list, and on a bucket each stored list is a `LIST` request:
+//! `list` on the S3 test server ran at 3,764 req/s with the upstream's part cached, against 23,378 on a
+//! file store (`oha -z 5s -c 64`, issue 11). Kept for [`STORED_LIST_TTL`], a version this Ferry stores is
+//! still listed at once (a save forgets the module's list); one stored by another replica sharing the bucket
+//! is listed within that time.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use ferry_module::{ModulePath, Version};
+use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipStream};
+
+/// How long a module's stored list is answered from memory.
+pub const STORED_LIST_TTL: Duration = Duration::from_secs(2);
+/// Modules whose lists are kept at most; past it, the expired ones are dropped, then all.
+const MAX_MODULES: usize = 10_000;
+
+/// A bucket store whose `list` answers are kept for [`STORED_LIST_TTL`].
+#[derive(Debug)]
+pub struct RecentLists {
+    inner: Arc<dyn ModuleStore>,
+    lists: Mutex<HashMap<ModulePath, (Instant, Arc<Vec<Version>>)>>,
+    /// Counts writes: a list read while one finished may miss its version, and is not kept.
+    writes: AtomicU64,
+}
+
+impl RecentLists {
+    pub fn new(inner: Arc<dyn ModuleStore>) -> RecentLists {
+        RecentLists {
+            inner,
+            lists: Mutex::default(),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn forget(&self, module: &ModulePath) {
+        let mut lists = self.lists.lock().unwrap();
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        lists.remove(module);
+    }
+
+    /// Keeps a list read when `writes` was `before`, unless a write finished since.
+    fn keep(&self, module: &ModulePath, versions: Arc<Vec<Version>>, before: u64) {
+        let mut lists = self.lists.lock().unwrap();
+        if self.writes.load(Ordering::Acquire) != before {
+            return;
+        }
+        if lists.len() >= MAX_MODULES {
+            lists.retain(|_, (at, _)| at.elapsed() < STORED_LIST_TTL);
+            if lists.len() >= MAX_MODULES {
+                lists.clear();
+            }
+        }
+        lists.insert(module.clone(), (Instant::now(), versions));
+    }
+}
+
+#[async_trait]
+impl ModuleStore for RecentLists {
+    async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError> {
+        let kept = self.lists.lock().unwrap().get(module).cloned();
+        if let Some((at, versions)) = kept
+            && at.elapsed() < STORED_LIST_TTL
+        {
+            return Ok(versions.as_ref().clone());
+        }
+        let before = self.writes.load(Ordering::Acquire);
+        let versions = Arc::new(self.inner.list(module).await?);
+        self.keep(module, versions.clone(), before);
+        Ok(versions.as_ref().clone())
+    }
+    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
+        self.inner.info(module, version).await
+    }
+    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
+        self.inner.go_mod(module, version).await
+    }
+    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
+        self.inner.zip(module, version).await
+    }
+    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
+        self.inner.exists(module, version).await
+    }
+    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
+        self.inner.has_zip(module, version).await
+    }
+    async fn save(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+    ) -> Result<Saved, StorageError> {
+        let saved = self.inner.save(module, version, files).await;
+        self.forget(module);
+        saved
+    }
+    async fn save_guarded(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        files: VersionFiles,
+        guard: &dyn VisibilityGuard,
+    ) -> Result<Saved, StorageError> {
+        let saved = self.inner.save_guarded(module, version, files, guard).await;
+        self.forget(module);
+        saved
+    }
+    async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
+        let deleted = self.inner.delete(module, version).await;
+        self.forget(module);
+        deleted
+    }
+    async fn check(&self) -> Result<(), StorageError> {
+        self.inner.check().await
+    }
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        self.inner.check_writable().await
+    }
+}
