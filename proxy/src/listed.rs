@@ -20,11 +20,14 @@ pub const STORED_LIST_TTL: Duration = Duration::from_secs(2);
 /// Modules whose lists are kept at most; past it, the expired ones are dropped, then all.
 const MAX_MODULES: usize = 10_000;
 
+/// A module's stored versions and when they were read.
+type Kept = (Instant, Arc<Vec<Version>>);
+
 /// A bucket store whose `list` answers are kept for [`STORED_LIST_TTL`].
 #[derive(Debug)]
 pub struct RecentLists {
     inner: Arc<dyn ModuleStore>,
-    lists: Mutex<HashMap<ModulePath, (Instant, Arc<Vec<Version>>)>>,
+    lists: Mutex<HashMap<ModulePath, Kept>>,
     /// Counts writes: a list read while one finished may miss its version, and is not kept.
     writes: AtomicU64,
 }
