@@ -10,19 +10,20 @@ use ferry_module::{ModulePath, Version};
 
 use crate::note::{NoteError, VerifierKey};
 use crate::tlog::{
-    self, FULL_WIDTH, HASH_SIZE, Hash, Tile, Tree, hash_from_tile, hash_to_base64, node_hash,
-    parse_record, parse_tree, record_hash, stored_hash_index, sub_tree_index, tile_for_index,
-    tile_hash, tile_parent, tree_hash_from,
+    self, HASH_SIZE, Hash, Tile, Tree, hash_from_tile, hash_to_base64, node_hash, parse_record,
+    parse_tree, record_hash, stored_hash_index, sub_tree_index, tile_for_index, tile_hash,
+    tile_parent, tree_hash_from,
 };
 use crate::{SumdbError, Transport, TransportError};
 
-/// Full tiles kept in memory (each at most 8 KiB, so at most 8 MiB): the upper levels of the tree, read by
-/// every lookup, stay cached; level-0 tiles of records looked up before are reused until evicted.
+/// Tiles kept in memory (each at most 8 KiB, so at most 8 MiB), each at the widest width read: the upper
+/// levels of the tree, read by every lookup, stay cached; level-0 tiles of records looked up before are
+/// reused until evicted; a partial tile is read again only when a lookup needs it wider (the tree grew).
 const TILE_CACHE_ENTRIES: usize = 1024;
 
 /// A verifying client of one checksum database. It keeps, in memory, the largest tree it has verified (so
-/// that a later tree must be consistent with it) and a bounded cache of full tiles; partial tiles and tree
-/// notes are always read again. Share it (`Arc<Client<_>>`) so that every lookup extends the same history.
+/// that a later tree must be consistent with it) and a bounded cache of authenticated tiles; tree notes are
+/// always read again (with each lookup). Share it (`Arc<Client<_>>`) so that every lookup extends the same history.
 pub struct Client<T> {
     key: VerifierKey,
     transport: T,
@@ -219,17 +220,30 @@ impl<T: Transport> Client<T> {
         newer: &Tree,
         newer_note: &[u8],
     ) -> Result<(), SumdbError> {
-        let h = self.tree_hash(older.n, newer).await?;
+        let indent = |note: &[u8]| String::from_utf8_lossy(note).replace('\n', "\n\t");
+        let misbehavior = |proof: String| {
+            SumdbError::Security(format!(
+                "SECURITY ERROR\ngo.sum database server misbehavior detected!\n\n\
+                 old database:\n\t{}\nnew database:\n\t{}\n\
+                 proof of misbehavior:\n\t{proof}",
+                indent(older_note),
+                indent(newer_note),
+            ))
+        };
+        let h = match self.tree_hash(older.n, newer).await {
+            Ok(h) => h,
+            // Tiles known from the old tree (kept, authenticated) that do not hash to the new one: the two
+            // trees contradict each other.
+            Err(SumdbError::Security(detail)) => {
+                return Err(misbehavior(detail.replace('\n', " ")));
+            }
+            Err(e) => return Err(e),
+        };
         if h == older.hash {
             return Ok(());
         }
-        let indent = |note: &[u8]| String::from_utf8_lossy(note).replace('\n', "\n\t");
-        Err(SumdbError::Security(format!(
-            "SECURITY ERROR\ngo.sum database server misbehavior detected!\n\n\
-             old database:\n\t{}\nnew database:\n\t{}\n\
-             proof of misbehavior:\n\ttree#{} hash from the new database's tiles is {}, the old database signed {}",
-            indent(older_note),
-            indent(newer_note),
+        Err(misbehavior(format!(
+            "tree#{} hash from the new database's tiles is {}, the old database signed {}",
             older.n,
             hash_to_base64(&h),
             hash_to_base64(&older.hash),
@@ -410,8 +424,10 @@ impl<T: Transport> Client<T> {
             let cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
             cache.data.get(&(tile.level, tile.n)).cloned()
         };
-        if let Some(full) = cached {
-            return Ok(full.slice(..want.min(full.len())));
+        // A tile's stored hashes never change as the tree grows: an authenticated tile of some width
+        // serves every narrower width of it (a fork would not hash to its own signed tree).
+        if let Some(known) = cached.filter(|known| known.len() >= want) {
+            return Ok(known.slice(..want));
         }
         let path = tile.path();
         match self.transport.get(&path).await {
@@ -424,16 +440,21 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// Caches the full tiles of an authenticated read, evicting the oldest beyond the bound.
+    /// Caches the tiles of an authenticated read, each at the widest width seen (a partial tile is a
+    /// prefix of every wider one), evicting the oldest beyond the bound.
     fn save_tiles(&self, tiles: &[Tile], data: &[Bytes]) {
         let mut cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
         for (tile, data) in tiles.iter().zip(data) {
-            if tile.width != FULL_WIDTH {
-                continue;
-            }
             let key = (tile.level, tile.n);
-            if cache.data.insert(key, data.clone()).is_none() {
-                cache.order.push_back(key);
+            match cache.data.get(&key) {
+                Some(known) if known.len() >= data.len() => continue,
+                Some(_) => {
+                    cache.data.insert(key, data.clone());
+                }
+                None => {
+                    cache.data.insert(key, data.clone());
+                    cache.order.push_back(key);
+                }
             }
             while cache.order.len() > TILE_CACHE_ENTRIES {
                 if let Some(old) = cache.order.pop_front() {
