@@ -230,7 +230,7 @@ impl Fetcher {
         module: &ModulePath,
         version: &Version,
     ) -> Result<Option<FetchedVersion>, FetchError> {
-        let Some((info, go_mod)) = native.metadata(module, version).await? else {
+        let Some(metadata) = native.metadata(module, version).await? else {
             return Ok(None);
         };
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
@@ -241,12 +241,12 @@ impl Fetcher {
             dir.join(format!("{escaped}.mod")),
             dir.join(format!("{escaped}.zip")),
         );
-        for (path, bytes) in [(&info_path, &info), (&mod_path, &go_mod)] {
+        for (path, bytes) in [(&info_path, &metadata.info), (&mod_path, &metadata.go_mod)] {
             tokio::fs::write(path, bytes)
                 .await
                 .map_err(|e| FetchError::io(format!("writing {}", path.display()), e))?;
         }
-        let Some((zip_len, sum)) = native.zip(module, version, &go_mod, &zip_path).await? else {
+        let Some((zip_len, sum)) = native.zip(module, version, &metadata, &zip_path).await? else {
             return Ok(None);
         };
         tracing::debug!(%module, %version, zip_len, "fetched over HTTP");
@@ -258,7 +258,7 @@ impl Fetcher {
             zip: zip_path,
             zip_len,
             sum,
-            go_mod_sum: ferry_sumdb::hash_go_mod(&go_mod),
+            go_mod_sum: ferry_sumdb::hash_go_mod(&metadata.go_mod),
             scratch,
         }))
     }
@@ -361,11 +361,11 @@ impl Fetcher {
         if let Some((native, m, v)) = self.native_for(module, version) {
             let what = format!("GET {target}.info and .mod from {}", native.proxy());
             let fetched = self.within_deadline(what, native.metadata(&m, &v)).await?;
-            if let Some((info, go_mod)) = fetched {
+            if let Some(metadata) = fetched {
                 return Ok(FetchedMetadata {
                     version: version.to_string(),
-                    info,
-                    go_mod,
+                    info: metadata.info,
+                    go_mod: metadata.go_mod,
                 });
             }
         }

@@ -115,41 +115,46 @@ impl Native {
         !ferry_sumdb::match_prefix_patterns(noproxy, module)
     }
 
-    /// The version's `.info` and `.mod`, the go.mod's hash verified; `None` when the upstream did not
-    /// answer them plainly (the go command is asked then).
+    /// The version's `.info` and `.mod`, the go.mod's hash verified, and the checksum database's lines for
+    /// the version (to verify its zip with); `None` when the upstream or the database did not answer
+    /// plainly (the go command is asked then). The database is asked while the files download.
     pub(crate) async fn metadata(
         &self,
         module: &ModulePath,
         version: &Version,
-    ) -> Result<Option<(Bytes, Bytes)>, FetchError> {
+    ) -> Result<Option<Metadata>, FetchError> {
         let base = format!(
             "{}/{}/@v/{}",
             self.proxy,
             module.escaped(),
             version.escaped()
         );
-        let Some(info) = self.file(&format!("{base}.info"), MAX_INFO).await else {
+        let (info, go_mod, sums) = tokio::join!(
+            self.file(format!("{base}.info"), MAX_INFO),
+            self.file(format!("{base}.mod"), MAX_GO_MOD),
+            self.lookup(module, version),
+        );
+        let (Some(info), Some(go_mod), Some(sums)) = (info, go_mod, sums?) else {
             return Ok(None);
         };
         check_info(&info, module, version)?;
-        let Some(go_mod) = self.file(&format!("{base}.mod"), MAX_GO_MOD).await else {
-            return Ok(None);
-        };
-        let go_mod_h1 = ferry_sumdb::hash_go_mod(&go_mod);
-        if !self.verify(module, version, None, Some(&go_mod_h1)).await? {
-            return Ok(None);
-        }
-        Ok(Some((info, go_mod)))
+        sums.check(
+            module,
+            version,
+            "go.mod",
+            &ferry_sumdb::hash_go_mod(&go_mod),
+        )?;
+        Ok(Some(Metadata { info, go_mod, sums }))
     }
 
     /// The version's zip, streamed into `zip` (a new file), checked as a module zip of this version whose
-    /// go.mod is `go_mod`, and its hash verified. Returns the zip's size and `h1:` hash, or `None` when
-    /// the upstream did not answer it plainly.
+    /// go.mod is the metadata's, and its hash checked against the database's lines. Returns the zip's size
+    /// and `h1:` hash, or `None` when the upstream did not answer it plainly.
     pub(crate) async fn zip(
         &self,
         module: &ModulePath,
         version: &Version,
-        go_mod: &Bytes,
+        metadata: &Metadata,
         zip: &Path,
     ) -> Result<Option<(u64, String)>, FetchError> {
         let url = format!(
@@ -165,7 +170,7 @@ impl Native {
             zip.to_path_buf(),
             module.as_str().to_string(),
             version.as_str().to_string(),
-            go_mod.clone(),
+            metadata.go_mod.clone(),
         );
         let hashed = tokio::task::spawn_blocking(move || check_zip(&path, &m, &v, &expected_mod))
             .await
@@ -173,49 +178,41 @@ impl Native {
                 message: format!("checking the zip of {module}@{version}: {e}"),
             })?;
         let zip_h1 = hashed.map_err(|message| FetchError::Upstream { message })?;
-        let go_mod_h1 = ferry_sumdb::hash_go_mod(go_mod);
-        if !self
-            .verify(module, version, Some(&zip_h1), Some(&go_mod_h1))
-            .await?
-        {
-            return Ok(None);
-        }
+        metadata.sums.check(module, version, "zip", &zip_h1)?;
         Ok(Some((len, zip_h1)))
     }
 
-    /// Checks the hashes against the checksum database when one applies to the module. `false` when the
-    /// database could not answer (the go command is asked then); an error when it proves them wrong.
-    async fn verify(
+    /// The checksum database's lines for the version, when one applies to the module; `None` when the
+    /// database could not answer (the go command is asked then).
+    async fn lookup(
         &self,
         module: &ModulePath,
         version: &Version,
-        zip_h1: Option<&str>,
-        go_mod_h1: Option<&str>,
-    ) -> Result<bool, FetchError> {
+    ) -> Result<Option<Sums>, FetchError> {
         let Some(sumdb) = &self.sumdb else {
-            return Ok(true);
+            return Ok(Some(Sums::Unchecked));
         };
         let s = &self.settings;
         if !ferry_sumdb::sumdb_applies(module.as_str(), &s.gonosumdb, &s.goprivate, false) {
-            return Ok(true);
+            return Ok(Some(Sums::Unchecked));
         }
-        match sumdb
-            .verify(module.as_str(), version.as_str(), zip_h1, go_mod_h1)
-            .await
-        {
-            Ok(()) => Ok(true),
+        match sumdb.lookup(module.as_str(), version.as_str()).await {
+            Ok(lines) => Ok(Some(Sums::Lines {
+                database: sumdb.key().name().to_string(),
+                lines,
+            })),
             Err(SumdbError::Security(message)) => Err(FetchError::Upstream {
                 message: format!("verifying {module}@{version}: {message}"),
             }),
             Err(e) => {
                 tracing::debug!(%module, %version, error = %e, "checksum database not usable natively; asking the go command");
-                Ok(false)
+                Ok(None)
             }
         }
     }
 
-    async fn file(&self, url: &str, limit: usize) -> Option<Bytes> {
-        match get(&self.client, url, limit).await {
+    async fn file(&self, url: String, limit: usize) -> Option<Bytes> {
+        match get(&self.client, &url, limit).await {
             Got::Body(body) => Some(body),
             Got::Missing => None,
             Got::Failed(reason) => {
@@ -259,6 +256,63 @@ impl Native {
         }
         file.flush().await.map_err(local)?;
         Ok(Some(len))
+    }
+}
+
+/// A version's `.info` and `.mod` as fetched, and what the checksum database says of it.
+pub(crate) struct Metadata {
+    pub info: Bytes,
+    pub go_mod: Bytes,
+    sums: Sums,
+}
+
+/// The checksum database's word on a version.
+enum Sums {
+    /// No database applies (`GOSUMDB=off`, `GONOSUMDB`, `GOPRIVATE`): nothing to check, as with go.
+    Unchecked,
+    /// The verified go.sum lines of the version.
+    Lines {
+        database: String,
+        lines: Vec<String>,
+    },
+}
+
+impl Sums {
+    /// `what` (`zip` or `go.mod`) of the version hashes to `got`, as the database says. A mismatch is a
+    /// security error worded as the go command words it.
+    fn check(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        what: &str,
+        got: &str,
+    ) -> Result<(), FetchError> {
+        let Sums::Lines { database, lines } = self else {
+            return Ok(());
+        };
+        let name = match what {
+            "go.mod" => format!("{version}/go.mod"),
+            _ => version.to_string(),
+        };
+        let prefix = format!("{module} {name} ");
+        let expected: Vec<&str> = lines
+            .iter()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .collect();
+        if expected.contains(&got) {
+            return Ok(());
+        }
+        Err(FetchError::Upstream {
+            message: format!(
+                "verifying {module}@{name}: checksum mismatch\n\tdownloaded: {got}\n\t{database}: {}\n\n\
+                 SECURITY ERROR\nThis download does NOT match the one reported by the checksum server.",
+                if expected.is_empty() {
+                    "(no hash listed)".to_string()
+                } else {
+                    expected.join(", ")
+                }
+            ),
+        })
     }
 }
 

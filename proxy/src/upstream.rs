@@ -82,12 +82,19 @@ pub struct FillSettings {
 impl Default for FillSettings {
     fn default() -> Self {
         FillSettings {
-            fills: ferry_fetcher::default_max_concurrent(),
+            fills: default_fills(),
             slot_wait: Duration::from_secs(30),
             queue_size: 1024,
             workers: 2,
         }
     }
+}
+
+/// Fills wait on the network far more than on the CPU (a fill over HTTP is a few requests; even `go mod
+/// download` is mostly waiting on the upstream): four per CPU, at least 8. With one per CPU (2 here), a cold
+/// module graph queued behind two fills at a time.
+pub fn default_fills() -> usize {
+    (4 * ferry_fetcher::default_max_concurrent()).max(8)
 }
 
 impl FillSettings {

@@ -810,6 +810,8 @@ async fn abandoned_hanging_fills_do_not_starve_an_unrelated_cold_fetch() {
         ("FERRY_FETCH_CONCURRENCY", "2"),
         ("FERRY_FETCH_TIMEOUT", "2m"),
         ("FERRY_FETCH_SLOT_WAIT", "2m"),
+        // One held upstream request per fill (over HTTP, a fill asks for the .info and .mod at once).
+        ("FERRY_FETCH_NATIVE", "off"),
     ];
     let ferry = start_ferry(dir.path(), &upstream.url(), &settings).await;
 
@@ -853,6 +855,8 @@ async fn a_fill_that_waits_too_long_for_a_slot_is_a_503_with_retry_after() {
     let settings = [
         ("FERRY_FETCH_CONCURRENCY", "1"),
         ("FERRY_FETCH_SLOT_WAIT", "1s"),
+        // One held upstream request per fill (over HTTP, a fill asks for the .info and .mod at once).
+        ("FERRY_FETCH_NATIVE", "off"),
     ];
     let ferry = start_ferry(dir.path(), &upstream.url(), &settings).await;
     let waiting = spawn_get(format!(

@@ -33,6 +33,14 @@ fn ferry_fetching_from(dir: &Path, goproxy: &str) -> Command {
     command
 }
 
+/// Like [`ferry_fetching_from`], with every version fetched by the `go` command (not over HTTP): the tests of
+/// what happens to go's processes.
+fn go_fetching_from(dir: &Path, goproxy: &str) -> Command {
+    let mut command = ferry_fetching_from(dir, goproxy);
+    command.env("FERRY_FETCH_NATIVE", "off");
+    command
+}
+
 /// `(pid, state)` of every process whose `/proc/PID/stat` says it is in process group `group`.
 fn group_members(group: i32) -> Vec<(i32, char)> {
     let mut members = Vec::new();
@@ -164,7 +172,7 @@ async fn a_killed_ferry_takes_its_hanging_go_with_it() {
     let temp = tempfile::tempdir().unwrap();
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     upstream.set_behaviour(Behaviour::Hang);
-    let (mut ferry, addr) = serving(ferry_fetching_from(temp.path(), &upstream.url()));
+    let (mut ferry, addr) = serving(go_fetching_from(temp.path(), &upstream.url()));
     let work_dir = temp.path().join("work");
     let request = tokio::spawn(hanging_request(&addr));
 
@@ -206,7 +214,7 @@ async fn a_second_ferry_on_the_same_work_dir_stops_without_touching_the_first_on
     let temp = tempfile::tempdir().unwrap();
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     upstream.set_behaviour(Behaviour::Hang);
-    let (_first, addr) = serving(ferry_fetching_from(temp.path(), &upstream.url()));
+    let (_first, addr) = serving(go_fetching_from(temp.path(), &upstream.url()));
     let work_dir = temp.path().join("work");
     let request = tokio::spawn(hanging_request(&addr));
     let go = within(Duration::from_secs(20), "the first Ferry's go runs", || {
@@ -220,7 +228,7 @@ async fn a_second_ferry_on_the_same_work_dir_stops_without_touching_the_first_on
         .collect();
     assert_eq!(fill_dirs.len(), 1, "{fill_dirs:?}");
 
-    let second = ferry_fetching_from(temp.path(), &upstream.url())
+    let second = go_fetching_from(temp.path(), &upstream.url())
         .output()
         .unwrap();
     assert!(!second.status.success());
