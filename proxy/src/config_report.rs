@@ -311,6 +311,30 @@ pub fn render_json(lines: &[Line]) -> String {
 mod tests {
     use super::*;
 
+    /// The loader reads a setting by its variable: one it names that the report lacks fails here (the README
+    /// side is `config_cmd.rs`'s test).
+    #[test]
+    fn every_variable_the_loader_reads_has_a_line_in_the_report() {
+        let loader = include_str!("config.rs");
+        let mut read: Vec<&str> = loader
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|text| {
+                text.starts_with("FERRY_")
+                    && text[6..]
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c == '_')
+            })
+            .collect();
+        read.sort_unstable();
+        read.dedup();
+        assert!(read.len() > 30, "{read:?}");
+        let reported: Vec<&str> = SETTINGS.iter().map(|(_, variable, _)| *variable).collect();
+        let missing: Vec<&&str> = read.iter().filter(|v| !reported.contains(v)).collect();
+        assert!(missing.is_empty(), "not in ferry config: {missing:?}");
+    }
+
     #[test]
     fn credentials_in_urls_and_url_lists_are_replaced() {
         assert_eq!(
