@@ -12,8 +12,8 @@ use ferry_storage::StorageConfig;
 use crate::config::{Config, Environment, LogFormat, Origin};
 use crate::coordination::settings::Engine;
 
-/// One line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One line of the report (in JSON, an object with these three fields in this order).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Line {
     /// As written in the TOML file (`fetcher.timeout`); the variable for a setting the file cannot hold.
     pub key: String,
@@ -298,11 +298,7 @@ pub fn render_text(lines: &[Line]) -> String {
 
 /// The report as a JSON array of `{"key", "value", "source"}` objects, in the text's order.
 pub fn render_json(lines: &[Line]) -> String {
-    let lines: Vec<serde_json::Value> = lines
-        .iter()
-        .map(|l| serde_json::json!({"key": l.key, "value": l.value, "source": l.source}))
-        .collect();
-    let mut text = serde_json::to_string_pretty(&lines).unwrap_or_default();
+    let mut text = serde_json::to_string_pretty(lines).unwrap_or_default();
     text.push('\n');
     text
 }
