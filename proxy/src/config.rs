@@ -327,9 +327,11 @@ impl Lookup<'_> {
         } else if env.var("FERRY_CONFIG").is_some() {
             by_variable.insert("FERRY_CONFIG", Origin::Env("FERRY_CONFIG"));
         }
-        // Where a file key was written.
+        // Where a file key was written (an empty value counts as unset, as for the policy's variables).
         let at = |value: fn(&FileSettings) -> Option<&Spanned<String>>| {
-            file.and_then(|f| Some(f.origin(value(&f.settings)?)))
+            let f = file?;
+            let written = value(&f.settings).filter(|v| !v.get_ref().is_empty())?;
+            Some(f.origin(written))
         };
         // The policy's precedence (ferry_policy::load): FERRY_*, then ATHENS_*, then the file.
         let policy = [

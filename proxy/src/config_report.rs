@@ -66,10 +66,13 @@ const SETTINGS: &[(&str, &str, Show)] = &[
     ("download_mode", "FERRY_DOWNLOAD_MODE", download_mode),
     ("download_url", "FERRY_DOWNLOAD_URL", |c| {
         let s = &c.policy_sources;
-        let url = s.ferry_download_url.as_ref();
-        let url = url.or(s.athens_download_url.as_ref());
-        url.or(s.config_download_url.as_ref())
-            .map_or("none".into(), |u| u.clone())
+        first_set([
+            &s.ferry_download_url,
+            &s.athens_download_url,
+            &s.config_download_url,
+        ])
+        .unwrap_or("none")
+        .to_string()
     }),
     ("coordination", "FERRY_COORDINATION", |c| {
         match &c.coordination.engine {
@@ -225,15 +228,24 @@ fn source(origin: &Origin) -> String {
 /// credentials, base64-encoded where no redaction would see it).
 fn download_mode(config: &Config) -> String {
     let s = &config.policy_sources;
-    let mode = s.ferry_download_mode.as_ref();
-    let mode = mode.or(s.athens_download_mode.as_ref());
-    match mode.or(s.config_download_mode.as_ref()) {
+    match first_set([
+        &s.ferry_download_mode,
+        &s.athens_download_mode,
+        &s.config_download_mode,
+    ]) {
         None => "sync".into(),
         Some(custom) if custom.trim_start().starts_with("custom:") => {
             format!("custom:<a download file, {} characters>", custom.len())
         }
-        Some(mode) => mode.clone(),
+        Some(mode) => mode.to_string(),
     }
+}
+
+/// The first value set and not empty: the policy's precedence (FERRY_*, ATHENS_*, the file).
+fn first_set<const N: usize>(values: [&Option<String>; N]) -> Option<&str> {
+    values
+        .into_iter()
+        .find_map(|v| v.as_deref().filter(|v| !v.is_empty()))
 }
 
 fn path_or_none(path: Option<&std::path::Path>) -> String {

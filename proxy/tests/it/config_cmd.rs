@@ -120,9 +120,14 @@ fn a_file_value_shows_file_line_col_an_env_var_overrides_it_and_a_flag_overrides
         ferry()
             .env("FERRY_CONFIG", config)
             .env("FERRY_LISTEN", "127.0.0.1:3002")
-            .env("FERRY_FETCH_TIMEOUT", "90s"),
+            .env("FERRY_FETCH_TIMEOUT", "90s")
+            .env("ATHENS_DOWNLOAD_MODE", "none"),
         &["--format", "json"],
     ));
+    assert_eq!(
+        setting(&lines, "download_mode"),
+        pair("none", "env ATHENS_DOWNLOAD_MODE")
+    );
     assert_eq!(
         setting(&lines, "listen"),
         pair("127.0.0.1:3002", "env FERRY_LISTEN")
