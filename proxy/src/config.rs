@@ -368,6 +368,20 @@ impl Lookup<'_> {
 }
 
 impl ConfigFile {
+    /// `[fetcher] go_env`: the variables for the `go` command (their places are for `table_entries`).
+    fn go_env(&self) -> BTreeMap<String, String> {
+        let table = self
+            .settings
+            .fetcher
+            .as_ref()
+            .and_then(|f| f.go_env.as_ref());
+        table
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name.clone(), value.get_ref().clone()))
+            .collect()
+    }
+
     /// The entries of the open tables (`[storage_options]`, `[s3]`, `[gcs]`, `[fetcher.go_env]`).
     fn table_entries(&self) -> Vec<TableEntry> {
         let settings = &self.settings;
@@ -555,16 +569,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             }
         };
     }
-    fetcher.go_env = file
-        .as_ref()
-        .and_then(|f| f.settings.fetcher.as_ref()?.go_env.as_ref())
-        .map(|table| {
-            table
-                .iter()
-                .map(|(name, value)| (name.clone(), value.get_ref().clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    fetcher.go_env = file.as_ref().map(ConfigFile::go_env).unwrap_or_default();
     fetcher.inherited_env = env.vars();
     let server = ServerSettings {
         max_connections: count(
