@@ -4,6 +4,7 @@
 //! (or its variable or flag) and what to write instead. The environment is read through [`Environment`],
 //! so tests never change the process environment.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -93,6 +94,28 @@ pub struct Config {
     pub coordination: CoordinationSettings,
     /// The checksum databases relayed under `/sumdb/`.
     pub sumdb: SumDbSettings,
+    /// Where each setting that was given came from (for `ferry config`).
+    pub origins: Origins,
+}
+
+/// Where the settings that were given came from; a setting not listed has its default.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    /// By the setting's environment variable, its one name whatever the source (`FERRY_LISTEN` for
+    /// `--listen`, `FERRY_LISTEN` and `listen` alike).
+    pub by_variable: BTreeMap<&'static str, Origin>,
+    /// The entries of the file's open tables as written: `storage_options.KEY`, `s3.KEY`, `gcs.KEY`,
+    /// `fetcher.go_env.NAME`. Values are raw (they may be secrets): whoever shows them redacts.
+    pub table_entries: Vec<TableEntry>,
+}
+
+/// One entry of an open table in the configuration file.
+#[derive(Debug, Clone)]
+pub struct TableEntry {
+    /// `TABLE.KEY`, as a dotted TOML key.
+    pub key: String,
+    pub value: String,
+    pub origin: Origin,
 }
 
 /// The download-mode settings as found, owned, so the policy can be loaded again (on SIGHUP).
@@ -224,7 +247,7 @@ struct FetcherSettings {
     /// Fetch from a GOPROXY upstream over HTTP (verified) instead of through `go mod download`.
     native: Option<Spanned<bool>>,
     /// `GO*` variables for the `go` command, overriding Ferry's own environment.
-    go_env: Option<BTreeMap<String, String>>,
+    go_env: Option<BTreeMap<String, Spanned<String>>>,
 }
 
 /// The configuration file as read: its settings and what is needed to point into it.
@@ -271,6 +294,8 @@ fn origin_in(path: &Path, text: &str, offset: usize) -> Origin {
 struct Lookup<'a> {
     env: &'a dyn Environment,
     file: Option<&'a ConfigFile>,
+    /// Where each setting found came from, by its environment variable.
+    found: RefCell<BTreeMap<&'static str, Origin>>,
 }
 
 impl Lookup<'_> {
@@ -280,15 +305,115 @@ impl Lookup<'_> {
         env_name: &'static str,
         file_value: impl Fn(&FileSettings) -> Option<&Spanned<T>>,
     ) -> Option<(String, Origin)> {
-        if let Some(value) = flag.1 {
-            return Some((value.clone(), Origin::Flag(flag.0)));
+        let found = if let Some(value) = flag.1 {
+            (value.clone(), Origin::Flag(flag.0))
+        } else if let Some(value) = self.env.var(env_name) {
+            (value, Origin::Env(env_name))
+        } else {
+            let file = self.file?;
+            let value = file_value(&file.settings)?;
+            (value.get_ref().to_string(), file.origin(value))
+        };
+        self.found.borrow_mut().insert(env_name, found.1.clone());
+        Some(found)
+    }
+
+    /// Where every setting given came from: what `get` found, and the settings read without it.
+    fn origins(self, flags: &Flags) -> Origins {
+        let (env, file) = (self.env, self.file);
+        let mut by_variable = self.found.into_inner();
+        if flags.config.is_some() {
+            by_variable.insert("FERRY_CONFIG", Origin::Flag("--config"));
+        } else if env.var("FERRY_CONFIG").is_some() {
+            by_variable.insert("FERRY_CONFIG", Origin::Env("FERRY_CONFIG"));
         }
-        if let Some(value) = self.env.var(env_name) {
-            return Some((value, Origin::Env(env_name)));
+        // Where a file key was written (an empty value counts as unset, as for the policy's variables).
+        let at = |value: fn(&FileSettings) -> Option<&Spanned<String>>| {
+            let f = file?;
+            let written = value(&f.settings).filter(|v| !v.get_ref().is_empty())?;
+            Some(f.origin(written))
+        };
+        // The policy's precedence (ferry_policy::load): FERRY_*, then ATHENS_*, then the file.
+        let policy = [
+            (
+                "FERRY_DOWNLOAD_MODE",
+                "ATHENS_DOWNLOAD_MODE",
+                at(|f| f.download_mode.as_ref()),
+            ),
+            (
+                "FERRY_DOWNLOAD_URL",
+                "ATHENS_DOWNLOAD_URL",
+                at(|f| f.download_url.as_ref()),
+            ),
+        ];
+        for (ferry, athens, in_file) in policy {
+            let origin = [ferry, athens]
+                .into_iter()
+                .find(|name| env.var(name).is_some())
+                .map(Origin::Env)
+                .or(in_file);
+            by_variable.extend(origin.map(|origin| (ferry, origin)));
         }
-        let file = self.file?;
-        let value = file_value(&file.settings)?;
-        Some((value.get_ref().to_string(), file.origin(value)))
+        // As load_sumdb reads them: the variable, else the file.
+        let sumdbs = match env.var("FERRY_SUMDBS") {
+            Some(_) => Some(Origin::Env("FERRY_SUMDBS")),
+            None => file.and_then(|f| Some(f.origin(f.settings.sumdbs.as_ref()?))),
+        };
+        by_variable.extend(sumdbs.map(|origin| ("FERRY_SUMDBS", origin)));
+        Origins {
+            by_variable,
+            table_entries: file.map(ConfigFile::table_entries).unwrap_or_default(),
+        }
+    }
+}
+
+impl ConfigFile {
+    /// `[fetcher] go_env`: the variables for the `go` command (their places are for `table_entries`).
+    fn go_env(&self) -> BTreeMap<String, String> {
+        let table = self
+            .settings
+            .fetcher
+            .as_ref()
+            .and_then(|f| f.go_env.as_ref());
+        table
+            .into_iter()
+            .flatten()
+            .map(|(name, value)| (name.clone(), value.get_ref().clone()))
+            .collect()
+    }
+
+    /// The entries of the open tables (`[storage_options]`, `[s3]`, `[gcs]`, `[fetcher.go_env]`).
+    fn table_entries(&self) -> Vec<TableEntry> {
+        let settings = &self.settings;
+        let options = [
+            ("storage_options", &settings.storage_options),
+            ("s3", &settings.s3),
+            ("gcs", &settings.gcs),
+        ];
+        let mut entries: Vec<TableEntry> = options
+            .into_iter()
+            .flat_map(|(table, options)| options.iter().flatten().map(move |(k, v)| (table, k, v)))
+            .map(|(table, key, value)| TableEntry {
+                key: format!("{table}.{}", key.get_ref()),
+                value: match value.get_ref() {
+                    toml::Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                },
+                origin: self.origin(value),
+            })
+            .collect();
+        let go_env = settings.fetcher.as_ref().and_then(|f| f.go_env.as_ref());
+        entries.extend(
+            go_env
+                .into_iter()
+                .flatten()
+                .map(|(name, value)| TableEntry {
+                    key: format!("fetcher.go_env.{name}"),
+                    value: value.get_ref().clone(),
+                    origin: self.origin(value),
+                }),
+        );
+        entries
     }
 }
 
@@ -303,6 +428,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
     let lookup = Lookup {
         env,
         file: file.as_ref(),
+        found: RefCell::default(),
     };
 
     let (listen, origin) = lookup
@@ -443,10 +569,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             }
         };
     }
-    fetcher.go_env = file
-        .as_ref()
-        .and_then(|f| f.settings.fetcher.as_ref()?.go_env.clone())
-        .unwrap_or_default();
+    fetcher.go_env = file.as_ref().map(ConfigFile::go_env).unwrap_or_default();
     fetcher.inherited_env = env.vars();
     let server = ServerSettings {
         max_connections: count(
@@ -511,6 +634,7 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         cache: load_cache(&lookup)?,
         coordination,
         sumdb: load_sumdb(&lookup)?,
+        origins: lookup.origins(flags),
     })
 }
 

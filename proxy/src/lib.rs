@@ -6,6 +6,7 @@ mod answer;
 mod body;
 mod cache;
 pub mod config;
+pub mod config_report;
 mod connection;
 pub mod coordination;
 pub mod healthcheck;

@@ -10,7 +10,8 @@ use ferry::config::{self, Flags, LogFormat, ProcessEnvironment};
 /// Ferry, a Go module proxy. Point the go command at it with GOPROXY=http://HOST:PORT.
 ///
 /// Configuration is read from defaults, then the TOML file (--config or FERRY_CONFIG), then environment
-/// variables, then these flags; later sources override earlier ones.
+/// variables, then these flags; later sources override earlier ones. `ferry config` prints every setting
+/// with its effective value and where it came from (secrets redacted).
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, args_conflicts_with_subcommands = true)]
 struct Cli {
@@ -24,6 +25,18 @@ struct Cli {
 enum Command {
     /// Serve the GOPROXY protocol (what `ferry` with no subcommand does).
     Serve(ServeArgs),
+    /// Print every setting with its effective value and where it came from, secrets redacted.
+    ///
+    /// One line per setting: its key as written in the TOML file, its value, and its source (default, flag
+    /// --NAME, env NAME or file FILE:LINE:COL). The configuration is loaded as `ferry serve` loads it, with
+    /// the same flags, environment and file, stopping at the same errors; nothing is bound or run.
+    Config {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Output format: text (aligned columns) or json (an array of {key, value, source})
+        #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -99,6 +112,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(args.flags()),
+        Command::Config { args, format } => show_config(args.flags(), &format),
         Command::Policy(command) => policy(command),
         Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
     };
@@ -148,6 +162,17 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
             // The summary is one line without its end: end it, so the shell prompt starts on a line of its own.
             println!("{}", policy.summary());
         }
+    }
+    Ok(())
+}
+
+/// `ferry config`: the configuration `ferry serve` would load, with the sources of its values.
+fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
+    let config = config::load(&flags, &ProcessEnvironment)?;
+    let lines = ferry::config_report::report(&config, &ProcessEnvironment);
+    match format {
+        "json" => print!("{}", ferry::config_report::render_json(&lines)),
+        _ => print!("{}", ferry::config_report::render_text(&lines)),
     }
     Ok(())
 }

@@ -85,6 +85,11 @@ impl Tls {
         &self.resolver.cert
     }
 
+    /// The private key file (its path only: the key is never shown).
+    pub fn key_path(&self) -> &Path {
+        &self.resolver.key
+    }
+
     pub(crate) fn acceptor(&self) -> &tokio_rustls::TlsAcceptor {
         &self.acceptor
     }

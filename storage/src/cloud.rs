@@ -462,6 +462,25 @@ impl CloudConfig {
     pub fn max_retries(&self) -> usize {
         self.max_retries
     }
+
+    /// The settings taken from the environment: `(key, value, variable)`, a secret key's value
+    /// `<redacted>` (those from the options table are the caller's own).
+    pub fn settings_from_environment(&self) -> Vec<(&str, String, &str)> {
+        self.settings
+            .iter()
+            .filter_map(|(key, setting)| match &setting.source {
+                Source::Variable(name) => {
+                    let shown = if is_secret(key) {
+                        "<redacted>".to_string()
+                    } else {
+                        setting.value.clone()
+                    };
+                    Some((key.as_str(), shown, name.as_str()))
+                }
+                Source::Option(_) => None,
+            })
+            .collect()
+    }
 }
 
 impl fmt::Display for CloudConfig {
@@ -534,7 +553,7 @@ fn bucket_and_prefix(backend: &Backend, rest: &str) -> Result<(String, String), 
 }
 
 /// Whether a key's value is a credential (or may carry one), by its name: shown as `<redacted>`.
-fn is_secret(key: &str) -> bool {
+pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     [
         "secret",

@@ -10,6 +10,7 @@ mod object;
 mod store;
 
 pub use cloud::CloudConfig;
+pub use cloud::is_secret;
 pub use config::{Environment, FileConfig, StorageConfig, StorageOption, StorageOptions};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
 pub use lease::{BucketLeases, LeaseTag, Written};

@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod binary;
 mod caching;
+mod config_cmd;
 mod connections;
 mod deploy;
 mod fetching;
