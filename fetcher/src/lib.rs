@@ -364,8 +364,8 @@ impl Fetcher {
             if let Some(metadata) = fetched {
                 return Ok(FetchedMetadata {
                     version: version.to_string(),
-                    info: metadata.info,
-                    go_mod: metadata.go_mod,
+                    info: metadata.info.clone(),
+                    go_mod: metadata.go_mod.clone(),
                 });
             }
         }

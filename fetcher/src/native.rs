@@ -10,8 +10,10 @@
 //! database that cannot be reached) is left to the go command, which walks the whole `GOPROXY` list and
 //! reports the failure in its own words. A hash that differs from the database's is not: it is an error.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
@@ -62,6 +64,45 @@ pub(crate) struct Native {
     proxy: String,
     sumdb: Option<ferry_sumdb::Client<SumdbHttp>>,
     settings: GoSettings,
+    /// The metadata of the latest versions fetched: the go command asks for a version's `.mod`, then, a
+    /// moment later, for its zip; that zip's fill needs the same `.info`, `.mod` and checksum lines.
+    recent: Mutex<Recent>,
+}
+
+/// Metadata kept for the zip fill that often follows, the oldest dropped past the bounds.
+#[derive(Default)]
+struct Recent {
+    by_version: HashMap<(String, String), Arc<Metadata>>,
+    order: VecDeque<(String, String)>,
+    bytes: usize,
+}
+
+/// Versions and bytes (`.info` + `.mod`) of metadata kept.
+const RECENT_VERSIONS: usize = 4096;
+const RECENT_BYTES: usize = 16 << 20;
+
+impl Recent {
+    fn get(&self, key: &(String, String)) -> Option<Arc<Metadata>> {
+        self.by_version.get(key).cloned()
+    }
+
+    fn keep(&mut self, key: (String, String), metadata: Arc<Metadata>) {
+        let size = metadata.info.len() + metadata.go_mod.len();
+        if size > RECENT_BYTES || self.by_version.contains_key(&key) {
+            return;
+        }
+        while self.order.len() >= RECENT_VERSIONS || self.bytes + size > RECENT_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.by_version.remove(&old) {
+                self.bytes -= gone.info.len() + gone.go_mod.len();
+            }
+        }
+        self.bytes += size;
+        self.order.push_back(key.clone());
+        self.by_version.insert(key, metadata);
+    }
 }
 
 impl Native {
@@ -93,6 +134,7 @@ impl Native {
             proxy,
             sumdb,
             settings,
+            recent: Mutex::default(),
         })
     }
 
@@ -122,7 +164,11 @@ impl Native {
         &self,
         module: &ModulePath,
         version: &Version,
-    ) -> Result<Option<Metadata>, FetchError> {
+    ) -> Result<Option<Arc<Metadata>>, FetchError> {
+        let key = (module.as_str().to_string(), version.as_str().to_string());
+        if let Some(kept) = self.recent.lock().unwrap().get(&key) {
+            return Ok(Some(kept));
+        }
         let base = format!(
             "{}/{}/@v/{}",
             self.proxy,
@@ -144,7 +190,9 @@ impl Native {
             "go.mod",
             &ferry_sumdb::hash_go_mod(&go_mod),
         )?;
-        Ok(Some(Metadata { info, go_mod, sums }))
+        let metadata = Arc::new(Metadata { info, go_mod, sums });
+        self.recent.lock().unwrap().keep(key, metadata.clone());
+        Ok(Some(metadata))
     }
 
     /// The version's zip, streamed into `zip` (a new file), checked as a module zip of this version whose
