@@ -88,7 +88,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
             .await
             .map_err(StartError::Fetcher)?;
         let work_dir = config.fetcher.work_dir.display().to_string();
-        tracing::info!(go = fetcher.go_version(), %work_dir, "fetching with the go command");
+        tracing::info!(go = fetcher.go_version(), %work_dir, "fills ready: the go command and its work dir");
         let coordination = config
             .coordination
             .open(&config.storage, store.clone(), config.fetcher.timeout)

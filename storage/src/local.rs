@@ -305,3 +305,49 @@ pub fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (metadata.dev(), metadata.ino())
 }
+
+/// The first `len` bytes of `file` as a stream of chunks of at most `chunk` bytes, each read on the blocking
+/// pool straight into the buffer it is sent in. A `tokio::fs::File` behind a `ReaderStream` holds a
+/// buffer of its own as large as the read, kept between reads, besides the chunk it fills: for a client that
+/// stopped reading, that was a second 256 KiB held for nothing (`benches/stalled.sh`).
+pub fn read_chunks(
+    file: File,
+    len: u64,
+    chunk: usize,
+) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
+    let file = std::sync::Arc::new(file);
+    futures::stream::try_unfold(0u64, move |offset| {
+        let file = file.clone();
+        async move {
+            if offset >= len {
+                return Ok(None);
+            }
+            let want = (len - offset).min(chunk as u64) as usize;
+            let read = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0u8; want];
+                let mut filled = 0;
+                while filled < want {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok(buf)
+            })
+            .await
+            .map_err(io::Error::other)??;
+            if read.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the file ended at {offset} of {len} bytes"),
+                ));
+            }
+            let next = offset + read.len() as u64;
+            Ok(Some((Bytes::from(read), next)))
+        }
+    })
+}

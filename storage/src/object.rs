@@ -10,7 +10,7 @@ use object_store::prefix::PrefixStore;
 use object_store::{
     GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use crate::error::{ConfigError, Failure, StorageError};
@@ -448,8 +448,7 @@ impl ModuleStore for ObjectModuleStore {
             // LOCAL_READ_SIZE serve a zip several times faster (scripts/measure-memory.sh 256 1: from about
             // 240 MiB/s to the figure in the README) in the same bounded memory.
             GetResultPayload::File(file, _) if result.range == (0..len) => {
-                let file = tokio::fs::File::from_std(file).take(len);
-                ReaderStream::with_capacity(file, LOCAL_READ_SIZE)
+                local::read_chunks(file, len, LOCAL_READ_SIZE)
                     // An io::Error of a read names no path.
                     .map_err(move |e| {
                         StorageError::Unavailable(Failure::new(format!("reading {key}: {e}"), e))
