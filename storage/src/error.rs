@@ -145,20 +145,186 @@ impl From<ConfigError> for StorageError {
 
 impl StorageError {
     /// An `object_store` error on `key`. `redact` turns the backend's message into one safe to show
-    /// (a local store removes its own directory from it).
+    /// (a local store removes its own directory from it); `advice` (a cloud store's) turns the common
+    /// failures into what to do.
     pub(crate) fn from_object_store(
         error: object_store::Error,
         key: &str,
         redact: &dyn Fn(String) -> String,
+        advice: Option<&Advice>,
     ) -> StorageError {
         match error {
             object_store::Error::NotFound { .. } => StorageError::NotFound(key.to_string()),
             // object_store's messages name the request URL (never credentials: it hides a URL that carries
             // a SAS token) and the backend's answer; a local store's name its absolute path, removed here.
             other => {
-                let message = redact(other.to_string());
+                let message = match advice.and_then(|advice| advice.explain(&other)) {
+                    Some(explained) => explained,
+                    None => redact(other.to_string()),
+                };
                 StorageError::Unavailable(Failure::new(message, other))
             }
         }
+    }
+}
+
+/// Why a cloud request failed, among the failures an operator meets first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    /// An `http://` endpoint without `allow_http`: the HTTP client refuses to build the request.
+    PlainHttp,
+    /// The TLS handshake failed (a plain-HTTP server behind an `https://` endpoint, an untrusted certificate).
+    Tls,
+    /// No credentials configured, and the cloud's metadata service (tried instead) did not give any.
+    NoCredentials,
+    /// Nothing listens at the endpoint.
+    Refused,
+    /// The server refused the credentials, or they may not do this (401/403).
+    Denied,
+    /// The bucket (or container) is not on the server: a listing answered 404.
+    MissingBucket,
+    /// Anything else: the backend's own message is shown.
+    Other,
+}
+
+/// Classifies an `object_store` error by its variant and the text of its sources (the HTTP client's
+/// errors are not public types, so their words are all there is to go by).
+pub(crate) fn cause(error: &object_store::Error) -> Cause {
+    if matches!(
+        error,
+        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
+    ) {
+        return Cause::Denied;
+    }
+    let mut text = String::new();
+    let mut refused = false;
+    let mut next: Option<&(dyn Error + 'static)> = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        text.push_str(&e.to_string().to_ascii_lowercase());
+        text.push('\n');
+        next = e.source();
+    }
+    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    // The metadata service (AWS: a token from /latest/api/token; GCP: computeMetadata; Azure:
+    // /metadata/identity) is asked only when no credentials are configured; its failure, refused or
+    // not, means "no credentials".
+    if has(&[
+        "169.254.169.254",
+        "/latest/api/token",
+        "/latest/meta-data",
+        "metadata",
+        "no credentials",
+        "credential provider",
+    ]) {
+        Cause::NoCredentials
+    } else if has(&["builder error", "url scheme is not allowed"]) {
+        Cause::PlainHttp
+    } else if has(&[
+        "certificate",
+        "tls",
+        "ssl",
+        "handshake",
+        // rustls, reading a plain-HTTP answer as a TLS record.
+        "corrupt message",
+        "invalidcontenttype",
+    ]) {
+        Cause::Tls
+    } else if refused || has(&["connection refused"]) {
+        Cause::Refused
+    } else if has(&[
+        "forbidden",
+        "accessdenied",
+        "signaturedoesnotmatch",
+        "invalidaccesskeyid",
+    ]) {
+        Cause::Denied
+    } else if has(&[
+        "nosuchbucket",
+        "containernotfound",
+        "bucket does not exist",
+        // A missing key is object_store's `NotFound`; a 404 left in a `Generic` error is a listing's,
+        // whose bucket is not there.
+        "404 not found",
+    ]) {
+        Cause::MissingBucket
+    } else {
+        Cause::Other
+    }
+}
+
+/// What a cloud store's operator can do about each [`Cause`]: the words for its backend, its endpoint
+/// and its bucket. Holds no credential.
+#[derive(Debug, Clone)]
+pub(crate) struct Advice {
+    /// `S3`, `GCS`, `Azure Blob Storage`.
+    pub backend: &'static str,
+    /// `AWS_`: the prefix of the backend's variables.
+    pub env_prefix: &'static str,
+    /// The options (and variables) that give credentials, as a sentence part.
+    pub credentials: &'static str,
+    /// `bucket 'b'` or `container 'c'`.
+    pub bucket: String,
+    /// The endpoint configured, or the backend's default.
+    pub endpoint: Option<String>,
+}
+
+impl Advice {
+    /// The endpoint as messages name it.
+    fn server(&self) -> String {
+        match &self.endpoint {
+            Some(endpoint) => format!("the endpoint {endpoint}"),
+            None => format!("the {} endpoint", self.backend),
+        }
+    }
+
+    /// One sentence naming the cause and the fix, or `None` for a failure it cannot explain.
+    pub(crate) fn explain(&self, error: &object_store::Error) -> Option<String> {
+        let server = self.server();
+        let prefix = self.env_prefix;
+        Some(match cause(error) {
+            Cause::PlainHttp => self.plain_http(),
+            Cause::Tls => format!(
+                "the TLS handshake with {server} failed; if the server speaks plain HTTP, write its \
+                 endpoint with http:// and set allow_http = true, else give it a certificate this machine trusts"
+            ),
+            Cause::NoCredentials => format!(
+                "no {} credentials: none are configured and the cloud metadata service did not answer; \
+                 set {} in [storage_options] or the environment",
+                self.backend, self.credentials
+            ),
+            Cause::Refused => format!(
+                "nothing answers at {server} (connection refused); start the storage server, or fix \
+                 the endpoint in [storage_options] (or {prefix}ENDPOINT)"
+            ),
+            Cause::Denied => format!(
+                "{} refused the request to {} (access denied); check {} and that they may read and \
+                 write the {}",
+                self.backend, self.bucket, self.credentials, self.bucket
+            ),
+            Cause::MissingBucket => self.missing_bucket(),
+            Cause::Other => return None,
+        })
+    }
+
+    /// The message for an `http://` endpoint without `allow_http`.
+    pub(crate) fn plain_http(&self) -> String {
+        format!(
+            "{} is plain HTTP; set allow_http = true in [storage_options] (or {}ALLOW_HTTP=true), \
+             or use https://",
+            self.server(),
+            self.env_prefix
+        )
+    }
+
+    /// The message for a bucket (container) the server does not have.
+    pub(crate) fn missing_bucket(&self) -> String {
+        format!(
+            "the {} does not exist at {}; create it, or fix its name in the storage URL",
+            self.bucket,
+            self.server()
+        )
     }
 }
