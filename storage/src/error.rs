@@ -300,9 +300,8 @@ impl Advice {
                  the endpoint in [storage_options] (or {prefix}ENDPOINT)"
             ),
             Cause::Denied => format!(
-                "{} refused the request to {} (access denied); check {} and that they may read and \
-                 write the {}",
-                self.backend, self.bucket, self.credentials, self.bucket
+                "{} denied access to the {}; check {} and that they may read and write it",
+                self.backend, self.bucket, self.credentials
             ),
             Cause::MissingBucket => self.missing_bucket(),
             Cause::Other => return None,

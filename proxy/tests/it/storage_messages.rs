@@ -131,7 +131,7 @@ fn wrong_keys_say_access_denied_and_which_keys_to_check() {
     let server = server.with_var("AWS_SECRET_ACCESS_KEY", SECRET);
     let url = server.fresh_url();
     let line = start_up_error(&server, &url, &[]);
-    says_once(&line, "S3 refused the request");
+    says_once(&line, "S3 denied access to the bucket");
     says_once(&line, "check access_key_id and secret_access_key");
 }
 
