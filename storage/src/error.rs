@@ -215,7 +215,9 @@ pub(crate) fn cause(error: &object_store::Error) -> Cause {
         "169.254.169.254",
         "/latest/api/token",
         "/latest/meta-data",
-        "metadata",
+        "computemetadata",
+        "metadata.google.internal",
+        "/metadata/identity",
         "no credentials",
         "credential provider",
     ]) {
