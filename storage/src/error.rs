@@ -207,46 +207,66 @@ pub(crate) fn cause(error: &object_store::Error) -> Cause {
         text.push('\n');
         next = e.source();
     }
-    let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
-    // The metadata service (AWS: a token from /latest/api/token; GCP: computeMetadata; Azure:
-    // /metadata/identity) is asked only when no credentials are configured; its failure, refused or
-    // not, means "no credentials".
-    if has(&[
-        "169.254.169.254",
-        "/latest/api/token",
-        "/latest/meta-data",
-        "computemetadata",
-        "metadata.google.internal",
-        "/metadata/identity",
-        "no credentials",
-        "credential provider",
-    ]) {
+    // Request URLs name object keys, which hold module paths ("example.com/tls", "github.com/x/ssl"):
+    // the words are looked for outside them.
+    let is_url = |word: &&str| word.starts_with("http://") || word.starts_with("https://");
+    let words: String = text
+        .split_whitespace()
+        .filter(|w| !is_url(w))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let has = |phrases: &[&str]| phrases.iter().any(|p| words.contains(p));
+    // The metadata service (AWS: a token from /latest/api/token; GCP: /computeMetadata/; Azure:
+    // /metadata/identity) is asked only when no credentials are configured; a failed request to it,
+    // refused or not, means "no credentials".
+    let metadata = text.split_whitespace().filter(is_url).any(|url| {
+        url.parse::<http::Uri>().is_ok_and(|uri| {
+            matches!(
+                uri.host(),
+                Some("169.254.169.254" | "metadata.google.internal")
+            ) || [
+                "/latest/api/token",
+                "/latest/meta-data",
+                "/computemetadata/",
+                "/metadata/identity",
+            ]
+            .iter()
+            .any(|p| uri.path().starts_with(p))
+        })
+    });
+    // A server that answered with a status is reached: its answer's body (which may name keys) is not
+    // searched for transport words.
+    let answered = words.contains("status code");
+    if metadata || has(&["no credentials", "credential provider"]) {
         Cause::NoCredentials
-    } else if has(&["builder error", "url scheme is not allowed"]) {
+    } else if !answered && has(&["builder error", "url scheme is not allowed"]) {
         Cause::PlainHttp
-    } else if has(&[
-        "certificate",
-        "tls",
-        "ssl",
-        "handshake",
-        // rustls, reading a plain-HTTP answer as a TLS record.
-        "corrupt message",
-        "invalidcontenttype",
-    ]) {
+    } else if !answered
+        && has(&[
+            "certificate",
+            "tls",
+            "ssl",
+            "handshake",
+            // rustls, reading a plain-HTTP answer as a TLS record.
+            "corrupt message",
+            "invalidcontenttype",
+        ])
+    {
         Cause::Tls
-    } else if refused || has(&["connection refused"]) {
+    } else if !answered && (refused || has(&["connection refused"])) {
         Cause::Refused
     } else if has(&[
-        "forbidden",
+        "401 unauthorized",
+        "403 forbidden",
         "accessdenied",
         "signaturedoesnotmatch",
         "invalidaccesskeyid",
+        "authenticationfailed",
     ]) {
         Cause::Denied
     } else if has(&[
         "nosuchbucket",
         "containernotfound",
-        "bucket does not exist",
         // A missing key is object_store's `NotFound`; a 404 left in a `Generic` error is a listing's,
         // whose bucket is not there.
         "404 not found",
@@ -327,5 +347,37 @@ impl Advice {
             self.bucket,
             self.server()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cause, cause};
+
+    fn generic(text: &str) -> object_store::Error {
+        object_store::Error::Generic {
+            store: "S3",
+            source: text.into(),
+        }
+    }
+
+    #[test]
+    fn a_module_path_in_a_url_or_a_servers_answer_is_not_taken_for_a_cause() {
+        // A 500 on a key naming "tls", "ssl" and "certificate": a server fault, not a TLS failure.
+        let answered = generic(
+            "Error performing GET http://127.0.0.1:9000/b/github.com/x/tls/@v/list in 2ms - Server \
+             returned non-2xx status code: 500 Internal Server Error: <Key>github.com/x/ssl/certificate</Key>",
+        );
+        assert_eq!(cause(&answered), Cause::Other);
+        let refused = generic(
+            "Error performing GET http://127.0.0.1:9/b/example.com/tls/@v/list in 2ms - HTTP error: \
+             error sending request: client error (Connect): Connection refused (os error 111)",
+        );
+        assert_eq!(cause(&refused), Cause::Refused);
+        let metadata = generic(
+            "Error performing PUT http://169.254.169.254/latest/api/token in 5s - HTTP error: error \
+             sending request",
+        );
+        assert_eq!(cause(&metadata), Cause::NoCredentials);
     }
 }
