@@ -186,17 +186,19 @@ pub(crate) struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl std::fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut printed = self.0.to_string();
         let mut source = self.0.source();
         while let Some(error) = source {
-            // A message that already ends with its cause (`#[error("{context}: {source}")]`) is not repeated.
+            // A cause already in the message (`#[error("{context}: {source}")]`, or object_store's errors,
+            // each of which repeats the one under it) is not repeated.
             let text = error.to_string();
-            if !self.0.to_string().ends_with(&text) {
-                write!(f, ": {text}")?;
+            if !printed.contains(&text) {
+                printed.push_str(": ");
+                printed.push_str(&text);
             }
             source = error.source();
         }
-        Ok(())
+        f.write_str(&printed)
     }
 }
 
@@ -284,5 +286,54 @@ pub(crate) fn not_modified(etag: String) -> Answer {
         retry_after: None,
         content_length: None,
         body: body::empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Report;
+
+    /// An error over `cause`; its message ends with the cause's when `repeats` (as object_store's and
+    /// most wrappers' do), or says it in its own words (as a translated storage failure does).
+    #[derive(Debug)]
+    struct Layer {
+        message: &'static str,
+        repeats: bool,
+        cause: Option<Box<Layer>>,
+    }
+
+    fn layer(message: &'static str, repeats: bool, cause: Option<Layer>) -> Layer {
+        Layer {
+            message,
+            repeats,
+            cause: cause.map(Box::new),
+        }
+    }
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match &self.cause {
+                Some(cause) if self.repeats => write!(f, "{}: {cause}", self.message),
+                _ => f.write_str(self.message),
+            }
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.cause.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn a_report_says_each_cause_once_when_every_layer_below_repeats_the_one_under_it() {
+        let refused = layer("Connection refused", false, None);
+        let http = layer("error sending request", true, Some(refused));
+        let store = layer("Generic S3 error", true, Some(http));
+        let top = layer("nothing answers at the endpoint", false, Some(store));
+        assert_eq!(
+            Report(&top).to_string(),
+            "nothing answers at the endpoint: Generic S3 error: error sending request: Connection refused"
+        );
     }
 }

@@ -95,7 +95,7 @@ impl Caches {
     ) -> Result<Arc<Vec<Version>>, FillError> {
         let (upstream, asked) = (upstream.clone(), module.clone());
         self.lists
-            .get(module.clone(), move || {
+            .get("list", module.clone(), move || {
                 async move { upstream.list(&asked).await.map(Arc::new) }.boxed()
             })
             .await
@@ -109,8 +109,10 @@ impl Caches {
         query: &str,
     ) -> Result<Arc<LatestVersion>, FillError> {
         let (upstream, asked, query_asked) = (upstream.clone(), module.clone(), query.to_string());
+        // `latest` (every `@latest`) apart from other queries (a branch, a commit), whose hit rates differ.
+        let cache = if query == "latest" { "latest" } else { "query" };
         self.queries
-            .get((module.clone(), query.to_string()), move || {
+            .get(cache, (module.clone(), query.to_string()), move || {
                 async move { upstream.resolve(&asked, &query_asked).await.map(Arc::new) }.boxed()
             })
             .await
@@ -119,7 +121,9 @@ impl Caches {
     /// A `.info` (`is_mod` false) or `.mod` file kept in memory.
     pub fn file(&self, module: &ModulePath, version: &Version, is_mod: bool) -> Option<Bytes> {
         let key = (module.clone(), version.clone(), is_mod);
-        self.files.lock().unwrap().get(&key).cloned()
+        let found = self.files.lock().unwrap().get(&key).cloned();
+        crate::metrics::metrics().cache_lookup("file", found.is_some());
+        found
     }
 
     /// Keeps a `.info` or `.mod` file read from the store: they never change once stored.
@@ -199,11 +203,15 @@ where
 
     /// The answer for `key`: fresh from the cache; stale from the cache while one refresh runs in the
     /// background; or, on a miss, from the one upstream call `fetch` makes for every caller at once.
-    async fn get<F>(&self, key: K, fetch: F) -> Result<V, FillError>
+    /// Counted as a hit or a miss of `cache` (a stale answer served is a hit).
+    async fn get<F>(&self, cache: &'static str, key: K, fetch: F) -> Result<V, FillError>
     where
         F: FnOnce() -> BoxFuture<'static, Result<V, FillError>>,
     {
-        match self.look_up(key, fetch) {
+        let step = self.look_up(key, fetch);
+        let hit = matches!(step, Step::Answer(_));
+        crate::metrics::metrics().cache_lookup(cache, hit);
+        match step {
             Step::Answer(answer) => answer,
             Step::Wait(pending) => pending.await,
             Step::Uncached(fetch) => fetch().await,

@@ -12,6 +12,7 @@ pub mod coordination;
 pub mod healthcheck;
 mod layers;
 mod listed;
+pub mod metered_store;
 pub mod metrics;
 mod request;
 pub mod self_upstream;
@@ -35,10 +36,12 @@ use std::sync::Arc;
 /// Why Ferry could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("storage {url} is not usable: {source}")]
+    /// The store's own message says what failed and what to do; its source chain is not followed,
+    /// since that message already carries the backend's words (printed once).
+    #[error("storage {url} is not usable: {}", storage_reason(.error))]
     Storage {
         url: String,
-        source: ferry_storage::StorageError,
+        error: ferry_storage::StorageError,
     },
     #[error("the download policy fetches from the upstream, but {0}")]
     Fetcher(ferry_fetcher::FetchError),
@@ -48,19 +51,29 @@ pub enum StartError {
     Coordination { engine: String, message: String },
 }
 
+/// A store's failure without the `storage unavailable:` words the start-up message already says.
+fn storage_reason(error: &ferry_storage::StorageError) -> String {
+    match error {
+        ferry_storage::StorageError::Unavailable(failure) => failure.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
 pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     let url = config.storage.to_string();
-    let store = config
-        .storage
-        .open()
-        .map_err(|source| StartError::Storage {
-            url: url.clone(),
-            source,
-        })?;
-    store.check().await.map_err(|source| StartError::Storage {
+    let store = config.storage.open().map_err(|error| StartError::Storage {
         url: url.clone(),
-        source,
+        error,
+    })?;
+    // Every call of the proxy, its fills and its coordination to the store is counted and timed.
+    let store: Arc<dyn ferry_storage::ModuleStore> = Arc::new(metered_store::MeteredStore::new(
+        store,
+        metered_store::backend_label(&config.storage),
+    ));
+    store.check().await.map_err(|error| StartError::Storage {
+        url: url.clone(),
+        error,
     })?;
     // A bucket answers each stored list with a LIST request: kept for a moment (see `listed`).
     let store: Arc<dyn ferry_storage::ModuleStore> =
@@ -76,7 +89,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         store
             .check_writable()
             .await
-            .map_err(|source| StartError::Storage { url, source })?;
+            .map_err(|error| StartError::Storage { url, error })?;
     }
     // The work dir is locked (one Ferry per work dir) and swept of what a killed run left whatever the
     // policy, so a policy that fetches later, or another Ferry pointed at the same directory, finds it so.

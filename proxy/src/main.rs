@@ -306,8 +306,10 @@ fn raise_open_file_limit() {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "info".into());
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        // object_store notes each retry at INFO in its own words ("error sending request"); Ferry's one
+        // message on the failure says what it means and what to do.
+        .unwrap_or_else(|_| "info,object_store=warn".into());
     // Colours only on a terminal: journald, files and log collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // A log line that cannot be written (stderr closed, collector gone) is dropped: reporting that failure

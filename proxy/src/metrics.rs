@@ -27,6 +27,20 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `list`, `latest`, `query` or `file`.
+    pub cache: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StorageLabels {
+    /// `list`, `info`, `mod`, `zip`, `exists`, `has_zip`, `save`, `delete`, `check`, `check_writable`.
+    pub operation: &'static str,
+    /// `file`, `memory`, `s3`, `gcs` or `az`.
+    pub backend: &'static str,
+}
+
 /// Every metric Ferry keeps.
 pub struct Metrics {
     registry: Registry,
@@ -41,6 +55,11 @@ pub struct Metrics {
     pub queue_dropped: Counter,
     pub sumdb_tile_cache_hits: Counter,
     pub sumdb_tile_cache_misses: Counter,
+    pub cache_hits: Family<CacheLabels, Counter>,
+    pub cache_misses: Family<CacheLabels, Counter>,
+    pub storage_operations: Family<StorageLabels, Counter>,
+    pub storage_errors: Family<StorageLabels, Counter>,
+    pub storage_duration: Family<StorageLabels, Histogram>,
 }
 
 /// The process's metrics.
@@ -117,8 +136,46 @@ impl Metrics {
             "Full checksum database tiles not in memory, asked of the database",
             sumdb_tile_cache_misses.clone(),
         );
+        let cache_hits = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_hits",
+            "Answers found in an in-memory cache, by cache (list, latest, query, file)",
+            cache_hits.clone(),
+        );
+        let cache_misses = Family::<CacheLabels, Counter>::default();
+        registry.register(
+            "cache_misses",
+            "Answers not in an in-memory cache (asked of the upstream or the store), by cache",
+            cache_misses.clone(),
+        );
+        let storage_operations = Family::<StorageLabels, Counter>::default();
+        registry.register(
+            "storage_operations",
+            "Calls to the module store, by operation and backend",
+            storage_operations.clone(),
+        );
+        let storage_errors = Family::<StorageLabels, Counter>::default();
+        registry.register(
+            "storage_errors",
+            "Calls to the module store that failed (a file not found is not a failure), by operation and backend",
+            storage_errors.clone(),
+        );
+        // 0.1 ms (memory) to about 6.5 s (a large upload to a bucket).
+        let storage_duration = Family::<StorageLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+        });
+        registry.register(
+            "storage_operation_duration_seconds",
+            "Time a call to the module store took (a zip: until its stream is open), by operation and backend",
+            storage_duration.clone(),
+        );
         Metrics {
             registry,
+            cache_hits,
+            cache_misses,
+            storage_operations,
+            storage_errors,
+            storage_duration,
             requests,
             request_duration,
             response_bytes,
@@ -131,6 +188,16 @@ impl Metrics {
             sumdb_tile_cache_hits,
             sumdb_tile_cache_misses,
         }
+    }
+
+    /// Counts a lookup in the in-memory cache `cache`.
+    pub fn cache_lookup(&self, cache: &'static str, hit: bool) {
+        let family = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
+        family.get_or_create(&CacheLabels { cache }).inc();
     }
 
     /// The metrics in the OpenMetrics text format.

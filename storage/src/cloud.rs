@@ -17,7 +17,7 @@ use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::config::{Environment, StorageOptions};
-use crate::error::{ConfigError, Culprit, StorageError};
+use crate::error::{Advice, ConfigError, Culprit, StorageError};
 
 /// One `object_store` cloud backend, as Ferry needs to know it.
 #[derive(Clone, Copy)]
@@ -42,6 +42,8 @@ pub(crate) struct Backend {
     /// Whether plain `http://` is allowed unless `allow_http` says otherwise (GCS: the emulator's address
     /// comes from a service-account file).
     pub http_by_default: bool,
+    /// The options (and variables) that give credentials, for messages.
+    pub credentials: &'static str,
     /// Builds the store for a bucket from canonical key/value pairs, over Ferry's client defaults.
     pub build: Build,
 }
@@ -87,6 +89,7 @@ fn backends() -> Vec<Backend> {
             valid_bucket: bucket_name,
             bucket_rule: "lower-case letters, digits, '-', '.' and '_'",
             http_by_default: false,
+            credentials: "access_key_id and secret_access_key (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
         }),
         object_store_backend!(GoogleCloudStorageBuilder, GoogleConfigKey, with_bucket_name, {
             scheme: "gs",
@@ -98,6 +101,7 @@ fn backends() -> Vec<Backend> {
             valid_bucket: bucket_name,
             bucket_rule: "lower-case letters, digits, '-', '.' and '_'",
             http_by_default: true,
+            credentials: "service_account (GOOGLE_SERVICE_ACCOUNT: a service-account JSON file)",
         }),
         object_store_backend!(MicrosoftAzureBuilder, AzureConfigKey, with_container_name, {
             scheme: "az",
@@ -109,6 +113,7 @@ fn backends() -> Vec<Backend> {
             valid_bucket: container_name,
             bucket_rule: "3 to 63 lower-case letters, digits and '-'",
             http_by_default: false,
+            credentials: "azure_storage_account_key or azure_storage_sas_key (AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY)",
         }),
     ]
 }
@@ -435,6 +440,23 @@ impl CloudConfig {
             }
         }
         message
+    }
+
+    /// The words its store's messages use to say what to do about a failure (no credential in them).
+    pub(crate) fn advice(&self) -> Advice {
+        let endpoint = self
+            .backend
+            .endpoint_keys
+            .iter()
+            .find_map(|key| self.settings.get(*key))
+            .map(|endpoint| endpoint.value.clone());
+        Advice {
+            backend: self.backend.name,
+            env_prefix: self.backend.env_prefix,
+            credentials: self.backend.credentials,
+            bucket: format!("{} {:?}", self.backend.bucket_word, self.bucket),
+            endpoint,
+        }
     }
 
     /// The URL scheme: `s3`, `gs` or `az`.

@@ -249,7 +249,8 @@ impl StorageConfig {
             }
             StorageConfig::Cloud(cloud) => {
                 let backend = cloud.build()?;
-                Ok(Arc::new(ObjectModuleStore::new(backend, cloud.prefix())?))
+                let store = ObjectModuleStore::new(backend, cloud.prefix())?;
+                Ok(Arc::new(store.with_advice(cloud.advice())))
             }
         }
     }

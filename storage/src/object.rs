@@ -13,7 +13,7 @@ use object_store::{
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use crate::error::{ConfigError, Failure, StorageError};
+use crate::error::{Advice, ConfigError, Failure, StorageError};
 use crate::local;
 use crate::store::{ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipSource, ZipStream};
 use ferry_module::{ModulePath, Version};
@@ -38,6 +38,8 @@ pub struct ObjectModuleStore {
     /// On a local store, whether each file and directory entry is fsynced before the version is listed
     /// (on by default; off only to measure what it costs: `examples/save_cost.rs`).
     durable: bool,
+    /// On a cloud store, the words that turn its common failures into what to do.
+    advice: Option<Advice>,
 }
 
 impl ObjectModuleStore {
@@ -56,6 +58,7 @@ impl ObjectModuleStore {
             store,
             local_root: None,
             durable: true,
+            advice: None,
         })
     }
 
@@ -64,6 +67,13 @@ impl ObjectModuleStore {
     /// through a copy: a fetched zip is then stored in microseconds (cold_fetch example).
     pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
         self.local_root = Some(root);
+        self
+    }
+
+    /// Explains a cloud store's common failures (plain HTTP, TLS, credentials, refused, denied, missing
+    /// bucket) with `advice` in its messages, instead of the backend's own words.
+    pub(crate) fn with_advice(mut self, advice: Advice) -> Self {
+        self.advice = Some(advice);
         self
     }
 
@@ -101,7 +111,15 @@ impl ObjectModuleStore {
     /// An object_store error on `key`, its message made safe to show: a local store's directory is
     /// removed from it, leaving the key.
     fn fail(&self, error: object_store::Error, key: &str) -> StorageError {
-        StorageError::from_object_store(error, key, &self.redactor())
+        StorageError::from_object_store(error, key, &self.redactor(), self.advice.as_ref())
+    }
+
+    /// A bucket (or container) the server does not have, in the advice's words when there are some.
+    fn missing_bucket(&self, e: &object_store::Error) -> String {
+        match &self.advice {
+            Some(advice) => advice.missing_bucket(),
+            None => self.redact(format!("the bucket of the store does not exist: {e}")),
+        }
     }
 
     fn redact(&self, message: String) -> String {
@@ -443,6 +461,7 @@ impl ModuleStore for ObjectModuleStore {
         let len = result.meta.size;
         let key = path.to_string();
         let redact = self.redactor();
+        let advice = self.advice.clone();
         let stream = match result.payload {
             // object_store reads a local file in 8 KiB chunks, each a trip to the blocking pool; reads of
             // LOCAL_READ_SIZE serve a zip several times faster (scripts/measure-memory.sh 256 1: from about
@@ -457,7 +476,9 @@ impl ModuleStore for ObjectModuleStore {
             }
             payload => GetResult { payload, ..result }
                 .into_stream()
-                .map_err(move |e| StorageError::from_object_store(e, &key, &redact))
+                .map_err(move |e| {
+                    StorageError::from_object_store(e, &key, &redact, advice.as_ref())
+                })
                 .boxed(),
         };
         Ok(ZipStream { len, stream })
@@ -515,10 +536,9 @@ impl ModuleStore for ObjectModuleStore {
         match put {
             Ok(_) => self.remove(&probe).await,
             // A PUT answered "not found" means the bucket (or container) is not there.
-            Err(e @ object_store::Error::NotFound { .. }) => {
-                let message = self.redact(format!("the bucket of the store does not exist: {e}"));
-                Err(StorageError::Unavailable(Failure::new(message, e)))
-            }
+            Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::Unavailable(
+                Failure::new(self.missing_bucket(&e), e),
+            )),
             Err(e) => Err(self.fail(e, probe.as_ref())),
         }
     }
@@ -530,10 +550,9 @@ impl ModuleStore for ObjectModuleStore {
         let probe = self.path(".ferry-readiness-probe".to_string())?;
         match self.store.list_with_delimiter(Some(&probe)).await {
             Ok(_) => Ok(()),
-            Err(e @ object_store::Error::NotFound { .. }) => {
-                let message = self.redact(format!("the bucket of the store does not exist: {e}"));
-                Err(StorageError::Unavailable(Failure::new(message, e)))
-            }
+            Err(e @ object_store::Error::NotFound { .. }) => Err(StorageError::Unavailable(
+                Failure::new(self.missing_bucket(&e), e),
+            )),
             Err(e) => Err(self.fail(e, probe.as_ref())),
         }
     }
