@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use ferry::config::{self, Flags};
 use ferry_testkit::{
-    Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, closed_port, write_goproxy_tree,
+    Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, closed_port, eventually,
+    write_goproxy_tree,
 };
 
 use crate::harness::{Ferry, ferry, ferry_env, get_blocking, request, save, serving, write_file};
@@ -70,11 +71,13 @@ async fn the_go_command_verifies_a_module_against_a_checksum_database_reached_on
         "go get failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let requests = sumdb.requests();
-    assert!(
-        requests.contains(&"/lookup/example.com/verified@v1.0.0".to_string()),
-        "the database never saw the lookup: {requests:?}"
-    );
+    // (The fixture's log reaches the test through a pipe read by another thread.)
+    eventually("the database saw the lookup", async || {
+        sumdb
+            .requests()
+            .contains(&"/lookup/example.com/verified@v1.0.0".to_string())
+    })
+    .await;
     // The go command checked the record against the tree it was shown, and kept the verified lines.
     let go_sum = std::fs::read_to_string(app.join("go.sum")).unwrap();
     assert!(
@@ -269,6 +272,15 @@ async fn a_full_tile_is_asked_of_the_database_once_even_by_concurrent_clients_wh
     let ferry = ferry_with(dir.path(), &[], &[("FERRY_SUMDBS", &sumdbs)]).await;
     let hits = counter(&ferry, "ferry_sumdb_tile_cache_hits_total").await;
     let asked = |path: &str| sumdb.requests().iter().filter(|p| *p == path).count();
+    // The fixture logs each request before answering it, but its log reaches the test through a pipe read
+    // by another thread: wait for the count to arrive, then check it is exact.
+    let asked_exactly = async |path: &str, n: usize| {
+        eventually(&format!("the database logged {n} {path}"), async || {
+            asked(path) >= n
+        })
+        .await;
+        assert_eq!(asked(path), n, "{path}: {:?}", sumdb.requests());
+    };
 
     let base = format!("sumdb/{NAME}");
     let first = ferry.get(&format!("{base}/tile/8/0/000")).await;
@@ -283,7 +295,7 @@ async fn a_full_tile_is_asked_of_the_database_once_even_by_concurrent_clients_wh
     assert_eq!(second.body, first.body);
     let head = request("HEAD", &format!("{}/{base}/tile/8/0/000", ferry.url()), &[]).await;
     assert_eq!((head.status, head.header("content-length")), (200, "8192"));
-    assert_eq!(asked("/tile/8/0/000"), 1, "{:?}", sumdb.requests());
+    asked_exactly("/tile/8/0/000", 1).await;
     assert!(counter(&ferry, "ferry_sumdb_tile_cache_hits_total").await >= hits + 2.0);
 
     // Builders starting at once: one request to the database for a tile none of them has.
@@ -293,7 +305,7 @@ async fn a_full_tile_is_asked_of_the_database_once_even_by_concurrent_clients_wh
         assert_eq!(data.status, 200);
         assert!(data.text().contains("filler.example/records v0.0.0 h1:"));
     }
-    assert_eq!(asked("/tile/8/data/000"), 1, "{:?}", sumdb.requests());
+    asked_exactly("/tile/8/data/000", 1).await;
 
     for _ in 0..2 {
         let partial = ferry.get(&format!("{base}/tile/8/0/001.p/44")).await;
@@ -308,8 +320,9 @@ async fn a_full_tile_is_asked_of_the_database_once_even_by_concurrent_clients_wh
         );
         assert_eq!(latest.header("cache-control"), "no-cache");
     }
-    assert_eq!(asked("/tile/8/0/001.p/44"), 2, "partial tiles change");
-    assert_eq!(asked("/latest"), 2, "latest changes");
+    // Partial tiles and latest change: each asked every time.
+    asked_exactly("/tile/8/0/001.p/44", 2).await;
+    asked_exactly("/latest", 2).await;
 
     // A miss in the database is a 404 the go command understands.
     let missing = ferry
@@ -445,12 +458,14 @@ fn an_https_checksum_database_is_trusted_through_ssl_cert_file_and_refused_witho
         String::from_utf8_lossy(&output.stderr),
         ferry.log()
     );
-    assert!(
-        sumdb
-            .requests()
-            .contains(&"/lookup/example.com/overtls@v1.0.0".to_string()),
-        "{:?}",
-        sumdb.requests()
-    );
+    // (The fixture's log reaches the test through a pipe read by another thread: up to 5 s for it.)
+    let lookup = "/lookup/example.com/overtls@v1.0.0".to_string();
+    for _ in 0..100 {
+        if sumdb.requests().contains(&lookup) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sumdb.requests().contains(&lookup), "{:?}", sumdb.requests());
     assert!(ferry.terminate().success());
 }
