@@ -52,6 +52,32 @@ pub fn https_client(connect_timeout: Duration) -> HttpsClient {
         .build(connector)
 }
 
+/// The header a fill's requests carry: this process's token. A Ferry that receives its own token is
+/// being asked by its own fill (its upstream leads back to it) and answers 508 at once instead of joining
+/// the fill that waits for it.
+pub const LOOP_HEADER: &str = "ferry-fill";
+
+/// A token for [`LOOP_HEADER`], random per process.
+pub fn loop_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        format!("{:016x}", hasher.finish())
+    })
+}
+
+/// A GET of `uri` carrying this process's [`LOOP_HEADER`].
+pub(crate) fn request(uri: http::Uri) -> http::Request<Empty<Bytes>> {
+    let mut request = http::Request::new(Empty::new());
+    *request.uri_mut() = uri;
+    request
+        .headers_mut()
+        .insert(LOOP_HEADER, http::HeaderValue::from_static(loop_token()));
+    request
+}
+
 /// What a GET gave.
 #[derive(Debug)]
 pub(crate) enum Got {
@@ -59,6 +85,8 @@ pub(crate) enum Got {
     Body(Bytes),
     /// 404 or 410: the upstream does not have it.
     Missing,
+    /// 508: the upstream is this process (it recognised the fill's own token).
+    Loop,
     /// Anything else (a status, a refused connection, a broken or too long body), said in words.
     Failed(String),
 }
@@ -69,13 +97,14 @@ pub(crate) async fn get(client: &HttpsClient, url: &str, limit: usize) -> Got {
         Ok(uri) => uri,
         Err(e) => return Got::Failed(format!("{url}: {e}")),
     };
-    let response = match client.get(uri).await {
+    let response = match client.request(request(uri)).await {
         Ok(response) => response,
         Err(e) => return Got::Failed(format!("GET {url}: {}", error_chain(&e))),
     };
     match response.status().as_u16() {
         200 => {}
         404 | 410 => return Got::Missing,
+        508 => return Got::Loop,
         status => return Got::Failed(format!("GET {url}: {status}")),
     }
     match Limited::new(response.into_body(), limit).collect().await {

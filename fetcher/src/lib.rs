@@ -22,7 +22,7 @@ pub use config::{
     default_max_concurrent,
 };
 pub use error::FetchError;
-pub use http::{CONNECT_TIMEOUT, HttpsClient, https_client};
+pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
 pub use workdir::WorkDir;
 
 use command::GoOutput;

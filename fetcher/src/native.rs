@@ -180,7 +180,7 @@ impl Native {
             self.file(format!("{base}.mod"), MAX_GO_MOD),
             self.lookup(module, version),
         );
-        let (Some(info), Some(go_mod), Some(sums)) = (info, go_mod, sums?) else {
+        let (Some(info), Some(go_mod), Some(sums)) = (info?, go_mod?, sums?) else {
             return Ok(None);
         };
         check_info(&info, module, version)?;
@@ -259,14 +259,26 @@ impl Native {
         }
     }
 
-    async fn file(&self, url: String, limit: usize) -> Option<Bytes> {
+    async fn file(&self, url: String, limit: usize) -> Result<Option<Bytes>, FetchError> {
         match get(&self.client, &url, limit).await {
-            Got::Body(body) => Some(body),
-            Got::Missing => None,
+            Got::Body(body) => Ok(Some(body)),
+            Got::Missing => Ok(None),
+            Got::Loop => Err(self.loop_error()),
             Got::Failed(reason) => {
                 tracing::debug!(%reason, "upstream file not fetched natively; asking the go command");
-                None
+                Ok(None)
             }
+        }
+    }
+
+    /// The upstream answered the fill's own token: it is this Ferry. Not left to the go command, whose
+    /// request would join the very fill that waits for it.
+    fn loop_error(&self) -> FetchError {
+        FetchError::Upstream {
+            message: format!(
+                "the upstream {} leads back to this Ferry (it answered this fill's own request); set the upstream in [fetcher] go_env GOPROXY",
+                self.proxy
+            ),
         }
     }
 
@@ -275,8 +287,11 @@ impl Native {
         let uri: http::Uri = url.parse().map_err(|e| FetchError::InvalidOutput {
             message: format!("{url}: {e}"),
         })?;
-        let response = match self.client.get(uri).await {
+        let response = match self.client.request(crate::http::request(uri)).await {
             Ok(response) if response.status() == http::StatusCode::OK => response,
+            Ok(response) if response.status() == http::StatusCode::LOOP_DETECTED => {
+                return Err(self.loop_error());
+            }
             Ok(response) => {
                 tracing::debug!(%url, status = %response.status(), "zip not fetched natively; asking the go command");
                 return Ok(None);
@@ -508,6 +523,10 @@ impl Transport for SumdbHttp {
         match get(&self.client, &url, MAX_SUMDB_ANSWER).await {
             Got::Body(body) => Ok(body),
             Got::Missing => Err(TransportError::NotFound),
+            Got::Loop => Err(TransportError::Failed(format!(
+                "{}: the database's URL leads back to this Ferry",
+                self.name
+            ))),
             Got::Failed(reason) => Err(TransportError::Failed(format!("{}: {reason}", self.name))),
         }
     }

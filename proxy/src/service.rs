@@ -177,6 +177,19 @@ impl Proxy {
     }
 
     async fn answer(&self, request: &http::request::Parts) -> Answer {
+        // This Ferry's own fill, come back through an upstream that leads here (a name or a load balancer in
+        // front of this Ferry): answered at once, so the fill fails with the reason instead of waiting for
+        // itself until its deadline.
+        if request
+            .headers
+            .get(ferry_fetcher::LOOP_HEADER)
+            .is_some_and(|token| token.as_bytes() == ferry_fetcher::loop_token().as_bytes())
+        {
+            return Answer::text(
+                StatusCode::LOOP_DETECTED,
+                "loop detected: this request is this Ferry's own fill; its upstream leads back to it",
+            );
+        }
         let endpoint = match Endpoint::parse(request.uri.path()) {
             Ok(endpoint) => endpoint,
             Err(Refusal::BadRequest(reason)) => {

@@ -18,8 +18,12 @@ use crate::local;
 use crate::store::{ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipSource, ZipStream};
 use ferry_module::{ModulePath, Version};
 
-/// The read size when a zip is served from a local file.
-const LOCAL_READ_SIZE: usize = 256 * 1024;
+/// The read size when a zip is served from a local file. Each stalled reader holds about one chunk:
+/// `benches/stalled.sh 200 20 100 14` (200 stalled HTTP/1 readers and 2000 stalled h2 streams of a 64 MiB
+/// zip) peaked at 122-128 MB resident with 256 KiB reads, 76 MB with 128 KiB, while one client got a 256 MiB
+/// zip as fast (`scripts/measure-memory.sh 256 1`: 0.23-0.28 s with 256 KiB, 0.19-0.22 s with 128 KiB;
+/// 16 clients 2.99 s and 2.84 s), measured back to back.
+const LOCAL_READ_SIZE: usize = 128 * 1024;
 
 /// The read size when a zip file is uploaded to a store that cannot link it.
 const UPLOAD_READ_SIZE: usize = 1024 * 1024;

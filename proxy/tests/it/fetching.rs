@@ -11,7 +11,7 @@ use ferry_testkit::{
     eventually, logged, processes_under, write_goproxy_tree,
 };
 
-use crate::harness::{Ferry, Reply, ferry_env, get, save};
+use crate::harness::{Ferry, Reply, ferry_env, forward, get, save};
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
 
@@ -272,6 +272,34 @@ async fn a_zip_whose_go_mod_differs_from_the_mod_file_is_refused_when_fetched_ov
         reply.text()
     );
     assert!(!ferry.stored("example.com/hello", "v1.0.0").await);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_leads_back_to_ferry_under_another_address_fails_the_fill_at_once() {
+    // A forwarder in front of Ferry stands for a host name or a load balancer that leads back to it: the
+    // start-up check cannot see that this upstream is Ferry itself.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let looped = format!("http://{}", listener.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = start_ferry(dir.path(), &looped, &[("FERRY_FETCH_TIMEOUT", "60s")]).await;
+    let target = ferry.url().trim_start_matches("http://").to_string();
+    let forwarding = tokio::spawn(forward(listener, target));
+
+    let started = Instant::now();
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(
+        reply.text().contains("leads back to this Ferry"),
+        "{}",
+        reply.text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not waited out: {:?}",
+        started.elapsed()
+    );
+    forwarding.abort();
     ferry.stop().await;
 }
 
