@@ -37,6 +37,20 @@ async fn fetcher(
     Fetcher::new(config).await.expect("fetcher starts")
 }
 
+/// Like [`fetcher`], with every version fetched by the go command (not over HTTP): for the tests of what
+/// happens to go's processes and directories.
+async fn go_fetcher(
+    upstream: &Upstream,
+    work_dir: &Path,
+    adjust: impl FnOnce(&mut FetcherConfig),
+) -> Fetcher {
+    fetcher(upstream, work_dir, |config| {
+        config.native = false;
+        adjust(config);
+    })
+    .await
+}
+
 /// The `Sum` go computes for `module` served from a plain `file://` GOPROXY tree.
 fn sum_by_go(module: &FixtureModule, scratch: &Path) -> String {
     let tree = scratch.join("tree");
@@ -238,7 +252,7 @@ async fn a_hanging_upstream_times_out_and_leaves_nothing_behind() {
     upstream.set_behaviour(Behaviour::Hang);
     let temp = tempfile::tempdir().unwrap();
     let work_dir = temp.path().to_path_buf();
-    let fetcher = fetcher(&upstream, &work_dir, |config| {
+    let fetcher = go_fetcher(&upstream, &work_dir, |config| {
         config.timeout = Duration::from_secs(2)
     })
     .await;
@@ -313,7 +327,7 @@ async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
     upstream.set_behaviour(Behaviour::Hang);
     let temp = tempfile::tempdir().unwrap();
     let work_dir = temp.path().to_path_buf();
-    let fetcher = fetcher(&upstream, &work_dir, |_| {}).await;
+    let fetcher = go_fetcher(&upstream, &work_dir, |_| {}).await;
 
     let task = tokio::spawn({
         let fetcher = fetcher.clone();
@@ -340,7 +354,7 @@ async fn no_more_than_max_concurrent_go_commands_run() {
     let temp = tempfile::tempdir().unwrap();
     let work_dir = temp.path().to_path_buf();
     let timeout = Duration::from_millis(1500);
-    let fetcher = fetcher(&upstream, &work_dir, |config| {
+    let fetcher = go_fetcher(&upstream, &work_dir, |config| {
         config.max_concurrent = 2;
         config.timeout = timeout;
     })
@@ -570,7 +584,7 @@ async fn a_second_fetcher_on_a_busy_work_dir_is_refused_and_leaves_the_first_one
     upstream.set_behaviour(Behaviour::Hang);
     let temp = tempfile::tempdir().unwrap();
     let work_dir = temp.path().join("work");
-    let first = fetcher(&upstream, &work_dir, |_| {}).await;
+    let first = go_fetcher(&upstream, &work_dir, |_| {}).await;
     let task = tokio::spawn({
         let first = first.clone();
         async move { first.fetch("example.com/hello", "v1.0.0").await }
