@@ -31,7 +31,7 @@ pub use servers::{
     CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,
     tool_path, unique_prefix,
 };
-pub use sumdb::{SumDbFixture, fixture_binary};
+pub use sumdb::{SumDbFixture, fixture_binary, go_program};
 pub use tls::{ServerPair, TestCa, curl, htpasswd_line};
 pub use upstream::{Behaviour, Upstream};
 pub use wait::eventually;

@@ -9,13 +9,6 @@ use std::sync::Mutex;
 use crate::go::go_binary;
 use crate::process::{Process, clean_command};
 
-/// The fixture's source, compiled into this crate so that the cached binary is keyed on it.
-const SOURCES: [&str; 3] = [
-    include_str!("../sumdb-fixture/main.go"),
-    include_str!("../sumdb-fixture/go.mod"),
-    include_str!("../sumdb-fixture/go.sum"),
-];
-
 /// A running fixture checksum database; killed when dropped.
 pub struct SumDbFixture {
     process: Process,
@@ -77,26 +70,46 @@ impl SumDbFixture {
     }
 }
 
-/// The fixture's binary, built on first use into the test tools cache (`~/.cache/ferry-test-tools/bin`,
-/// the directory `scripts/test-servers.sh` uses), named by a hash of its source and the Go version: built
-/// once, rebuilt when either changes. golang.org/x/mod comes through the machine's own Go module settings.
+/// The fixture's binary, built on first use into the test tools cache (see [`go_program`]).
 pub fn fixture_binary() -> PathBuf {
-    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    go_program(
+        "sumdb-fixture",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb-fixture"),
+    )
+}
+
+/// The Go program in `source` (a main package with its own go.mod and go.sum), built with the go command on
+/// first use into the test tools cache (`~/.cache/ferry-test-tools/bin`, the directory
+/// `scripts/test-servers.sh` uses), named by a hash of its `.go`, `go.mod` and `go.sum` files and the Go
+/// version: built once, rebuilt when either changes. Its modules come through the machine's own Go module
+/// settings.
+pub fn go_program(name: &str, source: &Path) -> PathBuf {
+    static BUILT: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
-    if let Some(path) = built.as_ref() {
-        return path.clone();
+    if let Some((_, binary)) = built.iter().find(|(dir, _)| dir == source) {
+        return binary.clone();
     }
     let go = go_binary();
     let version = Command::new(&go)
         .arg("version")
         .output()
         .expect("run go version");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(source)
+        .unwrap_or_else(|e| panic!("{}: {e}", source.display()))
+        .map(|entry| entry.expect("read the source directory").path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.ends_with(".go") || name == "go.mod" || name == "go.sum"
+        })
+        .collect();
+    files.sort();
+    // FNV-1a over the sources and `go version`: a name, not a defence.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in SOURCES
+    let contents = files
         .iter()
-        .flat_map(|s| s.bytes())
-        .chain(version.stdout.iter().copied())
-    {
+        .flat_map(|file| std::fs::read(file).expect("read a Go source"))
+        .chain(version.stdout.iter().copied());
+    for byte in contents {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
@@ -104,19 +117,18 @@ pub fn fixture_binary() -> PathBuf {
     let dir = std::env::var_os("XDG_CACHE_HOME")
         .map_or_else(|| PathBuf::from(home).join(".cache"), PathBuf::from)
         .join("ferry-test-tools/bin");
-    let binary = dir.join(format!("sumdb-fixture-{hash:016x}"));
+    let binary = dir.join(format!("{name}-{hash:016x}"));
     if !binary.is_file() {
         std::fs::create_dir_all(&dir).expect("create the test tools directory");
-        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("sumdb-fixture");
         // Built under a name of its own and renamed into place: another test process building at the same
         // time never sees half a binary.
-        let partial = dir.join(format!(".sumdb-fixture-{hash:016x}-{}", std::process::id()));
+        let partial = dir.join(format!(".{name}-{hash:016x}-{}", std::process::id()));
         let output = Command::new(&go)
             .args(["build", "-trimpath", "-o"])
             .arg(&partial)
             .arg(".")
-            .current_dir(&source)
-            .env("GOFLAGS", "-mod=readonly")
+            .current_dir(source)
+            .env("GOFLAGS", "-mod=readonly -buildvcs=false")
             .env("GOWORK", "off")
             .env("GOTOOLCHAIN", "local")
             .env("CGO_ENABLED", "0")
@@ -124,11 +136,12 @@ pub fn fixture_binary() -> PathBuf {
             .expect("run go build");
         assert!(
             output.status.success(),
-            "building the sumdb fixture failed (it needs golang.org/x/mod in the module cache or from the Go module proxy):\n{}",
+            "building {} failed (its modules must be in the module cache or come from the Go module proxy):\n{}",
+            source.display(),
             String::from_utf8_lossy(&output.stderr)
         );
-        std::fs::rename(&partial, &binary).expect("move the sumdb fixture into place");
+        std::fs::rename(&partial, &binary).expect("move the built program into place");
     }
-    *built = Some(binary.clone());
+    built.push((source.to_path_buf(), binary.clone()));
     binary
 }

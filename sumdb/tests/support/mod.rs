@@ -7,56 +7,19 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferry_sumdb::{Transport, TransportError};
-use ferry_testkit::{FixtureModule, go_binary, write_goproxy_tree};
-use sha2::{Digest, Sha256};
+use ferry_testkit::{FixtureModule, go_program, write_goproxy_tree};
 
-const SOURCES: [&str; 3] = ["main.go", "go.mod", "go.sum"];
-
-/// The `tlogdb` binary, built by the real `go` command into the target directory and reused while its
-/// sources are unchanged (the build is keyed by their SHA-256).
+/// The `tlogdb` binary, built by the real `go` command once per source (testkit's [`go_program`]).
 pub fn tlogdb() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tlogdb");
-            let mut key = Sha256::new();
-            for file in SOURCES {
-                key.update(std::fs::read(source.join(file)).expect("read tlogdb source"));
-            }
-            let key: [u8; 32] = key.finalize().into();
-            let key: String = key[..8].iter().map(|b| format!("{b:02x}")).collect();
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tlogdb");
-            let binary = dir.join(format!("tlogdb-{key}"));
-            if binary.is_file() {
-                return binary;
-            }
-            std::fs::create_dir_all(&dir).expect("create tlogdb build dir");
-            // Built under a temporary name and renamed, so a concurrent run never sees half a binary.
-            let partial = dir.join(format!("tlogdb-{key}.{}", std::process::id()));
-            let output = Command::new(go_binary())
-                .args(["build", "-o"])
-                .arg(&partial)
-                .arg(".")
-                .current_dir(&source)
-                .env("GOFLAGS", "-mod=readonly -buildvcs=false")
-                .env("GOTOOLCHAIN", "local")
-                .env("CGO_ENABLED", "0")
-                .output()
-                .expect("run go build");
-            assert!(
-                output.status.success(),
-                "go build of sumdb/testdata/tlogdb failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            std::fs::rename(&partial, &binary).expect("install tlogdb");
-            binary
-        })
-        .clone()
+    go_program(
+        "tlogdb",
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tlogdb"),
+    )
 }
 
 /// `count` fixture module versions for a database: plain ones, plus upper-case paths and versions (which
