@@ -37,15 +37,26 @@ pub(crate) struct Answer {
 
 impl Answer {
     pub fn ok(content_type: &'static str, cache: &'static str, bytes: Bytes) -> Answer {
+        let len = bytes.len() as u64;
+        Answer::ok_with(content_type, Some(cache), Some(len), body::full(bytes))
+    }
+
+    /// A 200 with this body, its caching and its length when known: what every successful answer is.
+    fn ok_with(
+        content_type: &'static str,
+        cache: Option<&'static str>,
+        content_length: Option<u64>,
+        body: Body,
+    ) -> Answer {
         Answer {
             status: StatusCode::OK,
             content_type,
-            cache: Some(cache),
+            cache,
             etag: None,
             location: None,
             retry_after: None,
-            content_length: Some(bytes.len() as u64),
-            body: body::full(bytes),
+            content_length,
+            body,
         }
     }
 
@@ -54,30 +65,16 @@ impl Answer {
         if !text.ends_with('\n') {
             text.push('\n');
         }
+        let len = text.len() as u64;
         Answer {
             status,
-            content_type: TEXT,
-            cache: None,
-            etag: None,
-            location: None,
-            retry_after: None,
-            content_length: Some(text.len() as u64),
-            body: body::full(text),
+            ..Answer::ok_with(TEXT, None, Some(len), body::full(text))
         }
     }
 
     /// A streamed body of a known length (a zip).
     pub fn stream(content_type: &'static str, len: u64, body: Body) -> Answer {
-        Answer {
-            status: StatusCode::OK,
-            content_type,
-            cache: None,
-            etag: None,
-            location: None,
-            retry_after: None,
-            content_length: Some(len),
-            body,
-        }
+        Answer::ok_with(content_type, None, Some(len), body)
     }
 
     /// A body relayed from another server (a checksum database) as it arrives, its length known or not.
@@ -87,16 +84,7 @@ impl Answer {
         len: Option<u64>,
         body: Body,
     ) -> Answer {
-        Answer {
-            status: StatusCode::OK,
-            content_type,
-            cache: Some(cache),
-            etag: None,
-            location: None,
-            retry_after: None,
-            content_length: len,
-            body,
-        }
+        Answer::ok_with(content_type, Some(cache), len, body)
     }
 
     /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.

@@ -942,6 +942,14 @@ mod tests {
         path
     }
 
+    /// The flags of `ferry --config FILE`.
+    fn with_file(file: &Path) -> Flags {
+        Flags {
+            config: Some(file.to_path_buf()),
+            ..Flags::default()
+        }
+    }
+
     #[test]
     fn defaults_serve_localhost_from_ferry_data() {
         let config = load(&Flags::default(), &env(&[])).unwrap();
@@ -957,10 +965,7 @@ mod tests {
             dir.path(),
             "storage = \"memory://\"\ntls_cert = \"cert.pem\"\n",
         );
-        let flags = Flags {
-            config: Some(file.clone()),
-            ..Flags::default()
-        };
+        let flags = with_file(&file);
         let message = load(&flags, &env(&[])).unwrap_err().to_string();
         assert!(
             message.starts_with(&format!(
@@ -990,10 +995,7 @@ mod tests {
             dir.path(),
             "listen = \"127.0.0.1:1\"\nstorage = \"memory://\"\nlog_format = \"json\"\nshutdown_timeout = \"5s\"\n",
         );
-        let flags = Flags {
-            config: Some(file.clone()),
-            ..Flags::default()
-        };
+        let flags = with_file(&file);
         let config = load(&flags, &env(&[])).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:1");
         assert_eq!(config.storage, StorageConfig::Memory);
@@ -1025,10 +1027,7 @@ mod tests {
             dir.path(),
             "# Ferry\nstorage = \"memory://\"\nlisten = \"localhost\"\n",
         );
-        let flags = Flags {
-            config: Some(file.clone()),
-            ..Flags::default()
-        };
+        let flags = with_file(&file);
         let message = load(&flags, &env(&[])).unwrap_err().to_string();
         assert_eq!(
             message,
@@ -1099,10 +1098,7 @@ mod tests {
             dir.path(),
             "storage = \"s3://bucket/p\"\n\n[storage_options]\nendpoint = \"127.0.0.1:9000\"\n",
         );
-        let flags = Flags {
-            config: Some(file.clone()),
-            ..Flags::default()
-        };
+        let flags = with_file(&file);
         let message = load(&flags, &env(&[])).unwrap_err().to_string();
         assert!(
             message.starts_with(&format!(
@@ -1147,10 +1143,7 @@ mod tests {
              [s3]\nendpoint = \"http://127.0.0.1:9000\"\nconnect_timeout_secs = 3\n\
              [gcs]\nbase_url = \"http://127.0.0.1:4443\"\n",
         );
-        let flags = Flags {
-            config: Some(file),
-            ..Flags::default()
-        };
+        let flags = with_file(&file);
         let environment = env(&[
             ("AWS_ACCESS_KEY_ID", "id"),
             ("AWS_SECRET_ACCESS_KEY", "secret"),

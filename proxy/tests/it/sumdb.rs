@@ -29,15 +29,24 @@ async fn ferry_with(dir: &Path, stored: &[FixtureModule], vars: &[(&str, &str)])
     ferry
 }
 
-/// `go <args>` in `cwd` through `home`'s GOPROXY, verifying sums against `GOSUMDB=key` (and nothing
-/// private: GONOSUMDB, GOPRIVATE, GONOSUMCHECK unset).
-async fn go_verifying(home: &GoHome, cwd: &Path, key: &str, args: &[&str]) -> std::process::Output {
-    let mut command = home.command(cwd, args);
+/// `go get target` in a new module `dir/app` through `ferry` (its only GOPROXY), verifying sums against
+/// `GOSUMDB=key` (and nothing private: GONOSUMDB, GOPRIVATE, GONOSUMCHECK unset): the go home, the
+/// module's directory and what go did.
+async fn go_get_verifying(
+    dir: &Path,
+    ferry: &Ferry,
+    key: &str,
+    target: &str,
+) -> (GoHome, std::path::PathBuf, std::process::Output) {
+    let home = GoHome::new(dir, &ferry.url());
+    let app = app_module(dir);
+    let mut command = home.command(&app, &["get", target]);
     command.env("GOSUMDB", key);
-    tokio::process::Command::from(command)
+    let output = tokio::process::Command::from(command)
         .output()
         .await
-        .expect("run go")
+        .expect("run go");
+    (home, app, output)
 }
 
 /// A module `app` in `dir/app` (for `go get`).
@@ -56,14 +65,11 @@ async fn the_go_command_verifies_a_module_against_a_checksum_database_reached_on
     let sumdb = SumDbFixture::start(NAME, &dir.path().join("tree"), 0);
     let sumdbs = format!("{NAME}={}", sumdb.url);
     let ferry = ferry_with(dir.path(), &[module], &[("FERRY_SUMDBS", &sumdbs)]).await;
-    let home = GoHome::new(dir.path(), &ferry.url());
-    let app = app_module(dir.path());
-
-    let output = go_verifying(
-        &home,
-        &app,
+    let (home, app, output) = go_get_verifying(
+        dir.path(),
+        &ferry,
         &sumdb.key,
-        &["get", "example.com/verified@v1.0.0"],
+        "example.com/verified@v1.0.0",
     )
     .await;
     assert!(
@@ -107,14 +113,11 @@ async fn a_zip_that_differs_from_what_the_checksum_database_says_ends_in_a_secur
     let served = published.clone().file("backdoor.go", "package tampered\n");
     let sumdbs = format!("{NAME}={}", sumdb.url);
     let ferry = ferry_with(dir.path(), &[served], &[("FERRY_SUMDBS", &sumdbs)]).await;
-    let home = GoHome::new(dir.path(), &ferry.url());
-    let app = app_module(dir.path());
-
-    let output = go_verifying(
-        &home,
-        &app,
+    let (home, app, output) = go_get_verifying(
+        dir.path(),
+        &ferry,
         &sumdb.key,
-        &["get", "example.com/tampered@v1.0.0"],
+        "example.com/tampered@v1.0.0",
     )
     .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
