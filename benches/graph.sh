@@ -12,10 +12,24 @@
 # with a file store in a temporary directory, started fresh for each project; FERRY_* variables in the
 # environment reach it (e.g. FERRY_FETCH_CONCURRENCY=16). Absolute times on a shared machine are noise; the
 # three runs of one project are side by side, so read the ratios.
+#   GRAPH_RUNS=N   N rounds of the three runs (each cold run through a new Ferry on an empty store); the
+#                  medians are printed. The upstream's own pace moves by a third between minutes here.
+#   GRAPH_PIN=1    the go command on CPU 0 and Ferry on the others (taskset), in every run: as when Ferry
+#                  and its clients are different machines. Unpinned on 2 cores, Ferry's checks (inflating
+#                  and hashing every zip) compete with the client's own extracting and hashing.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-[[ $# -gt 0 ]] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,19p' "$0" >&2; exit 2; }
+runs=${GRAPH_RUNS:-1}
+client_cpu=()
+ferry_cpu=()
+if [[ ${GRAPH_PIN:-} == 1 ]]; then
+    cpus=$(nproc)
+    ((cpus >= 2)) || { echo "graph.sh: GRAPH_PIN=1 needs 2 CPUs, this machine has $cpus" >&2; exit 2; }
+    client_cpu=(taskset -c 0)
+    ferry_cpu=(taskset -c "1-$((cpus - 1))")
+fi
 
 die() {
     echo "graph.sh: $*" >&2
@@ -48,7 +62,7 @@ download_all() {
     local start end
     start=$(date +%s.%N)
     (cd "$project" && env GOMODCACHE="$cache" GOPROXY="$proxy" GOSUMDB="$gosumdb" GOFLAGS=-mod=mod \
-        GONOSUMDB= GOPRIVATE= GOTOOLCHAIN=local go mod download all) >&2 ||
+        GONOSUMDB= GOPRIVATE= GOTOOLCHAIN=local "${client_cpu[@]}" go mod download all) >&2 ||
         die "go mod download all through $proxy failed"
     end=$(date +%s.%N)
     # The graph's size, from the cache just filled (once is enough: every run fills the same files).
@@ -59,6 +73,11 @@ download_all() {
     } >"$work/size"
     chmod -R u+w "$cache" && rm -rf "$cache"
     echo "$end - $start" | bc
+}
+
+# The median of the numbers given.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 printf '%-45s %6s %6s %8s %9s %9s %9s %7s %7s\n' project zips mods MB upstream cold warm cold/up warm/up
@@ -75,18 +94,24 @@ for target in "$@"; do
     unzip -p "$zip" "$target/go.sum" >"$project/go.sum" 2>/dev/null || true
     chmod -R u+w "$work/seed" && rm -rf "$work/seed"
 
-    direct=$(download_all "$project" "$upstream")
-
-    FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
-        FERRY_WORK_DIR="$work/ferry-work" "$target_dir/release/ferry" --listen 127.0.0.1:0 --storage "file://$work/store" \
-        2>"$work/ferry.log" &
-    ferry_pid=$!
-    for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
-    addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
-    [[ -n $addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
-    cold=$(download_all "$project" "http://$addr")
-    warm=$(download_all "$project" "http://$addr")
-    stop_ferry
+    directs=() colds=() warms=()
+    for _ in $(seq "$runs"); do
+        directs+=("$(download_all "$project" "$upstream")")
+        rm -rf "$work/store" "$work/ferry-work"
+        FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
+            FERRY_WORK_DIR="$work/ferry-work" "${ferry_cpu[@]}" "$target_dir/release/ferry" --listen 127.0.0.1:0 \
+            --storage "file://$work/store" 2>"$work/ferry.log" &
+        ferry_pid=$!
+        for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
+        addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
+        [[ -n $addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
+        colds+=("$(download_all "$project" "http://$addr")")
+        warms+=("$(download_all "$project" "http://$addr")")
+        stop_ferry
+    done
+    direct=$(median "${directs[@]}")
+    cold=$(median "${colds[@]}")
+    warm=$(median "${warms[@]}")
     { read -r zips; read -r mods; read -r bytes; } <"$work/size"
 
     printf '%-45s %6d %6d %8.0f %8.1fs %8.1fs %8.1fs %6.2fx %6.2fx\n' "$module" "$zips" "$mods" \

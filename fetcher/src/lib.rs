@@ -15,6 +15,8 @@ mod workdir;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::Semaphore;
 
 pub use config::{
@@ -95,6 +97,57 @@ pub struct FetchedMetadata {
     pub version: String,
     pub info: bytes::Bytes,
     pub go_mod: bytes::Bytes,
+}
+
+/// What a fetch got before its checks are done: the files are here; the checksum database's word (and, for
+/// a zip, the module-zip checks) is still to come. `early` may go to a client whose go command checks what it
+/// gets itself (its go.sum, or the database) — as it would coming straight from the upstream — but nothing
+/// may be stored before [`Unverified::verified`] says so.
+pub struct Unverified<'a, E, T> {
+    pub early: E,
+    checks: BoxFuture<'a, Result<T, FetchError>>,
+    checked: bool,
+}
+
+impl<'a, E, T: Send + 'a> Unverified<'a, E, T> {
+    /// What came checked already (the go command checks what it downloads).
+    fn checked(early: E, value: T) -> Self {
+        Unverified {
+            early,
+            checks: futures::future::ready(Ok(value)).boxed(),
+            checked: true,
+        }
+    }
+
+    /// Whether the checks are done already: `early` is then as good as the checked value.
+    pub fn is_checked(&self) -> bool {
+        self.checked
+    }
+
+    /// The fetch, once every check has passed.
+    pub async fn verified(self) -> Result<T, FetchError> {
+        self.checks.await
+    }
+}
+
+/// A version's `.mod` as downloaded, not yet checked, and its `.info` when it came as soon.
+#[derive(Debug, Clone)]
+pub struct EarlyMetadata {
+    /// The canonical version.
+    pub version: String,
+    pub info: Option<bytes::Bytes>,
+    pub go_mod: bytes::Bytes,
+}
+
+/// How the checks of a zip fetched over HTTP ended.
+enum NativeChecks {
+    Verified(Box<FetchedVersion>),
+    /// The zip is a module zip of the version, but the checksum database did not answer Ferry plainly:
+    /// the go command is to fetch and verify the version, and these hashes must be its.
+    Unconfirmed {
+        zip_h1: String,
+        go_mod_h1: String,
+    },
 }
 
 /// The answer to a latest query (`go list -m -json module@latest`).
@@ -222,17 +275,15 @@ impl Fetcher {
             }))
     }
 
-    /// `module@version` over HTTP: its three files in a temporary directory, or `None` when the upstream
-    /// left it to the go command.
-    async fn fetch_native(
-        &self,
-        native: &Native,
+    /// `module@version` over HTTP: its three files downloaded into a temporary directory (the zip and the
+    /// metadata at once), and their checks still to come; `None` when the upstream left it to the go
+    /// command.
+    async fn fetch_native<'a>(
+        &'a self,
+        native: &'a Native,
         module: &ModulePath,
         version: &Version,
-    ) -> Result<Option<FetchedVersion>, FetchError> {
-        let Some(metadata) = native.metadata(module, version).await? else {
-            return Ok(None);
-        };
+    ) -> Result<Option<BoxFuture<'a, Result<NativeChecks, FetchError>>>, FetchError> {
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let dir = scratch.root().to_path_buf();
         let escaped = version.escaped();
@@ -241,26 +292,46 @@ impl Fetcher {
             dir.join(format!("{escaped}.mod")),
             dir.join(format!("{escaped}.zip")),
         );
-        for (path, bytes) in [(&info_path, &metadata.info), (&mod_path, &metadata.go_mod)] {
+        let (metadata, zip_len) = tokio::join!(
+            native.metadata_early(module, version, true),
+            native.download_zip(module, version, &zip_path),
+        );
+        let (Some((files, metadata_checks)), Some(zip_len)) = (metadata?, zip_len?) else {
+            return Ok(None);
+        };
+        let Some(info) = files.info else {
+            return Ok(None);
+        };
+        for (path, bytes) in [(&info_path, &info), (&mod_path, &files.go_mod)] {
             tokio::fs::write(path, bytes)
                 .await
                 .map_err(|e| FetchError::io(format!("writing {}", path.display()), e))?;
         }
-        let Some((zip_len, sum)) = native.zip(module, version, &metadata, &zip_path).await? else {
-            return Ok(None);
+        tracing::debug!(%module, %version, zip_len, "downloaded over HTTP");
+        let (module, version) = (module.clone(), version.clone());
+        let checks = async move {
+            let go_mod_h1 = ferry_sumdb::hash_go_mod(&files.go_mod);
+            let Some(metadata) = metadata_checks.await? else {
+                let zip_h1 =
+                    native::hash_module_zip(&module, &version, &files.go_mod, &zip_path).await?;
+                return Ok(NativeChecks::Unconfirmed { zip_h1, go_mod_h1 });
+            };
+            let sum = native
+                .verify_zip(&module, &version, &metadata, &zip_path)
+                .await?;
+            Ok(NativeChecks::Verified(Box::new(FetchedVersion {
+                module: module.as_str().to_string(),
+                version: version.as_str().to_string(),
+                info: info_path,
+                go_mod: mod_path,
+                zip: zip_path,
+                zip_len,
+                sum,
+                go_mod_sum: go_mod_h1,
+                scratch,
+            })))
         };
-        tracing::debug!(%module, %version, zip_len, "fetched over HTTP");
-        Ok(Some(FetchedVersion {
-            module: module.as_str().to_string(),
-            version: version.as_str().to_string(),
-            info: info_path,
-            go_mod: mod_path,
-            zip: zip_path,
-            zip_len,
-            sum,
-            go_mod_sum: ferry_sumdb::hash_go_mod(&metadata.go_mod),
-            scratch,
-        }))
+        Ok(Some(checks.boxed()))
     }
 
     /// The version of the go command, e.g. `go1.26.8 linux/amd64`.
@@ -273,21 +344,40 @@ impl Fetcher {
         &self.inner.config
     }
 
-    /// Downloads `module@query` with `go mod download -json`. `query` may be a canonical version
-    /// or any query go accepts (`latest`, a branch, a commit hash); the result names the canonical
-    /// version it resolved to.
+    /// Downloads `module@query` and checks it: over HTTP from a GOPROXY upstream (see `native.rs`) or with
+    /// `go mod download -json`. `query` may be a canonical version or any query go accepts (`latest`, a
+    /// branch, a commit hash); the result names the canonical version it resolved to.
     pub async fn fetch(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
         reject_flag_like(module)?;
-        let target = format!("{module}@{query}");
         if let Some((native, m, v)) = self.native_for(module, query) {
-            let what = format!("GET {target} from {}", native.proxy());
+            let what = format!("GET {module}@{query} from {}", native.proxy());
             let fetched = self
-                .within_deadline(what, self.fetch_native(native, &m, &v))
+                .within_deadline(what.clone(), self.fetch_native(native, &m, &v))
                 .await?;
-            if let Some(fetched) = fetched {
-                return Ok(fetched);
+            if let Some(checks) = fetched {
+                return match self.within_deadline(what, checks).await? {
+                    NativeChecks::Verified(fetched) => Ok(*fetched),
+                    NativeChecks::Unconfirmed { zip_h1, go_mod_h1 } => {
+                        let by_go = self.fetch_with_go(m.as_str(), v.as_str()).await?;
+                        if by_go.sum != zip_h1 || by_go.go_mod_sum != go_mod_h1 {
+                            return Err(FetchError::Upstream {
+                                message: format!(
+                                    "{m}@{v}: the upstream's zip ({zip_h1}) differs from what the go command fetched and verified ({})",
+                                    by_go.sum
+                                ),
+                            });
+                        }
+                        Ok(by_go)
+                    }
+                };
             }
         }
+        self.fetch_with_go(module, query).await
+    }
+
+    /// `module@query` with `go mod download -json`, which checks what it downloads itself.
+    async fn fetch_with_go(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
+        let target = format!("{module}@{query}");
         let (scratch, output) = self.run_go(&["mod", "download", "-json", &target]).await?;
         let answer: go_json::ModDownload = match go_json::first_object(&output.stdout) {
             Some(Ok(answer)) => answer,
@@ -348,27 +438,88 @@ impl Fetcher {
         })
     }
 
-    /// The `.info` and `.mod` of `module@version` (a canonical version) with `go list -m -json`, which
-    /// downloads those two files only: the go command asks for the `.mod` of many versions whose zips it
-    /// never needs, and `go mod download` would fetch, hash and extract each of those zips.
+    /// The `.info` and `.mod` of `module@version` (a canonical version), checked: the go command asks for
+    /// the `.mod` of many versions whose zips it never needs, so these two files are fetched without it.
     pub async fn fetch_metadata(
         &self,
         module: &str,
         version: &str,
     ) -> Result<FetchedMetadata, FetchError> {
+        self.fetch_metadata_unverified(module, version)
+            .await?
+            .verified()
+            .await
+    }
+
+    /// [`Fetcher::fetch_metadata`] in two steps: the `.mod` as soon as it is downloaded, then the
+    /// `.info` and the checksum database's word on the go.mod's hash. Over HTTP from a GOPROXY upstream
+    /// the `.mod` came in 1–2 ms, the database's word in up to 200 ms, and the `.info` of a version nobody
+    /// had downloaded in 100 ms (issue 11); with `go list -m -json` both come checked.
+    pub async fn fetch_metadata_unverified(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<Unverified<'_, EarlyMetadata, FetchedMetadata>, FetchError> {
         reject_flag_like(module)?;
-        let target = format!("{module}@{version}");
         if let Some((native, m, v)) = self.native_for(module, version) {
-            let what = format!("GET {target}.info and .mod from {}", native.proxy());
-            let fetched = self.within_deadline(what, native.metadata(&m, &v)).await?;
-            if let Some(metadata) = fetched {
-                return Ok(FetchedMetadata {
+            let what = format!(
+                "GET {module}@{version}.info and .mod from {}",
+                native.proxy()
+            );
+            let fetched = self
+                .within_deadline(what.clone(), native.metadata_early(&m, &v, false))
+                .await?;
+            if let Some((files, checks)) = fetched {
+                let early = EarlyMetadata {
                     version: version.to_string(),
-                    info: metadata.info.clone(),
-                    go_mod: metadata.go_mod.clone(),
+                    info: files.info,
+                    go_mod: files.go_mod,
+                };
+                let answered = early.go_mod.clone();
+                let checks = async move {
+                    if let Some(metadata) = self.within_deadline(what, checks).await? {
+                        return Ok(FetchedMetadata {
+                            version: v.as_str().to_string(),
+                            info: metadata.info.clone(),
+                            go_mod: metadata.go_mod.clone(),
+                        });
+                    }
+                    // The database did not answer Ferry plainly: the go command fetches and verifies the
+                    // files, and the go.mod already answered must be the one it got.
+                    let by_go = self.metadata_with_go(m.as_str(), v.as_str()).await?;
+                    if by_go.go_mod != answered {
+                        return Err(FetchError::Upstream {
+                            message: format!(
+                                "{m}@{v}: the upstream's go.mod differs from what the go command fetched and verified"
+                            ),
+                        });
+                    }
+                    Ok(by_go)
+                };
+                return Ok(Unverified {
+                    early,
+                    checks: checks.boxed(),
+                    checked: false,
                 });
             }
         }
+        let fetched = self.metadata_with_go(module, version).await?;
+        let early = EarlyMetadata {
+            version: fetched.version.clone(),
+            info: Some(fetched.info.clone()),
+            go_mod: fetched.go_mod.clone(),
+        };
+        Ok(Unverified::checked(early, fetched))
+    }
+
+    /// The `.info` and `.mod` with `go list -m -json`, which downloads (and checks) those two files only,
+    /// where `go mod download` would fetch, hash and extract the zip too.
+    async fn metadata_with_go(
+        &self,
+        module: &str,
+        version: &str,
+    ) -> Result<FetchedMetadata, FetchError> {
+        let target = format!("{module}@{version}");
         let (scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
         let Some(resolved) = answer.version.filter(|v| !v.is_empty()) else {

@@ -19,7 +19,7 @@ use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::request::{Endpoint, Refusal};
 use crate::sumdb::{SumDbSettings, SumDbs};
-use crate::upstream::{FillError, Upstream};
+use crate::upstream::{Fetched, FillError, Filled, Need, Upstream};
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -266,7 +266,10 @@ impl Proxy {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
                     match self.fill(upstream, module, version, file).await {
-                        Ok(_) => self.stored_file(module, version, file, head_only).await,
+                        Ok(Filled::Stored(_)) => {
+                            self.stored_file(module, version, file, head_only).await
+                        }
+                        Ok(Filled::Fetched(fetched)) => Ok(fetched_file(&fetched, file)),
                         Err(e) => return Answer::from(e),
                     }
                 }
@@ -309,10 +312,11 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
         file: VersionFile,
-    ) -> Result<Version, FillError> {
+    ) -> Result<Filled, FillError> {
         match file {
-            VersionFile::Zip => upstream.fill(module, version.as_str()).await,
-            VersionFile::Info | VersionFile::Mod => upstream.fill_metadata(module, version).await,
+            VersionFile::Zip => upstream.fill(module, version.as_str(), Need::Zip).await,
+            VersionFile::Info => upstream.fill_metadata(module, version, Need::Info).await,
+            VersionFile::Mod => upstream.fill_metadata(module, version, Need::Mod).await,
         }
     }
 
@@ -376,10 +380,15 @@ impl Proxy {
             }
         };
         let info = match self.store.info(module, &version).await {
-            Err(StorageError::NotFound(_)) => match upstream.fill(module, version.as_str()).await {
-                Ok(_) => self.store.info(module, &version).await,
-                Err(e) => return Answer::from(e),
-            },
+            Err(StorageError::NotFound(_)) => {
+                match upstream.fill(module, version.as_str(), Need::Info).await {
+                    Ok(Filled::Fetched(ref fetched)) if let Some(info) = &fetched.info => {
+                        Ok(info.clone())
+                    }
+                    Ok(_) => self.store.info(module, &version).await,
+                    Err(e) => return Answer::from(e),
+                }
+            }
             stored => stored,
         };
         // The answer names what the query resolves to now, so it is only briefly cacheable.
@@ -486,6 +495,30 @@ impl Proxy {
         };
         Ok(Answer::stream("application/zip", len, body))
     }
+}
+
+/// A file of a version a fill has fetched and is still checking and storing: answered as fetched (see
+/// [`Filled::Fetched`]), and not kept in the memory cache, which holds stored files only.
+fn fetched_file(fetched: &Fetched, file: VersionFile) -> Answer {
+    let answer = match file {
+        VersionFile::Mod => Some(Answer::ok(TEXT, IMMUTABLE, fetched.go_mod.clone())),
+        VersionFile::Info => fetched
+            .info
+            .clone()
+            .map(|info| Answer::ok(JSON, IMMUTABLE, info)),
+        VersionFile::Zip => None,
+    };
+    // A fill answers a request early only with the file it asked for.
+    answer.unwrap_or_else(|| {
+        Answer::from(FillError::Internal {
+            context: format!(
+                "a fill of {} answered without its .{}",
+                fetched.version,
+                file.extension()
+            ),
+            source: None,
+        })
+    })
 }
 
 /// A miss that is not fetched before answering: queue a background fetch, redirect, or decline, with an

@@ -11,9 +11,7 @@ use bytes::Bytes;
 use ferry_fetcher::{FetchError, Fetcher, LatestVersion};
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{ModuleStore, StorageError, VersionFiles, ZipSource};
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::coordination::Coordination;
 use crate::metrics::{ResultLabels, metrics};
@@ -63,10 +61,61 @@ impl From<StorageError> for FillError {
     }
 }
 
+/// What a fill gives the requests that wait on it.
+#[derive(Debug, Clone)]
+pub enum Filled {
+    /// The version is stored: its files are read from the store.
+    Stored(Version),
+    /// A version's `.mod` as fetched over HTTP, answered before the checksum database has had its say on
+    /// it and before it is stored: a lookup and an uncached tile of the database took 30–200 ms where the
+    /// `.mod` took 1–2 ms (`go mod download -x`; issue 11), and the go command checks every go.mod it gets
+    /// against its go.sum or the database itself, as it would straight from the upstream. What fails the
+    /// checks is never stored (nor listed), and the failure goes to the log and to the requests still
+    /// waiting. Zips, and files the go command fetched, are answered once checked and stored.
+    Fetched(Arc<Fetched>),
+}
+
+impl Filled {
+    /// The canonical version filled.
+    pub fn version(&self) -> &Version {
+        match self {
+            Filled::Stored(version) => version,
+            Filled::Fetched(fetched) => &fetched.version,
+        }
+    }
+
+    /// Whether this answers a request for `file`.
+    fn has(&self, file: Need) -> bool {
+        match (self, file) {
+            (Filled::Stored(_), _) | (Filled::Fetched(_), Need::Mod) => true,
+            (Filled::Fetched(fetched), Need::Info) => fetched.info.is_some(),
+            (Filled::Fetched(_), Need::Zip) => false,
+        }
+    }
+}
+
+/// The file a request waiting on a fill answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Info,
+    Mod,
+    Zip,
+}
+
+/// A version's files as a fill fetched them, before they are checked and stored.
+#[derive(Debug)]
+pub struct Fetched {
+    pub version: Version,
+    /// There when the `.info` came as soon as the `.mod`.
+    pub info: Option<Bytes>,
+    pub go_mod: Bytes,
+}
+
 /// How fills share the upstream. Each kind of work has a budget of its own, so that no kind can starve
 /// another: fills a client waits on (`fills`), fills every client has left (as many as `fills`; beyond that
-/// the abandoned fill is cancelled), upstream `list`/`@latest` queries (as many as `fills`), and background
-/// fetches (`workers`). A request waits at most `slot_wait` for a slot, then gets a 503 with `Retry-After`.
+/// the abandoned fill is cancelled), upstream `list`/`@latest` queries (as many as `fills`), background
+/// fetches (`workers`), and fills that have answered and are checking and storing what they fetched (four
+/// times `fills`: the checksum database's round trips, off the clients' path). A request waits at most `slot_wait` for a slot, then gets a 503 with `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct FillSettings {
     /// Fills that clients wait on, running at once.
@@ -110,6 +159,7 @@ struct Slots {
     fills: Arc<Semaphore>,
     orphans: Arc<Semaphore>,
     queries: Arc<Semaphore>,
+    checks: Arc<Semaphore>,
     wait: Duration,
 }
 
@@ -157,10 +207,11 @@ enum Want {
 
 /// A module, what was asked of it (a canonical version or a query), and what the fill stores.
 type FillKey = (ModulePath, String, Want);
-type SharedFill = Shared<BoxFuture<'static, Result<Version, FillError>>>;
+/// A fill's answer so far: none, the files fetched (some or all), or its end.
+type Answers = watch::Receiver<Option<Result<Filled, FillError>>>;
 
 struct InFlight {
-    fill: SharedFill,
+    answers: Answers,
     waiters: Arc<Waiters>,
     abort: tokio::task::AbortHandle,
 }
@@ -218,6 +269,7 @@ impl Upstream {
                 fills: Arc::new(Semaphore::new(fills)),
                 orphans: Arc::new(Semaphore::new(fills)),
                 queries: Arc::new(Semaphore::new(fills)),
+                checks: Arc::new(Semaphore::new(4 * fills)),
                 wait: settings.slot_wait,
             },
             in_flight: Mutex::default(),
@@ -234,8 +286,8 @@ impl Upstream {
                         let next = receiver.lock().await.recv().await;
                         let Some(key) = next else { break };
                         let (module, query, want) = key.clone();
-                        match fill(&shared, (module.clone(), query.clone(), want), Budget::Background).await {
-                            Ok(version) => tracing::info!(%module, %query, %version, "background fetch stored"),
+                        match fill(&shared, (module.clone(), query.clone(), want), Budget::Background, Need::Zip).await {
+                            Ok(filled) => tracing::info!(%module, %query, version = %filled.version(), "background fetch done"),
                             Err(e) => tracing::warn!(%module, %query, error = %e, "background fetch failed"),
                         }
                         shared.queued.lock().unwrap().remove(&key);
@@ -254,9 +306,16 @@ impl Upstream {
     /// Fetches `module@query` and stores it, unless it is stored already; concurrent calls for the same
     /// `module@query` share one fetch. When every caller has gone, the fetch goes on in a slot for fills
     /// nobody waits for, or is cancelled when none is free.
-    pub async fn fill(&self, module: &ModulePath, query: &str) -> Result<Version, FillError> {
+    /// `need` says which of the version's files the caller answers with: the fill answers as soon as it
+    /// has that file (see [`Filled::Fetched`]).
+    pub async fn fill(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        need: Need,
+    ) -> Result<Filled, FillError> {
         let key = (module.clone(), query.to_string(), Want::Version);
-        fill(&self.shared, key, Budget::Fills).await
+        fill(&self.shared, key, Budget::Fills, need).await
     }
 
     /// Like [`Upstream::fill`] for the `.info` and `.mod` of a canonical version only: what a `.info` or
@@ -266,9 +325,10 @@ impl Upstream {
         &self,
         module: &ModulePath,
         version: &Version,
-    ) -> Result<Version, FillError> {
+        need: Need,
+    ) -> Result<Filled, FillError> {
         let key = (module.clone(), version.as_str().to_string(), Want::Metadata);
-        fill(&self.shared, key, Budget::Fills).await
+        fill(&self.shared, key, Budget::Fills, need).await
     }
 
     /// Queues `module@query` for a background fill. Returns false (and logs) when the queue is full or
@@ -346,74 +406,124 @@ enum Budget {
 }
 
 /// Joins the fill of `module@query`, starting it if none runs; the returned future counts as a waiter
-/// until it completes or is dropped.
+/// until it has an answer with the file it `need`s, or is dropped.
 fn fill(
     shared: &Arc<FillState>,
     key: FillKey,
     budget: Budget,
-) -> impl Future<Output = Result<Version, FillError>> + use<> {
+    need: Need,
+) -> impl Future<Output = Result<Filled, FillError>> + use<> {
     let mut in_flight = shared.in_flight.lock().unwrap();
-    let (fill, waiting) = match in_flight.get(&key) {
+    let (mut answers, waiting) = match in_flight.get(&key) {
         Some(running) => {
             metrics().fill_joins.inc();
-            (running.fill.clone(), Waiting::join(&running.waiters))
+            (running.answers.clone(), Waiting::join(&running.waiters))
         }
         None => {
             let waiters = Arc::new(Waiters::default());
             let waiting = Waiting::join(&waiters);
+            let (publisher, answers) = Publisher::new();
             // The fill runs in its own task so that a client going away does not cancel what others wait on.
             let task = tokio::spawn(run_fill(
                 shared.clone(),
                 key.clone(),
                 budget,
                 waiters.clone(),
+                publisher,
             ));
-            let abort = task.abort_handle();
-            let fill = async move {
-                task.await.unwrap_or_else(|e| {
-                    Err(FillError::Internal {
-                        context: format!("fetch task failed: {e}"),
-                        source: None,
-                    })
-                })
-            }
-            .boxed()
-            .shared();
             let running = InFlight {
-                fill: fill.clone(),
+                answers: answers.clone(),
                 waiters,
-                abort,
+                abort: task.abort_handle(),
             };
             in_flight.insert(key, running);
-            (fill, waiting)
+            (answers, waiting)
         }
     };
     async move {
-        let result = fill.await;
+        let result = loop {
+            if let Some(answer) = answers.borrow_and_update().as_ref()
+                && answer.as_ref().map_or(true, |filled| filled.has(need))
+            {
+                break answer.clone();
+            }
+            if answers.changed().await.is_err() {
+                // The task ends with its final answer sent: dropped without one, it failed.
+                break answers.borrow().clone().unwrap_or_else(|| {
+                    Err(FillError::Internal {
+                        context: "the fetch task failed".to_string(),
+                        source: None,
+                    })
+                });
+            }
+        };
         drop(waiting);
         result
     }
 }
 
-/// One fill in its task: a slot of its budget, then the fetch; when every waiter leaves, the fill gives
-/// its slot back and finishes in a slot for fills nobody waits for, or is cancelled when none is free.
+/// Hands a fill's answer to the requests waiting on it: early, when the fill has its files and goes on to
+/// check and store them, or at its end.
+struct Publisher {
+    answers: watch::Sender<Option<Result<Filled, FillError>>>,
+    /// The fill's slot: one of its budget until it has answered, then one of the checks' budget.
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl Publisher {
+    fn new() -> (Publisher, Answers) {
+        let (answers, receiver) = watch::channel(None);
+        let publisher = Publisher {
+            answers,
+            slot: Mutex::default(),
+        };
+        (publisher, receiver)
+    }
+
+    /// Answers the waiters (those whose file it holds; the others wait on).
+    fn publish(&self, answer: Result<Filled, FillError>) {
+        self.answers.send_replace(Some(answer));
+    }
+
+    /// Whether the fill has answered with files it fetched.
+    fn answered(&self) -> bool {
+        self.answers.borrow().is_some()
+    }
+
+    /// Answers with the files fetched so far, then trades the fill's slot for one of the checks' budget: the
+    /// clients' slots go back to clients, and checks waiting on the database do not hold them.
+    async fn answer_early(&self, slots: &Slots, fetched: Fetched) {
+        self.publish(Ok(Filled::Fetched(Arc::new(fetched))));
+        let held = self.slot.lock().unwrap().take();
+        if held.is_some() {
+            drop(held);
+            let checks = slots.checks.clone().acquire_owned().await;
+            *self.slot.lock().unwrap() = Some(checks.expect("the semaphores are never closed"));
+        }
+    }
+}
+
+/// One fill in its task: a slot of its budget, then the fetch; when every waiter leaves before it has its
+/// answer, the fill gives its slot back and finishes in a slot for fills nobody waits for, or is cancelled
+/// when none is free.
 async fn run_fill(
     shared: Arc<FillState>,
     key: FillKey,
     budget: Budget,
     waiters: Arc<Waiters>,
-) -> Result<Version, FillError> {
+    publisher: Publisher,
+) {
     let (module, query, want) = &key;
     let nobody_waits = || waiters.count.load(Ordering::Acquire) == 0;
     let started = std::time::Instant::now();
     let result = async {
-        let mut slot = match budget {
-            Budget::Background => None,
-            Budget::Fills => tokio::select! {
-                slot = shared.slots.take(&shared.slots.fills) => Some(slot?),
+        if budget == Budget::Fills {
+            let slot = tokio::select! {
+                slot = shared.slots.take(&shared.slots.fills) => slot?,
                 () = abandoned(&waiters) => return Err(FillError::Abandoned),
-            },
-        };
+            };
+            *publisher.slot.lock().unwrap() = Some(slot);
+        }
         let work = async {
             match want {
                 // A version's zip is fetched once across replicas: under the version's lease.
@@ -423,7 +533,7 @@ async fn run_fill(
                 }
                 // `.info` and `.mod` are small and the same bytes whoever writes them; a bucket writes
                 // the `.info` create-only. No lease.
-                Want::Metadata => fetch_metadata_and_store(&shared, module, query).await,
+                Want::Metadata => fetch_metadata_and_store(&shared, &publisher, module, query).await,
             }
         };
         tokio::pin!(work);
@@ -432,18 +542,23 @@ async fn run_fill(
             tokio::select! {
                 result = &mut work => return result,
                 () = abandoned(&waiters), if !orphaned => {
+                    // Answered clients leave: the fill goes on to check and store what it answered with.
+                    if publisher.answered() {
+                        orphaned = true;
+                        continue;
+                    }
                     if !nobody_waits() {
                         continue;
                     }
                     match shared.slots.orphans.clone().try_acquire_owned() {
                         // The fill slot goes back to the clients; this fill finishes on the orphans' budget.
                         Ok(orphan) => {
-                            slot = Some(orphan);
+                            *publisher.slot.lock().unwrap() = Some(orphan);
                             orphaned = true;
                             tracing::info!(%module, %query, "every client left; finishing the fetch without them");
                         }
                         Err(_) => {
-                            drop(slot);
+                            drop(publisher.slot.lock().unwrap().take());
                             tracing::warn!(%module, %query, "every client left and no slot is free to finish the fetch; cancelling it");
                             return Err(FillError::Abandoned);
                         }
@@ -459,6 +574,9 @@ async fn run_fill(
         Err(FillError::Fetch(fetch)) if matches!(**fetch, FetchError::NotFound { .. }) => {
             tracing::info!(%module, %query, error = %fetch, "fill: not found upstream");
         }
+        Err(e) if publisher.answered() => {
+            tracing::error!(%module, %query, error = %crate::answer::Report(e), "fill failed after its clients were answered with the files it fetched; not stored")
+        }
         Err(e) => tracing::warn!(%module, %query, error = %crate::answer::Report(e), "fill failed"),
     }
     shared.in_flight.lock().unwrap().remove(&key);
@@ -472,7 +590,9 @@ async fn run_fill(
     metrics
         .fill_duration
         .observe(started.elapsed().as_secs_f64());
-    result
+    // Failed after an early answer, the fill answers its failure to those still waiting (a `.info`
+    // after its `.mod` was answered); stored, it is read from the store.
+    publisher.publish(result.map(Filled::Stored));
 }
 
 /// A fill's outcome as a metric label: a fixed set.
@@ -553,6 +673,7 @@ async fn fetch_and_store(
 /// The `.info` and `.mod` of a canonical version, fetched without its zip and stored (listed) without it.
 async fn fetch_metadata_and_store(
     shared: &FillState,
+    publisher: &Publisher,
     module: &ModulePath,
     version: &str,
 ) -> Result<Version, FillError> {
@@ -565,8 +686,17 @@ async fn fetch_metadata_and_store(
     }
     let fetched = shared
         .fetcher
-        .fetch_metadata(module.as_str(), version.as_str())
+        .fetch_metadata_unverified(module.as_str(), version.as_str())
         .await?;
+    if !fetched.is_checked() && fetched.early.version == version.as_str() {
+        let early = Fetched {
+            version: version.clone(),
+            info: fetched.early.info.clone(),
+            go_mod: fetched.early.go_mod.clone(),
+        };
+        publisher.answer_early(&shared.slots, early).await;
+    }
+    let fetched = fetched.verified().await?;
     if fetched.version != version.as_str() {
         return Err(FillError::Unusable(format!(
             "asked for {module}@{version}, the upstream answered {}",

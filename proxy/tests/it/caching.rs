@@ -159,8 +159,9 @@ async fn a_version_stored_by_a_fill_is_listed_at_once_although_the_upstream_list
     assert_eq!(ferry.get(&list).await.text(), "v1.0.0\n");
     let lists = upstream_count(&upstream, "@v/list");
 
+    // A `.info` is answered once its version is checked and stored (a `.mod` may be answered before).
     upstream.add(cached("v1.2.0"));
-    let reply = ferry.get(&format!("{MODULE}/@v/v1.2.0.mod")).await;
+    let reply = ferry.get(&format!("{MODULE}/@v/v1.2.0.info")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(ferry.get(&list).await.text(), "v1.0.0\nv1.2.0\n");
     assert_eq!(upstream_count(&upstream, "@v/list"), lists, "still cached");
@@ -207,10 +208,11 @@ async fn on_a_bucket_a_version_this_ferry_stores_is_listed_at_once_and_another_r
         started.elapsed()
     );
 
-    // The filler's own new version is listed at once, its upstream list still cached.
+    // The filler's own new version is listed at once, its upstream list still cached. (A `.info` is
+    // answered once the version is checked and stored; a `.mod` may be answered before.)
     assert_eq!(filler.get(&list).await.text(), "v1.0.0\n");
     upstream.add(cached("v1.1.0"));
-    let reply = filler.get(&format!("{MODULE}/@v/v1.1.0.mod")).await;
+    let reply = filler.get(&format!("{MODULE}/@v/v1.1.0.info")).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(filler.get(&list).await.text(), "v1.0.0\nv1.1.0\n");
     filler.stop().await;

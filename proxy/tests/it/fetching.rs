@@ -11,7 +11,7 @@ use ferry_testkit::{
     eventually, logged, processes_under, write_goproxy_tree,
 };
 
-use crate::harness::{Ferry, Reply, ferry_env, forward, get, save};
+use crate::harness::{Ferry, Reply, app_module, ferry_env, forward, get, save};
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
 
@@ -251,6 +251,98 @@ async fn versions_fetched_over_http_are_verified_against_the_checksum_database_a
     );
     assert!(!ferry.store().has_zip(&m, &v).await.unwrap());
     work_dir_empties(&dir.path().join("work")).await;
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mod_is_answered_as_soon_as_it_is_fetched_and_its_version_stored_once_the_rest_has_come()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
+    // The upstream sits on the `.info` (as a real one does for a version nobody has downloaded).
+    upstream.hold(".info");
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[]).await;
+    let (m, v) = (
+        ModulePath::new("example.com/hello").unwrap(),
+        Version::new("v1.0.0").unwrap(),
+    );
+
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.mod").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), hello("v1.0.0").go_mod());
+    assert_eq!(upstream.held(), 1);
+    assert!(!ferry.store().exists(&m, &v).await.unwrap());
+    // A `.info` asked meanwhile waits for the same fill (no second fetch), which stores the version.
+    let info = spawn_get(format!("{}/example.com/hello/@v/v1.0.0.info", ferry.url()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!info.is_finished());
+    upstream.release();
+    let info = info.await.unwrap();
+    assert_eq!(info.status, 200, "{}", info.text());
+    assert_eq!(info_version(&info), "v1.0.0");
+    assert!(ferry.store().exists(&m, &v).await.unwrap());
+    assert!(!ferry.store().has_zip(&m, &v).await.unwrap());
+    assert_eq!(upstream.request_count(".mod"), 1);
+    assert_eq!(upstream.request_count(".info"), 1);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_mod_the_checksum_database_disowns_is_answered_as_fetched_but_never_stored_and_go_refuses_it()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let published = FixtureModule::package("example.com/tampered", "v1.0.0");
+    write_goproxy_tree(&dir.path().join("tree"), std::slice::from_ref(&published));
+    let sumdb = SumDbFixture::start("sum.fixture.example", &dir.path().join("tree"), 0);
+    // The upstream's copy requires a module the published version never did.
+    let served = published
+        .clone()
+        .with_go_mod("module example.com/tampered\n\ngo 1.21\n\nrequire example.com/evil v1.0.0\n");
+    let upstream = Upstream::start(vec![served.clone()]).await;
+    let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[("GOSUMDB", &gosumdb)]).await;
+    let (m, v) = (
+        ModulePath::new("example.com/tampered").unwrap(),
+        Version::new("v1.0.0").unwrap(),
+    );
+
+    // The fill's checks wait on the `.info`, which the upstream sits on: the `.mod` is answered before the
+    // database's word, as the upstream itself would answer it...
+    upstream.hold(".info");
+    let reply = ferry.get("example.com/tampered/@v/v1.0.0.mod").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), served.go_mod());
+    // ...and the go command checks each go.mod of its module graph against the database itself (`go mod
+    // graph` reads go.mod files only; `go list -m all` would ask for the `.info` the upstream sits on).
+    let home = GoHome::new(dir.path(), &ferry.url());
+    let app = app_module(dir.path());
+    let requiring = "module app\n\ngo 1.21\n\nrequire example.com/tampered v1.0.0\n";
+    std::fs::write(app.join("go.mod"), requiring).unwrap();
+    let mut command = home.command(&app, &["mod", "graph"]);
+    command.env("GOSUMDB", &gosumdb);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "go accepted a disowned go.mod");
+    assert!(
+        stderr.contains("verifying go.mod: checksum mismatch"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("SECURITY ERROR"), "{stderr}");
+
+    // Once the checks can end, Ferry refuses the version: never stored, said on the log and to the
+    // requests that wait for the checks.
+    upstream.release();
+    let reply = ferry.get("example.com/tampered/@v/v1.0.0.info").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains("SECURITY ERROR"), "{}", reply.text());
+    eventually("the refusal is logged", async || {
+        logged(&["example.com/tampered", "not stored", "checksum mismatch"])
+    })
+    .await;
+    assert!(!ferry.store().exists(&m, &v).await.unwrap());
     ferry.stop().await;
 }
 

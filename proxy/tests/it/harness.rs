@@ -3,6 +3,7 @@
 //! processes, waiting, logs, the fixture upstream) lives in testkit.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use ferry::config::{self, Flags};
 use ferry::{Proxy, ServerSettings};
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{ModuleStore, VersionFiles, ZipSource};
-use ferry_testkit::{FixtureModule, InProcess, Process, clean_command};
+use ferry_testkit::{FixtureModule, GoHome, InProcess, Process, clean_command};
 use futures::StreamExt;
 
 pub use ferry_testkit::http::{Reply, get, get_blocking, raw_header, raw_request, request};
@@ -242,4 +243,32 @@ pub async fn forward(listener: tokio::net::TcpListener, target: String) {
         // Finished connections are reaped as new ones come.
         while connections.try_join_next().is_some() {}
     }
+}
+
+/// `go get target` in a new module `dir/app` through `ferry` (its only GOPROXY), verifying sums against
+/// `GOSUMDB=gosumdb` (a key, the database reached through the GOPROXY, or `key url`), and nothing
+/// private (GONOSUMDB, GOPRIVATE, GONOSUMCHECK unset): the go home, the module's directory and what go did.
+pub async fn go_get_verifying(
+    dir: &Path,
+    ferry: &Ferry,
+    gosumdb: &str,
+    target: &str,
+) -> (GoHome, std::path::PathBuf, std::process::Output) {
+    let home = GoHome::new(dir, &ferry.url());
+    let app = app_module(dir);
+    let mut command = home.command(&app, &["get", target]);
+    command.env("GOSUMDB", gosumdb);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("run go");
+    (home, app, output)
+}
+
+/// A module `app` in `dir/app` (for `go get`).
+pub fn app_module(dir: &Path) -> std::path::PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    write_file(&app, "go.mod", "module app\n\ngo 1.21\n");
+    app
 }

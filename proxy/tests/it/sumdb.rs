@@ -13,7 +13,10 @@ use ferry_testkit::{
     write_goproxy_tree,
 };
 
-use crate::harness::{Ferry, ferry, ferry_env, get_blocking, request, save, serving, write_file};
+use crate::harness::{
+    Ferry, app_module, ferry, ferry_env, get_blocking, go_get_verifying, request, save, serving,
+    write_file,
+};
 
 /// The database's name: it resolves nowhere, so Ferry is the go command's only way to it.
 const NAME: &str = "sum.fixture.example";
@@ -27,34 +30,6 @@ async fn ferry_with(dir: &Path, stored: &[FixtureModule], vars: &[(&str, &str)])
         save(ferry.store().as_ref(), module).await;
     }
     ferry
-}
-
-/// `go get target` in a new module `dir/app` through `ferry` (its only GOPROXY), verifying sums against
-/// `GOSUMDB=key` (and nothing private: GONOSUMDB, GOPRIVATE, GONOSUMCHECK unset): the go home, the
-/// module's directory and what go did.
-async fn go_get_verifying(
-    dir: &Path,
-    ferry: &Ferry,
-    key: &str,
-    target: &str,
-) -> (GoHome, std::path::PathBuf, std::process::Output) {
-    let home = GoHome::new(dir, &ferry.url());
-    let app = app_module(dir);
-    let mut command = home.command(&app, &["get", target]);
-    command.env("GOSUMDB", key);
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .expect("run go");
-    (home, app, output)
-}
-
-/// A module `app` in `dir/app` (for `go get`).
-fn app_module(dir: &Path) -> std::path::PathBuf {
-    let app = dir.join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    write_file(&app, "go.mod", "module app\n\ngo 1.21\n");
-    app
 }
 
 #[tokio::test]
