@@ -290,6 +290,23 @@ pub fn resolve_inside(root: &Path, key: &str) -> io::Result<Option<PathBuf>> {
     Ok(resolved.starts_with(root).then_some(resolved))
 }
 
+/// Opens the regular file `root/key` for reading, with its length, if it resolves inside `root` and is the
+/// file the resolution found (a symlink swapped in between the check and the open is refused): `Ok(None)`
+/// when it leads outside or was swapped. One call on the blocking pool does what a resolution and
+/// object_store's open did in two (each a hand-off: a fifth of those of a 1 MiB zip).
+pub fn open_inside(root: &Path, key: &str) -> io::Result<Option<(File, u64)>> {
+    let Some(resolved) = resolve_inside(root, key)? else {
+        return Ok(None);
+    };
+    let expected = identity(&std::fs::metadata(resolved)?);
+    let file = File::open(root.join(key))?;
+    let metadata = file.metadata()?;
+    if identity(&metadata) != expected || !metadata.is_file() {
+        return Ok(None);
+    }
+    Ok(Some((file, metadata.len())))
+}
+
 /// Whether a failed lookup means only that there is no such file: missing, a file where a directory
 /// should be, or a name too long for the filesystem (a client's long path element is a miss, not a fault).
 pub fn names_nothing(e: &io::Error) -> bool {
