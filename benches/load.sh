@@ -12,7 +12,8 @@
 # LOAD_NGINX_SENDFILE=both adds a third server, nginx with `sendfile off` (it then reads each file into a
 # buffer and writes it, as Ferry does), over the same tree: the gap between the two nginx rows is what
 # zero-copy is worth to nginx, the rest of its lead is everything else. LOAD_NGINX_SENDFILE=off runs that
-# one in place of the usual nginx.
+# one in place of the usual nginx. LOAD_ONLY=REGEX runs only the targets whose names match (mod, info,
+# zip-1MiB, zip-32MiB), e.g. LOAD_ONLY=zip.
 # Both servers are stopped on exit. Absolute figures on a shared machine are noise; read the ratios.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -133,6 +134,7 @@ results=$work/results
 mkdir -p "$results"
 order=("${servers[@]}")
 while read -r name path; do
+    [[ $name =~ ${LOAD_ONLY:-.} ]] || continue
     c=$connections
     [[ $name == zip* ]] && c=$zip_connections
     # Back to back, so all see the same machine; which goes first rotates from one target to the next.
