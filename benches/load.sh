@@ -8,7 +8,12 @@
 # `sendfile on`, non-daemon, its own config/pid/log/temp paths under a temporary directory), both on
 # 127.0.0.1, and drives each with oha (installed into the tools directory when missing) for SECONDS per
 # target and server (LOAD_ACCESS_LOGS=1: with access logs): `.mod` and `.info` at LOAD_CONNECTIONS (64) connections, the zips at
-# ZIP_CONNECTIONS (16). Prints one table: requests/s, MB/s, p99 and Ferry's fraction of nginx.
+# ZIP_CONNECTIONS (16). Prints one table: requests/s, MB/s, p99 and each server's fraction of nginx.
+# LOAD_NGINX_SENDFILE=both adds a third server, nginx with `sendfile off` (it then reads each file into a
+# buffer and writes it, as Ferry does), over the same tree: the gap between the two nginx rows is what
+# zero-copy is worth to nginx, the rest of its lead is everything else. LOAD_NGINX_SENDFILE=off runs that
+# one in place of the usual nginx. LOAD_ONLY=REGEX runs only the targets whose names match (mod, info,
+# zip-1MiB, zip-32MiB), e.g. LOAD_ONLY=zip.
 # Both servers are stopped on exit. Absolute figures on a shared machine are noise; read the ratios.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,10 +48,10 @@ ensure_nginx() {
 
 work=$(mktemp -d)
 ferry_pid=
-nginx_pid=
+nginx_pids=()
 cleanup() {
     [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
-    [[ -n $nginx_pid ]] && kill -QUIT "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    for pid in "${nginx_pids[@]}"; do kill -QUIT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -65,7 +70,7 @@ ferry_log=info,ferry::access=off
 nginx_access_log=off
 if [[ ${LOAD_ACCESS_LOGS:-0} == 1 ]]; then
     ferry_log=info
-    nginx_access_log=$work/nginx/logs/access.log
+    nginx_access_log=on
 fi
 # Ferry, as deployed: the release binary over the store as a file:// store.
 FERRY_LOG=$ferry_log "$target_dir/release/ferry" --listen 127.0.0.1:0 --storage "file://$store" 2>"$work/ferry.log" &
@@ -74,57 +79,71 @@ for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null
 ferry_addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
 [[ -n $ferry_addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
 
-# nginx over the same directory; every path it writes is under $work.
-nginx_port=$("$bench" free-port)
-mkdir -p "$work/nginx/logs" "$work/nginx/tmp"
-cat >"$work/nginx/nginx.conf" <<CONF
+# nginx over the same directory; every path it writes is under $work (one directory per instance).
+start_nginx() { # NAME SENDFILE: adds its pid to nginx_pids, its port in port_NAME (- as _)
+    local name=$1 sendfile=$2 dir=$work/$1 port
+    port=$("$bench" free-port)
+    mkdir -p "$dir/logs" "$dir/tmp"
+    local access_log=off
+    [[ $nginx_access_log != off ]] && access_log=$dir/logs/access.log
+    cat >"$dir/nginx.conf" <<CONF
 daemon off;
 worker_processes auto;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/logs/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log $nginx_access_log;
-    sendfile on;
+    access_log $access_log;
+    sendfile $sendfile;
     tcp_nopush on;
     keepalive_requests 1000000;
-    client_body_temp_path $work/nginx/tmp/body;
-    proxy_temp_path $work/nginx/tmp/proxy;
-    fastcgi_temp_path $work/nginx/tmp/fastcgi;
-    uwsgi_temp_path $work/nginx/tmp/uwsgi;
-    scgi_temp_path $work/nginx/tmp/scgi;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
     types { application/zip zip; application/json info; }
     default_type text/plain;
     server {
-        listen 127.0.0.1:$nginx_port;
+        listen 127.0.0.1:$port;
         root $store;
     }
 }
 CONF
-"$nginx" -p "$work/nginx" -e "$work/nginx/logs/error.log" -c "$work/nginx/nginx.conf" &
-nginx_pid=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$nginx_port") 2>/dev/null && break; sleep 0.1; done
-kill -0 "$nginx_pid" 2>/dev/null || die "nginx did not start: $(cat "$work/nginx/logs/error.log")"
+    "$nginx" -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" &
+    nginx_pids+=($!)
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+    kill -0 "$!" 2>/dev/null || die "$name did not start: $(cat "$dir/logs/error.log")"
+    printf -v "port_${name//-/_}" %s "$port"
+}
+servers=(ferry)
+case ${LOAD_NGINX_SENDFILE:-on} in
+on) start_nginx nginx on; servers+=(nginx) ;;
+off) start_nginx nginx off; servers+=(nginx) ;;
+both) start_nginx nginx on; start_nginx nginx-nosf off; servers+=(nginx nginx-nosf) ;;
+*) die "LOAD_NGINX_SENDFILE is on, off or both, not ${LOAD_NGINX_SENDFILE}" ;;
+esac
 
 oha() {
     "$tools/bin/oha" --no-tui --output-format json -z "${seconds}s" -c "$1" "$2"
 }
 
 echo "load.sh: ${seconds}s per run; small files at $connections connections, zips at $zip_connections;" \
-    "ferry on $ferry_addr, nginx $("$nginx" -v 2>&1 | sed 's/.*\///') on 127.0.0.1:$nginx_port; $(nproc) cores" >&2
+    "ferry on $ferry_addr, nginx $("$nginx" -v 2>&1 | sed 's/.*\///') (sendfile ${LOAD_NGINX_SENDFILE:-on}); $(nproc) cores" >&2
 results=$work/results
 mkdir -p "$results"
-order=(ferry nginx)
+order=("${servers[@]}")
 while read -r name path; do
+    [[ $name =~ ${LOAD_ONLY:-.} ]] || continue
     c=$connections
     [[ $name == zip* ]] && c=$zip_connections
-    # Back to back, so both see the same machine; which goes first alternates from one target to the next.
+    # Back to back, so all see the same machine; which goes first rotates from one target to the next.
     for server in "${order[@]}"; do
         addr=$ferry_addr
-        [[ $server == nginx ]] && addr=127.0.0.1:$nginx_port
+        [[ $server == nginx* ]] && port_var=port_${server//-/_} && addr=127.0.0.1:${!port_var}
         curl -sf -o /dev/null "http://$addr$path" || die "$server does not serve $path"
         oha "$c" "http://$addr$path" >"$results/$name.$server.json"
     done
-    order=("${order[1]}" "${order[0]}")
+    order=("${order[@]:1}" "${order[0]}")
 done < <("$bench" targets)
 "$bench" table "$results"

@@ -124,6 +124,12 @@ impl http_body::Body for Budgeted {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         use std::task::Poll;
+        if self.permit.is_none() && self.acquiring.is_none() {
+            // A free permit is taken at once, without the boxed wait (an allocation a frame).
+            if let Ok(permit) = self.budget.clone().try_acquire_owned() {
+                self.permit = Some(permit);
+            }
+        }
         if self.permit.is_none() {
             let budget = self.budget.clone();
             let acquiring = self.acquiring.get_or_insert_with(|| {

@@ -70,10 +70,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No timer for HTTP/1, so no header read timeout of hyper's own: the connection's activity watch
+    // (`connection`) closes a connection that completes no request within `header_read_timeout`, from its
+    // first byte, and hyper's duplicate armed and cleared a timer on every request (2% of the CPU time of
+    // `.mod` requests under `benches/load.sh`, in `perf record`).
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(CONNECTION_BUFFER);
     builder
         .http2()

@@ -22,7 +22,9 @@ use ferry_module::{ModulePath, Version};
 /// `benches/stalled.sh 200 20 100 14` (200 stalled HTTP/1 readers and 2000 stalled h2 streams of a 64 MiB
 /// zip) peaked at 122-128 MB resident with 256 KiB reads, 76 MB with 128 KiB, while one client got a 256 MiB
 /// zip as fast (`scripts/measure-memory.sh 256 1`: 0.23-0.28 s with 256 KiB, 0.19-0.22 s with 128 KiB;
-/// 16 clients 2.99 s and 2.84 s), measured back to back.
+/// 16 clients 2.99 s and 2.84 s), measured back to back. Once a cached chunk was read without a hand-off
+/// (`local::read_chunks`), 64 KiB reads did 0.74-0.77x the 1 MiB zips/s and 0.84-0.93x the 32 MiB zips/s of
+/// 128 KiB (`AB_ONLY=zip benches/ab.sh` of the two builds, 3 rounds).
 const LOCAL_READ_SIZE: usize = 128 * 1024;
 
 /// The read size when a zip file is uploaded to a store that cannot link it.
@@ -461,30 +463,19 @@ impl ModuleStore for ObjectModuleStore {
 
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
         let path = self.file(module, version, "zip")?;
+        if let Some(root) = &self.local_root {
+            return local_zip(root, path).await;
+        }
         let result = self.get_inside(&path).await?;
         let len = result.meta.size;
         let key = path.to_string();
         let redact = self.redactor();
         let advice = self.advice.clone();
-        let stream = match result.payload {
-            // object_store reads a local file in 8 KiB chunks, each a trip to the blocking pool; reads of
-            // LOCAL_READ_SIZE serve a zip several times faster (scripts/measure-memory.sh 256 1: from about
-            // 240 MiB/s to the figure in the README) in the same bounded memory.
-            GetResultPayload::File(file, _) if result.range == (0..len) => {
-                local::read_chunks(file, len, LOCAL_READ_SIZE)
-                    // An io::Error of a read names no path.
-                    .map_err(move |e| {
-                        StorageError::Unavailable(Failure::new(format!("reading {key}: {e}"), e))
-                    })
-                    .boxed()
-            }
-            payload => GetResult { payload, ..result }
-                .into_stream()
-                .map_err(move |e| {
-                    StorageError::from_object_store(e, &key, &redact, advice.as_ref())
-                })
-                .boxed(),
-        };
+        // Only a local store's backend gives a file, and a local store's zips are read by `local_zip`.
+        let stream = result
+            .into_stream()
+            .map_err(move |e| StorageError::from_object_store(e, &key, &redact, advice.as_ref()))
+            .boxed();
         Ok(ZipStream { len, stream })
     }
 
@@ -563,6 +554,36 @@ impl ModuleStore for ObjectModuleStore {
 }
 
 /// Runs a blocking filesystem step of a write to `key` off the async threads.
+/// A zip of a local store: resolved and opened in one trip to the blocking pool, then read in
+/// [`LOCAL_READ_SIZE`] chunks, from the page cache without a hand-off when it holds them (object_store
+/// reads a local file in 8 KiB chunks, each a trip to the blocking pool: `scripts/measure-memory.sh 256 1`
+/// went from about 240 MiB/s to the figure in the README).
+async fn local_zip(root: &std::path::Path, path: Path) -> Result<ZipStream, StorageError> {
+    let (root, key) = (root.to_path_buf(), path.to_string());
+    let opened = tokio::task::spawn_blocking(move || local::open_inside(&root, &key))
+        .await
+        .map_err(|e| StorageError::Unavailable(Failure::new(format!("reading {path}"), e)))?;
+    let (file, len) = match opened {
+        Ok(Some(opened)) => opened,
+        // Outside the root, or swapped for a symlink while opened: for a client, there is nothing there.
+        Ok(None) => return Err(StorageError::NotFound(path.to_string())),
+        Err(e) if local::names_nothing(&e) => return Err(StorageError::NotFound(path.to_string())),
+        // std::fs errors name no path.
+        Err(e) => {
+            return Err(StorageError::Unavailable(Failure::new(
+                format!("reading {path}: {e}"),
+                e,
+            )));
+        }
+    };
+    let key = path.to_string();
+    let stream = local::read_chunks(file, len, LOCAL_READ_SIZE)
+        // An io::Error of a read names no path.
+        .map_err(move |e| StorageError::Unavailable(Failure::new(format!("reading {key}: {e}"), e)))
+        .boxed();
+    Ok(ZipStream { len, stream })
+}
+
 async fn blocking(
     key: &Path,
     root: &std::path::Path,

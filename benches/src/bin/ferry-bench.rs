@@ -115,27 +115,32 @@ fn load_run(file: &Path) -> Result<Run, String> {
     })
 }
 
-/// The side-by-side table: each load target on Ferry and on nginx, and Ferry's fraction of nginx.
+/// The side-by-side table: each load target on each server (Ferry, nginx, and nginx with `sendfile off`
+/// when load.sh ran it), and each server's fraction of nginx.
 fn table(dir: &Path) -> Result<(), String> {
     println!(
-        "{:<10} {:<6} {:>12} {:>10} {:>10} {:>12}",
-        "target", "server", "requests/s", "MB/s", "p99 ms", "ferry/nginx"
+        "{:<10} {:<10} {:>12} {:>10} {:>10} {:>10}",
+        "target", "server", "requests/s", "MB/s", "p99 ms", "of nginx"
     );
     for (name, _) in LOAD_TARGETS {
-        let ferry_file = dir.join(format!("{name}.ferry.json"));
         let nginx_file = dir.join(format!("{name}.nginx.json"));
-        if !ferry_file.exists() || !nginx_file.exists() {
+        if !nginx_file.exists() {
             continue;
         }
-        let (ferry, nginx) = (load_run(&ferry_file)?, load_run(&nginx_file)?);
-        for (server, run) in [("ferry", &ferry), ("nginx", &nginx)] {
-            let ratio = if server == "ferry" {
-                format!("{:.2}×", ferry.requests_per_sec / nginx.requests_per_sec)
-            } else {
+        let nginx = load_run(&nginx_file)?;
+        for server in ["ferry", "nginx", "nginx-nosf"] {
+            let file = dir.join(format!("{name}.{server}.json"));
+            if !file.exists() {
+                continue;
+            }
+            let run = load_run(&file)?;
+            let ratio = if server == "nginx" {
                 String::new()
+            } else {
+                format!("{:.2}×", run.requests_per_sec / nginx.requests_per_sec)
             };
             println!(
-                "{name:<10} {server:<6} {:>12.0} {:>10.1} {:>10.2} {ratio:>12}",
+                "{name:<10} {server:<10} {:>12.0} {:>10.1} {:>10.2} {ratio:>10}",
                 run.requests_per_sec,
                 run.bytes_per_sec / 1e6,
                 run.p99_ms

@@ -43,6 +43,48 @@ async fn a_hand_filled_goproxy_tree_is_served_as_is() {
     );
 }
 
+/// A zip of several read chunks (128 KiB each), its last one short: incompressible bytes, so the zip
+/// file is as large as its content.
+fn multi_chunk_module() -> FixtureModule {
+    let mut noise = Vec::with_capacity(1_000_003);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < 1_000_003 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    noise.truncate(1_000_003);
+    FixtureModule::package("example.com/chunks", "v1.0.0").file("noise.bin", noise)
+}
+
+#[tokio::test]
+async fn a_zip_is_served_whole_from_the_page_cache_and_from_the_disk() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fixture = multi_chunk_module();
+    write_goproxy_tree(dir.path(), std::slice::from_ref(&fixture));
+    let store = StorageConfig::from_url(&format!("file://{}", dir.path().display()))
+        .unwrap()
+        .open()
+        .unwrap();
+    let (m, v) = (module("example.com/chunks"), version("v1.0.0"));
+    let expected = fixture.zip_bytes();
+    assert!(expected.len() > 7 * 128 * 1024, "{}", expected.len());
+    // Just written: the page cache holds it, and it is read without the blocking pool.
+    assert!(
+        read_zip(&*store, &m, &v).await == expected,
+        "the cached zip differs"
+    );
+    // Dropped from the page cache (written back first): its reads wait for the disk, on the blocking pool.
+    let zip = std::fs::File::open(dir.path().join("example.com/chunks/@v/v1.0.0.zip")).unwrap();
+    zip.sync_all().unwrap();
+    rustix::fs::fadvise(&zip, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    assert!(
+        read_zip(&*store, &m, &v).await == expected,
+        "the zip read from disk differs"
+    );
+}
+
 #[tokio::test]
 async fn a_go_module_cache_download_dir_is_served_as_is() {
     let dir = tempfile::tempdir().unwrap();
