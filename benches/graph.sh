@@ -14,13 +14,17 @@
 # three runs of one project are side by side, so read the ratios.
 #   GRAPH_RUNS=N   N rounds of the three runs (each cold run through a new Ferry on an empty store); the
 #                  medians are printed. The upstream's own pace moves by a third between minutes here.
+#   GRAPH_BASELINE=/path/to/ferry  another build, run cold in each round beside this one (e.g. the last
+#                  commit's): its median and this build's fraction of it are printed too.
 #   GRAPH_PIN=1    the go command on CPU 0 and Ferry on the others (taskset), in every run: as when Ferry
 #                  and its clients are different machines. Unpinned on 2 cores, Ferry's checks (inflating
 #                  and hashing every zip) compete with the client's own extracting and hashing.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-[[ $# -gt 0 ]] || { sed -n '2,19p' "$0" >&2; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,21p' "$0" >&2; exit 2; }
+baseline=${GRAPH_BASELINE:-}
+[[ -z $baseline || -x $baseline ]] || { echo "graph.sh: GRAPH_BASELINE=$baseline is not an executable" >&2; exit 2; }
 runs=${GRAPH_RUNS:-1}
 client_cpu=()
 ferry_cpu=()
@@ -75,6 +79,18 @@ download_all() {
     echo "$end - $start" | bc
 }
 
+# Starts the Ferry binary $1 on an empty store (pinned as GRAPH_PIN says); sets ferry_pid and addr.
+start_ferry() {
+    rm -rf "$work/store" "$work/ferry-work"
+    FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
+        FERRY_WORK_DIR="$work/ferry-work" "${ferry_cpu[@]}" "$1" --listen 127.0.0.1:0 \
+        --storage "file://$work/store" 2>"$work/ferry.log" &
+    ferry_pid=$!
+    for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
+    addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
+    [[ -n $addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
+}
+
 # The median of the numbers given.
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
@@ -94,17 +110,15 @@ for target in "$@"; do
     unzip -p "$zip" "$target/go.sum" >"$project/go.sum" 2>/dev/null || true
     chmod -R u+w "$work/seed" && rm -rf "$work/seed"
 
-    directs=() colds=() warms=()
+    directs=() colds=() warms=() bases=()
     for _ in $(seq "$runs"); do
         directs+=("$(download_all "$project" "$upstream")")
-        rm -rf "$work/store" "$work/ferry-work"
-        FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
-            FERRY_WORK_DIR="$work/ferry-work" "${ferry_cpu[@]}" "$target_dir/release/ferry" --listen 127.0.0.1:0 \
-            --storage "file://$work/store" 2>"$work/ferry.log" &
-        ferry_pid=$!
-        for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
-        addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
-        [[ -n $addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
+        if [[ -n $baseline ]]; then
+            start_ferry "$baseline"
+            bases+=("$(download_all "$project" "http://$addr")")
+            stop_ferry
+        fi
+        start_ferry "$target_dir/release/ferry"
         colds+=("$(download_all "$project" "http://$addr")")
         warms+=("$(download_all "$project" "http://$addr")")
         stop_ferry
@@ -117,4 +131,9 @@ for target in "$@"; do
     printf '%-45s %6d %6d %8.0f %8.1fs %8.1fs %8.1fs %6.2fx %6.2fx\n' "$module" "$zips" "$mods" \
         "$(echo "$bytes / 1000000" | bc -l)" "$direct" "$cold" "$warm" \
         "$(echo "$cold / $direct" | bc -l)" "$(echo "$warm / $direct" | bc -l)"
+    if [[ -n $baseline ]]; then
+        base=$(median "${bases[@]}")
+        printf '%-45s baseline cold %.1fs (%.2fx the upstream); this build %.2fx the baseline\n' "$module" "$base" \
+            "$(echo "$base / $direct" | bc -l)" "$(echo "$cold / $base" | bc -l)"
+    fi
 done

@@ -19,7 +19,7 @@ use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::request::{Endpoint, Refusal};
 use crate::sumdb::{SumDbSettings, SumDbs};
-use crate::upstream::{Fetched, FillError, Filled, Need, Upstream};
+use crate::upstream::{FillError, Filled, Need, Upstream};
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -266,10 +266,12 @@ impl Proxy {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
                     match self.fill(upstream, module, version, file).await {
-                        Ok(Filled::Stored(_)) => {
-                            self.stored_file(module, version, file, head_only).await
+                        // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`);
+                        // not kept in the memory cache, which holds stored files only.
+                        Ok(Filled::Fetched(fetched)) if matches!(file, VersionFile::Mod) => {
+                            Ok(Answer::ok(TEXT, IMMUTABLE, fetched.go_mod.clone()))
                         }
-                        Ok(Filled::Fetched(fetched)) => Ok(fetched_file(&fetched, file)),
+                        Ok(_) => self.stored_file(module, version, file, head_only).await,
                         Err(e) => return Answer::from(e),
                     }
                 }
@@ -382,9 +384,6 @@ impl Proxy {
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
                 match upstream.fill(module, version.as_str(), Need::Info).await {
-                    Ok(Filled::Fetched(ref fetched)) if let Some(info) = &fetched.info => {
-                        Ok(info.clone())
-                    }
                     Ok(_) => self.store.info(module, &version).await,
                     Err(e) => return Answer::from(e),
                 }
@@ -495,30 +494,6 @@ impl Proxy {
         };
         Ok(Answer::stream("application/zip", len, body))
     }
-}
-
-/// A file of a version a fill has fetched and is still checking and storing: answered as fetched (see
-/// [`Filled::Fetched`]), and not kept in the memory cache, which holds stored files only.
-fn fetched_file(fetched: &Fetched, file: VersionFile) -> Answer {
-    let answer = match file {
-        VersionFile::Mod => Some(Answer::ok(TEXT, IMMUTABLE, fetched.go_mod.clone())),
-        VersionFile::Info => fetched
-            .info
-            .clone()
-            .map(|info| Answer::ok(JSON, IMMUTABLE, info)),
-        VersionFile::Zip => None,
-    };
-    // A fill answers a request early only with the file it asked for.
-    answer.unwrap_or_else(|| {
-        Answer::from(FillError::Internal {
-            context: format!(
-                "a fill of {} answered without its .{}",
-                fetched.version,
-                file.extension()
-            ),
-            source: None,
-        })
-    })
 }
 
 /// A miss that is not fetched before answering: queue a background fetch, redirect, or decline, with an

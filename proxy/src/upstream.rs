@@ -71,7 +71,8 @@ pub enum Filled {
     /// `.mod` took 1–2 ms (`go mod download -x`; issue 11), and the go command checks every go.mod it gets
     /// against its go.sum or the database itself, as it would straight from the upstream. What fails the
     /// checks is never stored (nor listed), and the failure goes to the log and to the requests still
-    /// waiting. Zips, and files the go command fetched, are answered once checked and stored.
+    /// waiting (a `.info`). A `.info`, a zip, and files the go command fetched are answered once checked
+    /// and stored.
     Fetched(Arc<Fetched>),
 }
 
@@ -84,13 +85,12 @@ impl Filled {
         }
     }
 
-    /// Whether this answers a request for `file`.
+    /// Whether this answers a request for `file`: a `.info` and a zip are answered once stored.
     fn has(&self, file: Need) -> bool {
-        match (self, file) {
-            (Filled::Stored(_), _) | (Filled::Fetched(_), Need::Mod) => true,
-            (Filled::Fetched(fetched), Need::Info) => fetched.info.is_some(),
-            (Filled::Fetched(_), Need::Zip) => false,
-        }
+        matches!(
+            (self, file),
+            (Filled::Stored(_), _) | (Filled::Fetched(_), Need::Mod)
+        )
     }
 }
 
@@ -102,12 +102,10 @@ pub enum Need {
     Zip,
 }
 
-/// A version's files as a fill fetched them, before they are checked and stored.
+/// A version's `.mod` as a fill fetched it, before it is checked and stored.
 #[derive(Debug)]
 pub struct Fetched {
     pub version: Version,
-    /// There when the `.info` came as soon as the `.mod`.
-    pub info: Option<Bytes>,
     pub go_mod: Bytes,
 }
 
@@ -691,7 +689,6 @@ async fn fetch_metadata_and_store(
     if !fetched.is_checked() && fetched.early.version == version.as_str() {
         let early = Fetched {
             version: version.clone(),
-            info: fetched.early.info.clone(),
             go_mod: fetched.early.go_mod.clone(),
         };
         publisher.answer_early(&shared.slots, early).await;
