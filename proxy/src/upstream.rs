@@ -446,12 +446,11 @@ fn fill(
                 break answer.clone();
             }
             if answers.changed().await.is_err() {
-                // The task ends with its final answer sent: dropped without one, it failed.
-                break answers.borrow().clone().unwrap_or_else(|| {
-                    Err(FillError::Internal {
-                        context: "the fetch task failed".to_string(),
-                        source: None,
-                    })
+                // The task ends with its final answer sent (which `changed` reports before the close):
+                // closed with no answer for this request, the task failed or was cancelled.
+                break Err(FillError::Internal {
+                    context: "the fetch task failed".to_string(),
+                    source: None,
                 });
             }
         };
