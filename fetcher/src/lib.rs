@@ -130,12 +130,11 @@ impl<'a, E, T: Send + 'a> Unverified<'a, E, T> {
     }
 }
 
-/// A version's `.mod` as downloaded, not yet checked, and its `.info` when it came as soon.
+/// A version's `.mod` as downloaded, not yet checked.
 #[derive(Debug, Clone)]
 pub struct EarlyMetadata {
     /// The canonical version.
     pub version: String,
-    pub info: Option<bytes::Bytes>,
     pub go_mod: bytes::Bytes,
 }
 
@@ -472,7 +471,6 @@ impl Fetcher {
             if let Some((files, checks)) = fetched {
                 let early = EarlyMetadata {
                     version: version.to_string(),
-                    info: files.info,
                     go_mod: files.go_mod,
                 };
                 let answered = early.go_mod.clone();
@@ -506,7 +504,6 @@ impl Fetcher {
         let fetched = self.metadata_with_go(module, version).await?;
         let early = EarlyMetadata {
             version: fetched.version.clone(),
-            info: Some(fetched.info.clone()),
             go_mod: fetched.go_mod.clone(),
         };
         Ok(Unverified::checked(early, fetched))
