@@ -87,7 +87,10 @@ pub(crate) enum Got {
     Missing,
     /// 508: the upstream is this process (it recognised the fill's own token).
     Loop,
-    /// Anything else (a status, a refused connection, a broken or too long body), said in words.
+    /// A 200 whose body is longer than the limit, said in words: the upstream answers more than any
+    /// honest answer holds.
+    TooLarge(String),
+    /// Anything else (a status, a refused connection, a broken body), said in words.
     Failed(String),
 }
 
@@ -109,6 +112,9 @@ pub(crate) async fn get(client: &HttpsClient, url: &str, limit: usize) -> Got {
     }
     match Limited::new(response.into_body(), limit).collect().await {
         Ok(body) => Got::Body(body.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Got::TooLarge(format!(
+            "GET {url}: the answer is larger than {limit} bytes"
+        )),
         Err(e) => Got::Failed(format!("GET {url}: reading the answer: {e}")),
     }
 }

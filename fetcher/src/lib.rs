@@ -259,6 +259,13 @@ impl Fetcher {
             .then_some((native, module_path, version))
     }
 
+    /// The native fetcher, when it lists this module's versions.
+    fn native_list_for(&self, module: &str) -> Option<(&Native, ModulePath)> {
+        let native = self.inner.native.as_ref()?;
+        let module_path = ModulePath::new(module).ok()?;
+        native.handles(module).then_some((native, module_path))
+    }
+
     /// Runs a native fetch under the fetch deadline.
     async fn within_deadline<T>(
         &self,
@@ -546,6 +553,15 @@ impl Fetcher {
     /// in go's (semver) order. A module without such versions answers an empty list.
     pub async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
         reject_flag_like(module)?;
+        if let Some((native, module_path)) = self.native_list_for(module) {
+            let what = format!("GET {module}/@v/list from {}", native.proxy());
+            if let Some(versions) = self
+                .within_deadline(what, native.list(&module_path))
+                .await?
+            {
+                return Ok(versions);
+            }
+        }
         let (_scratch, output) = self
             // `-retracted`: a proxy's list holds every version, as an upstream GOPROXY's does (the client hides
             // retracted ones itself). Without it go also fetches the latest version's .info and .mod to read

@@ -33,6 +33,9 @@ const MAX_GO_MOD: usize = 16 << 20;
 const MAX_INFO: usize = 64 << 10;
 /// A checksum database answer: a tile is 8 KiB, a lookup a few.
 const MAX_SUMDB_ANSWER: usize = 64 << 10;
+/// An `@v/list`: the longest real ones hold a few thousand versions (tens of KiB). The go command reads a
+/// list whole, without a bound: a `go list` child took 363 MB for a list of one 100 MB line (issue 19).
+const MAX_LIST: usize = 4 << 20;
 
 /// The go settings that decide how a module is fetched, as `go env` reports them for Ferry's go.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
@@ -309,11 +312,45 @@ impl Native {
             Got::Body(body) => Ok(Some(body)),
             Got::Missing => Ok(None),
             Got::Loop => Err(self.loop_error()),
-            Got::Failed(reason) => {
+            Got::TooLarge(reason) | Got::Failed(reason) => {
                 tracing::debug!(%reason, "upstream file not fetched natively; asking the go command");
                 Ok(None)
             }
         }
+    }
+
+    /// The versions the upstream's `@v/list` holds, as `go list -m -retracted -versions` gives them from a
+    /// GOPROXY (`modfetch.proxyRepo.Versions`): each line's first field when it is a canonical
+    /// semantic version and not a pseudo-version, in semver order; `None` when the upstream did
+    /// not answer it plainly (the go command is asked then: it knows what comes after the first GOPROXY
+    /// entry). A list larger than [`MAX_LIST`] is refused, not handed to a go command that would read it
+    /// whole.
+    pub(crate) async fn list(
+        &self,
+        module: &ModulePath,
+    ) -> Result<Option<Vec<String>>, FetchError> {
+        let url = format!("{}/{}/@v/list", self.proxy, module.escaped());
+        let body = match get(&self.client, &url, MAX_LIST).await {
+            Got::Body(body) => body,
+            Got::Loop => return Err(self.loop_error()),
+            Got::TooLarge(reason) => {
+                tracing::warn!(%module, %reason, "the upstream's version list is too large");
+                return Err(FetchError::Upstream {
+                    message: format!(
+                        "the upstream's version list of {module} is too large (more than {MAX_LIST} bytes)"
+                    ),
+                });
+            }
+            Got::Missing | Got::Failed(_) => return Ok(None),
+        };
+        let mut versions: Vec<Version> = String::from_utf8_lossy(&body)
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter_map(|field| Version::new(field).ok())
+            .filter(|version| !version.is_pseudo())
+            .collect();
+        versions.sort();
+        Ok(Some(versions.iter().map(|v| v.to_string()).collect()))
     }
 
     /// The upstream answered the fill's own token: it is this Ferry. Not left to the go command, whose
@@ -605,7 +642,9 @@ impl Transport for SumdbHttp {
                 "{}: the database's URL leads back to this Ferry",
                 self.name
             ))),
-            Got::Failed(reason) => Err(TransportError::Failed(format!("{}: {reason}", self.name))),
+            Got::TooLarge(reason) | Got::Failed(reason) => {
+                Err(TransportError::Failed(format!("{}: {reason}", self.name)))
+            }
         }
     }
 }

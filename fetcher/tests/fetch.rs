@@ -477,7 +477,8 @@ async fn an_upstream_list_beyond_the_output_bound_is_refused_and_one_within_it_i
     upstream.list_versions("example.com/hello", versions(1_000_000));
     upstream.list_versions("example.com/big", versions(100_000));
     let temp = tempfile::tempdir().unwrap();
-    let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
+    // The go command's own list (native fetches off): its output is bounded.
+    let fetcher = fetcher(&upstream, temp.path(), |c| c.native = false).await;
     assert_eq!(fetcher.config().max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
 
     let error = fetcher.list("example.com/hello").await.unwrap_err();
@@ -505,6 +506,71 @@ async fn an_upstream_list_beyond_the_output_bound_is_refused_and_one_within_it_i
     let listed = fetcher.list("example.com/big").await.unwrap();
     assert_eq!(listed.len(), 100_001);
     assert_eq!(listed.last().map(String::as_str), Some("v1.0.0"));
+}
+
+#[tokio::test]
+async fn an_upstream_list_is_read_natively_within_its_bound_and_no_go_command_reads_a_larger_one() {
+    let upstream = Upstream::start(vec![
+        hello("v1.0.0"),
+        FixtureModule::package("example.com/big", "v1.0.0"),
+    ])
+    .await;
+    // A list of one 100 MB line made a go command take 363 MB; eight at once 1.68 GB (issue 19).
+    upstream.list_versions("example.com/hello", ["v1.0.0".repeat(1_500_000)]);
+    let versions = (0..100_000).map(|n| format!("v0.{}.{}", n / 1000, n % 1000));
+    // Pseudo-versions, invalid and non-canonical lines, duplicates: left out, as the go command does.
+    let noise = [
+        "v0.0.0-20240102030405-abcdefabcdef",
+        "v1.2",
+        "not-a-version",
+        "v0.1.1 extra fields",
+    ];
+    upstream.list_versions(
+        "example.com/big",
+        versions.chain(noise.iter().map(|v| v.to_string())),
+    );
+    let temp = tempfile::tempdir().unwrap();
+    let native = fetcher(&upstream, temp.path(), |_| {}).await;
+
+    let error = native.list("example.com/hello").await.unwrap_err();
+    assert!(matches!(error, FetchError::Upstream { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("version list of example.com/hello is too large"),
+        "{error}"
+    );
+    // Nothing was handed to a go command: it would have read the list whole.
+    assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
+
+    let listed = native.list("example.com/big").await.unwrap();
+    // The line with extra fields lists v0.1.1 a second time, as it does for go.
+    assert_eq!(listed.len(), 100_002);
+    assert_eq!(listed.first().map(String::as_str), Some("v0.0.0"));
+    assert_eq!(listed.last().map(String::as_str), Some("v1.0.0"));
+    assert!(
+        !listed
+            .iter()
+            .any(|v| v.contains("20240102030405") || v == "v1.2")
+    );
+    // As the go command lists them (native off), in the same order.
+    let other = tempfile::tempdir().unwrap();
+    let by_go = fetcher(&upstream, other.path(), |c| c.native = false).await;
+    // go keeps a valid but non-canonical `v1.2`, which no request can name (the proxy drops it too).
+    let from_go: Vec<String> = by_go
+        .list("example.com/big")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| ferry_module::Version::new(v).is_ok())
+        .collect();
+    let first_difference = listed.iter().zip(&from_go).position(|(a, b)| a != b);
+    assert_eq!(
+        (listed.len(), first_difference),
+        (from_go.len(), None),
+        "{:?}",
+        first_difference.map(|i| (&listed[i], &from_go[i]))
+    );
 }
 
 /// A `go` that runs the real one, then records what its environment looked like to it.

@@ -15,6 +15,9 @@ use crate::upstream::FillError;
 
 /// `.mod`, `.zip` and canonical `.info` never change once published.
 pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A file answered before its checks ended (an early `.mod`): no cache may keep it, since the checks may
+/// still refuse it; the next request gets the stored, verified file as [`IMMUTABLE`].
+pub(crate) const UNVERIFIED: &str = "no-store";
 /// `list`, `@latest` and query `.info` answers change when versions are published.
 pub(crate) const SHORT_LIVED: &str = "public, max-age=60";
 pub(crate) const JSON: &str = "application/json";

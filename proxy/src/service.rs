@@ -14,7 +14,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::action::{Action, Declined, Kind, action};
-use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT};
+use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::request::{Endpoint, Refusal};
@@ -266,10 +266,12 @@ impl Proxy {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
                     match self.fill(upstream, module, version, file).await {
-                        // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`);
-                        // not kept in the memory cache, which holds stored files only.
+                        // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`):
+                        // the go command checks it itself, but a cache in front of Ferry would not, so it
+                        // is answered `no-store` and without an ETag (only a verified, stored file is
+                        // immutable), and not kept in the memory cache, which holds stored files only.
                         Ok(Filled::Fetched(fetched)) if matches!(file, VersionFile::Mod) => {
-                            Ok(Answer::ok(TEXT, IMMUTABLE, fetched.go_mod.clone()))
+                            return Answer::ok(TEXT, UNVERIFIED, fetched.go_mod.clone());
                         }
                         Ok(_) => self.stored_file(module, version, file, head_only).await,
                         Err(e) => return Answer::from(e),

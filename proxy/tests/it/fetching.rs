@@ -270,6 +270,9 @@ async fn a_mod_is_answered_as_soon_as_it_is_fetched_and_its_version_stored_once_
     let reply = ferry.get("example.com/hello/@v/v1.0.0.mod").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), hello("v1.0.0").go_mod());
+    // Not checked yet: no cache in front of Ferry may keep it, and no ETag vouches for it.
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(reply.header("etag"), "");
     assert_eq!(upstream.held(), 1);
     assert!(!ferry.store().exists(&m, &v).await.unwrap());
     // A `.info` asked meanwhile waits for the same fill (no second fetch), which stores the version.
@@ -284,6 +287,14 @@ async fn a_mod_is_answered_as_soon_as_it_is_fetched_and_its_version_stored_once_
     assert!(!ferry.store().has_zip(&m, &v).await.unwrap());
     assert_eq!(upstream.request_count(".mod"), 1);
     assert_eq!(upstream.request_count(".info"), 1);
+    // Stored and verified, the same `.mod` is immutable from now on.
+    let reply = ferry.get("example.com/hello/@v/v1.0.0.mod").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_ne!(reply.header("etag"), "");
     ferry.stop().await;
 }
 
@@ -312,6 +323,9 @@ async fn a_go_mod_the_checksum_database_disowns_is_answered_as_fetched_but_never
     let reply = ferry.get("example.com/tampered/@v/v1.0.0.mod").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.text(), served.go_mod());
+    // ...but never as cacheable: a CDN or a chained proxy in front of Ferry must not keep it.
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(reply.header("etag"), "");
     // ...and the go command checks each go.mod of its module graph against the database itself (`go mod
     // graph` reads go.mod files only; `go list -m all` would ask for the `.info` the upstream sits on).
     let home = GoHome::new(dir.path(), &ferry.url());
@@ -343,6 +357,40 @@ async fn a_go_mod_the_checksum_database_disowns_is_answered_as_fetched_but_never
     })
     .await;
     assert!(!ferry.store().exists(&m, &v).await.unwrap());
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_mod_the_checksum_database_does_not_know_is_answered_no_store_and_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    // The database knows another module only; the upstream serves one it has never heard of.
+    let known = FixtureModule::package("example.com/known", "v1.0.0");
+    write_goproxy_tree(&dir.path().join("tree"), std::slice::from_ref(&known));
+    let sumdb = SumDbFixture::start("sum.fixture.example", &dir.path().join("tree"), 0);
+    let unknown = FixtureModule::package("example.com/unknown", "v1.0.0");
+    let upstream = Upstream::start(vec![unknown.clone()]).await;
+    let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[("GOSUMDB", &gosumdb)]).await;
+
+    upstream.hold(".info");
+    let reply = ferry.get("example.com/unknown/@v/v1.0.0.mod").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.text(), unknown.go_mod());
+    assert_eq!(reply.header("cache-control"), "no-store");
+    assert_eq!(reply.header("etag"), "");
+    upstream.release();
+    let reply = ferry.get("example.com/unknown/@v/v1.0.0.info").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(!ferry.stored("example.com/unknown", "v1.0.0").await);
+    // Asked again, the `.mod` is fetched and answered unverified again, never from a memory of the first.
+    let reply = ferry.get("example.com/unknown/@v/v1.0.0.mod").await;
+    assert_eq!(
+        reply.header("cache-control"),
+        "no-store",
+        "{}",
+        reply.text()
+    );
+    assert!(!ferry.stored("example.com/unknown", "v1.0.0").await);
     ferry.stop().await;
 }
 
