@@ -109,6 +109,35 @@ impl fmt::Display for Rule {
     }
 }
 
+impl Rule {
+    /// The rule as a client may read it (in a 404 or 500 body): where it is in the download file, without
+    /// the file's path on the server, which [`Rule`]'s own `Display` gives for the log and the CLI.
+    pub fn for_clients(&self) -> impl fmt::Display + '_ {
+        ForClients(self)
+    }
+}
+
+struct ForClients<'r>(&'r Rule);
+
+impl fmt::Display for ForClients<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rule = self.0;
+        match &rule.origin {
+            RuleOrigin::Block { line, .. } => {
+                let pattern = rule.pattern.as_ref().map_or("", Pattern::as_str);
+                write!(
+                    f,
+                    "download {pattern:?} at line {line} of the download file"
+                )
+            }
+            RuleOrigin::TopLevel { line, .. } => {
+                write!(f, "top-level mode at line {line} of the download file")
+            }
+            RuleOrigin::Source(_) | RuleOrigin::BuiltIn => write!(f, "{rule}"),
+        }
+    }
+}
+
 /// What to do for one module: the mode, where a redirect goes, and the rule that decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision<'p> {
@@ -264,7 +293,7 @@ impl Policy {
             None,
             mode,
             download_url,
-            RuleOrigin::Source("Policy::single".to_owned()),
+            RuleOrigin::Source("the server's settings".to_owned()),
         );
         Ok(Policy::from_rules(Vec::new(), rule))
     }

@@ -260,7 +260,7 @@ pub(crate) fn redirect(decision: &Decision<'_>, escaped_path: &str) -> Answer {
             StatusCode::INTERNAL_SERVER_ERROR,
             format!(
                 "the download policy redirects but gives no usable downloadURL ({})",
-                decision.rule
+                decision.rule.for_clients()
             ),
         ),
     }

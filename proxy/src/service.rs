@@ -517,7 +517,7 @@ fn miss_answer(action: Action<&Arc<Upstream>>, miss: &Miss<'_>, decision: &Decis
         }
         Action::StoreOnly(Declined::ByPolicy) => Answer::not_found(format!(
             "{what} is not stored, and the download policy does not fetch it ({})",
-            decision.rule
+            decision.rule.for_clients()
         )),
         // `Upstream` is carried out by the callers before they come here; were it not, saying that nothing
         // is fetched is the honest answer.
@@ -532,7 +532,7 @@ fn nothing_stored(module: &ModulePath, why: Declined, decision: &Decision<'_>) -
     match why {
         Declined::ByPolicy => format!(
             "{module}: no versions stored, and the download policy does not fetch it ({})",
-            decision.rule
+            decision.rule.for_clients()
         ),
         Declined::NoUpstream => {
             format!("{module}: no versions stored, and this Ferry has no upstream")

@@ -291,7 +291,7 @@ fn single() {
     assert_eq!(policy.decide("x").download_url, Some(&url));
     assert_eq!(
         policy.default_rule().to_string(),
-        "default mode from Policy::single"
+        "default mode from the server's settings"
     );
     let error = Policy::single(Mode::AsyncRedirect, None).unwrap_err();
     assert_eq!(error.problems()[0].kind, ProblemKind::MissingDownloadUrl);
