@@ -313,6 +313,26 @@ fn help_points_at_ferry_config() {
     assert!(help.contains("config       Print every setting"), "{help}");
 }
 
+#[test]
+fn help_lists_every_storage_scheme() {
+    // `ferry --help`, `ferry serve --help` and `ferry config --help` share the flag; the first stands for all.
+    let output = ferry().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    for scheme in [
+        "file://PATH",
+        "memory://",
+        "s3://BUCKET[/PREFIX]",
+        "gs://BUCKET[/PREFIX]",
+        "az://CONTAINER[/PREFIX]",
+    ] {
+        assert!(
+            help.contains(scheme),
+            "{scheme} missing from --help:\n{help}"
+        );
+    }
+}
+
 /// The keys of the configuration reference's settings tables: the Settings table's file keys (its variable
 /// for a setting the file cannot hold), and `TABLE.KEY` for each `[TABLE]` key table (which stands for the
 /// Settings table's "`[TABLE]` table" row); a `[TABLE]` without a key table is one open table.
