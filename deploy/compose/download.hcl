@@ -1,6 +1,6 @@
 # The download policy of the compose setup (mounted at /etc/ferry/download.hcl and selected with
 # FERRY_DOWNLOAD_MODE=file:/etc/ferry/download.hcl). Edit it, then `docker compose kill -s HUP ferry` to
-# reload it without a restart. The format is Athens's download file; see the README's "Download modes".
+# reload it without a restart. The format is Athens's download file; see docs/download-modes.md.
 
 # Fetch every module on a miss and answer once it is stored.
 mode = "sync"

@@ -1,6 +1,6 @@
-# /etc/ferry/download.hcl: the download policy (Athens's download file format; see the README's "Download
-# modes"). `systemctl reload ferry` loads a changed file; `ferry policy validate /etc/ferry/download.hcl`
-# checks it first.
+# /etc/ferry/download.hcl: the download policy (Athens's download file format; see docs/download-modes.md).
+# `systemctl reload ferry` loads a changed file; `ferry policy validate /etc/ferry/download.hcl` checks it
+# first.
 
 # Fetch every module on a miss and answer once it is stored.
 mode = "sync"

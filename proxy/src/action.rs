@@ -1,7 +1,7 @@
 //! What each download mode does on each endpoint, decided in one place: a pure function of the mode, the
 //! kind of request and whether this Ferry has an upstream. The handlers in `service` carry the action out;
-//! none of them looks at the mode again. The table test below is the README's "What each mode does" table,
-//! row by row.
+//! none of them looks at the mode again. The table test below is the "What each mode does" table of
+//! `docs/download-modes.md`, row by row.
 
 use ferry_policy::Mode;
 
@@ -69,7 +69,8 @@ mod tests {
 
     const KINDS: [Kind; 4] = [File, Query, List, Latest];
 
-    /// The README's table ("What each mode does"), one row per mode, for a Ferry with an upstream.
+    /// The table of `docs/download-modes.md` ("What each mode does"), one row per mode, for a Ferry with an
+    /// upstream.
     #[test]
     fn every_mode_on_every_endpoint_does_what_the_readme_table_says() {
         let fetch = Upstream(());

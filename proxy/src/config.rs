@@ -769,7 +769,7 @@ fn load_tls(lookup: &Lookup<'_>) -> Result<Option<std::sync::Arc<crate::tls::Tls
     }
 }
 
-/// The `[cache]` table (see the README's "Caching"); each key also a `FERRY_CACHE_*` variable.
+/// The `[cache]` table (see `docs/operations.md`, "Caching"); each key also a `FERRY_CACHE_*` variable.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CacheTable {

@@ -139,7 +139,8 @@ const SETTINGS: &[(&str, &str, Show)] = &[
     ("storage_options", "", |_| "none".into()),
 ];
 
-/// The report: one line per setting (per entry of an open table that has entries), in the README's order.
+/// The report: one line per setting (per entry of an open table that has entries), in the order of
+/// `docs/configuration.md`.
 pub fn report(config: &Config, env: &dyn Environment) -> Vec<Line> {
     let origins = &config.origins;
     let mut lines = Vec::new();
@@ -319,8 +320,8 @@ pub fn render_json(lines: &[Line]) -> String {
 mod tests {
     use super::*;
 
-    /// The loader reads a setting by its variable: one it names that the report lacks fails here (the README
-    /// side is `config_cmd.rs`'s test).
+    /// The loader reads a setting by its variable: one it names that the report lacks fails here (the
+    /// documentation's side is `config_cmd.rs`'s test).
     #[test]
     fn every_variable_the_loader_reads_has_a_line_in_the_report() {
         let loader = include_str!("config.rs");

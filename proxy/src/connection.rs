@@ -24,7 +24,7 @@ use crate::server::ServerSettings;
 
 /// Data frames (up to 256 KiB each from a file store) a connection may hold read and unsent, across all its
 /// responses: a client that stops reading then holds about 512 KiB, not a chunk per stalled HTTP/2 stream
-/// (2000 stalled streams held 1.18 GB before this bound; see the README's Reliability section).
+/// (2000 stalled streams held 1.18 GB before this bound; see `benches/README.md`, "Clients and connections").
 const FRAMES_IN_FLIGHT: usize = 2;
 
 /// The activity of one connection. Times are milliseconds since the connection opened.

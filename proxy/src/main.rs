@@ -89,7 +89,8 @@ struct ServeArgs {
     /// Address to listen on [env: FERRY_LISTEN] [default: 127.0.0.1:3000]
     #[arg(long, value_name = "IP:PORT")]
     listen: Option<String>,
-    /// Storage URL: file://PATH, memory://, s3://BUCKET[/PREFIX] or gs://BUCKET[/PREFIX] [env: FERRY_STORAGE] [default: file://./ferry-data]
+    /// Storage URL: file://PATH, memory://, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX] or az://CONTAINER[/PREFIX]
+    /// [env: FERRY_STORAGE] [default: file://./ferry-data]
     #[arg(long, value_name = "URL")]
     storage: Option<String>,
     /// Log format: text or json [env: FERRY_LOG_FORMAT] [default: text]

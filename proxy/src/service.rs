@@ -123,13 +123,14 @@ impl Proxy {
         }
     }
 
-    /// The same proxy with caches of these sizes and lifetimes (see the README's "Caching").
+    /// The same proxy with caches of these sizes and lifetimes (see `docs/operations.md`, "Caching").
     pub fn with_cache(mut self, settings: &CacheSettings) -> Proxy {
         self.caches = Caches::new(settings);
         self
     }
 
-    /// The same proxy relaying these checksum databases (see the README's "Checksum database").
+    /// The same proxy relaying these checksum databases (see `docs/restricted-networks.md`, "The checksum
+    /// database relay").
     pub fn with_sumdbs(mut self, settings: &SumDbSettings) -> Proxy {
         self.sumdbs = SumDbs::new(settings);
         self

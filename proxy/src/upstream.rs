@@ -305,7 +305,7 @@ impl Upstream {
     /// `module@query` share one fetch. When every caller has gone, the fetch goes on in a slot for fills
     /// nobody waits for, or is cancelled when none is free.
     /// `need` says which of the version's files the caller answers with: the fill answers as soon as it
-    /// has that file (see [`Filled::Fetched`]).
+    /// has that file (see `Filled::Fetched`).
     pub async fn fill(
         &self,
         module: &ModulePath,

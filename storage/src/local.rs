@@ -329,8 +329,8 @@ pub fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
 /// quarter of the CPU time of serving a zip (`perf record` under `benches/load.sh`'s 1 MiB zip load:
 /// futex wake-ups and the pool's context switches); with it (and the one-trip open and kept buffers below),
 /// `benches/ab.sh` measured 1.64–1.75× the 1 MiB zips/s and 1.58–1.87× the 32 MiB zips/s of the build
-/// before (see the README's Measurements). Only what the cache does not hold, and every read
-/// on a filesystem without `RWF_NOWAIT`, goes to the blocking pool, so a disk read never stalls the
+/// before (see `benches/README.md`, "Serving from a file store"). Only what the cache does not hold, and
+/// every read on a filesystem without `RWF_NOWAIT`, goes to the blocking pool, so a disk read never stalls the
 /// runtime. Either way each read goes straight into the buffer it is sent in. (A `tokio::fs::File` behind a
 /// `ReaderStream` holds a buffer of its own as large as the read, kept between reads, besides the chunk it
 /// fills: for a client that stopped reading, that was a second 256 KiB held for nothing,

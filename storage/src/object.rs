@@ -557,7 +557,7 @@ impl ModuleStore for ObjectModuleStore {
 /// A zip of a local store: resolved and opened in one trip to the blocking pool, then read in
 /// [`LOCAL_READ_SIZE`] chunks, from the page cache without a hand-off when it holds them (object_store
 /// reads a local file in 8 KiB chunks, each a trip to the blocking pool: `scripts/measure-memory.sh 256 1`
-/// went from about 240 MiB/s to the figure in the README).
+/// went from about 240 MiB/s to the figure in `benches/README.md`, "Memory").
 async fn local_zip(root: &std::path::Path, path: Path) -> Result<ZipStream, StorageError> {
     let (root, key) = (root.to_path_buf(), path.to_string());
     let opened = tokio::task::spawn_blocking(move || local::open_inside(&root, &key))

@@ -1,10 +1,12 @@
-//! The small tool behind `benches/load.sh` and the README's ratios:
+//! The small tool behind `benches/load.sh` and the ratios of `benches/README.md`:
 //!
-//!     ferry-bench tree DIR            writes the load harness's store: a GOPROXY tree (= a Ferry file store)
-//!     ferry-bench free-port           prints a 127.0.0.1 port nothing listens on
-//!     ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output)
-//!     ferry-bench ratios [DIR]        each criterion result of `cargo bench -p ferry-benches --bench serve`
-//!                                     (DIR: target/criterion) as a fraction of its group's ceiling
+//! ```text
+//! ferry-bench tree DIR            writes the load harness's store: a GOPROXY tree (= a Ferry file store)
+//! ferry-bench free-port           prints a 127.0.0.1 port nothing listens on
+//! ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output)
+//! ferry-bench ratios [DIR]        each criterion result of `cargo bench -p ferry-benches --bench serve`
+//!                                 (DIR: target/criterion) as a fraction of its group's ceiling
+//! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 //!
 //! The client is a minimal RESP2 one over one TCP connection (commands are serialized on it; lease
 //! traffic is a few small commands per fill), reconnected after any error, each command bounded by
-//! [`TIMEOUT`]. Lighter than the `redis` crate and its dependency tree for five commands.
+//! `TIMEOUT`. Lighter than the `redis` crate and its dependency tree for five commands.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 

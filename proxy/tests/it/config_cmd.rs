@@ -1,5 +1,5 @@
 //! `ferry config` through the real binary: every setting with its effective value and its source, the
-//! same errors as `ferry serve`, no secret in the output, and exactly the settings the README documents.
+//! same errors as `ferry serve`, no secret in the output, and exactly the settings the configuration reference (`docs/configuration.md`) documents.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output};
@@ -313,12 +313,35 @@ fn help_points_at_ferry_config() {
     assert!(help.contains("config       Print every setting"), "{help}");
 }
 
-/// The keys of the README's settings tables: the Configuration table's file keys (its variable for a
-/// setting the file cannot hold), and `TABLE.KEY` for each `[TABLE]` key table (which stands for the
-/// Configuration table's "`[TABLE]` table" row); a `[TABLE]` without a key table is one open table.
-fn readme_keys() -> BTreeSet<String> {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+#[test]
+fn help_lists_every_storage_scheme() {
+    // `ferry --help`, `ferry serve --help` and `ferry config --help` share the flag; the first stands for all.
+    let output = ferry().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    for scheme in [
+        "file://PATH",
+        "memory://",
+        "s3://BUCKET[/PREFIX]",
+        "gs://BUCKET[/PREFIX]",
+        "az://CONTAINER[/PREFIX]",
+    ] {
+        assert!(
+            help.contains(scheme),
+            "{scheme} missing from --help:\n{help}"
+        );
+    }
+}
+
+/// The keys of the configuration reference's settings tables: the Settings table's file keys (its variable
+/// for a setting the file cannot hold), and `TABLE.KEY` for each `[TABLE]` key table (which stands for the
+/// Settings table's "`[TABLE]` table" row); a `[TABLE]` without a key table is one open table.
+fn documented_keys() -> BTreeSet<String> {
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
     let cells = |line: &str| -> Vec<String> {
         line.trim()
             .trim_matches('|')
@@ -330,7 +353,7 @@ fn readme_keys() -> BTreeSet<String> {
     let mut key_tables = BTreeSet::new();
     let mut open_tables = BTreeSet::new();
     let mut prefix: Option<Option<String>> = None;
-    for line in readme.lines() {
+    for line in reference.lines() {
         if !line.starts_with('|') {
             prefix = None;
             continue;
@@ -338,7 +361,7 @@ fn readme_keys() -> BTreeSet<String> {
         let row = cells(line);
         let first = row[0].replace('`', "");
         if prefix.is_none() {
-            // A table's header: the Configuration table, or a `[TABLE]` key table.
+            // A table's header: the Settings table, or a `[TABLE]` key table.
             if first == "file key" {
                 prefix = Some(None);
             } else if let Some(table) = first
@@ -380,8 +403,8 @@ fn readme_keys() -> BTreeSet<String> {
 }
 
 #[test]
-fn ferry_config_prints_exactly_the_settings_of_the_readme_tables() {
-    let want = readme_keys();
+fn ferry_config_prints_exactly_the_settings_of_the_configuration_reference() {
+    let want = documented_keys();
     assert!(
         want.contains("listen") && want.contains("fetcher.go_env") && want.contains("cache.ttl")
     );
@@ -392,11 +415,11 @@ fn ferry_config_prints_exactly_the_settings_of_the_readme_tables() {
     assert_eq!(
         printed.difference(&want).collect::<Vec<_>>(),
         Vec::<&String>::new(),
-        "printed by ferry config, missing from the README's settings tables"
+        "printed by ferry config, missing from the settings tables of docs/configuration.md"
     );
     assert_eq!(
         want.difference(&printed).collect::<Vec<_>>(),
         Vec::<&String>::new(),
-        "in the README's settings tables, not printed by ferry config"
+        "in the settings tables of docs/configuration.md, not printed by ferry config"
     );
 }

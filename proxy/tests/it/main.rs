@@ -9,6 +9,7 @@ mod caching;
 mod config_cmd;
 mod connections;
 mod deploy;
+mod docs;
 mod fetching;
 mod go_client;
 mod hardening_fetch;

@@ -5,7 +5,7 @@ use std::process::Output;
 
 use crate::harness::{ferry, get_blocking, raw_header, serve_memory, serving, write_file};
 
-/// The README's example download file; the line numbers below refer to it.
+/// The example download file of `docs/download-modes.md`; the line numbers below refer to it.
 const EXAMPLE: &str = r#"downloadURL = "https://upstream.example"
 mode = "async_redirect"
 
@@ -321,7 +321,7 @@ fn a_sighup_sent_the_moment_ferry_says_it_is_serving_reloads_instead_of_killing_
     }
 }
 
-/// The README's example with the `github.com/pkg/*` block repeated at line 14 (a dead block).
+/// The docs' example with the `github.com/pkg/*` block repeated at line 14 (a dead block).
 fn example_with_a_repeated_block() -> String {
     format!("{EXAMPLE}download \"github.com/pkg/*\" {{\n    mode = \"sync\"\n}}\n")
 }

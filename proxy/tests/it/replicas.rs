@@ -1,8 +1,8 @@
 //! Several `ferry` processes on one store: one upstream fetch per version across them (the lease of
 //! `coordination`), a holder killed mid-fill taken over once its lease expires, renewal under a fill
 //! longer than the lease, an unreachable Redis answered 503 until it returns, and the lease engines'
-//! atomicity where the servers promise it (GCS emulator, Azurite, Redis; not s3s-fs: see the README,
-//! "Running several replicas").
+//! atomicity where the servers promise it (GCS emulator, Azurite, Redis; not s3s-fs: see
+//! `docs/replicas.md`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
