@@ -24,6 +24,7 @@
 //! # Ok::<(), ferry_policy::PolicyError>(())
 //! ```
 
+mod download_url;
 mod error;
 mod mode;
 mod parse;

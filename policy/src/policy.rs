@@ -272,7 +272,7 @@ impl Policy {
     pub fn single(mode: Mode, download_url: Option<Url>) -> Result<Policy, PolicyError> {
         let origin = "the given default mode";
         if let Some(url) = &download_url
-            && let Err((message, fix)) = crate::parse::check_download_url(url.as_str())
+            && let Err((message, fix)) = crate::download_url::check_download_url(url.as_str())
         {
             return Err(PolicyError::single(Problem::about_value(
                 origin,

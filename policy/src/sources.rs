@@ -12,7 +12,8 @@ use url::Url;
 
 use crate::error::{PolicyError, Problem, ProblemKind};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
-use crate::parse::{check_download_url, parse_policy};
+use crate::download_url::check_download_url;
+use crate::parse::parse_policy;
 use crate::policy::{Policy, Rule, RuleOrigin};
 
 /// One download-mode value, as Athens spells it.
