@@ -8,6 +8,12 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+mod pattern;
+
+pub use pattern::{
+    AsciiSet, Elements, Pattern, PatternError, match_prefix_patterns, pattern_matches,
+};
+
 /// Why a module path, version or query was rejected; shown to the client in a 400 answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} {value:?}: {reason}")]

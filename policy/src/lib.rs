@@ -28,12 +28,11 @@ mod download_url;
 mod error;
 mod mode;
 mod parse;
-mod pattern;
 mod policy;
 mod sources;
 
 pub use error::{Location, PolicyError, Problem, ProblemKind, Severity};
+pub use ferry_module::{Pattern, PatternError, pattern_matches};
 pub use mode::{Mode, UnknownMode};
-pub use pattern::{Pattern, PatternError, pattern_matches};
 pub use policy::{Decision, Policy, Rule};
 pub use sources::{PolicySources, PolicySpec, load, load_file};

@@ -12,8 +12,8 @@ use url::Url;
 use crate::download_url::{EXAMPLE_URL, check_download_url};
 use crate::error::{Location, PolicyError, Problem, ProblemKind, Severity};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
-use crate::pattern::{Elements, Pattern};
 use crate::policy::{Policy, Rule, RuleOrigin};
+use ferry_module::{Elements, Pattern};
 
 const MODE_KEY: &str = "mode";
 const URL_KEY: &str = "downloadURL";

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::error::{PolicyError, Problem, ProblemKind};
 use crate::mode::Mode;
-use crate::pattern::{AsciiSet, Pattern};
+use ferry_module::{AsciiSet, Pattern};
 
 /// A loaded download policy: the `download` blocks in file order, and the mode for modules no
 /// block matches. Immutable; cheap to share behind an `Arc`. To reload, load a new one and swap.

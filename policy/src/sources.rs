@@ -10,9 +10,9 @@ use std::str::FromStr;
 use base64::Engine as _;
 use url::Url;
 
+use crate::download_url::check_download_url;
 use crate::error::{PolicyError, Problem, ProblemKind};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
-use crate::download_url::check_download_url;
 use crate::parse::parse_policy;
 use crate::policy::{Policy, Rule, RuleOrigin};
 

@@ -1,7 +1,9 @@
 //! Module path patterns: Go's `path.Match` globs, held against a module path's leading elements
-//! the way `GOPRIVATE` patterns are (and the way Athens matches its download file).
-//!
-//! Patterns are compiled once, when the policy loads, so that matching allocates nothing.
+//! the way `GOPRIVATE` patterns are (`module.MatchPrefixPatterns`), and the way Athens matches its
+//! download file. The one implementation of both: the download policy compiles its patterns once, when
+//! it loads, so that matching allocates nothing; the checksum database's `GONOSUMDB`/`GOPRIVATE` lists
+//! use [`match_prefix_patterns`]. [`Elements`], [`AsciiSet`] and the `literal`/`host` accessors are for
+//! an index over many patterns (the policy's), which rules most patterns out without matching them.
 
 use std::fmt;
 
@@ -29,7 +31,7 @@ const GLOB_SYNTAX: [char; 4] = ['*', '?', '[', '\\'];
 
 /// A pattern as its elements (see [`Pattern::elements`]).
 #[derive(Debug, Clone)]
-pub(crate) struct Elements(Vec<Element>);
+pub struct Elements(Vec<Element>);
 
 #[derive(Debug, Clone)]
 struct Element {
@@ -44,7 +46,7 @@ struct Element {
 impl Elements {
     /// Whether every module path `later` matches, these elements match (see
     /// [`Pattern::is_covered_by`]).
-    pub(crate) fn covers(&self, later: &Elements) -> bool {
+    pub fn covers(&self, later: &Elements) -> bool {
         self.0.len() <= later.0.len()
             && self.0.iter().zip(&later.0).all(|(earlier, this)| {
                 earlier.all_stars
@@ -54,7 +56,7 @@ impl Elements {
     }
 
     /// Whether some module path may match both (see [`Pattern::may_overlap`]).
-    pub(crate) fn may_overlap(&self, other: &Elements) -> bool {
+    pub fn may_overlap(&self, other: &Elements) -> bool {
         !self
             .0
             .iter()
@@ -70,11 +72,11 @@ impl Elements {
 
 /// A set of ASCII characters, one bit each: a cheap test that rules a pattern out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct AsciiSet(u128);
+pub struct AsciiSet(u128);
 
 impl AsciiSet {
     /// The ASCII characters of `text` (others are left out).
-    pub(crate) fn of(text: &str) -> AsciiSet {
+    pub fn of(text: &str) -> AsciiSet {
         let mut set = 0u128;
         for byte in text.bytes().filter(u8::is_ascii) {
             set |= 1 << byte;
@@ -234,7 +236,7 @@ impl Pattern {
     /// its own: no `/` is escaped or inside a class), so that matching the pattern is matching
     /// each element against the path's element at the same position. Computed once per block
     /// when a file loads, for the checks that compare blocks.
-    pub(crate) fn elements(&self) -> Option<Elements> {
+    pub fn elements(&self) -> Option<Elements> {
         if self.never_matches().is_some() {
             return None;
         }
@@ -265,13 +267,13 @@ impl Pattern {
 
     /// Like [`Pattern::matches`], given the [`AsciiSet`] of the whole path so that patterns
     /// needing a character the path lacks are ruled out at once.
-    pub(crate) fn matches_with(&self, module_path: &str, path_ascii: AsciiSet) -> bool {
+    pub fn matches_with(&self, module_path: &str, path_ascii: AsciiSet) -> bool {
         path_ascii.contains_all(self.required_ascii) && self.matches(module_path)
     }
 
     /// The leading elements of the pattern that contain no glob syntax, e.g. `github.com` and
     /// `pkg` for `github.com/pkg/*`. Used to index rules by literal prefix.
-    pub(crate) fn literal_elements(&self) -> impl Iterator<Item = &str> {
+    pub fn literal_elements(&self) -> impl Iterator<Item = &str> {
         self.text
             .split('/')
             .take_while(|element| !element.contains(['*', '?', '[', '\\']))
@@ -280,7 +282,7 @@ impl Pattern {
     /// For a pattern whose first element is `*` then a literal starting with `.`, such as
     /// `*.corp.example/*`, that literal (`.corp.example`): a matching path's first element ends
     /// with it. Used to index wildcard-host rules.
-    pub(crate) fn host_suffix(&self) -> Option<&str> {
+    pub fn host_suffix(&self) -> Option<&str> {
         let first = self.text.split('/').next()?;
         let suffix = first.strip_prefix('*')?;
         (suffix.starts_with('.') && !suffix.contains(['*', '?', '[', '\\'])).then_some(suffix)
@@ -290,7 +292,7 @@ impl Pattern {
     /// `*/org/*`, when elements are sure to line up with the path's: with no class or escape in
     /// the pattern, every `/` in it must meet a `/` of the path (`*` and `?` never match one),
     /// so a matching path's element at that position equals it. Used to index rules.
-    pub(crate) fn aligned_literal_element(&self) -> Option<(usize, &str)> {
+    pub fn aligned_literal_element(&self) -> Option<(usize, &str)> {
         if self.text.contains(['[', '\\']) {
             return None;
         }
@@ -348,6 +350,17 @@ impl fmt::Display for Pattern {
 /// matches nothing. Compiles the pattern on every call: use [`Pattern`] in loops.
 pub fn pattern_matches(pattern: &str, module_path: &str) -> bool {
     Pattern::new(pattern).is_ok_and(|pattern| pattern.matches(module_path))
+}
+
+/// Go's `module.MatchPrefixPatterns`: whether any glob in the comma-separated list matches a prefix of
+/// `target` made of as many path elements as the glob has (`*.corp.example` matches
+/// `git.corp.example/team/repo`). Empty globs and a trailing `/` are ignored; a malformed glob matches
+/// nothing (Go's `path.Match` reports it as `ErrBadPattern`, which the go command treats as no match).
+pub fn match_prefix_patterns(globs: &str, target: &str) -> bool {
+    globs.split(',').any(|glob| {
+        let glob = glob.strip_suffix('/').unwrap_or(glob);
+        !glob.is_empty() && pattern_matches(glob, target)
+    })
 }
 
 /// The first `slashes + 1` elements of `path`, or `None` when it has fewer elements.
@@ -487,6 +500,46 @@ fn class_char(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table of Go's `TestMatchPrefixPatterns` (module/module_test.go).
+    #[test]
+    fn prefix_patterns_match_as_the_go_command_matches_them() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("", "rsc.io/quote", false),
+            ("/", "rsc.io/quote", false),
+            ("*/quote", "rsc.io/quote", true),
+            ("*/quo", "rsc.io/quote", false),
+            ("*/quo??", "rsc.io/quote", true),
+            ("*/quo*", "rsc.io/quote", true),
+            ("*quo*", "rsc.io/quote", false),
+            ("rsc.io", "rsc.io/quote", true),
+            ("*.io", "rsc.io/quote", true),
+            ("rsc.io/", "rsc.io/quote", true),
+            ("rsc", "rsc.io/quote", false),
+            ("rsc*", "rsc.io/quote", true),
+            ("rsc.io", "rsc.io/quote/v3", true),
+            ("*/quote", "rsc.io/quote/v3", true),
+            ("*/quote/", "rsc.io/quote/v3", true),
+            ("*/quote/*", "rsc.io/quote/v3", true),
+            ("*/quote/*/", "rsc.io/quote/v3", true),
+            ("*/v3", "rsc.io/quote/v3", false),
+            ("*/*/v3", "rsc.io/quote/v3", true),
+            ("*/*/*", "rsc.io/quote/v3", true),
+            ("*/*/*/", "rsc.io/quote/v3", true),
+            ("*/*/*", "rsc.io/quote", false),
+            ("*/*/*/", "rsc.io/quote", false),
+            ("*/*/*,,", "rsc.io/quote", false),
+            ("*/*/*,,*/quote", "rsc.io/quote", true),
+            (",,*/quote", "rsc.io/quote", true),
+        ];
+        for &(globs, target, want) in cases {
+            assert_eq!(
+                match_prefix_patterns(globs, target),
+                want,
+                "MatchPrefixPatterns({globs:?}, {target:?})"
+            );
+        }
+    }
 
     #[test]
     fn leading_elements_counts_slashes() {
