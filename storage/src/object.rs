@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -506,6 +507,28 @@ impl ModuleStore for ObjectModuleStore {
         self.save_with(module, version, files, Some(guard)).await
     }
 
+    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
+        let redact = self.redactor();
+        let advice = self.advice.clone();
+        // A file removed while the walk goes (a version deleted meanwhile) is not a failure of the walk.
+        self.store
+            .list(None)
+            .filter_map(move |listed| {
+                let found = match listed {
+                    Ok(object) => zip_of_key(object.location.as_ref()).map(Ok),
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => Some(Err(StorageError::from_object_store(
+                        e,
+                        "",
+                        &redact,
+                        advice.as_ref(),
+                    ))),
+                };
+                futures::future::ready(found)
+            })
+            .boxed()
+    }
+
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
         for extension in ["info", "mod", "zip"] {
             self.remove(&self.file(module, version, extension)?).await?;
@@ -558,6 +581,16 @@ impl ModuleStore for ObjectModuleStore {
 /// [`LOCAL_READ_SIZE`] chunks, from the page cache without a hand-off when it holds them (object_store
 /// reads a local file in 8 KiB chunks, each a trip to the blocking pool: `scripts/measure-memory.sh 256 1`
 /// went from about 240 MiB/s to the figure in the README).
+/// The module version whose zip `key` is (`<escaped module>/@v/<escaped version>.zip`), if it is one.
+fn zip_of_key(key: &str) -> Option<(ModulePath, Version)> {
+    let (module, file) = key.rsplit_once("/@v/")?;
+    let version = file.strip_suffix(".zip")?;
+    Some((
+        ModulePath::from_escaped(module).ok()?,
+        Version::from_escaped(version).ok()?,
+    ))
+}
+
 async fn local_zip(root: &std::path::Path, path: Path) -> Result<ZipStream, StorageError> {
     let (root, key) = (root.to_path_buf(), path.to_string());
     let opened = tokio::task::spawn_blocking(move || local::open_inside(&root, &key))
