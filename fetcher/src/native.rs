@@ -11,13 +11,12 @@
 //! reports the failure in its own words. A hash that differs from the database's is not: it is an error.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferry_module::{ModulePath, Version, ZipEntry, ZipRules};
-use ferry_sumdb::{DirhashError, SumdbError, Transport, TransportError, VerifierKey};
+use ferry_module::{ModulePath, Version};
+use ferry_sumdb::{SumdbError, Transport, TransportError, VerifierKey};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
@@ -25,6 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
 use crate::http::{Got, HttpsClient, error_chain, get};
+use crate::zip_check::check_module_zip;
 
 /// go's own limits (`golang.org/x/mod/zip`): a module zip of at most 500 MiB, a go.mod of at most 16 MiB.
 const MAX_ZIP: u64 = ferry_module::MAX_ZIP_FILE;
@@ -392,7 +392,7 @@ pub(crate) async fn hash_module_zip(
         version.as_str().to_string(),
         go_mod.clone(),
     );
-    tokio::task::spawn_blocking(move || check_zip(&p, &m, &v, &expected_mod))
+    tokio::task::spawn_blocking(move || check_module_zip(&p, &m, &v, Some(&expected_mod)))
         .await
         .map_err(|e| FetchError::InvalidOutput {
             message: format!("checking the zip of {module}@{version}: {e}"),
@@ -476,54 +476,6 @@ fn check_info(info: &[u8], module: &ModulePath, version: &Version) -> Result<(),
             message: format!("the upstream's .info of {module}@{version} is not valid: {e}"),
         }),
     }
-}
-
-/// Checks a downloaded zip as the go command does before it uses one (`CheckZip` of `golang.org/x/mod/zip`,
-/// through `ferry_module::ZipRules`: the path's major version, every entry under `module@version/` with a
-/// clean path that Go's `CheckFilePath` accepts, no case-fold collision, go.mod only at the root, the size
-/// limits) and a go.mod at its root equal to the version's `.mod`; returns its `h1:` hash. The first
-/// broken rule is the error, in Go's words.
-fn check_zip(path: &Path, module: &str, version: &str, go_mod: &[u8]) -> Result<String, String> {
-    let what = format!("the zip of {module}@{version}");
-    let refused =
-        |rule: &dyn std::fmt::Display| format!("{what} is not a valid module zip: {rule}");
-    let (Ok(module_path), Ok(canonical)) = (ModulePath::new(module), Version::new(version)) else {
-        return Err(format!("{what}: not a module path and canonical version"));
-    };
-    let mut rules = ZipRules::new(&module_path, &canonical).map_err(|e| refused(&e))?;
-    let file = std::fs::File::open(path).map_err(|e| format!("{what}: {e}"))?;
-    let len = file.metadata().map_err(|e| format!("{what}: {e}"))?.len();
-    ZipRules::check_zip_size(len).map_err(|e| refused(&e))?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| format!("{what} is not a zip: {e}"))?;
-    for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
-            .map_err(|e| format!("{what} cannot be read: {e}"))?;
-        let size = entry.size();
-        match rules
-            .check_entry(entry.name_raw(), size)
-            .map_err(|e| refused(&e))?
-        {
-            ZipEntry::GoMod => {
-                let mut inside = Vec::new();
-                (&mut entry)
-                    .take(MAX_GO_MOD as u64 + 1)
-                    .read_to_end(&mut inside)
-                    .map_err(|e| format!("{what}: reading go.mod: {e}"))?;
-                if inside != go_mod {
-                    return Err(format!("{what} holds a go.mod that differs from its .mod"));
-                }
-            }
-            ZipEntry::File | ZipEntry::Directory => {}
-        }
-    }
-    // The hash reads every file; its errors name the zip's local path, kept out of the answer.
-    ferry_sumdb::hash_zip(path, module, version).map_err(|e| match e {
-        DirhashError::NotAModuleZip { reason, .. } => refused(&reason),
-        DirhashError::Zip { source, .. } => format!("{what} is not a zip: {source}"),
-        DirhashError::Io { source, .. } => format!("{what} cannot be read: {source}"),
-    })
 }
 
 /// The checksum database client for `GOSUMDB` (`name`, `key` or `key url`); a bare name's key is the
