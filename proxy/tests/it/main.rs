@@ -24,3 +24,4 @@ mod storage_backends;
 mod storage_messages;
 mod sumdb;
 mod tls;
+mod zip_rules;
