@@ -309,3 +309,47 @@ async fn check_store_finds_and_removes_a_bad_zip_stored_before_and_the_version_i
     );
     ferry.stop().await;
 }
+
+/// Where Ferry leaves the fetch to `go mod download`, go applies the same rules itself and Ferry passes its
+/// refusal on: the same words, without the local path of the zip go refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_mod_download_fill_refuses_the_same_zips_in_the_same_words() {
+    capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(FixtureModule, &str)> = rule_breakers().into_iter().take(5).collect();
+    let upstream = Upstream::start(cases.iter().map(|(m, _)| m.clone()).collect()).await;
+    let env = ferry_env(
+        dir.path(),
+        Some(&upstream.url()),
+        &[("FERRY_FETCH_NATIVE", "off")],
+    );
+    let ferry = Ferry::from_env(&env, &Flags::default()).await;
+    for (module, rule) in &cases {
+        let reply = ferry
+            .get(&format!("{}/@v/{}.zip", module.path(), module.version()))
+            .await;
+        assert_eq!(reply.status, 502, "{}: {}", module.path(), reply.text());
+        assert!(
+            reply.text().contains(rule),
+            "{}: {}",
+            module.path(),
+            reply.text()
+        );
+        assert!(
+            !reply.text().contains(&*dir.path().to_string_lossy())
+                && !reply.text().contains("gomodcache"),
+            "a local path: {}",
+            reply.text()
+        );
+        let (m, v) = (
+            ModulePath::new(module.path()).unwrap(),
+            Version::new(module.version()).unwrap(),
+        );
+        assert!(
+            !ferry.store().exists(&m, &v).await.unwrap(),
+            "{} listed",
+            module.path()
+        );
+    }
+    ferry.stop().await;
+}
