@@ -70,6 +70,13 @@ pub fn hash_zip(path: &Path, module: &str, version: &str) -> Result<String, Dirh
         }
     })?;
     let prefix = format!("{module}@{version}/");
+    // The zip crate keeps one entry per name: a name listed twice would be hashed once, where Go refuses it.
+    if archive.has_duplicate_names() {
+        return Err(DirhashError::NotAModuleZip {
+            path: shown,
+            reason: "a file name is listed twice".to_string(),
+        });
+    }
     let not_module_zip = |reason: String| DirhashError::NotAModuleZip {
         path: shown.clone(),
         reason,

@@ -91,6 +91,22 @@ fn rule_breakers() -> Vec<(FixtureModule, &'static str)> {
     ]
 }
 
+/// A zip of `module` (which holds `a.go` and `b.go`) that lists `a.go` twice: zip writers refuse to
+/// write that, so the second name is renamed in the zip's bytes (local header and central directory).
+fn with_a_go_twice(module: &FixtureModule) -> Vec<u8> {
+    let mut bytes = module.zip_bytes();
+    let prefix = format!("{}@{}/", module.path(), module.version());
+    let (from, to) = (format!("{prefix}b.go"), format!("{prefix}a.go"));
+    let spots: Vec<usize> = (0..bytes.len() - from.len())
+        .filter(|&at| bytes[at..].starts_with(from.as_bytes()))
+        .collect();
+    assert_eq!(spots.len(), 2, "b.go is named twice in a zip");
+    for at in spots {
+        bytes[at..at + to.len()].copy_from_slice(to.as_bytes());
+    }
+    bytes
+}
+
 /// The go command through `ferry` (`GOSUMDB=off`): `go mod download -json` of each module, and the error
 /// it reports for each, by module path.
 async fn go_download(
@@ -134,7 +150,7 @@ fn zip_requests(upstream: &Upstream, module: &FixtureModule) -> usize {
 async fn a_zip_that_breaks_any_of_gos_rules_is_refused_with_the_rule_and_nothing_of_it_is_stored() {
     capture_logs();
     let dir = tempfile::tempdir().unwrap();
-    let cases = rule_breakers();
+    let mut cases = rule_breakers();
     // What Go allows beside them: short names (refused in import paths only), Unicode letters, spaces.
     let allowed = FixtureModule::package("example.com/rules/allowed", "v1.0.0")
         .file("docs/FOO~1.txt", "x")
@@ -142,6 +158,19 @@ async fn a_zip_that_breaks_any_of_gos_rules_is_refused_with_the_rule_and_nothing
     let mut modules: Vec<FixtureModule> = cases.iter().map(|(m, _)| m.clone()).collect();
     modules.push(allowed.clone());
     let upstream = Upstream::start(modules).await;
+    // A file listed twice (which the zip crate Ferry reads with would show once).
+    let twice = FixtureModule::new("example.com/rules/twice", "v1.0.0")
+        .file("a.go", "package twice\n")
+        .file("b.go", "package twice\n");
+    upstream.add(twice.clone());
+    upstream.replace_file_bytes(
+        "example.com/rules/twice/@v/v1.0.0.zip",
+        with_a_go_twice(&twice),
+    );
+    cases.push((
+        twice,
+        r#"example.com/rules/twice@v1.0.0/a.go: multiple entries for file "a.go""#,
+    ));
     let ferry = Ferry::from_env(
         &ferry_env(dir.path(), Some(&upstream.url()), &[]),
         &Flags::default(),
