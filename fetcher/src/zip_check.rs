@@ -38,7 +38,6 @@ pub fn check_module_zip(
     if archive.has_duplicate_names() {
         let names = central_directory_names(path, archive.central_directory_start())
             .map_err(|e| format!("{what} cannot be read: {e}"))?;
-        let mut rules = ZipRules::new(&module_path, &canonical).map_err(|e| refused(&e))?;
         for name in names {
             rules.check_entry(&name, 0).map_err(|e| refused(&e))?;
         }
