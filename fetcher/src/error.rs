@@ -192,7 +192,7 @@ fn names_other_status(message: &str) -> bool {
 pub(crate) fn clean_message(raw: &str) -> String {
     let trimmed = raw.trim();
     let trimmed = trimmed.strip_prefix("go: ").unwrap_or(trimmed);
-    let mut message = strip_url_userinfo(trimmed);
+    let mut message = strip_unzip_path(&strip_url_userinfo(trimmed));
     if message.len() > MAX_MESSAGE_BYTES {
         let mut end = MAX_MESSAGE_BYTES;
         while !message.is_char_boundary(end) {
@@ -202,6 +202,24 @@ pub(crate) fn clean_message(raw: &str) -> String {
         message.push_str(" [...]");
     }
     message
+}
+
+/// Removes the local path go names when it refuses a zip that breaks the module zip rules (`unzip
+/// /work/go-1/gomodcache/cache/download/example.com/m/@v/v1.0.0.zip: example.com/m@v1.0.0/../x: malformed
+/// file path ...`): a path inside Ferry's work dir, never for a client; the rule stays.
+fn strip_unzip_path(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("unzip /") {
+        out.push_str(&rest[..at + "unzip".len()]);
+        rest = &rest[at + "unzip ".len()..];
+        match rest.find(".zip: ") {
+            Some(end) => rest = &rest[end + ".zip".len()..],
+            None => out.push(' '),
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Removes `user:password@` from every `scheme://user:password@host/...` in `text`, so tokens in
@@ -254,6 +272,17 @@ mod tests {
             "go: git.corp.example/x@v1.0.0: git ls-remote: git@git.corp.example: Permission denied (publickey).",
         );
         assert!(matches!(e, FetchError::Upstream { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn a_refused_zip_is_named_by_its_rule_without_the_local_path() {
+        let e = FetchError::from_go_message(
+            "go: example.com/m@v1.0.0: unzip /work/go-1Y5Wlx/gomodcache/cache/download/example.com/m/@v/v1.0.0.zip: example.com/m@v1.0.0/../x: malformed file path \"../x\": invalid path element \"..\"",
+        );
+        assert_eq!(
+            e.to_string(),
+            "upstream error: example.com/m@v1.0.0: unzip: example.com/m@v1.0.0/../x: malformed file path \"../x\": invalid path element \"..\""
+        );
     }
 
     #[test]

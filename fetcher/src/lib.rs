@@ -11,6 +11,7 @@ mod http;
 mod native;
 mod scratch;
 mod workdir;
+mod zip_check;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use config::{
 pub use error::FetchError;
 pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
 pub use workdir::WorkDir;
+pub use zip_check::check_module_zip;
 
 use command::GoOutput;
 use ferry_module::{ModulePath, Version};

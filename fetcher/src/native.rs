@@ -11,7 +11,6 @@
 //! reports the failure in its own words. A hash that differs from the database's is not: it is an error.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -25,10 +24,11 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
 use crate::http::{Got, HttpsClient, error_chain, get};
+use crate::zip_check::check_module_zip;
 
-/// go's own limits (`golang.org/x/mod/zip`): a module zip of at most 500 MiB, files and go.mod within it.
-const MAX_ZIP: u64 = 500 << 20;
-const MAX_GO_MOD: usize = 16 << 20;
+/// go's own limits (`golang.org/x/mod/zip`): a module zip of at most 500 MiB, a go.mod of at most 16 MiB.
+const MAX_ZIP: u64 = ferry_module::MAX_ZIP_FILE;
+const MAX_GO_MOD: usize = ferry_module::MAX_GO_MOD as usize;
 /// A `.info` is a small JSON object.
 const MAX_INFO: usize = 64 << 10;
 /// A checksum database answer: a tile is 8 KiB, a lookup a few.
@@ -429,7 +429,7 @@ pub(crate) async fn hash_module_zip(
         version.as_str().to_string(),
         go_mod.clone(),
     );
-    tokio::task::spawn_blocking(move || check_zip(&p, &m, &v, &expected_mod))
+    tokio::task::spawn_blocking(move || check_module_zip(&p, &m, &v, Some(&expected_mod)))
         .await
         .map_err(|e| FetchError::InvalidOutput {
             message: format!("checking the zip of {module}@{version}: {e}"),
@@ -513,49 +513,6 @@ fn check_info(info: &[u8], module: &ModulePath, version: &Version) -> Result<(),
             message: format!("the upstream's .info of {module}@{version} is not valid: {e}"),
         }),
     }
-}
-
-/// Checks a downloaded zip as the go command does before it uses one, and returns its `h1:` hash: every
-/// file under `module@version/`, none twice (nor twice but for case), within go's size limits, and a
-/// go.mod at its root equal to the version's `.mod`.
-fn check_zip(path: &Path, module: &str, version: &str, go_mod: &[u8]) -> Result<String, String> {
-    let what = format!("the zip of {module}@{version}");
-    let file = std::fs::File::open(path).map_err(|e| format!("{what}: {e}"))?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| format!("{what} is not a zip: {e}"))?;
-    let prefix = format!("{module}@{version}/");
-    let mut seen = std::collections::HashSet::new();
-    let mut total = 0u64;
-    for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
-            .map_err(|e| format!("{what} cannot be read: {e}"))?;
-        let name = entry
-            .name()
-            .map_err(|e| format!("{what} holds a file name that is not UTF-8: {e}"))?
-            .to_string();
-        let Some(inner) = name.strip_prefix(&prefix) else {
-            return Err(format!("{what} holds {name:?}, outside {prefix}"));
-        };
-        if !seen.insert(inner.to_lowercase()) {
-            return Err(format!("{what} holds {name:?} twice (case ignored)"));
-        }
-        total += entry.size();
-        if total > MAX_ZIP {
-            return Err(format!("{what} unpacks to more than {MAX_ZIP} bytes"));
-        }
-        if inner == "go.mod" {
-            let mut inside = Vec::new();
-            (&mut entry)
-                .take(MAX_GO_MOD as u64 + 1)
-                .read_to_end(&mut inside)
-                .map_err(|e| format!("{what}: reading go.mod: {e}"))?;
-            if inside != go_mod {
-                return Err(format!("{what} holds a go.mod that differs from its .mod"));
-            }
-        }
-    }
-    ferry_sumdb::hash_zip(path, module, version).map_err(|e| format!("{what}: {e}"))
 }
 
 /// The checksum database client for `GOSUMDB` (`name`, `key` or `key url`); a bare name's key is the

@@ -4,14 +4,24 @@
 //! Only values that passed these checks can name a storage key, which is what keeps every request inside
 //! the store: a validated path has no empty, `.` or `..` element, no leading `-`, and only the characters
 //! Go allows in module paths.
+//!
+//! The rules of the files inside a module zip are here too: [`check_file_path`] (Go's
+//! `module.CheckFilePath`) and [`ZipRules`] (`CheckZip` of `golang.org/x/mod/zip`).
 
 use std::cmp::Ordering;
 use std::fmt;
 
+mod file_path;
 mod pattern;
+mod unicode_tables;
+mod zip_rules;
 
+pub use file_path::{InvalidFilePath, check_file_path, check_file_path_bytes};
 pub use pattern::{
     AsciiSet, Elements, Pattern, PatternError, match_prefix_patterns, pattern_matches,
+};
+pub use zip_rules::{
+    EntryRule, MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, ZipEntry, ZipRuleError, ZipRules,
 };
 
 /// Why a module path, version or query was rejected; shown to the client in a 400 answer.

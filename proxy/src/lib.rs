@@ -5,6 +5,7 @@ mod action;
 mod answer;
 mod body;
 mod cache;
+pub mod check_store;
 pub mod config;
 pub mod config_report;
 mod connection;

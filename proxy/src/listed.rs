@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipStream};
+use futures::stream::BoxStream;
 
 /// How long a module's stored list is answered from memory.
 pub const STORED_LIST_TTL: Duration = Duration::from_secs(2);
@@ -112,6 +113,9 @@ impl ModuleStore for RecentLists {
         let saved = self.inner.save_guarded(module, version, files, guard).await;
         self.forget(module);
         saved
+    }
+    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
+        self.inner.zips()
     }
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
         let deleted = self.inner.delete(module, version).await;

@@ -37,6 +37,20 @@ enum Command {
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Check every zip in the store against the module zip rules; exit non-zero while a bad one remains.
+    ///
+    /// Reads the configuration `ferry serve` reads (the same flags, environment and file) and walks the
+    /// whole store: each zip is checked as a fill checks a zip before storing it (Go's module zip rules:
+    /// file paths, case-insensitive collisions, go.mod only at the root, sizes; the go.mod against the
+    /// stored .mod). Prints `bad MODULE@VERSION: RULE` for each zip that breaks one. With --remove, each bad
+    /// version is deleted (.info, .mod and zip), so the next request fetches it again.
+    CheckStore {
+        #[command(flatten)]
+        args: ServeArgs,
+        /// Delete each bad version from the store
+        #[arg(long)]
+        remove: bool,
+    },
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -114,6 +128,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(args.flags()),
         Command::Config { args, format } => show_config(args.flags(), &format),
+        Command::CheckStore { args, remove } => check_store(args.flags(), remove),
         Command::Policy(command) => policy(command),
         Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
     };
@@ -174,6 +189,49 @@ fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
     match format {
         "json" => print!("{}", ferry::config_report::render_json(&lines)),
         _ => print!("{}", ferry::config_report::render_text(&lines)),
+    }
+    Ok(())
+}
+
+/// `ferry check-store [--remove]`: the store `ferry serve` would open, every zip in it checked.
+fn check_store(flags: Flags, remove: bool) -> anyhow::Result<()> {
+    let config = config::load(&flags, &ProcessEnvironment)?;
+    let store = config
+        .storage
+        .open()
+        .with_context(|| format!("opening the storage {}", config.storage))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("ferry-check-store-")
+        .tempdir_in(std::env::temp_dir())
+        .context("creating a scratch directory for the zips checked")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let checked = runtime.block_on(async {
+        store
+            .check()
+            .await
+            .with_context(|| format!("storage {} is not usable", config.storage))?;
+        let mut out = std::io::stdout();
+        ferry::check_store::check_store(store.as_ref(), scratch.path(), remove, &mut out)
+            .await
+            .with_context(|| format!("walking the storage {}", config.storage))
+    })?;
+    let remaining = checked.bad - checked.removed;
+    if remaining > 0 {
+        let hint = if remove {
+            ""
+        } else {
+            "; run with --remove to delete them"
+        };
+        anyhow::bail!("{remaining} bad zips remain in the store{hint}");
+    }
+    if checked.failed > 0 {
+        anyhow::bail!(
+            "{} zips could not be checked or removed (listed above); run the check again",
+            checked.failed
+        );
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use ferry_module::{ModulePath, Version};
 use ferry_storage::{
     ModuleStore, Saved, StorageConfig, StorageError, VersionFiles, VisibilityGuard, ZipStream,
 };
+use futures::stream::BoxStream;
 
 use crate::metrics::{StorageLabels, metrics};
 
@@ -114,6 +115,11 @@ impl ModuleStore for MeteredStore {
     ) -> Result<Saved, StorageError> {
         let save = self.inner.save_guarded(module, version, files, guard);
         self.record("save", save).await
+    }
+
+    /// Not timed: a walk of the whole store, for maintenance only.
+    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
+        self.inner.zips()
     }
 
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
@@ -506,6 +507,28 @@ impl ModuleStore for ObjectModuleStore {
         self.save_with(module, version, files, Some(guard)).await
     }
 
+    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
+        let redact = self.redactor();
+        let advice = self.advice.clone();
+        // A file removed while the walk goes (a version deleted meanwhile) is not a failure of the walk.
+        self.store
+            .list(None)
+            .filter_map(move |listed| {
+                let found = match listed {
+                    Ok(object) => zip_of_key(object.location.as_ref()).map(Ok),
+                    Err(object_store::Error::NotFound { .. }) => None,
+                    Err(e) => Some(Err(StorageError::from_object_store(
+                        e,
+                        "",
+                        &redact,
+                        advice.as_ref(),
+                    ))),
+                };
+                futures::future::ready(found)
+            })
+            .boxed()
+    }
+
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
         for extension in ["info", "mod", "zip"] {
             self.remove(&self.file(module, version, extension)?).await?;
@@ -554,6 +577,16 @@ impl ModuleStore for ObjectModuleStore {
 }
 
 /// Runs a blocking filesystem step of a write to `key` off the async threads.
+/// The module version whose zip `key` is (`<escaped module>/@v/<escaped version>.zip`), if it is one.
+fn zip_of_key(key: &str) -> Option<(ModulePath, Version)> {
+    let (module, file) = key.rsplit_once("/@v/")?;
+    let version = file.strip_suffix(".zip")?;
+    Some((
+        ModulePath::from_escaped(module).ok()?,
+        Version::from_escaped(version).ok()?,
+    ))
+}
+
 /// A zip of a local store: resolved and opened in one trip to the blocking pool, then read in
 /// [`LOCAL_READ_SIZE`] chunks, from the page cache without a hand-off when it holds them (object_store
 /// reads a local file in 8 KiB chunks, each a trip to the blocking pool: `scripts/measure-memory.sh 256 1`

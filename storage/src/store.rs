@@ -87,6 +87,10 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
         guard.before_visible().await?;
         self.save(module, version, files).await
     }
+    /// Every stored zip, as the module and version it belongs to, in no particular order (a walk of the
+    /// whole store: for maintenance such as `ferry check-store`, never on a request's path). Keys that name
+    /// no valid module version (a Go module cache's other files) are skipped.
+    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>>;
     /// Unlists the version (its `.info` first), then removes its other files. Deleting nothing is not an error.
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError>;
     /// Whether the backend answers: `Ok` when it is reachable and usable. Reads only.

@@ -70,6 +70,13 @@ pub fn hash_zip(path: &Path, module: &str, version: &str) -> Result<String, Dirh
         }
     })?;
     let prefix = format!("{module}@{version}/");
+    // The zip crate keeps one entry per name: a name listed twice would be hashed once, where Go refuses it.
+    if archive.has_duplicate_names() {
+        return Err(DirhashError::NotAModuleZip {
+            path: shown,
+            reason: "a file name is listed twice".to_string(),
+        });
+    }
     let not_module_zip = |reason: String| DirhashError::NotAModuleZip {
         path: shown.clone(),
         reason,
@@ -96,6 +103,7 @@ pub fn hash_zip(path: &Path, module: &str, version: &str) -> Result<String, Dirh
         }
         let mut sum = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
+        let mut read = 0u64;
         loop {
             let n = entry.read(&mut buf).map_err(|source| DirhashError::Io {
                 path: format!("{shown} ({name})"),
@@ -104,7 +112,16 @@ pub fn hash_zip(path: &Path, module: &str, version: &str) -> Result<String, Dirh
             if n == 0 {
                 break;
             }
+            read += n as u64;
             sum.update(&buf[..n]);
+        }
+        // Go's zip reader fails a file whose data is not the size its header declares (and so `HashZip`
+        // and the go command's `Unzip`), whatever its CRC.
+        if read != entry.size() {
+            return Err(not_module_zip(format!(
+                "zip: not a valid zip file: {name:?} holds {read} bytes, its header declares {}",
+                entry.size()
+            )));
         }
         if files.insert(name.clone(), sum.finalize().into()).is_some() {
             return Err(not_module_zip(format!("entry {name:?} appears twice")));

@@ -109,3 +109,42 @@ fn a_zip_that_is_not_a_module_zip_for_that_version_gets_no_hash() {
     let err = hash_zip(not_zip.path(), "example.com/a", "v1.0.0").unwrap_err();
     assert!(matches!(err, DirhashError::Zip { .. }), "{err}");
 }
+
+/// Go's `size_is_a_lie` case (TestUnzipSizeLimitsSpecial, zip/zip_test.go of golang.org/x/mod): a go.mod
+/// of 0x0BAD zeros whose headers declare 0x00AC bytes (and one that declares a byte more). Go's zip reader
+/// fails both ("not a valid zip file"), so the go command never hashes or extracts them; nor does Ferry.
+#[test]
+fn a_file_whose_data_is_not_its_declared_size_gets_no_hash() {
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    zip.start_file("example.com/m@v1.0.0/go.mod", deflated)
+        .unwrap();
+    zip.write_all(&[0u8; 0x0BAD]).unwrap();
+    let honest = zip.finish().unwrap().into_inner();
+    let lie = |declared: [u8; 2]| {
+        // The size is stored twice (local header and central directory), little-endian, as Go's test finds it.
+        let mut bytes = honest.clone();
+        let spots: Vec<usize> = bytes
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| *w == [0xAD, 0x0B])
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(spots.len(), 2, "the size appears twice");
+        for at in spots {
+            bytes[at..at + 2].copy_from_slice(&declared);
+        }
+        let mut file = tempfile::NamedTempFile::new_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        file.write_all(&bytes).unwrap();
+        file
+    };
+    let honest_file = lie([0xAD, 0x0B]);
+    assert!(hash_zip(honest_file.path(), "example.com/m", "v1.0.0").is_ok());
+    for declared in [[0xAC, 0x00], [0xAE, 0x0B]] {
+        let lying = lie(declared);
+        let err = hash_zip(lying.path(), "example.com/m", "v1.0.0").unwrap_err();
+        // The zip crate stops reading past the declared size itself; a file short of it is ours to catch.
+        assert!(err.to_string().contains("declare"), "{err}");
+    }
+}

@@ -11,6 +11,8 @@ pub struct FixtureModule {
     version: String,
     time: String,
     files: Vec<(String, Vec<u8>)>,
+    /// Entries named as they are, not under `<module>@<version>/`.
+    raw_entries: Vec<(String, Vec<u8>)>,
     go_mod: Option<String>,
 }
 
@@ -22,6 +24,7 @@ impl FixtureModule {
             version: version.to_string(),
             time: "2024-01-02T03:04:05Z".to_string(),
             files: Vec::new(),
+            raw_entries: Vec::new(),
             go_mod: Some(format!("module {path}\n\ngo 1.21\n")),
         }
     }
@@ -40,6 +43,13 @@ impl FixtureModule {
 
     pub fn file(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
         self.files.push((name.to_string(), contents.into()));
+        self
+    }
+
+    /// An entry of the zip named exactly `name`, not under `<module>@<version>/` (after the files): a zip
+    /// that breaks the module zip rules, as a lying upstream serves one.
+    pub fn raw_entry(mut self, name: &str, contents: impl Into<Vec<u8>>) -> Self {
+        self.raw_entries.push((name.to_string(), contents.into()));
         self
     }
 
@@ -92,9 +102,13 @@ impl FixtureModule {
             .go_mod
             .as_ref()
             .map(|m| ("go.mod".to_string(), m.clone().into_bytes()));
-        for (name, contents) in go_mod.iter().chain(self.files.iter()) {
-            zip.start_file(format!("{prefix}/{name}"), options)
-                .expect("start zip entry");
+        let files = go_mod
+            .iter()
+            .chain(self.files.iter())
+            .map(|(name, contents)| (format!("{prefix}/{name}"), contents));
+        let raw = self.raw_entries.iter().map(|(name, c)| (name.clone(), c));
+        for (name, contents) in files.chain(raw) {
+            zip.start_file(name, options).expect("start zip entry");
             zip.write_all(contents).expect("write zip entry");
         }
         zip.finish().expect("finish zip").into_inner()

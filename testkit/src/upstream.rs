@@ -155,6 +155,12 @@ impl Upstream {
             .insert(path.to_string(), Bytes::from(body.to_string()));
     }
 
+    /// [`Upstream::replace_file`] with bytes (a zip patched by hand).
+    pub fn replace_file_bytes(&self, path: &str, body: Vec<u8>) {
+        let mut state = self.state.lock().unwrap();
+        state.files.insert(path.to_string(), Bytes::from(body));
+    }
+
     /// Adds versions to the module's `@v/list` only (no `.info`, `.mod` or `.zip`): a list as long as
     /// a test needs, e.g. a million versions.
     pub fn list_versions(&self, module: &str, versions: impl IntoIterator<Item = String>) {

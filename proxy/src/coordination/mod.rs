@@ -438,6 +438,11 @@ impl ModuleStore for FencedStore {
             _ => self.0.save(module, version, files).await,
         }
     }
+    fn zips(
+        &self,
+    ) -> futures::stream::BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
+        self.0.zips()
+    }
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
         self.0.delete(module, version).await
     }

@@ -25,3 +25,4 @@ mod storage_backends;
 mod storage_messages;
 mod sumdb;
 mod tls;
+mod zip_rules;

@@ -176,6 +176,46 @@ pub async fn delete_unlists_and_removes(store: &dyn ModuleStore) {
         .expect("deleting nothing is not an error");
 }
 
+/// `zips` walks the whole store and finds each stored zip once, by its real module path and version (the
+/// keys are case-encoded): not a version stored without its zip, not a deleted one.
+pub async fn zips_finds_every_stored_zip(store: &dyn ModuleStore) {
+    for fixture in [
+        FixtureModule::package("example.com/walked", "v1.0.0"),
+        FixtureModule::package("example.com/walked", "v1.1.0-Pre"),
+        FixtureModule::package("example.com/Walked/v2", "v2.0.0+incompatible"),
+        FixtureModule::package("example.com/gone", "v1.0.0"),
+    ] {
+        save_fixture(store, &fixture).await;
+    }
+    let without_zip = FixtureModule::package("example.com/walked", "v1.2.0");
+    let mut files = files_of(&without_zip);
+    files.zip = None;
+    store
+        .save(&module("example.com/walked"), &version("v1.2.0"), files)
+        .await
+        .unwrap();
+    store
+        .delete(&module("example.com/gone"), &version("v1.0.0"))
+        .await
+        .unwrap();
+    let mut found: Vec<(String, String)> = store
+        .zips()
+        .map_ok(|(m, v)| (m.to_string(), v.to_string()))
+        .try_collect()
+        .await
+        .expect("walk the store");
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("example.com/Walked/v2", "v2.0.0+incompatible"),
+            ("example.com/walked", "v1.0.0"),
+            ("example.com/walked", "v1.1.0-Pre"),
+        ]
+        .map(|(m, v)| (m.to_string(), v.to_string()))
+    );
+}
+
 /// A working store takes writes, and the probe leaves nothing behind: saving and listing afterwards see
 /// only what was saved.
 pub async fn the_write_check_passes_and_leaves_nothing(store: &dyn ModuleStore) {
@@ -450,6 +490,11 @@ macro_rules! conformance_suite {
         async fn delete_unlists_and_removes() {
             let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
             $crate::conformance::delete_unlists_and_removes(&*store).await
+        }
+        #[tokio::test]
+        async fn zips_finds_every_stored_zip() {
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::zips_finds_every_stored_zip(&*store).await
         }
         #[tokio::test]
         async fn the_write_check_passes_and_leaves_nothing() {
