@@ -157,11 +157,16 @@ impl Verifiers {
         job: Job,
     ) -> Verdict {
         let client = address_key(client);
-        let (id, deadline, outcome) = {
+        let (id, deadline, outcome, start_verifier) = {
             let mut state = self.lock();
             if let Some(flight) = state.flights.get(&key) {
                 metrics().auth_check("joined");
-                (flight.id, flight.deadline, flight.outcome.subscribe())
+                (
+                    flight.id,
+                    flight.deadline,
+                    flight.outcome.subscribe(),
+                    false,
+                )
             } else {
                 if let Some(busy) = state.refusal(&self.limits, &turn, client) {
                     return Verdict::Busy(busy);
@@ -169,14 +174,15 @@ impl Verifiers {
                 let deadline = Instant::now() + self.limits.wait;
                 let (sender, receiver) = watch::channel(None);
                 let id = state.enqueue(key, turn, client, deadline, job, sender);
-                if state.running < self.limits.verifiers {
-                    state.running += 1;
-                    let verifiers = self.clone();
-                    tokio::task::spawn_blocking(move || verifiers.work());
-                }
-                (id, deadline, receiver)
+                let start_verifier = state.running < self.limits.verifiers;
+                state.running += usize::from(start_verifier);
+                (id, deadline, receiver, start_verifier)
             }
         };
+        if start_verifier {
+            let verifiers = self.clone();
+            tokio::task::spawn_blocking(move || verifiers.work());
+        }
         let mut waiting = Waiting {
             verifiers: self,
             key,
