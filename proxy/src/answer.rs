@@ -95,6 +95,13 @@ impl Answer {
         Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))
     }
 
+    /// A 503 for a local condition that passes, telling the client to try again after `seconds`.
+    pub fn busy(message: impl Into<String>, seconds: u64) -> Answer {
+        let mut answer = Answer::text(StatusCode::SERVICE_UNAVAILABLE, message);
+        answer.retry_after = Some(seconds);
+        answer
+    }
+
     pub fn immutable(mut self, etag: String) -> Answer {
         self.cache = Some(IMMUTABLE);
         self.etag = Some(etag);
@@ -127,9 +134,7 @@ impl From<FillError> for Answer {
             FillError::Unusable(_) => StatusCode::BAD_GATEWAY,
             // A local condition that passes: the slots free up as fills end.
             FillError::Busy(_) | FillError::Abandoned | FillError::Coordination(_) => {
-                let mut answer = Answer::text(StatusCode::SERVICE_UNAVAILABLE, error.to_string());
-                answer.retry_after = Some(RETRY_AFTER_BUSY);
-                return answer;
+                return Answer::busy(error.to_string(), RETRY_AFTER_BUSY);
             }
             FillError::Internal { .. } => return internal_error(&error),
         };

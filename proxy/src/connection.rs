@@ -7,6 +7,7 @@
 //! responses being sent (closed when the socket takes no bytes for `send_timeout`), and the moment the
 //! connection last became idle (closed `header_read_timeout` later).
 
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -167,9 +168,19 @@ impl AsyncWrite for Watched {
     }
 }
 
-/// Counts a connection's requests as handled, then as sent until their bodies are done or dropped.
+/// Counts a connection's requests as handled, then as sent until their bodies are done or dropped; and
+/// puts the connection's peer address on each request as a [`ClientAddress`] (one hook, not two: each hook
+/// boxes a future per request).
 #[derive(Clone)]
-pub struct Track(pub Arc<Activity>);
+pub struct Track {
+    pub activity: Arc<Activity>,
+    pub peer: IpAddr,
+}
+
+/// The address of the client a request came from (the TCP peer: a reverse proxy in front of Ferry is the
+/// client here), in the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
 
 /// Counts one request as handled while it lives (also when the client leaves and the handler is dropped).
 pub struct Handling(Arc<Activity>);
@@ -183,13 +194,14 @@ impl Drop for Handling {
 impl Hook for Track {
     type State = Handling;
 
-    fn before<B>(&self, _: &mut Request<B>) -> (Handling, Option<Response<Body>>) {
-        self.0.handling.fetch_add(1, Ordering::AcqRel);
-        (Handling(self.0.clone()), None)
+    fn before<B>(&self, request: &mut Request<B>) -> (Handling, Option<Response<Body>>) {
+        self.activity.handling.fetch_add(1, Ordering::AcqRel);
+        request.extensions_mut().insert(ClientAddress(self.peer));
+        (Handling(self.activity.clone()), None)
     }
 
     fn after(&self, handling: Handling, response: Response<Body>) -> Response<Body> {
-        let activity = self.0.clone();
+        let activity = self.activity.clone();
         // Counted as sending before it stops counting as handled, so the connection never looks idle
         // between the two.
         activity.sending.fetch_add(1, Ordering::AcqRel);

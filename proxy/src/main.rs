@@ -424,9 +424,19 @@ async fn reload_on_sighup(
     sources: config::PolicySourceValues,
     files: Reloadable,
 ) {
+    let reload = std::sync::Arc::new((files, sources));
     while hangup.recv().await.is_some() {
-        files.reload();
-        match sources.load() {
+        // Reading and parsing the files blocks: on the blocking pool, not on a thread that serves requests.
+        // What is read goes in force by pointer swaps (`ArcSwap`), which requests in flight do not wait for.
+        let reload = reload.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let (files, sources) = &*reload;
+            files.reload();
+            sources.load()
+        })
+        .await
+        .expect("a reload does not panic");
+        match loaded {
             Ok(policy) => {
                 let summary = policy.summary();
                 let warnings = policy.warnings().to_vec();

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub storage_operations: Family<StorageLabels, Counter>,
     pub storage_errors: Family<StorageLabels, Counter>,
     pub storage_duration: Family<StorageLabels, Histogram>,
+    pub auth_checks: Family<ResultLabels, Counter>,
+    pub auth_queued: Gauge,
 }
 
 /// The process's metrics.
@@ -169,8 +171,22 @@ impl Metrics {
             "Time a call to the module store took (a zip: until its stream is open), by operation and backend",
             storage_duration.clone(),
         );
+        let auth_checks = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "auth_checks",
+            "Password checks, by result: remembered, wrong_remembered, joined and busy per request; verified and wrong per bcrypt run",
+            auth_checks.clone(),
+        );
+        let auth_queued = Gauge::default();
+        registry.register(
+            "auth_checks_queued",
+            "bcrypt password checks waiting for a verifier",
+            auth_queued.clone(),
+        );
         Metrics {
             registry,
+            auth_checks,
+            auth_queued,
             cache_hits,
             cache_misses,
             storage_operations,
@@ -198,6 +214,13 @@ impl Metrics {
             &self.cache_misses
         };
         family.get_or_create(&CacheLabels { cache }).inc();
+    }
+
+    /// Counts a password check with its result (see `layers::auth`).
+    pub fn auth_check(&self, result: &'static str) {
+        self.auth_checks
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// The metrics in the OpenMetrics text format.

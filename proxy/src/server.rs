@@ -103,7 +103,8 @@ pub async fn run(
                         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
                     }
                     let activity = Arc::new(Activity::new());
-                    let service = TowerToHyperService::new(HookLayer(Track(activity.clone())).layer(stack.clone()));
+                    let track = Track { activity: activity.clone(), peer: peer.ip().to_canonical() };
+                    let service = TowerToHyperService::new(HookLayer(track).layer(stack.clone()));
                     let io = Watched::new(stream, activity.clone());
                     let watcher = graceful.watcher();
                     let builder = builder.clone();

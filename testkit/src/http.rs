@@ -31,7 +31,20 @@ impl Reply {
 
 /// One request with `headers`, its whole body read.
 pub async fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    request_from(None, method, url, headers).await
+}
+
+/// [`request`] on a connection from the local address `from` (any of 127.0.0.0/8 on Linux): a client at
+/// another address, as far as the server can tell.
+pub async fn request_from(
+    from: Option<std::net::IpAddr>,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_local_address(from);
+    let client = Client::builder(TokioExecutor::new()).build::<_, Empty<Bytes>>(connector);
     let mut builder = http::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);

@@ -32,6 +32,6 @@ pub use servers::{
     tool_path, unique_prefix,
 };
 pub use sumdb::{SumDbFixture, fixture_binary, go_program};
-pub use tls::{ServerPair, TestCa, curl, htpasswd_line};
+pub use tls::{ServerPair, TestCa, curl, htpasswd_line, htpasswd_line_at_cost};
 pub use upstream::{Behaviour, Upstream};
 pub use wait::eventually;

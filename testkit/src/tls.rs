@@ -62,7 +62,12 @@ impl TestCa {
 /// An htpasswd line for `user` as `htpasswd -B` writes it (`$2y$`), at bcrypt's lowest cost so that tests
 /// stay fast.
 pub fn htpasswd_line(user: &str, password: &str) -> String {
-    let hash = bcrypt::hash_with_result(password, 4)
+    htpasswd_line_at_cost(user, password, 4)
+}
+
+/// [`htpasswd_line`] at bcrypt cost `cost` (`htpasswd -B -C COST`), for tests where a check must take time.
+pub fn htpasswd_line_at_cost(user: &str, password: &str, cost: u32) -> String {
+    let hash = bcrypt::hash_with_result(password, cost)
         .unwrap()
         .format_for_version(bcrypt::Version::TwoY);
     format!("{user}:{hash}")

@@ -4,19 +4,30 @@
 //!
 //! bcrypt is slow on purpose (each cost step doubles it: milliseconds at `htpasswd -B`'s default cost 5,
 //! tens of milliseconds at the cost 10 to 12 that `-C` sets for stronger entries), and a build fleet sends
-//! thousands of requests with the same credentials, so a password that verified is
-//! remembered: per user, a keyed SHA-256 digest of the password, compared in constant time. Only successes
-//! are remembered; a wrong password is checked by bcrypt every time, at most [`Auth::verifiers`] at once so
-//! that a flood of bad guesses cannot take every thread. Reloading the file (SIGHUP) starts with nothing
-//! remembered, so a changed or removed entry takes effect at once.
+//! thousands of requests with the same credentials, so a password that verified is remembered: per user, a
+//! keyed SHA-256 digest of the password, compared in constant time, with the entry it verified against.
+//! A wrong password is remembered too, for a while ([`failures`]), so the same wrong credentials again are
+//! answered without bcrypt. What is remembered counts only while the user's entry in the file is the one it
+//! was checked against: a reload (SIGHUP) keeps it for every unchanged entry, and a changed or removed entry
+//! takes effect at once.
+//!
+//! Every other check runs bcrypt on a verifier thread, queued ([`queue`]) so that a flood of wrong
+//! passwords cannot hold back a user it does not name: one queue per user name, taken in turn, capped per
+//! queue, per client address and in all, with a deadline, identical checks run once. Beyond a cap or the
+//! deadline the answer is a 503 with `Retry-After`.
 //!
 //! This is a `tower` layer rather than a [`Hook`](super::hook::Hook): the bcrypt check runs on the blocking
 //! pool, and a hook's `before` cannot wait.
 
+mod failures;
+mod queue;
+
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
@@ -26,30 +37,49 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
+use self::failures::Failures;
+use self::queue::{Busy, Job, Key, Limits, Verdict, Verifiers};
 use super::ResponseFuture;
 use crate::answer::{self, Answer};
 use crate::body::Body;
+use crate::connection::ClientAddress;
+use crate::metrics::metrics;
 
 /// The challenge every 401 carries; the go command and curl answer it with Basic credentials.
 const CHALLENGE: &str = "Basic realm=\"ferry\"";
+/// What a 503 for a busy password check tells the client to wait, in seconds: the queues move by a check
+/// per verifier every few tens of milliseconds.
+const RETRY_AFTER_BUSY: u64 = 1;
 
 /// The users of an htpasswd file, reloadable.
 pub struct Auth {
     path: PathBuf,
+    table: Arc<Table>,
+    verifiers: Arc<Verifiers>,
+}
+
+/// The users in force and what was checked against them; shared with the checks waiting for bcrypt, which
+/// record their outcome here.
+struct Table {
     users: ArcSwap<Users>,
-    /// bcrypt checks running at once (one per core): the rest wait, so cache hits are never starved.
-    verifying: Arc<tokio::sync::Semaphore>,
     /// Keys the remembered digests, so that memory never holds a plain, quickly guessable SHA-256 of a
     /// password.
     secret: [u8; 32],
+    /// Per user, the last password that verified: at most one per user of the file in force (a reload
+    /// drops the others).
+    verified: Mutex<HashMap<String, Verified>>,
+    failed: Mutex<Failures>,
 }
 
-/// One reading of the file, with the passwords that verified against it.
+/// A password that verified: its keyed digest, and the entry it verified against.
+struct Verified {
+    entry: Arc<str>,
+    digest: Key,
+}
+
+/// One reading of the file: each user's bcrypt entry.
 struct Users {
-    hashes: HashMap<String, String>,
-    /// Per user, the keyed digest of the last password that verified: at most one entry per line of the
-    /// file, so the memory is bounded by the file.
-    verified: Mutex<HashMap<String, [u8; 32]>>,
+    hashes: HashMap<String, Arc<str>>,
 }
 
 /// Why an htpasswd file cannot be used. Never holds a hash or a password.
@@ -76,7 +106,7 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("path", &self.path)
-            .field("users", &self.users.load().hashes.len())
+            .field("users", &self.user_count())
             .finish_non_exhaustive()
     }
 }
@@ -85,14 +115,18 @@ impl Auth {
     /// Reads the htpasswd file at `path`; any entry that is not bcrypt is refused with its place.
     pub fn load(path: &Path) -> Result<Auth, AuthFileError> {
         let users = read_users(path)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).expect("the operating system provides random bytes");
-        let verifiers = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Auth {
             path: path.to_path_buf(),
-            users: ArcSwap::from_pointee(users),
-            verifying: Arc::new(tokio::sync::Semaphore::new(verifiers)),
-            secret,
+            table: Arc::new(Table {
+                users: ArcSwap::from_pointee(users),
+                secret,
+                verified: Mutex::new(HashMap::new()),
+                failed: Mutex::new(Failures::new(failures::CAPACITY, failures::KEEP)),
+            }),
+            verifiers: Arc::new(Verifiers::new(Limits::for_cores(cores))),
         })
     }
 
@@ -103,24 +137,16 @@ impl Auth {
 
     /// How many users the file in force lists.
     pub fn user_count(&self) -> usize {
-        self.users.load().hashes.len()
+        self.table.users.load().hashes.len()
     }
 
-    /// Reads the file again and puts it in force; on an error the users in force stay.
+    /// Reads the file again and puts it in force, keeping what was verified for every user whose entry did
+    /// not change; on an error the users in force stay.
     pub fn reload(&self) -> Result<usize, AuthFileError> {
         let users = read_users(&self.path)?;
         let count = users.hashes.len();
-        self.users.store(Arc::new(users));
+        self.table.replace(users);
         Ok(count)
-    }
-
-    fn digest(&self, user: &str, password: &str) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(self.secret);
-        hasher.update(user.as_bytes());
-        hasher.update([0]);
-        hasher.update(password.as_bytes());
-        hasher.finalize().into()
     }
 
     /// What to do with a request: let it through, refuse it, or check its password with bcrypt.
@@ -137,24 +163,96 @@ impl Auth {
             );
             return Check::Refuse;
         };
-        let users = self.users.load_full();
-        let digest = self.digest(&user, &password);
-        let remembered = users
-            .verified
-            .lock()
-            .expect("never poisoned")
-            .get(&user)
-            .copied();
-        if remembered.is_some_and(|known| bool::from(known.ct_eq(&digest))) {
+        let users = self.table.users.load();
+        let entry = users.hashes.get(&user).cloned();
+        let digest = self.table.digest(&user, &password);
+        if let Some(entry) = &entry
+            && self.table.is_verified(&user, entry, &digest)
+        {
+            metrics().auth_check("remembered");
             return Check::Pass;
         }
+        if self.table.failed(&digest, entry.as_ref()) {
+            metrics().auth_check("wrong_remembered");
+            log_failure(&user, entry.is_some(), &request_id(request));
+            return Check::Refuse;
+        }
+        // An unknown user is checked against some real entry all the same, so the answer takes as long as
+        // for a wrong password and does not tell which user names exist.
+        let against = entry
+            .clone()
+            .or_else(|| users.hashes.values().next().cloned());
+        let client = request
+            .extensions()
+            .get::<ClientAddress>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |client| client.0);
         Check::Verify(Pending {
             user,
             password,
             digest,
-            users,
+            entry,
+            against,
+            client,
             request_id: request_id(request),
         })
+    }
+}
+
+impl Table {
+    fn digest(&self, user: &str, password: &str) -> Key {
+        let mut hasher = Sha256::new();
+        hasher.update(self.secret);
+        hasher.update(user.as_bytes());
+        hasher.update([0]);
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    /// Whether `digest` is the password that last verified against `entry`, the user's entry in force.
+    fn is_verified(&self, user: &str, entry: &Arc<str>, digest: &Key) -> bool {
+        let verified = self.verified.lock().expect("never poisoned");
+        verified
+            .get(user)
+            .is_some_and(|known| *known.entry == **entry && bool::from(known.digest.ct_eq(digest)))
+    }
+
+    /// Whether `digest` failed against `entry` (none: an unknown user) a short while ago.
+    fn failed(&self, digest: &Key, entry: Option<&Arc<str>>) -> bool {
+        let mut failed = self.failed.lock().expect("never poisoned");
+        failed.contains(digest, entry, Instant::now())
+    }
+
+    /// Remembers a check's outcome, if the user's entry is still the one it was checked against.
+    fn record(&self, user: &str, entry: Option<Arc<str>>, digest: Key, verified: bool) {
+        // Under the lock that `replace` prunes under, so that nothing checked against an entry a reload
+        // dropped is kept.
+        let mut remembered = self.verified.lock().expect("never poisoned");
+        let current = self.users.load().hashes.get(user).cloned();
+        if current.as_deref() != entry.as_deref() {
+            return;
+        }
+        match entry {
+            Some(entry) if verified => {
+                remembered.insert(user.to_string(), Verified { entry, digest });
+            }
+            _ => {
+                drop(remembered);
+                let mut failed = self.failed.lock().expect("never poisoned");
+                failed.insert(digest, entry, Instant::now());
+            }
+        }
+    }
+
+    /// Puts `users` in force; what was verified stays for the users whose entry is unchanged.
+    fn replace(&self, users: Users) {
+        let mut remembered = self.verified.lock().expect("never poisoned");
+        remembered.retain(|user, known| {
+            users
+                .hashes
+                .get(user)
+                .is_some_and(|entry| **entry == *known.entry)
+        });
+        self.users.store(Arc::new(users));
     }
 }
 
@@ -162,8 +260,12 @@ impl Auth {
 struct Pending {
     user: String,
     password: String,
-    digest: [u8; 32],
-    users: Arc<Users>,
+    digest: Key,
+    /// The user's entry; none for a user the file does not list.
+    entry: Option<Arc<str>>,
+    /// The entry bcrypt checks against: the user's, or for an unknown user some other (none: no users).
+    against: Option<Arc<str>>,
+    client: IpAddr,
     request_id: String,
 }
 
@@ -174,55 +276,51 @@ enum Check {
 }
 
 impl Pending {
-    /// Checks the password on the blocking pool; remembers it when it verifies. Logs a failure with the
-    /// user name, never the password.
-    async fn verify(self, auth: &Auth) -> bool {
+    /// Checks the password with bcrypt, queued with the other checks; logs a failure with the user name,
+    /// never the password.
+    async fn verify(self, auth: &Auth) -> Verdict {
         let Pending {
             user,
             password,
             digest,
-            users,
+            entry,
+            against,
+            client,
             request_id,
         } = self;
-        let known = users.hashes.get(&user).cloned();
-        // An unknown user is checked against some real entry all the same, so the answer takes as long as
-        // for a wrong password and does not tell which user names exist.
-        let Some(hash) = known
-            .clone()
-            .or_else(|| users.hashes.values().next().cloned())
-        else {
+        let Some(against) = against else {
             tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: the authentication file lists no users");
-            return false;
+            return Verdict::Wrong;
         };
-        let Ok(permit) = auth.verifying.clone().acquire_owned().await else {
-            return false;
-        };
-        // The permit goes with the check: a client that leaves does not stop it, and must not free its slot
-        // before it ends (else clients that hang up at once would run any number of checks).
-        let checked = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            bcrypt::verify(password, &hash).unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        match (known, checked) {
-            (Some(_), true) => {
-                users
-                    .verified
-                    .lock()
-                    .expect("never poisoned")
-                    .insert(user, digest);
-                true
-            }
-            (Some(_), false) => {
-                tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: wrong password");
-                false
-            }
-            (None, _) => {
-                tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: unknown user");
-                false
+        let known = entry.is_some();
+        let turn = known.then(|| Arc::from(user.as_str()));
+        let table = auth.table.clone();
+        let job_user = user.clone();
+        // The job goes with the check: a client that leaves does not stop a check that has started.
+        let job: Job = Box::new(move || {
+            let verified = bcrypt::verify(password, &against).unwrap_or(false) && known;
+            table.record(&job_user, entry, digest, verified);
+            verified
+        });
+        let verdict = auth.verifiers.check(digest, turn, client, job).await;
+        match verdict {
+            Verdict::Verified => {}
+            Verdict::Wrong => log_failure(&user, known, &request_id),
+            Verdict::Busy(busy) => {
+                metrics().auth_check("busy");
+                tracing::warn!(user = %loggable(&user), %client, %request_id, reason = busy.reason(), "authentication deferred: 503");
             }
         }
+        verdict
+    }
+}
+
+/// Logs a failed check with the user name, never the password.
+fn log_failure(user: &str, known: bool, request_id: &str) {
+    if known {
+        tracing::warn!(user = %loggable(user), %request_id, "authentication failed: wrong password");
+    } else {
+        tracing::warn!(user = %loggable(user), %request_id, "authentication failed: unknown user");
     }
 }
 
@@ -276,6 +374,15 @@ fn unauthorized(method: &http::Method) -> Response<Body> {
     response
 }
 
+/// The 503 for a check that was not run: a cap or the deadline, and when to try again.
+fn busy(method: &http::Method, busy: Busy) -> Response<Body> {
+    let answer = Answer::busy(
+        format!("busy: {}; try again in a second", busy.reason()),
+        RETRY_AFTER_BUSY,
+    );
+    answer::into_response(answer, method)
+}
+
 /// Reads and checks every entry of an htpasswd file.
 fn read_users(path: &Path) -> Result<Users, AuthFileError> {
     let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Read {
@@ -327,12 +434,9 @@ fn read_users(path: &Path) -> Result<Users, AuthFileError> {
                 format!("user {user:?} is listed again (first on line {first}); keep one entry"),
             ));
         }
-        hashes.insert(user.to_string(), hash.to_string());
+        hashes.insert(user.to_string(), Arc::from(hash));
     }
-    Ok(Users {
-        hashes,
-        verified: Mutex::new(HashMap::new()),
-    })
+    Ok(Users { hashes })
 }
 
 /// Whether `hash` is a bcrypt hash as `htpasswd -B` writes it (`$2y$`, or `$2b$`/`$2a$` from other tools):
@@ -422,10 +526,10 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 Box::pin(async move {
-                    if pending.verify(&auth).await {
-                        inner.call(request).await
-                    } else {
-                        Ok(unauthorized(request.method()))
+                    match pending.verify(&auth).await {
+                        Verdict::Verified => inner.call(request).await,
+                        Verdict::Wrong => Ok(unauthorized(request.method())),
+                        Verdict::Busy(why) => Ok(busy(request.method(), why)),
                     }
                 })
             }
@@ -478,37 +582,66 @@ mod tests {
             .unwrap()
     }
 
-    /// Checks `credentials` as the layer does: remembered (Pass), or bcrypt, whose verdict is returned.
-    async fn admitted(auth: &Auth, credentials: &str) -> (bool, bool) {
+    /// Checks `credentials` as the layer does: `remembered` (let through without bcrypt), `refused`
+    /// (without bcrypt), or bcrypt's verdict.
+    async fn admitted(auth: &Auth, credentials: &str) -> &'static str {
         match auth.check(&request(credentials)) {
-            Check::Pass => (true, true),
-            Check::Refuse => (false, false),
-            Check::Verify(pending) => (false, pending.verify(auth).await),
+            Check::Pass => "remembered",
+            Check::Refuse => "refused",
+            Check::Verify(pending) => match pending.verify(auth).await {
+                Verdict::Verified => "verified",
+                Verdict::Wrong => "wrong",
+                Verdict::Busy(_) => "busy",
+            },
         }
     }
 
+    fn bcrypt_entry(password: &str, version: bcrypt::Version) -> String {
+        bcrypt::hash_with_result(password, 4)
+            .unwrap()
+            .format_for_version(version)
+    }
+
     #[tokio::test]
-    async fn a_verified_password_is_remembered_until_a_reload_and_a_wrong_one_never_is() {
-        let hash = bcrypt::hash_with_result("right", 4)
-            .unwrap()
-            .format_for_version(bcrypt::Version::TwoY);
-        let (_dir, path) = file(&format!("alice:{hash}\n"));
+    async fn checks_are_remembered_across_a_reload_while_the_entry_is_unchanged() {
+        let alice = bcrypt_entry("right", bcrypt::Version::TwoY);
+        let carol = bcrypt_entry("carol's", bcrypt::Version::TwoY);
+        let (_dir, path) = file(&format!("alice:{alice}\ncarol:{carol}\n"));
         let auth = Auth::load(&path).unwrap();
-        // (remembered, admitted)
-        assert_eq!(admitted(&auth, "alice:right").await, (false, true));
-        assert_eq!(admitted(&auth, "alice:right").await, (true, true));
-        assert_eq!(admitted(&auth, "alice:wrong").await, (false, false));
-        assert_eq!(admitted(&auth, "alice:wrong").await, (false, false));
-        assert_eq!(admitted(&auth, "bob:right").await, (false, false));
-        assert_eq!(admitted(&auth, "alice:right").await, (true, true));
-        // A reload forgets: a changed password takes effect at once.
-        let changed = bcrypt::hash_with_result("new", 4)
-            .unwrap()
-            .format_for_version(bcrypt::Version::TwoB);
+        assert_eq!(admitted(&auth, "alice:right").await, "verified");
+        assert_eq!(admitted(&auth, "alice:right").await, "remembered");
+        assert_eq!(admitted(&auth, "carol:carol's").await, "verified");
+        // A wrong password, or an unknown user, is checked once, then refused without bcrypt.
+        assert_eq!(admitted(&auth, "alice:wrong").await, "wrong");
+        assert_eq!(admitted(&auth, "alice:wrong").await, "refused");
+        assert_eq!(admitted(&auth, "bob:right").await, "wrong");
+        assert_eq!(admitted(&auth, "bob:right").await, "refused");
+        // A failure does not evict the success.
+        assert_eq!(admitted(&auth, "alice:right").await, "remembered");
+        assert_eq!(admitted(&auth, "alice").await, "refused");
+
+        // The same file again: everything stays.
+        assert_eq!(auth.reload().unwrap(), 2);
+        assert_eq!(admitted(&auth, "alice:right").await, "remembered");
+        assert_eq!(admitted(&auth, "alice:wrong").await, "refused");
+
+        // alice's entry changes, bob is added, carol's stays: only carol's checks stay.
+        let changed = bcrypt_entry("wrong", bcrypt::Version::TwoB);
+        let bob = bcrypt_entry("right", bcrypt::Version::TwoY);
+        std::fs::write(
+            &path,
+            format!("alice:{changed}\nbob:{bob}\ncarol:{carol}\n"),
+        )
+        .unwrap();
+        assert_eq!(auth.reload().unwrap(), 3);
+        assert_eq!(admitted(&auth, "carol:carol's").await, "remembered");
+        assert_eq!(admitted(&auth, "alice:right").await, "wrong");
+        assert_eq!(admitted(&auth, "alice:wrong").await, "verified");
+        assert_eq!(admitted(&auth, "bob:right").await, "verified");
+        // Removed: nothing remembered lets carol in.
         std::fs::write(&path, format!("alice:{changed}\n")).unwrap();
         assert_eq!(auth.reload().unwrap(), 1);
-        assert_eq!(admitted(&auth, "alice:right").await, (false, false));
-        assert_eq!(admitted(&auth, "alice:new").await, (false, true));
-        assert_eq!(admitted(&auth, "alice").await, (false, false));
+        assert_eq!(admitted(&auth, "carol:carol's").await, "wrong");
+        assert_eq!(admitted(&auth, "alice:wrong").await, "remembered");
     }
 }

@@ -2,14 +2,22 @@
 //! go command reads its credentials from `.netrc` (or `GOAUTH`), which it sends over HTTPS only, so those
 //! tests serve TLS too; curl drives the `ferry` binary for SIGHUP and `metrics_listen`.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use ferry::config::Flags;
-use ferry_testkit::{FixtureModule, TestCa, capture_logs, curl, htpasswd_line, logged};
+use ferry_testkit::{
+    FixtureModule, TestCa, capture_logs, curl, eventually, htpasswd_line, htpasswd_line_at_cost,
+    logged,
+};
 
 use crate::harness::{
-    Ferry, ferry_env, go_said, go_with, request, save, serve_memory, serving, write_file,
+    Ferry, Reply, ferry_env, go_said, go_with, request, request_from, save, serve_memory, serving,
+    write_file,
 };
 
 /// A line `htpasswd -B` (Apache 2.4, its default cost 5) wrote for `builder` / `correct-horse-battery`:
@@ -48,13 +56,23 @@ async fn secured(dir: &Path, users: &str, tls: Option<&ferry_testkit::ServerPair
 }
 
 async fn get_as(ferry: &Ferry, path: &str, credentials: Option<(&str, &str)>) -> (u16, String) {
+    let reply = get_from(None, ferry, path, credentials).await;
+    (reply.status, reply.text())
+}
+
+/// A GET of `path` with these credentials, on a new connection from the local address `from`.
+async fn get_from(
+    from: Option<IpAddr>,
+    ferry: &Ferry,
+    path: &str,
+    credentials: Option<(&str, &str)>,
+) -> Reply {
     let authorization = credentials.map(|(user, password)| basic(user, password));
     let headers: Vec<(&str, &str)> = authorization
         .iter()
         .map(|value| ("authorization", value.as_str()))
         .collect();
-    let reply = request("GET", &format!("{}/{path}", ferry.url()), &headers).await;
-    (reply.status, reply.text())
+    request_from(from, "GET", &format!("{}/{path}", ferry.url()), &headers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,4 +412,242 @@ fn an_entry_that_is_not_bcrypt_stops_start_up_naming_the_file_line_and_the_fix()
         "{stderr}"
     );
     assert!(!stderr.contains("GpHWL3"), "the hash is echoed: {stderr}");
+}
+
+/// bcrypt cost of the flood tests' entries: a check takes tens of milliseconds in a debug build, so that a
+/// few hundred of them keep the verifiers busy for seconds.
+const FLOOD_COST: u32 = 8;
+/// Wrong-password requests in a flood, each on a connection of its own.
+const FLOOD: usize = 300;
+
+/// Sends `FLOOD` requests at once with a different wrong password each, from 127.0.0.2 to 127.0.0.21 in
+/// turn, as the user `users(i)`; the answers (status, Retry-After) come through the handle, and the count
+/// of those answered so far through the counter.
+fn flood(
+    ferry: &Ferry,
+    users: impl Fn(usize) -> String,
+) -> (
+    tokio::task::JoinHandle<Vec<(u16, String)>>,
+    Arc<AtomicUsize>,
+) {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut requests = tokio::task::JoinSet::new();
+    for i in 0..FLOOD {
+        let url = ferry.url();
+        let user = users(i);
+        let answered = answered.clone();
+        let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % 20) as u8));
+        requests.spawn(async move {
+            let authorization = basic(&user, &format!("guess-{i}"));
+            let reply = request_from(
+                Some(from),
+                "GET",
+                &format!("{url}/{MOD_PATH}"),
+                &[("authorization", authorization.as_str())],
+            )
+            .await;
+            answered.fetch_add(1, Ordering::Relaxed);
+            (reply.status, reply.header("retry-after").to_string())
+        });
+    }
+    let all = tokio::spawn(async move { requests.join_all().await });
+    (all, answered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_login_is_answered_at_once_beside_a_flood_of_wrong_passwords_which_get_401_or_503_with_retry_after()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let users = ["newcomer", "alice", "bob"]
+        .map(|user| htpasswd_line_at_cost(user, &format!("{user}-password"), FLOOD_COST))
+        .join("\n");
+    let ferry = secured(dir.path(), &users, None).await;
+    let (flood, answered) = flood(&ferry, |i| match i % 3 {
+        0 => "alice".to_string(),
+        1 => "bob".to_string(),
+        _ => format!("intruder-{i}"),
+    });
+    eventually("the flood is being answered", || {
+        let answered = answered.clone();
+        async move { answered.load(Ordering::Relaxed) > 0 }
+    })
+    .await;
+    let login = Instant::now();
+    let reply = get_from(
+        None,
+        &ferry,
+        MOD_PATH,
+        Some(("newcomer", "newcomer-password")),
+    )
+    .await;
+    let took = login.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let answers = tokio::time::timeout(Duration::from_secs(60), flood)
+        .await
+        .expect("the flood is answered within a minute")
+        .unwrap();
+    assert_flood_answers(&answers);
+    // The old single queue answered it after the flood's checks before it: 6.8 s here; now after one check
+    // of each flooded user name (and one shared by the unknown names), about 0.5 s in a debug build.
+    assert!(
+        took < Duration::from_secs(3),
+        "the first login took {took:?}"
+    );
+    ferry.stop().await;
+}
+
+/// Every answer to a wrong password is a 401, or a 503 that says when to try again.
+fn assert_flood_answers(answers: &[(u16, String)]) {
+    for (status, retry_after) in answers {
+        match status {
+            401 => {}
+            503 => assert_eq!(retry_after, "1"),
+            other => panic!("a wrong password was answered {other}"),
+        }
+    }
+    assert!(
+        answers.iter().any(|(status, _)| *status == 401),
+        "no wrong password was checked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_naming_the_valid_user_from_many_addresses_gets_its_first_login_an_answer_at_once_and_keeps_remembered_users_in()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let users = ["newcomer", "regular"]
+        .map(|user| htpasswd_line_at_cost(user, &format!("{user}-password"), FLOOD_COST))
+        .join("\n");
+    let ferry = secured(dir.path(), &users, None).await;
+    let regular = Some(("regular", "regular-password"));
+    assert_eq!(get_as(&ferry, MOD_PATH, regular).await.0, 200);
+    let (flood, answered) = flood(&ferry, |_| "newcomer".to_string());
+    eventually("the flood is being answered", || {
+        let answered = answered.clone();
+        async move { answered.load(Ordering::Relaxed) > 0 }
+    })
+    .await;
+    // The user's own queue may be full of guesses: then a 503 at once, else a turn behind at most a queue
+    // of them. Never a wait behind the whole flood (6.8 s with the old single queue).
+    let login = Instant::now();
+    let reply = get_from(
+        None,
+        &ferry,
+        MOD_PATH,
+        Some(("newcomer", "newcomer-password")),
+    )
+    .await;
+    let took = login.elapsed();
+    match reply.status {
+        200 => {}
+        503 => assert_eq!(reply.header("retry-after"), "1"),
+        other => panic!("the valid user was answered {other}: {}", reply.text()),
+    }
+    assert!(
+        took < Duration::from_secs(3),
+        "the first login took {took:?}"
+    );
+    let remembered = Instant::now();
+    assert_eq!(get_as(&ferry, MOD_PATH, regular).await.0, 200);
+    assert!(
+        remembered.elapsed() < Duration::from_secs(1),
+        "a remembered user waited {:?}",
+        remembered.elapsed()
+    );
+    let answers = tokio::time::timeout(Duration::from_secs(60), flood)
+        .await
+        .expect("the flood is answered within a minute")
+        .unwrap();
+    assert_flood_answers(&answers);
+    // Once the flood is over, the login goes through.
+    assert_eq!(
+        get_as(&ferry, MOD_PATH, Some(("newcomer", "newcomer-password")))
+            .await
+            .0,
+        200
+    );
+    ferry.stop().await;
+}
+
+/// The value of the counter `ferry_auth_checks_total{result="RESULT"}` on the metrics listener.
+fn auth_checks(metrics: &str, result: &str) -> u64 {
+    let text = String::from_utf8(curl(&[&format!("http://{metrics}/metrics")]).stdout).unwrap();
+    let series = format!("ferry_auth_checks_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighups_under_load_keep_every_verified_password_and_a_changed_entry_takes_effect_at_once()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let ci = htpasswd_line("ci", "ci-password");
+    let users = write_file(dir.path(), "users", &format!("{HTPASSWD_B_LINE}\n{ci}\n"));
+    let metrics = format!("127.0.0.1:{}", ferry_testkit::closed_port());
+    let users_env = users.display().to_string();
+    let command = serve_memory(
+        dir.path(),
+        &[
+            ("FERRY_DOWNLOAD_MODE", "none"),
+            ("FERRY_AUTH_FILE", &users_env),
+            ("FERRY_METRICS_LISTEN", &metrics),
+            ("FERRY_LOG", "info,ferry::access=off"),
+        ],
+    );
+    let (ferry, address) = serving(command);
+    // Nothing is stored: a 404 once in.
+    let url = format!("http://{address}/{MODULE}/@v/list");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let (url, stop) = (url.clone(), stop.clone());
+        let authorization = match i % 2 {
+            0 => basic("builder", BUILDER_PASSWORD),
+            _ => basic("ci", "ci-password"),
+        };
+        load.spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(Ordering::Relaxed) && statuses.len() < 2000 {
+                let reply = request("GET", &url, &[("authorization", &authorization)]).await;
+                statuses.push(reply.status);
+            }
+            statuses
+        });
+    }
+    let reloaded = |count: usize| {
+        ferry
+            .log()
+            .matches("SIGHUP: authentication file reloaded")
+            .count()
+            >= count
+    };
+    for count in 1..=20 {
+        ferry.signal("-HUP");
+        ferry.wait_for("the reload", || reloaded(count));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let statuses: Vec<u16> = load.join_all().await.concat();
+    assert!(statuses.len() >= 8, "{} requests", statuses.len());
+    assert!(statuses.iter().all(|status| *status == 404), "{statuses:?}");
+    // One bcrypt run per user, however many requests and reloads.
+    assert_eq!(auth_checks(&metrics, "verified"), 2);
+    assert_eq!(auth_checks(&metrics, "wrong"), 0);
+
+    // builder's password changes: the old one is refused at once, the new one verified; ci stays remembered.
+    let changed = htpasswd_line("builder", "rotated");
+    std::fs::write(&users, format!("{changed}\n{ci}\n")).unwrap();
+    ferry.signal("-HUP");
+    ferry.wait_for("the reload", || reloaded(21));
+    let as_user = |user: &str, password: &str| {
+        let credentials = format!("{user}:{password}");
+        curl_status(&url, Some(&credentials))
+    };
+    assert_eq!(as_user("builder", BUILDER_PASSWORD), "401");
+    assert_eq!(as_user("builder", "rotated"), "404");
+    assert_eq!(as_user("ci", "ci-password"), "404");
+    assert_eq!(auth_checks(&metrics, "verified"), 3);
+    assert_eq!(auth_checks(&metrics, "wrong"), 1);
+    let mut ferry = ferry;
+    assert!(ferry.terminate().success());
 }

@@ -15,7 +15,9 @@ use ferry_storage::{ModuleStore, VersionFiles, ZipSource};
 use ferry_testkit::{FixtureModule, GoHome, InProcess, Process, clean_command};
 use futures::StreamExt;
 
-pub use ferry_testkit::http::{Reply, get, get_blocking, raw_header, raw_request, request};
+pub use ferry_testkit::http::{
+    Reply, get, get_blocking, raw_header, raw_request, request, request_from,
+};
 
 /// A Ferry running in the test's runtime on 127.0.0.1:0; stopped (gracefully) by `stop` or when dropped.
 pub struct Ferry {
