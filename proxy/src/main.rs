@@ -124,6 +124,9 @@ impl ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // The one rustls provider compiled in (see the workspace Cargo.toml), as the process default for the
+    // clients that take it (object_store's reqwest, redis).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(args.flags()),

@@ -65,6 +65,7 @@ macro_rules! object_store_backend {
                 Some(AsRef::<str>::as_ref(&key).to_string())
             },
             build: |bucket, settings, client, retry| {
+                install_ring_provider();
                 let mut builder = <$builder>::new().with_client_options(client).with_retry(retry);
                 for (key, value) in settings {
                     builder = builder.with_config(key.parse::<$key>()?, *value);
@@ -74,6 +75,14 @@ macro_rules! object_store_backend {
             $($field: $value),*
         }
     };
+}
+
+/// Makes ring the process's default rustls provider unless the process chose one: object_store's reqwest
+/// client is built with `rustls-no-provider` (ring is the workspace's one provider; see its Cargo.toml)
+/// and takes the process's default, without which building it panics. `ferry` installs it at start-up;
+/// this covers every other user of the crate (tests, benches, examples).
+fn install_ring_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Every cloud backend. A new `object_store` backend is one entry here (and its feature in Cargo.toml).

@@ -6,8 +6,8 @@
 //! beside the version in the bucket, [`bucket`]) or `redis://` ([`redis`]). This module holds the trait
 //! and what a fill does with a lease ([`Coordination::exclusive_fill`]); it lives in the proxy because it
 //! wires the store (whose conditional writes the `storage` engine uses) to the fills, and the fetcher
-//! knows nothing of either. Nothing here is needed by another crate, and the Redis client is a few
-//! hundred lines of RESP, so no crate of its own.
+//! knows nothing of either. Nothing here is needed by another crate (the Redis client is the `redis`
+//! crate), so no crate of its own.
 //!
 //! The fencing check: a holder asks its engine to renew the lease once more (a conditional write: an
 //! e-tag/generation match on a bucket, a compare-and-set script in Redis) just before it makes the version

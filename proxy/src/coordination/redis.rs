@@ -4,15 +4,17 @@
 //! play no part. One Redis (or one database number) serves one store: keys are
 //! `ferry:lease:<escaped module>@<escaped version>`.
 //!
-//! The client is a minimal RESP2 one over one TCP connection (commands are serialized on it; lease
-//! traffic is a few small commands per fill), reconnected after any error, each command bounded by
-//! `TIMEOUT`. Lighter than the `redis` crate and its dependency tree for five commands.
+//! The client is the `redis` crate: one multiplexed connection (`rediss://` over rustls with the ring
+//! provider, `AUTH` with a password or an ACL user), opened on first use and again after a failure, each
+//! command (the connect included) bounded by `TIMEOUT`. It sends what the hand-written client sent:
+//! `AUTH` and `SELECT` on connecting (no `CLIENT SETINFO`), then `PING`, `SET`, `PTTL` and `EVAL`, so
+//! an ACL user needs those commands only.
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
 use super::{Acquired, CoordinationError, Coordinator, Lease, LeaseKey};
 
@@ -22,9 +24,12 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
-/// Where the server is: from `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]`.
+/// Where the server is: from `redis[s]://[[USER]:PASSWORD@]HOST[:PORT][/DB]`.
 #[derive(Clone)]
 pub struct RedisAddress {
+    /// `rediss://`: TLS, the server's certificate checked against the system's roots (or
+    /// `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub user: Option<String>,
@@ -41,26 +46,32 @@ impl std::fmt::Debug for RedisAddress {
 impl std::fmt::Display for RedisAddress {
     /// The URL without its credentials (`***@` in their place).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "rediss" } else { "redis" };
         let credentials = if self.password.is_some() { "***@" } else { "" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         write!(
             f,
-            "redis://{credentials}{}:{}/{}",
-            self.host, self.port, self.db
+            "{scheme}://{credentials}{host}:{}/{}",
+            self.port, self.db
         )
     }
 }
 
 impl RedisAddress {
-    /// Parses a `redis://` URL; the error names what to write and never repeats a password.
+    /// Parses a `redis://` or `rediss://` URL; the error names what to write and never repeats a
+    /// password.
     pub fn parse(text: &str) -> Result<RedisAddress, String> {
-        const FORM: &str = "write redis://HOST[:PORT][/DB], with :PASSWORD@ or USER:PASSWORD@ before the host when the server needs one";
+        const FORM: &str = "write redis://HOST[:PORT][/DB] (rediss:// for TLS), with :PASSWORD@ or USER:PASSWORD@ before the host when the server needs one";
         let url = url::Url::parse(text).map_err(|e| format!("not a URL ({e}); {FORM}"))?;
-        if url.scheme() != "redis" {
-            return Err(format!(
-                "scheme {:?} is not supported (TLS `rediss://` neither); {FORM}",
-                url.scheme()
-            ));
-        }
+        let tls = match url.scheme() {
+            "redis" => false,
+            "rediss" => true,
+            scheme => return Err(format!("scheme {scheme:?} is not supported; {FORM}")),
+        };
         let host = match url.host_str() {
             Some(host) if !host.is_empty() => host.trim_matches(['[', ']']).to_string(),
             _ => return Err(format!("no host; {FORM}")),
@@ -80,6 +91,7 @@ impl RedisAddress {
                 .map(|(_, v)| v.into_owned())
         };
         Ok(RedisAddress {
+            tls,
             host,
             port: url.port().unwrap_or(6379),
             user: Some(url.username())
@@ -89,169 +101,140 @@ impl RedisAddress {
             db,
         })
     }
+
+    /// What the `redis` crate connects with.
+    fn client(&self) -> Result<redis::Client, redis::RedisError> {
+        let addr = if self.tls {
+            ConnectionAddr::TcpTls {
+                host: self.host.clone(),
+                port: self.port,
+                insecure: false,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(self.host.clone(), self.port)
+        };
+        let mut settings = RedisConnectionInfo::default()
+            .set_db(i64::from(self.db))
+            .set_skip_set_lib_name();
+        if let Some(user) = &self.user {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(password);
+        }
+        redis::Client::open(addr.into_connection_info()?.set_redis_settings(settings))
+    }
 }
 
-/// A RESP2 reply.
-#[derive(Debug, PartialEq, Eq)]
-enum Reply {
-    Simple(String),
-    Integer(i64),
-    Bulk(Option<Vec<u8>>),
-    Array(Option<Vec<Reply>>),
-}
-
-/// One connection, opened on first use and again after a failure.
-#[derive(Debug)]
+/// One multiplexed connection, opened on first use and again after a failure.
 pub struct RedisClient {
     address: RedisAddress,
-    connection: tokio::sync::Mutex<Option<BufReader<TcpStream>>>,
+    client: Result<redis::Client, String>,
+    /// The open connection and its number: a failure drops only the connection it happened on.
+    connection: tokio::sync::Mutex<(u64, Option<MultiplexedConnection>)>,
+}
+
+impl std::fmt::Debug for RedisClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisClient")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisClient {
     pub fn new(address: RedisAddress) -> RedisClient {
+        if address.tls {
+            // The crate builds its rustls config with the process's default provider: ring, unless
+            // the process chose one already.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let client = address.client().map_err(|e| e.to_string());
         RedisClient {
             address,
-            connection: tokio::sync::Mutex::new(None),
+            client,
+            connection: tokio::sync::Mutex::new((0, None)),
         }
     }
 
+    /// An error naming the server, never a credential. The crate's messages hold none (the server's
+    /// words, I/O errors); a password found in one all the same is masked (one of 4 characters or more:
+    /// masking a shorter one would garble the message).
     fn fail(&self, what: impl std::fmt::Display) -> CoordinationError {
+        let mut what = what.to_string();
+        if let Some(password) = self.address.password.as_deref().filter(|p| p.len() >= 4) {
+            what = what.replace(password, "***");
+        }
         CoordinationError::new(format!(
             "redis at {}:{}: {what}",
             self.address.host, self.address.port
         ))
     }
 
-    /// Runs one command; a failure drops the connection, so the next command reconnects.
-    async fn command(&self, args: &[&[u8]]) -> Result<Reply, CoordinationError> {
-        let mut connection = self.connection.lock().await;
+    /// The open connection (and its number), connecting first when there is none.
+    async fn connection(&self) -> Result<(u64, MultiplexedConnection), CoordinationError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = &slot.1 {
+            return Ok((slot.0, connection.clone()));
+        }
+        let client = self.client.as_ref().map_err(|e| self.fail(e))?;
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT));
+        let connection = client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.fail(e))?;
+        slot.0 += 1;
+        slot.1 = Some(connection.clone());
+        Ok((slot.0, connection))
+    }
+
+    /// Runs `command` on the connection within `TIMEOUT`; a failure other than the server's own error
+    /// answer drops the connection, so the next command reconnects.
+    async fn run<T, F>(
+        &self,
+        command: impl FnOnce(MultiplexedConnection) -> F,
+    ) -> Result<T, CoordinationError>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        let mut used = None;
         let result = tokio::time::timeout(TIMEOUT, async {
-            if connection.is_none() {
-                *connection = Some(self.connect().await?);
-            }
-            let stream = connection.as_mut().expect("connected above");
-            round_trip(stream, args).await.map_err(|e| self.fail(e))
+            let (number, connection) = self.connection().await?;
+            used = Some(number);
+            command(connection).await.map_err(|e| {
+                // The server's own error answer: the connection is fine.
+                if matches!(e.kind(), redis::ErrorKind::Server(_)) {
+                    used = None;
+                }
+                self.fail(e)
+            })
         })
         .await
         .unwrap_or_else(|_| Err(self.fail(format_args!("no answer within {TIMEOUT:?}"))));
-        if result.is_err() {
-            *connection = None;
-        }
-        match result? {
-            Reply::Simple(s) if s.starts_with('-') => Err(self.fail(&s[1..])),
-            reply => Ok(reply),
-        }
-    }
-
-    async fn connect(&self) -> Result<BufReader<TcpStream>, CoordinationError> {
-        let stream = TcpStream::connect((self.address.host.as_str(), self.address.port))
-            .await
-            .map_err(|e| self.fail(e))?;
-        let _ = stream.set_nodelay(true);
-        let mut stream = BufReader::new(stream);
-        let mut setup: Vec<Vec<&[u8]>> = Vec::new();
-        if let Some(password) = &self.address.password {
-            match &self.address.user {
-                Some(user) => setup.push(vec![b"AUTH", user.as_bytes(), password.as_bytes()]),
-                None => setup.push(vec![b"AUTH", password.as_bytes()]),
+        if result.is_err()
+            && let Some(number) = used
+        {
+            let mut slot = self.connection.lock().await;
+            if slot.0 == number {
+                slot.1 = None;
             }
         }
-        let db = self.address.db.to_string();
-        if self.address.db != 0 {
-            setup.push(vec![b"SELECT", db.as_bytes()]);
-        }
-        for command in setup {
-            match round_trip(&mut stream, &command)
-                .await
-                .map_err(|e| self.fail(e))?
-            {
-                // The server's words (e.g. WRONGPASS ...), never the password.
-                Reply::Simple(s) if s.starts_with('-') => {
-                    return Err(self.fail(format_args!(
-                        "{} refused: {}",
-                        String::from_utf8_lossy(command[0]),
-                        &s[1..]
-                    )));
-                }
-                _ => {}
-            }
-        }
-        Ok(stream)
+        result
     }
 
     /// `PING`, for start-up.
     pub async fn ping(&self) -> Result<(), CoordinationError> {
-        match self.command(&[b"PING"]).await? {
-            Reply::Simple(s) if s == "+PONG" => Ok(()),
+        let reply: String = self
+            .run(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+            .await?;
+        match reply.as_str() {
+            "PONG" => Ok(()),
             other => Err(self.fail(format_args!("unexpected answer to PING: {other:?}"))),
         }
     }
-}
-
-async fn round_trip(stream: &mut BufReader<TcpStream>, args: &[&[u8]]) -> std::io::Result<Reply> {
-    let mut request = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        request.extend_from_slice(arg);
-        request.extend_from_slice(b"\r\n");
-    }
-    stream.get_mut().write_all(&request).await?;
-    read_reply(stream).await
-}
-
-fn protocol_error(what: impl Into<String>) -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
-}
-
-/// Reads one reply; an error reply is a `Simple` starting with `-`. Nesting is bounded (lease replies
-/// are flat).
-fn read_reply(
-    stream: &mut BufReader<TcpStream>,
-) -> futures::future::BoxFuture<'_, std::io::Result<Reply>> {
-    Box::pin(async move {
-        let mut line = String::new();
-        // A line longer than this is not a lease reply.
-        let n = (&mut *stream).take(64 * 1024).read_line(&mut line).await?;
-        if n == 0 {
-            return Err(protocol_error("the connection was closed"));
-        }
-        let line = line.trim_end_matches(['\r', '\n']);
-        let (kind, rest) = line.split_at(line.len().min(1));
-        let number = || {
-            rest.parse::<i64>()
-                .map_err(|_| protocol_error(format!("bad length in {line:?}")))
-        };
-        match kind {
-            "+" => Ok(Reply::Simple(format!("+{rest}"))),
-            "-" => Ok(Reply::Simple(format!("-{rest}"))),
-            ":" => Ok(Reply::Integer(number()?)),
-            "$" => {
-                let len = number()?;
-                if len < 0 {
-                    return Ok(Reply::Bulk(None));
-                }
-                if len > 1024 * 1024 {
-                    return Err(protocol_error("a reply over 1 MiB"));
-                }
-                let mut data = vec![0; len as usize + 2];
-                stream.read_exact(&mut data).await?;
-                data.truncate(len as usize);
-                Ok(Reply::Bulk(Some(data)))
-            }
-            "*" => {
-                let len = number()?;
-                if len < 0 {
-                    return Ok(Reply::Array(None));
-                }
-                let mut items = Vec::new();
-                for _ in 0..len.min(1024) {
-                    items.push(read_reply(stream).await?);
-                }
-                Ok(Reply::Array(Some(items)))
-            }
-            _ => Err(protocol_error(format!("unexpected reply {line:?}"))),
-        }
-    })
 }
 
 /// Leases as Redis keys with a time to live.
@@ -284,6 +267,7 @@ impl RedisCoordinator {
         )
     }
 
+    /// Runs a compare-and-set script on the lease's key with its token and `extra`; its integer answer.
     async fn script(
         &self,
         script: &str,
@@ -291,19 +275,20 @@ impl RedisCoordinator {
         extra: &str,
     ) -> Result<i64, CoordinationError> {
         let key = Self::key(&lease.key);
-        let reply = self
+        let reply: redis::Value = self
             .client
-            .command(&[
-                b"EVAL",
-                script.as_bytes(),
-                b"1",
-                key.as_bytes(),
-                lease.token.as_bytes(),
-                extra.as_bytes(),
-            ])
+            .run(|mut c| {
+                let mut eval = redis::cmd("EVAL");
+                eval.arg(script)
+                    .arg(1)
+                    .arg(key)
+                    .arg(&lease.token)
+                    .arg(extra);
+                async move { eval.query_async(&mut c).await }
+            })
             .await?;
         match reply {
-            Reply::Integer(n) => Ok(n),
+            redis::Value::Int(n) => Ok(n),
             other => Err(self.client.fail(format_args!(
                 "unexpected answer to a lease script: {other:?}"
             ))),
@@ -323,28 +308,33 @@ impl Coordinator for RedisCoordinator {
         let ms = time.as_millis().max(1).to_string();
         // Twice at most: the key can expire between a refused SET and the PTTL.
         for _ in 0..2 {
-            let set = self
+            let set: redis::Value = self
                 .client
-                .command(&[
-                    b"SET",
-                    name.as_bytes(),
-                    token.as_bytes(),
-                    b"NX",
-                    b"PX",
-                    ms.as_bytes(),
-                ])
+                .run(|mut c| {
+                    let mut set = redis::cmd("SET");
+                    set.arg(&name).arg(&token).arg("NX").arg("PX").arg(&ms);
+                    async move { set.query_async(&mut c).await }
+                })
                 .await?;
-            if set == Reply::Simple("+OK".into()) {
+            if set == redis::Value::Okay {
                 return Ok(Acquired::Lease(Lease::new(key.clone(), token, None)));
             }
-            match self.client.command(&[b"PTTL", name.as_bytes()]).await? {
-                Reply::Integer(left) if left >= 0 => {
+            let left: redis::Value = self
+                .client
+                .run(|mut c| {
+                    let mut pttl = redis::cmd("PTTL");
+                    pttl.arg(&name);
+                    async move { pttl.query_async(&mut c).await }
+                })
+                .await?;
+            match left {
+                redis::Value::Int(left) if left >= 0 => {
                     return Ok(Acquired::HeldElsewhere {
                         expires_in: Duration::from_millis(left as u64),
                     });
                 }
                 // -2: gone since the SET; -1: no expiry (not Ferry's), wait a lease time.
-                Reply::Integer(-1) => return Ok(Acquired::HeldElsewhere { expires_in: time }),
+                redis::Value::Int(-1) => return Ok(Acquired::HeldElsewhere { expires_in: time }),
                 _ => {}
             }
         }
@@ -376,9 +366,27 @@ mod tests {
         assert_eq!(address.to_string(), "redis://***@127.0.0.1:6390/2");
         let plain = RedisAddress::parse("redis://cache.internal").unwrap();
         assert_eq!(plain.to_string(), "redis://cache.internal:6379/0");
-        for bad in ["rediss://h", "redis://", "redis://h/x", "http://h"] {
+        for bad in [
+            "redis://",
+            "redis://h/x",
+            "http://h",
+            "redis://h/0?x=1",
+            "rediss://h#insecure",
+        ] {
             let error = RedisAddress::parse(bad).unwrap_err();
             assert!(error.contains("redis://HOST"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn a_rediss_url_with_an_acl_user_is_read_and_shown_without_its_credentials() {
+        let address = RedisAddress::parse("rediss://ferry:p%40ss@cache.internal:6380/1").unwrap();
+        assert!(address.tls);
+        assert_eq!(address.user.as_deref(), Some("ferry"));
+        assert_eq!(address.password.as_deref(), Some("p@ss"));
+        assert_eq!(address.to_string(), "rediss://***@cache.internal:6380/1");
+        assert!(!RedisAddress::parse("redis://h").unwrap().tls);
+        let v6 = RedisAddress::parse("rediss://[::1]:6380").unwrap();
+        assert_eq!(v6.to_string(), "rediss://[::1]:6380/0");
     }
 }

@@ -689,6 +689,23 @@ fn the_image_builds_with_the_workspace_toolchain_and_keeps_target_out_of_the_con
     );
 }
 
+/// One rustls crypto provider, ring, in everything the workspace builds (the image's build included): no
+/// aws-lc-rs, whose C library would need its toolchain in the build (see the workspace Cargo.toml).
+#[test]
+fn the_workspace_locks_one_crypto_provider_ring_and_no_aws_lc() {
+    let lock = toml_value(&read(&repo().join("Cargo.lock")));
+    let names: Vec<&str> = lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"ring"), "ring is locked");
+    for absent in ["aws-lc-rs", "aws-lc-sys", "aws-lc-fips-sys"] {
+        assert!(!names.contains(&absent), "{absent} is locked");
+    }
+}
+
 #[test]
 fn the_dockerfile_check_refuses_a_misspelt_flag_and_a_lint_finding() {
     let Some(check) = deploy_check() else { return };

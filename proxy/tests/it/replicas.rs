@@ -13,8 +13,8 @@ use ferry::coordination::{Acquired, Coordinator, LeaseKey};
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{ModuleStore, StorageConfig};
 use ferry_testkit::{
-    CloudServer, FixtureModule, Process, Upstream, azure_server, clean_command, closed_port,
-    gcs_server, server_vars,
+    CloudServer, FixtureModule, Process, TestCa, Upstream, azure_server, clean_command,
+    closed_port, gcs_server, server_vars,
 };
 
 use crate::harness::{Reply, ferry, ferry_env, forward, get, serving};
@@ -381,13 +381,17 @@ async fn a_version_queued_in_the_background_on_three_replicas_is_fetched_once() 
 /// A Redis server of the test's own on `port` (to stop and start again), from the binary
 /// `scripts/test-servers.sh` installed.
 fn own_redis(port: u16) -> Option<Process> {
+    own_redis_with(&["--port", &port.to_string()])
+}
+
+/// A Redis server of the test's own with `args` (its port, a password, users, TLS).
+fn own_redis_with(args: &[&str]) -> Option<Process> {
     let [binary] = server_vars("Redis", ["FERRY_TEST_REDIS_SERVER"])?;
     let mut command = clean_command(binary);
+    command.args(args);
     command.args([
         "--bind",
         "127.0.0.1",
-        "--port",
-        &port.to_string(),
         "--save",
         "",
         "--appendonly",
@@ -446,6 +450,121 @@ async fn an_unreachable_redis_answers_503_and_fills_recover_when_it_returns_whil
             .await;
         assert_eq!(reply.status, 200, "{file}: {}", reply.text());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_with_a_password_and_an_acl_user_is_reached_with_them_and_never_shows_them() {
+    let port = closed_port();
+    let Some(_redis) = own_redis_with(&[
+        "--port",
+        &port.to_string(),
+        "--requirepass",
+        "default-s3cret",
+        // An ACL user allowed the lease keys, the commands the engine sends and those its scripts call,
+        // nothing else.
+        "--user",
+        "ferry",
+        "on",
+        ">ferry-s3cret",
+        "~ferry:lease:*",
+        "+ping",
+        "+set",
+        "+pttl",
+        "+eval",
+        "+get",
+        "+pexpire",
+        "+del",
+    ]) else {
+        return;
+    };
+    let key = LeaseKey {
+        module: ModulePath::new("example.com/guarded").unwrap(),
+        version: Version::new("v1.0.0").unwrap(),
+    };
+    for url in [
+        format!("redis://:default-s3cret@127.0.0.1:{port}"),
+        format!("redis://ferry:ferry-s3cret@127.0.0.1:{port}"),
+    ] {
+        let redis = RedisCoordinator::new(RedisAddress::parse(&url).unwrap(), "acl".into());
+        redis.ping().await.unwrap();
+        let Acquired::Lease(lease) = redis.acquire(&key, Duration::from_secs(30)).await.unwrap()
+        else {
+            panic!("{url}: the lease is free");
+        };
+        assert!(redis.renew(&lease, Duration::from_secs(30)).await.unwrap());
+        redis.release(&lease, true).await.unwrap();
+    }
+    for (url, secret) in [
+        (format!("redis://127.0.0.1:{port}"), None),
+        (
+            format!("redis://:wrong-s3cret@127.0.0.1:{port}"),
+            Some("wrong-s3cret"),
+        ),
+        (
+            format!("redis://ferry:wrong-s3cret@127.0.0.1:{port}"),
+            Some("wrong-s3cret"),
+        ),
+    ] {
+        let redis = RedisCoordinator::new(RedisAddress::parse(&url).unwrap(), "acl".into());
+        let error = redis
+            .acquire(&key, Duration::from_secs(30))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(&format!(
+                "coordination unavailable: redis at 127.0.0.1:{port}: "
+            )),
+            "{url}: {error}"
+        );
+        if let Some(secret) = secret {
+            assert!(!error.contains(secret), "{error}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reaches_a_tls_redis_through_rediss_trusting_ssl_cert_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Ferry test Redis CA");
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let pair = ca.issue(dir.path(), "redis");
+    let port = closed_port();
+    let Some(_redis) = own_redis_with(&[
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--tls-cert-file",
+        pair.cert.to_str().unwrap(),
+        "--tls-key-file",
+        pair.key.to_str().unwrap(),
+        "--tls-ca-cert-file",
+        ca_file.to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "tls-s3cret",
+    ]) else {
+        return;
+    };
+    let store = tempfile::tempdir().unwrap();
+    let module = FixtureModule::package("example.com/encrypted", "v1.0.0");
+    let upstream = Upstream::start(vec![module.clone()]).await;
+    let mut vars = file_and_redis_vars(
+        store.path(),
+        &format!("rediss://:tls-s3cret@127.0.0.1:{port}"),
+    );
+    vars.push(("SSL_CERT_FILE".into(), ca_file.display().to_string()));
+    let replicas = Replicas::start(1, &upstream, &vars);
+    let reply = replicas.get(0, "example.com/encrypted/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 200, "{} {}", reply.text(), replicas.logs());
+    assert_eq!(reply.body, module.zip_bytes());
+    assert!(
+        !replicas.logs().contains("tls-s3cret"),
+        "{}",
+        replicas.logs()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,7 +639,7 @@ fn storage_coordination_on_a_file_or_memory_store_stops_start_up_with_the_fix() 
             "redis://127.0.0.1:1",
             "never shared between replicas",
         ),
-        ("file://./data", "rediss://h:1", "not supported"),
+        ("file://./data", "redis://h:1/0?x=1", "not supported"),
         (
             "file://./data",
             "etcd://h",
