@@ -131,8 +131,8 @@ impl Auth {
         }
         let Some((user, password)) = credentials(request) else {
             tracing::info!(
-                request_id = %request_id(request),
-                path = %loggable(path),
+                request_id = request_id(request).as_str(),
+                path = super::clipped(path, 128),
                 "authentication required: the request has no Basic credentials"
             );
             return Check::Refuse;
@@ -191,7 +191,11 @@ impl Pending {
             .clone()
             .or_else(|| users.hashes.values().next().cloned())
         else {
-            tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: the authentication file lists no users");
+            tracing::warn!(
+                user = super::clipped(&user, 128),
+                request_id = request_id.as_str(),
+                "authentication failed: the authentication file lists no users"
+            );
             return false;
         };
         let Ok(permit) = auth.verifying.clone().acquire_owned().await else {
@@ -215,11 +219,19 @@ impl Pending {
                 true
             }
             (Some(_), false) => {
-                tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: wrong password");
+                tracing::warn!(
+                    user = super::clipped(&user, 128),
+                    request_id = request_id.as_str(),
+                    "authentication failed: wrong password"
+                );
                 false
             }
             (None, _) => {
-                tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: unknown user");
+                tracing::warn!(
+                    user = super::clipped(&user, 128),
+                    request_id = request_id.as_str(),
+                    "authentication failed: unknown user"
+                );
                 false
             }
         }
@@ -252,14 +264,6 @@ fn request_id<B>(request: &Request<B>) -> String {
         .and_then(|id| id.to_str().ok())
         .unwrap_or_default()
         .to_string()
-}
-
-/// A client-chosen string as it may appear in the log: its start, control characters escaped.
-fn loggable(text: &str) -> String {
-    text.chars()
-        .take(128)
-        .flat_map(char::escape_debug)
-        .collect()
 }
 
 /// The 401 answer: the challenge and a short reason, nothing about which part was wrong.
