@@ -135,21 +135,22 @@ impl From<FillError> for Answer {
 }
 
 impl From<&FetchError> for Answer {
+    /// The body says which module failed and how in go's words, but never the upstream's address nor a
+    /// local path ([`FetchError::client_message`]); the log line of the fill has them.
     fn from(error: &FetchError) -> Answer {
         match error {
             // go's own reason, which the go command shows to its user; `not found:` is said once.
-            FetchError::NotFound { message } => Answer::not_found(message),
-            FetchError::Upstream { message } => Answer::text(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream failed: {message}"),
-            ),
+            FetchError::NotFound { .. } => Answer::not_found(error.client_message()),
+            FetchError::Upstream { .. }
             // An answer too large to read (an upstream list of a million versions) is the upstream's.
-            FetchError::InvalidOutput { .. } | FetchError::OutputTooLarge { .. } => {
-                Answer::text(StatusCode::BAD_GATEWAY, format!("upstream failed: {error}"))
-            }
+            | FetchError::InvalidOutput { .. }
+            | FetchError::OutputTooLarge { .. } => Answer::text(
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: {}", error.client_message()),
+            ),
             FetchError::Timeout { .. } => Answer::text(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("upstream timed out: {error}"),
+                format!("upstream timed out: {}", error.client_message()),
             ),
             FetchError::GoMissing { .. }
             | FetchError::Io { .. }
