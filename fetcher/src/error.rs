@@ -256,14 +256,17 @@ pub(crate) fn redact_for_client(text: &str) -> String {
         let space = &piece[word.len()..];
         // The word without the quotes and punctuation around it, which stay.
         let core = word
-            .trim_start_matches(['"', '\'', '`', '(', '[', '<'])
-            .trim_end_matches(['"', '\'', '`', ')', ']', '>', ':', ',', ';', '.']);
+            .trim_start_matches(['"', '\'', '`', '(', '<'])
+            .trim_end_matches(['"', '\'', '`', ')', '>', ':', ',', ';', '.']);
         let start = word.find(core).unwrap_or(0);
         let replacement = if core.contains("://") {
             Some("<upstream>")
         } else if core.starts_with('/') && core.len() > 1 {
             Some("<local path>")
-        } else if is_address(core) || previous_word == "lookup" && !core.is_empty() {
+        } else if is_ip_address(core)
+            || (matches!(previous_word, "tcp" | "udp" | "on") && is_host_and_port(core))
+            || previous_word == "lookup" && !core.is_empty()
+        {
             Some("<address>")
         } else {
             None
@@ -282,34 +285,41 @@ pub(crate) fn redact_for_client(text: &str) -> String {
     out
 }
 
-/// Whether `word` is a network address as Go's net package prints one: `host:port`, an IP alone, or a
-/// connection's `local->remote`.
-fn is_address(word: &str) -> bool {
+/// Whether `word` is an IP address as Go's net package prints one: an IPv4 address or `[IPv6]`, either
+/// with a port or not, or a connection's `local->remote`. (Go dials addresses: a host name shows only in
+/// `lookup NAME`, or after `tcp`/`on` with its port, both handled by the caller; a bare `NAME:N` may be a
+/// file and line, `go.mod:3`.)
+fn is_ip_address(word: &str) -> bool {
     if let Some((local, remote)) = word.split_once("->") {
-        return is_address(local) || is_address(remote);
+        return is_ip_address(local) || is_ip_address(remote);
     }
-    let is_ipv4 = |host: &str| {
-        host.split('.').count() == 4
-            && host.split('.').all(|octet| {
-                !octet.is_empty() && octet.len() <= 3 && octet.bytes().all(|b| b.is_ascii_digit())
-            })
+    let host = match word.rsplit_once(':') {
+        Some((host, port)) if is_port(port) => host,
+        _ => word,
     };
-    if is_ipv4(word) || word.starts_with('[') && word.contains("]:") {
-        return true;
-    }
-    let Some((host, port)) = word.rsplit_once(':') else {
-        return false;
-    };
-    let is_port = !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
-    // A host name has a dot (`proxy.corp.example`) and nothing but letters, digits, dots and dashes: no
-    // module path (it has a `/`) nor version (`@v1.0.0`) is taken for one.
-    let is_host = is_ipv4(host)
-        || host == "localhost"
-        || host.contains('.')
+    is_ipv4(host) || host.starts_with('[') && host.ends_with(']')
+}
+
+fn is_ipv4(host: &str) -> bool {
+    host.split('.').count() == 4
+        && host.split('.').all(|octet| {
+            !octet.is_empty() && octet.len() <= 3 && octet.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+fn is_port(port: &str) -> bool {
+    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `name:port`, a host name being letters, digits, dots and dashes.
+fn is_host_and_port(word: &str) -> bool {
+    word.rsplit_once(':').is_some_and(|(host, port)| {
+        is_port(port)
+            && !host.is_empty()
             && host
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-    is_port && is_host
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    })
 }
 
 #[cfg(test)]
@@ -459,6 +469,18 @@ mod tests {
             (
                 "example.com/nope@master: reading file:///srv/proxy/example.com/nope/@v/master.info: no such file or directory",
                 "example.com/nope@master: reading <upstream>: no such file or directory",
+            ),
+            (
+                "example.com/hello@v1.0.0: Get \"https://proxy.corp.example/x\": dial tcp proxy.corp.example:443: i/o timeout",
+                "example.com/hello@v1.0.0: Get \"<upstream>\": dial tcp <address>: i/o timeout",
+            ),
+            (
+                "example.com/hello@v1.0.0: Get \"http://[::1]:3000/x\": dial tcp [::1]:3000: connect: connection refused",
+                "example.com/hello@v1.0.0: Get \"<upstream>\": dial tcp <address>: connect: connection refused",
+            ),
+            (
+                "example.com/hello@v1.0.0: parsing go.mod: go.mod:5: unknown directive: frob",
+                "example.com/hello@v1.0.0: parsing go.mod: go.mod:5: unknown directive: frob",
             ),
             (
                 "verifying example.com/hello@v1.0.0: checksum mismatch\n\tdownloaded: h1:abc=\n\tsum.golang.org: h1:def=",
