@@ -78,6 +78,18 @@ impl FetchError {
         }
     }
 
+    /// What a client may be told of this error: go's words on which module failed and how, with every URL,
+    /// network address and absolute path in them replaced (`reading <upstream>: 404 Not Found`). The
+    /// `Display` form keeps them all and is for the log; the proxy answers clients with this one only.
+    pub fn client_message(&self) -> String {
+        match self {
+            FetchError::NotFound { message } | FetchError::Upstream { message } => {
+                redact_for_client(message)
+            }
+            other => redact_for_client(&other.to_string()),
+        }
+    }
+
     /// Sorts a failure message printed by go into `NotFound` or `Upstream`.
     pub(crate) fn from_go_message(raw: &str) -> FetchError {
         let message = clean_message(raw);
@@ -250,6 +262,84 @@ pub(crate) fn strip_url_userinfo(text: &str) -> String {
     out
 }
 
+/// `text` without what only the operator may see: URLs (the upstream's address; a `file://` upstream's local
+/// path) become `<upstream>`, network addresses (`dial tcp 10.0.0.7:443`, `lookup proxy.corp`) `<address>`,
+/// absolute paths (the work dir, go's module cache) `<local path>`. Works word by word: go's messages put
+/// each of these in a word of its own, at most quoted (`Get "URL":`) or followed by a colon.
+pub(crate) fn redact_for_client(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut previous_word = "";
+    for piece in text.split_inclusive(char::is_whitespace) {
+        let word = piece.trim_end_matches(char::is_whitespace);
+        let space = &piece[word.len()..];
+        // The word without the quotes and punctuation around it, which stay.
+        let core = word
+            .trim_start_matches(['"', '\'', '`', '(', '<'])
+            .trim_end_matches(['"', '\'', '`', ')', '>', ':', ',', ';', '.']);
+        let start = word.find(core).unwrap_or(0);
+        let replacement = if core.contains("://") {
+            Some("<upstream>")
+        } else if core.starts_with('/') && core.len() > 1 {
+            Some("<local path>")
+        } else if is_ip_address(core)
+            || (matches!(previous_word, "tcp" | "udp" | "on") && is_host_and_port(core))
+            || previous_word == "lookup" && !core.is_empty()
+        {
+            Some("<address>")
+        } else {
+            None
+        };
+        match replacement {
+            Some(replacement) => {
+                out.push_str(&word[..start]);
+                out.push_str(replacement);
+                out.push_str(&word[start + core.len()..]);
+            }
+            None => out.push_str(word),
+        }
+        out.push_str(space);
+        previous_word = word;
+    }
+    out
+}
+
+/// Whether `word` is an IP address as Go's net package prints one: an IPv4 address or `[IPv6]`, either
+/// with a port or not, or a connection's `local->remote`. (Go dials addresses: a host name shows only in
+/// `lookup NAME`, or after `tcp`/`on` with its port, both handled by the caller; a bare `NAME:N` may be a
+/// file and line, `go.mod:3`.)
+fn is_ip_address(word: &str) -> bool {
+    if let Some((local, remote)) = word.split_once("->") {
+        return is_ip_address(local) || is_ip_address(remote);
+    }
+    let host = match word.rsplit_once(':') {
+        Some((host, port)) if is_port(port) => host,
+        _ => word,
+    };
+    is_ipv4(host) || host.starts_with('[') && host.ends_with(']')
+}
+
+fn is_ipv4(host: &str) -> bool {
+    host.split('.').count() == 4
+        && host.split('.').all(|octet| {
+            !octet.is_empty() && octet.len() <= 3 && octet.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+fn is_port(port: &str) -> bool {
+    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `name:port`, a host name being letters, digits, dots and dashes.
+fn is_host_and_port(word: &str) -> bool {
+    word.rsplit_once(':').is_some_and(|(host, port)| {
+        is_port(port)
+            && !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +470,64 @@ mod tests {
         let message = clean_message(&"é".repeat(MAX_MESSAGE_BYTES));
         assert!(message.len() <= MAX_MESSAGE_BYTES + " [...]".len());
         assert!(message.ends_with(" [...]"));
+    }
+
+    #[test]
+    fn a_client_message_keeps_the_module_and_the_failure_but_no_url_address_or_path() {
+        for (message, client) in [
+            (
+                "example.com/hello@v1.9.9: reading http://127.0.0.1:4000/example.com/hello/@v/v1.9.9.info: 404 Not Found\n\tserver response: not found",
+                "example.com/hello@v1.9.9: reading <upstream>: 404 Not Found\n\tserver response: not found",
+            ),
+            (
+                "example.com/hello@v1.0.0: Get \"https://proxy.corp.example/go/example.com/hello/@v/v1.0.0.info\": dial tcp 10.1.2.3:443: connect: connection refused",
+                "example.com/hello@v1.0.0: Get \"<upstream>\": dial tcp <address>: connect: connection refused",
+            ),
+            (
+                "example.com/hello@v1.0.0: Get \"https://proxy.corp.example/x\": dial tcp: lookup proxy.corp.example on 127.0.0.53:53: no such host",
+                "example.com/hello@v1.0.0: Get \"<upstream>\": dial tcp: lookup <address> on <address>: no such host",
+            ),
+            (
+                "example.com/hello@v1.0.0: read tcp 127.0.0.1:5000->127.0.0.1:4000: read: connection reset by peer",
+                "example.com/hello@v1.0.0: read tcp <address>: read: connection reset by peer",
+            ),
+            (
+                "git.corp.example/x@v1.0.0: git init --bare in /var/lib/ferry/work/go-3/pkg/mod/cache/vcs/0a1b: exit status 128",
+                "git.corp.example/x@v1.0.0: git init --bare in <local path>: exit status 128",
+            ),
+            (
+                "example.com/nope@master: reading file:///srv/proxy/example.com/nope/@v/master.info: no such file or directory",
+                "example.com/nope@master: reading <upstream>: no such file or directory",
+            ),
+            (
+                "example.com/hello@v1.0.0: Get \"https://proxy.corp.example/x\": dial tcp proxy.corp.example:443: i/o timeout",
+                "example.com/hello@v1.0.0: Get \"<upstream>\": dial tcp <address>: i/o timeout",
+            ),
+            (
+                "example.com/hello@v1.0.0: Get \"http://[::1]:3000/x\": dial tcp [::1]:3000: connect: connection refused",
+                "example.com/hello@v1.0.0: Get \"<upstream>\": dial tcp <address>: connect: connection refused",
+            ),
+            (
+                "example.com/hello@v1.0.0: parsing go.mod: go.mod:5: unknown directive: frob",
+                "example.com/hello@v1.0.0: parsing go.mod: go.mod:5: unknown directive: frob",
+            ),
+            (
+                "verifying example.com/hello@v1.0.0: checksum mismatch\n\tdownloaded: h1:abc=\n\tsum.golang.org: h1:def=",
+                "verifying example.com/hello@v1.0.0: checksum mismatch\n\tdownloaded: h1:abc=\n\tsum.golang.org: h1:def=",
+            ),
+        ] {
+            let e = FetchError::from_go_message(message);
+            assert_eq!(e.client_message(), client, "{message}");
+            assert!(e.to_string().contains(message), "the log keeps it all: {e}");
+        }
+        let e = FetchError::Timeout {
+            command: "GET example.com/hello@v1.0.0 from http://10.0.0.9:3000".into(),
+            timeout: std::time::Duration::from_secs(2),
+        };
+        assert_eq!(
+            e.client_message(),
+            "`GET example.com/hello@v1.0.0 from <upstream>` did not finish within 2s and was killed"
+        );
     }
 
     #[test]

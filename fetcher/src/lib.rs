@@ -405,7 +405,13 @@ impl Fetcher {
             }
         };
         if let Some(message) = answer.error.as_deref() {
-            return Err(FetchError::from_go_message(message));
+            // go's `Error` field does not always name the version (`zip: not a valid zip file`); the
+            // answer must, so a client's message says which module failed.
+            return Err(FetchError::from_go_message(&if message.contains(&target) {
+                message.to_string()
+            } else {
+                format!("{target}: {message}")
+            }));
         }
         if !output.status.success() {
             return Err(FetchError::from_go_message(&output.stderr_text()));

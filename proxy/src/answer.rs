@@ -22,6 +22,7 @@ pub(crate) const UNVERIFIED: &str = "no-store";
 pub(crate) const SHORT_LIVED: &str = "public, max-age=60";
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+const ZIP: &str = "application/zip";
 /// What a 503 for busy fetch slots tells the client to wait, in seconds: about the time a fetch takes.
 const RETRY_AFTER_BUSY: u64 = 5;
 
@@ -35,6 +36,10 @@ pub(crate) struct Answer {
     /// Seconds after which a client may try again (a 503 for a local, passing condition).
     retry_after: Option<u64>,
     content_length: Option<u64>,
+    /// Whether the client may ask for a part (`Accept-Ranges: bytes`): stored zips.
+    accept_ranges: bool,
+    /// `Content-Range` of a part (206) or of a range that picks nothing (416).
+    content_range: Option<HeaderValue>,
     body: Body,
 }
 
@@ -59,6 +64,8 @@ impl Answer {
             location: None,
             retry_after: None,
             content_length,
+            accept_ranges: false,
+            content_range: None,
             body,
         }
     }
@@ -75,9 +82,34 @@ impl Answer {
         }
     }
 
-    /// A streamed body of a known length (a zip).
-    pub fn stream(content_type: &'static str, len: u64, body: Body) -> Answer {
-        Answer::ok_with(content_type, None, Some(len), body)
+    /// A stored zip, streamed: a client may ask for a part of it instead.
+    pub fn zip(len: u64, body: Body) -> Answer {
+        Answer {
+            accept_ranges: true,
+            ..Answer::ok_with(ZIP, None, Some(len), body)
+        }
+    }
+
+    /// The bytes `range` of a stored zip of `len` bytes: a 206.
+    pub fn zip_part(len: u64, range: std::ops::Range<u64>, body: Body) -> Answer {
+        let content_range = format!("bytes {}-{}/{len}", range.start, range.end - 1);
+        Answer {
+            status: StatusCode::PARTIAL_CONTENT,
+            content_range: HeaderValue::from_str(&content_range).ok(),
+            ..Answer::zip(range.end - range.start, body)
+        }
+    }
+
+    /// A range that picks no byte of the stored zip of `len` bytes: a 416 that says the length.
+    pub fn no_zip_part(len: u64) -> Answer {
+        Answer {
+            accept_ranges: true,
+            content_range: HeaderValue::from_str(&format!("bytes */{len}")).ok(),
+            ..Answer::text(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!("range not satisfiable: the zip has {len} bytes"),
+            )
+        }
     }
 
     /// A body relayed from another server (a checksum database) as it arrives, its length known or not.
@@ -143,21 +175,22 @@ impl From<FillError> for Answer {
 }
 
 impl From<&FetchError> for Answer {
+    /// The body says which module failed and how in go's words, but never the upstream's address nor a
+    /// local path ([`FetchError::client_message`]); the log line of the fill has them.
     fn from(error: &FetchError) -> Answer {
         match error {
             // go's own reason, which the go command shows to its user; `not found:` is said once.
-            FetchError::NotFound { message } => Answer::not_found(message),
-            FetchError::Upstream { message } => Answer::text(
-                StatusCode::BAD_GATEWAY,
-                format!("upstream failed: {message}"),
-            ),
+            FetchError::NotFound { .. } => Answer::not_found(error.client_message()),
+            FetchError::Upstream { .. }
             // An answer too large to read (an upstream list of a million versions) is the upstream's.
-            FetchError::InvalidOutput { .. } | FetchError::OutputTooLarge { .. } => {
-                Answer::text(StatusCode::BAD_GATEWAY, format!("upstream failed: {error}"))
-            }
+            | FetchError::InvalidOutput { .. }
+            | FetchError::OutputTooLarge { .. } => Answer::text(
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: {}", error.client_message()),
+            ),
             FetchError::Timeout { .. } => Answer::text(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("upstream timed out: {error}"),
+                format!("upstream timed out: {}", error.client_message()),
             ),
             FetchError::GoMissing { .. }
             | FetchError::Io { .. }
@@ -208,6 +241,8 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
         location,
         retry_after,
         content_length,
+        accept_ranges,
+        content_range,
         body,
     } = answer;
     let body = if method == Method::HEAD {
@@ -233,6 +268,12 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
     }
     if let Some(location) = location {
         headers.insert(header::LOCATION, location);
+    }
+    if accept_ranges {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    if let Some(content_range) = content_range {
+        headers.insert(header::CONTENT_RANGE, content_range);
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -281,6 +322,8 @@ pub(crate) fn not_modified(etag: String) -> Answer {
         location: None,
         retry_after: None,
         content_length: None,
+        accept_ranges: false,
+        content_range: None,
         body: body::empty(),
     }
 }

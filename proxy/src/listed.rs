@@ -87,6 +87,14 @@ impl ModuleStore for RecentLists {
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
         self.inner.zip(module, version).await
     }
+    async fn zip_part(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: ferry_storage::ByteRange,
+    ) -> Result<ferry_storage::ZipPart, StorageError> {
+        self.inner.zip_part(module, version, range).await
+    }
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
         self.inner.exists(module, version).await
     }

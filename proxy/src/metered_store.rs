@@ -86,6 +86,16 @@ impl ModuleStore for MeteredStore {
         self.record("zip", self.inner.zip(module, version)).await
     }
 
+    async fn zip_part(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: ferry_storage::ByteRange,
+    ) -> Result<ferry_storage::ZipPart, StorageError> {
+        self.record("zip", self.inner.zip_part(module, version, range))
+            .await
+    }
+
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
         self.record("exists", self.inner.exists(module, version))
             .await

@@ -5,6 +5,8 @@
 //! that could name a file outside the module's own keys gets through.
 
 use ferry_module::{ModulePath, Version, VersionQuery};
+use ferry_storage::ByteRange;
+use http::HeaderValue;
 
 use crate::sumdb::SumDbPath;
 
@@ -34,6 +36,37 @@ pub enum Endpoint {
     Readyz,
     /// `/`: a short description of the service.
     Index,
+}
+
+/// The one range of a `Range: bytes=` header: `first-last`, `first-` or `-n`. Anything else (another
+/// unit, several ranges, a malformed or backwards one) is `None`, and the whole file is answered, as
+/// RFC 9110 allows a server to (and as it must for a range it cannot parse).
+pub(crate) fn byte_range(value: &HeaderValue) -> Option<ByteRange> {
+    let (unit, spec) = value.to_str().ok()?.split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") || spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.trim().split_once('-')?;
+    let number = |digits: &str| {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse::<u64>().ok()
+    };
+    match (first.trim(), last.trim()) {
+        ("", n) => Some(ByteRange::Last(number(n)?)),
+        (first, "") => Some(ByteRange::From {
+            first: number(first)?,
+            last: None,
+        }),
+        (first, last) => {
+            let (first, last) = (number(first)?, number(last)?);
+            (first <= last).then_some(ByteRange::From {
+                first,
+                last: Some(last),
+            })
+        }
+    }
 }
 
 /// Why a request was refused: `BadRequest` is a 400 and `NotFound` a 404, each with a plain-text reason.
@@ -146,6 +179,28 @@ fn percent_decode(raw: &str) -> Result<String, Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_byte_range_is_read_and_anything_else_is_the_whole_file() {
+        let range = |value: &str| byte_range(&HeaderValue::from_str(value).unwrap());
+        let from = |first, last| Some(ByteRange::From { first, last });
+        assert_eq!(range("bytes=0-99"), from(0, Some(99)));
+        assert_eq!(range("bytes=100-"), from(100, None));
+        assert_eq!(range("bytes=-500"), Some(ByteRange::Last(500)));
+        assert_eq!(range("Bytes = 7-7"), from(7, Some(7)));
+        for whole in [
+            "bytes=0-1,5-9",
+            "bytes=9-5",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=+1-2",
+            "items=0-9",
+            "bytes 0-9",
+            "bytes=99999999999999999999-",
+        ] {
+            assert_eq!(range(whole), None, "{whole}");
+        }
+    }
 
     fn m(path: &str) -> ModulePath {
         ModulePath::new(path).unwrap()

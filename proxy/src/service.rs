@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version, VersionQuery, escape, latest_of};
 use ferry_policy::{Decision, Mode, Policy};
-use ferry_storage::{ModuleStore, StorageError};
+use ferry_storage::{ByteRange, ModuleStore, StorageError, ZipPart, ZipStream};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
@@ -198,8 +198,7 @@ impl Proxy {
             }
             Err(Refusal::NotFound(reason)) => return Answer::not_found(reason),
         };
-        let if_none_match = request.headers.get(header::IF_NONE_MATCH);
-        let head_only = request.method == Method::HEAD;
+        let wants = Wants::of(request);
         let policy = self.policy.load();
         let decide = |module: &ModulePath| policy.decide(module.as_str());
         let (module, version, file) = match endpoint {
@@ -225,7 +224,7 @@ impl Proxy {
             Endpoint::Zip(module, version) => (module, version, VersionFile::Zip),
         };
         let decision = decide(&module);
-        self.version_file(&module, &version, file, if_none_match, head_only, &decision)
+        self.version_file(&module, &version, file, &wants, &decision)
             .await
     }
 
@@ -253,17 +252,24 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
         file: VersionFile,
-        if_none_match: Option<&HeaderValue>,
-        head_only: bool,
+        wants: &Wants<'_>,
         decision: &Decision<'_>,
     ) -> Answer {
         let etag = etag(file.extension(), module, version);
         // The ETag is computed from the name, so a client can send it for a version that was never stored:
         // only a stored file is "not modified".
-        if matches_etag(if_none_match, &etag) && self.is_stored(module, version, file).await {
+        if matches_etag(wants.if_none_match, &etag) && self.is_stored(module, version, file).await {
             return answer::not_modified(etag);
         }
-        let stored = match self.stored_file(module, version, file, head_only).await {
+        // Only a zip is answered in parts: `.info` and `.mod` are small, and always whole.
+        let read = Read {
+            head_only: wants.head_only,
+            part: match file {
+                VersionFile::Zip => wants.part(&etag),
+                VersionFile::Info | VersionFile::Mod => None,
+            },
+        };
+        let stored = match self.stored_file(module, version, file, read).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
                     match self.fill(upstream, module, version, file).await {
@@ -274,7 +280,7 @@ impl Proxy {
                         Ok(Filled::Fetched(fetched)) if matches!(file, VersionFile::Mod) => {
                             return Answer::ok(TEXT, UNVERIFIED, fetched.go_mod.clone());
                         }
-                        Ok(_) => self.stored_file(module, version, file, head_only).await,
+                        Ok(_) => self.stored_file(module, version, file, read).await,
                         Err(e) => return Answer::from(e),
                     }
                 }
@@ -330,12 +336,12 @@ impl Proxy {
         module: &ModulePath,
         version: &Version,
         file: VersionFile,
-        head_only: bool,
+        read: Read,
     ) -> Result<Answer, StorageError> {
         let is_mod = match file {
             VersionFile::Info => false,
             VersionFile::Mod => true,
-            VersionFile::Zip => return self.zip(module, version, head_only).await,
+            VersionFile::Zip => return self.zip(module, version, read).await,
         };
         let content_type = if is_mod { TEXT } else { JSON };
         // `.info` and `.mod` never change once stored: a hot one is served without a store round trip.
@@ -481,21 +487,36 @@ impl Proxy {
         }
     }
 
+    /// A stored zip, or the part of it the request picks (206, or 416 when it picks none).
     async fn zip(
         &self,
         module: &ModulePath,
         version: &Version,
-        head_only: bool,
+        read: Read,
     ) -> Result<Answer, StorageError> {
-        let zip = self.store.zip(module, version).await?;
-        let len = zip.len;
         // A HEAD answer needs only the length: the stream is dropped unread.
-        let body = if head_only {
-            body::empty()
-        } else {
-            body::stream(zip)
+        let body = |zip: ZipStream| {
+            if read.head_only {
+                body::empty()
+            } else {
+                body::stream(zip)
+            }
         };
-        Ok(Answer::stream("application/zip", len, body))
+        let Some(range) = read.part else {
+            let zip = self.store.zip(module, version).await?;
+            let len = zip.len;
+            return Ok(Answer::zip(len, body(zip)));
+        };
+        Ok(match self.store.zip_part(module, version, range).await? {
+            ZipPart::Bytes { len, range, stream } => {
+                let part = ZipStream {
+                    len: range.end - range.start,
+                    stream,
+                };
+                Answer::zip_part(len, range, body(part))
+            }
+            ZipPart::Unsatisfiable { len } => Answer::no_zip_part(len),
+        })
     }
 }
 
@@ -565,6 +586,46 @@ fn etag(kind: &str, module: &ModulePath, version: &Version) -> String {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("\"{kind}-{hash:016x}\"")
+}
+
+/// What a request for a version's file asks besides the file: its method and conditional headers.
+struct Wants<'a> {
+    head_only: bool,
+    if_none_match: Option<&'a HeaderValue>,
+    range: Option<&'a HeaderValue>,
+    if_range: Option<&'a HeaderValue>,
+}
+
+impl<'a> Wants<'a> {
+    fn of(request: &'a http::request::Parts) -> Wants<'a> {
+        Wants {
+            head_only: request.method == Method::HEAD,
+            if_none_match: request.headers.get(header::IF_NONE_MATCH),
+            range: request.headers.get(header::RANGE),
+            if_range: request.headers.get(header::IF_RANGE),
+        }
+    }
+
+    /// The part of the file whose ETag is `etag` that the request asks for, if any. With `If-Range`, only
+    /// when it names this very file (a resumed download of the same zip); a date or another tag gets the
+    /// whole file, as RFC 9110 says. Our ETags are strong, so the comparison is exact.
+    fn part(&self, etag: &str) -> Option<ByteRange> {
+        let range = self.range?;
+        if self
+            .if_range
+            .is_some_and(|tag| tag.as_bytes() != etag.as_bytes())
+        {
+            return None;
+        }
+        crate::request::byte_range(range)
+    }
+}
+
+/// How a stored file is read: for a HEAD (the headers alone), and which part of it (zips only).
+#[derive(Clone, Copy)]
+struct Read {
+    head_only: bool,
+    part: Option<ByteRange>,
 }
 
 fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {

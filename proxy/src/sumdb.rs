@@ -10,6 +10,8 @@ use std::sync::Mutex;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use futures::FutureExt;
@@ -42,7 +44,8 @@ const OCTETS: &str = "application/octet-stream";
 #[derive(Debug, Clone)]
 pub struct SumDbSettings {
     pub databases: Vec<SumDb>,
-    /// The wait for a database's response head, and the most time between two parts of its body.
+    /// The most one answer of a database may take, head and body: a database that sends a byte now and
+    /// then would otherwise hold a relayed request (and its client) open for ever.
     pub timeout: Duration,
 }
 
@@ -469,8 +472,9 @@ impl SumDbs {
                     self.timeout,
                 );
                 let fetch = async move {
-                    match ask(&client, &db, &path, timeout).await? {
-                        Said::Found { body, .. } => read_bounded(body, MAX_TILE, timeout).await,
+                    let deadline = Instant::now() + timeout;
+                    match ask(&client, &db, &path, deadline).await? {
+                        Said::Found { body, .. } => read_bounded(body, MAX_TILE, deadline).await,
                         Said::Missing(reason) => Err(Failure::Missing(reason)),
                     }
                 }
@@ -497,9 +501,14 @@ impl SumDbs {
         path: &str,
         content_type: &'static str,
     ) -> Result<Answer, Failure> {
-        match ask(&self.client, db, path, self.timeout).await? {
+        let deadline = Instant::now() + self.timeout;
+        match ask(&self.client, db, path, deadline).await? {
+            // The head came in time; the body must end by the same deadline, else the response ends with
+            // an error (a cut chunked body, or fewer bytes than its length) that the client sees as a
+            // failure, rather than a dribble that never ends.
             Said::Found { length, body } => {
-                let body = IdleTimeout::new(body, self.timeout).boxed_unsync();
+                let relayed = format!("{db}/{path}");
+                let body = Deadline::new(body, deadline, Some(relayed)).boxed_unsync();
                 Ok(Answer::relayed(content_type, NO_CACHE, length, body))
             }
             Said::Missing(reason) => Err(Failure::Missing(reason)),
@@ -543,12 +552,13 @@ enum Said {
     Missing(String),
 }
 
-/// Asks `db` for `path`: a 200 or a miss (404, 410) is what it said; anything else is a failure.
+/// Asks `db` for `path`, its response head due by `deadline`: a 200 or a miss (404, 410) is what it said;
+/// anything else is a failure.
 async fn ask(
     client: &HttpClient,
     db: &SumDb,
     path: &str,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<Said, Failure> {
     let mut request = Request::get(format!("{}/{path}", db.base))
         .header(
@@ -562,7 +572,7 @@ async fn ask(
             .headers_mut()
             .insert(header::AUTHORIZATION, authorization.clone());
     }
-    let response = match tokio::time::timeout(timeout, client.request(request)).await {
+    let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => return Err(Failure::Timeout),
         Ok(Err(e)) if timed_out(&e) => return Err(Failure::Timeout),
         Ok(Err(e)) => {
@@ -578,7 +588,7 @@ async fn ask(
     };
     let status = response.status();
     if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-        let body = read_bounded(response.into_body(), 4096, timeout)
+        let body = read_bounded(response.into_body(), 4096, deadline)
             .await
             .unwrap_or_default();
         let reason = String::from_utf8_lossy(&body);
@@ -616,13 +626,13 @@ fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The whole body, at most `limit` bytes, each part within `timeout` of the last.
+/// The whole body, at most `limit` bytes, by `deadline`.
 async fn read_bounded(
     body: hyper::body::Incoming,
     limit: usize,
-    timeout: Duration,
+    deadline: Instant,
 ) -> Result<Bytes, Failure> {
-    match Limited::new(IdleTimeout::new(body, timeout), limit)
+    match Limited::new(Deadline::new(body, deadline, None), limit)
         .collect()
         .await
     {
@@ -634,25 +644,26 @@ async fn read_bounded(
     }
 }
 
-/// A relayed body that fails when its source sends nothing for `timeout`: a database that stalls midway
-/// does not hold the client's connection for ever.
-struct IdleTimeout {
+/// A database's body that fails when it has not ended by `deadline`: one that stalls midway, or sends a
+/// byte now and then, does not hold the client's connection for ever.
+struct Deadline {
     inner: hyper::body::Incoming,
-    timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// `NAME=URL/path` of a relayed body, logged when it is cut (a body read whole is reported as a 504).
+    relayed: Option<String>,
 }
 
-impl IdleTimeout {
-    fn new(inner: hyper::body::Incoming, timeout: Duration) -> IdleTimeout {
-        IdleTimeout {
+impl Deadline {
+    fn new(inner: hyper::body::Incoming, deadline: Instant, relayed: Option<String>) -> Deadline {
+        Deadline {
             inner,
-            timeout,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            relayed,
         }
     }
 }
 
-impl http_body::Body for IdleTimeout {
+impl http_body::Body for Deadline {
     type Data = Bytes;
     type Error = std::io::Error;
 
@@ -660,20 +671,19 @@ impl http_body::Body for IdleTimeout {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                let deadline = tokio::time::Instant::now() + self.timeout;
-                self.sleep.as_mut().reset(deadline);
-                Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)))
+        // The deadline first: a body that always has a byte ready must end too.
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            if let Some(relayed) = self.relayed.take() {
+                tracing::warn!(sumdb = %relayed, "checksum database answer cut: it did not end within sumdb_timeout");
             }
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the checksum database stopped sending",
-                )))),
-                Poll::Pending => Poll::Pending,
-            },
+            return Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the checksum database did not finish its answer in time",
+            ))));
         }
+        Pin::new(&mut self.inner)
+            .poll_frame(cx)
+            .map(|frame| frame.map(|f| f.map_err(std::io::Error::other)))
     }
 
     fn is_end_stream(&self) -> bool {

@@ -16,4 +16,6 @@ pub use error::{ConfigError, Culprit, Failure, StorageError};
 pub use lease::{BucketLeases, LeaseTag, Written};
 pub use local::{STAGING_MAX_AGE, Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;
-pub use store::{ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipSource, ZipStream};
+pub use store::{
+    ByteRange, ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipPart, ZipSource, ZipStream,
+};

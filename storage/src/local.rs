@@ -323,7 +323,8 @@ pub fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     (metadata.dev(), metadata.ino())
 }
 
-/// The first `len` bytes of `file` as a stream of chunks of at most `chunk` bytes. A chunk the page cache
+/// The bytes `range` of `file` (all of them for a whole zip, a part for a `Range` request) as a stream of
+/// chunks of at most `chunk` bytes. A chunk the page cache
 /// holds is read right here, on the runtime's thread (`preadv2` with `RWF_NOWAIT`, which copies from the
 /// cache or says it would block): a hand-off to the blocking pool per chunk cost two thread wake-ups, a
 /// quarter of the CPU time of serving a zip (`perf record` under `benches/load.sh`'s 1 MiB zip load:
@@ -337,12 +338,13 @@ pub fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
 /// `benches/stalled.sh`.)
 pub fn read_chunks(
     file: File,
-    len: u64,
+    range: std::ops::Range<u64>,
     chunk: usize,
 ) -> impl futures::Stream<Item = io::Result<Bytes>> + Send + 'static {
     let file = std::sync::Arc::new(file);
+    let len = range.end;
     // The state: the offset, and whether reads from the cache may still be tried here.
-    futures::stream::try_unfold((0u64, true), move |(offset, inline)| {
+    futures::stream::try_unfold((range.start, true), move |(offset, inline)| {
         let file = file.clone();
         async move {
             if offset >= len {

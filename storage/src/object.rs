@@ -9,14 +9,17 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{
-    GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload,
 };
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Advice, ConfigError, Failure, StorageError};
 use crate::local;
-use crate::store::{ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipSource, ZipStream};
+use crate::store::{
+    ByteRange, ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipPart, ZipSource, ZipStream,
+};
 use ferry_module::{ModulePath, Version};
 
 /// The read size when a zip is served from a local file. Each stalled reader holds about one chunk:
@@ -480,6 +483,47 @@ impl ModuleStore for ObjectModuleStore {
         Ok(ZipStream { len, stream })
     }
 
+    /// A file is read from the part's first byte (`pread`); an object store is asked for the zip's length,
+    /// then for the part alone (a ranged GET): two requests, but no byte before the part crosses the
+    /// network.
+    async fn zip_part(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: ByteRange,
+    ) -> Result<ZipPart, StorageError> {
+        let path = self.file(module, version, "zip")?;
+        if let Some(root) = &self.local_root {
+            return local_zip_part(root, path, range).await;
+        }
+        let len = self
+            .store
+            .head(&path)
+            .await
+            .map_err(|e| self.fail(e, path.as_ref()))?
+            .size;
+        let Some(range) = range.within(len) else {
+            return Ok(ZipPart::Unsatisfiable { len });
+        };
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            ..GetOptions::default()
+        };
+        let result = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|e| self.fail(e, path.as_ref()))?;
+        let key = path.to_string();
+        let redact = self.redactor();
+        let advice = self.advice.clone();
+        let stream = result
+            .into_stream()
+            .map_err(move |e| StorageError::from_object_store(e, &key, &redact, advice.as_ref()))
+            .boxed();
+        Ok(ZipPart::Bytes { len, range, stream })
+    }
+
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
         self.stored(&self.file(module, version, "info")?).await
     }
@@ -592,6 +636,33 @@ fn zip_of_key(key: &str) -> Option<(ModulePath, Version)> {
 /// reads a local file in 8 KiB chunks, each a trip to the blocking pool: `scripts/measure-memory.sh 256 1`
 /// went from about 240 MiB/s to the figure in `benches/README.md`, "Memory").
 async fn local_zip(root: &std::path::Path, path: Path) -> Result<ZipStream, StorageError> {
+    let (file, len) = open_local_zip(root, &path).await?;
+    let stream = local_chunks(file, 0..len, &path);
+    Ok(ZipStream { len, stream })
+}
+
+/// The part of a local store's zip that `range` picks, read from its first byte.
+async fn local_zip_part(
+    root: &std::path::Path,
+    path: Path,
+    range: ByteRange,
+) -> Result<ZipPart, StorageError> {
+    let (file, len) = open_local_zip(root, &path).await?;
+    Ok(match range.within(len) {
+        Some(range) => ZipPart::Bytes {
+            len,
+            stream: local_chunks(file, range.clone(), &path),
+            range,
+        },
+        None => ZipPart::Unsatisfiable { len },
+    })
+}
+
+/// A local store's zip, opened, with its length.
+async fn open_local_zip(
+    root: &std::path::Path,
+    path: &Path,
+) -> Result<(std::fs::File, u64), StorageError> {
     let (root, key) = (root.to_path_buf(), path.to_string());
     let opened = tokio::task::spawn_blocking(move || local::open_inside(&root, &key))
         .await
@@ -609,12 +680,20 @@ async fn local_zip(root: &std::path::Path, path: Path) -> Result<ZipStream, Stor
             )));
         }
     };
+    Ok((file, len))
+}
+
+/// The bytes `range` of a local store's opened zip, as a stream of chunks.
+fn local_chunks(
+    file: std::fs::File,
+    range: std::ops::Range<u64>,
+    path: &Path,
+) -> futures::stream::BoxStream<'static, Result<Bytes, StorageError>> {
     let key = path.to_string();
-    let stream = local::read_chunks(file, len, LOCAL_READ_SIZE)
+    local::read_chunks(file, range, LOCAL_READ_SIZE)
         // An io::Error of a read names no path.
         .map_err(move |e| StorageError::Unavailable(Failure::new(format!("reading {key}: {e}"), e)))
-        .boxed();
-    Ok(ZipStream { len, stream })
+        .boxed()
 }
 
 async fn blocking(

@@ -115,6 +115,18 @@ impl FixtureModule {
     }
 }
 
+/// `len` bytes that do not compress (an LCG's high bits, the same every call): a file that makes a module
+/// zip about that large, for tests that need a zip of some size (ranges, streaming).
+pub fn incompressible(len: usize) -> Vec<u8> {
+    let mut x = 1u32;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// Go's case encoding for module paths and versions: every upper-case letter becomes `!` + lower case.
 pub fn escape(s: &str) -> String {
     let mut escaped = String::with_capacity(s.len());

@@ -21,7 +21,7 @@ mod upstream;
 mod wait;
 
 pub use files::{Tmpfs, entries, processes_under};
-pub use fixture::{FixtureModule, escape, write_goproxy_tree};
+pub use fixture::{FixtureModule, escape, incompressible, write_goproxy_tree};
 pub use git_host::{Counts, GitHttpHost};
 pub use go::{GoHome, go_binary, go_env};
 pub use in_process::InProcess;

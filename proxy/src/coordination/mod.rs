@@ -415,6 +415,14 @@ impl ModuleStore for FencedStore {
     async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
         self.0.zip(module, version).await
     }
+    async fn zip_part(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: ferry_storage::ByteRange,
+    ) -> Result<ferry_storage::ZipPart, StorageError> {
+        self.0.zip_part(module, version, range).await
+    }
     async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
         self.0.exists(module, version).await
     }

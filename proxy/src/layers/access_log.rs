@@ -39,7 +39,7 @@ impl Hook for AccessLog {
                 .to_string(),
             method: request.method().clone(),
             // Hostile paths can be long: the log keeps their start.
-            path: request.uri().path().chars().take(256).collect(),
+            path: super::clipped(request.uri().path(), 256).to_string(),
             started: Instant::now(),
         };
         (Some(entry), None)
@@ -55,13 +55,15 @@ impl Hook for AccessLog {
 }
 
 impl Entry {
-    /// Writes the line, with the bytes really sent.
+    /// Writes the line, with the bytes really sent. The id and the path are the client's words: they go in as
+    /// strings, which the text log writes quoted and escaped (`request_id="x\"status=500"`) and the JSON log
+    /// as JSON strings, so neither can forge a field. The method is a token (no quote, space nor `=`).
     fn log(self, status: http::StatusCode, bytes: u64) {
         tracing::info!(
             target: "ferry::access",
-            request_id = %self.id,
+            request_id = self.id.as_str(),
             method = %self.method,
-            path = %self.path,
+            path = self.path.as_str(),
             status = status.as_u16(),
             bytes,
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,

@@ -157,8 +157,8 @@ impl Auth {
         }
         let Some((user, password)) = credentials(request) else {
             tracing::info!(
-                request_id = %request_id(request),
-                path = %loggable(path),
+                request_id = request_id(request).as_str(),
+                path = super::clipped(path, 128),
                 "authentication required: the request has no Basic credentials"
             );
             return Check::Refuse;
@@ -289,7 +289,11 @@ impl Pending {
             request_id,
         } = self;
         let Some(against) = against else {
-            tracing::warn!(user = %loggable(&user), %request_id, "authentication failed: the authentication file lists no users");
+            tracing::warn!(
+                user = super::clipped(&user, 128),
+                request_id = request_id.as_str(),
+                "authentication failed: the authentication file lists no users"
+            );
             return Verdict::Wrong;
         };
         let known = entry.is_some();
@@ -308,7 +312,13 @@ impl Pending {
             Verdict::Wrong => log_failure(&user, known, &request_id),
             Verdict::Busy(busy) => {
                 metrics().auth_check("busy");
-                tracing::warn!(user = %loggable(&user), %client, %request_id, reason = busy.reason(), "authentication deferred: 503");
+                tracing::warn!(
+                    user = super::clipped(&user, 128),
+                    %client,
+                    request_id = request_id.as_str(),
+                    reason = busy.reason(),
+                    "authentication deferred: 503"
+                );
             }
         }
         verdict
@@ -318,9 +328,17 @@ impl Pending {
 /// Logs a failed check with the user name, never the password.
 fn log_failure(user: &str, known: bool, request_id: &str) {
     if known {
-        tracing::warn!(user = %loggable(user), %request_id, "authentication failed: wrong password");
+        tracing::warn!(
+            user = super::clipped(user, 128),
+            request_id,
+            "authentication failed: wrong password"
+        );
     } else {
-        tracing::warn!(user = %loggable(user), %request_id, "authentication failed: unknown user");
+        tracing::warn!(
+            user = super::clipped(user, 128),
+            request_id,
+            "authentication failed: unknown user"
+        );
     }
 }
 
@@ -350,14 +368,6 @@ fn request_id<B>(request: &Request<B>) -> String {
         .and_then(|id| id.to_str().ok())
         .unwrap_or_default()
         .to_string()
-}
-
-/// A client-chosen string as it may appear in the log: its start, control characters escaped.
-fn loggable(text: &str) -> String {
-    text.chars()
-        .take(128)
-        .flat_map(char::escape_debug)
-        .collect()
 }
 
 /// The 401 answer: the challenge and a short reason, nothing about which part was wrong.

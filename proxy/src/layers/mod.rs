@@ -56,6 +56,16 @@ pub fn stack(
         .service(ProxyService(proxy))
 }
 
+/// The start of a client-chosen string (a path, a user name), at most `chars` characters, for the log. Log it
+/// as a plain `&str` field, never with `%`: the text log then writes it quoted and escaped and the JSON log as
+/// a JSON string, so a quote or an `=` in it cannot forge another field of the line.
+fn clipped(text: &str, chars: usize) -> &str {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
+}
+
 /// The proxy as the innermost `tower` service.
 #[derive(Clone)]
 pub struct ProxyService(pub Arc<Proxy>);

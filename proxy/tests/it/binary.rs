@@ -1,8 +1,8 @@
 //! The `ferry` binary as an operator runs it.
 
-use ferry_testkit::Process;
+use ferry_testkit::{Process, curl};
 
-use crate::harness::{ferry, get_blocking as http_get, serving};
+use crate::harness::{ferry, get_blocking as http_get, serve_memory, serving};
 
 #[test]
 fn with_no_arguments_it_serves_ferry_data_in_the_working_directory_until_sigterm() {
@@ -74,6 +74,40 @@ fn serve_subcommand_flags_and_json_logs() {
     assert!(
         id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
         "each request has an id in the access log: {access}"
+    );
+    assert!(child.terminate().success());
+}
+
+#[test]
+fn a_request_id_with_a_quote_is_quoted_and_escaped_in_the_text_log_and_cannot_forge_a_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = serving(serve_memory(dir.path(), &[("FERRY_DOWNLOAD_MODE", "none")]));
+    let hostile = r#"x"status=500,path=/evil"#;
+    let answer = curl(&[
+        "-i",
+        "-H",
+        &format!("X-Request-Id: {hostile}"),
+        &format!("http://{addr}/example.com/x/@v/list"),
+    ]);
+    let answer = String::from_utf8_lossy(&answer.stdout).to_string();
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    child.wait_for("the access log line", || {
+        child.log().contains("example.com/x/@v/list")
+    });
+    let log = child.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("example.com/x/@v/list"))
+        .unwrap();
+    assert!(
+        line.contains(r#"request_id="x\"status=500,path=/evil""#)
+            && line.contains(r#"path="/example.com/x/@v/list""#)
+            && line.contains("status=404"),
+        "the id is one quoted, escaped field; the status and path are the real ones: {line}"
+    );
+    assert!(
+        !line.contains(" status=500") && !line.contains(" path=/evil"),
+        "{line}"
     );
     assert!(child.terminate().success());
 }

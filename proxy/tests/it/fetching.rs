@@ -1088,3 +1088,103 @@ async fn metrics_count_requests_and_fills_without_naming_a_module() {
     );
     ferry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bodies_name_the_module_and_the_failure_but_neither_the_upstreams_address_nor_a_local_path()
+ {
+    for native in ["on", "off"] {
+        let upstream = Upstream::start(vec![hello("v1.0.0"), hello("v1.1.0")]).await;
+        // A zip that is no zip: the go command names the file it downloaded, in the work dir.
+        upstream.replace_file("example.com/hello/@v/v1.1.0.zip", "not a zip");
+        let address = upstream.url().trim_start_matches("http://").to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let ferry = start_ferry(
+            dir.path(),
+            &upstream.url(),
+            &[("FERRY_FETCH_NATIVE", native)],
+        )
+        .await;
+        // (path, status, the module and what went wrong, as the body says them)
+        let mut rows = vec![
+            (
+                "example.com/hello/@v/v1.9.9.info",
+                404,
+                "example.com/hello@v1.9.9",
+                "404 Not Found",
+            ),
+            (
+                "example.com/hello/@v/v1.9.9.zip",
+                404,
+                "example.com/hello@v1.9.9",
+                "404 Not Found",
+            ),
+            (
+                "example.com/hello/@v/master.info",
+                404,
+                "example.com/hello@master",
+                "404 Not Found",
+            ),
+            (
+                "example.com/nope/@v/v1.0.0.mod",
+                404,
+                "example.com/nope@v1.0.0",
+                "404 Not Found",
+            ),
+            (
+                "example.com/hello/@v/v1.1.0.zip",
+                502,
+                "example.com/hello@v1.1.0",
+                "zip",
+            ),
+        ];
+        let failing = [
+            (
+                "example.com/hello/@v/v1.0.0.zip",
+                502,
+                "example.com/hello@v1.0.0",
+                "500 Internal Server Error",
+            ),
+            (
+                "example.com/hello/@v/v1.0.0.mod",
+                502,
+                "example.com/hello@v1.0.0",
+                "500 Internal Server Error",
+            ),
+            (
+                "example.com/hello/@v/main.info",
+                502,
+                "example.com/hello@main",
+                "500 Internal Server Error",
+            ),
+            (
+                "example.com/other/@latest",
+                502,
+                "example.com/other",
+                "500 Internal Server Error",
+            ),
+        ];
+        for (at, row) in rows.drain(..).chain(failing).enumerate() {
+            if at == 5 {
+                upstream.set_behaviour(Behaviour::Fail500);
+            }
+            let (path, status, module, failure) = row;
+            let reply = ferry.get(path).await;
+            let text = reply.text();
+            assert_eq!(reply.status, status, "native={native} {path}: {text}");
+            assert!(
+                text.contains(module) && text.contains(failure),
+                "native={native} {path}: which module, and what failed: {text}"
+            );
+            assert!(
+                !text.contains(&address)
+                    && !text.contains("127.0.0.1")
+                    && !text.contains(dir.path().to_str().unwrap())
+                    && !text.contains("/tmp"),
+                "native={native} {path}: neither the upstream's address nor a local path: {text}"
+            );
+        }
+        // The log keeps the detail: which upstream said what.
+        assert!(logged(&["example.com/hello@v1.0.0", &address, "500"]));
+        ferry.stop().await;
+    }
+}

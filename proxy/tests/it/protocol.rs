@@ -1,7 +1,7 @@
 //! The GOPROXY protocol over HTTP, as a client sees it: bodies, status codes, headers.
 
 use crate::harness::{Ferry, get, memory_store, raw_request, request, save};
-use ferry_testkit::FixtureModule;
+use ferry_testkit::{FixtureModule, curl, incompressible};
 
 const PSEUDO: &str = "v0.0.0-20240102030405-abcdefabcdef";
 
@@ -118,6 +118,114 @@ async fn immutable_files_carry_strong_etags_and_revalidate_with_304() {
         zip.header("etag"),
         "each file has its own ETag"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_zip_is_served_in_parts_and_a_cut_download_resumes_with_curl() {
+    let fixture = FixtureModule::package("example.com/ranged", "v1.0.0")
+        .file("data.bin", incompressible(200_000));
+    let zip = fixture.zip_bytes();
+    let len = zip.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    // A file store (read with pread from the part's first byte) and a memory one (object_store's ranged
+    // GET, as on S3, GCS and Azure).
+    let file_store = Ferry::on_dir(&dir.path().join("store")).await;
+    save(file_store.store().as_ref(), &fixture).await;
+    let memory = ferry_with(std::slice::from_ref(&fixture)).await;
+    for (store, ferry) in [("file", &file_store), ("memory", &memory)] {
+        let url = format!("{}/example.com/ranged/@v/v1.0.0.zip", ferry.url());
+        let whole = get(&url).await;
+        assert_eq!(whole.status, 200, "{store}");
+        assert_eq!(whole.header("accept-ranges"), "bytes", "{store}");
+        assert!(whole.body == zip, "{store}");
+        let etag = whole.header("etag").to_string();
+
+        for (range, part) in [
+            ("bytes=0-99", 0..100),
+            ("bytes=1000-", 1000..len),
+            ("bytes=-300", len - 300..len),
+            ("bytes=150000-99999999", 150_000..len),
+        ] {
+            let reply = request("GET", &url, &[("range", range)]).await;
+            assert_eq!(reply.status, 206, "{store} {range}: {}", reply.text());
+            let content_range = format!("bytes {}-{}/{len}", part.start, part.end - 1);
+            assert_eq!(
+                (
+                    reply.header("content-range"),
+                    reply.header("content-length"),
+                    reply.header("accept-ranges"),
+                    reply.header("etag"),
+                ),
+                (
+                    content_range.as_str(),
+                    (part.end - part.start).to_string().as_str(),
+                    "bytes",
+                    etag.as_str()
+                ),
+                "{store} {range}"
+            );
+            assert!(
+                reply.body == zip[part.start as usize..part.end as usize],
+                "{store} {range}: the bytes of the zip in that range"
+            );
+        }
+
+        // If-Range: a part of this very zip only; another ETag or a date gets the whole zip.
+        let resumed = request(
+            "GET",
+            &url,
+            &[("range", "bytes=10-19"), ("if-range", &etag)],
+        )
+        .await;
+        assert_eq!(resumed.status, 206, "{store}");
+        for other in ["\"zip-0000000000000000\"", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+            let reply = request(
+                "GET",
+                &url,
+                &[("range", "bytes=10-19"), ("if-range", other)],
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{store} {other}");
+            assert!(reply.body == zip, "{store} {other}");
+        }
+        // Several ranges: the whole zip, which HTTP allows.
+        let several = request("GET", &url, &[("range", "bytes=0-9,20-29")]).await;
+        assert_eq!(several.status, 200, "{store}");
+        assert!(several.body == zip, "{store}");
+        // A range past the end: 416, saying the length.
+        for range in [format!("bytes={len}-"), "bytes=-0".to_string()] {
+            let reply = request("GET", &url, &[("range", &range)]).await;
+            assert_eq!(reply.status, 416, "{store} {range}: {}", reply.text());
+            assert_eq!(reply.header("content-range"), format!("bytes */{len}"));
+        }
+        // `.mod` and `.info` are small: always whole.
+        let go_mod = request(
+            "GET",
+            &url.replace(".zip", ".mod"),
+            &[("range", "bytes=0-3")],
+        )
+        .await;
+        assert_eq!((go_mod.status, go_mod.text()), (200, fixture.go_mod()));
+
+        // A download cut a third of the way in, resumed with `curl -C -`: the same zip.
+        let download = dir.path().join(format!("{store}.zip"));
+        std::fs::write(&download, &zip[..zip.len() / 3]).unwrap();
+        let output = {
+            let (download, url) = (download.clone(), url.clone());
+            tokio::task::spawn_blocking(move || {
+                curl(&["-f", "-C", "-", "-o", download.to_str().unwrap(), &url])
+            })
+            .await
+            .unwrap()
+        };
+        assert!(output.status.success(), "{store}: {output:?}");
+        assert!(
+            std::fs::read(&download).unwrap() == zip,
+            "{store}: the resumed download is the zip"
+        );
+    }
+    file_store.stop().await;
+    memory.stop().await;
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ferry::config::{self, Flags};
 use ferry_testkit::{
-    Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, closed_port, eventually,
+    Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, closed_port, curl, eventually,
     write_goproxy_tree,
 };
 
@@ -225,6 +225,66 @@ async fn a_checksum_database_that_is_down_is_502_and_one_that_hangs_is_504() {
     );
     // Saying which databases are relayed needs none of them.
     assert_eq!(ferry.get("sumdb/down.example/supported").await.status, 200);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checksum_database_that_dribbles_its_answer_is_cut_off_at_sumdb_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let dribbling = Upstream::start(Vec::new()).await;
+    // One byte a second: 21 s for the whole answer, ten times the deadline.
+    let answer = "go.sum database tree\n";
+    dribbling.replace_file("latest", answer);
+    dribbling.replace_file("tile/8/0/000", answer);
+    dribbling.set_behaviour(Behaviour::Trickle {
+        chunk: 1,
+        every: Duration::from_secs(1),
+    });
+    let sumdbs = format!("dribbles.example={}", dribbling.url());
+    let ferry = ferry_with(
+        dir.path(),
+        &[],
+        &[("FERRY_SUMDBS", &sumdbs), ("FERRY_SUMDB_TIMEOUT", "2s")],
+    )
+    .await;
+
+    // `latest` is relayed as it streams in: its head comes in time, then the body is cut at the deadline,
+    // and the client sees a failed transfer, not a success and not a hang.
+    let url = format!("{}/sumdb/dribbles.example/latest", ferry.url());
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+            &url,
+        ])
+    })
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        !output.status.success() && said.starts_with("200 "),
+        "curl fails on the cut answer: {said} {output:?}"
+    );
+    let received: usize = said[4..].trim().parse().unwrap();
+    assert!(received < answer.len(), "{said}");
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(8),
+        "cut at the 2 s deadline, not at the end of the dribble: {took:?}"
+    );
+
+    // A full tile is read whole before it is answered: too slow is a 504 at the deadline.
+    let started = Instant::now();
+    let tile = ferry.get("sumdb/dribbles.example/tile/8/0/000").await;
+    assert_eq!(tile.status, 504, "{}", tile.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
     ferry.stop().await;
 }
 

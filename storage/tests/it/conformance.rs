@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipSource};
+use ferry_storage::{
+    ByteRange, ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipPart, ZipSource,
+};
 use ferry_testkit::FixtureModule;
 use futures::{StreamExt, TryStreamExt};
 
@@ -398,6 +400,64 @@ pub async fn large_zip_streams_both_ways(store: &dyn ModuleStore) {
     store.delete(&m, &v).await.unwrap();
 }
 
+pub async fn a_part_of_a_zip_is_its_bytes_in_that_range(store: &dyn ModuleStore) {
+    let fixture = FixtureModule::package("example.com/ranged", "v1.0.0")
+        .file("data.bin", ferry_testkit::incompressible(20_000));
+    save_fixture(store, &fixture).await;
+    let (m, v) = (module(fixture.path()), version(fixture.version()));
+    let zip = fixture.zip_bytes();
+    let len = zip.len() as u64;
+    let from = |first, last| ByteRange::From { first, last };
+    for (range, expected) in [
+        (from(0, Some(0)), 0..1),
+        (from(10, Some(999)), 10..1000),
+        (from(len - 5, Some(len + 100)), len - 5..len),
+        (from(1234, None), 1234..len),
+        (ByteRange::Last(300), len - 300..len),
+        (ByteRange::Last(len + 1), 0..len),
+    ] {
+        let ZipPart::Bytes {
+            len: total,
+            range: picked,
+            stream,
+        } = store.zip_part(&m, &v, range).await.expect("zip part")
+        else {
+            panic!("{range:?} picks bytes of {len}");
+        };
+        assert_eq!(
+            (total, picked.clone()),
+            (len, expected.clone()),
+            "{range:?}"
+        );
+        let bytes: Vec<Bytes> = stream.try_collect().await.expect("part stream");
+        assert_eq!(
+            bytes.concat(),
+            &zip[expected.start as usize..expected.end as usize],
+            "{range:?}"
+        );
+    }
+    for range in [
+        from(len, None),
+        from(len + 10, Some(len + 20)),
+        ByteRange::Last(0),
+    ] {
+        assert!(
+            matches!(
+                store.zip_part(&m, &v, range).await,
+                Ok(ZipPart::Unsatisfiable { len: total }) if total == len
+            ),
+            "{range:?}"
+        );
+    }
+    let missing = version("v9.0.0");
+    assert!(is_not_found(
+        store
+            .zip_part(&m, &missing, from(0, None))
+            .await
+            .map(|_| ())
+    ));
+}
+
 pub async fn check_reports_ready(store: &dyn ModuleStore) {
     store.check().await.expect("a working backend is ready");
 }
@@ -532,6 +592,11 @@ macro_rules! conformance_suite {
                 let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
             $crate::conformance::large_zip_streams_both_ways(&*store).await
             }
+        }
+        #[tokio::test]
+        async fn a_part_of_a_zip_is_its_bytes_in_that_range() {
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::a_part_of_a_zip_is_its_bytes_in_that_range(&*store).await
         }
         #[tokio::test]
         async fn check_reports_ready() {
