@@ -590,13 +590,6 @@ impl Fetcher {
     /// fetched, so this is how a query is answered without downloading a zip that may be stored already.
     pub async fn resolve(&self, module: &str, query: &str) -> Result<LatestVersion, FetchError> {
         reject_flag_like(module)?;
-        // go reads the upstream's `@v/list` whole to resolve most queries (`latest`, `v1.2`, `<v2`): a
-        // list larger than a list may be is refused here first, for the cost of one more request.
-        if let Some((native, module_path)) = self.native_list_for(module) {
-            let what = format!("GET {module}/@v/list from {}", native.proxy());
-            self.within_deadline(what, native.list(&module_path))
-                .await?;
-        }
         let target = format!("{module}@{query}");
         let (_scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;

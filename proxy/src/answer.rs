@@ -11,6 +11,7 @@ use http::{Method, Response, StatusCode};
 use crate::body::{self, Body};
 use ferry_fetcher::FetchError;
 
+use crate::report::Report;
 use crate::upstream::FillError;
 
 /// `.mod`, `.zip` and canonical `.info` never change once published.
@@ -208,27 +209,6 @@ fn internal_error(error: &(dyn std::error::Error + 'static)) -> Answer {
         StatusCode::SERVICE_UNAVAILABLE,
         "unavailable: Ferry could not complete the fetch on its side (a local fault); its log has the details",
     )
-}
-
-/// An error and its `source()` chain on one line, `a: b: c`, for the log.
-pub(crate) struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
-
-impl std::fmt::Display for Report<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut printed = self.0.to_string();
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            // A cause already in the message (`#[error("{context}: {source}")]`, or object_store's errors,
-            // each of which repeats the one under it) is not repeated.
-            let text = error.to_string();
-            if !printed.contains(&text) {
-                printed.push_str(": ");
-                printed.push_str(&text);
-            }
-            source = error.source();
-        }
-        f.write_str(&printed)
-    }
 }
 
 /// The response for `answer`, with the headers every response shares; a `HEAD` gets the headers alone.

@@ -21,7 +21,6 @@ use tokio::time::Instant;
 
 use crate::body::{self, Body};
 use crate::layers::hook::Hook;
-use crate::server::ServerSettings;
 
 /// Data frames (up to 256 KiB each from a file store) a connection may hold read and unsent, across all its
 /// responses: a client that stops reading then holds about 512 KiB, not a chunk per stalled HTTP/2 stream
@@ -71,11 +70,16 @@ impl Activity {
     }
 
     /// Completes when the connection should be closed, with the reason; never while a request is being
-    /// handled.
-    pub async fn expired(&self, settings: &ServerSettings) -> &'static str {
+    /// handled. The server's `header_read_timeout` and `send_timeout` (passed as they are, so that this
+    /// module needs nothing of the server's).
+    pub async fn expired(
+        &self,
+        header_read_timeout: Duration,
+        send_timeout: Duration,
+    ) -> &'static str {
         // The state changes without waking this task, so it looks again at least this often: a request that
         // arrives after a deadline was computed moves the deadline.
-        let recheck = settings.header_read_timeout.min(settings.send_timeout);
+        let recheck = header_read_timeout.min(send_timeout);
         loop {
             let now = Instant::now();
             let (deadline, why) = if self.handling.load(Ordering::Acquire) > 0 {
@@ -84,13 +88,13 @@ impl Activity {
             } else if self.sending.load(Ordering::Acquire) > 0 {
                 let last = self.last_write.load(Ordering::Acquire);
                 (
-                    self.at(last) + settings.send_timeout,
+                    self.at(last) + send_timeout,
                     "the client took no response bytes within the send timeout",
                 )
             } else {
                 let idle = self.idle_since.load(Ordering::Acquire);
                 (
-                    self.at(idle) + settings.header_read_timeout,
+                    self.at(idle) + header_read_timeout,
                     "no request completed within the header read timeout",
                 )
             };

@@ -132,7 +132,7 @@ pub async fn run(
                             ended = serve => if let Err(e) = ended {
                                 tracing::debug!(%peer, error = %e, "connection ended with an error");
                             },
-                            why = activity.expired(&settings) => {
+                            why = activity.expired(settings.header_read_timeout, settings.send_timeout) => {
                                 tracing::debug!(%peer, why, "closing the connection");
                             }
                         }

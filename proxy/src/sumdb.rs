@@ -21,9 +21,10 @@ use http::{Request, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Empty, Limited};
 
-use crate::answer::{Answer, IMMUTABLE, Report, TEXT};
+use crate::answer::{Answer, IMMUTABLE, TEXT};
 use crate::cache::Bounded;
 use crate::metrics::metrics;
+use crate::report::Report;
 use crate::request::Refusal;
 
 /// The database the `go` command uses by default (`GOSUMDB`), proxied unless `sumdbs` says otherwise.

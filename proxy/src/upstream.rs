@@ -55,6 +55,12 @@ impl From<FetchError> for FillError {
     }
 }
 
+impl From<crate::coordination::CoordinationError> for FillError {
+    fn from(error: crate::coordination::CoordinationError) -> FillError {
+        FillError::Coordination(Arc::new(error))
+    }
+}
+
 impl From<StorageError> for FillError {
     fn from(error: StorageError) -> FillError {
         FillError::Storage(Arc::new(error))
@@ -572,9 +578,9 @@ async fn run_fill(
             tracing::info!(%module, %query, error = %fetch, "fill: not found upstream");
         }
         Err(e) if publisher.answered() => {
-            tracing::error!(%module, %query, error = %crate::answer::Report(e), "fill failed after its clients were answered with the files it fetched; not stored")
+            tracing::error!(%module, %query, error = %crate::report::Report(e), "fill failed after its clients were answered with the files it fetched; not stored")
         }
-        Err(e) => tracing::warn!(%module, %query, error = %crate::answer::Report(e), "fill failed"),
+        Err(e) => tracing::warn!(%module, %query, error = %crate::report::Report(e), "fill failed"),
     }
     shared.in_flight.lock().unwrap().remove(&key);
     let metrics = metrics();

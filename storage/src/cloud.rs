@@ -16,8 +16,8 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::path::Path;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
-use crate::config::{Environment, StorageOptions};
 use crate::error::{Advice, ConfigError, Culprit, StorageError};
+use crate::options::{Environment, StorageOptions, is_secret, shown_value};
 
 /// One `object_store` cloud backend, as Ferry needs to know it.
 #[derive(Clone, Copy)]
@@ -581,33 +581,6 @@ fn bucket_and_prefix(backend: &Backend, rest: &str) -> Result<(String, String), 
         })?;
     }
     Ok((bucket.to_string(), prefix.to_string()))
-}
-
-/// Whether a key's value is a credential (or may carry one), by its name: shown as `<redacted>`.
-pub fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "sas",
-        "key",
-        "password",
-        "proxy",
-        "credential",
-        "bearer",
-        "service_account",
-    ]
-    .iter()
-    .any(|word| key.contains(word))
-}
-
-/// How a value shows in `Debug` and logs.
-pub(crate) fn shown_value(key: &str, value: &str) -> String {
-    if is_secret(key) {
-        "<redacted>".to_string()
-    } else {
-        format!("{value:?}")
-    }
 }
 
 /// Whether a key names a server `object_store` sends requests to.

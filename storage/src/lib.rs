@@ -7,15 +7,16 @@ mod error;
 mod lease;
 mod local;
 mod object;
+mod options;
 mod store;
 
 pub use cloud::CloudConfig;
-pub use cloud::is_secret;
-pub use config::{Environment, FileConfig, StorageConfig, StorageOption, StorageOptions};
+pub use config::{FileConfig, StorageConfig};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
 pub use lease::{BucketLeases, LeaseTag, Written};
 pub use local::{STAGING_MAX_AGE, Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;
+pub use options::{Environment, StorageOption, StorageOptions, is_secret};
 pub use store::{
     ByteRange, ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipPart, ZipSource, ZipStream,
 };

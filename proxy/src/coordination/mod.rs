@@ -33,8 +33,6 @@ use ferry_storage::{
     Failure, LeaseTag, ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipStream,
 };
 
-use crate::upstream::FillError;
-
 pub use settings::{CoordinationSettings, Engine};
 
 /// The version a lease is for.
@@ -230,13 +228,18 @@ impl Coordination {
     /// replicas: with the version's lease held (renewed every third of the lease time while it runs),
     /// or, when another replica holds it, by waiting until the version is visible in the store, taking
     /// the fill over if that replica's lease runs out first. A query (`master`, `latest`) names no version
-    /// yet and is filled as before; so is everything under `local`.
-    pub async fn exclusive_fill(
+    /// yet and is filled as before; so is everything under `local`. Generic over the fill's error, which
+    /// says a coordination or storage failure in its own terms (the proxy's `FillError`), so that this
+    /// module does not reach back into the filler.
+    pub async fn exclusive_fill<E>(
         &self,
         module: &ModulePath,
         query: &str,
-        fill: impl Future<Output = Result<Version, FillError>>,
-    ) -> Result<Version, FillError> {
+        fill: impl Future<Output = Result<Version, E>>,
+    ) -> Result<Version, E>
+    where
+        E: From<CoordinationError> + From<StorageError>,
+    {
         let (Some(store), Ok(version)) = (&self.store, Version::new(query)) else {
             return fill.await;
         };
@@ -248,7 +251,7 @@ impl Coordination {
         let mut poll = POLL_FIRST;
         loop {
             let acquired = self.engine.acquire(&key, self.lease_time).await;
-            let expires_in = match acquired.map_err(|e| FillError::Coordination(Arc::new(e)))? {
+            let expires_in = match acquired.map_err(E::from)? {
                 Acquired::Lease(lease) => return self.hold(store, lease, fill).await,
                 Acquired::HeldElsewhere { expires_in } => expires_in,
             };
@@ -260,11 +263,9 @@ impl Coordination {
                     return Ok(key.version);
                 }
                 if started.elapsed() > self.max_wait {
-                    return Err(FillError::Coordination(Arc::new(CoordinationError::new(
-                        format!(
-                            "another replica has held the lease of {key} for over {:?} without storing it; try again later",
-                            self.max_wait
-                        ),
+                    return Err(E::from(CoordinationError::new(format!(
+                        "another replica has held the lease of {key} for over {:?} without storing it; try again later",
+                        self.max_wait
                     ))));
                 }
                 if Instant::now() >= look_again {
@@ -278,12 +279,15 @@ impl Coordination {
 
     /// The fill with the lease held: renewed in the background, fenced before the version is visible,
     /// released when the fill ends (also when it is cancelled).
-    async fn hold(
+    async fn hold<E>(
         &self,
         store: &Arc<dyn ModuleStore>,
         lease: Lease,
-        fill: impl Future<Output = Result<Version, FillError>>,
-    ) -> Result<Version, FillError> {
+        fill: impl Future<Output = Result<Version, E>>,
+    ) -> Result<Version, E>
+    where
+        E: From<CoordinationError> + From<StorageError>,
+    {
         let fence = Arc::new(Fence {
             engine: self.engine.clone(),
             lease: Arc::new(lease),
