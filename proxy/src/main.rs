@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use ferry::config::{self, Flags, LogFormat, ProcessEnvironment};
 
 /// Ferry, a Go module proxy. Point the go command at it with GOPROXY=http://HOST:PORT.
@@ -18,13 +18,13 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: Flags,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the GOPROXY protocol (what `ferry` with no subcommand does).
-    Serve(ServeArgs),
+    Serve(Flags),
     /// Print every setting with its effective value and where it came from, secrets redacted.
     ///
     /// One line per setting: its key as written in the TOML file, its value, and its source (default, flag
@@ -32,7 +32,7 @@ enum Command {
     /// the same flags, environment and file, stopping at the same errors; nothing is bound or run.
     Config {
         #[command(flatten)]
-        args: ServeArgs,
+        args: Flags,
         /// Output format: text (aligned columns) or json (an array of {key, value, source})
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
         format: String,
@@ -81,39 +81,11 @@ enum PolicyCommand {
     },
 }
 
-#[derive(Debug, Args)]
-struct ServeArgs {
-    /// TOML configuration file [env: FERRY_CONFIG]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Address to listen on [env: FERRY_LISTEN] [default: 127.0.0.1:3000]
-    #[arg(long, value_name = "IP:PORT")]
-    listen: Option<String>,
-    /// Storage URL: file://PATH, memory://, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX] or az://CONTAINER[/PREFIX]
-    /// [env: FERRY_STORAGE] [default: file://./ferry-data]
-    #[arg(long, value_name = "URL")]
-    storage: Option<String>,
-    /// Log format: text or json [env: FERRY_LOG_FORMAT] [default: text]
-    #[arg(long, value_name = "FORMAT")]
-    log_format: Option<String>,
-}
-
-impl ServeArgs {
-    fn flags(self) -> Flags {
-        Flags {
-            config: self.config,
-            listen: self.listen,
-            storage: self.storage,
-            log_format: self.log_format,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve(args.flags()),
-        Command::Config { args, format } => show_config(args.flags(), &format),
+        Command::Serve(flags) => serve(flags),
+        Command::Config { args, format } => show_config(args, &format),
         Command::Policy(command) => policy(command),
         Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
     };
@@ -170,7 +142,7 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
 /// `ferry config`: the configuration `ferry serve` would load, with the sources of its values.
 fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
     let config = config::load(&flags, &ProcessEnvironment)?;
-    let lines = ferry::config_report::report(&config, &ProcessEnvironment);
+    let lines = ferry::config_report::report(&config);
     match format {
         "json" => print!("{}", ferry::config_report::render_json(&lines)),
         _ => print!("{}", ferry::config_report::render_text(&lines)),
@@ -363,7 +335,7 @@ impl Reloadable {
 async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     proxy: std::sync::Arc<ferry::Proxy>,
-    sources: config::PolicySourceValues,
+    sources: config::PolicyGiven,
     files: Reloadable,
 ) {
     while hangup.recv().await.is_some() {
