@@ -141,7 +141,10 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
 
 /// `ferry config`: the configuration `ferry serve` would load, with the sources of its values.
 fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
-    let config = config::load(&flags, &ProcessEnvironment)?;
+    let (config, unread) = config::load_for_report(&flags, &ProcessEnvironment)?;
+    if let Some(e) = unread {
+        eprintln!("ferry config: {e}; ferry serve stops until the download file exists");
+    }
     let lines = ferry::config_report::report(&config);
     match format {
         "json" => print!("{}", ferry::config_report::render_json(&lines)),

@@ -174,6 +174,24 @@ pub enum ConfigError {
 /// Reads the configuration: defaults, then the file (`--config` or `FERRY_CONFIG`), then the
 /// environment, then the flags.
 pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError> {
+    load_with(flags, env, false).map(|(config, _)| config)
+}
+
+/// As [`load`], for `ferry config`: a download file (`file:PATH`) that does not exist yet does not stop
+/// it, as the report only shows the setting that names the file; the error is handed back to be reported
+/// (`ferry serve` stops on it).
+pub fn load_for_report(
+    flags: &Flags,
+    env: &dyn Environment,
+) -> Result<(Config, Option<ferry_policy::PolicyError>), ConfigError> {
+    load_with(flags, env, true)
+}
+
+fn load_with(
+    flags: &Flags,
+    env: &dyn Environment,
+    missing_policy_file_ok: bool,
+) -> Result<(Config, Option<ferry_policy::PolicyError>), ConfigError> {
     let file_path = flags
         .config
         .clone()
@@ -210,18 +228,14 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
         url: given.get(&row::DOWNLOAD_URL).cloned(),
         config_file: file.as_ref().map(|f| f.path.clone()),
     };
-    let policy = policy_sources.load().map_err(ConfigError::Policy)?;
+    let (policy, policy_unread) = policy(&policy_sources, missing_policy_file_ok)?;
     let fills = owners::fills(&given)?;
     let fetcher = owners::fetcher(&given, file.as_ref(), env, &fills)?;
-    let lease_time = match given.duration(&row::LEASE_TIME)? {
-        Some(time) => given
-            .origin(&row::LEASE_TIME)
-            .map(|origin| (time, origin.clone())),
-        None => None,
-    };
+    let lease_time = given.duration(&row::LEASE_TIME)?;
+    let lease_time = lease_time.zip(given.origin(&row::LEASE_TIME).cloned());
     let coordination =
         CoordinationSettings::load(given.get(&row::COORDINATION).cloned(), lease_time, &storage)?;
-    Ok(Config {
+    let config = Config {
         listen: listen
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default is an address")),
         metrics_listen,
@@ -240,7 +254,33 @@ pub fn load(flags: &Flags, env: &dyn Environment) -> Result<Config, ConfigError>
             .map(ConfigFile::table_entries)
             .unwrap_or_default(),
         given,
-    })
+    };
+    Ok((config, policy_unread))
+}
+
+/// The policy the settings name; with `missing_file_ok`, a download file that is not there is handed
+/// back and the built-in policy stands in (what the report shows comes from the settings, not from it).
+fn policy(
+    sources: &PolicyGiven,
+    missing_file_ok: bool,
+) -> Result<(Policy, Option<ferry_policy::PolicyError>), ConfigError> {
+    match sources.load() {
+        Ok(policy) => Ok((policy, None)),
+        Err(ferry_policy::PolicyError::Unreadable {
+            origin,
+            path,
+            source,
+        }) if missing_file_ok && source.kind() == std::io::ErrorKind::NotFound => {
+            let fallback = PolicyGiven::default().load().map_err(ConfigError::Policy)?;
+            let unread = ferry_policy::PolicyError::Unreadable {
+                origin,
+                path,
+                source,
+            };
+            Ok((fallback, Some(unread)))
+        }
+        Err(e) => Err(ConfigError::Policy(e)),
+    }
 }
 
 /// An `IP:PORT` setting; `what` names it in the message, `example` is what to write.

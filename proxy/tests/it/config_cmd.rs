@@ -525,3 +525,64 @@ fn help_lists_the_declared_flags_with_their_variables() {
         assert!(help.contains(&format!("[env: {}]", row.env)), "{help}");
     }
 }
+
+#[test]
+fn a_download_file_that_does_not_exist_yet_is_reported_by_ferry_config_and_stops_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("download.hcl");
+    let mode = format!("file:{}", missing.display());
+    let run = |subcommand: &str| {
+        ferry()
+            .current_dir(dir.path())
+            .env("FERRY_STORAGE", "memory://")
+            .env("FERRY_LISTEN", "127.0.0.1:0")
+            .env("FERRY_DOWNLOAD_MODE", &mode)
+            .args([subcommand])
+            .output()
+            .unwrap()
+    };
+    let shown = run("config");
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    assert!(shown.status.success(), "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let line = text.lines().find(|l| l.starts_with("download_mode ")).unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["download_mode", mode.as_str(), "env", "FERRY_DOWNLOAD_MODE"]
+    );
+    let served = run("serve");
+    assert_eq!(served.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&served.stderr).contains("cannot read the download file"),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+}
+
+#[test]
+fn the_go_commands_goproxy_goprivate_and_gonosumdb_are_shown_with_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "ferry.toml",
+        "storage = \"memory://\"\n[fetcher.go_env]\nGOPRIVATE = \"corp.example/*\"\n",
+    );
+    let lines = settings(&config_in(
+        dir.path(),
+        ferry()
+            .env("FERRY_CONFIG", &file)
+            .env("GOPROXY", "https://ci:token-3e1f@goproxy.example,direct")
+            .env("GOPRIVATE", "other.example/*"),
+        &["--format", "json"],
+    ));
+    assert_eq!(
+        setting(&lines, "GOPROXY"),
+        pair("https://***@goproxy.example,direct", "env GOPROXY")
+    );
+    assert_eq!(
+        setting(&lines, "GOPRIVATE"),
+        pair("corp.example/*", &format!("file {}:3:13", file.display()))
+    );
+    assert_eq!(setting(&lines, "GONOSUMDB"), pair("none", "default"));
+}
