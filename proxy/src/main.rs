@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use ferry::config::{self, Flags, LogFormat, ProcessEnvironment};
 
 /// Ferry, a Go module proxy. Point the go command at it with GOPROXY=http://HOST:PORT.
@@ -18,13 +18,13 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
-    serve: ServeArgs,
+    serve: Flags,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the GOPROXY protocol (what `ferry` with no subcommand does).
-    Serve(ServeArgs),
+    Serve(Flags),
     /// Print every setting with its effective value and where it came from, secrets redacted.
     ///
     /// One line per setting: its key as written in the TOML file, its value, and its source (default, flag
@@ -32,7 +32,7 @@ enum Command {
     /// the same flags, environment and file, stopping at the same errors; nothing is bound or run.
     Config {
         #[command(flatten)]
-        args: ServeArgs,
+        args: Flags,
         /// Output format: text (aligned columns) or json (an array of {key, value, source})
         #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
         format: String,
@@ -46,7 +46,7 @@ enum Command {
     /// version is deleted (.info, .mod and zip), so the next request fetches it again.
     CheckStore {
         #[command(flatten)]
-        args: ServeArgs,
+        args: Flags,
         /// Delete each bad version from the store
         #[arg(long)]
         remove: bool,
@@ -95,43 +95,15 @@ enum PolicyCommand {
     },
 }
 
-#[derive(Debug, Args)]
-struct ServeArgs {
-    /// TOML configuration file [env: FERRY_CONFIG]
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Address to listen on [env: FERRY_LISTEN] [default: 127.0.0.1:3000]
-    #[arg(long, value_name = "IP:PORT")]
-    listen: Option<String>,
-    /// Storage URL: file://PATH, memory://, s3://BUCKET[/PREFIX], gs://BUCKET[/PREFIX] or az://CONTAINER[/PREFIX]
-    /// [env: FERRY_STORAGE] [default: file://./ferry-data]
-    #[arg(long, value_name = "URL")]
-    storage: Option<String>,
-    /// Log format: text or json [env: FERRY_LOG_FORMAT] [default: text]
-    #[arg(long, value_name = "FORMAT")]
-    log_format: Option<String>,
-}
-
-impl ServeArgs {
-    fn flags(self) -> Flags {
-        Flags {
-            config: self.config,
-            listen: self.listen,
-            storage: self.storage,
-            log_format: self.log_format,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     // The one rustls provider compiled in (see the workspace Cargo.toml), as the process default for the
     // clients that take it (object_store's reqwest, redis).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve(args.flags()),
-        Command::Config { args, format } => show_config(args.flags(), &format),
-        Command::CheckStore { args, remove } => check_store(args.flags(), remove),
+        Command::Serve(flags) => serve(flags),
+        Command::Config { args, format } => show_config(args, &format),
+        Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
         Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
     };
@@ -187,8 +159,11 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
 
 /// `ferry config`: the configuration `ferry serve` would load, with the sources of its values.
 fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
-    let config = config::load(&flags, &ProcessEnvironment)?;
-    let lines = ferry::config_report::report(&config, &ProcessEnvironment);
+    let (config, unread) = config::load_for_report(&flags, &ProcessEnvironment)?;
+    if let Some(e) = unread {
+        eprintln!("ferry config: {e}; ferry serve stops until the download file exists");
+    }
+    let lines = ferry::config_report::report(&config);
     match format {
         "json" => print!("{}", ferry::config_report::render_json(&lines)),
         _ => print!("{}", ferry::config_report::render_text(&lines)),
@@ -424,7 +399,7 @@ impl Reloadable {
 async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     proxy: std::sync::Arc<ferry::Proxy>,
-    sources: config::PolicySourceValues,
+    sources: config::PolicyGiven,
     files: Reloadable,
 ) {
     let reload = std::sync::Arc::new((files, sources));

@@ -423,3 +423,166 @@ fn ferry_config_prints_exactly_the_settings_of_the_configuration_reference() {
         "in the settings tables of docs/configuration.md, not printed by ferry config"
     );
 }
+
+/// Every row of the configuration reference's settings tables that is one setting (not a `[TABLE]` table
+/// summary), with its cells: (name as `ferry config` prints it, variable cell, flag cell if the table has
+/// a flag column, default cell).
+fn documented_rows() -> Vec<(String, String, Option<String>, String)> {
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/configuration.md"
+    ))
+    .unwrap();
+    let mut rows = Vec::new();
+    // The table being read: its key prefix (`""` for the Settings table) and whether it has a flag column.
+    let mut table: Option<(String, bool)> = None;
+    for line in reference.lines() {
+        if !line.starts_with('|') {
+            table = None;
+            continue;
+        }
+        let cells: Vec<String> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|cell| cell.trim().to_string())
+            .collect();
+        let first = cells[0].replace('`', "");
+        let Some((prefix, flagged)) = &table else {
+            table = match (
+                first.as_str(),
+                first
+                    .strip_prefix('[')
+                    .and_then(|f| f.strip_suffix("] key")),
+            ) {
+                ("file key", _) => Some((String::new(), true)),
+                (_, Some(name)) => Some((format!("{name}."), false)),
+                // Another kind of table: its rows are not settings.
+                _ => Some(("-".into(), false)),
+            };
+            continue;
+        };
+        if first.starts_with("---") || prefix == "-" || first.ends_with("] table") {
+            continue;
+        }
+        let name = match first.as_str() {
+            "" => cells[1].split('`').nth(1).unwrap().to_string(),
+            key => format!("{prefix}{key}"),
+        };
+        let (flag, default) = match flagged {
+            true => (Some(cells[2].clone()), cells[3].clone()),
+            false => (None, cells[2].clone()),
+        };
+        rows.push((name, cells[1].clone(), flag, default));
+    }
+    rows
+}
+
+#[test]
+fn the_configuration_reference_gives_each_setting_the_variable_flag_and_default_of_its_declaration()
+{
+    use ferry::config::settings::SETTINGS;
+    let rows = documented_rows();
+    assert!(rows.len() > 30, "{rows:?}");
+    for (name, variables, flag, default) in rows {
+        let row = SETTINGS
+            .iter()
+            .find(|row| row.name() == name)
+            .unwrap_or_else(|| panic!("{name}: documented, not declared"));
+        let documented: Vec<&str> = variables.split('`').skip(1).step_by(2).collect();
+        let declared: Vec<&str> = row.variables().collect();
+        assert_eq!(documented, declared, "{name}: its variables");
+        let declared_flag = row.flag.map(|f| format!("`{f}`")).unwrap_or_default();
+        if let Some(flag) = flag {
+            assert_eq!(flag, declared_flag, "{name}: its flag");
+        } else {
+            assert_eq!(
+                row.flag, None,
+                "{name}: a flag in a table without a flag column"
+            );
+        }
+        assert_eq!(default, row.default, "{name}: its default");
+    }
+}
+
+/// `ferry --help` lists exactly the flags the settings table declares, each with its variable.
+#[test]
+fn help_lists_the_declared_flags_with_their_variables() {
+    use ferry::config::settings::SETTINGS;
+    let output = ferry().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    let listed: BTreeSet<&str> = help
+        .split_whitespace()
+        .filter(|word| word.starts_with("--") && !["--help", "--version"].contains(word))
+        .collect();
+    let declared: BTreeSet<&str> = SETTINGS
+        .iter()
+        .filter_map(|row| row.flag?.split(' ').next())
+        .collect();
+    assert_eq!(listed, declared, "{help}");
+    for row in SETTINGS.iter().filter(|row| row.flag.is_some()) {
+        assert!(help.contains(&format!("[env: {}]", row.env)), "{help}");
+    }
+}
+
+#[test]
+fn a_download_file_that_does_not_exist_yet_is_reported_by_ferry_config_and_stops_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("download.hcl");
+    let mode = format!("file:{}", missing.display());
+    let run = |subcommand: &str| {
+        ferry()
+            .current_dir(dir.path())
+            .env("FERRY_STORAGE", "memory://")
+            .env("FERRY_LISTEN", "127.0.0.1:0")
+            .env("FERRY_DOWNLOAD_MODE", &mode)
+            .args([subcommand])
+            .output()
+            .unwrap()
+    };
+    let shown = run("config");
+    let stderr = String::from_utf8_lossy(&shown.stderr);
+    assert!(shown.status.success(), "{stderr}");
+    assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    let line = text.lines().find(|l| l.starts_with("download_mode ")).unwrap();
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>(),
+        ["download_mode", mode.as_str(), "env", "FERRY_DOWNLOAD_MODE"]
+    );
+    let served = run("serve");
+    assert_eq!(served.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&served.stderr).contains("cannot read the download file"),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+}
+
+#[test]
+fn the_go_commands_goproxy_goprivate_and_gonosumdb_are_shown_with_their_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "ferry.toml",
+        "storage = \"memory://\"\n[fetcher.go_env]\nGOPRIVATE = \"corp.example/*\"\n",
+    );
+    let lines = settings(&config_in(
+        dir.path(),
+        ferry()
+            .env("FERRY_CONFIG", &file)
+            .env("GOPROXY", "https://ci:token-3e1f@goproxy.example,direct")
+            .env("GOPRIVATE", "other.example/*"),
+        &["--format", "json"],
+    ));
+    assert_eq!(
+        setting(&lines, "GOPROXY"),
+        pair("https://***@goproxy.example,direct", "env GOPROXY")
+    );
+    assert_eq!(
+        setting(&lines, "GOPRIVATE"),
+        pair("corp.example/*", &format!("file {}:3:13", file.display()))
+    );
+    assert_eq!(setting(&lines, "GONOSUMDB"), pair("none", "default"));
+}

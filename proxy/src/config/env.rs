@@ -1,0 +1,37 @@
+//! The environment, read through [`Environment`] so that tests hand the loader any environment without
+//! changing the process's own.
+
+use std::collections::BTreeMap;
+
+/// Read access to environment variables.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+    /// Every variable, for what is passed on to the `go` command and the store.
+    fn vars(&self) -> BTreeMap<String, String>;
+}
+
+/// The process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn vars(&self) -> BTreeMap<String, String> {
+        // `std::env::vars` panics on a variable that is not UTF-8; such a variable is skipped instead.
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect()
+    }
+}
+
+impl Environment for BTreeMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned().filter(|v| !v.is_empty())
+    }
+
+    fn vars(&self) -> BTreeMap<String, String> {
+        self.clone()
+    }
+}

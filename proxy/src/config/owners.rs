@@ -1,0 +1,269 @@
+//! The settings as given, handed to their owners: each function fills one owner's settings from its rows
+//! (by their constants), over the owner's own defaults.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_fetcher::FetcherConfig;
+use ferry_storage::{Culprit, StorageConfig, StorageError, StorageOptions};
+
+use super::env::Environment;
+use super::file::{ConfigFile, FileValue};
+use super::settings as row;
+use super::{ConfigError, DEFAULT_WORK_DIR, Given, Origin};
+use crate::cache::CacheSettings;
+use crate::server::ServerSettings;
+use crate::sumdb::{SumDb, SumDbSettings};
+use crate::upstream::FillSettings;
+
+pub(super) fn server(given: &Given) -> Result<ServerSettings, ConfigError> {
+    let d = ServerSettings::default();
+    Ok(ServerSettings {
+        header_read_timeout: given
+            .duration(&row::HEADER_READ_TIMEOUT)?
+            .unwrap_or(d.header_read_timeout),
+        send_timeout: given
+            .duration(&row::SEND_TIMEOUT)?
+            .unwrap_or(d.send_timeout),
+        shutdown_timeout: given
+            .duration(&row::SHUTDOWN_TIMEOUT)?
+            .unwrap_or(d.shutdown_timeout),
+        max_connections: given
+            .count(&row::MAX_CONNECTIONS)?
+            .unwrap_or(d.max_connections),
+        auth: auth(given)?,
+        tls: tls(given)?,
+        ..d
+    })
+}
+
+pub(super) fn fills(given: &Given) -> Result<FillSettings, ConfigError> {
+    let d = FillSettings::default();
+    Ok(FillSettings {
+        fills: given.count(&row::FETCH_CONCURRENCY)?.unwrap_or(d.fills),
+        slot_wait: given
+            .duration(&row::FETCH_SLOT_WAIT)?
+            .unwrap_or(d.slot_wait),
+        workers: given.count(&row::ASYNC_WORKERS)?.unwrap_or(d.workers),
+        queue_size: given.count(&row::ASYNC_QUEUE_SIZE)?.unwrap_or(d.queue_size),
+    })
+}
+
+/// The fetcher: its rows, `[fetcher] go_env`, and Ferry's environment for what the go command inherits.
+pub(super) fn fetcher(
+    given: &Given,
+    file: Option<&ConfigFile>,
+    env: &dyn Environment,
+    fills: &FillSettings,
+) -> Result<FetcherConfig, ConfigError> {
+    let work_dir = given.text(&row::WORK_DIR).unwrap_or(DEFAULT_WORK_DIR);
+    let mut fetcher = FetcherConfig::new(work_dir);
+    if let Some(go) = given.text(&row::GO) {
+        fetcher.go_binary = PathBuf::from(go);
+    }
+    fetcher.timeout = given
+        .duration(&row::FETCH_TIMEOUT)?
+        .unwrap_or(fetcher.timeout);
+    fetcher.native = given.switch(&row::FETCH_NATIVE)?.unwrap_or(fetcher.native);
+    fetcher.go_env = file
+        .into_iter()
+        .flat_map(|file| file.table(row::GO_ENV.key))
+        .filter_map(|(name, entry)| match &entry.value {
+            FileValue::Text(value) => Some((name.to_string(), value.clone())),
+            _ => None,
+        })
+        .collect();
+    fetcher.inherited_env = env.vars();
+    // The fetcher's own limit covers every budget, so that it never makes one kind of work wait for another.
+    fetcher.max_concurrent = fills.go_commands();
+    Ok(fetcher)
+}
+
+pub(super) fn cache(given: &Given) -> Result<CacheSettings, ConfigError> {
+    let d = CacheSettings::default();
+    let max_entries = given.parse(&row::CACHE_MAX_ENTRIES, |text| {
+        text.parse().map_err(|_| {
+            format!("{text:?} is not a whole number; write e.g. 10000 (0: nothing kept)")
+        })
+    })?;
+    Ok(CacheSettings {
+        ttl: given.duration(&row::CACHE_TTL)?.unwrap_or(d.ttl),
+        stale: given.duration(&row::CACHE_STALE)?.unwrap_or(d.stale),
+        not_found_ttl: given
+            .duration(&row::CACHE_NOT_FOUND_TTL)?
+            .unwrap_or(d.not_found_ttl),
+        max_entries: max_entries.unwrap_or(d.max_entries),
+        max_bytes: given.size(&row::CACHE_MAX_BYTES)?.unwrap_or(d.max_bytes),
+        file_bytes: given.size(&row::CACHE_FILE_BYTES)?.unwrap_or(d.file_bytes),
+    })
+}
+
+/// `sumdbs` and `sumdb_timeout`; each entry is checked by [`SumDb::parse`] and a bad one reported where
+/// it was written.
+pub(super) fn sumdb(
+    given: &Given,
+    file: Option<&ConfigFile>,
+) -> Result<SumDbSettings, ConfigError> {
+    let defaults = SumDbSettings::default();
+    let timeout = given.parse(&row::SUMDB_TIMEOUT, |text| {
+        match super::given::duration(text)? {
+            std::time::Duration::ZERO => {
+                Err("sumdb_timeout of 0 would fail every request; write e.g. \"30s\"".into())
+            }
+            timeout => Ok(timeout),
+        }
+    })?;
+    let timeout = timeout.unwrap_or(defaults.timeout);
+    let Some((text, origin)) = given.get(&row::SUMDBS) else {
+        return Ok(SumDbSettings {
+            timeout,
+            ..defaults
+        });
+    };
+    // Every entry with where it was written.
+    let entries: Vec<(String, Origin)> =
+        match (origin, file.and_then(|f| Some((f, f.entry(&row::SUMDBS)?)))) {
+            (Origin::File { .. }, Some((file, entry))) => sumdb_file_entries(file, entry)?,
+            // `off`, as in GOSUMDB=off: an environment variable cannot say `[]`.
+            _ if text.trim() == "off" => Vec::new(),
+            _ => text
+                .split(',')
+                .map(|entry| (entry.to_string(), origin.clone()))
+                .collect(),
+        };
+    let mut databases: Vec<SumDb> = Vec::new();
+    for (entry, origin) in entries {
+        let db = SumDb::parse(&entry).map_err(|message| ConfigError::Invalid {
+            origin: origin.clone(),
+            message,
+        })?;
+        if databases.iter().any(|known| known.name == db.name) {
+            return Err(ConfigError::Invalid {
+                origin,
+                message: format!(
+                    "checksum database {} is listed twice; keep one entry for it",
+                    db.name
+                ),
+            });
+        }
+        databases.push(db);
+    }
+    Ok(SumDbSettings { databases, timeout })
+}
+
+/// The file's `sumdbs` entries, each at the place its text is written (else the value's start).
+fn sumdb_file_entries(
+    file: &ConfigFile,
+    entry: &super::file::Entry,
+) -> Result<Vec<(String, Origin)>, ConfigError> {
+    let at = file.origin_at(entry.span.start);
+    let place = |text: &str| {
+        file.text
+            .get(entry.span.clone())
+            .and_then(|written| written.find(text))
+            .map_or_else(|| at.clone(), |i| file.origin_at(entry.span.start + i))
+    };
+    match &entry.value {
+        FileValue::Text(text) if text.trim() == "off" => Ok(Vec::new()),
+        FileValue::Text(text) => Ok(text
+            .split(',')
+            .map(|entry| (entry.to_string(), place(entry.trim())))
+            .collect()),
+        FileValue::List(items) => items
+            .iter()
+            .map(|item| match item {
+                Some(entry) => Ok((entry.clone(), place(entry))),
+                None => Err(ConfigError::Invalid {
+                    origin: at.clone(),
+                    message: "sumdbs: each entry is a string; write e.g. sumdbs = [\"sum.golang.org\", \"sum.corp.example=https://sum.corp.example\"]".into(),
+                }),
+            })
+            .collect(),
+        FileValue::Other => Err(ConfigError::Invalid {
+            origin: at,
+            message: "sumdbs is a list of strings or one comma-separated string; write e.g. sumdbs = [\"sum.golang.org\"]".into(),
+        }),
+    }
+}
+
+/// `auth_file`: the htpasswd file, read and checked now.
+fn auth(given: &Given) -> Result<Option<Arc<crate::layers::auth::Auth>>, ConfigError> {
+    let Some(path) = given.text(&row::AUTH_FILE) else {
+        return Ok(None);
+    };
+    crate::layers::auth::Auth::load(Path::new(path))
+        .map(|auth| Some(Arc::new(auth)))
+        .map_err(ConfigError::AuthFile)
+}
+
+/// `tls_cert` / `tls_key`: both or neither; the pair read and checked.
+fn tls(given: &Given) -> Result<Option<Arc<crate::tls::Tls>>, ConfigError> {
+    match (given.get(&row::TLS_CERT), given.get(&row::TLS_KEY)) {
+        (None, None) => Ok(None),
+        (Some((cert, _)), Some((key, _))) => crate::tls::Tls::load(Path::new(cert), Path::new(key))
+            .map(|tls| Some(Arc::new(tls)))
+            .map_err(ConfigError::Tls),
+        (Some((_, origin)), None) => Err(ConfigError::Invalid {
+            origin: origin.clone(),
+            message: "tls_cert is set but tls_key is not; set both (tls_key or FERRY_TLS_KEY: the certificate's private key, PEM), or neither to serve plain HTTP".to_string(),
+        }),
+        (None, Some((_, origin))) => Err(ConfigError::Invalid {
+            origin: origin.clone(),
+            message: "tls_key is set but tls_cert is not; set both (tls_cert or FERRY_TLS_CERT: the certificate chain, PEM), or neither to serve plain HTTP".to_string(),
+        }),
+    }
+}
+
+/// The store the URL names, configured by the environment and the file's storage tables; a bad value is
+/// reported where it was written.
+pub(super) fn storage(
+    url: &str,
+    url_origin: Origin,
+    file: Option<&ConfigFile>,
+    env: &dyn Environment,
+) -> Result<StorageConfig, ConfigError> {
+    let mut options = StorageOptions::default();
+    // For each option's index: where its key and its value are in the file.
+    let mut places: Vec<(Origin, Origin)> = Vec::new();
+    // `[storage_options]` for any backend; the older `[s3]` and `[gcs]` only for their scheme.
+    for (table, scheme) in [
+        ("storage_options", None),
+        ("s3", Some("s3")),
+        ("gcs", Some("gs")),
+    ] {
+        for (key, entry) in file.into_iter().flat_map(|file| file.table(table)) {
+            let FileValue::Text(text) = &entry.value else {
+                continue;
+            };
+            match scheme {
+                None => options.push(key, text.clone()),
+                Some(scheme) => options.push_for(scheme, key, text.clone()),
+            };
+            let file = file.expect("an entry is in a file");
+            places.push((
+                file.origin_at(entry.key_span.start),
+                file.origin_at(entry.span.start),
+            ));
+        }
+    }
+    let storage_env: ferry_storage::Environment = env.vars().into_iter().collect();
+    StorageConfig::from_url_with(url, &options, &storage_env).map_err(|e| {
+        let mut message = e.to_string();
+        let origin = match &e {
+            StorageError::Config(config) => match &config.culprit {
+                Culprit::OptionKey(i) => places[*i].0.clone(),
+                Culprit::OptionValue(i) => places[*i].1.clone(),
+                Culprit::Variable(name) => {
+                    // The origin names the variable; the message need not say it twice.
+                    let named = format!("environment variable {name}: ");
+                    message = message.replacen(&named, "", 1);
+                    // Origin names a variable by a static name; this one is leaked once, as start-up stops.
+                    Origin::Env(Box::leak(name.clone().into_boxed_str()))
+                }
+                Culprit::Url => url_origin,
+            },
+            _ => url_origin,
+        };
+        ConfigError::Invalid { origin, message }
+    })
+}
