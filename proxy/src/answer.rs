@@ -9,6 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use crate::body::{self, Body};
+use crate::request::Refusal;
 use ferry_fetcher::FetchError;
 
 use crate::report::Report;
@@ -139,6 +140,18 @@ impl Answer {
         self.cache = Some(IMMUTABLE);
         self.etag = Some(etag);
         self
+    }
+}
+
+/// A path refused by routing: a 400 or a 404 with its reason.
+impl From<Refusal> for Answer {
+    fn from(refusal: Refusal) -> Answer {
+        match refusal {
+            Refusal::BadRequest(reason) => {
+                Answer::text(StatusCode::BAD_REQUEST, format!("bad request: {reason}"))
+            }
+            Refusal::NotFound(reason) => Answer::not_found(reason),
+        }
     }
 }
 

@@ -13,12 +13,15 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
+    /// The endpoint kind of the request's route (`healthz`, `readyz`, `metrics`, `index`, `sumdb`, `list`,
+    /// `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
     pub endpoint: &'static str,
     pub status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabels {
+    /// As in [`RequestLabels`].
     pub endpoint: &'static str,
 }
 
@@ -229,22 +232,5 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
-    }
-}
-
-/// The endpoint kind of a request path, for labels: a fixed set, whatever the path.
-pub fn endpoint_kind(path: &str) -> &'static str {
-    match path {
-        "/healthz" => "healthz",
-        "/readyz" => "readyz",
-        "/metrics" => "metrics",
-        "/" => "index",
-        _ if path.starts_with("/sumdb/") => "sumdb",
-        _ if path.ends_with("/@v/list") => "list",
-        _ if path.ends_with("/@latest") => "latest",
-        _ if path.ends_with(".info") => "info",
-        _ if path.ends_with(".mod") => "mod",
-        _ if path.ends_with(".zip") => "zip",
-        _ => "other",
     }
 }

@@ -3,10 +3,16 @@
 //! The path is percent-decoded first (the `go` command sends `!` as `%21`), then split into the module
 //! path and the endpoint; the module path and version are checked by `ferry_module`, so nothing
 //! that could name a file outside the module's own keys gets through.
+//!
+//! Each request is routed once: the routing layer at the outside of the stack (`layers/route.rs`) parses
+//! its path into a [`Route`] and puts it in the request's extensions, where the layers (metric labels,
+//! authentication, `/metrics`, the access log) and the handler (`Proxy::handle`) read it. A new endpoint
+//! is a variant here, with its arms in [`Endpoint::kind`] and [`Endpoint::needs_credentials`], and its
+//! handler in `service.rs`.
 
 use ferry_module::{ModulePath, Version, VersionQuery};
 use ferry_storage::ByteRange;
-use http::HeaderValue;
+use http::{HeaderValue, Request};
 
 use crate::sumdb::SumDbPath;
 
@@ -34,8 +40,45 @@ pub enum Endpoint {
     SumDb(SumDbPath),
     Healthz,
     Readyz,
+    /// `/metrics`: answered by the metrics layer when this listener serves the metrics, else a 404.
+    Metrics,
     /// `/`: a short description of the service.
     Index,
+}
+
+/// Where a request was routed: its endpoint, or why it is refused (a 400 or 404, see `answer`). Made
+/// once per request, from its path, by the routing layer, and carried in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route(pub Result<Endpoint, Refusal>);
+
+impl Route {
+    /// Routes the path of a request URI (without the query string).
+    pub fn of(raw_path: &str) -> Route {
+        Route(Endpoint::parse(raw_path))
+    }
+
+    /// The route the routing layer put on `request` (none outside the stack, e.g. a `Proxy` called directly).
+    pub fn on<B>(request: &Request<B>) -> Option<&Route> {
+        request.extensions().get::<Route>()
+    }
+
+    /// The endpoint kind, for metric labels and the access log: [`Endpoint::kind`], or `other` for a
+    /// refused path (it names no endpoint).
+    pub fn kind(&self) -> &'static str {
+        match &self.0 {
+            Ok(endpoint) => endpoint.kind(),
+            Err(_) => "other",
+        }
+    }
+
+    /// Whether authentication applies: a refused path needs credentials like any endpoint but the probes,
+    /// so its reason is only told to a user.
+    pub fn needs_credentials(&self) -> bool {
+        match &self.0 {
+            Ok(endpoint) => endpoint.needs_credentials(),
+            Err(_) => true,
+        }
+    }
 }
 
 /// The one range of a `Range: bytes=` header: `first-last`, `first-` or `-n`. Anything else (another
@@ -76,8 +119,50 @@ pub enum Refusal {
     NotFound(String),
 }
 
+impl Refusal {
+    /// The 404 of a path that is no endpoint this listener answers; `path` without its leading `/`.
+    pub fn not_an_endpoint(path: &str) -> Refusal {
+        Refusal::NotFound(format!(
+            "{path}: not a module proxy endpoint (want /MODULE/@v/list, /MODULE/@v/VERSION.info|.mod|.zip or /MODULE/@latest)"
+        ))
+    }
+}
+
 impl Endpoint {
-    /// Parses the path of a request URI (without the query string).
+    /// The endpoint kind as a metric label: a fixed set of values, whatever the path.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Endpoint::List(_) => "list",
+            Endpoint::Info(..) => "info",
+            Endpoint::Mod(..) => "mod",
+            Endpoint::Zip(..) => "zip",
+            Endpoint::Latest(_) => "latest",
+            Endpoint::SumDb(_) => "sumdb",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Readyz => "readyz",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Index => "index",
+        }
+    }
+
+    /// Whether a request for this endpoint must authenticate (when an `auth_file` is set): all but the
+    /// health probes, which load balancers and orchestrators call without credentials.
+    pub fn needs_credentials(&self) -> bool {
+        match self {
+            Endpoint::Healthz | Endpoint::Readyz => false,
+            Endpoint::List(_)
+            | Endpoint::Info(..)
+            | Endpoint::Mod(..)
+            | Endpoint::Zip(..)
+            | Endpoint::Latest(_)
+            | Endpoint::SumDb(_)
+            | Endpoint::Metrics
+            | Endpoint::Index => true,
+        }
+    }
+
+    /// Parses the path of a request URI (without the query string). Requests are routed with
+    /// [`Route::of`], once each.
     pub fn parse(raw_path: &str) -> Result<Endpoint, Refusal> {
         if raw_path.len() > MAX_PATH_LEN {
             return Err(Refusal::BadRequest(format!(
@@ -103,6 +188,7 @@ impl Endpoint {
             "" => return Ok(Endpoint::Index),
             "healthz" => return Ok(Endpoint::Healthz),
             "readyz" => return Ok(Endpoint::Readyz),
+            "metrics" => return Ok(Endpoint::Metrics),
             _ if path.starts_with("sumdb/") => {
                 return SumDbPath::parse(&path["sumdb/".len()..]).map(Endpoint::SumDb);
             }
@@ -112,9 +198,7 @@ impl Endpoint {
             return Ok(Endpoint::Latest(module_path(module)?));
         }
         let Some((module, file)) = path.split_once("/@v/") else {
-            return Err(Refusal::NotFound(format!(
-                "{path}: not a module proxy endpoint (want /MODULE/@v/list, /MODULE/@v/VERSION.info|.mod|.zip or /MODULE/@latest)"
-            )));
+            return Err(Refusal::not_an_endpoint(path));
         };
         let module = module_path(module)?;
         if file == "list" {
@@ -250,10 +334,40 @@ mod tests {
             ),
             ("/healthz", Endpoint::Healthz),
             ("/readyz", Endpoint::Readyz),
+            ("/metrics", Endpoint::Metrics),
             ("/", Endpoint::Index),
         ];
         for (path, want) in cases {
             assert_eq!(Endpoint::parse(path), Ok(want), "{path}");
+        }
+    }
+
+    #[test]
+    fn each_route_has_its_kind_and_only_the_probes_go_without_credentials() {
+        let cases = [
+            ("/github.com/!azure/go-x/@v/list", "list", true),
+            ("/example.com/a/@v/master.info", "info", true),
+            ("/example.com/a/@v/v1.0.0.mod", "mod", true),
+            ("/example.com/a/@v/v1.0.0.zip", "zip", true),
+            ("/example.com/a/@latest", "latest", true),
+            ("/sumdb/sum.example.org/supported", "sumdb", true),
+            ("/healthz", "healthz", false),
+            ("/readyz", "readyz", false),
+            ("/metrics", "metrics", true),
+            ("/", "index", true),
+            // Refused paths name no endpoint, and are told to users only.
+            ("/favicon.ico", "other", true),
+            ("/example.com/a/@v/master.zip", "other", true),
+            ("/healthz/", "other", true),
+            ("/example.com/a%zz/@v/list", "other", true),
+        ];
+        for (path, kind, credentials) in cases {
+            let route = Route::of(path);
+            assert_eq!(
+                (route.kind(), route.needs_credentials()),
+                (kind, credentials),
+                "{path}"
+            );
         }
     }
 

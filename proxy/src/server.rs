@@ -177,7 +177,8 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let service =
         hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-            let response = if request.uri().path() == "/metrics" {
+            let route = crate::request::Route::of(request.uri().path());
+            let response = if matches!(route.0, Ok(crate::request::Endpoint::Metrics)) {
                 crate::layers::metrics_response()
             } else {
                 let mut response = http::Response::new(crate::body::full(

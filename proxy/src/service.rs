@@ -17,7 +17,7 @@ use crate::action::{Action, Declined, Kind, action};
 use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
-use crate::request::{Endpoint, Refusal};
+use crate::request::{Endpoint, Refusal, Route};
 use crate::sumdb::{SumDbSettings, SumDbs};
 use crate::upstream::{FillError, Filled, Need, Upstream};
 
@@ -164,11 +164,19 @@ impl Proxy {
     }
 
     /// Answers one HTTP request. Never fails: every problem becomes a status code with a plain-text reason.
+    /// The request's `Route` is the one the routing layer put in its extensions; a request that comes
+    /// without one (a `Proxy` called outside `layers::stack`) is routed here.
     pub async fn handle<B>(&self, request: Request<B>) -> Response<Body> {
         // GET and HEAD have no body to read: only the head is kept across the awaits.
-        let (request, _) = request.into_parts();
+        let (mut request, _) = request.into_parts();
         let answer = match request.method {
-            Method::GET | Method::HEAD => self.answer(&request).await,
+            Method::GET | Method::HEAD => {
+                let route = match request.extensions.remove::<Route>() {
+                    Some(route) => route,
+                    None => Route::of(request.uri.path()),
+                };
+                self.answer(&request, route).await
+            }
             _ => Answer::text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "only GET and HEAD are supported",
@@ -177,7 +185,7 @@ impl Proxy {
         answer::into_response(answer, &request.method)
     }
 
-    async fn answer(&self, request: &http::request::Parts) -> Answer {
+    async fn answer(&self, request: &http::request::Parts, route: Route) -> Answer {
         // This Ferry's own fill, come back through an upstream that leads here (a name or a load balancer in
         // front of this Ferry): answered at once, so the fill fails with the reason instead of waiting for
         // itself until its deadline.
@@ -191,12 +199,9 @@ impl Proxy {
                 "loop detected: this request is this Ferry's own fill; its upstream leads back to it",
             );
         }
-        let endpoint = match Endpoint::parse(request.uri.path()) {
+        let endpoint = match route.0 {
             Ok(endpoint) => endpoint,
-            Err(Refusal::BadRequest(reason)) => {
-                return Answer::text(StatusCode::BAD_REQUEST, format!("bad request: {reason}"));
-            }
-            Err(Refusal::NotFound(reason)) => return Answer::not_found(reason),
+            Err(refusal) => return Answer::from(refusal),
         };
         let wants = Wants::of(request);
         let policy = self.policy.load();
@@ -210,6 +215,9 @@ impl Proxy {
             }
             Endpoint::Healthz => return Answer::text(StatusCode::OK, "ok"),
             Endpoint::Readyz => return self.readyz().await,
+            // Answered by the metrics layer when this listener serves the metrics (a GET); here, it is no
+            // endpoint: a HEAD, or the metrics have a listener of their own (`metrics_listen`).
+            Endpoint::Metrics => return Answer::from(Refusal::not_an_endpoint("metrics")),
             // A checksum database is not a module: the download policy does not apply.
             Endpoint::SumDb(request) => return self.sumdbs.answer(&request).await,
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,

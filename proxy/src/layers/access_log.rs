@@ -7,6 +7,7 @@ use http::{Request, Response};
 
 use super::hook::Hook;
 use crate::body::{self, Body};
+use crate::request::Route;
 
 /// Logs every request on the `ferry::access` target.
 #[derive(Debug, Clone, Copy, Default)]
@@ -17,6 +18,8 @@ pub struct Entry {
     id: String,
     method: http::Method,
     path: String,
+    /// The endpoint kind of the request's route, as the metrics label it.
+    endpoint: &'static str,
     started: Instant,
 }
 
@@ -40,6 +43,7 @@ impl Hook for AccessLog {
             method: request.method().clone(),
             // Hostile paths can be long: the log keeps their start.
             path: super::clipped(request.uri().path(), 256).to_string(),
+            endpoint: Route::on(request).map_or("other", Route::kind),
             started: Instant::now(),
         };
         (Some(entry), None)
@@ -64,6 +68,7 @@ impl Entry {
             request_id = self.id.as_str(),
             method = %self.method,
             path = self.path.as_str(),
+            endpoint = self.endpoint,
             status = status.as_u16(),
             bytes,
             duration_ms = self.started.elapsed().as_secs_f64() * 1000.0,

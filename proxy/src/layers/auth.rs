@@ -1,6 +1,6 @@
 //! Client authentication: HTTP Basic credentials checked against an htpasswd file of bcrypt entries
 //! (`auth_file`). Every request needs them except the health probes (`/healthz`, `/readyz`), which load
-//! balancers call without credentials.
+//! balancers call without credentials: the request's route says which (`Endpoint::needs_credentials`).
 //!
 //! bcrypt is slow on purpose (each cost step doubles it: milliseconds at `htpasswd -B`'s default cost 5,
 //! tens of milliseconds at the cost 10 to 12 that `-C` sets for stronger entries), and a build fleet sends
@@ -44,6 +44,7 @@ use crate::answer::{self, Answer};
 use crate::body::Body;
 use crate::connection::ClientAddress;
 use crate::metrics::metrics;
+use crate::request::Route;
 
 /// The challenge every 401 carries; the go command and curl answer it with Basic credentials.
 const CHALLENGE: &str = "Basic realm=\"ferry\"";
@@ -151,10 +152,11 @@ impl Auth {
 
     /// What to do with a request: let it through, refuse it, or check its password with bcrypt.
     fn check<B>(&self, request: &Request<B>) -> Check {
-        let path = request.uri().path();
-        if path == "/healthz" || path == "/readyz" {
+        // Routed by the stack; a request without a route (outside the stack) needs credentials.
+        if Route::on(request).is_some_and(|route| !route.needs_credentials()) {
             return Check::Pass;
         }
+        let path = request.uri().path();
         let Some((user, password)) = credentials(request) else {
             tracing::info!(
                 request_id = request_id(request).as_str(),

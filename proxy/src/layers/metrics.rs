@@ -1,6 +1,6 @@
-//! Request metrics, and `GET /metrics` itself: the layer counts every request by endpoint kind and status,
-//! times it to the end of its body and counts the bytes sent. A second hook answers `/metrics` before the
-//! proxy sees it (unless the metrics have a listener of their own, `metrics_listen`); authentication sits
+//! Request metrics, and `GET /metrics` itself: the layer counts every request by endpoint kind (its
+//! [`Route`]'s) and status, times it to the end of its body and counts the bytes sent. A second hook
+//! answers `GET /metrics` (routed to [`Endpoint::Metrics`]) before the proxy sees it (unless the metrics have a listener of their own, `metrics_listen`); authentication sits
 //! between the two, so its refusals are counted and `/metrics` is protected.
 
 use std::time::Instant;
@@ -10,7 +10,8 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::hook::Hook;
 use crate::body::{self, Body};
-use crate::metrics::{EndpointLabels, RequestLabels, endpoint_kind, metrics};
+use crate::metrics::{EndpointLabels, RequestLabels, metrics};
+use crate::request::{Endpoint, Route};
 
 /// The metrics hook: counts and times every request.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +28,8 @@ impl Hook for ServeMetrics {
 
     fn before<B>(&self, request: &mut Request<B>) -> ((), Option<Response<Body>>) {
         let answer_here = self.serve_metrics
-            && request.uri().path() == "/metrics"
-            && request.method() == Method::GET;
+            && request.method() == Method::GET
+            && Route::on(request).is_some_and(|route| matches!(route.0, Ok(Endpoint::Metrics)));
         ((), answer_here.then(metrics_response))
     }
 
@@ -51,7 +52,8 @@ impl Hook for Measure {
     type State = (&'static str, Instant);
 
     fn before<B>(&self, request: &mut Request<B>) -> (Self::State, Option<Response<Body>>) {
-        let endpoint = endpoint_kind(request.uri().path());
+        // The stack routes every request before this layer; `other` is what an unrouted one would be.
+        let endpoint = Route::on(request).map_or("other", Route::kind);
         ((endpoint, Instant::now()), None)
     }
 

@@ -1,7 +1,8 @@
-//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (request ids, the access log,
-//! metrics, authentication) is a [`Hook`](hook::Hook) (or, for authentication, which waits on bcrypt, a
-//! layer) in a file of its own, and [`stack`] is the one
-//! place that puts them in order. Every layer takes and gives `Request` -> `Response<Body>`, so they compose
+//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (routing, request ids, the
+//! access log, metrics, authentication) is a [`Hook`](hook::Hook) (or, for authentication, which waits on
+//! bcrypt, and routing, which has nothing to do after the response, a plain layer) in a file of its own,
+//! and [`stack`] is the one place that puts them in order. The outermost layer routes the request once;
+//! the others read its [`Route`](crate::request::Route) from the request's extensions, never the path. Every layer takes and gives `Request` -> `Response<Body>`, so they compose
 //! in any order and a new one is one file and one line here.
 
 mod access_log;
@@ -9,6 +10,7 @@ pub mod auth;
 pub mod hook;
 mod metrics;
 mod request_id;
+mod route;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +29,7 @@ use auth::{Auth, AuthLayer};
 use hook::HookLayer;
 use metrics::{Measure, ServeMetrics};
 use request_id::RequestId;
+use route::RouteLayer;
 
 use crate::body::Body;
 use crate::service::Proxy;
@@ -45,9 +48,11 @@ pub fn stack(
 + Clone
 + Send
 + 'static {
-    // Outermost first: the id is on the request before the access log reads it; refused requests (401) are
-    // logged and counted; `/metrics` is answered only after authentication.
+    // Outermost first: the route is on the request before any layer reads it; the id is on the request
+    // before the access log reads it; refused requests (401) are logged and counted; `/metrics` is answered
+    // only after authentication.
     tower::ServiceBuilder::new()
+        .layer(RouteLayer)
         .layer(HookLayer(RequestId))
         .layer(HookLayer(AccessLog))
         .layer(HookLayer(Measure))
