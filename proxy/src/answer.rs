@@ -9,7 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 
 use crate::body::{self, Body};
-use crate::request::Refusal;
+use crate::refusal::Refusal;
 use ferry_fetcher::FetchError;
 
 use crate::report::Report;

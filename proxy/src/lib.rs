@@ -15,6 +15,7 @@ mod layers;
 mod listed;
 pub mod metered_store;
 pub mod metrics;
+mod refusal;
 mod report;
 mod request;
 pub mod self_upstream;

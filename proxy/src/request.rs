@@ -14,6 +14,7 @@ use ferry_module::{ModulePath, Version, VersionQuery};
 use ferry_storage::ByteRange;
 use http::{HeaderValue, Request};
 
+pub use crate::refusal::Refusal;
 use crate::sumdb::SumDbPath;
 
 /// Longer request paths are refused before any parsing (Go module paths are far shorter in practice).
@@ -109,22 +110,6 @@ pub(crate) fn byte_range(value: &HeaderValue) -> Option<ByteRange> {
                 last: Some(last),
             })
         }
-    }
-}
-
-/// Why a request was refused: `BadRequest` is a 400 and `NotFound` a 404, each with a plain-text reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    BadRequest(String),
-    NotFound(String),
-}
-
-impl Refusal {
-    /// The 404 of a path that is no endpoint this listener answers; `path` without its leading `/`.
-    pub fn not_an_endpoint(path: &str) -> Refusal {
-        Refusal::NotFound(format!(
-            "{path}: not a module proxy endpoint (want /MODULE/@v/list, /MODULE/@v/VERSION.info|.mod|.zip or /MODULE/@latest)"
-        ))
     }
 }
 

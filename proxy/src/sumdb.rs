@@ -24,8 +24,8 @@ use http_body_util::{BodyExt, Empty, Limited};
 use crate::answer::{Answer, IMMUTABLE, TEXT};
 use crate::cache::Bounded;
 use crate::metrics::metrics;
+use crate::refusal::Refusal;
 use crate::report::Report;
-use crate::request::Refusal;
 
 /// The database the `go` command uses by default (`GOSUMDB`), proxied unless `sumdbs` says otherwise.
 pub const DEFAULT_SUMDB: &str = "sum.golang.org";

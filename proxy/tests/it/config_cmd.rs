@@ -546,7 +546,10 @@ fn a_download_file_that_does_not_exist_yet_is_reported_by_ferry_config_and_stops
     assert!(shown.status.success(), "{stderr}");
     assert!(stderr.contains(&missing.display().to_string()), "{stderr}");
     let text = String::from_utf8_lossy(&shown.stdout);
-    let line = text.lines().find(|l| l.starts_with("download_mode ")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("download_mode "))
+        .unwrap();
     assert_eq!(
         line.split_whitespace().collect::<Vec<_>>(),
         ["download_mode", mode.as_str(), "env", "FERRY_DOWNLOAD_MODE"]

@@ -35,9 +35,15 @@ fn modules(src: &Path, dir: &Path, found: &mut BTreeMap<String, String>) {
         }
         let text = std::fs::read_to_string(&path).unwrap();
         let text = match text.find("#[cfg(test)]\nmod tests") {
-            Some(at) => text[..at].to_string(),
-            None => text,
+            Some(at) => &text[..at],
+            None => &text[..],
         };
+        // Comments (an intra-doc link such as [`super::given`]) name a module without using it.
+        let text: String = text
+            .lines()
+            .filter(|line| !line.trim_start().starts_with("//"))
+            .flat_map(|line| [line, "\n"])
+            .collect();
         found.entry(name).or_default().push_str(&text);
     }
 }
@@ -154,8 +160,16 @@ fn no_crate_has_an_import_cycle_between_its_files() {
             problems.push(format!("{name}/src: {cycle}"));
         }
     }
-    assert!(crates >= 8, "found only {crates} crates under {}", repo.display());
-    assert!(problems.is_empty(), "import cycles:\n{}", problems.join("\n"));
+    assert!(
+        crates >= 8,
+        "found only {crates} crates under {}",
+        repo.display()
+    );
+    assert!(
+        problems.is_empty(),
+        "import cycles:\n{}",
+        problems.join("\n")
+    );
 }
 
 #[test]

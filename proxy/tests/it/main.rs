@@ -15,6 +15,7 @@ mod go_client;
 mod hardening_fetch;
 mod hardening_store;
 mod healthcheck;
+mod layout;
 mod metrics;
 mod modes;
 mod policy_cli;
