@@ -252,20 +252,16 @@ impl Fetcher {
     }
 
     /// The native fetcher, when it fetches this module at this (canonical) version.
-    fn native_for(&self, module: &str, query: &str) -> Option<(&Native, ModulePath, Version)> {
+    fn native_for(&self, module: &ModulePath, query: &str) -> Option<(&Native, Version)> {
         let native = self.inner.native.as_ref()?;
         let version = Version::new(query).ok()?;
-        let module_path = ModulePath::new(module).ok()?;
-        native
-            .handles(module)
-            .then_some((native, module_path, version))
+        native.handles(module.as_str()).then_some((native, version))
     }
 
     /// The native fetcher, when it lists this module's versions.
-    fn native_list_for(&self, module: &str) -> Option<(&Native, ModulePath)> {
+    fn native_list_for(&self, module: &ModulePath) -> Option<&Native> {
         let native = self.inner.native.as_ref()?;
-        let module_path = ModulePath::new(module).ok()?;
-        native.handles(module).then_some((native, module_path))
+        native.handles(module.as_str()).then_some(native)
     }
 
     /// Runs a native fetch under the fetch deadline.
@@ -355,12 +351,16 @@ impl Fetcher {
     /// Downloads `module@query` and checks it: over HTTP from a GOPROXY upstream (see `native.rs`) or with
     /// `go mod download -json`. `query` may be a canonical version or any query go accepts (`latest`, a
     /// branch, a commit hash); the result names the canonical version it resolved to.
-    pub async fn fetch(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
-        reject_flag_like(module)?;
-        if let Some((native, m, v)) = self.native_for(module, query) {
+    pub async fn fetch(
+        &self,
+        module: &ModulePath,
+        query: &str,
+    ) -> Result<FetchedVersion, FetchError> {
+        if let Some((native, v)) = self.native_for(module, query) {
+            let m = module;
             let what = format!("GET {module}@{query} from {}", native.proxy());
             let fetched = self
-                .within_deadline(what.clone(), self.fetch_native(native, &m, &v))
+                .within_deadline(what.clone(), self.fetch_native(native, m, &v))
                 .await?;
             if let Some(checks) = fetched {
                 return match self.within_deadline(what, checks).await? {
@@ -380,7 +380,7 @@ impl Fetcher {
                 };
             }
         }
-        self.fetch_with_go(module, query).await
+        self.fetch_with_go(module.as_str(), query).await
     }
 
     /// `module@query` with `go mod download -json`, which checks what it downloads itself.
@@ -456,8 +456,8 @@ impl Fetcher {
     /// the `.mod` of many versions whose zips it never needs, so these two files are fetched without it.
     pub async fn fetch_metadata(
         &self,
-        module: &str,
-        version: &str,
+        module: &ModulePath,
+        version: &Version,
     ) -> Result<FetchedMetadata, FetchError> {
         self.fetch_metadata_unverified(module, version)
             .await?
@@ -471,11 +471,11 @@ impl Fetcher {
     /// had downloaded in 100 ms (issue 11); with `go list -m -json` both come checked.
     pub async fn fetch_metadata_unverified(
         &self,
-        module: &str,
-        version: &str,
+        module: &ModulePath,
+        version: &Version,
     ) -> Result<Unverified<'_, EarlyMetadata, FetchedMetadata>, FetchError> {
-        reject_flag_like(module)?;
-        if let Some((native, m, v)) = self.native_for(module, version) {
+        if let Some((native, _)) = self.native_for(module, version.as_str()) {
+            let (m, v) = (module.clone(), version.clone());
             let what = format!(
                 "GET {module}@{version}.info and .mod from {}",
                 native.proxy()
@@ -516,7 +516,9 @@ impl Fetcher {
                 });
             }
         }
-        let fetched = self.metadata_with_go(module, version).await?;
+        let fetched = self
+            .metadata_with_go(module.as_str(), version.as_str())
+            .await?;
         let early = EarlyMetadata {
             version: fetched.version.clone(),
             go_mod: fetched.go_mod.clone(),
@@ -559,14 +561,10 @@ impl Fetcher {
 
     /// The release and pre-release versions of `module` known upstream (`go list -m -retracted -versions`),
     /// in go's (semver) order. A module without such versions answers an empty list.
-    pub async fn list(&self, module: &str) -> Result<Vec<String>, FetchError> {
-        reject_flag_like(module)?;
-        if let Some((native, module_path)) = self.native_list_for(module) {
+    pub async fn list(&self, module: &ModulePath) -> Result<Vec<String>, FetchError> {
+        if let Some(native) = self.native_list_for(module) {
             let what = format!("GET {module}/@v/list from {}", native.proxy());
-            if let Some(versions) = self
-                .within_deadline(what, native.list(&module_path))
-                .await?
-            {
+            if let Some(versions) = self.within_deadline(what, native.list(module)).await? {
                 return Ok(versions);
             }
         }
@@ -574,22 +572,32 @@ impl Fetcher {
             // `-retracted`: a proxy's list holds every version, as an upstream GOPROXY's does (the client hides
             // retracted ones itself). Without it go also fetches the latest version's .info and .mod to read
             // its retract directives: three upstream requests for one list.
-            .run_go(&["list", "-m", "-retracted", "-versions", "-json", module])
+            .run_go(&[
+                "list",
+                "-m",
+                "-retracted",
+                "-versions",
+                "-json",
+                module.as_str(),
+            ])
             .await?;
         let answer: go_json::ListVersions = parse_list_answer(&output)?;
         Ok(answer.versions.unwrap_or_default())
     }
 
     /// The version `module@latest` resolves to upstream (`go list -m -json module@latest`).
-    pub async fn latest(&self, module: &str) -> Result<LatestVersion, FetchError> {
+    pub async fn latest(&self, module: &ModulePath) -> Result<LatestVersion, FetchError> {
         self.resolve(module, "latest").await
     }
 
     /// The canonical version a query (`latest`, a branch, a tag, a commit hash, or a canonical version)
     /// resolves to upstream, with its time, via `go list -m -json module@query`: only the `.info` is
     /// fetched, so this is how a query is answered without downloading a zip that may be stored already.
-    pub async fn resolve(&self, module: &str, query: &str) -> Result<LatestVersion, FetchError> {
-        reject_flag_like(module)?;
+    pub async fn resolve(
+        &self,
+        module: &ModulePath,
+        query: &str,
+    ) -> Result<LatestVersion, FetchError> {
         let target = format!("{module}@{query}");
         let (_scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
@@ -722,17 +730,6 @@ async fn downloaded_file(
             path.display()
         ))),
     }
-}
-
-/// The proxy validates module paths; this guards the go command line anyway: `list` passes the
-/// path as an argument of its own, where `-x` would be taken as a flag.
-fn reject_flag_like(module: &str) -> Result<(), FetchError> {
-    if module.is_empty() || module.starts_with('-') {
-        return Err(FetchError::NotFound {
-            message: format!("malformed module path {module:?}"),
-        });
-    }
-    Ok(())
 }
 
 fn invalid_output(message: String) -> FetchError {

@@ -16,6 +16,12 @@ fn hello(version: &str) -> FixtureModule {
     FixtureModule::package("example.com/hello", version)
 }
 
+/// A module path as the fetcher takes it (the proxy validated it before); kept for the test's whole run,
+/// since the fetcher's futures borrow it.
+fn module_path(path: &str) -> &'static ferry_module::ModulePath {
+    Box::leak(Box::new(ferry_module::ModulePath::new(path).unwrap()))
+}
+
 /// A fetcher whose go sees only the fixture upstream, and nothing of this process's environment
 /// but `PATH` and `HOME`.
 async fn fetcher(
@@ -77,7 +83,10 @@ async fn fetch_hands_back_the_three_files_and_go_sum() {
         fetcher.go_version()
     );
 
-    let fetched = fetcher.fetch("example.com/hello", "v1.0.0").await.unwrap();
+    let fetched = fetcher
+        .fetch(module_path("example.com/hello"), "v1.0.0")
+        .await
+        .unwrap();
     assert_eq!(fetched.module, "example.com/hello");
     assert_eq!(fetched.version, "v1.0.0");
     // go writes the .info it parsed back out (without the upstream's trailing newline): same JSON.
@@ -112,7 +121,10 @@ async fn remove_deletes_the_files() {
     let upstream = Upstream::start(vec![hello("v1.0.0")]).await;
     let temp = tempfile::tempdir().unwrap();
     let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
-    let fetched = fetcher.fetch("example.com/hello", "v1.0.0").await.unwrap();
+    let fetched = fetcher
+        .fetch(module_path("example.com/hello"), "v1.0.0")
+        .await
+        .unwrap();
     let dir = fetched.temp_dir().to_path_buf();
     assert!(fetched.zip.is_file());
     fetched.remove().await;
@@ -127,7 +139,10 @@ async fn queries_resolve_to_canonical_versions() {
     let temp = tempfile::tempdir().unwrap();
     let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
 
-    let branch = fetcher.fetch("example.com/hello", "master").await.unwrap();
+    let branch = fetcher
+        .fetch(module_path("example.com/hello"), "master")
+        .await
+        .unwrap();
     assert_eq!(branch.version, PSEUDO);
     assert!(branch.zip.ends_with(format!("{PSEUDO}.zip")));
     assert_eq!(
@@ -135,7 +150,10 @@ async fn queries_resolve_to_canonical_versions() {
         hello(PSEUDO).zip_bytes()
     );
 
-    let latest = fetcher.fetch("example.com/hello", "latest").await.unwrap();
+    let latest = fetcher
+        .fetch(module_path("example.com/hello"), "latest")
+        .await
+        .unwrap();
     assert_eq!(latest.version, "v1.1.0");
 }
 
@@ -146,7 +164,7 @@ async fn resolve_answers_a_query_without_downloading_the_zip() {
     let temp = tempfile::tempdir().unwrap();
     let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
     let resolved = fetcher
-        .resolve("example.com/hello", "master")
+        .resolve(module_path("example.com/hello"), "master")
         .await
         .unwrap();
     assert_eq!(resolved.version, PSEUDO);
@@ -157,7 +175,7 @@ async fn resolve_answers_a_query_without_downloading_the_zip() {
         upstream.requests()
     );
     let missing = fetcher
-        .resolve("example.com/hello", "no-such-branch")
+        .resolve(module_path("example.com/hello"), "no-such-branch")
         .await
         .unwrap_err();
     assert!(
@@ -178,21 +196,33 @@ async fn list_and_latest() {
     let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
 
     assert_eq!(
-        fetcher.list("example.com/hello").await.unwrap(),
+        fetcher
+            .list(module_path("example.com/hello"))
+            .await
+            .unwrap(),
         ["v1.0.0", "v1.0.1", "v1.1.0"]
     );
     // The fixture upstream answers an empty list for modules it does not know.
     assert_eq!(
-        fetcher.list("example.com/unknown").await.unwrap(),
+        fetcher
+            .list(module_path("example.com/unknown"))
+            .await
+            .unwrap(),
         Vec::<String>::new()
     );
 
-    let latest = fetcher.latest("example.com/hello").await.unwrap();
+    let latest = fetcher
+        .latest(module_path("example.com/hello"))
+        .await
+        .unwrap();
     assert_eq!(latest.version, "v1.1.0");
     assert_eq!(latest.time, "2024-05-06T07:08:09Z");
     assert_eq!(latest.origin, None);
 
-    let unknown = fetcher.latest("example.com/unknown").await.unwrap_err();
+    let unknown = fetcher
+        .latest(module_path("example.com/unknown"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(unknown, FetchError::NotFound { .. }),
         "{unknown:?}"
@@ -207,7 +237,7 @@ async fn unknown_versions_and_modules_are_not_found_with_gos_reason() {
     let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
 
     let error = fetcher
-        .fetch("example.com/hello", "v1.9.9")
+        .fetch(module_path("example.com/hello"), "v1.9.9")
         .await
         .unwrap_err();
     let FetchError::NotFound { message } = &error else {
@@ -217,7 +247,7 @@ async fn unknown_versions_and_modules_are_not_found_with_gos_reason() {
     assert!(message.contains("404 Not Found"), "{message}");
 
     let error = fetcher
-        .fetch("example.com/nope", "master")
+        .fetch(module_path("example.com/nope"), "master")
         .await
         .unwrap_err();
     assert!(matches!(error, FetchError::NotFound { .. }), "{error:?}");
@@ -232,16 +262,22 @@ async fn upstream_failure_is_upstream() {
     let fetcher = fetcher(&upstream, temp.path(), |_| {}).await;
 
     let error = fetcher
-        .fetch("example.com/hello", "v1.0.0")
+        .fetch(module_path("example.com/hello"), "v1.0.0")
         .await
         .unwrap_err();
     let FetchError::Upstream { message } = &error else {
         panic!("{error:?}")
     };
     assert!(message.contains("500 Internal Server Error"), "{message}");
-    let error = fetcher.list("example.com/hello").await.unwrap_err();
+    let error = fetcher
+        .list(module_path("example.com/hello"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, FetchError::Upstream { .. }), "{error:?}");
-    let error = fetcher.latest("example.com/hello").await.unwrap_err();
+    let error = fetcher
+        .latest(module_path("example.com/hello"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, FetchError::Upstream { .. }), "{error:?}");
     assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
 }
@@ -258,7 +294,7 @@ async fn a_hanging_upstream_times_out_and_leaves_nothing_behind() {
     .await;
 
     let started = Instant::now();
-    let fetch = fetcher.fetch("example.com/hello", "v1.0.0");
+    let fetch = fetcher.fetch(module_path("example.com/hello"), "v1.0.0");
     tokio::pin!(fetch);
     // Find go while it runs, to check afterwards that its process group is gone.
     let mut go_pid = None;
@@ -307,7 +343,7 @@ async fn an_upstream_that_trickles_is_cut_at_the_deadline() {
     .await;
     let started = Instant::now();
     let error = fetcher
-        .fetch("example.com/hello", "v1.0.0")
+        .fetch(module_path("example.com/hello"), "v1.0.0")
         .await
         .unwrap_err();
     assert!(matches!(error, FetchError::Timeout { .. }), "{error:?}");
@@ -331,7 +367,11 @@ async fn dropping_a_fetch_kills_go_and_removes_its_directory() {
 
     let task = tokio::spawn({
         let fetcher = fetcher.clone();
-        async move { fetcher.fetch("example.com/hello", "v1.0.0").await }
+        async move {
+            fetcher
+                .fetch(module_path("example.com/hello"), "v1.0.0")
+                .await
+        }
     });
     eventually("go asks the upstream", async || {
         upstream.request_count(".info") >= 1
@@ -363,10 +403,10 @@ async fn no_more_than_max_concurrent_go_commands_run() {
     let started = Instant::now();
     let fetches = async {
         tokio::join!(
-            fetcher.fetch("example.com/hello", "v1.0.0"),
-            fetcher.fetch("example.com/hello", "v1.0.0"),
-            fetcher.fetch("example.com/hello", "v1.0.0"),
-            fetcher.fetch("example.com/hello", "v1.0.0"),
+            fetcher.fetch(module_path("example.com/hello"), "v1.0.0"),
+            fetcher.fetch(module_path("example.com/hello"), "v1.0.0"),
+            fetcher.fetch(module_path("example.com/hello"), "v1.0.0"),
+            fetcher.fetch(module_path("example.com/hello"), "v1.0.0"),
         )
     };
     tokio::pin!(fetches);
@@ -432,7 +472,7 @@ async fn a_404_or_410_is_not_found_whatever_the_upstreams_reason_phrase() {
         upstream.set_miss_status(status);
         upstream.set_reason_phrase(reason);
         let error = fetcher
-            .fetch("example.com/hello", "v1.9.9")
+            .fetch(module_path("example.com/hello"), "v1.9.9")
             .await
             .unwrap_err();
         let FetchError::NotFound { message } = &error else {
@@ -444,7 +484,7 @@ async fn a_404_or_410_is_not_found_whatever_the_upstreams_reason_phrase() {
             "{message}"
         );
         let error = fetcher
-            .resolve("example.com/hello", "no-such-branch")
+            .resolve(module_path("example.com/hello"), "no-such-branch")
             .await
             .unwrap_err();
         assert!(
@@ -456,7 +496,7 @@ async fn a_404_or_410_is_not_found_whatever_the_upstreams_reason_phrase() {
     upstream.set_behaviour(Behaviour::Fail(500));
     upstream.set_reason_phrase("Not Found");
     let error = fetcher
-        .fetch("example.com/hello", "v1.0.0")
+        .fetch(module_path("example.com/hello"), "v1.0.0")
         .await
         .unwrap_err();
     let FetchError::Upstream { message } = &error else {
@@ -481,7 +521,10 @@ async fn an_upstream_list_beyond_the_output_bound_is_refused_and_one_within_it_i
     let fetcher = fetcher(&upstream, temp.path(), |c| c.native = false).await;
     assert_eq!(fetcher.config().max_output_bytes, DEFAULT_MAX_OUTPUT_BYTES);
 
-    let error = fetcher.list("example.com/hello").await.unwrap_err();
+    let error = fetcher
+        .list(module_path("example.com/hello"))
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             error,
@@ -503,7 +546,7 @@ async fn an_upstream_list_beyond_the_output_bound_is_refused_and_one_within_it_i
     assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
 
     // A hundred thousand versions (about 1.5 MiB from go) are within the bound, and all listed.
-    let listed = fetcher.list("example.com/big").await.unwrap();
+    let listed = fetcher.list(module_path("example.com/big")).await.unwrap();
     assert_eq!(listed.len(), 100_001);
     assert_eq!(listed.last().map(String::as_str), Some("v1.0.0"));
 }
@@ -532,7 +575,10 @@ async fn an_upstream_list_is_read_natively_within_its_bound_and_no_go_command_re
     let temp = tempfile::tempdir().unwrap();
     let native = fetcher(&upstream, temp.path(), |_| {}).await;
 
-    let error = native.list("example.com/hello").await.unwrap_err();
+    let error = native
+        .list(module_path("example.com/hello"))
+        .await
+        .unwrap_err();
     assert!(matches!(error, FetchError::Upstream { .. }), "{error:?}");
     assert!(
         error
@@ -543,7 +589,7 @@ async fn an_upstream_list_is_read_natively_within_its_bound_and_no_go_command_re
     // Nothing was handed to a go command: it would have read the list whole.
     assert_eq!(entries(temp.path()), Vec::<PathBuf>::new());
 
-    let listed = native.list("example.com/big").await.unwrap();
+    let listed = native.list(module_path("example.com/big")).await.unwrap();
     // The line with extra fields lists v0.1.1 a second time, as it does for go.
     assert_eq!(listed.len(), 100_002);
     assert_eq!(listed.first().map(String::as_str), Some("v0.0.0"));
@@ -558,7 +604,7 @@ async fn an_upstream_list_is_read_natively_within_its_bound_and_no_go_command_re
     let by_go = fetcher(&upstream, other.path(), |c| c.native = false).await;
     // go keeps a valid but non-canonical `v1.2`, which no request can name (the proxy drops it too).
     let from_go: Vec<String> = by_go
-        .list("example.com/big")
+        .list(module_path("example.com/big"))
         .await
         .unwrap()
         .into_iter()
@@ -620,7 +666,10 @@ async fn go_runs_in_a_home_of_its_own_with_telemetry_off_and_keeps_ferrys_git_co
             .insert("HOME".to_owned(), ferry_home.display().to_string());
     })
     .await;
-    fetcher.fetch("example.com/hello", "v1.0.0").await.unwrap();
+    fetcher
+        .fetch(module_path("example.com/hello"), "v1.0.0")
+        .await
+        .unwrap();
 
     let seen: BTreeMap<String, String> = std::fs::read_to_string(&record)
         .unwrap()
@@ -653,7 +702,11 @@ async fn a_second_fetcher_on_a_busy_work_dir_is_refused_and_leaves_the_first_one
     let first = go_fetcher(&upstream, &work_dir, |_| {}).await;
     let task = tokio::spawn({
         let first = first.clone();
-        async move { first.fetch("example.com/hello", "v1.0.0").await }
+        async move {
+            first
+                .fetch(module_path("example.com/hello"), "v1.0.0")
+                .await
+        }
     });
     eventually("go asks the upstream", async || {
         upstream.request_count(".info") >= 1
@@ -697,9 +750,9 @@ fn fetcher_and_its_futures_are_send() {
     fn shareable<T: Send + Sync + Clone + 'static>() {}
     shareable::<Fetcher>();
     fn check(fetcher: &Fetcher) {
-        send(&fetcher.fetch("example.com/hello", "v1.0.0"));
-        send(&fetcher.list("example.com/hello"));
-        send(&fetcher.latest("example.com/hello"));
+        send(&fetcher.fetch(module_path("example.com/hello"), "v1.0.0"));
+        send(&fetcher.list(module_path("example.com/hello")));
+        send(&fetcher.latest(module_path("example.com/hello")));
         send(&Fetcher::new(FetcherConfig::new("/w")));
     }
     let _ = check;

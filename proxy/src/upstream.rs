@@ -359,7 +359,7 @@ impl Upstream {
     /// Versions the upstream lists for the module (releases and pre-releases, as `go list -m -retracted -versions`).
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, FillError> {
         let _slot = self.shared.slots.take(&self.shared.slots.queries).await?;
-        let versions = self.shared.fetcher.list(module.as_str()).await?;
+        let versions = self.shared.fetcher.list(module).await?;
         Ok(versions
             .iter()
             .filter_map(|v| Version::new(v).ok())
@@ -373,7 +373,7 @@ impl Upstream {
         query: &str,
     ) -> Result<LatestVersion, FillError> {
         let _slot = self.shared.slots.take(&self.shared.slots.queries).await?;
-        Ok(self.shared.fetcher.resolve(module.as_str(), query).await?)
+        Ok(self.shared.fetcher.resolve(module, query).await?)
     }
 
     /// Stops taking background work and lets the queued fetches finish within `deadline`; fetches
@@ -644,7 +644,7 @@ async fn fetch_and_store(
     {
         return Ok(version);
     }
-    let fetched = shared.fetcher.fetch(module.as_str(), query).await?;
+    let fetched = shared.fetcher.fetch(module, query).await?;
     let version = Version::new(&fetched.version).map_err(|e| {
         FillError::Unusable(format!("the upstream answered an unusable version: {e}"))
     })?;
@@ -689,7 +689,7 @@ async fn fetch_metadata_and_store(
     }
     let fetched = shared
         .fetcher
-        .fetch_metadata_unverified(module.as_str(), version.as_str())
+        .fetch_metadata_unverified(module, &version)
         .await?;
     if !fetched.is_checked() && fetched.early.version == version.as_str() {
         let early = Fetched {
