@@ -222,27 +222,25 @@ fn unknown_file(file: &str) -> Refusal {
     ))
 }
 
-fn percent_decode(raw: &str) -> Result<String, Refusal> {
+/// The path percent-decoded (with the `percent-encoding` crate), borrowed when it holds no `%`. A `%` not
+/// followed by two hex digits is refused, where the crate would keep it as it is: such a path was not
+/// written by the go command, and a lenient reading would make two spellings of one path.
+fn percent_decode(raw: &str) -> Result<std::borrow::Cow<'_, str>, Refusal> {
     let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
+    let malformed = bytes.iter().enumerate().any(|(i, byte)| {
+        *byte == b'%'
+            && !bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-            let byte = byte.ok_or_else(|| {
-                Refusal::BadRequest("malformed percent-encoding in request path".into())
-            })?;
-            decoded.push(byte);
-            i += 3;
-        } else {
-            decoded.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return Err(Refusal::BadRequest(
+            "malformed percent-encoding in request path".into(),
+        ));
     }
-    String::from_utf8(decoded).map_err(|_| Refusal::BadRequest("request path is not UTF-8".into()))
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| Refusal::BadRequest("request path is not UTF-8".into()))
 }
 
 #[cfg(test)]
@@ -373,6 +371,8 @@ mod tests {
             "/example.com/a/@v/master.zip",         // zip needs a canonical version
             "/example.com/a/@v/v1.0.mod",
             "/example.com/a/%zz/@v/list", // bad percent-encoding
+            "/example.com/a/@v/list%2",   // cut short at the end
+            "/example.com/a/%+1/@v/list", // not two hex digits
             "/example.com/a/%ff/@v/list", // not UTF-8
             "/example.com//a/@v/list",
             "/example.com/a/@v/.info",
