@@ -67,7 +67,7 @@ pub struct FetcherConfig {
     /// go variables set by Ferry's configuration; they win over `inherited_env`.
     pub go_env: BTreeMap<String, String>,
     /// A snapshot of Ferry's own environment; only the variables named in the README are passed on.
-    /// Empty by default: the caller fills it, e.g. with [`FetcherConfig::process_env`].
+    /// Empty by default: the caller fills it with its own snapshot of the environment (the crate never reads it).
     pub inherited_env: BTreeMap<String, String>,
     /// Fetch canonical versions from a GOPROXY upstream over HTTP, verified as the go command verifies
     /// them, instead of through `go mod download` (see `native.rs`). Default on.
@@ -87,14 +87,6 @@ impl FetcherConfig {
             inherited_env: BTreeMap::new(),
             native: true,
         }
-    }
-
-    /// A snapshot of this process's environment, for `inherited_env` (variables that are not
-    /// valid Unicode are left out).
-    pub fn process_env() -> BTreeMap<String, String> {
-        std::env::vars_os()
-            .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
-            .collect()
     }
 
     /// The complete environment of a go command whose temporary directory is `scratch`.

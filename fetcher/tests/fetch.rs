@@ -35,8 +35,7 @@ async fn fetcher(
         ("GOPROXY".to_owned(), upstream.url()),
         ("GOSUMDB".to_owned(), "off".to_owned()),
     ]);
-    config.inherited_env = FetcherConfig::process_env()
-        .into_iter()
+    config.inherited_env = std::env::vars()
         .filter(|(key, _)| key == "PATH" || key == "HOME")
         .collect();
     adjust(&mut config);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ferry::config::{self, Flags, LogFormat, ProcessEnvironment};
+use ferry::config::{self, Flags, LogFormat};
 
 /// Ferry, a Go module proxy. Point the go command at it with GOPROXY=http://HOST:PORT.
 ///
@@ -137,7 +137,7 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
                     config,
                     ..Flags::default()
                 },
-                &ProcessEnvironment,
+                &config::process_environment(),
             )?;
             print_warnings(&config.policy);
             print!("{}", config.policy.check_report(&modules));
@@ -159,7 +159,7 @@ fn policy(command: PolicyCommand) -> anyhow::Result<()> {
 
 /// `ferry config`: the configuration `ferry serve` would load, with the sources of its values.
 fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
-    let (config, unread) = config::load_for_report(&flags, &ProcessEnvironment)?;
+    let (config, unread) = config::load_for_report(&flags, &config::process_environment())?;
     if let Some(e) = unread {
         eprintln!("ferry config: {e}; ferry serve stops until the download file exists");
     }
@@ -173,7 +173,7 @@ fn show_config(flags: Flags, format: &str) -> anyhow::Result<()> {
 
 /// `ferry check-store [--remove]`: the store `ferry serve` would open, every zip in it checked.
 fn check_store(flags: Flags, remove: bool) -> anyhow::Result<()> {
-    let config = config::load(&flags, &ProcessEnvironment)?;
+    let config = config::load(&flags, &config::process_environment())?;
     let store = config
         .storage
         .open()
@@ -242,7 +242,7 @@ fn log_warnings(warnings: &[ferry_policy::Problem], when: &str) {
 }
 
 fn serve(flags: Flags) -> anyhow::Result<()> {
-    let config = config::load(&flags, &ProcessEnvironment)?;
+    let config = config::load(&flags, &config::process_environment())?;
     init_logging(config.log_format);
     log_warnings(config.policy.warnings(), "start-up");
     if config.policy.fetches()

@@ -10,20 +10,13 @@ pub trait Environment {
     fn vars(&self) -> BTreeMap<String, String>;
 }
 
-/// The process environment.
-pub struct ProcessEnvironment;
-
-impl Environment for ProcessEnvironment {
-    fn var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-
-    fn vars(&self) -> BTreeMap<String, String> {
-        // `std::env::vars` panics on a variable that is not UTF-8; such a variable is skipped instead.
-        std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect()
-    }
+/// The process environment, read once: the one snapshot that every setting, the go command's inherited
+/// environment and the store's options are then read from (the libraries never read it themselves).
+/// Variables that are not valid Unicode are left out (`std::env::vars` would panic on them).
+pub fn process_environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
 }
 
 impl Environment for BTreeMap<String, String> {

@@ -27,7 +27,7 @@ use crate::server::ServerSettings;
 use crate::sumdb::SumDbSettings;
 use crate::upstream::FillSettings;
 
-pub use env::{Environment, ProcessEnvironment};
+pub use env::{Environment, process_environment};
 use file::ConfigFile;
 pub use flags::Flags;
 pub use given::Given;

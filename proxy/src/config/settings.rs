@@ -2,7 +2,7 @@
 //! what the file must hold and how `ferry config` shows its effective value.
 //!
 //! Everything else follows from this table: the loader reads each row flag first, then the environment,
-//! then the file ([`super::given`]), the file reader refuses keys no row names ([`super::file`]),
+//! then the file (`given.rs`), the file reader refuses keys no row names (`file.rs`),
 //! `ferry config` prints one line per row, and the tests hold `docs/configuration.md` and `ferry --help`
 //! to it. What a value means (parsing it into its owner's settings) is the consumer's, in
 //! [`super::load`]: a row is referred to there by its constant, never by its spelling.
