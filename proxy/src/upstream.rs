@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_fetcher::{FetchError, Fetcher, LatestVersion};
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, StorageError, VersionFiles, ZipSource};
+use ferry_storage::{
+    ModuleStore, ModuleStoreExt, StorageError, VersionFiles, VisibilityGuard, ZipSource,
+};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::coordination::{Coordination, Fence};
@@ -666,18 +668,15 @@ async fn fetch_and_store(
     // from disk in large reads; it is never held whole in memory.
     let zip = Some(ZipSource::File(fetched.zip.clone()));
     let files = VersionFiles { info, go_mod, zip };
-    let saved = match fence
+    // The fence guards the save of its own version only.
+    let guard = fence
         .as_deref()
-        .filter(|fence| fence.covers(module, &version))
-    {
-        Some(fence) => {
-            shared
-                .store
-                .save_guarded(module, &version, files, fence)
-                .await
-        }
-        None => shared.store.save(module, &version, files).await,
-    };
+        .filter(|fence| fence.covers(module, &version));
+    let guard = guard.map(|fence| fence as &dyn VisibilityGuard);
+    let saved = shared
+        .store
+        .save_version(module, &version, files, guard)
+        .await;
     // The temporary directory (go's module cache, the zip extracted) is removed off the answer's path.
     tokio::spawn(fetched.remove());
     saved?;

@@ -18,5 +18,6 @@ pub use local::{STAGING_MAX_AGE, Swept, is_staging_name, staging_path_of, sweep}
 pub use object::ObjectModuleStore;
 pub use options::{Environment, StorageOption, StorageOptions, is_secret};
 pub use store::{
-    ByteRange, ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipPart, ZipSource, ZipStream,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, VersionFile, VersionFiles, VisibilityGuard,
+    ZipPart, ZipSource, ZipStream,
 };

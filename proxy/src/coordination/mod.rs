@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{Failure, LeaseTag, ModuleStore, StorageError, VisibilityGuard};
+use ferry_storage::{
+    Failure, LeaseTag, ModuleStore, ModuleStoreExt, StorageError, VisibilityGuard,
+};
 
 pub use settings::{CoordinationSettings, Engine};
 
@@ -352,7 +354,7 @@ async fn renew(fence: Arc<Fence>) {
 }
 
 /// The fencing check of one held lease, handed to the fill that holds it: its save passes it to the store
-/// ([`ModuleStore::save_guarded`]), which asks it just before the version becomes visible.
+/// ([`ModuleStoreExt::save_guarded`]), which asks it just before the version becomes visible.
 pub struct Fence {
     engine: Arc<dyn Coordinator>,
     lease: Arc<Lease>,
