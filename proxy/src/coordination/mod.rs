@@ -387,3 +387,98 @@ impl VisibilityGuard for Fence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_storage::{StorageConfig, VersionFiles};
+
+    /// Grants every lease; each renewal answers `renews` (false: the lease was taken over).
+    #[derive(Debug)]
+    struct Engine {
+        renews: bool,
+    }
+
+    #[async_trait]
+    impl Coordinator for Engine {
+        async fn acquire(
+            &self,
+            key: &LeaseKey,
+            _: Duration,
+        ) -> Result<Acquired, CoordinationError> {
+            Ok(Acquired::Lease(Lease::new(key.clone(), "1".into(), None)))
+        }
+        async fn renew(&self, _: &Lease, _: Duration) -> Result<bool, CoordinationError> {
+            Ok(self.renews)
+        }
+        async fn release(&self, _: &Lease, _: bool) -> Result<(), CoordinationError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Debug)]
+    enum Failed {
+        Coordination,
+        Storage(StorageError),
+    }
+    impl From<CoordinationError> for Failed {
+        fn from(_: CoordinationError) -> Failed {
+            Failed::Coordination
+        }
+    }
+    impl From<StorageError> for Failed {
+        fn from(e: StorageError) -> Failed {
+            Failed::Storage(e)
+        }
+    }
+
+    /// A fill through `exclusive_fill` that saves with the fence it is handed.
+    async fn fill_with(renews: bool) -> (Result<Version, Failed>, bool) {
+        let store = StorageConfig::Memory.open().unwrap();
+        let coordination = Coordination::new(
+            Arc::new(Engine { renews }),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            store.clone(),
+        );
+        let module = ModulePath::new("example.com/fenced").unwrap();
+        let version = Version::new("v1.0.0").unwrap();
+        let fill = |fence: Option<Arc<Fence>>| {
+            let (store, module, version) = (store.clone(), module.clone(), version.clone());
+            async move {
+                let fence = fence.expect("a lease is held");
+                assert!(fence.covers(&module, &version));
+                let files = VersionFiles {
+                    info: bytes::Bytes::from_static(br#"{"Version":"v1.0.0"}"#),
+                    go_mod: bytes::Bytes::from_static(b"module example.com/fenced\n"),
+                    zip: None,
+                };
+                let guard = fence.as_ref() as &dyn VisibilityGuard;
+                store
+                    .save_version(&module, &version, files, Some(guard))
+                    .await?;
+                Ok(version)
+            }
+        };
+        let result = coordination.exclusive_fill(&module, "v1.0.0", fill).await;
+        let visible = store.exists(&module, &version).await.unwrap();
+        (result, visible)
+    }
+
+    #[tokio::test]
+    async fn a_fill_whose_lease_holds_makes_the_version_visible() {
+        let (result, visible) = fill_with(true).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(visible);
+    }
+
+    #[tokio::test]
+    async fn a_fill_whose_lease_was_taken_over_does_not_make_the_version_visible() {
+        let (result, visible) = fill_with(false).await;
+        assert!(
+            matches!(&result, Err(Failed::Storage(StorageError::Unavailable(_)))),
+            "{result:?}"
+        );
+        assert!(!visible, "a replica whose lease was lost publishes nothing");
+    }
+}
