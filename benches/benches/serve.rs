@@ -5,7 +5,7 @@
 //!
 //! Groups: `info/c1`, `info/c64`, `mod/c1`, `mod/c64` (requests/s), `zip-1MiB/c1`, `zip-1MiB/c16`,
 //! `zip-64MiB/c1`, `zip-64MiB/c16` (bytes/s; `s3-store-only`/`gcs-store-only` read the zip through
-//! `ModuleStore::zip` without HTTP), `revalidate-304/c64`, `list/c64`, `latest/c64`.
+//! `ModuleStoreExt::zip` without HTTP), `revalidate-304/c64`, `list/c64`, `latest/c64`.
 //! `cN` is N requests in flight (N pooled connections); one iteration is one request per connection.
 //!
 //!     cargo bench -p ferry-benches --bench serve [-- FILTER] [--measurement-time S] [--warm-up-time S]

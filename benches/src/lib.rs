@@ -13,7 +13,8 @@ use bytes::Bytes;
 use ferry::{Proxy, ServerSettings};
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    Environment, ModuleStore, StorageConfig, StorageOptions, VersionFiles, ZipSource,
+    Environment, ModuleStore, ModuleStoreExt, StorageConfig, StorageOptions, VersionFiles,
+    ZipSource,
 };
 use ferry_testkit::FixtureModule;
 use futures::StreamExt;
@@ -391,7 +392,7 @@ pub async fn drive(client: &Client, probe: &Probe, concurrency: usize, rounds: u
     started.elapsed()
 }
 
-/// Like [`drive`], reading the zip from the store directly (`ModuleStore::zip`, no HTTP): the storage
+/// Like [`drive`], reading the zip from the store directly (`ModuleStoreExt::zip`, no HTTP): the storage
 /// half of serving a zip alone.
 pub async fn drive_store_zip(
     store: &Arc<dyn ModuleStore>,

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, StorageError};
+use ferry_storage::{ModuleStore, ModuleStoreExt, StorageError};
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 

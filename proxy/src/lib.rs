@@ -62,6 +62,26 @@ fn storage_reason(error: &ferry_storage::StorageError) -> String {
     }
 }
 
+/// The store as the proxy uses it: the backend `store` opened from `config` under the proxy's layers, in
+/// the one place they are put in order. Each layer wraps the core `ModuleStore` only (the conveniences of
+/// `ModuleStoreExt` come with it); the fill's lease fence is no layer, but an argument of its save.
+fn store_stack(
+    config: &ferry_storage::StorageConfig,
+    store: Arc<dyn ferry_storage::ModuleStore>,
+) -> Arc<dyn ferry_storage::ModuleStore> {
+    // Every call of the proxy, its fills and its coordination to the store is counted and timed.
+    let store = Arc::new(metered_store::MeteredStore::new(
+        store,
+        metered_store::backend_label(config),
+    ));
+    // A bucket answers each stored list with a LIST request: kept for a moment (see `listed`).
+    if matches!(config, ferry_storage::StorageConfig::Cloud(_)) {
+        Arc::new(listed::RecentLists::new(store))
+    } else {
+        store
+    }
+}
+
 /// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
 pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     let url = config.storage.to_string();
@@ -69,22 +89,11 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         url: url.clone(),
         error,
     })?;
-    // Every call of the proxy, its fills and its coordination to the store is counted and timed.
-    let store: Arc<dyn ferry_storage::ModuleStore> = Arc::new(metered_store::MeteredStore::new(
-        store,
-        metered_store::backend_label(&config.storage),
-    ));
+    let store = store_stack(&config.storage, store);
     store.check().await.map_err(|error| StartError::Storage {
         url: url.clone(),
         error,
     })?;
-    // A bucket answers each stored list with a LIST request: kept for a moment (see `listed`).
-    let store: Arc<dyn ferry_storage::ModuleStore> =
-        if matches!(config.storage, ferry_storage::StorageConfig::Cloud(_)) {
-            Arc::new(listed::RecentLists::new(store))
-        } else {
-            store
-        };
     let policy = config.policy.clone();
     // A policy that fills the store needs a store that takes writes: a read-only or full one would answer
     // ready and fail every miss.

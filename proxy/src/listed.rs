@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipStream};
+use ferry_storage::{
+    ByteRange, ModuleStore, Saved, StorageError, VersionFile, VersionFiles, VisibilityGuard,
+    ZipPart,
+};
 use futures::stream::BoxStream;
 
 /// How long a module's stored list is answered from memory.
@@ -78,47 +81,39 @@ impl ModuleStore for RecentLists {
         self.keep(module, versions.clone(), before);
         Ok(versions.as_ref().clone())
     }
-    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
-        self.inner.info(module, version).await
-    }
-    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
-        self.inner.go_mod(module, version).await
-    }
-    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
-        self.inner.zip(module, version).await
-    }
-    async fn zip_part(
+    async fn get(
         &self,
         module: &ModulePath,
         version: &Version,
-        range: ferry_storage::ByteRange,
-    ) -> Result<ferry_storage::ZipPart, StorageError> {
-        self.inner.zip_part(module, version, range).await
+        file: VersionFile,
+    ) -> Result<Bytes, StorageError> {
+        self.inner.get(module, version, file).await
     }
-    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.inner.exists(module, version).await
-    }
-    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.inner.has_zip(module, version).await
-    }
-    async fn save(
+    async fn has(
         &self,
         module: &ModulePath,
         version: &Version,
-        files: VersionFiles,
-    ) -> Result<Saved, StorageError> {
-        let saved = self.inner.save(module, version, files).await;
-        self.forget(module);
-        saved
+        file: VersionFile,
+    ) -> Result<bool, StorageError> {
+        self.inner.has(module, version, file).await
     }
-    async fn save_guarded(
+    async fn open_zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: Option<ByteRange>,
+    ) -> Result<ZipPart, StorageError> {
+        self.inner.open_zip(module, version, range).await
+    }
+    /// Forgets the module's list: a version this Ferry stores is listed at once.
+    async fn save_version(
         &self,
         module: &ModulePath,
         version: &Version,
         files: VersionFiles,
-        guard: &dyn VisibilityGuard,
+        guard: Option<&dyn VisibilityGuard>,
     ) -> Result<Saved, StorageError> {
-        let saved = self.inner.save_guarded(module, version, files, guard).await;
+        let saved = self.inner.save_version(module, version, files, guard).await;
         self.forget(module);
         saved
     }

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    ModuleStore, Saved, StorageConfig, StorageError, VersionFiles, VisibilityGuard, ZipStream,
+    ByteRange, ModuleStore, Saved, StorageConfig, StorageError, VersionFile, VersionFiles,
+    VisibilityGuard, ZipPart,
 };
 use futures::stream::BoxStream;
 
@@ -73,57 +74,59 @@ impl ModuleStore for MeteredStore {
         self.record("list", self.inner.list(module)).await
     }
 
-    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
-        self.record("info", self.inner.info(module, version)).await
-    }
-
-    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
-        self.record("mod", self.inner.go_mod(module, version)).await
-    }
-
-    /// Timed until the zip's stream is open, not until it is read: reading is paced by the client.
-    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
-        self.record("zip", self.inner.zip(module, version)).await
-    }
-
-    async fn zip_part(
+    /// Labelled by the file read: `info` or `mod` (`zip` for a zip read whole).
+    async fn get(
         &self,
         module: &ModulePath,
         version: &Version,
-        range: ferry_storage::ByteRange,
-    ) -> Result<ferry_storage::ZipPart, StorageError> {
-        self.record("zip", self.inner.zip_part(module, version, range))
+        file: VersionFile,
+    ) -> Result<Bytes, StorageError> {
+        let operation = match file {
+            VersionFile::Info => "info",
+            VersionFile::Mod => "mod",
+            VersionFile::Zip => "zip",
+        };
+        self.record(operation, self.inner.get(module, version, file))
             .await
     }
 
-    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.record("exists", self.inner.exists(module, version))
+    /// Labelled by the file looked for: `exists` (the `.info`: the version is listed), `has_mod` or
+    /// `has_zip`.
+    async fn has(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+    ) -> Result<bool, StorageError> {
+        let operation = match file {
+            VersionFile::Info => "exists",
+            VersionFile::Mod => "has_mod",
+            VersionFile::Zip => "has_zip",
+        };
+        self.record(operation, self.inner.has(module, version, file))
             .await
     }
 
-    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.record("has_zip", self.inner.has_zip(module, version))
+    /// `zip`, whole or a part. Timed until the zip's stream is open, not until it is read: reading is
+    /// paced by the client.
+    async fn open_zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: Option<ByteRange>,
+    ) -> Result<ZipPart, StorageError> {
+        self.record("zip", self.inner.open_zip(module, version, range))
             .await
     }
 
-    async fn save(
+    async fn save_version(
         &self,
         module: &ModulePath,
         version: &Version,
         files: VersionFiles,
+        guard: Option<&dyn VisibilityGuard>,
     ) -> Result<Saved, StorageError> {
-        self.record("save", self.inner.save(module, version, files))
-            .await
-    }
-
-    async fn save_guarded(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-        files: VersionFiles,
-        guard: &dyn VisibilityGuard,
-    ) -> Result<Saved, StorageError> {
-        let save = self.inner.save_guarded(module, version, files, guard);
+        let save = self.inner.save_version(module, version, files, guard);
         self.record("save", save).await
     }
 

@@ -9,7 +9,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version, VersionQuery, escape, latest_of};
 use ferry_policy::{Decision, Mode, Policy};
-use ferry_storage::{ByteRange, ModuleStore, StorageError, ZipPart, ZipStream};
+use ferry_storage::{ByteRange, ModuleStore, ModuleStoreExt, StorageError, ZipPart, ZipStream};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 

@@ -10,10 +10,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferry_fetcher::{FetchError, Fetcher, LatestVersion};
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, StorageError, VersionFiles, ZipSource};
+use ferry_storage::{
+    ModuleStore, ModuleStoreExt, StorageError, VersionFiles, VisibilityGuard, ZipSource,
+};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
-use crate::coordination::Coordination;
+use crate::coordination::{Coordination, Fence};
 use crate::metrics::{ResultLabels, metrics};
 
 /// Why a fill could not give a version; cloned to every request waiting on the same fill, so the errors it
@@ -268,7 +270,7 @@ impl Upstream {
         let fills = settings.fills.max(1);
         let shared = Arc::new(FillState {
             fetcher,
-            store: coordination.guard(store),
+            store,
             slots: Slots {
                 fills: Arc::new(Semaphore::new(fills)),
                 orphans: Arc::new(Semaphore::new(fills)),
@@ -531,7 +533,7 @@ async fn run_fill(
             match want {
                 // A version's zip is fetched once across replicas: under the version's lease.
                 Want::Version => {
-                    let fill = fetch_and_store(&shared, module, query);
+                    let fill = |fence| fetch_and_store(&shared, module, query, fence);
                     shared.coordination.exclusive_fill(module, query, fill).await
                 }
                 // `.info` and `.mod` are small and the same bytes whoever writes them; a bucket writes
@@ -633,10 +635,13 @@ async fn abandoned(waiters: &Waiters) {
     }
 }
 
+/// `fence`: the version's lease, when the fill holds one; the save makes the version visible only while
+/// the lease is still this Ferry's.
 async fn fetch_and_store(
     shared: &FillState,
     module: &ModulePath,
     query: &str,
+    fence: Option<Arc<Fence>>,
 ) -> Result<Version, FillError> {
     // A canonical version stored since the request missed (another fill, another replica) is not fetched.
     if let Ok(version) = Version::new(query)
@@ -662,9 +667,15 @@ async fn fetch_and_store(
     // The store takes the zip as the file it is: a filesystem store links it into place, others stream it
     // from disk in large reads; it is never held whole in memory.
     let zip = Some(ZipSource::File(fetched.zip.clone()));
+    let files = VersionFiles { info, go_mod, zip };
+    // The fence guards the save of its own version only.
+    let guard = fence
+        .as_deref()
+        .filter(|fence| fence.covers(module, &version));
+    let guard = guard.map(|fence| fence as &dyn VisibilityGuard);
     let saved = shared
         .store
-        .save(module, &version, VersionFiles { info, go_mod, zip })
+        .save_version(module, &version, files, guard)
         .await;
     // The temporary directory (go's module cache, the zip extracted) is removed off the answer's path.
     tokio::spawn(fetched.remove());

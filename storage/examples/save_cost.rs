@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{FileConfig, ModuleStore, VersionFiles, ZipSource};
+use ferry_storage::{FileConfig, ModuleStoreExt, VersionFiles, ZipSource};
 
 /// Zip sizes to try: a small module, a typical one, a large one.
 const SIZES: [usize; 3] = [16 * 1024, 512 * 1024, 16 * 1024 * 1024];

@@ -14,9 +14,10 @@ pub use cloud::CloudConfig;
 pub use config::{FileConfig, StorageConfig};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
 pub use lease::{BucketLeases, LeaseTag, Written};
-pub use local::{STAGING_MAX_AGE, Swept, is_staging_name, staging_path_of, sweep};
+pub use local::{Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;
-pub use options::{Environment, StorageOption, StorageOptions, is_secret};
+pub use options::{Environment, StorageOptions, is_secret};
 pub use store::{
-    ByteRange, ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipPart, ZipSource, ZipStream,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, VersionFile, VersionFiles, VisibilityGuard,
+    ZipPart, ZipSource, ZipStream,
 };

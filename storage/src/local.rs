@@ -19,7 +19,7 @@ use tokio::io::AsyncWriteExt;
 /// Staging files older than this are debris, whoever wrote them: a live writer touches its staging file
 /// at least every chunk, and renames it right after its fsync, so a minute of silence means it died.
 /// (A staging file of a process of this host that is no longer running is debris at once.)
-pub const STAGING_MAX_AGE: Duration = Duration::from_secs(60);
+pub(crate) const STAGING_MAX_AGE: Duration = Duration::from_secs(60);
 
 /// What the sweep found and removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use tokio_util::io::ReaderStream;
 use crate::error::{Advice, ConfigError, Failure, StorageError};
 use crate::local;
 use crate::store::{
-    ByteRange, ModuleStore, Saved, VersionFiles, VisibilityGuard, ZipPart, ZipSource, ZipStream,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, VersionFile, VersionFiles, VisibilityGuard,
+    ZipPart, ZipSource,
 };
 use ferry_module::{ModulePath, Version};
 
@@ -257,7 +258,7 @@ impl ObjectModuleStore {
         .await
     }
 
-    /// `save`, with the guard (if any) asked between the `.mod` and the `.info`.
+    /// `save_version`: the guard (if any) asked between the `.mod` and the `.info`.
     async fn save_with(
         &self,
         module: &ModulePath,
@@ -457,45 +458,59 @@ impl ModuleStore for ObjectModuleStore {
         Ok(versions)
     }
 
-    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
-        self.read(&self.file(module, version, "info")?).await
-    }
-
-    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError> {
-        self.read(&self.file(module, version, "mod")?).await
-    }
-
-    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
-        let path = self.file(module, version, "zip")?;
-        if let Some(root) = &self.local_root {
-            return local_zip(root, path).await;
-        }
-        let result = self.get_inside(&path).await?;
-        let len = result.meta.size;
-        let key = path.to_string();
-        let redact = self.redactor();
-        let advice = self.advice.clone();
-        // Only a local store's backend gives a file, and a local store's zips are read by `local_zip`.
-        let stream = result
-            .into_stream()
-            .map_err(move |e| StorageError::from_object_store(e, &key, &redact, advice.as_ref()))
-            .boxed();
-        Ok(ZipStream { len, stream })
-    }
-
-    /// A file is read from the part's first byte (`pread`); an object store is asked for the zip's length,
-    /// then for the part alone (a ranged GET): two requests, but no byte before the part crosses the
-    /// network.
-    async fn zip_part(
+    async fn get(
         &self,
         module: &ModulePath,
         version: &Version,
-        range: ByteRange,
+        file: VersionFile,
+    ) -> Result<Bytes, StorageError> {
+        self.read(&self.file(module, version, file.extension())?)
+            .await
+    }
+
+    async fn has(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+    ) -> Result<bool, StorageError> {
+        self.stored(&self.file(module, version, file.extension())?)
+            .await
+    }
+
+    /// A local store's zip is opened in one trip to the blocking pool and read from the part's first byte
+    /// (`pread`, see `local_zip`). An object store's whole zip is one GET; a part is asked for the zip's
+    /// length, then for the part alone (a ranged GET): two requests, but no byte before the part crosses
+    /// the network.
+    async fn open_zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: Option<ByteRange>,
     ) -> Result<ZipPart, StorageError> {
         let path = self.file(module, version, "zip")?;
         if let Some(root) = &self.local_root {
-            return local_zip_part(root, path, range).await;
+            return local_zip(root, path, range).await;
         }
+        let key = path.to_string();
+        let redact = self.redactor();
+        let advice = self.advice.clone();
+        let Some(range) = range else {
+            let result = self.get_inside(&path).await?;
+            let len = result.meta.size;
+            // Only a local store's backend gives a file, and a local store's zips are read by `local_zip`.
+            let stream = result
+                .into_stream()
+                .map_err(move |e| {
+                    StorageError::from_object_store(e, &key, &redact, advice.as_ref())
+                })
+                .boxed();
+            return Ok(ZipPart::Bytes {
+                len,
+                range: 0..len,
+                stream,
+            });
+        };
         let len = self
             .store
             .head(&path)
@@ -514,9 +529,6 @@ impl ModuleStore for ObjectModuleStore {
             .get_opts(&path, options)
             .await
             .map_err(|e| self.fail(e, path.as_ref()))?;
-        let key = path.to_string();
-        let redact = self.redactor();
-        let advice = self.advice.clone();
         let stream = result
             .into_stream()
             .map_err(move |e| StorageError::from_object_store(e, &key, &redact, advice.as_ref()))
@@ -524,31 +536,14 @@ impl ModuleStore for ObjectModuleStore {
         Ok(ZipPart::Bytes { len, range, stream })
     }
 
-    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.stored(&self.file(module, version, "info")?).await
-    }
-
-    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.stored(&self.file(module, version, "zip")?).await
-    }
-
-    async fn save(
+    async fn save_version(
         &self,
         module: &ModulePath,
         version: &Version,
         files: VersionFiles,
+        guard: Option<&dyn VisibilityGuard>,
     ) -> Result<Saved, StorageError> {
-        self.save_with(module, version, files, None).await
-    }
-
-    async fn save_guarded(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-        files: VersionFiles,
-        guard: &dyn VisibilityGuard,
-    ) -> Result<Saved, StorageError> {
-        self.save_with(module, version, files, Some(guard)).await
+        self.save_with(module, version, files, guard).await
     }
 
     fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
@@ -631,24 +626,22 @@ fn zip_of_key(key: &str) -> Option<(ModulePath, Version)> {
     ))
 }
 
-/// A zip of a local store: resolved and opened in one trip to the blocking pool, then read in
-/// [`LOCAL_READ_SIZE`] chunks, from the page cache without a hand-off when it holds them (object_store
-/// reads a local file in 8 KiB chunks, each a trip to the blocking pool: `scripts/measure-memory.sh 256 1`
-/// went from about 240 MiB/s to the figure in `benches/README.md`, "Memory").
-async fn local_zip(root: &std::path::Path, path: Path) -> Result<ZipStream, StorageError> {
-    let (file, len) = open_local_zip(root, &path).await?;
-    let stream = local_chunks(file, 0..len, &path);
-    Ok(ZipStream { len, stream })
-}
-
-/// The part of a local store's zip that `range` picks, read from its first byte.
-async fn local_zip_part(
+/// A zip of a local store, whole (`range` `None`) or the part `range` picks: resolved and opened in one
+/// trip to the blocking pool, then read from the part's first byte in [`LOCAL_READ_SIZE`] chunks, from the
+/// page cache without a hand-off when it holds them (object_store reads a local file in 8 KiB chunks, each
+/// a trip to the blocking pool: `scripts/measure-memory.sh 256 1` went from about 240 MiB/s to the figure
+/// in `benches/README.md`, "Memory").
+async fn local_zip(
     root: &std::path::Path,
     path: Path,
-    range: ByteRange,
+    range: Option<ByteRange>,
 ) -> Result<ZipPart, StorageError> {
     let (file, len) = open_local_zip(root, &path).await?;
-    Ok(match range.within(len) {
+    let picked = match range {
+        None => Some(0..len),
+        Some(range) => range.within(len),
+    };
+    Ok(match picked {
         Some(range) => ZipPart::Bytes {
             len,
             stream: local_chunks(file, range.clone(), &path),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// One option of the configuration file's storage table: a key as written (any spelling `object_store`
 /// accepts for the backend, or one of Ferry's own) and its value as text.
 #[derive(Clone, PartialEq, Eq)]
-pub struct StorageOption {
+pub(crate) struct StorageOption {
     pub key: String,
     pub value: String,
     /// `Some(scheme)` for an option of a backend-specific table (the older `[s3]` and `[gcs]`): it applies
@@ -55,7 +55,7 @@ impl StorageOptions {
         self.options.len() - 1
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &StorageOption> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &StorageOption> {
         self.options.iter()
     }
 }

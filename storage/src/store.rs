@@ -4,6 +4,8 @@ use std::ops::Range;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::error::StorageError;
@@ -52,7 +54,7 @@ pub enum ZipPart {
     Unsatisfiable { len: u64 },
 }
 
-/// The files of one module version, as handed to [`ModuleStore::save`]. The zip may come later: the go
+/// The files of one module version, as handed to [`ModuleStore::save_version`]. The zip may come later: the go
 /// command asks for the `.mod` of many versions whose zips it never needs (a module graph's pruned
 /// requirements), so a version may be stored with its `.info` and `.mod` first and its zip when asked.
 pub struct VersionFiles {
@@ -77,7 +79,7 @@ pub enum Saved {
     AlreadyStored,
 }
 
-/// Asked by [`ModuleStore::save_guarded`] just before a version is made visible (its `.info` written):
+/// Asked by [`ModuleStore::save_version`] just before a version is made visible (its `.info` written):
 /// an error stops the save there. The proxy's coordination uses it as a fencing check (this Ferry still
 /// holds the version's lease), so a former holder that stalled past its lease does not publish.
 #[async_trait]
@@ -85,9 +87,35 @@ pub trait VisibilityGuard: Send + Sync {
     async fn before_visible(&self) -> Result<(), StorageError>;
 }
 
+/// A file of a stored version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VersionFile {
+    /// `.info`: the version is listed once it is stored.
+    Info,
+    /// `.mod`
+    Mod,
+    /// `.zip`: read as a stream ([`ModuleStore::open_zip`]), never whole.
+    Zip,
+}
+
+impl VersionFile {
+    /// The file's extension in the GOPROXY layout: `info`, `mod`, `zip`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            VersionFile::Info => "info",
+            VersionFile::Mod => "mod",
+            VersionFile::Zip => "zip",
+        }
+    }
+}
+
 /// Module versions in a store laid out as a GOPROXY tree: `<escaped module>/@v/<escaped version>.{info,mod,zip}`.
 ///
-/// A version is listed once its `.info` is stored, and `save` writes the `.info` last, so a listed version
+/// The core: the primitives a backend implements and a layer (a store over another store, such as the
+/// proxy's metered one) wraps. The conveniences (`info`, `go_mod`, `zip`, `zip_part`, `exists`,
+/// `has_zip`, `save`, `save_guarded`) are [`ModuleStoreExt`]'s, written once over these.
+///
+/// A version is listed once its `.info` is stored, and a save writes the `.info` last, so a listed version
 /// always has its `.mod`. Its `.zip` may be missing (stored later, or never, as in a Go module cache, where
 /// many versions have only their `.info` and `.mod`); once stored, it is complete.
 #[async_trait]
@@ -95,55 +123,43 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
     /// Every listed version of the module (pseudo-versions included), in semantic version order.
     /// A module with nothing stored has an empty list.
     async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError>;
-    async fn info(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError>;
-    async fn go_mod(&self, module: &ModulePath, version: &Version) -> Result<Bytes, StorageError>;
-    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError>;
-    /// The part of the zip `range` picks (an HTTP `Range` request: a download resumed, a CDN's slice). The
-    /// default reads the zip from its start and drops what comes before the part; a store that can read
-    /// from an offset (a file, an object store's ranged GET) does that instead.
-    async fn zip_part(
+    /// One file of the version, whole (meant for the `.info` and `.mod`; a zip is read by `open_zip`).
+    async fn get(
         &self,
         module: &ModulePath,
         version: &Version,
-        range: ByteRange,
-    ) -> Result<ZipPart, StorageError> {
-        let zip = self.zip(module, version).await?;
-        let len = zip.len;
-        Ok(match range.within(len) {
-            Some(range) => ZipPart::Bytes {
-                len,
-                stream: slice(zip.stream, range.clone()),
-                range,
-            },
-            None => ZipPart::Unsatisfiable { len },
-        })
-    }
-    /// Whether the version is listed (its `.info` is stored).
-    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError>;
-    /// Whether the version's zip is stored (a listed version may not have it yet).
-    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError>;
-    /// Stores the zip (when given), then the `.mod`, then the `.info`. A save that fails part-way removes what
-    /// it wrote. Saving a version that is already listed leaves its `.info` and `.mod` as they are and stores
-    /// the zip only if it was missing (`Written` then; `AlreadyStored` when there was nothing to add).
-    async fn save(
+        file: VersionFile,
+    ) -> Result<Bytes, StorageError>;
+    /// Whether the file is stored (the `.info`: the version is listed; the `.zip`: a listed version may not
+    /// have it yet).
+    async fn has(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+    ) -> Result<bool, StorageError>;
+    /// The version's zip as a stream of chunks: whole (`range` `None`: a `Bytes` part of every byte), or
+    /// the part an HTTP `Range` request picks (a download resumed, a CDN's slice), read from its first byte
+    /// (a file's `pread`, an object store's ranged GET).
+    async fn open_zip(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        range: Option<ByteRange>,
+    ) -> Result<ZipPart, StorageError>;
+    /// Stores the zip (when given), then the `.mod`, then the `.info`. A save that fails part-way removes
+    /// what it wrote. Saving a version that is already listed leaves its `.info` and `.mod` as they are and
+    /// stores the zip only if it was missing (`Written` then; `AlreadyStored` when there was nothing to
+    /// add). `guard`, when given, is asked after the zip and `.mod` are stored and before the `.info` is
+    /// (before a missing zip of a listed version is added): when it refuses, the zip and `.mod` are left as
+    /// they are (invisible without the `.info`, and possibly the files of whoever the guard now defers to).
+    async fn save_version(
         &self,
         module: &ModulePath,
         version: &Version,
         files: VersionFiles,
+        guard: Option<&dyn VisibilityGuard>,
     ) -> Result<Saved, StorageError>;
-    /// `save`, asking `guard` after the zip and `.mod` are stored and before the `.info` is. When the guard
-    /// refuses, the zip and `.mod` are left as they are (invisible without the `.info`, and possibly
-    /// the files of whoever the guard now defers to). The default asks before anything is written.
-    async fn save_guarded(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-        files: VersionFiles,
-        guard: &dyn VisibilityGuard,
-    ) -> Result<Saved, StorageError> {
-        guard.before_visible().await?;
-        self.save(module, version, files).await
-    }
     /// Every stored zip, as the module and version it belongs to, in no particular order (a walk of the
     /// whole store: for maintenance such as `ferry check-store`, never on a request's path). Keys that name
     /// no valid module version (a Go module cache's other files) are skipped.
@@ -160,33 +176,88 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
     async fn check_writable(&self) -> Result<(), StorageError>;
 }
 
-/// The bytes `range` of a stream of chunks that starts at the file's first byte.
-fn slice(
-    stream: BoxStream<'static, Result<Bytes, StorageError>>,
-    range: Range<u64>,
-) -> BoxStream<'static, Result<Bytes, StorageError>> {
-    use futures::{StreamExt, TryStreamExt};
-    stream
-        .scan(0u64, move |offset, chunk| {
-            let at = *offset;
-            let item = match chunk {
-                Ok(chunk) => {
-                    *offset += chunk.len() as u64;
-                    if at >= range.end {
-                        return futures::future::ready(None);
-                    }
-                    // The part of this chunk inside the range (maybe none of it).
-                    let from = range.start.saturating_sub(at).min(chunk.len() as u64) as usize;
-                    let to = (range.end - at).min(chunk.len() as u64) as usize;
-                    Ok(chunk.slice(from..to))
-                }
-                Err(e) => Err(e),
-            };
-            futures::future::ready(Some(item))
+/// The conveniences of a [`ModuleStore`], written once over its core for every store and layer (each
+/// returns the core call's own future, so a convenience costs no allocation of its own).
+pub trait ModuleStoreExt: ModuleStore {
+    /// The version's `.info`.
+    fn info<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Bytes, StorageError>> {
+        self.get(module, version, VersionFile::Info)
+    }
+    /// The version's `.mod`.
+    fn go_mod<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<Bytes, StorageError>> {
+        self.get(module, version, VersionFile::Mod)
+    }
+    /// The version's whole zip, with its length.
+    fn zip<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<ZipStream, StorageError>> {
+        Box::pin(async move {
+            Ok(match self.open_zip(module, version, None).await? {
+                ZipPart::Bytes { len, stream, .. } => ZipStream { len, stream },
+                ZipPart::Unsatisfiable { len } => ZipStream {
+                    len,
+                    stream: futures::stream::empty().boxed(),
+                },
+            })
         })
-        .try_filter(|chunk| futures::future::ready(!chunk.is_empty()))
-        .boxed()
+    }
+    /// The part of the version's zip `range` picks.
+    fn zip_part<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+        range: ByteRange,
+    ) -> BoxFuture<'a, Result<ZipPart, StorageError>> {
+        self.open_zip(module, version, Some(range))
+    }
+    /// Whether the version is listed (its `.info` is stored).
+    fn exists<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        self.has(module, version, VersionFile::Info)
+    }
+    /// Whether the version's zip is stored (a listed version may not have it yet).
+    fn has_zip<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+    ) -> BoxFuture<'a, Result<bool, StorageError>> {
+        self.has(module, version, VersionFile::Zip)
+    }
+    /// [`ModuleStore::save_version`] without a guard.
+    fn save<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+        files: VersionFiles,
+    ) -> BoxFuture<'a, Result<Saved, StorageError>> {
+        self.save_version(module, version, files, None)
+    }
+    /// [`ModuleStore::save_version`], asking `guard` just before the version becomes visible.
+    fn save_guarded<'a>(
+        &'a self,
+        module: &'a ModulePath,
+        version: &'a Version,
+        files: VersionFiles,
+        guard: &'a dyn VisibilityGuard,
+    ) -> BoxFuture<'a, Result<Saved, StorageError>> {
+        self.save_version(module, version, files, Some(guard))
+    }
 }
+
+impl<S: ModuleStore + ?Sized> ModuleStoreExt for S {}
 
 #[cfg(test)]
 mod tests {
@@ -205,26 +276,5 @@ mod tests {
         assert_eq!(ByteRange::Last(500).within(100), Some(0..100));
         assert_eq!(ByteRange::Last(0).within(100), None);
         assert_eq!(from(0, None).within(0), None);
-    }
-
-    #[tokio::test]
-    async fn a_slice_of_a_chunked_stream_is_the_bytes_of_the_range() {
-        use futures::{StreamExt, TryStreamExt};
-        let file: Vec<u8> = (0..=255).collect();
-        for range in [0..256, 0..1, 5..70, 64..128, 63..65, 255..256, 100..101] {
-            let chunks: Vec<Result<Bytes, StorageError>> = file
-                .chunks(64)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
-                .collect();
-            let got: Vec<Bytes> = slice(futures::stream::iter(chunks).boxed(), range.clone())
-                .try_collect()
-                .await
-                .unwrap();
-            assert_eq!(
-                got.concat(),
-                &file[range.start as usize..range.end as usize],
-                "{range:?}"
-            );
-        }
     }
 }

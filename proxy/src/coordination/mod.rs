@@ -11,7 +11,8 @@
 //!
 //! The fencing check: a holder asks its engine to renew the lease once more (a conditional write: an
 //! e-tag/generation match on a bucket, a compare-and-set script in Redis) just before it makes the version
-//! visible, through the store's [`VisibilityGuard`]. A holder that stalled past its lease and was taken
+//! visible: [`Coordination::exclusive_fill`] hands the fill the lease's [`Fence`], which the fill passes to
+//! the store's save as its [`VisibilityGuard`]. A holder that stalled past its lease and was taken
 //! over fails that write and does not publish. object_store offers no transaction over two objects, so
 //! the check and the `.info` write are two requests: a holder that stalls between them for longer than
 //! the lease could still write the `.info` after a taker did; on a bucket that `.info` write is
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    Failure, LeaseTag, ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipStream,
+    Failure, LeaseTag, ModuleStore, ModuleStoreExt, StorageError, VisibilityGuard,
 };
 
 pub use settings::{CoordinationSettings, Engine};
@@ -159,7 +160,6 @@ pub fn holder_id() -> String {
 #[derive(Clone)]
 pub struct Coordination {
     engine: Arc<dyn Coordinator>,
-    local: bool,
     lease_time: Duration,
     /// The longest a fill waits for another replica's: that replica's own fetch timeout, and two lease
     /// times for a takeover.
@@ -181,17 +181,11 @@ impl fmt::Debug for Coordination {
 const POLL_FIRST: Duration = Duration::from_millis(25);
 const POLL_MAX: Duration = Duration::from_secs(1);
 
-tokio::task_local! {
-    /// The fencing check of the fill running in this task, for [`FencedStore::save`].
-    static FENCE: Arc<Fence>;
-}
-
 impl Coordination {
     /// One Ferry: fills run as they always did.
     pub fn local() -> Coordination {
         Coordination {
             engine: Arc::new(LocalCoordinator),
-            local: true,
             lease_time: Duration::from_secs(30),
             max_wait: Duration::ZERO,
             store: None,
@@ -208,40 +202,32 @@ impl Coordination {
     ) -> Coordination {
         Coordination {
             engine,
-            local: false,
             lease_time,
             max_wait: fetch_timeout + 2 * lease_time,
             store: Some(store),
         }
     }
 
-    /// The store fills write through: with a lease engine, its `save` runs the fill's fencing check
-    /// before the version becomes visible.
-    pub fn guard(&self, store: Arc<dyn ModuleStore>) -> Arc<dyn ModuleStore> {
-        if self.local {
-            return store;
-        }
-        Arc::new(FencedStore(store))
-    }
-
     /// Runs `fill` (the fetch and store of `module@query`) as the one fill of the version across the
-    /// replicas: with the version's lease held (renewed every third of the lease time while it runs),
+    /// replicas, handing it the lease's [`Fence`] (`None` when it holds no lease), which its save passes
+    /// to the store so that the version is made visible only while the lease is still this Ferry's: with the version's lease held (renewed every third of the lease time while it runs),
     /// or, when another replica holds it, by waiting until the version is visible in the store, taking
     /// the fill over if that replica's lease runs out first. A query (`master`, `latest`) names no version
     /// yet and is filled as before; so is everything under `local`. Generic over the fill's error, which
     /// says a coordination or storage failure in its own terms (the proxy's `FillError`), so that this
     /// module does not reach back into the filler.
-    pub async fn exclusive_fill<E>(
+    pub async fn exclusive_fill<E, F>(
         &self,
         module: &ModulePath,
         query: &str,
-        fill: impl Future<Output = Result<Version, E>>,
+        fill: impl FnOnce(Option<Arc<Fence>>) -> F,
     ) -> Result<Version, E>
     where
         E: From<CoordinationError> + From<StorageError>,
+        F: Future<Output = Result<Version, E>>,
     {
         let (Some(store), Ok(version)) = (&self.store, Version::new(query)) else {
-            return fill.await;
+            return fill(None).await;
         };
         let key = LeaseKey {
             module: module.clone(),
@@ -279,14 +265,15 @@ impl Coordination {
 
     /// The fill with the lease held: renewed in the background, fenced before the version is visible,
     /// released when the fill ends (also when it is cancelled).
-    async fn hold<E>(
+    async fn hold<E, F>(
         &self,
         store: &Arc<dyn ModuleStore>,
         lease: Lease,
-        fill: impl Future<Output = Result<Version, E>>,
+        fill: impl FnOnce(Option<Arc<Fence>>) -> F,
     ) -> Result<Version, E>
     where
         E: From<CoordinationError> + From<StorageError>,
+        F: Future<Output = Result<Version, E>>,
     {
         let fence = Arc::new(Fence {
             engine: self.engine.clone(),
@@ -304,7 +291,7 @@ impl Coordination {
             .await
         {
             Ok(true) => Ok(fence.lease.key.version.clone()),
-            Ok(false) => FENCE.scope(fence.clone(), fill).await,
+            Ok(false) => fill(Some(fence.clone())).await,
             Err(e) => Err(e.into()),
         };
         held.release(result.is_ok()).await;
@@ -366,11 +353,19 @@ async fn renew(fence: Arc<Fence>) {
     }
 }
 
-/// The fencing check of one held lease.
-struct Fence {
+/// The fencing check of one held lease, handed to the fill that holds it: its save passes it to the store
+/// ([`ModuleStoreExt::save_guarded`]), which asks it just before the version becomes visible.
+pub struct Fence {
     engine: Arc<dyn Coordinator>,
     lease: Arc<Lease>,
     time: Duration,
+}
+
+impl Fence {
+    /// Whether this is the lease of `module@version`: a fill's save of another version is not fenced.
+    pub fn covers(&self, module: &ModulePath, version: &Version) -> bool {
+        self.lease.key.module == *module && self.lease.key.version == *version
+    }
 }
 
 #[async_trait]
@@ -393,75 +388,97 @@ impl VisibilityGuard for Fence {
     }
 }
 
-/// The store the fills write through: `save` inside a held lease runs its fencing check.
-#[derive(Debug)]
-struct FencedStore(Arc<dyn ModuleStore>);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_storage::{StorageConfig, VersionFiles};
 
-#[async_trait]
-impl ModuleStore for FencedStore {
-    async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, StorageError> {
-        self.0.list(module).await
+    /// Grants every lease; each renewal answers `renews` (false: the lease was taken over).
+    #[derive(Debug)]
+    struct Engine {
+        renews: bool,
     }
-    async fn info(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-    ) -> Result<bytes::Bytes, StorageError> {
-        self.0.info(module, version).await
-    }
-    async fn go_mod(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-    ) -> Result<bytes::Bytes, StorageError> {
-        self.0.go_mod(module, version).await
-    }
-    async fn zip(&self, module: &ModulePath, version: &Version) -> Result<ZipStream, StorageError> {
-        self.0.zip(module, version).await
-    }
-    async fn zip_part(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-        range: ferry_storage::ByteRange,
-    ) -> Result<ferry_storage::ZipPart, StorageError> {
-        self.0.zip_part(module, version, range).await
-    }
-    async fn exists(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.0.exists(module, version).await
-    }
-    async fn has_zip(&self, module: &ModulePath, version: &Version) -> Result<bool, StorageError> {
-        self.0.has_zip(module, version).await
-    }
-    async fn save(
-        &self,
-        module: &ModulePath,
-        version: &Version,
-        files: VersionFiles,
-    ) -> Result<Saved, StorageError> {
-        match FENCE.try_with(Arc::clone) {
-            Ok(fence)
-                if fence.lease.key.module == *module && fence.lease.key.version == *version =>
-            {
-                self.0
-                    .save_guarded(module, version, files, fence.as_ref())
-                    .await
-            }
-            _ => self.0.save(module, version, files).await,
+
+    #[async_trait]
+    impl Coordinator for Engine {
+        async fn acquire(
+            &self,
+            key: &LeaseKey,
+            _: Duration,
+        ) -> Result<Acquired, CoordinationError> {
+            Ok(Acquired::Lease(Lease::new(key.clone(), "1".into(), None)))
+        }
+        async fn renew(&self, _: &Lease, _: Duration) -> Result<bool, CoordinationError> {
+            Ok(self.renews)
+        }
+        async fn release(&self, _: &Lease, _: bool) -> Result<(), CoordinationError> {
+            Ok(())
         }
     }
-    fn zips(
-        &self,
-    ) -> futures::stream::BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
-        self.0.zips()
+
+    #[derive(Debug)]
+    enum Failed {
+        Coordination,
+        Storage(StorageError),
     }
-    async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
-        self.0.delete(module, version).await
+    impl From<CoordinationError> for Failed {
+        fn from(_: CoordinationError) -> Failed {
+            Failed::Coordination
+        }
     }
-    async fn check(&self) -> Result<(), StorageError> {
-        self.0.check().await
+    impl From<StorageError> for Failed {
+        fn from(e: StorageError) -> Failed {
+            Failed::Storage(e)
+        }
     }
-    async fn check_writable(&self) -> Result<(), StorageError> {
-        self.0.check_writable().await
+
+    /// A fill through `exclusive_fill` that saves with the fence it is handed.
+    async fn fill_with(renews: bool) -> (Result<Version, Failed>, bool) {
+        let store = StorageConfig::Memory.open().unwrap();
+        let coordination = Coordination::new(
+            Arc::new(Engine { renews }),
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            store.clone(),
+        );
+        let module = ModulePath::new("example.com/fenced").unwrap();
+        let version = Version::new("v1.0.0").unwrap();
+        let fill = |fence: Option<Arc<Fence>>| {
+            let (store, module, version) = (store.clone(), module.clone(), version.clone());
+            async move {
+                let fence = fence.expect("a lease is held");
+                assert!(fence.covers(&module, &version));
+                let files = VersionFiles {
+                    info: bytes::Bytes::from_static(br#"{"Version":"v1.0.0"}"#),
+                    go_mod: bytes::Bytes::from_static(b"module example.com/fenced\n"),
+                    zip: None,
+                };
+                let guard = fence.as_ref() as &dyn VisibilityGuard;
+                store
+                    .save_version(&module, &version, files, Some(guard))
+                    .await?;
+                Ok(version)
+            }
+        };
+        let result = coordination.exclusive_fill(&module, "v1.0.0", fill).await;
+        let visible = store.exists(&module, &version).await.unwrap();
+        (result, visible)
+    }
+
+    #[tokio::test]
+    async fn a_fill_whose_lease_holds_makes_the_version_visible() {
+        let (result, visible) = fill_with(true).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert!(visible);
+    }
+
+    #[tokio::test]
+    async fn a_fill_whose_lease_was_taken_over_does_not_make_the_version_visible() {
+        let (result, visible) = fill_with(false).await;
+        assert!(
+            matches!(&result, Err(Failed::Storage(StorageError::Unavailable(_)))),
+            "{result:?}"
+        );
+        assert!(!visible, "a replica whose lease was lost publishes nothing");
     }
 }

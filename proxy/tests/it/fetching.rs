@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use ferry::config::Flags;
 use ferry_module::{ModulePath, Version};
+use ferry_storage::ModuleStoreExt;
 use ferry_testkit::{
     Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, capture_logs, entries, escape,
     eventually, logged, processes_under, write_goproxy_tree,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use ferry::config::{self, Flags};
 use ferry::{Proxy, ServerSettings};
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, VersionFiles, ZipSource};
+use ferry_storage::{ModuleStore, ModuleStoreExt, VersionFiles, ZipSource};
 use ferry_testkit::{FixtureModule, GoHome, InProcess, Process, clean_command};
 use futures::StreamExt;
 

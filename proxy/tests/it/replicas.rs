@@ -11,7 +11,7 @@ use ferry::coordination::bucket::BucketCoordinator;
 use ferry::coordination::redis::{RedisAddress, RedisCoordinator};
 use ferry::coordination::{Acquired, Coordinator, LeaseKey};
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, StorageConfig};
+use ferry_storage::{ModuleStore, ModuleStoreExt, StorageConfig};
 use ferry_testkit::{
     CloudServer, FixtureModule, Process, TestCa, Upstream, azure_server, clean_command,
     closed_port, gcs_server, server_vars,

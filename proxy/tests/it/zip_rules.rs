@@ -7,6 +7,7 @@ use std::path::Path;
 
 use ferry::config::Flags;
 use ferry_module::{ModulePath, Version};
+use ferry_storage::ModuleStoreExt;
 use ferry_testkit::{FixtureModule, Upstream, capture_logs, entries, write_goproxy_tree};
 
 use crate::harness::{Ferry, ferry, ferry_env, go_said, go_with};

@@ -2,7 +2,9 @@
 //! against its real test server (`ferry_testkit::{s3_server, gcs_server, azure_server}`).
 use std::sync::Arc;
 
-use ferry_storage::{Environment, ModuleStore, StorageConfig, StorageError, StorageOptions};
+use ferry_storage::{
+    Environment, ModuleStore, ModuleStoreExt, StorageConfig, StorageError, StorageOptions,
+};
 use ferry_testkit::{CloudServer, FixtureModule};
 use futures::TryStreamExt;
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    ByteRange, ModuleStore, Saved, StorageError, VersionFiles, VisibilityGuard, ZipPart, ZipSource,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, StorageError, VersionFiles, VisibilityGuard,
+    ZipPart, ZipSource,
 };
 use ferry_testkit::FixtureModule;
 use futures::{StreamExt, TryStreamExt};

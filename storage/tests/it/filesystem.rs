@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::conformance::{module, read_zip, version};
-use ferry_storage::{ModuleStore, StorageConfig};
+use ferry_storage::{ModuleStore, ModuleStoreExt, StorageConfig};
 use ferry_testkit::{FixtureModule, GoHome, write_goproxy_tree};
 
 /// A store in a fresh directory under cargo's per-target scratch directory (`target/tmp`), kept after the

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ferry_storage::{ModuleStore, StorageConfig, StorageError, VersionFiles, ZipSource};
+use ferry_storage::{
+    ModuleStore, ModuleStoreExt, StorageConfig, StorageError, VersionFiles, ZipSource,
+};
 use ferry_testkit::{FixtureModule, Tmpfs, write_goproxy_tree};
 use futures::StreamExt;
 
