@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use ferry::{Proxy, Upstream as FerryUpstream};
+use ferry::{Filler, Proxy};
 use ferry_benches::{Backend, MIB, Server, client, runtime, zip_module};
 use ferry_fetcher::{Fetcher, FetcherConfig};
 use ferry_policy::{Mode, Policy};
@@ -114,7 +114,7 @@ async fn cold_ferry(goproxy: &str, backend: Backend, until: Until) -> Duration {
     ))
     .await
     .expect("the fetcher starts");
-    let upstream = FerryUpstream::start(fetcher, store.clone(), Default::default());
+    let upstream = Filler::start(fetcher, store.clone(), Default::default());
     let policy = Policy::single(Mode::Sync, None).expect("sync needs no download URL");
     let server = Server::ferry_proxy(Arc::new(Proxy::with_upstream(
         store,

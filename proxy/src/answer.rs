@@ -12,8 +12,8 @@ use crate::body::{self, Body};
 use crate::refusal::Refusal;
 use ferry_fetcher::FetchError;
 
+use crate::filler::FillError;
 use crate::report::Report;
-use crate::upstream::FillError;
 
 /// `.mod`, `.zip` and canonical `.info` never change once published.
 pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";

@@ -14,7 +14,7 @@ use ferry_module::{ModulePath, Version};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 
-use crate::upstream::{FillError, Upstream};
+use crate::filler::{FillError, Filler};
 
 /// How long the caches keep what they hold, and how much they may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,7 @@ impl Caches {
     /// The versions the upstream lists for `module`, cached.
     pub async fn list(
         &self,
-        upstream: &Arc<Upstream>,
+        upstream: &Arc<Filler>,
         module: &ModulePath,
     ) -> Result<Arc<Vec<Version>>, FillError> {
         let (upstream, asked) = (upstream.clone(), module.clone());
@@ -104,7 +104,7 @@ impl Caches {
     /// What `module@query` resolves to upstream, cached.
     pub async fn resolve(
         &self,
-        upstream: &Arc<Upstream>,
+        upstream: &Arc<Filler>,
         module: &ModulePath,
         query: &str,
     ) -> Result<Arc<LatestVersion>, FillError> {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod config_report;
 mod connection;
 pub mod coordination;
+mod filler;
 pub mod healthcheck;
 mod layers;
 mod listed;
@@ -23,7 +24,6 @@ mod server;
 mod service;
 pub mod sumdb;
 mod tls;
-mod upstream;
 
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
@@ -32,7 +32,7 @@ pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
 pub use tls::{Tls, TlsError};
 
-pub use upstream::{FillSettings, Upstream};
+pub use filler::{FillSettings, Filler};
 
 use std::sync::Arc;
 
@@ -124,7 +124,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
             })?;
         tracing::info!(coordination = %config.coordination.engine, lease_time = ?config.coordination.lease_time, "fills coordinated");
         let upstream =
-            Upstream::start_coordinated(fetcher, store.clone(), config.fills.clone(), coordination);
+            Filler::start_coordinated(fetcher, store.clone(), config.fills.clone(), coordination);
         (Some(upstream), None)
     } else {
         (None, Some(work_dir))

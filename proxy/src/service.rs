@@ -17,9 +17,9 @@ use crate::action::{Action, Declined, Kind, action};
 use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
+use crate::filler::{FillError, Filled, Filler, Need};
 use crate::request::{Endpoint, Refusal, Route};
 use crate::sumdb::{SumDbSettings, SumDbs};
-use crate::upstream::{FillError, Filled, Need, Upstream};
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -27,7 +27,7 @@ pub struct Proxy {
     store: Arc<dyn ModuleStore>,
     /// None when no mode can fetch: a miss that would fetch is then answered 404. Shared with the caches'
     /// upstream calls, which run in tasks of their own.
-    upstream: Option<Arc<Upstream>>,
+    upstream: Option<Arc<Filler>>,
     /// The upstream's list and query answers, and the small immutable files, kept in memory.
     caches: Caches,
     /// Replaced whole on reload (SIGHUP); each request decides with the policy in force when it started.
@@ -109,7 +109,7 @@ impl Proxy {
     /// A proxy that fills its store through `upstream` as `policy` says.
     pub fn with_upstream(
         store: Arc<dyn ModuleStore>,
-        upstream: Option<Upstream>,
+        upstream: Option<Filler>,
         policy: Policy,
     ) -> Proxy {
         Proxy {
@@ -237,7 +237,7 @@ impl Proxy {
     }
 
     /// What this request does for its module: the one table in `action`.
-    fn action(&self, decision: &Decision<'_>, kind: Kind) -> Action<&Arc<Upstream>> {
+    fn action(&self, decision: &Decision<'_>, kind: Kind) -> Action<&Arc<Filler>> {
         action(decision.mode, kind, self.upstream.as_ref())
     }
 
@@ -327,7 +327,7 @@ impl Proxy {
     /// for either of those.
     async fn fill(
         &self,
-        upstream: &Upstream,
+        upstream: &Filler,
         module: &ModulePath,
         version: &Version,
         file: VersionFile,
@@ -530,7 +530,7 @@ impl Proxy {
 
 /// A miss that is not fetched before answering: queue a background fetch, redirect, or decline, with an
 /// answer that says which.
-fn miss_answer(action: Action<&Arc<Upstream>>, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
+fn miss_answer(action: Action<&Arc<Filler>>, miss: &Miss<'_>, decision: &Decision<'_>) -> Answer {
     let what = format!("{}@{}", miss.module, miss.query);
     match action {
         Action::Queue(upstream) => {

@@ -23,9 +23,9 @@ use ferry_storage::StorageConfig;
 
 use crate::cache::CacheSettings;
 use crate::coordination::CoordinationSettings;
+use crate::filler::FillSettings;
 use crate::server::ServerSettings;
 use crate::sumdb::SumDbSettings;
-use crate::upstream::FillSettings;
 
 pub use env::{Environment, process_environment};
 use file::ConfigFile;

@@ -12,9 +12,9 @@ use super::file::{ConfigFile, FileValue};
 use super::settings as row;
 use super::{ConfigError, DEFAULT_WORK_DIR, Given, Origin};
 use crate::cache::CacheSettings;
+use crate::filler::FillSettings;
 use crate::server::ServerSettings;
 use crate::sumdb::{SumDb, SumDbSettings};
-use crate::upstream::FillSettings;
 
 pub(super) fn server(given: &Given) -> Result<ServerSettings, ConfigError> {
     let d = ServerSettings::default();

@@ -223,7 +223,7 @@ struct InFlight {
 }
 
 /// The store's link to the upstream.
-pub struct Upstream {
+pub struct Filler {
     shared: Arc<FillState>,
     queue: Mutex<Option<mpsc::Sender<FillKey>>>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -241,32 +241,28 @@ struct FillState {
     coordination: Coordination,
 }
 
-impl std::fmt::Debug for Upstream {
+impl std::fmt::Debug for Filler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream")
+        f.debug_struct("Filler")
             .field("go", &self.shared.fetcher.go_version())
             .finish_non_exhaustive()
     }
 }
 
-impl Upstream {
+impl Filler {
     /// Starts the background workers; must be called inside the async runtime.
-    pub fn start(
-        fetcher: Fetcher,
-        store: Arc<dyn ModuleStore>,
-        settings: FillSettings,
-    ) -> Upstream {
-        Upstream::start_coordinated(fetcher, store, settings, Coordination::local())
+    pub fn start(fetcher: Fetcher, store: Arc<dyn ModuleStore>, settings: FillSettings) -> Filler {
+        Filler::start_coordinated(fetcher, store, settings, Coordination::local())
     }
 
-    /// [`Upstream::start`] for one of several replicas on one store: each fill of a version takes the
+    /// [`Filler::start`] for one of several replicas on one store: each fill of a version takes the
     /// version's lease of `coordination` first.
     pub fn start_coordinated(
         fetcher: Fetcher,
         store: Arc<dyn ModuleStore>,
         settings: FillSettings,
         coordination: Coordination,
-    ) -> Upstream {
+    ) -> Filler {
         let fills = settings.fills.max(1);
         let shared = Arc::new(FillState {
             fetcher,
@@ -302,7 +298,7 @@ impl Upstream {
                 })
             })
             .collect();
-        Upstream {
+        Filler {
             shared,
             queue: Mutex::new(Some(sender)),
             workers: Mutex::new(workers),
@@ -324,7 +320,7 @@ impl Upstream {
         fill(&self.shared, key, Budget::Fills, need).await
     }
 
-    /// Like [`Upstream::fill`] for the `.info` and `.mod` of a canonical version only: what a `.info` or
+    /// Like [`Filler::fill`] for the `.info` and `.mod` of a canonical version only: what a `.info` or
     /// `.mod` request needs. The zip is fetched when it is asked for (the go command asks for the `.mod` of
     /// many versions whose zips it never downloads).
     pub async fn fill_metadata(
