@@ -72,7 +72,7 @@ fn store_stack(
     // Every call of the proxy, its fills and its coordination to the store is counted and timed.
     let store = Arc::new(metered_store::MeteredStore::new(
         store,
-        metered_store::backend_label(config),
+        config.metric_label(),
     ));
     // A bucket answers each stored list with a LIST request: kept for a moment (see `listed`).
     if matches!(config, ferry_storage::StorageConfig::Cloud(_)) {

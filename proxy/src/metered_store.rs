@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    ByteRange, ModuleStore, Saved, StorageConfig, StorageError, VersionFile, VersionFiles,
-    VisibilityGuard, ZipPart,
+    ByteRange, ModuleStore, Saved, StorageError, VersionFile, VersionFiles, VisibilityGuard,
+    ZipPart,
 };
 use futures::stream::BoxStream;
 
@@ -21,20 +21,6 @@ use crate::metrics::{StorageLabels, metrics};
 pub struct MeteredStore {
     inner: Arc<dyn ModuleStore>,
     backend: &'static str,
-}
-
-/// The backend label of a storage configuration: `file`, `memory`, `s3`, `gcs` or `az`.
-pub fn backend_label(config: &StorageConfig) -> &'static str {
-    match config {
-        StorageConfig::File(_) => "file",
-        StorageConfig::Memory => "memory",
-        StorageConfig::Cloud(cloud) => match cloud.scheme() {
-            "s3" => "s3",
-            "gs" => "gcs",
-            "az" => "az",
-            _ => "other",
-        },
-    }
 }
 
 impl MeteredStore {

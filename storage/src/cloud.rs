@@ -26,6 +26,8 @@ pub(crate) struct Backend {
     pub scheme: &'static str,
     /// How messages name it.
     pub name: &'static str,
+    /// Its `backend` label in the proxy's storage metrics: `s3`, `gcs`, `az`.
+    pub metric_label: &'static str,
     /// What the URL's first part names: `bucket` or `container`.
     pub bucket_word: &'static str,
     /// The prefix of its standard environment variables (`AWS_`), read as `object_store` keys.
@@ -91,6 +93,7 @@ fn backends() -> Vec<Backend> {
         object_store_backend!(AmazonS3Builder, AmazonS3ConfigKey, with_bucket_name, {
             scheme: "s3",
             name: "S3",
+            metric_label: "s3",
             bucket_word: "bucket",
             env_prefix: "AWS_",
             bucket_key: "aws_bucket",
@@ -103,6 +106,7 @@ fn backends() -> Vec<Backend> {
         object_store_backend!(GoogleCloudStorageBuilder, GoogleConfigKey, with_bucket_name, {
             scheme: "gs",
             name: "GCS",
+            metric_label: "gcs",
             bucket_word: "bucket",
             env_prefix: "GOOGLE_",
             bucket_key: "google_bucket",
@@ -115,6 +119,7 @@ fn backends() -> Vec<Backend> {
         object_store_backend!(MicrosoftAzureBuilder, AzureConfigKey, with_container_name, {
             scheme: "az",
             name: "Azure Blob Storage",
+            metric_label: "az",
             bucket_word: "container",
             env_prefix: "AZURE_",
             bucket_key: "azure_container_name",
@@ -471,6 +476,11 @@ impl CloudConfig {
     /// The URL scheme: `s3`, `gs` or `az`.
     pub fn scheme(&self) -> &'static str {
         self.backend.scheme
+    }
+
+    /// Its `backend` label in storage metrics (`s3`, `gcs`, `az`).
+    pub fn metric_label(&self) -> &'static str {
+        self.backend.metric_label
     }
 
     /// The bucket (or container), from the URL.

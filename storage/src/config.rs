@@ -29,6 +29,18 @@ pub struct FileConfig {
 }
 
 impl StorageConfig {
+    /// The backend's label in storage metrics: `file`, `memory`, or the cloud backend's own (from its entry in
+    /// `cloud.rs`, so that a new backend is labelled where it is declared).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            StorageConfig::File(_) => "file",
+            StorageConfig::Memory => "memory",
+            StorageConfig::Cloud(cloud) => cloud.metric_label(),
+        }
+    }
+}
+
+impl StorageConfig {
     /// The backend named by `url`, with no options and an empty environment.
     pub fn from_url(url: &str) -> Result<StorageConfig, StorageError> {
         Self::from_url_with(url, &StorageOptions::default(), &Environment::default())
