@@ -176,8 +176,8 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
     async fn check_writable(&self) -> Result<(), StorageError>;
 }
 
-/// The conveniences of a [`ModuleStore`], written once over its core for every store and layer (each
-/// returns the core call's own future, so a convenience costs no allocation of its own).
+/// The conveniences of a [`ModuleStore`], written once over its core for every store and layer (all but
+/// `zip` return the core call's own future, so they cost no allocation of their own).
 pub trait ModuleStoreExt: ModuleStore {
     /// The version's `.info`.
     fn info<'a>(

@@ -30,16 +30,7 @@ async fn hashes_of_module_zips_and_go_mods_equal_the_sums_the_go_command_reports
     let upstream = Upstream::start(modules.clone()).await;
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let go = GoHome::new(work.path(), &upstream.url());
-    let mut args = vec![
-        "mod".to_string(),
-        "download".to_string(),
-        "-json".to_string(),
-    ];
-    args.extend(
-        modules
-            .iter()
-            .map(|m| format!("{}@{}", m.path(), m.version())),
-    );
+    let args = ferry_testkit::mod_download_args(&modules);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = go.run_async(work.path(), &args).await;
 

@@ -24,6 +24,21 @@ pub fn go_binary() -> PathBuf {
     go
 }
 
+/// `mod download -json MODULE@VERSION ...` for these fixtures: the go command's arguments to fetch them.
+pub fn mod_download_args<'a>(
+    modules: impl IntoIterator<Item = &'a crate::FixtureModule>,
+) -> Vec<String> {
+    ["mod", "download", "-json"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(
+            modules
+                .into_iter()
+                .map(|m| format!("{}@{}", m.path(), m.version())),
+        )
+        .collect()
+}
+
 /// The environment of an isolated `go` command: its own GOPATH, module cache and build cache under `home`,
 /// no checksum database, no user `go env` file, no toolchain download.
 pub fn go_env(home: &Path, goproxy: &str) -> Vec<(String, String)> {

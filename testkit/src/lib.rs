@@ -23,7 +23,7 @@ mod wait;
 pub use files::{Tmpfs, entries, processes_under};
 pub use fixture::{FixtureModule, escape, incompressible, write_goproxy_tree};
 pub use git_host::{Counts, GitHttpHost};
-pub use go::{GoHome, go_binary, go_env};
+pub use go::{GoHome, go_binary, go_env, mod_download_args};
 pub use in_process::InProcess;
 pub use logs::{capture_logs, logged};
 pub use process::{Process, clean_command};

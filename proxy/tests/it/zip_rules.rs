@@ -115,16 +115,7 @@ async fn go_download(
     ferry: &Ferry,
     modules: &[&FixtureModule],
 ) -> Vec<(String, String)> {
-    let mut args = vec![
-        "mod".to_string(),
-        "download".to_string(),
-        "-json".to_string(),
-    ];
-    args.extend(
-        modules
-            .iter()
-            .map(|m| format!("{}@{}", m.path(), m.version())),
-    );
+    let args = ferry_testkit::mod_download_args(modules.iter().copied());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = go_with(dir, &ferry.url(), &[], &args).await;
     serde_json::Deserializer::from_slice(&output.stdout)
