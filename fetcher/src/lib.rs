@@ -58,8 +58,8 @@ struct Inner {
 pub struct FetchedVersion {
     /// The module path, as go reported it.
     pub module: String,
-    /// The canonical version the query resolved to (e.g. a pseudo-version for a branch).
-    pub version: String,
+    /// The canonical version the query resolved to (e.g. a pseudo-version for a branch), checked.
+    pub version: Version,
     /// The `.info` file (JSON with `Version`, `Time` and possibly `Origin`).
     pub info: PathBuf,
     /// The `.mod` file.
@@ -325,7 +325,7 @@ impl Fetcher {
                 .await?;
             Ok(NativeChecks::Verified(Box::new(FetchedVersion {
                 module: module.as_str().to_string(),
-                version: version.as_str().to_string(),
+                version: version.clone(),
                 info: info_path,
                 go_mod: mod_path,
                 zip: zip_path,
@@ -438,6 +438,9 @@ impl Fetcher {
                 "`go mod download {target}` left out Version, Sum or GoModSum"
             )));
         };
+        let version = Version::new(&version).map_err(|e| FetchError::Upstream {
+            message: format!("{target}: the upstream answered an unusable version: {e}"),
+        })?;
         tracing::debug!(%module, %query, %version, zip_len, "fetched");
         Ok(FetchedVersion {
             module: answer.path,
@@ -561,7 +564,7 @@ impl Fetcher {
 
     /// The release and pre-release versions of `module` known upstream (`go list -m -retracted -versions`),
     /// in go's (semver) order. A module without such versions answers an empty list.
-    pub async fn list(&self, module: &ModulePath) -> Result<Vec<String>, FetchError> {
+    pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, FetchError> {
         if let Some(native) = self.native_list_for(module) {
             let what = format!("GET {module}/@v/list from {}", native.proxy());
             if let Some(versions) = self.within_deadline(what, native.list(module)).await? {
@@ -582,7 +585,13 @@ impl Fetcher {
             ])
             .await?;
         let answer: go_json::ListVersions = parse_list_answer(&output)?;
-        Ok(answer.versions.unwrap_or_default())
+        // go also keeps valid but non-canonical versions (`v1.2`), which no request can name.
+        Ok(answer
+            .versions
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| Version::new(v).ok())
+            .collect())
     }
 
     /// The version `module@latest` resolves to upstream (`go list -m -json module@latest`).

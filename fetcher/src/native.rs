@@ -328,7 +328,7 @@ impl Native {
     pub(crate) async fn list(
         &self,
         module: &ModulePath,
-    ) -> Result<Option<Vec<String>>, FetchError> {
+    ) -> Result<Option<Vec<Version>>, FetchError> {
         let url = format!("{}/{}/@v/list", self.proxy, module.escaped());
         let body = match get(&self.client, &url, MAX_LIST).await {
             Got::Body(body) => body,
@@ -350,7 +350,7 @@ impl Native {
             .filter(|version| !version.is_pseudo())
             .collect();
         versions.sort();
-        Ok(Some(versions.iter().map(|v| v.to_string()).collect()))
+        Ok(Some(versions))
     }
 
     /// The upstream answered the fill's own token: it is this Ferry. Not left to the go command, whose

@@ -357,11 +357,7 @@ impl Filler {
     /// Versions the upstream lists for the module (releases and pre-releases, as `go list -m -retracted -versions`).
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, FillError> {
         let _slot = self.shared.slots.take(&self.shared.slots.queries).await?;
-        let versions = self.shared.fetcher.list(module).await?;
-        Ok(versions
-            .iter()
-            .filter_map(|v| Version::new(v).ok())
-            .collect())
+        Ok(self.shared.fetcher.list(module).await?)
     }
 
     /// What a query resolves to upstream (`latest`, a branch, a commit), without downloading the zip.
@@ -646,9 +642,7 @@ async fn fetch_and_store(
         return Ok(version);
     }
     let fetched = shared.fetcher.fetch(module, query).await?;
-    let version = Version::new(&fetched.version).map_err(|e| {
-        FillError::Unusable(format!("the upstream answered an unusable version: {e}"))
-    })?;
+    let version = fetched.version.clone();
     let read = |path: std::path::PathBuf| async move {
         tokio::fs::read(&path)
             .await
