@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 
 use ferry_module::{ModulePath, Version};
-use ferry_storage::{ModuleStore, ModuleStoreExt, StorageError};
+use ferry_storage::{ModuleStore, ModuleStoreExt, StorageError, VersionFile};
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
@@ -35,8 +35,12 @@ pub async fn check_store(
     out: &mut (dyn Write + Send),
 ) -> Result<Checked, StorageError> {
     let mut checked = Checked::default();
-    let mut zips = store.zips();
-    while let Some((module, version)) = zips.try_next().await? {
+    let mut files = store.files();
+    while let Some(found) = files.try_next().await? {
+        let (module, version) = match found.file {
+            VersionFile::Zip => (found.module, found.version),
+            VersionFile::Info | VersionFile::Mod => continue,
+        };
         checked.zips += 1;
         let verdict = match check_one(store, scratch, &module, &version).await {
             Ok(verdict) => verdict,

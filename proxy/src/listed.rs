@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    ByteRange, ModuleStore, Saved, StorageError, VersionFile, VersionFiles, VisibilityGuard,
-    ZipPart,
+    ByteRange, ModuleStore, Records, Saved, StorageError, StoredFile, VersionFile, VersionFiles,
+    VisibilityGuard, ZipPart,
 };
 use futures::stream::BoxStream;
 
@@ -117,8 +117,11 @@ impl ModuleStore for RecentLists {
         self.forget(module);
         saved
     }
-    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
-        self.inner.zips()
+    fn files(&self) -> BoxStream<'static, Result<StoredFile, StorageError>> {
+        self.inner.files()
+    }
+    fn records(&self) -> Records {
+        self.inner.records()
     }
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
         let deleted = self.inner.delete(module, version).await;

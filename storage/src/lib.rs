@@ -8,6 +8,7 @@ mod lease;
 mod local;
 mod object;
 mod options;
+mod records;
 mod store;
 
 pub use cloud::CloudConfig;
@@ -17,7 +18,8 @@ pub use lease::{BucketLeases, LeaseTag, Written};
 pub use local::{Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;
 pub use options::{Environment, StorageOptions, is_secret};
+pub use records::{Record, Records};
 pub use store::{
-    ByteRange, ModuleStore, ModuleStoreExt, Saved, VersionFile, VersionFiles, VisibilityGuard,
-    ZipPart, ZipSource, ZipStream,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, StoredFile, VersionFile, VersionFiles,
+    VisibilityGuard, ZipPart, ZipSource, ZipStream,
 };

@@ -17,9 +17,10 @@ use tokio_util::io::ReaderStream;
 
 use crate::error::{Advice, ConfigError, Failure, StorageError};
 use crate::local;
+use crate::records::Records;
 use crate::store::{
-    ByteRange, ModuleStore, ModuleStoreExt, Saved, VersionFile, VersionFiles, VisibilityGuard,
-    ZipPart, ZipSource,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, StoredFile, VersionFile, VersionFiles,
+    VisibilityGuard, ZipPart, ZipSource,
 };
 use ferry_module::{ModulePath, Version};
 
@@ -546,7 +547,7 @@ impl ModuleStore for ObjectModuleStore {
         self.save_with(module, version, files, guard).await
     }
 
-    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>> {
+    fn files(&self) -> BoxStream<'static, Result<StoredFile, StorageError>> {
         let redact = self.redactor();
         let advice = self.advice.clone();
         // A file removed while the walk goes (a version deleted meanwhile) is not a failure of the walk.
@@ -554,7 +555,7 @@ impl ModuleStore for ObjectModuleStore {
             .list(None)
             .filter_map(move |listed| {
                 let found = match listed {
-                    Ok(object) => zip_of_key(object.location.as_ref()).map(Ok),
+                    Ok(object) => stored_file(&object).map(Ok),
                     Err(object_store::Error::NotFound { .. }) => None,
                     Err(e) => Some(Err(StorageError::from_object_store(
                         e,
@@ -566,6 +567,10 @@ impl ModuleStore for ObjectModuleStore {
                 futures::future::ready(found)
             })
             .boxed()
+    }
+
+    fn records(&self) -> Records {
+        Records::new(self.store.clone(), Arc::new(self.redactor()))
     }
 
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
@@ -615,15 +620,17 @@ impl ModuleStore for ObjectModuleStore {
     }
 }
 
-/// Runs a blocking filesystem step of a write to `key` off the async threads.
-/// The module version whose zip `key` is (`<escaped module>/@v/<escaped version>.zip`), if it is one.
-fn zip_of_key(key: &str) -> Option<(ModulePath, Version)> {
-    let (module, file) = key.rsplit_once("/@v/")?;
-    let version = file.strip_suffix(".zip")?;
-    Some((
-        ModulePath::from_escaped(module).ok()?,
-        Version::from_escaped(version).ok()?,
-    ))
+/// The version file an object is (`<escaped module>/@v/<escaped version>.{info,mod,zip}`), if it is one.
+fn stored_file(object: &object_store::ObjectMeta) -> Option<StoredFile> {
+    let (module, file) = object.location.as_ref().rsplit_once("/@v/")?;
+    let (version, extension) = file.rsplit_once('.')?;
+    Some(StoredFile {
+        file: VersionFile::from_extension(extension)?,
+        module: ModulePath::from_escaped(module).ok()?,
+        version: Version::from_escaped(version).ok()?,
+        size: object.size,
+        modified: object.last_modified.into(),
+    })
 }
 
 /// A zip of a local store, whole (`range` `None`) or the part `range` picks: resolved and opened in one
@@ -689,6 +696,7 @@ fn local_chunks(
         .boxed()
 }
 
+/// Runs a blocking filesystem step of a write to `key` off the async threads.
 async fn blocking(
     key: &Path,
     root: &std::path::Path,

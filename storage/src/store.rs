@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::error::StorageError;
+use crate::records::Records;
 use ferry_module::{ModulePath, Version};
 
 /// A stored zip, read as a stream of chunks so it is never held whole in memory.
@@ -87,6 +88,18 @@ pub trait VisibilityGuard: Send + Sync {
     async fn before_visible(&self) -> Result<(), StorageError>;
 }
 
+/// A file found by [`ModuleStore::files`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFile {
+    pub module: ModulePath,
+    pub version: Version,
+    pub file: VersionFile,
+    pub size: u64,
+    /// When it was written (a file's mtime, an object's last-modified time): for a version's `.info`, when
+    /// the version was first stored, since it is written once.
+    pub modified: std::time::SystemTime,
+}
+
 /// A file of a stored version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VersionFile {
@@ -99,6 +112,16 @@ pub enum VersionFile {
 }
 
 impl VersionFile {
+    /// The file whose extension (`info`, `mod`, `zip`) this is.
+    pub fn from_extension(extension: &str) -> Option<VersionFile> {
+        match extension {
+            "info" => Some(VersionFile::Info),
+            "mod" => Some(VersionFile::Mod),
+            "zip" => Some(VersionFile::Zip),
+            _ => None,
+        }
+    }
+
     /// The file's extension in the GOPROXY layout: `info`, `mod`, `zip`.
     pub fn extension(self) -> &'static str {
         match self {
@@ -160,10 +183,13 @@ pub trait ModuleStore: Send + Sync + Debug + 'static {
         files: VersionFiles,
         guard: Option<&dyn VisibilityGuard>,
     ) -> Result<Saved, StorageError>;
-    /// Every stored zip, as the module and version it belongs to, in no particular order (a walk of the
-    /// whole store: for maintenance such as `ferry check-store`, never on a request's path). Keys that name
-    /// no valid module version (a Go module cache's other files) are skipped.
-    fn zips(&self) -> BoxStream<'static, Result<(ModulePath, Version), StorageError>>;
+    /// Every stored file of every version (`.info`, `.mod`, `.zip`), with its size and when it was written,
+    /// in no particular order: a walk of the whole store, for maintenance (`ferry check-store`, rebuilding
+    /// the index, sizing), never on a request's path. Keys that name no valid module version's file (a Go
+    /// module cache's other files, Ferry's own [`Records`]) are skipped.
+    fn files(&self) -> BoxStream<'static, Result<StoredFile, StorageError>>;
+    /// Ferry's own records beside the modules (under `.ferry/`): the same backend and key prefix.
+    fn records(&self) -> Records;
     /// Unlists the version (its `.info` first), then removes its other files. Deleting nothing is not an error.
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError>;
     /// Whether the backend answers: `Ok` when it is reachable and usable. Reads only.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
-    ByteRange, ModuleStore, ModuleStoreExt, Saved, StorageError, VersionFiles, VisibilityGuard,
-    ZipPart, ZipSource,
+    ByteRange, ModuleStore, ModuleStoreExt, Saved, StorageError, StoredFile, VersionFile,
+    VersionFiles, VisibilityGuard, ZipPart, ZipSource,
 };
 use ferry_testkit::FixtureModule;
 use futures::{StreamExt, TryStreamExt};
@@ -179,9 +179,9 @@ pub async fn delete_unlists_and_removes(store: &dyn ModuleStore) {
         .expect("deleting nothing is not an error");
 }
 
-/// `zips` walks the whole store and finds each stored zip once, by its real module path and version (the
-/// keys are case-encoded): not a version stored without its zip, not a deleted one.
-pub async fn zips_finds_every_stored_zip(store: &dyn ModuleStore) {
+/// `files` walks the whole store and finds each stored file once, by its real module path and version (the
+/// keys are case-encoded), with its size: not the files of a deleted version, not Ferry's own records.
+pub async fn files_finds_every_stored_file(store: &dyn ModuleStore) {
     for fixture in [
         FixtureModule::package("example.com/walked", "v1.0.0"),
         FixtureModule::package("example.com/walked", "v1.1.0-Pre"),
@@ -193,6 +193,7 @@ pub async fn zips_finds_every_stored_zip(store: &dyn ModuleStore) {
     let without_zip = FixtureModule::package("example.com/walked", "v1.2.0");
     let mut files = files_of(&without_zip);
     files.zip = None;
+    let go_mod_len = files.go_mod.len() as u64;
     store
         .save(&module("example.com/walked"), &version("v1.2.0"), files)
         .await
@@ -201,21 +202,103 @@ pub async fn zips_finds_every_stored_zip(store: &dyn ModuleStore) {
         .delete(&module("example.com/gone"), &version("v1.0.0"))
         .await
         .unwrap();
-    let mut found: Vec<(String, String)> = store
-        .zips()
-        .map_ok(|(m, v)| (m.to_string(), v.to_string()))
-        .try_collect()
+    store
+        .records()
+        .put("walked/record", Bytes::from_static(b"not a module"))
         .await
-        .expect("walk the store");
-    found.sort();
+        .unwrap();
+    let found: Vec<StoredFile> = store.files().try_collect().await.expect("walk the store");
+    let mut zips: Vec<(String, String)> = found
+        .iter()
+        .filter(|f| f.file == VersionFile::Zip)
+        .map(|f| (f.module.to_string(), f.version.to_string()))
+        .collect();
+    zips.sort();
     assert_eq!(
-        found,
+        zips,
         [
             ("example.com/Walked/v2", "v2.0.0+incompatible"),
             ("example.com/walked", "v1.0.0"),
             ("example.com/walked", "v1.1.0-Pre"),
         ]
         .map(|(m, v)| (m.to_string(), v.to_string()))
+    );
+    assert_eq!(
+        found.len(),
+        3 * 3 + 2,
+        "every file but the deleted version's: {found:?}"
+    );
+    let go_mod = found
+        .iter()
+        .find(|f| f.version.as_str() == "v1.2.0" && f.file == VersionFile::Mod)
+        .expect("the .mod of the version stored without its zip");
+    assert_eq!(go_mod.size, go_mod_len);
+    let age = std::time::SystemTime::now().duration_since(go_mod.modified);
+    assert!(
+        age.is_ok_and(|age| age < std::time::Duration::from_secs(300)),
+        "written just now: {:?}",
+        go_mod.modified
+    );
+}
+
+/// Ferry's records: a create-only write wins once, a put replaces, a listing is in key order and starts
+/// after a key when asked, a delete removes (and deleting nothing is no error); none of it is a module.
+pub async fn records_are_kept_listed_in_order_and_removed(store: &dyn ModuleStore) {
+    let records = store.records();
+    assert_eq!(records.get("log/none").await.unwrap(), None);
+    assert!(records.list("log", None).await.unwrap().is_empty());
+    for key in ["log/0003-b", "log/0001-a", "log/0002-a"] {
+        assert!(
+            records
+                .create(key, Bytes::from(key.to_string()))
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !records
+            .create("log/0001-a", Bytes::from_static(b"again"))
+            .await
+            .unwrap(),
+        "a create-only write of an existing record loses"
+    );
+    assert_eq!(
+        records.get("log/0001-a").await.unwrap().as_deref(),
+        Some(&b"log/0001-a"[..])
+    );
+    records
+        .put("other/x", Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    let keys = |listed: Vec<ferry_storage::Record>| -> Vec<String> {
+        listed.into_iter().map(|r| r.key).collect()
+    };
+    assert_eq!(
+        keys(records.list("log", None).await.unwrap()),
+        ["log/0001-a", "log/0002-a", "log/0003-b"]
+    );
+    assert_eq!(
+        keys(records.list("log", Some("log/0001-a")).await.unwrap()),
+        ["log/0002-a", "log/0003-b"]
+    );
+    records
+        .put("log/0002-a", Bytes::from_static(b"replaced"))
+        .await
+        .unwrap();
+    assert_eq!(
+        records.get("log/0002-a").await.unwrap().as_deref(),
+        Some(&b"replaced"[..])
+    );
+    records.delete("log/0002-a").await.unwrap();
+    records.delete("log/0002-a").await.unwrap();
+    assert_eq!(
+        keys(records.list("log", None).await.unwrap()),
+        ["log/0001-a", "log/0003-b"]
+    );
+    let walked: Vec<StoredFile> = store.files().try_collect().await.unwrap();
+    assert!(
+        walked.is_empty(),
+        "records are not module files: {walked:?}"
     );
 }
 
@@ -553,9 +636,14 @@ macro_rules! conformance_suite {
             $crate::conformance::delete_unlists_and_removes(&*store).await
         }
         #[tokio::test]
-        async fn zips_finds_every_stored_zip() {
+        async fn files_finds_every_stored_file() {
             let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
-            $crate::conformance::zips_finds_every_stored_zip(&*store).await
+            $crate::conformance::files_finds_every_stored_file(&*store).await
+        }
+        #[tokio::test]
+        async fn records_are_kept_listed_in_order_and_removed() {
+            let Some(store) = $crate::conformance::MaybeStore::into_store($make.await) else { return };
+            $crate::conformance::records_are_kept_listed_in_order_and_removed(&*store).await
         }
         #[tokio::test]
         async fn the_write_check_passes_and_leaves_nothing() {
