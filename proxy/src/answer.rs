@@ -125,6 +125,25 @@ impl Answer {
     }
 
     /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.
+    /// A blocked version: 403, which stops the go command (a 404 or 410 would send it on to the next
+    /// GOPROXY entry, `direct` included), with the reason the admin gave.
+    pub fn blocked(
+        module: &ferry_module::ModulePath,
+        version: &ferry_module::Version,
+        reason: &str,
+    ) -> Answer {
+        crate::metrics::metrics().blocked_answers.inc();
+        Answer::text(
+            StatusCode::FORBIDDEN,
+            format!("{module}@{version} is blocked on this proxy: {reason}"),
+        )
+    }
+
+    /// Whether the answer is a success (2xx) or "not modified".
+    pub fn is_success(&self) -> bool {
+        self.status.is_success() || self.status == StatusCode::NOT_MODIFIED
+    }
+
     pub fn not_found(reason: impl std::fmt::Display) -> Answer {
         Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))
     }

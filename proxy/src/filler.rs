@@ -310,6 +310,11 @@ impl Filler {
     /// nobody waits for, or is cancelled when none is free.
     /// `need` says which of the version's files the caller answers with: the fill answers as soon as it
     /// has that file (see `Filled::Fetched`).
+    /// How this Ferry's fills are coordinated with other replicas (removals take the same leases).
+    pub fn coordination(&self) -> &Coordination {
+        &self.shared.coordination
+    }
+
     pub async fn fill(
         &self,
         module: &ModulePath,

@@ -2,6 +2,7 @@
 //! arguments, binds the listener and waits for a signal.
 
 mod action;
+pub mod admin;
 mod answer;
 mod body;
 mod cache;
@@ -13,6 +14,7 @@ pub mod coordination;
 mod filler;
 pub mod healthcheck;
 mod layers;
+pub mod ledger;
 mod listed;
 pub mod metered_store;
 pub mod metrics;
@@ -68,6 +70,7 @@ fn storage_reason(error: &ferry_storage::StorageError) -> String {
 fn store_stack(
     config: &ferry_storage::StorageConfig,
     store: Arc<dyn ferry_storage::ModuleStore>,
+    ledger: &Arc<ledger::Ledger>,
 ) -> Arc<dyn ferry_storage::ModuleStore> {
     // Every call of the proxy, its fills and its coordination to the store is counted and timed.
     let store = Arc::new(metered_store::MeteredStore::new(
@@ -75,11 +78,44 @@ fn store_stack(
         config.metric_label(),
     ));
     // A bucket answers each stored list with a LIST request: kept for a moment (see `listed`).
-    if matches!(config, ferry_storage::StorageConfig::Cloud(_)) {
-        Arc::new(listed::RecentLists::new(store))
-    } else {
-        store
+    let store: Arc<dyn ferry_storage::ModuleStore> =
+        if matches!(config, ferry_storage::StorageConfig::Cloud(_)) {
+            Arc::new(listed::RecentLists::new(store))
+        } else {
+            store
+        };
+    // Every write, whoever makes it (a fill, a delete, a collection), is told to the ledger.
+    Arc::new(ledger::Recorded::new(store, ledger.clone()))
+}
+
+/// The store's ledger, loaded; a store without one (filled before it existed, or by hand) is indexed
+/// from a walk of its files in the background, the catalog and index answering 503 meanwhile.
+async fn load_ledger(
+    url: &str,
+    ledger: &Arc<ledger::Ledger>,
+    store: &Arc<dyn ferry_storage::ModuleStore>,
+) -> Result<(), StartError> {
+    let found = ledger.load().await.map_err(|error| StartError::Storage {
+        url: url.to_string(),
+        error,
+    })?;
+    if !found {
+        let (ledger, store) = (ledger.clone(), store.clone());
+        tokio::spawn(async move {
+            tracing::info!("the store has no ledger yet: indexing it from a walk of its files");
+            match ledger.reindex(store.as_ref(), |_| {}).await {
+                Ok(done) => tracing::info!(
+                    files = done.files,
+                    versions = done.added,
+                    "the store is indexed"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "indexing the store failed; run `ferry admin reindex`")
+                }
+            }
+        });
     }
+    Ok(())
 }
 
 /// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
@@ -89,11 +125,13 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         url: url.clone(),
         error,
     })?;
-    let store = store_stack(&config.storage, store);
+    let ledger = Arc::new(ledger::Ledger::new(store.records(), config.ledger));
+    let store = store_stack(&config.storage, store, &ledger);
     store.check().await.map_err(|error| StartError::Storage {
         url: url.clone(),
         error,
     })?;
+    load_ledger(&url, &ledger, &store).await?;
     let policy = config.policy.clone();
     // A policy that fills the store needs a store that takes writes: a read-only or full one would answer
     // ready and fail every miss.
@@ -129,7 +167,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     } else {
         (None, Some(work_dir))
     };
-    let mut proxy = Proxy::with_upstream(store, upstream, policy)
+    let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
         .with_sumdbs(&config.sumdb);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.

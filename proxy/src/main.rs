@@ -51,6 +51,9 @@ enum Command {
         #[arg(long)]
         remove: bool,
     },
+    /// Operate what the store holds through a server's admin API (its admin_listen): list, size, delete,
+    /// block, unblock, collect garbage, reindex.
+    Admin(ferry::admin::cli::AdminArgs),
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         Command::Config { args, format } => show_config(args, &format),
         Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
+        Command::Admin(args) => ferry::admin::cli::run(args),
         Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
     };
     match result {
@@ -264,6 +268,12 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
+        let admin_listener = match config.admin_listen {
+            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
+                format!("cannot listen on {address} for the admin API; pick another address with admin_listen or FERRY_ADMIN_LISTEN")
+            })?),
+            None => None,
+        };
         let metrics_listener = match config.metrics_listen {
             Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
                 format!("cannot listen on {address} for metrics; pick another address with metrics_listen or FERRY_METRICS_LISTEN")
@@ -293,6 +303,22 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
                 let _ = metrics_stopped.await;
             }));
         }
+        let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+        let admin = proxy.admin(config.gc.clone());
+        if let Some(admin_listener) = admin_listener {
+            tracing::info!(admin_listen = %admin_listener.local_addr()?, "serving the admin API (/admin/v1/)");
+            let mut stopped = admin_stopped.clone();
+            tokio::spawn(ferry::admin::api::run_admin(admin_listener, admin.clone(), async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }));
+        }
+        if let Some(every) = config.gc.every.filter(|_| config.gc.collects()) {
+            tracing::info!(every = %humantime::format_duration(every), "garbage collection scheduled");
+            let mut stopped = admin_stopped.clone();
+            tokio::spawn(admin.run_schedule(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }));
+        }
         let upstream = ferry::self_upstream::goproxy_for_log(&config);
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
@@ -304,6 +330,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
         let _ = stop_metrics.send(());
+        let _ = stop_admin.send(true);
         Ok(())
     })
 }

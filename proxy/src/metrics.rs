@@ -65,6 +65,14 @@ pub struct Metrics {
     pub storage_duration: Family<StorageLabels, Histogram>,
     pub auth_checks: Family<ResultLabels, Counter>,
     pub auth_queued: Gauge,
+    pub store_bytes: Gauge,
+    pub store_versions: Gauge,
+    pub store_modules: Gauge,
+    pub ledger_sync_failures: Counter,
+    pub blocked_answers: Counter,
+    pub collections: Family<ResultLabels, Counter>,
+    pub collected_versions: Counter,
+    pub collected_bytes: Counter,
 }
 
 /// The process's metrics.
@@ -186,8 +194,64 @@ impl Metrics {
             "bcrypt password checks waiting for a verifier",
             auth_queued.clone(),
         );
+        let store_bytes = Gauge::default();
+        registry.register(
+            "store_bytes",
+            "Bytes of the versions stored (.info, .mod and zip), from the ledger: no store scan per scrape",
+            store_bytes.clone(),
+        );
+        let store_versions = Gauge::default();
+        registry.register(
+            "store_versions",
+            "Versions stored, from the ledger",
+            store_versions.clone(),
+        );
+        let store_modules = Gauge::default();
+        registry.register(
+            "store_modules",
+            "Modules with at least one version stored, from the ledger",
+            store_modules.clone(),
+        );
+        let ledger_sync_failures = Counter::default();
+        registry.register(
+            "ledger_sync_failures",
+            "Syncs of the ledger with the store that failed (retried at the next interval)",
+            ledger_sync_failures.clone(),
+        );
+        let blocked_answers = Counter::default();
+        registry.register(
+            "blocked_answers",
+            "Requests answered 403 because the version is blocked",
+            blocked_answers.clone(),
+        );
+        let collections = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "collections",
+            "Garbage collections run, by result (done, dry_run, failed, busy)",
+            collections.clone(),
+        );
+        let collected_versions = Counter::default();
+        registry.register(
+            "collected_versions",
+            "Versions removed by garbage collections",
+            collected_versions.clone(),
+        );
+        let collected_bytes = Counter::default();
+        registry.register(
+            "collected_bytes",
+            "Bytes reclaimed by garbage collections",
+            collected_bytes.clone(),
+        );
         Metrics {
             registry,
+            store_bytes,
+            store_versions,
+            store_modules,
+            ledger_sync_failures,
+            blocked_answers,
+            collections,
+            collected_versions,
+            collected_bytes,
             auth_checks,
             auth_queued,
             cache_hits,
@@ -217,6 +281,14 @@ impl Metrics {
             &self.cache_misses
         };
         family.get_or_create(&CacheLabels { cache }).inc();
+    }
+
+    /// The store's totals, as the ledger knows them.
+    pub fn store_totals(&self, totals: crate::ledger::Totals) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.store_bytes.set(gauge(totals.bytes));
+        self.store_versions.set(gauge(totals.versions));
+        self.store_modules.set(gauge(totals.modules));
     }
 
     /// Counts a password check with its result (see `layers::auth`).

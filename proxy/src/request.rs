@@ -45,6 +45,38 @@ pub enum Endpoint {
     Metrics,
     /// `/`: a short description of the service.
     Index,
+    /// `/catalog?pagesize=N&token=T`: the stored versions, a page at a time (Athens's catalog).
+    Catalog(CatalogPage),
+    /// `/index?since=T&limit=N`: the stored versions in the order they were first stored
+    /// (index.golang.org's feed).
+    Feed(FeedPage),
+}
+
+/// Which page of the catalog a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogPage {
+    /// Versions on the page: 1000 unless `pagesize` says (at most [`CatalogPage::MAX`]).
+    pub size: usize,
+    /// The last version of the previous page (its `next` token), to start after.
+    pub after: Option<(ModulePath, Version)>,
+}
+
+impl CatalogPage {
+    pub const DEFAULT: usize = 1000;
+    pub const MAX: usize = 10_000;
+}
+
+/// Which part of the index a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPage {
+    /// Versions first stored at or after this time (nanoseconds since the Unix epoch).
+    pub since: u64,
+    /// At most this many (2000 unless `limit` says; never more).
+    pub limit: usize,
+}
+
+impl FeedPage {
+    pub const MAX: usize = 2000;
 }
 
 /// Where a request was routed: its endpoint, or why it is refused (a 400 or 404, see `answer`). Made
@@ -53,9 +85,9 @@ pub enum Endpoint {
 pub struct Route(pub Result<Endpoint, Refusal>);
 
 impl Route {
-    /// Routes the path of a request URI (without the query string).
-    pub fn of(raw_path: &str) -> Route {
-        Route(Endpoint::parse(raw_path))
+    /// Routes a request URI: its path, and for the endpoints that take one, its query string.
+    pub fn of_uri(uri: &http::Uri) -> Route {
+        Route(Endpoint::parse(uri.path()).and_then(|endpoint| endpoint.with_query(uri.query())))
     }
 
     /// The route the routing layer put on `request` (none outside the stack, e.g. a `Proxy` called directly).
@@ -127,6 +159,8 @@ impl Endpoint {
             Endpoint::Readyz => "readyz",
             Endpoint::Metrics => "metrics",
             Endpoint::Index => "index",
+            Endpoint::Catalog(_) => "catalog",
+            Endpoint::Feed(_) => "feed",
         }
     }
 
@@ -142,12 +176,14 @@ impl Endpoint {
             | Endpoint::Latest(_)
             | Endpoint::SumDb(_)
             | Endpoint::Metrics
-            | Endpoint::Index => true,
+            | Endpoint::Index
+            | Endpoint::Catalog(_)
+            | Endpoint::Feed(_) => true,
         }
     }
 
     /// Parses the path of a request URI (without the query string). Requests are routed with
-    /// [`Route::of`], once each.
+    /// [`Route::of_uri`], once each.
     pub fn parse(raw_path: &str) -> Result<Endpoint, Refusal> {
         if raw_path.len() > MAX_PATH_LEN {
             return Err(Refusal::BadRequest(format!(
@@ -174,6 +210,18 @@ impl Endpoint {
             "healthz" => return Ok(Endpoint::Healthz),
             "readyz" => return Ok(Endpoint::Readyz),
             "metrics" => return Ok(Endpoint::Metrics),
+            "catalog" => {
+                return Ok(Endpoint::Catalog(CatalogPage {
+                    size: CatalogPage::DEFAULT,
+                    after: None,
+                }));
+            }
+            "index" => {
+                return Ok(Endpoint::Feed(FeedPage {
+                    since: 0,
+                    limit: FeedPage::MAX,
+                }));
+            }
             _ if path.starts_with("sumdb/") => {
                 return SumDbPath::parse(&path["sumdb/".len()..]).map(Endpoint::SumDb);
             }
@@ -209,6 +257,76 @@ impl Endpoint {
             _ => Err(unknown_file(file)),
         }
     }
+}
+
+impl Endpoint {
+    /// The endpoint with what its query string asks (the catalog's page, the index's start and length);
+    /// other endpoints ignore the query, as the GOPROXY protocol does.
+    fn with_query(self, query: Option<&str>) -> Result<Endpoint, Refusal> {
+        let pairs = || url::form_urlencoded::parse(query.unwrap_or("").as_bytes());
+        match self {
+            Endpoint::Catalog(mut page) => {
+                for (key, value) in pairs() {
+                    match key.as_ref() {
+                        "pagesize" => page.size = count(&key, &value, CatalogPage::MAX)?,
+                        "token" if !value.is_empty() => page.after = Some(catalog_token(&value)?),
+                        _ => {}
+                    }
+                }
+                Ok(Endpoint::Catalog(page))
+            }
+            Endpoint::Feed(mut page) => {
+                for (key, value) in pairs() {
+                    match key.as_ref() {
+                        "limit" => page.limit = count(&key, &value, FeedPage::MAX)?,
+                        "since" if !value.is_empty() => {
+                            let since = humantime::parse_rfc3339(&value).map_err(|e| {
+                                Refusal::BadRequest(format!(
+                                    "since={value:?} is not an RFC 3339 time in UTC ({e}); want e.g. 2026-01-02T15:04:05.123456789Z"
+                                ))
+                            })?;
+                            page.since = crate::ledger::nanos(since);
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Endpoint::Feed(page))
+            }
+            other => Ok(other),
+        }
+    }
+}
+
+/// A page size or limit: a positive whole number, at most `max` (a larger one is taken as `max`).
+fn count(key: &str, value: &str, max: usize) -> Result<usize, Refusal> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n.min(max)),
+        _ => Err(Refusal::BadRequest(format!(
+            "{key}={value:?}: want a whole number from 1 to {max}"
+        ))),
+    }
+}
+
+/// The catalog's `next` token for a page that ends with `module@version`: opaque to clients (URL-safe
+/// base64), so that it needs no escaping in a query string.
+pub fn catalog_token(token: &str) -> Result<(ModulePath, Version), Refusal> {
+    use base64::Engine;
+    let bad = || Refusal::BadRequest(format!("token={token:?} is not a token this catalog gave"));
+    let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (module, version) = text.split_once('@').ok_or_else(bad)?;
+    Ok((
+        ModulePath::new(module).map_err(|_| bad())?,
+        Version::new(version).map_err(|_| bad())?,
+    ))
+}
+
+/// The token that starts the catalog after `module@version`.
+pub fn next_catalog_token(module: &ModulePath, version: &Version) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{module}@{version}"))
 }
 
 fn module_path(escaped: &str) -> Result<ModulePath, Refusal> {
@@ -345,7 +463,7 @@ mod tests {
             ("/example.com/a%zz/@v/list", "other", true),
         ];
         for (path, kind, credentials) in cases {
-            let route = Route::of(path);
+            let route = Route::of_uri(&path.parse().unwrap());
             assert_eq!(
                 (route.kind(), route.needs_credentials()),
                 (kind, credentials),

@@ -87,6 +87,12 @@ pub async fn run(
     let stack = crate::layers::stack(proxy.clone(), settings.serve_metrics, settings.auth.clone());
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
+    // The ledger keeps in step with the other replicas while this server runs, and writes what it has
+    // pending when it stops.
+    let (stop_ledger, ledger_stopped) = tokio::sync::oneshot::channel::<()>();
+    let ledger = tokio::spawn(proxy.ledger().clone().run(async {
+        let _ = ledger_stopped.await;
+    }));
     tokio::pin!(shutdown);
     loop {
         // A slot first: at the cap, new connections wait in the kernel's backlog, not in Ferry's memory.
@@ -161,6 +167,8 @@ pub async fn run(
     proxy
         .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
         .await;
+    let _ = stop_ledger.send(());
+    let _ = ledger.await;
 }
 
 /// Runs its function when dropped: a connection's end, however its task ends.
@@ -177,7 +185,7 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let service =
         hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async move {
-            let route = crate::request::Route::of(request.uri().path());
+            let route = crate::request::Route::of_uri(request.uri());
             let response = if matches!(route.0, Ok(crate::request::Endpoint::Metrics)) {
                 crate::layers::metrics_response()
             } else {

@@ -18,7 +18,8 @@ use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::filler::{FillError, Filled, Filler, Need};
-use crate::request::{Endpoint, Refusal, Route};
+use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
+use crate::request::{CatalogPage, Endpoint, FeedPage, Refusal, Route};
 use crate::sumdb::{SumDbSettings, SumDbs};
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
@@ -38,6 +39,8 @@ pub struct Proxy {
     writable: WriteCheck,
     /// The checksum databases relayed under `/sumdb/` (none unless set with [`Proxy::with_sumdbs`]).
     sumdbs: SumDbs,
+    /// What the store holds and refuses: the catalog, the index, blocks, accesses.
+    ledger: Arc<Ledger>,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -106,13 +109,28 @@ impl Proxy {
         Proxy::with_upstream(store, None, policy)
     }
 
-    /// A proxy that fills its store through `upstream` as `policy` says.
+    /// A proxy that fills its store through `upstream` as `policy` says. The store is recorded in a ledger
+    /// of its own (its writes through this proxy are indexed; `upstream`'s own saves are not, unless it
+    /// writes through a store recorded in the same ledger: [`Proxy::with_ledger`]).
     pub fn with_upstream(
         store: Arc<dyn ModuleStore>,
         upstream: Option<Filler>,
         policy: Policy,
     ) -> Proxy {
+        let ledger = Arc::new(Ledger::new(store.records(), LedgerSettings::default()));
+        let store: Arc<dyn ModuleStore> = Arc::new(Recorded::new(store, ledger.clone()));
+        Proxy::with_ledger(store, ledger, upstream, policy)
+    }
+
+    /// A proxy over `store`, already recorded in `ledger` (see `build_proxy`).
+    pub fn with_ledger(
+        store: Arc<dyn ModuleStore>,
+        ledger: Arc<Ledger>,
+        upstream: Option<Filler>,
+        policy: Policy,
+    ) -> Proxy {
         Proxy {
+            ledger,
             store,
             upstream: upstream.map(Arc::new),
             caches: Caches::new(&CacheSettings::default()),
@@ -138,6 +156,23 @@ impl Proxy {
 
     pub fn store(&self) -> &Arc<dyn ModuleStore> {
         &self.store
+    }
+
+    /// The store's ledger.
+    pub fn ledger(&self) -> &Arc<Ledger> {
+        &self.ledger
+    }
+
+    /// The admin operations on this proxy's store, with the retention policy `gc`: removals take the
+    /// leases this proxy's fills take.
+    pub fn admin(&self, gc: crate::admin::gc::GcSettings) -> crate::admin::Admin {
+        let coordination = self
+            .upstream
+            .as_ref()
+            .map_or_else(crate::coordination::Coordination::local, |filler| {
+                filler.coordination().clone()
+            });
+        crate::admin::Admin::new(self.store.clone(), self.ledger.clone(), coordination, gc)
     }
 
     /// The policy in force.
@@ -173,7 +208,7 @@ impl Proxy {
             Method::GET | Method::HEAD => {
                 let route = match request.extensions.remove::<Route>() {
                     Some(route) => route,
-                    None => Route::of(request.uri.path()),
+                    None => Route::of_uri(&request.uri),
                 };
                 self.answer(&request, route).await
             }
@@ -214,6 +249,8 @@ impl Proxy {
                 );
             }
             Endpoint::Healthz => return Answer::text(StatusCode::OK, "ok"),
+            Endpoint::Catalog(page) => return self.catalog(&page),
+            Endpoint::Feed(page) => return self.feed(&page),
             Endpoint::Readyz => return self.readyz().await,
             // Answered by the metrics layer when this listener serves the metrics (a GET); here, it is no
             // endpoint: a HEAD, or the metrics have a listener of their own (`metrics_listen`).
@@ -225,6 +262,13 @@ impl Proxy {
             Endpoint::Info(module, VersionQuery::Query(query)) => {
                 return self.query_info(&module, &query, &decide(&module)).await;
             }
+            Endpoint::Info(module, VersionQuery::Canonical(version))
+            | Endpoint::Mod(module, version)
+            | Endpoint::Zip(module, version)
+                if let Some(Status::Blocked(reason)) = self.ledger.status(&module, &version) =>
+            {
+                return Answer::blocked(&module, &version, &reason);
+            }
             Endpoint::Info(module, VersionQuery::Canonical(version)) => {
                 (module, version, VersionFile::Info)
             }
@@ -232,8 +276,66 @@ impl Proxy {
             Endpoint::Zip(module, version) => (module, version, VersionFile::Zip),
         };
         let decision = decide(&module);
-        self.version_file(&module, &version, file, &wants, &decision)
-            .await
+        let answer = self
+            .version_file(&module, &version, file, &wants, &decision)
+            .await;
+        if answer.is_success() {
+            self.ledger.touch(&module, &version);
+        }
+        answer
+    }
+
+    /// `/catalog`: a page of the stored versions in (module, version) order, with the token of the next.
+    fn catalog(&self, page: &CatalogPage) -> Answer {
+        if !self.ledger.is_ready() {
+            return Answer::busy(
+                "the catalog is being built from the store; try again shortly",
+                5,
+            );
+        }
+        let mut listed = self
+            .ledger
+            .read(|state| state.catalog(page.after.as_ref(), page.size + 1));
+        let next = (listed.len() > page.size).then(|| {
+            listed.truncate(page.size);
+            listed
+                .last()
+                .map(|(m, v)| crate::request::next_catalog_token(m, v))
+        });
+        let modules: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|(m, v)| serde_json::json!({ "module": m.as_str(), "version": v.as_str() }))
+            .collect();
+        let mut body = serde_json::json!({ "modules": modules });
+        if let Some(Some(next)) = next {
+            body["next"] = next.into();
+        }
+        Answer::ok(JSON, SHORT_LIVED, Bytes::from(body.to_string()))
+    }
+
+    /// `/index`: the versions first stored at or after `since`, in that order, one JSON object a line.
+    fn feed(&self, page: &FeedPage) -> Answer {
+        if !self.ledger.is_ready() {
+            return Answer::busy(
+                "the index is being built from the store; try again shortly",
+                5,
+            );
+        }
+        let listed = self
+            .ledger
+            .read(|state| state.index(page.since, page.limit));
+        let mut body = String::with_capacity(listed.len() * 100);
+        for (at, module, version) in listed {
+            let time = std::time::UNIX_EPOCH + Duration::from_nanos(at);
+            let line = serde_json::json!({
+                "Path": module.as_str(),
+                "Version": version.as_str(),
+                "Timestamp": humantime::format_rfc3339_nanos(time).to_string(),
+            });
+            body.push_str(&line.to_string());
+            body.push('\n');
+        }
+        Answer::ok(JSON, SHORT_LIVED, Bytes::from(body))
     }
 
     /// What this request does for its module: the one table in `action`.
@@ -352,8 +454,12 @@ impl Proxy {
             VersionFile::Zip => return self.zip(module, version, read).await,
         };
         let content_type = if is_mod { TEXT } else { JSON };
-        // `.info` and `.mod` never change once stored: a hot one is served without a store round trip.
-        if let Some(bytes) = self.caches.file(module, version, is_mod) {
+        // `.info` and `.mod` never change once stored: a hot one is served without a store round trip,
+        // unless the version was deleted since (here or by another replica): then the store says.
+        let deleted = || matches!(self.ledger.status(module, version), Some(Status::Deleted));
+        if let Some(bytes) = self.caches.file(module, version, is_mod)
+            && !deleted()
+        {
             return Ok(Answer::ok(content_type, IMMUTABLE, bytes));
         }
         let bytes = if is_mod {
@@ -398,6 +504,9 @@ impl Proxy {
                 )));
             }
         };
+        if let Some(reason) = self.ledger.blocked(module, &version) {
+            return Answer::blocked(module, &version, &reason);
+        }
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
                 match upstream.fill(module, version.as_str(), Need::Info).await {
@@ -450,6 +559,7 @@ impl Proxy {
         };
         versions.sort();
         versions.dedup();
+        self.drop_blocked(module, &mut versions);
         Answer::ok(TEXT, SHORT_LIVED, Bytes::from(list_body(&versions)))
     }
 
@@ -464,6 +574,9 @@ impl Proxy {
             // As for a list, a (never tabled) `Queue` asks the upstream.
             Action::Upstream(upstream) | Action::Queue(upstream) => {
                 match self.caches.resolve(upstream, module, "latest").await {
+                    Ok(latest) if self.is_blocked(module, &latest.version) => {
+                        return self.latest_unblocked(upstream, module).await;
+                    }
                     Ok(latest) => {
                         let mut info =
                             serde_json::json!({ "Version": latest.version, "Time": latest.time });
@@ -477,10 +590,11 @@ impl Proxy {
             }
             Action::StoreOnly(why) => Err(why),
         };
-        let stored = match self.store.list(module).await {
+        let mut stored = match self.store.list(module).await {
             Ok(stored) => stored,
             Err(e) => return Answer::from(e),
         };
+        self.drop_blocked(module, &mut stored);
         match (latest_of(&stored), store_answers) {
             (Some(latest), store_answers) => {
                 if let Ok(e) = store_answers {
@@ -493,6 +607,49 @@ impl Proxy {
             (None, Ok(e)) => Answer::from(e),
             (None, Err(why)) => Answer::not_found(nothing_stored(module, why, decision)),
         }
+    }
+
+    /// Whether `version` (as an upstream named it) is blocked here.
+    fn is_blocked(&self, module: &ModulePath, version: &str) -> bool {
+        Version::new(version).is_ok_and(|v| self.ledger.blocked(module, &v).is_some())
+    }
+
+    /// Leaves the module's blocked versions out of `versions`.
+    fn drop_blocked(&self, module: &ModulePath, versions: &mut Vec<Version>) {
+        let blocked = self.ledger.read(|state| state.blocked_of(module));
+        if !blocked.is_empty() {
+            versions.retain(|v| !blocked.iter().any(|(b, _)| b == v));
+        }
+    }
+
+    /// `@latest` when the upstream's latest is blocked: the go command's latest of the versions the
+    /// upstream lists and the store holds, blocked ones left out, its `.info` from the store (filled first
+    /// when missing). A module with only blocked versions has no latest here: 404, saying so.
+    async fn latest_unblocked(&self, upstream: &Arc<Filler>, module: &ModulePath) -> Answer {
+        let mut versions = match self.store.list(module).await {
+            Ok(stored) => stored,
+            Err(e) => return Answer::from(e),
+        };
+        if let Ok(listed) = self.caches.list(upstream, module).await {
+            versions.extend(listed.iter().cloned());
+        }
+        self.drop_blocked(module, &mut versions);
+        let Some(latest) = latest_of(&versions).cloned() else {
+            return Answer::not_found(format!(
+                "{module}: its latest version is blocked on this proxy, and no other version is listed"
+            ));
+        };
+        let info = match self.store.info(module, &latest).await {
+            Err(StorageError::NotFound(_)) => {
+                match upstream.fill(module, latest.as_str(), Need::Info).await {
+                    Ok(_) => self.store.info(module, &latest).await,
+                    Err(e) => return Answer::from(e),
+                }
+            }
+            stored => stored,
+        };
+        info.map(|info| Answer::ok(JSON, SHORT_LIVED, info))
+            .unwrap_or_else(Answer::from)
     }
 
     /// A stored zip, or the part of it the request picks (206, or 416 when it picks none).

@@ -124,7 +124,7 @@ pub(crate) fn duration(text: &str) -> Result<Duration, String> {
 }
 
 /// `64MiB`, `512KiB`, `1GiB`, `10MB` or a plain number of bytes.
-fn parse_size(text: &str) -> Option<usize> {
+pub(crate) fn parse_size(text: &str) -> Option<usize> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

@@ -49,6 +49,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where `/metrics` is served instead of on `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the admin API is served (none: it is not).
+    pub admin_listen: Option<SocketAddr>,
+    /// How the ledger keeps in step with other replicas.
+    pub ledger: crate::ledger::LedgerSettings,
+    /// The retention policy (`[gc]`).
+    pub gc: crate::admin::gc::GcSettings,
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub server: ServerSettings,
@@ -211,6 +217,12 @@ fn load_with(
         "metrics listen address",
         "\"127.0.0.1:9090\"",
     )?;
+    let admin_listen = address(
+        &given,
+        &row::ADMIN_LISTEN,
+        "admin listen address",
+        "\"127.0.0.1:3001\"",
+    )?;
     let (url, origin) = given
         .get(&row::STORAGE)
         .cloned()
@@ -239,6 +251,9 @@ fn load_with(
         listen: listen
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default is an address")),
         metrics_listen,
+        admin_listen,
+        ledger: owners::ledger(&given)?,
+        gc: owners::gc(&given)?,
         storage,
         log_format: log_format.unwrap_or(LogFormat::Text),
         server: owners::server(&given)?,

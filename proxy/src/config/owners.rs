@@ -11,8 +11,10 @@ use super::env::Environment;
 use super::file::{ConfigFile, FileValue};
 use super::settings as row;
 use super::{ConfigError, DEFAULT_WORK_DIR, Given, Origin};
+use crate::admin::gc::GcSettings;
 use crate::cache::CacheSettings;
 use crate::filler::FillSettings;
+use crate::ledger::LedgerSettings;
 use crate::server::ServerSettings;
 use crate::sumdb::{SumDb, SumDbSettings};
 
@@ -266,4 +268,95 @@ pub(super) fn storage(
         };
         ConfigError::Invalid { origin, message }
     })
+}
+
+/// The ledger's intervals: positive durations.
+pub(super) fn ledger(given: &Given) -> Result<LedgerSettings, ConfigError> {
+    let d = LedgerSettings::default();
+    let positive = |what: &'static str| {
+        move |text: &str| match super::given::duration(text)? {
+            std::time::Duration::ZERO => {
+                Err(format!("{what} of 0 would never wait; write e.g. \"2s\""))
+            }
+            interval => Ok(interval),
+        }
+    };
+    Ok(LedgerSettings {
+        sync_interval: given
+            .parse(&row::LEDGER_SYNC_INTERVAL, positive("ledger.sync_interval"))?
+            .unwrap_or(d.sync_interval),
+        access_interval: given
+            .parse(
+                &row::LEDGER_ACCESS_INTERVAL,
+                positive("ledger.access_interval"),
+            )?
+            .unwrap_or(d.access_interval),
+    })
+}
+
+/// The `[gc]` table. A policy that would collect everything (`max_bytes = 0`, `unused_for = 0`) is refused
+/// where it is written.
+pub(super) fn gc(given: &Given) -> Result<GcSettings, ConfigError> {
+    let d = GcSettings::new();
+    let max_bytes = given.parse(&row::GC_MAX_BYTES, |text| {
+        match super::given::parse_size(text) {
+            Some(0) => Err("gc.max_bytes = 0 would delete every version; write the size the store may keep, e.g. \"500GiB\", or remove it".into()),
+            Some(n) => Ok(n as u64),
+            None => Err(format!("size {text:?} is not a number of bytes; write e.g. \"500GiB\"")),
+        }
+    })?;
+    let unused_for = given.parse(&row::GC_UNUSED_FOR, |text| {
+        match super::given::duration(text)? {
+            std::time::Duration::ZERO => Err("gc.unused_for = 0 would delete every version; write how long an unused version is kept, e.g. \"90d\", or remove it".into()),
+            d => Ok(d),
+        }
+    })?;
+    let keep_latest = given.parse(&row::GC_KEEP_LATEST, |text| {
+        text.parse::<usize>().map_err(|_| format!("{text:?} is not a whole number; write e.g. 1 (0: a module's newest versions may go too)"))
+    })?;
+    let every = given.parse(&row::GC_EVERY, |text| match super::given::duration(text)? {
+        std::time::Duration::ZERO => {
+            Err("gc.every of 0 would collect without pause; write e.g. \"24h\"".into())
+        }
+        d => Ok(d),
+    })?;
+    let protect = given.parse(&row::GC_PROTECT, |text| {
+        let patterns = list_items(text);
+        for pattern in &patterns {
+            ferry_module::Pattern::new(pattern)
+                .map_err(|e| format!("gc.protect pattern {pattern:?}: {e}"))?;
+        }
+        Ok(patterns)
+    })?;
+    Ok(GcSettings {
+        max_bytes,
+        unused_for,
+        keep_latest: keep_latest.unwrap_or(d.keep_latest),
+        protect: protect.unwrap_or_default(),
+        every,
+    })
+}
+
+/// The items of a list setting: a TOML array as written in the file, or a comma-separated string.
+fn list_items(text: &str) -> Vec<String> {
+    let trimmed = text.trim();
+    if trimmed.starts_with('[') {
+        #[derive(serde::Deserialize)]
+        struct Wrapped {
+            v: Vec<String>,
+        }
+        if let Ok(wrapped) = toml::from_str::<Wrapped>(&format!("v = {trimmed}")) {
+            return wrapped
+                .v
+                .into_iter()
+                .filter(|s| !s.trim().is_empty())
+                .collect();
+        }
+    }
+    trimmed
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }

@@ -154,6 +154,7 @@ settings! {
     };
     HEADER_READ_TIMEOUT = text("header_read_timeout", "FERRY_HEADER_READ_TIMEOUT", "`30s`", "a request's deadline from a connection's opening or last answer", |c| duration(c.server.header_read_timeout));
     METRICS_LISTEN = text("metrics_listen", "FERRY_METRICS_LISTEN", "none", "serve /metrics on this address instead", |c| c.metrics_listen.map_or("none".into(), |a| a.to_string()));
+    ADMIN_LISTEN = text("admin_listen", "FERRY_ADMIN_LISTEN", "none", "serve the admin API (/admin/v1/) on this address", |c| c.admin_listen.map_or("none".into(), |a| a.to_string()));
     AUTH_FILE = text("auth_file", "FERRY_AUTH_FILE", "none", "an htpasswd file of bcrypt entries", |c| path_or_none(c.server.auth.as_ref().map(|a| a.path())));
     TLS_CERT = text("tls_cert", "FERRY_TLS_CERT", "none", "the server certificate chain, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.cert_path())));
     TLS_KEY = text("tls_key", "FERRY_TLS_KEY", "none", "the certificate's private key, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.key_path())));
@@ -184,6 +185,16 @@ settings! {
         })
     };
     SUMDB_TIMEOUT = text("sumdb_timeout", "FERRY_SUMDB_TIMEOUT", "`30s`", "the wait for a checksum database's answer", |c| duration(c.sumdb.timeout));
+    LEDGER_SYNC_INTERVAL = text("ledger.sync_interval", "FERRY_LEDGER_SYNC_INTERVAL", "`2s`", "how often a replica writes its ledger events and reads the others'", |c| duration(c.ledger.sync_interval));
+    LEDGER_ACCESS_INTERVAL = text("ledger.access_interval", "FERRY_LEDGER_ACCESS_INTERVAL", "`1m`", "how often the last uses of served versions are written", |c| duration(c.ledger.access_interval));
+    GC_MAX_BYTES = text("gc.max_bytes", "FERRY_GC_MAX_BYTES", "none", "collect the least recently used versions while the store holds more", |c| c.gc.max_bytes.map_or("none".into(), |b| size(usize::try_from(b).unwrap_or(usize::MAX))));
+    GC_UNUSED_FOR = text("gc.unused_for", "FERRY_GC_UNUSED_FOR", "none", "collect versions not served for this long", |c| c.gc.unused_for.map_or("none".into(), duration));
+    GC_KEEP_LATEST = number("gc.keep_latest", "FERRY_GC_KEEP_LATEST", "`1`", "each module's newest versions never collected", |c| c.gc.keep_latest.to_string());
+    GC_PROTECT = Setting {
+        kind: Kind::List,
+        ..text("gc.protect", "FERRY_GC_PROTECT", "none", "module patterns never collected", |c| if c.gc.protect.is_empty() { "none".into() } else { c.gc.protect.join(", ") })
+    };
+    GC_EVERY = text("gc.every", "FERRY_GC_EVERY", "none", "collect this often, on one replica at a time", |c| c.gc.every.map_or("none".into(), duration));
     GO = text("fetcher.go", "FERRY_GO", "`go` (looked up in `PATH`)", "the go command", |c| c.fetcher.go_binary.display().to_string());
     WORK_DIR = text("fetcher.work_dir", "FERRY_WORK_DIR", "`./ferry-work`", "where each go command gets its temporary directory", |c| c.fetcher.work_dir.display().to_string());
     FETCH_TIMEOUT = text("fetcher.timeout", "FERRY_FETCH_TIMEOUT", "`10m`", "deadline of one go command", |c| duration(c.fetcher.timeout));

@@ -263,6 +263,33 @@ impl Coordination {
         }
     }
 
+    /// Runs `work` (a removal: a delete, a block, a collection) holding the version's lease, so that it never
+    /// removes a version a replica is filling; `Ok(None)` at once, without running it, while another
+    /// replica holds the lease. Removals are short: the lease is not renewed.
+    pub async fn try_exclusive<T, F>(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        work: impl FnOnce() -> F,
+    ) -> Result<Option<T>, CoordinationError>
+    where
+        F: Future<Output = T>,
+    {
+        let key = LeaseKey {
+            module: module.clone(),
+            version: version.clone(),
+        };
+        let lease = match self.engine.acquire(&key, self.lease_time).await? {
+            Acquired::Lease(lease) => lease,
+            Acquired::HeldElsewhere { .. } => return Ok(None),
+        };
+        let done = work().await;
+        if let Err(e) = self.engine.release(&lease, false).await {
+            tracing::warn!(%key, error = %e, "could not release the lease");
+        }
+        Ok(Some(done))
+    }
+
     /// The fill with the lease held: renewed in the background, fenced before the version is visible,
     /// released when the fill ends (also when it is cancelled).
     async fn hold<E, F>(

@@ -42,7 +42,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
-        let route = Route::of(request.uri().path());
+        let route = Route::of_uri(request.uri());
         request.extensions_mut().insert(route);
         self.0.call(request)
     }
