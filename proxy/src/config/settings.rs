@@ -183,6 +183,13 @@ settings! {
             if names.is_empty() { "off".into() } else { names.join(", ") }
         })
     };
+    SUMDB_PRIVATE = Setting {
+        kind: Kind::List,
+        ..text("sumdb_private", "FERRY_SUMDB_PRIVATE", "none", "module path patterns never looked up in a checksum database (403)", |c| {
+            let own: Vec<&str> = c.sumdb.private.iter().filter(|p| p.from == SUMDB_PRIVATE.key).map(|p| p.pattern.as_str()).collect();
+            if own.is_empty() { "none".into() } else { own.join(", ") }
+        })
+    };
     SUMDB_TIMEOUT = text("sumdb_timeout", "FERRY_SUMDB_TIMEOUT", "`30s`", "the wait for a checksum database's answer", |c| duration(c.sumdb.timeout));
     GO = text("fetcher.go", "FERRY_GO", "`go` (looked up in `PATH`)", "the go command", |c| c.fetcher.go_binary.display().to_string());
     WORK_DIR = text("fetcher.work_dir", "FERRY_WORK_DIR", "`./ferry-work`", "where each go command gets its temporary directory", |c| c.fetcher.work_dir.display().to_string());
