@@ -686,13 +686,14 @@ pub fn routes_without_go(fetcher: &ferry_fetcher::FetcherConfig) -> Arc<SumdbRou
 /// The module of toolchains (`GOTOOLCHAIN` downloads `golang.org/toolchain@v0.0.1-go1.X.Y.GOOS-GOARCH`).
 const TOOLCHAIN_MODULE: &str = "golang.org/toolchain";
 
-/// Says at start-up when Ferry fetches toolchains but a checksum database is off: the go command always
+/// What start-up says when Ferry fetches toolchains but a checksum database is off: the go command always
 /// verifies a toolchain against its checksum database (`GONOSUMDB`, `GOPRIVATE` do not apply, and
 /// `GOSUMDB=off` fails the download), so builders that reach only Ferry need its relay of
 /// `sum.golang.org`, and Ferry's own fills of toolchains are unverified without `GOSUMDB`.
-pub fn warn_about_toolchains(config: &crate::Config) {
+pub fn toolchain_warnings(config: &crate::Config) -> Vec<String> {
+    let mut warnings = Vec::new();
     if !config.policy.decide(TOOLCHAIN_MODULE).mode.fetches() {
-        return;
+        return warnings;
     }
     if !config
         .sumdb
@@ -707,19 +708,26 @@ pub fn warn_about_toolchains(config: &crate::Config) {
             .map(ToString::to_string)
             .collect();
         let relayed = if relayed.is_empty() {
-            "none".to_string()
+            "none (sumdbs = [])".to_string()
         } else {
             relayed.join(", ")
         };
-        tracing::warn!(
-            sumdbs = %relayed,
-            "toolchains (golang.org/toolchain) are fetched, but Ferry does not relay {DEFAULT_SUMDB}: the go command always verifies a toolchain against its checksum database, so builders that reach only Ferry cannot download toolchains (GOTOOLCHAIN); add {DEFAULT_SUMDB} to sumdbs"
-        );
+        warnings.push(format!(
+            "toolchains (golang.org/toolchain) are fetched, but Ferry does not relay {DEFAULT_SUMDB} (it relays: {relayed}): the go command always verifies a toolchain against its checksum database, so builders that reach only Ferry cannot download toolchains (GOTOOLCHAIN); add {DEFAULT_SUMDB} to sumdbs"
+        ));
     }
     if config.fetcher.go_variable("GOSUMDB").map(str::trim) == Some("off") {
-        tracing::warn!(
-            "toolchains (golang.org/toolchain) are fetched with GOSUMDB=off for Ferry's go command: they are stored unverified, and builders' go commands, which always verify toolchains, need a route to the checksum database (Ferry's relay, sumdbs); set GOSUMDB for Ferry's go command to verify fills"
+        warnings.push(
+            "toolchains (golang.org/toolchain) are fetched with GOSUMDB=off for Ferry's go command: they are stored unverified, and builders' go commands, which always verify toolchains, need a route to the checksum database (Ferry's relay, sumdbs); set GOSUMDB for Ferry's go command to verify fills".to_string(),
         );
+    }
+    warnings
+}
+
+/// Logs [`toolchain_warnings`] at start-up.
+pub fn warn_about_toolchains(config: &crate::Config) {
+    for warning in toolchain_warnings(config) {
+        tracing::warn!("{warning}");
     }
 }
 

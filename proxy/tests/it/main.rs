@@ -25,5 +25,6 @@ mod replicas;
 mod storage_backends;
 mod storage_messages;
 mod sumdb;
+mod sumdb_route;
 mod tls;
 mod zip_rules;
