@@ -25,12 +25,12 @@ use tokio::time::Instant;
 use crate::http::{Got, HttpsClient, get_with};
 
 /// How long a route that worked is used before it is checked again.
-pub const CHOICE_LIFETIME: Duration = Duration::from_secs(5 * 60);
+const CHOICE_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// How long "no route" stands: short, so that a database that comes back is used soon, long enough that a
 /// burst of builders does not probe once each.
-pub const NO_ROUTE_LIFETIME: Duration = Duration::from_secs(15);
+const NO_ROUTE_LIFETIME: Duration = Duration::from_secs(15);
 /// How long an upstream whose `/sumdb/` answered data that does not verify is passed over.
-pub const DISTRUST_LIFETIME: Duration = Duration::from_secs(10 * 60);
+const DISTRUST_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// The most one probe (`supported`, then `latest`) may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `latest` answer is a note of a few hundred bytes.
@@ -335,7 +335,7 @@ impl SumdbRoutes {
     }
 
     /// `route` answered data that does not verify: it is dropped, and an upstream is passed over for
-    /// [`DISTRUST_LIFETIME`] (its answer is not relayed, and no other route is tried for that request: a
+    /// 10 minutes (its answer is not relayed, and no other route is tried for that request: a
     /// tamperer must not be papered over).
     pub async fn distrust(&self, route: &Route, why: &str) {
         tracing::warn!(sumdb = %route.name, via = %route.via, url = %route.target.base, reason = why, "checksum database answer does not verify: route dropped");

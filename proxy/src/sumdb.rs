@@ -552,13 +552,10 @@ impl SumDbs {
             .iter()
             .find(|p| p.pattern.matches(module.as_str()))?;
         let pattern = private.pattern.as_str();
-        Some(Answer::text(
-            StatusCode::FORBIDDEN,
-            format!(
-                "forbidden: {module} is a private module path ({pattern:?} in this Ferry's {}): its name is not sent to any checksum database; set GONOSUMDB={pattern} (or GOPRIVATE) in the go command's environment",
-                private.from
-            ),
-        ))
+        Some(Answer::forbidden(format!(
+            "{module} is a private module path ({pattern:?} in this Ferry's {}): its name is not sent to any checksum database; set GONOSUMDB={pattern} (or GOPRIVATE) in the go command's environment",
+            private.from
+        )))
     }
 
     /// A full tile: from memory, else from the database (one request per tile at a time, however many

@@ -110,7 +110,24 @@ async fn go_get_and_go_mod_download_verify_through_ferry_when_only_the_upstream_
             upstream.requests()
         );
     }
-    assert!(asked(&upstream, &format!("sumdb/{NAME}/supported")));
+    // One route, shared by the relay and Ferry's fills (which verified both versions before storing
+    // them): the upstream was asked `supported` once.
+    assert_eq!(
+        upstream.request_count(&format!("sumdb/{NAME}/supported")),
+        1,
+        "{:?}",
+        upstream.requests()
+    );
+    for module in ["example.com/routed", "example.com/downloaded"] {
+        let stored = ferry
+            .store()
+            .list(&ferry_module::ModulePath::new(module).unwrap())
+            .await;
+        assert!(
+            matches!(&stored, Ok(versions) if versions.len() == 1),
+            "{module}: {stored:?}"
+        );
+    }
     eventually("the database saw the lookups", async || {
         sumdb
             .requests()
