@@ -133,16 +133,15 @@ impl SumdbRoutes {
         let mut fields = gosumdb.split_whitespace();
         if let Some(named) = fields.next().filter(|n| *n != "off") {
             let url = fields.next().map(|u| u.trim_end_matches('/').to_string());
-            match routes.key_of(named) {
-                Some(key) => {
-                    let name = key.name().to_string();
-                    routes.insert(&name, None, url, Some(key));
-                }
-                None => tracing::debug!(
-                    gosumdb = named,
-                    "GOSUMDB's key is not known here: its answers are relayed unchecked"
-                ),
+            let key = routes.key_of(named);
+            let name = match &key {
+                Some(key) => key.name().to_string(),
+                None => named.split('+').next().unwrap_or(named).to_string(),
+            };
+            if key.is_none() {
+                tracing::debug!(sumdb = %name, "GOSUMDB's key is not known here: only the shape of its tree notes is checked");
             }
+            routes.insert(&name, None, url, key);
         }
         routes
     }

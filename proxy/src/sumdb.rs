@@ -425,6 +425,15 @@ impl SumDbs {
     /// system's, as `rustls-native-certs` finds them (it honours `SSL_CERT_FILE` and `SSL_CERT_DIR`, as the
     /// `go` command does).
     pub fn new(settings: &SumDbSettings, routes: Arc<SumdbRoutes>) -> SumDbs {
+        let client = ferry_fetcher::https_client(CONNECT_TIMEOUT.min(settings.timeout));
+        SumDbs::with_client(settings, routes, client)
+    }
+
+    fn with_client(
+        settings: &SumDbSettings,
+        routes: Arc<SumdbRoutes>,
+        client: HttpClient,
+    ) -> SumDbs {
         if !settings.databases.is_empty() {
             let relayed: Vec<String> = settings.databases.iter().map(ToString::to_string).collect();
             let upstream = routes.upstream().unwrap_or("none");
@@ -433,7 +442,6 @@ impl SumDbs {
         for db in &settings.databases {
             routes.add(&db.name, db.configured.clone());
         }
-        let client = ferry_fetcher::https_client(CONNECT_TIMEOUT.min(settings.timeout));
         SumDbs {
             databases: settings
                 .databases
@@ -454,12 +462,13 @@ impl SumDbs {
     /// None relayed: every `/sumdb/` request is a 404, and the `go` command goes to the database directly.
     pub fn none() -> SumDbs {
         let client = ferry_fetcher::https_client(CONNECT_TIMEOUT);
-        SumDbs::new(
+        SumDbs::with_client(
             &SumDbSettings {
                 databases: Vec::new(),
                 ..SumDbSettings::default()
             },
-            Arc::new(SumdbRoutes::new(client, "", "", "")),
+            Arc::new(SumdbRoutes::new(client.clone(), "", "", "")),
+            client,
         )
     }
 
@@ -547,6 +556,10 @@ impl SumDbs {
     fn private_lookup(&self, module_version: &str) -> Option<Answer> {
         let escaped = module_version.rsplit_once('@')?.0;
         let module = ModulePath::from_escaped(escaped).ok()?;
+        // The go command verifies toolchains whatever GONOSUMDB says: refusing them would break GOTOOLCHAIN.
+        if module.as_str() == TOOLCHAIN_MODULE {
+            return None;
+        }
         let private = self
             .private
             .iter()

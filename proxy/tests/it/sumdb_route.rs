@@ -400,7 +400,16 @@ async fn a_toolchain_downloads_verified_and_runs_through_ferry_when_only_the_ups
         .file("lib/README", "fixture\n");
     let (sumdb, upstream) =
         closed_network(dir.path(), std::slice::from_ref(&toolchain), true).await;
-    let ferry = ferry_behind(dir.path(), &upstream, &sumdb, "sync", &[]).await;
+    // Ferry's GONOSUMDB covers golang.org, but not toolchains: the go command verifies them all the same,
+    // so their lookups are relayed (and Ferry's fill verifies them too).
+    let ferry = ferry_behind(
+        dir.path(),
+        &upstream,
+        &sumdb,
+        "sync",
+        &[("GONOSUMDB", "golang.org")],
+    )
+    .await;
 
     let home = GoHome::new(dir.path(), &ferry.url());
     let mut version_command = home.command(dir.path(), &["version"]);
@@ -456,4 +465,45 @@ fn start_up_says_when_toolchains_are_fetched_without_a_checksum_database() {
     assert!(ferry::sumdb::toolchain_warnings(&load(&[])).is_empty());
     let none = load(&[("FERRY_SUMDBS", "off"), ("FERRY_DOWNLOAD_MODE", "none")]);
     assert!(ferry::sumdb::toolchain_warnings(&none).is_empty());
+}
+
+#[test]
+fn a_bad_sumdb_private_pattern_stops_start_up_naming_where_it_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |vars: &[(&str, &str)], file: Option<&str>| {
+        let env: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let flags = Flags {
+            config: file.map(|text| crate::harness::write_file(dir.path(), "ferry.toml", text)),
+            ..Flags::default()
+        };
+        config::load(&flags, &env)
+    };
+    let message = load(&[("FERRY_SUMDB_PRIVATE", "corp.example/*,bad[")], None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(
+            "environment variable FERRY_SUMDB_PRIVATE: sumdb_private: pattern \"bad[\""
+        ) && message.contains("sumdb_private = [\"corp.example/*\"]"),
+        "{message}"
+    );
+    let message = load(&[], Some("sumdb_private = [\"corp.example\", \"a//b\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("ferry.toml:1:35: sumdb_private: pattern \"a//b\" never matches"),
+        "{message}"
+    );
+    // A trailing comma or slash is no mistake, as in GONOSUMDB.
+    let config = load(&[], Some("sumdb_private = \"corp.example/, \"\n")).unwrap();
+    let private: Vec<&str> = config
+        .sumdb
+        .private
+        .iter()
+        .map(|p| p.pattern.as_str())
+        .collect();
+    assert_eq!(private, ["corp.example"]);
 }
