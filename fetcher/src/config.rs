@@ -89,6 +89,15 @@ impl FetcherConfig {
         }
     }
 
+    /// A go variable as the go command gets it from Ferry's configuration: `go_env`, else the inherited
+    /// environment; `None` when neither sets it (the go command's own default then applies).
+    pub fn go_variable(&self, name: &str) -> Option<&str> {
+        self.go_env
+            .get(name)
+            .or_else(|| self.inherited_env.get(name))
+            .map(String::as_str)
+    }
+
     /// The complete environment of a go command whose temporary directory is `scratch`.
     ///
     /// Order of precedence: the isolation variables (always ours), then `go_env`, then
@@ -292,6 +301,12 @@ mod tests {
         assert_eq!(env["GOPROXY"], "http://configured.test");
         assert_eq!(env["GOSUMDB"], "sum.inherited.test");
         assert_eq!(env["GONOSUMDB"], "corp.test");
+        assert_eq!(
+            config.go_variable("GOPROXY"),
+            Some("http://configured.test")
+        );
+        assert_eq!(config.go_variable("GOSUMDB"), Some("sum.inherited.test"));
+        assert_eq!(config.go_variable("GOPRIVATE"), None);
     }
 
     #[test]

@@ -96,11 +96,27 @@ pub(crate) enum Got {
 
 /// GETs `url` and reads the body whole, up to `limit` bytes.
 pub(crate) async fn get(client: &HttpsClient, url: &str, limit: usize) -> Got {
+    get_with(client, url, limit, None).await
+}
+
+/// [`get`], sending `authorization` (a configured checksum database's credentials) when given.
+pub(crate) async fn get_with(
+    client: &HttpsClient,
+    url: &str,
+    limit: usize,
+    authorization: Option<&http::HeaderValue>,
+) -> Got {
     let uri: http::Uri = match url.parse() {
         Ok(uri) => uri,
         Err(e) => return Got::Failed(format!("{url}: {e}")),
     };
-    let response = match client.request(request(uri)).await {
+    let mut request = request(uri);
+    if let Some(authorization) = authorization {
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, authorization.clone());
+    }
+    let response = match client.request(request).await {
         Ok(response) => response,
         Err(e) => return Got::Failed(format!("GET {url}: {}", error_chain(&e))),
     };

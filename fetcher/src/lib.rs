@@ -10,6 +10,7 @@ mod go_json;
 mod http;
 mod native;
 mod scratch;
+mod sumdb_route;
 mod workdir;
 mod zip_check;
 
@@ -26,6 +27,7 @@ pub use config::{
 };
 pub use error::FetchError;
 pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
+pub use sumdb_route::{Route as SumdbRoute, SumdbRoutes, Target as SumdbTarget, Via as SumdbVia};
 pub use workdir::WorkDir;
 pub use zip_check::check_module_zip;
 
@@ -50,6 +52,8 @@ struct Inner {
     work_dir: WorkDir,
     /// Fetches canonical versions over HTTP when the upstream is a GOPROXY (see `native.rs`).
     native: Option<Native>,
+    /// The routes to checksum databases, shared with the proxy's relay.
+    sumdb_routes: Arc<SumdbRoutes>,
 }
 
 /// A version downloaded by `go mod download`: its three files, on disk in a temporary directory
@@ -179,6 +183,7 @@ impl Fetcher {
         config.max_concurrent = config.max_concurrent.max(1);
         config.work_dir = work_dir.path().to_path_buf();
         let slots = Semaphore::new(config.max_concurrent);
+        let client = https_client(http::CONNECT_TIMEOUT);
         let mut fetcher = Fetcher {
             inner: Arc::new(Inner {
                 config,
@@ -186,22 +191,47 @@ impl Fetcher {
                 slots,
                 work_dir,
                 native: None,
+                // Until `go env` says where the go command reaches them (below).
+                sumdb_routes: Arc::new(SumdbRoutes::new(client.clone(), "", "", "")),
             }),
         };
         let go_version = fetcher.check_go().await?;
         tracing::info!(go = %fetcher.inner.config.go_binary.display(), version = %go_version, "go command found");
-        let native = match fetcher.inner.config.native {
-            true => fetcher.native().await,
-            false => None,
+        let settings = match fetcher.go_settings().await {
+            Ok(settings) => Some(settings),
+            Err(e) => {
+                tracing::warn!(error = %e, "`go env` failed; every version is fetched with `go mod download`, and checksum databases are reached directly");
+                None
+            }
+        };
+        let routes = Arc::new(match &settings {
+            Some(s) => SumdbRoutes::new(client.clone(), &s.goproxy, &s.gosumdb, &s.goroot),
+            None => SumdbRoutes::new(client.clone(), "", "", ""),
+        });
+        let native = match (fetcher.inner.config.native, settings) {
+            (true, Some(settings)) => fetcher.native(settings, client, routes.clone()),
+            _ => None,
         };
         let inner = Arc::get_mut(&mut fetcher.inner).expect("not yet shared");
         inner.go_version = go_version;
         inner.native = native;
+        inner.sumdb_routes = routes;
         Ok(fetcher)
     }
 
+    /// The routes to checksum databases, as this fetcher's go command would take them (its `GOPROXY`,
+    /// `GOSUMDB`): the fills verify through them, and the proxy's relay shares them.
+    pub fn sumdb_routes(&self) -> Arc<SumdbRoutes> {
+        self.inner.sumdb_routes.clone()
+    }
+
     /// The native fetcher for the settings go reports, or none (logged either way).
-    async fn native(&self) -> Option<Native> {
+    fn native(
+        &self,
+        settings: GoSettings,
+        client: HttpsClient,
+        routes: Arc<SumdbRoutes>,
+    ) -> Option<Native> {
         // Ferry's own client does not go through an HTTP proxy; the go command does.
         let config = &self.inner.config;
         let proxied = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"]
@@ -216,14 +246,7 @@ impl Fetcher {
             tracing::info!(reason = %format!("{name} is set, and only the go command goes through an HTTP proxy"), "versions are fetched with `go mod download`");
             return None;
         }
-        let settings = match self.go_settings().await {
-            Ok(settings) => settings,
-            Err(e) => {
-                tracing::warn!(error = %e, "`go env` failed; every version is fetched with `go mod download`");
-                return None;
-            }
-        };
-        match Native::new(settings, https_client(http::CONNECT_TIMEOUT)) {
+        match Native::new(settings, client, routes) {
             Ok(native) => {
                 let sumdb = native.sumdb().unwrap_or("off (GOSUMDB=off)");
                 tracing::info!(upstream = %native.proxy(), sumdb, "versions are fetched over HTTP and verified against the checksum database");

@@ -23,7 +23,8 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
-use crate::http::{Got, HttpsClient, error_chain, get};
+use crate::http::{Got, HttpsClient, error_chain, get, get_with};
+use crate::sumdb_route::SumdbRoutes;
 use crate::zip_check::check_module_zip;
 
 /// go's own limits (`golang.org/x/mod/zip`): a module zip of at most 500 MiB, a go.mod of at most 16 MiB.
@@ -112,7 +113,11 @@ impl Recent {
 impl Native {
     /// The native fetcher for these settings, or why there is none (the log says it; the go command then
     /// fetches everything).
-    pub(crate) fn new(settings: GoSettings, client: HttpsClient) -> Result<Native, String> {
+    pub(crate) fn new(
+        settings: GoSettings,
+        client: HttpsClient,
+        routes: Arc<SumdbRoutes>,
+    ) -> Result<Native, String> {
         let first = settings
             .goproxy
             .split([',', '|'])
@@ -131,7 +136,7 @@ impl Native {
         }
         let sumdb = match settings.gosumdb.trim() {
             "off" => None,
-            gosumdb => Some(sumdb_client(gosumdb, &settings.goroot, &proxy, &client)?),
+            gosumdb => Some(sumdb_client(gosumdb, &settings.goroot, &client, routes)?),
         };
         Ok(Native {
             client,
@@ -515,17 +520,16 @@ fn check_info(info: &[u8], module: &ModulePath, version: &Version) -> Result<(),
     }
 }
 
-/// The checksum database client for `GOSUMDB` (`name`, `key` or `key url`); a bare name's key is the
-/// go command's built-in one, read from its `GOROOT` (so that Ferry trusts what its go trusts).
+/// The checksum database client for `GOSUMDB` (`name`, `key` or `key url`), reached by the route `routes`
+/// chooses for it (the one the relay uses too); a bare name's key is the go command's built-in one, read
+/// from its `GOROOT` (so that Ferry trusts what its go trusts).
 fn sumdb_client(
     gosumdb: &str,
     goroot: &str,
-    proxy: &str,
     client: &HttpsClient,
+    routes: Arc<SumdbRoutes>,
 ) -> Result<ferry_sumdb::Client<SumdbHttp>, String> {
-    let mut fields = gosumdb.split_whitespace();
-    let named = fields.next().unwrap_or("");
-    let url = fields.next().map(|u| u.trim_end_matches('/').to_string());
+    let named = gosumdb.split_whitespace().next().unwrap_or("");
     let key_text = if named.contains('+') {
         named.to_string()
     } else {
@@ -537,21 +541,16 @@ fn sumdb_client(
     let transport = SumdbHttp {
         client: client.clone(),
         name: key.name().to_string(),
-        // The go command asks the proxy first (`<proxy>/sumdb/<name>/supported`), then the database.
-        candidates: match url {
-            Some(url) => vec![url],
-            None => vec![
-                format!("{proxy}/sumdb/{}", key.name()),
-                format!("https://{}", key.name()),
-            ],
-        },
-        base: tokio::sync::OnceCell::new(),
+        routes,
     };
     Ok(ferry_sumdb::Client::new(key, transport))
 }
 
 /// The go command's built-in key for the database `name`, from `$GOROOT/src/cmd/go/internal/modfetch/key.go`.
-fn known_key(goroot: &str, name: &str) -> Option<String> {
+pub(crate) fn known_key(goroot: &str, name: &str) -> Option<String> {
+    if goroot.is_empty() {
+        return None;
+    }
     let source =
         std::fs::read_to_string(Path::new(goroot).join("src/cmd/go/internal/modfetch/key.go"))
             .ok()?;
@@ -563,36 +562,24 @@ fn known_key(goroot: &str, name: &str) -> Option<String> {
     })
 }
 
-/// The checksum database over HTTP: through the upstream proxy when it offers it, else directly.
+/// The checksum database over HTTP, by the route shared with the relay (see `sumdb_route`).
 struct SumdbHttp {
     client: HttpsClient,
     name: String,
-    candidates: Vec<String>,
-    /// The first candidate that answered, chosen on first use.
-    base: tokio::sync::OnceCell<String>,
-}
-
-impl SumdbHttp {
-    async fn base(&self) -> &str {
-        self.base
-            .get_or_init(|| async {
-                for candidate in &self.candidates[..self.candidates.len() - 1] {
-                    let supported = format!("{candidate}/supported");
-                    if let Got::Body(_) = get(&self.client, &supported, MAX_SUMDB_ANSWER).await {
-                        return candidate.clone();
-                    }
-                }
-                self.candidates.last().cloned().unwrap_or_default()
-            })
-            .await
-    }
+    routes: Arc<SumdbRoutes>,
 }
 
 #[async_trait::async_trait]
 impl Transport for SumdbHttp {
     async fn get(&self, path: &str) -> Result<Bytes, TransportError> {
-        let url = format!("{}/{path}", self.base().await);
-        match get(&self.client, &url, MAX_SUMDB_ANSWER).await {
+        let route = self
+            .routes
+            .route(&self.name)
+            .await
+            .map_err(TransportError::Failed)?;
+        let url = format!("{}/{path}", route.target.base);
+        let auth = route.target.authorization.as_ref();
+        match get_with(&self.client, &url, MAX_SUMDB_ANSWER, auth).await {
             Got::Body(body) => Ok(body),
             Got::Missing => Err(TransportError::NotFound),
             Got::Loop => Err(TransportError::Failed(format!(
@@ -600,6 +587,8 @@ impl Transport for SumdbHttp {
                 self.name
             ))),
             Got::TooLarge(reason) | Got::Failed(reason) => {
+                // The next request probes again: the route may have gone (or the other come back).
+                self.routes.failed(&route).await;
                 Err(TransportError::Failed(format!("{}: {reason}", self.name)))
             }
         }

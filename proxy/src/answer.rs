@@ -148,6 +148,12 @@ impl Answer {
         Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))
     }
 
+    /// A 403 whose body starts with `forbidden:`: the `go` command stops there (it falls through to its next
+    /// GOPROXY entry only on 404 and 410) and shows the reason.
+    pub fn forbidden(reason: impl std::fmt::Display) -> Answer {
+        Answer::text(StatusCode::FORBIDDEN, format!("forbidden: {reason}"))
+    }
+
     /// A 503 for a local condition that passes, telling the client to try again after `seconds`.
     pub fn busy(message: impl Into<String>, seconds: u64) -> Answer {
         let mut answer = Answer::text(StatusCode::SERVICE_UNAVAILABLE, message);

@@ -146,7 +146,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     let work_dir = ferry_fetcher::WorkDir::lock(&config.fetcher.work_dir)
         .await
         .map_err(StartError::WorkDir)?;
-    let (upstream, unused_work_dir) = if policy.fetches() {
+    let (upstream, unused_work_dir, routes) = if policy.fetches() {
         let fetcher = ferry_fetcher::Fetcher::with_work_dir(config.fetcher.clone(), work_dir)
             .await
             .map_err(StartError::Fetcher)?;
@@ -161,15 +161,22 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
                 message,
             })?;
         tracing::info!(coordination = %config.coordination.engine, lease_time = ?config.coordination.lease_time, "fills coordinated");
+        // The relay reaches each checksum database by the route the fills take.
+        let routes = fetcher.sumdb_routes();
         let upstream =
             Filler::start_coordinated(fetcher, store.clone(), config.fills.clone(), coordination);
-        (Some(upstream), None)
+        (Some(upstream), None, routes)
     } else {
-        (None, Some(work_dir))
+        (
+            None,
+            Some(work_dir),
+            sumdb::routes_without_go(&config.fetcher),
+        )
     };
+    sumdb::warn_about_toolchains(config);
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
-        .with_sumdbs(&config.sumdb);
+        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes));
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

@@ -20,7 +20,7 @@ use crate::cache::{CacheSettings, Caches};
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
 use crate::request::{CatalogPage, Endpoint, FeedPage, Refusal, Route};
-use crate::sumdb::{SumDbSettings, SumDbs};
+use crate::sumdb::SumDbs;
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -149,8 +149,8 @@ impl Proxy {
 
     /// The same proxy relaying these checksum databases (see `docs/restricted-networks.md`, "The checksum
     /// database relay").
-    pub fn with_sumdbs(mut self, settings: &SumDbSettings) -> Proxy {
-        self.sumdbs = SumDbs::new(settings);
+    pub fn with_sumdbs(mut self, sumdbs: SumDbs) -> Proxy {
+        self.sumdbs = sumdbs;
         self
     }
 

@@ -1,19 +1,25 @@
 //! Checksum database proxying (`go help goproxy`, "proxying a checksum database"): `/sumdb/NAME/supported`
-//! says which databases this Ferry relays, and `/sumdb/NAME/{lookup/…,latest,tile/…}` are forwarded to the
-//! database's URL and streamed back, so builders that reach only Ferry can still verify sums. Full tiles
-//! never change and are kept in a bounded memory cache; `latest`, lookups and partial tiles are always
-//! asked again. The download policy plays no part here: a checksum database is not a module.
+//! says whether this Ferry can reach a database now, and `/sumdb/NAME/{lookup/…,latest,tile/…}` are
+//! forwarded by the route the fills use too (`ferry_fetcher::SumdbRoutes`: the upstream proxy's
+//! `/sumdb/NAME/` when it relays the database, else the database itself, or the URL `sumdbs` gives), so
+//! builders that reach only Ferry can still verify sums. `latest` and lookups are read whole and their
+//! signed tree note checked against the database's key before they are passed on; tiles are the client's
+//! to prove. Full tiles never change and are kept in a bounded memory cache; `latest`, lookups and partial
+//! tiles are always asked again. Lookups of private module paths (`sumdb_private`, Ferry's `GONOSUMDB` or
+//! `GOPRIVATE`) are refused without asking anyone. The download policy plays no part here: a checksum
+//! database is not a module.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use ferry_module::{ModulePath, Version};
+use ferry_fetcher::{SumdbRoute, SumdbRoutes, SumdbTarget};
+use ferry_module::{ModulePath, Pattern, Version};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use http::header::{self, HeaderValue};
@@ -40,11 +46,15 @@ const MAX_TILE: usize = 1 << 20;
 const NO_CACHE: &str = "no-cache";
 /// The answer to a hash tile, as the database itself labels it.
 const OCTETS: &str = "application/octet-stream";
+/// The most a `latest` or lookup answer may hold (read whole, to check its note): a few hundred bytes.
+const MAX_NOTED: usize = 64 << 10;
 
 /// Which checksum databases are relayed, and how long one may take to answer.
 #[derive(Debug, Clone)]
 pub struct SumDbSettings {
     pub databases: Vec<SumDb>,
+    /// Module paths whose lookups are refused (`sumdb_private`, then Ferry's `GONOSUMDB`, else `GOPRIVATE`).
+    pub private: Vec<PrivatePattern>,
     /// The most one answer of a database may take, head and body: a database that sends a byte now and
     /// then would otherwise hold a relayed request (and its client) open for ever.
     pub timeout: Duration,
@@ -54,19 +64,27 @@ impl Default for SumDbSettings {
     fn default() -> Self {
         SumDbSettings {
             databases: vec![SumDb::parse(DEFAULT_SUMDB).expect("the default entry is valid")],
+            private: Vec::new(),
             timeout: Duration::from_secs(30),
         }
     }
 }
 
-/// One relayed database: the name clients use (`GOSUMDB`) and where it is.
+/// A module path pattern whose lookups are refused, and the setting that gave it (named in the refusal).
+#[derive(Debug, Clone)]
+pub struct PrivatePattern {
+    pub pattern: Pattern,
+    /// `sumdb_private`, `GONOSUMDB` or `GOPRIVATE`.
+    pub from: &'static str,
+}
+
+/// One relayed database: the name clients use (`GOSUMDB`) and, when configured, where it is.
 #[derive(Clone)]
 pub struct SumDb {
     pub name: String,
-    /// Scheme, host, port and path prefix, without a trailing `/` and without credentials.
-    base: String,
-    /// Credentials given in the URL (`https://user:password@host`), sent as HTTP Basic.
-    authorization: Option<HeaderValue>,
+    /// The URL given (`NAME=URL`): the database is reached there only. `None` (a bare `NAME`): by the
+    /// route the fills take (the upstream's `/sumdb/NAME/` when it relays it, else `https://NAME`).
+    configured: Option<SumdbTarget>,
 }
 
 impl std::fmt::Debug for SumDb {
@@ -76,10 +94,13 @@ impl std::fmt::Debug for SumDb {
 }
 
 impl std::fmt::Display for SumDb {
-    /// `NAME=URL`, credentials shown as `***@`.
+    /// `NAME`, or `NAME=URL` with credentials shown as `***@`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (scheme, rest) = self.base.split_once("://").unwrap_or(("", &self.base));
-        let auth = if self.authorization.is_some() {
+        let Some(target) = &self.configured else {
+            return write!(f, "{}", self.name);
+        };
+        let (scheme, rest) = target.base.split_once("://").unwrap_or(("", &target.base));
+        let auth = if target.authorization.is_some() {
             "***@"
         } else {
             ""
@@ -97,13 +118,19 @@ impl SumDb {
         let entry = entry.trim();
         let (name, url) = match entry.split_once('=') {
             Some((name, url)) => (name.trim(), url.trim().to_string()),
-            None => (entry, format!("https://{entry}")),
+            None => (entry, String::new()),
         };
         if let Err(why) = check_name(name) {
             return Err(format!(
                 "checksum database name {:?} {why}; {WRITE}",
                 shown_name(name)
             ));
+        }
+        if url.is_empty() && !entry.contains('=') {
+            return Ok(SumDb {
+                name: name.to_string(),
+                configured: None,
+            });
         }
         let parsed = url::Url::parse(&url).map_err(|e| {
             format!(
@@ -151,8 +178,10 @@ impl SumDb {
         let path = parsed.path().trim_end_matches('/');
         Ok(SumDb {
             name: name.to_string(),
-            base: format!("{}://{host}{port}{path}", parsed.scheme()),
-            authorization,
+            configured: Some(SumdbTarget {
+                base: format!("{}://{host}{port}{path}", parsed.scheme()),
+                authorization,
+            }),
         })
     }
 }
@@ -350,9 +379,12 @@ fn tile_path(height: u64, level: Option<u64>, index: u64, width: u64) -> String 
 
 type HttpClient = ferry_fetcher::HttpsClient;
 
-/// The relay: the databases by name, one HTTP client for them all, and the full tiles seen.
+/// The relay: the databases by name, the routes to them (shared with the fills), one HTTP client for them
+/// all, the private paths, and the full tiles seen.
 pub struct SumDbs {
     databases: BTreeMap<String, SumDb>,
+    routes: Arc<SumdbRoutes>,
+    private: Vec<PrivatePattern>,
     client: HttpClient,
     timeout: Duration,
     tiles: Mutex<Tiles>,
@@ -383,24 +415,41 @@ enum Failure {
     Upstream(String),
     /// No answer within the timeout: 504.
     Timeout,
+    /// An answer whose tree note is not the database's: 502, and never relayed.
+    Unverified(String),
 }
 
 impl SumDbs {
-    /// A relay for `settings.databases`, through the fetcher's HTTP(S) client: the trusted roots (for
-    /// `https://` databases) are the system's, as `rustls-native-certs` finds them (it honours
-    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`, as the `go` command does).
-    pub fn new(settings: &SumDbSettings) -> SumDbs {
+    /// A relay for `settings.databases`, by `routes` (the fills' routes, so both reach a database the same
+    /// way), through the fetcher's HTTP(S) client: the trusted roots (for `https://` databases) are the
+    /// system's, as `rustls-native-certs` finds them (it honours `SSL_CERT_FILE` and `SSL_CERT_DIR`, as the
+    /// `go` command does).
+    pub fn new(settings: &SumDbSettings, routes: Arc<SumdbRoutes>) -> SumDbs {
+        let client = ferry_fetcher::https_client(CONNECT_TIMEOUT.min(settings.timeout));
+        SumDbs::with_client(settings, routes, client)
+    }
+
+    fn with_client(
+        settings: &SumDbSettings,
+        routes: Arc<SumdbRoutes>,
+        client: HttpClient,
+    ) -> SumDbs {
         if !settings.databases.is_empty() {
             let relayed: Vec<String> = settings.databases.iter().map(ToString::to_string).collect();
-            tracing::info!(sumdbs = %relayed.join(", "), timeout = ?settings.timeout, "relaying checksum databases");
+            let upstream = routes.upstream().unwrap_or("none");
+            tracing::info!(sumdbs = %relayed.join(", "), upstream, timeout = ?settings.timeout, "relaying checksum databases");
         }
-        let client = ferry_fetcher::https_client(CONNECT_TIMEOUT.min(settings.timeout));
+        for db in &settings.databases {
+            routes.add(&db.name, db.configured.clone());
+        }
         SumDbs {
             databases: settings
                 .databases
                 .iter()
                 .map(|db| (db.name.clone(), db.clone()))
                 .collect(),
+            routes,
+            private: settings.private.clone(),
             client,
             timeout: settings.timeout,
             tiles: Mutex::new(Tiles {
@@ -412,10 +461,15 @@ impl SumDbs {
 
     /// None relayed: every `/sumdb/` request is a 404, and the `go` command goes to the database directly.
     pub fn none() -> SumDbs {
-        SumDbs::new(&SumDbSettings {
-            databases: Vec::new(),
-            ..SumDbSettings::default()
-        })
+        let client = ferry_fetcher::https_client(CONNECT_TIMEOUT);
+        SumDbs::with_client(
+            &SumDbSettings {
+                databases: Vec::new(),
+                ..SumDbSettings::default()
+            },
+            Arc::new(SumdbRoutes::new(client.clone(), "", "", "")),
+            client,
+        )
     }
 
     /// The answer to one `/sumdb/` request.
@@ -432,6 +486,28 @@ impl SumDbs {
                 request.name
             ));
         };
+        // Before any route is looked for: a private path is never sent anywhere.
+        if let Ask::Lookup(module_version) = &request.what
+            && let Some(refusal) = self.private_lookup(module_version)
+        {
+            return refusal;
+        }
+        let route = match self.route(db).await {
+            Ok(route) => route,
+            Err(failure) if request.what == Ask::Supported => {
+                let why = match failure {
+                    Failure::Timeout => format!("no route found within {:?}", self.timeout),
+                    Failure::Missing(why) | Failure::Upstream(why) | Failure::Unverified(why) => {
+                        why
+                    }
+                };
+                return Answer::not_found(format!(
+                    "checksum database {} cannot be reached from this Ferry now ({why}); the go command goes on to its next GOPROXY entry, then the database itself",
+                    db.name
+                ));
+            }
+            Err(failure) => return self.failed(&db.name, "", failure),
+        };
         let path = request.upstream_path();
         let outcome = match &request.what {
             Ask::Supported => return Answer::ok(TEXT, NO_CACHE, Bytes::new()),
@@ -439,23 +515,66 @@ impl SumDbs {
                 full: true, data, ..
             } => {
                 let content_type = if *data { TEXT } else { OCTETS };
-                self.full_tile(db, &path)
+                self.full_tile(&route, &path)
                     .await
                     .map(|tile| Answer::ok(content_type, IMMUTABLE, tile))
             }
             Ask::Tile { data, .. } => {
                 let content_type = if *data { TEXT } else { OCTETS };
-                self.relay(db, &path, content_type).await
+                self.relay(&route, &path, content_type).await
             }
-            Ask::Latest | Ask::Lookup(_) => self.relay(db, &path, TEXT).await,
+            Ask::Latest => self.noted(&route, &path, false).await,
+            Ask::Lookup(_) => self.noted(&route, &path, true).await,
         };
-        outcome.unwrap_or_else(|failure| self.failed(db, &path, failure))
+        match outcome {
+            Ok(answer) => answer,
+            Err(failure) => {
+                match &failure {
+                    Failure::Unverified(why) => self.routes.distrust(&route, why).await,
+                    Failure::Upstream(_) | Failure::Timeout => self.routes.failed(&route).await,
+                    Failure::Missing(_) => {}
+                }
+                self.failed(
+                    &db.name,
+                    &format!("{path} (through {})", route.via),
+                    failure,
+                )
+            }
+        }
+    }
+
+    /// The route to `db` now, found within the relay's timeout.
+    async fn route(&self, db: &SumDb) -> Result<SumdbRoute, Failure> {
+        match tokio::time::timeout(self.timeout, self.routes.route(&db.name)).await {
+            Ok(Ok(route)) => Ok(route),
+            Ok(Err(why)) => Err(Failure::Upstream(why)),
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+
+    /// The 403 of a lookup whose module path is private, naming the pattern it matches.
+    fn private_lookup(&self, module_version: &str) -> Option<Answer> {
+        let escaped = module_version.rsplit_once('@')?.0;
+        let module = ModulePath::from_escaped(escaped).ok()?;
+        // The go command verifies toolchains whatever GONOSUMDB says: refusing them would break GOTOOLCHAIN.
+        if module.as_str() == TOOLCHAIN_MODULE {
+            return None;
+        }
+        let private = self
+            .private
+            .iter()
+            .find(|p| p.pattern.matches(module.as_str()))?;
+        let pattern = private.pattern.as_str();
+        Some(Answer::forbidden(format!(
+            "{module} is a private module path ({pattern:?} in this Ferry's {}): its name is not sent to any checksum database; set GONOSUMDB={pattern} (or GOPRIVATE) in the go command's environment",
+            private.from
+        )))
     }
 
     /// A full tile: from memory, else from the database (one request per tile at a time, however many
     /// clients ask at once), then kept.
-    async fn full_tile(&self, db: &SumDb, path: &str) -> Result<Bytes, Failure> {
-        let key = format!("{}/{path}", db.name);
+    async fn full_tile(&self, route: &SumdbRoute, path: &str) -> Result<Bytes, Failure> {
+        let key = format!("{}/{path}", route.name);
         let fetch = {
             let mut tiles = self.tiles.lock().unwrap();
             if let Some(tile) = tiles.cache.get(&key) {
@@ -466,15 +585,15 @@ impl SumDbs {
             if let Some(fetch) = tiles.in_flight.get(&key) {
                 fetch.clone()
             } else {
-                let (client, db, path, timeout) = (
+                let (client, target, path, timeout) = (
                     self.client.clone(),
-                    db.clone(),
+                    route.target.clone(),
                     path.to_string(),
                     self.timeout,
                 );
                 let fetch = async move {
                     let deadline = Instant::now() + timeout;
-                    match ask(&client, &db, &path, deadline).await? {
+                    match ask(&client, &target, &path, deadline).await? {
                         Said::Found { body, .. } => read_bounded(body, MAX_TILE, deadline).await,
                         Said::Missing(reason) => Err(Failure::Missing(reason)),
                     }
@@ -495,20 +614,34 @@ impl SumDbs {
         fetched
     }
 
-    /// `latest`, a lookup or a partial tile: the database's answer as it streams in.
+    /// `latest` or a lookup: read whole, and passed on only when its tree note is the database's (signed by
+    /// its key, when Ferry knows it). The client proves the record itself against the tiles.
+    async fn noted(&self, route: &SumdbRoute, path: &str, lookup: bool) -> Result<Answer, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let body = match ask(&self.client, &route.target, path, deadline).await? {
+            Said::Found { body, .. } => read_bounded(body, MAX_NOTED, deadline).await?,
+            Said::Missing(reason) => return Err(Failure::Missing(reason)),
+        };
+        self.routes
+            .check(&route.name, &body, lookup)
+            .map_err(Failure::Unverified)?;
+        Ok(Answer::ok(TEXT, NO_CACHE, body))
+    }
+
+    /// A partial tile: the database's answer as it streams in.
     async fn relay(
         &self,
-        db: &SumDb,
+        route: &SumdbRoute,
         path: &str,
         content_type: &'static str,
     ) -> Result<Answer, Failure> {
         let deadline = Instant::now() + self.timeout;
-        match ask(&self.client, db, path, deadline).await? {
+        match ask(&self.client, &route.target, path, deadline).await? {
             // The head came in time; the body must end by the same deadline, else the response ends with
             // an error (a cut chunked body, or fewer bytes than its length) that the client sees as a
             // failure, rather than a dribble that never ends.
             Said::Found { length, body } => {
-                let relayed = format!("{db}/{path}");
+                let relayed = format!("{}={}/{path}", route.name, route.target.base);
                 let body = Deadline::new(body, deadline, Some(relayed)).boxed_unsync();
                 Ok(Answer::relayed(content_type, NO_CACHE, length, body))
             }
@@ -517,28 +650,94 @@ impl SumDbs {
     }
 
     /// The answer to a request the database could not answer, logged when it is a fault.
-    fn failed(&self, db: &SumDb, path: &str, failure: Failure) -> Answer {
+    fn failed(&self, name: &str, path: &str, failure: Failure) -> Answer {
+        let at = if path.is_empty() {
+            String::new()
+        } else {
+            format!(": {path}")
+        };
         let (status, text) = match failure {
             Failure::Missing(reason) => {
-                return Answer::not_found(format!(
-                    "checksum database {}: {path}: {reason}",
-                    db.name
-                ));
+                return Answer::not_found(format!("checksum database {name}{at}: {reason}"));
             }
             Failure::Upstream(why) => (
                 StatusCode::BAD_GATEWAY,
-                format!("upstream failed: checksum database {}: {why}", db.name),
+                format!("upstream failed: checksum database {name}{at}: {why}"),
+            ),
+            Failure::Unverified(why) => (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "upstream failed: checksum database {name}{at}: SECURITY ERROR: the answer does not verify ({why}); not relayed, and this route is not used for a while"
+                ),
             ),
             Failure::Timeout => (
                 StatusCode::GATEWAY_TIMEOUT,
                 format!(
-                    "upstream timed out: checksum database {} did not answer {path} within {:?}",
-                    db.name, self.timeout
+                    "upstream timed out: checksum database {name} did not answer{at} within {:?}",
+                    self.timeout
                 ),
             ),
         };
-        tracing::warn!(sumdb = %db, %path, error = %text, "checksum database request failed");
+        tracing::warn!(sumdb = %name, %path, error = %text, "checksum database request failed");
         Answer::text(status, text)
+    }
+}
+
+/// The routes of a Ferry that runs no go command (its policy never fetches): the upstream and database
+/// its configuration gives the go command (`GOPROXY`, `GOSUMDB` in `[fetcher] go_env` or the environment);
+/// when neither names an upstream, databases are reached directly.
+pub fn routes_without_go(fetcher: &ferry_fetcher::FetcherConfig) -> Arc<SumdbRoutes> {
+    let goproxy = fetcher.go_variable("GOPROXY").unwrap_or("");
+    let gosumdb = fetcher.go_variable("GOSUMDB").unwrap_or("");
+    let client = ferry_fetcher::https_client(CONNECT_TIMEOUT);
+    Arc::new(SumdbRoutes::new(client, goproxy, gosumdb, ""))
+}
+
+/// The module of toolchains (`GOTOOLCHAIN` downloads `golang.org/toolchain@v0.0.1-go1.X.Y.GOOS-GOARCH`).
+const TOOLCHAIN_MODULE: &str = "golang.org/toolchain";
+
+/// What start-up says when Ferry fetches toolchains but a checksum database is off: the go command always
+/// verifies a toolchain against its checksum database (`GONOSUMDB`, `GOPRIVATE` do not apply, and
+/// `GOSUMDB=off` fails the download), so builders that reach only Ferry need its relay of
+/// `sum.golang.org`, and Ferry's own fills of toolchains are unverified without `GOSUMDB`.
+pub fn toolchain_warnings(config: &crate::Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if !config.policy.decide(TOOLCHAIN_MODULE).mode.fetches() {
+        return warnings;
+    }
+    if !config
+        .sumdb
+        .databases
+        .iter()
+        .any(|db| db.name == DEFAULT_SUMDB)
+    {
+        let relayed: Vec<String> = config
+            .sumdb
+            .databases
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let relayed = if relayed.is_empty() {
+            "none (sumdbs = [])".to_string()
+        } else {
+            relayed.join(", ")
+        };
+        warnings.push(format!(
+            "toolchains (golang.org/toolchain) are fetched, but Ferry does not relay {DEFAULT_SUMDB} (it relays: {relayed}): the go command always verifies a toolchain against its checksum database, so builders that reach only Ferry cannot download toolchains (GOTOOLCHAIN); add {DEFAULT_SUMDB} to sumdbs"
+        ));
+    }
+    if config.fetcher.go_variable("GOSUMDB").map(str::trim) == Some("off") {
+        warnings.push(
+            "toolchains (golang.org/toolchain) are fetched with GOSUMDB=off for Ferry's go command: they are stored unverified, and builders' go commands, which always verify toolchains, need a route to the checksum database (Ferry's relay, sumdbs); set GOSUMDB for Ferry's go command to verify fills".to_string(),
+        );
+    }
+    warnings
+}
+
+/// Logs [`toolchain_warnings`] at start-up.
+pub fn warn_about_toolchains(config: &crate::Config) {
+    for warning in toolchain_warnings(config) {
+        tracing::warn!("{warning}");
     }
 }
 
@@ -553,22 +752,22 @@ enum Said {
     Missing(String),
 }
 
-/// Asks `db` for `path`, its response head due by `deadline`: a 200 or a miss (404, 410) is what it said;
+/// Asks the database at `target` for `path`, its response head due by `deadline`: a 200 or a miss (404, 410) is what it said;
 /// anything else is a failure.
 async fn ask(
     client: &HttpClient,
-    db: &SumDb,
+    target: &SumdbTarget,
     path: &str,
     deadline: Instant,
 ) -> Result<Said, Failure> {
-    let mut request = Request::get(format!("{}/{path}", db.base))
+    let mut request = Request::get(format!("{}/{path}", target.base))
         .header(
             header::USER_AGENT,
             concat!("ferry/", env!("CARGO_PKG_VERSION")),
         )
         .body(Empty::new())
         .map_err(|e| Failure::Upstream(format!("cannot make the request: {e}")))?;
-    if let Some(authorization) = &db.authorization {
+    if let Some(authorization) = &target.authorization {
         request
             .headers_mut()
             .insert(header::AUTHORIZATION, authorization.clone());
@@ -702,8 +901,10 @@ mod tests {
 
     #[test]
     fn entries_name_a_database_and_its_url() {
+        // A bare name is reached by the route the fills take; a URL, there only.
         let db = SumDb::parse("sum.golang.org").unwrap();
-        assert_eq!(db.to_string(), "sum.golang.org=https://sum.golang.org");
+        assert_eq!(db.to_string(), "sum.golang.org");
+        assert!(db.configured.is_none());
         let db = SumDb::parse(" sum.corp.example = http://127.0.0.1:8080/prefix/ ").unwrap();
         assert_eq!(
             db.to_string(),
@@ -711,7 +912,7 @@ mod tests {
         );
         let db = SumDb::parse("s=https://user:s3cret@db.example/x").unwrap();
         assert_eq!(db.to_string(), "s=https://***@db.example/x");
-        assert!(db.authorization.is_some());
+        assert!(db.configured.unwrap().authorization.is_some());
         for (entry, says) in [
             ("", "is empty"),
             ("a b", "may hold only"),

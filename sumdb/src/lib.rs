@@ -17,6 +17,30 @@ pub use dirhash::{DirhashError, hash_go_mod, hash_zip};
 pub use note::{KeyError, VerifierKey};
 pub use pattern::{match_prefix_patterns, sumdb_applies};
 
+/// Checks that an answer of the database's `latest` (`lookup == false`) or of a lookup (`lookup == true`,
+/// the record then the note) carries a tree note signed by `key`: what a relay checks before passing an
+/// answer on, so that one from a route that is not the database (a tampering or broken upstream) is refused
+/// there rather than relayed as the database's. Tiles carry no note: the client proves them against the
+/// notes it accepted. The record itself is not proven here (that takes tiles): the client does it.
+pub fn check_signed_answer(key: &VerifierKey, answer: &[u8], lookup: bool) -> Result<(), String> {
+    let note = if lookup {
+        tlog::parse_record(answer)?.2
+    } else {
+        answer
+    };
+    let text = key.open(note).map_err(|e| match e {
+        note::NoteError::Malformed => "malformed signed tree note".to_string(),
+        note::NoteError::NotSigned => format!("tree note not signed by {}", key.as_str()),
+        note::NoteError::BadSignature => {
+            format!(
+                "invalid signature on the tree note for key {}",
+                key.as_str()
+            )
+        }
+    })?;
+    tlog::parse_tree(text).map(|_| ())
+}
+
 use bytes::Bytes;
 
 /// How the client reaches the database. `path` is relative to the database URL (no leading `/`):

@@ -249,4 +249,32 @@ mod tests {
         assert_eq!(key.open(altered.as_bytes()), Err(NoteError::BadSignature));
         assert_eq!(key.open(b"hello\n"), Err(NoteError::Malformed));
     }
+
+    #[test]
+    fn a_relayed_latest_or_lookup_passes_only_with_a_tree_note_signed_by_the_key() {
+        let (signing, text) = generated("sum.example", 1);
+        let key = VerifierKey::parse(&text).unwrap();
+        let tree = format!("go.sum database tree\n3\n{}=\n", "A".repeat(43));
+        let latest = signed(&signing, "sum.example", key.hash, &tree);
+        assert_eq!(
+            crate::check_signed_answer(&key, latest.as_bytes(), false),
+            Ok(())
+        );
+        let lookup = format!("2\nexample.com/m v1.0.0 h1:x=\n\n{latest}");
+        assert_eq!(
+            crate::check_signed_answer(&key, lookup.as_bytes(), true),
+            Ok(())
+        );
+
+        let forged = latest.replacen("\n3\n", "\n4\n", 1);
+        let why = crate::check_signed_answer(&key, forged.as_bytes(), false).unwrap_err();
+        assert!(why.contains("invalid signature"), "{why}");
+        let (other, _) = generated("other.example", 2);
+        let by_other = signed(&other, "other.example", 7, &tree);
+        let why = crate::check_signed_answer(&key, by_other.as_bytes(), false).unwrap_err();
+        assert!(why.contains("not signed by"), "{why}");
+        let not_a_tree = signed(&signing, "sum.example", key.hash, "hello\n");
+        assert!(crate::check_signed_answer(&key, not_a_tree.as_bytes(), false).is_err());
+        assert!(crate::check_signed_answer(&key, b"<html>", true).is_err());
+    }
 }

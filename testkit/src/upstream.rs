@@ -53,6 +53,8 @@ struct State {
     hold: Option<String>,
     /// Held requests not yet answered.
     held: usize,
+    /// Checksum databases relayed under `sumdb/NAME/`, by name: their URLs.
+    sumdb_relays: BTreeMap<String, String>,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
@@ -172,6 +174,20 @@ impl Upstream {
             .extend(versions);
     }
 
+    /// Relays the checksum database `name` at `url` under `sumdb/NAME/`, as a GOPROXY that proxies it does
+    /// (`go help goproxy`): `sumdb/NAME/supported` answers 200, and `sumdb/NAME/PATH` is `URL/PATH`,
+    /// status and body. A file set with [`Upstream::replace_file`] at `sumdb/NAME/PATH` is served instead
+    /// (a tampering relay).
+    pub fn relay_sumdb(&self, name: &str, url: &str) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .sumdb_relays
+            .insert(name.to_string(), url.trim_end_matches('/').to_string());
+        state
+            .files
+            .insert(format!("sumdb/{name}/supported"), Bytes::new());
+    }
+
     pub fn set_behaviour(&self, behaviour: Behaviour) {
         self.state.lock().unwrap().behaviour = Some(behaviour);
     }
@@ -258,15 +274,21 @@ async fn answer(
         let _held = Held(state);
         let _ = gate.wait_for(|open| *open).await;
     }
-    let (behaviour, body, miss_status, reason) = {
+    let (behaviour, body, miss_status, reason, relayed) = {
         let state = state.lock().unwrap();
+        let body = lookup(&state, &path);
+        let relayed = body.is_none().then(|| relayed_url(&state, &path)).flatten();
         (
             state.behaviour.unwrap_or(Behaviour::Serve),
-            lookup(&state, &path),
+            body,
             state.miss_status.unwrap_or(404),
             state.reason.clone(),
+            relayed,
         )
     };
+    if let (Some(url), Behaviour::Serve) = (relayed, behaviour) {
+        return relay(&url).await;
+    }
     let mut response = match behaviour {
         Behaviour::Hang => std::future::pending().await,
         Behaviour::Fail500 => text(500, "fixture upstream failure\n"),
@@ -307,6 +329,35 @@ fn lookup(state: &State, path: &str) -> Option<Bytes> {
             .cloned();
     }
     state.files.get(path).cloned()
+}
+
+/// The database URL a `sumdb/NAME/PATH` request of a relayed database goes to.
+fn relayed_url(state: &State, path: &str) -> Option<String> {
+    let (name, rest) = path.strip_prefix("sumdb/")?.split_once('/')?;
+    let base = state.sumdb_relays.get(name)?;
+    Some(format!("{base}/{rest}"))
+}
+
+/// `url`'s status and body, as a relaying proxy passes them on; 502 when it cannot be reached.
+async fn relay(url: &str) -> Response<Body> {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let Ok(uri) = url.parse::<hyper::Uri>() else {
+        return text(502, "bad relay URL\n");
+    };
+    let response = match client.get(uri).await {
+        Ok(response) => response,
+        Err(e) => return text(502, &format!("relay failed: {e}\n")),
+    };
+    let status = response.status();
+    match response.into_body().collect().await {
+        Ok(body) => {
+            let mut answer = Response::new(Full::new(body.to_bytes()).boxed());
+            *answer.status_mut() = status;
+            answer
+        }
+        Err(e) => text(502, &format!("relay failed: {e}\n")),
+    }
 }
 
 fn text(status: u16, body: &str) -> Response<Body> {

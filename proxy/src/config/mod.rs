@@ -247,6 +247,7 @@ fn load_with(
     let lease_time = lease_time.zip(given.origin(&row::LEASE_TIME).cloned());
     let coordination =
         CoordinationSettings::load(given.get(&row::COORDINATION).cloned(), lease_time, &storage)?;
+    let sumdb = owners::sumdb(&given, file.as_ref(), &fetcher)?;
     let config = Config {
         listen: listen
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default is an address")),
@@ -263,7 +264,7 @@ fn load_with(
         fills,
         cache: owners::cache(&given)?,
         coordination,
-        sumdb: owners::sumdb(&given, file.as_ref())?,
+        sumdb,
         table_entries: file
             .as_ref()
             .map(ConfigFile::table_entries)

@@ -16,7 +16,8 @@ use crate::cache::CacheSettings;
 use crate::filler::FillSettings;
 use crate::ledger::LedgerSettings;
 use crate::server::ServerSettings;
-use crate::sumdb::{SumDb, SumDbSettings};
+use crate::sumdb::{PrivatePattern, SumDb, SumDbSettings};
+use ferry_module::Pattern;
 
 pub(super) fn server(given: &Given) -> Result<ServerSettings, ConfigError> {
     let d = ServerSettings::default();
@@ -100,11 +101,14 @@ pub(super) fn cache(given: &Given) -> Result<CacheSettings, ConfigError> {
     })
 }
 
-/// `sumdbs` and `sumdb_timeout`; each entry is checked by [`SumDb::parse`] and a bad one reported where
-/// it was written.
+/// `sumdbs`, `sumdb_private` and `sumdb_timeout`; each entry is checked by [`SumDb::parse`] (each pattern by
+/// [`Pattern::new`]) and a bad one reported where it was written. The private paths are `sumdb_private`'s
+/// and those the go command keeps from the checksum database in Ferry's own environment (`GONOSUMDB`, else
+/// `GOPRIVATE`, as in `go help private`).
 pub(super) fn sumdb(
     given: &Given,
     file: Option<&ConfigFile>,
+    fetcher: &FetcherConfig,
 ) -> Result<SumDbSettings, ConfigError> {
     let defaults = SumDbSettings::default();
     let timeout = given.parse(&row::SUMDB_TIMEOUT, |text| {
@@ -116,23 +120,15 @@ pub(super) fn sumdb(
         }
     })?;
     let timeout = timeout.unwrap_or(defaults.timeout);
-    let Some((text, origin)) = given.get(&row::SUMDBS) else {
+    let private = sumdb_private(given, file, fetcher)?;
+    let example = "sumdbs = [\"sum.golang.org\", \"sum.corp.example=https://sum.corp.example\"]";
+    let Some(entries) = list_entries(given, file, &row::SUMDBS, example)? else {
         return Ok(SumDbSettings {
             timeout,
+            private,
             ..defaults
         });
     };
-    // Every entry with where it was written.
-    let entries: Vec<(String, Origin)> =
-        match (origin, file.and_then(|f| Some((f, f.entry(&row::SUMDBS)?)))) {
-            (Origin::File { .. }, Some((file, entry))) => sumdb_file_entries(file, entry)?,
-            // `off`, as in GOSUMDB=off: an environment variable cannot say `[]`.
-            _ if text.trim() == "off" => Vec::new(),
-            _ => text
-                .split(',')
-                .map(|entry| (entry.to_string(), origin.clone()))
-                .collect(),
-        };
     let mut databases: Vec<SumDb> = Vec::new();
     for (entry, origin) in entries {
         let db = SumDb::parse(&entry).map_err(|message| ConfigError::Invalid {
@@ -150,14 +146,98 @@ pub(super) fn sumdb(
         }
         databases.push(db);
     }
-    Ok(SumDbSettings { databases, timeout })
+    Ok(SumDbSettings {
+        databases,
+        private,
+        timeout,
+    })
 }
 
-/// The file's `sumdbs` entries, each at the place its text is written (else the value's start).
-fn sumdb_file_entries(
+/// `sumdb_private`'s patterns (a bad one stops start-up), then Ferry's `GONOSUMDB`, else `GOPRIVATE`
+/// (a malformed glob there is skipped, as the go command never matches it).
+fn sumdb_private(
+    given: &Given,
+    file: Option<&ConfigFile>,
+    fetcher: &FetcherConfig,
+) -> Result<Vec<PrivatePattern>, ConfigError> {
+    let example = "sumdb_private = [\"corp.example/*\"]";
+    let mut private = Vec::new();
+    for (entry, origin) in
+        list_entries(given, file, &row::SUMDB_PRIVATE, example)?.unwrap_or_default()
+    {
+        let text = entry.trim();
+        let text = text.strip_suffix('/').unwrap_or(text);
+        // As in GONOSUMDB: an empty entry (a trailing comma) is no pattern.
+        if text.is_empty() {
+            continue;
+        }
+        let bad = |why: String| ConfigError::Invalid {
+            origin: origin.clone(),
+            message: format!("sumdb_private: pattern {text:?} {why}; {example}"),
+        };
+        let pattern = Pattern::new(text).map_err(|e| bad(e.to_string()))?;
+        if let Some((problem, fix)) = pattern.never_matches() {
+            return Err(bad(format!(
+                "never matches a module path ({problem}; {fix})"
+            )));
+        }
+        private.push(PrivatePattern {
+            pattern,
+            from: row::SUMDB_PRIVATE.key,
+        });
+    }
+    let go = [
+        ("GONOSUMDB", fetcher.go_variable("GONOSUMDB")),
+        ("GOPRIVATE", fetcher.go_variable("GOPRIVATE")),
+    ];
+    if let Some((from, globs)) = go
+        .into_iter()
+        .find_map(|(n, v)| Some((n, v.filter(|v| !v.trim().is_empty())?)))
+    {
+        let patterns = globs
+            .split(',')
+            .map(|g| g.trim())
+            .map(|g| g.strip_suffix('/').unwrap_or(g));
+        for pattern in patterns.filter_map(|g| Pattern::new(g).ok()) {
+            if pattern.never_matches().is_none() {
+                private.push(PrivatePattern { pattern, from });
+            }
+        }
+    }
+    Ok(private)
+}
+
+/// The entries of a list setting, each with where it was written: the file's list (or comma-separated
+/// string), else the variable's comma-separated value; `off` is the empty list (an environment variable
+/// cannot say `[]`). `None` when the setting is not given.
+fn list_entries(
+    given: &Given,
+    file: Option<&ConfigFile>,
+    setting: &row::Setting,
+    example: &str,
+) -> Result<Option<Vec<(String, Origin)>>, ConfigError> {
+    let Some((text, origin)) = given.get(setting) else {
+        return Ok(None);
+    };
+    let entries = match (origin, file.and_then(|f| Some((f, f.entry(setting)?)))) {
+        (Origin::File { .. }, Some((file, entry))) => file_entries(file, entry, setting, example)?,
+        _ if text.trim() == "off" => Vec::new(),
+        _ => text
+            .split(',')
+            .map(|entry| (entry.to_string(), origin.clone()))
+            .collect(),
+    };
+    Ok(Some(entries))
+}
+
+/// A list setting's entries in the file, each at the place its text is written (else the value's start).
+fn file_entries(
     file: &ConfigFile,
     entry: &super::file::Entry,
+    setting: &row::Setting,
+    example: &str,
 ) -> Result<Vec<(String, Origin)>, ConfigError> {
+    let key = setting.key;
     let at = file.origin_at(entry.span.start);
     let place = |text: &str| {
         file.text
@@ -177,13 +257,15 @@ fn sumdb_file_entries(
                 Some(entry) => Ok((entry.clone(), place(entry))),
                 None => Err(ConfigError::Invalid {
                     origin: at.clone(),
-                    message: "sumdbs: each entry is a string; write e.g. sumdbs = [\"sum.golang.org\", \"sum.corp.example=https://sum.corp.example\"]".into(),
+                    message: format!("{key}: each entry is a string; write e.g. {example}"),
                 }),
             })
             .collect(),
         FileValue::Other => Err(ConfigError::Invalid {
             origin: at,
-            message: "sumdbs is a list of strings or one comma-separated string; write e.g. sumdbs = [\"sum.golang.org\"]".into(),
+            message: format!(
+                "{key} is a list of strings or one comma-separated string; write e.g. {example}"
+            ),
         }),
     }
 }

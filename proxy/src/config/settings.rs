@@ -184,6 +184,13 @@ settings! {
             if names.is_empty() { "off".into() } else { names.join(", ") }
         })
     };
+    SUMDB_PRIVATE = Setting {
+        kind: Kind::List,
+        ..text("sumdb_private", "FERRY_SUMDB_PRIVATE", "none", "module path patterns never looked up in a checksum database (403)", |c| {
+            let own: Vec<&str> = c.sumdb.private.iter().filter(|p| p.from == SUMDB_PRIVATE.key).map(|p| p.pattern.as_str()).collect();
+            if own.is_empty() { "none".into() } else { own.join(", ") }
+        })
+    };
     SUMDB_TIMEOUT = text("sumdb_timeout", "FERRY_SUMDB_TIMEOUT", "`30s`", "the wait for a checksum database's answer", |c| duration(c.sumdb.timeout));
     LEDGER_SYNC_INTERVAL = text("ledger.sync_interval", "FERRY_LEDGER_SYNC_INTERVAL", "`2s`", "how often a replica writes its ledger events and reads the others'", |c| duration(c.ledger.sync_interval));
     LEDGER_ACCESS_INTERVAL = text("ledger.access_interval", "FERRY_LEDGER_ACCESS_INTERVAL", "`1m`", "how often the last uses of served versions are written", |c| duration(c.ledger.access_interval));

@@ -62,10 +62,8 @@ fn with_nothing_set_every_setting_shows_its_default_and_nothing_is_bound_or_crea
     );
     assert_eq!(setting(&lines, "fetcher.timeout"), pair("10m", "default"));
     assert_eq!(setting(&lines, "cache.max_bytes"), pair("16MiB", "default"));
-    assert_eq!(
-        setting(&lines, "sumdbs"),
-        pair("sum.golang.org=https://sum.golang.org", "default")
-    );
+    assert_eq!(setting(&lines, "sumdbs"), pair("sum.golang.org", "default"));
+    assert_eq!(setting(&lines, "sumdb_private"), pair("none", "default"));
     // Loading is all it does: the store and the work dir `ferry serve` would create are not there.
     assert!(!dir.path().join("ferry-data").exists());
     assert!(!dir.path().join("ferry-work").exists());

@@ -26,5 +26,6 @@ mod replicas;
 mod storage_backends;
 mod storage_messages;
 mod sumdb;
+mod sumdb_route;
 mod tls;
 mod zip_rules;
