@@ -16,6 +16,7 @@ mod hardening_fetch;
 mod hardening_store;
 mod healthcheck;
 mod layout;
+mod ledger_backends;
 mod lifecycle;
 mod metrics;
 mod modes;
