@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
 use crate::http::{Got, HttpsClient, error_chain, get, get_with};
-use crate::sumdb_route::SumdbRoutes;
+use crate::sumdb_route::{SumdbRoutes, known_key};
 use crate::zip_check::check_module_zip;
 
 /// go's own limits (`golang.org/x/mod/zip`): a module zip of at most 500 MiB, a go.mod of at most 16 MiB.
@@ -544,22 +544,6 @@ fn sumdb_client(
         routes,
     };
     Ok(ferry_sumdb::Client::new(key, transport))
-}
-
-/// The go command's built-in key for the database `name`, from `$GOROOT/src/cmd/go/internal/modfetch/key.go`.
-pub(crate) fn known_key(goroot: &str, name: &str) -> Option<String> {
-    if goroot.is_empty() {
-        return None;
-    }
-    let source =
-        std::fs::read_to_string(Path::new(goroot).join("src/cmd/go/internal/modfetch/key.go"))
-            .ok()?;
-    let wanted = format!("\"{name}+");
-    source.lines().find_map(|line| {
-        let start = line.find(&wanted)? + 1;
-        let end = start + line[start..].find('"')?;
-        Some(line[start..end].to_string())
-    })
 }
 
 /// The checksum database over HTTP, by the route shared with the relay (see `sumdb_route`).

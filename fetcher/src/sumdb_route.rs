@@ -191,7 +191,7 @@ impl SumdbRoutes {
         let text = if named.contains('+') {
             named.to_string()
         } else {
-            crate::native::known_key(&self.goroot, named)?
+            known_key(&self.goroot, named)?
         };
         VerifierKey::parse(&text).ok()
     }
@@ -380,6 +380,23 @@ fn upstream_of(goproxy: &str) -> Option<String> {
     let authority = proxy.split("://").nth(1)?.split('/').next().unwrap_or("");
     let url = proxy.starts_with("http://") || proxy.starts_with("https://");
     (url && !authority.is_empty() && !authority.contains('@')).then(|| proxy.to_string())
+}
+
+/// The go command's built-in key for the database `name`, from `$GOROOT/src/cmd/go/internal/modfetch/key.go`.
+pub(crate) fn known_key(goroot: &str, name: &str) -> Option<String> {
+    if goroot.is_empty() {
+        return None;
+    }
+    let source = std::fs::read_to_string(
+        std::path::Path::new(goroot).join("src/cmd/go/internal/modfetch/key.go"),
+    )
+    .ok()?;
+    let wanted = format!("\"{name}+");
+    source.lines().find_map(|line| {
+        let start = line.find(&wanted)? + 1;
+        let end = start + line[start..].find('"')?;
+        Some(line[start..end].to_string())
+    })
 }
 
 #[cfg(test)]

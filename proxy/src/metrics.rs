@@ -284,11 +284,11 @@ impl Metrics {
     }
 
     /// The store's totals, as the ledger knows them.
-    pub fn store_totals(&self, totals: crate::ledger::Totals) {
+    pub fn store_totals(&self, modules: u64, versions: u64, bytes: u64) {
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-        self.store_bytes.set(gauge(totals.bytes));
-        self.store_versions.set(gauge(totals.versions));
-        self.store_modules.set(gauge(totals.modules));
+        self.store_bytes.set(gauge(bytes));
+        self.store_versions.set(gauge(versions));
+        self.store_modules.set(gauge(modules));
     }
 
     /// Counts a password check with its result (see `layers::auth`).

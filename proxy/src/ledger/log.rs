@@ -10,8 +10,6 @@ use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 use serde::{Deserialize, Serialize};
 
-use super::state::{Entry, Nanos, Status};
-
 /// The prefix of event records.
 pub const EVENTS: &str = "ledger/events";
 /// The prefix of snapshot records.
@@ -27,6 +25,9 @@ pub const LATE: Duration = Duration::from_secs(60);
 /// How long event records are kept after a snapshot covers them: a replica whose polls failed for less
 /// than this catches up from the events; one that lagged longer reloads the snapshot.
 pub const KEEP_AFTER_SNAPSHOT: Duration = Duration::from_secs(3600);
+
+/// Nanoseconds since the Unix epoch: every time the ledger keeps.
+pub type Nanos = u64;
 
 /// One change to one version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,40 +77,6 @@ impl Event {
             ModulePath::new(&self.module).ok()?,
             Version::new(&self.version).ok()?,
         ))
-    }
-
-    /// The events that rebuild `entry` in an empty state (a snapshot's lines).
-    pub fn of_entry(module: &ModulePath, version: &Version, entry: &Entry) -> Vec<Event> {
-        let mut events = Vec::with_capacity(3);
-        if entry.deleted_at > 0 && entry.status == Status::Present {
-            events.push(Event::new(
-                entry.deleted_at,
-                module,
-                version,
-                Change::Deleted,
-            ));
-        }
-        let status = match &entry.status {
-            Status::Present => Change::Stored { bytes: entry.bytes },
-            Status::Deleted => Change::Deleted,
-            Status::Blocked(reason) => Change::Blocked {
-                reason: reason.to_string(),
-            },
-        };
-        let at = match entry.status {
-            Status::Present => entry.stored_at,
-            _ => entry.status_at,
-        };
-        events.push(Event::new(at, module, version, status));
-        if entry.accessed_at > 0 {
-            events.push(Event::new(
-                entry.accessed_at,
-                module,
-                version,
-                Change::Accessed,
-            ));
-        }
-        events
     }
 }
 

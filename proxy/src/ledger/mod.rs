@@ -173,7 +173,7 @@ impl Ledger {
             }
             state.totals()
         };
-        crate::metrics::metrics().store_totals(totals);
+        crate::metrics::metrics().store_totals(totals.modules, totals.versions, totals.bytes);
     }
 
     /// Records this replica's own change: applied at once, written at the next sync.

@@ -8,10 +8,8 @@ use std::sync::Arc;
 
 use ferry_module::{ModulePath, Version};
 
+pub use super::log::Nanos;
 use super::log::{Change, Event};
-
-/// Nanoseconds since the Unix epoch: every time the ledger keeps.
-pub type Nanos = u64;
 
 /// A version's status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,11 +227,45 @@ impl State {
         let mut events = Vec::with_capacity(self.by_time.len());
         for (module, versions) in &self.modules {
             for (version, entry) in versions {
-                events.extend(Event::of_entry(module, version, entry));
+                events.extend(events_of(module, version, entry));
             }
         }
         events
     }
+}
+
+/// The events that rebuild `entry` in an empty state (a snapshot's lines).
+fn events_of(module: &ModulePath, version: &Version, entry: &Entry) -> Vec<Event> {
+    let mut events = Vec::with_capacity(3);
+    if entry.deleted_at > 0 && entry.status == Status::Present {
+        events.push(Event::new(
+            entry.deleted_at,
+            module,
+            version,
+            Change::Deleted,
+        ));
+    }
+    let status = match &entry.status {
+        Status::Present => Change::Stored { bytes: entry.bytes },
+        Status::Deleted => Change::Deleted,
+        Status::Blocked(reason) => Change::Blocked {
+            reason: reason.to_string(),
+        },
+    };
+    let at = match entry.status {
+        Status::Present => entry.stored_at,
+        _ => entry.status_at,
+    };
+    events.push(Event::new(at, module, version, status));
+    if entry.accessed_at > 0 {
+        events.push(Event::new(
+            entry.accessed_at,
+            module,
+            version,
+            Change::Accessed,
+        ));
+    }
+    events
 }
 
 /// Whether `prefix` (empty: everything) covers `module` at a path-element boundary.

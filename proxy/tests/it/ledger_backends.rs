@@ -18,12 +18,20 @@ async fn replica(store: &Arc<dyn ModuleStore>) -> (Arc<Ledger>, Admin) {
     let ledger = Arc::new(Ledger::new(store.records(), LedgerSettings::default()));
     ledger.load().await.unwrap();
     let recorded: Arc<dyn ModuleStore> = Arc::new(Recorded::new(store.clone(), ledger.clone()));
-    let admin = Admin::new(recorded, ledger.clone(), Coordination::local(), GcSettings::new());
+    let admin = Admin::new(
+        recorded,
+        ledger.clone(),
+        Coordination::local(),
+        GcSettings::new(),
+    );
     (ledger, admin)
 }
 
 fn at(module: &str, version: &str) -> (ModulePath, Version) {
-    (ModulePath::new(module).unwrap(), Version::new(version).unwrap())
+    (
+        ModulePath::new(module).unwrap(),
+        Version::new(version).unwrap(),
+    )
 }
 
 fn indexed(ledger: &Ledger) -> Vec<String> {
@@ -38,14 +46,22 @@ fn indexed(ledger: &Ledger) -> Vec<String> {
 async fn the_ledger_is_shared_through_the_store_and_rebuilt_from_it(store: Arc<dyn ModuleStore>) {
     let (first, admin) = replica(&store).await;
     let recorded: Arc<dyn ModuleStore> = Arc::new(Recorded::new(store.clone(), first.clone()));
-    for (module, version) in [("example.com/L/a", "v1.0.0"), ("example.com/l/b", "v0.1.0"), ("example.com/L/a", "v1.1.0")] {
+    for (module, version) in [
+        ("example.com/L/a", "v1.0.0"),
+        ("example.com/l/b", "v0.1.0"),
+        ("example.com/L/a", "v1.1.0"),
+    ] {
         save(recorded.as_ref(), &FixtureModule::package(module, version)).await;
     }
     first.sync().await.unwrap();
     let (second, _) = replica(&store).await;
     assert_eq!(
         indexed(&second),
-        ["example.com/L/a@v1.0.0", "example.com/l/b@v0.1.0", "example.com/L/a@v1.1.0"],
+        [
+            "example.com/L/a@v1.0.0",
+            "example.com/l/b@v0.1.0",
+            "example.com/L/a@v1.1.0"
+        ],
         "appended in order, read by another replica"
     );
     let (m, v) = at("example.com/L/a", "v1.0.0");
@@ -56,7 +72,10 @@ async fn the_ledger_is_shared_through_the_store_and_rebuilt_from_it(store: Arc<d
     assert_eq!(second.status(&m, &v), Some(Status::Deleted));
     assert_eq!(second.blocked(&b, &bv).as_deref(), Some("bad"));
     assert_eq!(indexed(&second), ["example.com/L/a@v1.1.0"]);
-    assert!(store.list(&m).await.unwrap().iter().all(|x| x != &v), "its files are gone");
+    assert!(
+        store.list(&m).await.unwrap().iter().all(|x| x != &v),
+        "its files are gone"
+    );
 
     // The log lost (all but the block records): a walk of the store rebuilds the index, and the
     // block comes back from its own record.
@@ -71,7 +90,11 @@ async fn the_ledger_is_shared_through_the_store_and_rebuilt_from_it(store: Arc<d
     assert_eq!(indexed(&rebuilt), ["example.com/L/a@v1.1.0"]);
     assert_eq!(rebuilt.blocked(&b, &bv).as_deref(), Some("bad"));
     let (third, _) = replica(&store).await;
-    assert_eq!(indexed(&third), ["example.com/L/a@v1.1.0"], "the rebuild is in the store");
+    assert_eq!(
+        indexed(&third),
+        ["example.com/L/a@v1.1.0"],
+        "the rebuild is in the store"
+    );
 }
 
 fn open(server: &CloudServer) -> Arc<dyn ModuleStore> {
@@ -84,7 +107,10 @@ fn open(server: &CloudServer) -> Arc<dyn ModuleStore> {
 
 #[tokio::test]
 async fn on_memory() {
-    the_ledger_is_shared_through_the_store_and_rebuilt_from_it(StorageConfig::Memory.open().unwrap()).await;
+    the_ledger_is_shared_through_the_store_and_rebuilt_from_it(
+        StorageConfig::Memory.open().unwrap(),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -824,7 +824,11 @@ async fn a_block_on_one_of_three_replicas_on_gcs_is_honoured_by_all_within_five_
                 .get(replica, "example.com/blocked/@v/v1.0.0.info")
                 .await;
             if info.status == 403 {
-                assert!(info.text().contains("withdrawn by its author"), "{}", info.text());
+                assert!(
+                    info.text().contains("withdrawn by its author"),
+                    "{}",
+                    info.text()
+                );
                 break;
             }
             assert_eq!(info.status, 200, "{}", info.text());
@@ -846,7 +850,10 @@ async fn a_block_on_one_of_three_replicas_on_gcs_is_honoured_by_all_within_five_
     .await;
     let said = crate::harness::go_said(&output);
     assert!(!output.status.success());
-    assert!(said.contains("403 Forbidden") && said.contains("withdrawn by its author"), "{said}");
+    assert!(
+        said.contains("403 Forbidden") && said.contains("withdrawn by its author"),
+        "{said}"
+    );
 }
 
 /// A collection on one replica while another fills a version's zip (its `.info` and `.mod` already stored,
