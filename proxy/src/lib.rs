@@ -88,33 +88,14 @@ fn store_stack(
     Arc::new(ledger::Recorded::new(store, ledger.clone()))
 }
 
-/// The store's ledger, loaded; a store without one (filled before it existed, or by hand) is indexed
-/// from a walk of its files in the background, the catalog and index answering 503 meanwhile.
-async fn load_ledger(
-    url: &str,
-    ledger: &Arc<ledger::Ledger>,
-    store: &Arc<dyn ferry_storage::ModuleStore>,
-) -> Result<(), StartError> {
-    let found = ledger.load().await.map_err(|error| StartError::Storage {
+/// The store's ledger, loaded before the first request: a block is honoured from the start. A store
+/// without one (filled before it existed, or by hand) is indexed from a walk of its files by the ledger's
+/// own task once serving (`Ledger::run`), the catalog and index answering 503 meanwhile.
+async fn load_ledger(url: &str, ledger: &Arc<ledger::Ledger>) -> Result<(), StartError> {
+    ledger.load().await.map_err(|error| StartError::Storage {
         url: url.to_string(),
         error,
     })?;
-    if !found {
-        let (ledger, store) = (ledger.clone(), store.clone());
-        tokio::spawn(async move {
-            tracing::info!("the store has no ledger yet: indexing it from a walk of its files");
-            match ledger.reindex(store.as_ref(), |_| {}).await {
-                Ok(done) => tracing::info!(
-                    files = done.files,
-                    versions = done.added,
-                    "the store is indexed"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "indexing the store failed; run `ferry admin reindex`")
-                }
-            }
-        });
-    }
     Ok(())
 }
 
@@ -131,7 +112,7 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         url: url.clone(),
         error,
     })?;
-    load_ledger(&url, &ledger, &store).await?;
+    load_ledger(&url, &ledger).await?;
     let policy = config.policy.clone();
     // A policy that fills the store needs a store that takes writes: a read-only or full one would answer
     // ready and fail every miss.

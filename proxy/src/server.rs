@@ -90,7 +90,7 @@ pub async fn run(
     // The ledger keeps in step with the other replicas while this server runs, and writes what it has
     // pending when it stops.
     let (stop_ledger, ledger_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ledger = tokio::spawn(proxy.ledger().clone().run(async {
+    let ledger = tokio::spawn(proxy.ledger().clone().run(proxy.store().clone(), async {
         let _ = ledger_stopped.await;
     }));
     tokio::pin!(shutdown);

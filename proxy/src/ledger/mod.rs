@@ -357,12 +357,24 @@ impl Ledger {
         Ok(true)
     }
 
-    /// Syncs every interval and compacts hourly until `shutdown`; then writes what is pending.
-    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+    /// Syncs every interval and compacts hourly until `shutdown`; then writes what is pending. A ledger
+    /// not loaded yet is loaded first, and a store without one is indexed from a walk of `store` (the
+    /// catalog and index answer 503 until then).
+    pub async fn run(
+        self: Arc<Self>,
+        store: Arc<dyn ferry_storage::ModuleStore>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        if !self.is_ready() {
+            tokio::select! {
+                () = self.build(store.as_ref()) => {}
+                () = &mut shutdown => return,
+            }
+        }
         let mut tick = tokio::time::interval(self.settings.sync_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut compacted = Instant::now();
-        tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
@@ -384,6 +396,31 @@ impl Ledger {
         self.cursor.lock().await.accesses_flushed = Instant::now() - self.settings.access_interval;
         if let Err(e) = self.sync().await {
             tracing::warn!(error = %e, "the ledger could not write its last events");
+        }
+    }
+}
+
+impl Ledger {
+    /// Loads the ledger, or builds it from a walk of `store` when the store has none; a failure is logged
+    /// (`ferry admin reindex` builds it later).
+    async fn build(&self, store: &dyn ferry_storage::ModuleStore) {
+        match self.load().await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the ledger could not be read from the store; indexing it");
+            }
+        }
+        tracing::info!("the store has no ledger yet: indexing it from a walk of its files");
+        match self.reindex(store, |_| {}).await {
+            Ok(done) => tracing::info!(
+                files = done.files,
+                versions = done.added,
+                "the store is indexed"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing the store failed; run `ferry admin reindex`")
+            }
         }
     }
 }
