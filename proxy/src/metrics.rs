@@ -13,8 +13,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    /// The endpoint kind of the request's route (`healthz`, `readyz`, `metrics`, `index`, `sumdb`, `list`,
-    /// `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
+    /// The endpoint kind of the request's route (`healthz`, `readyz`, `metrics`, `index`, `catalog`,
+    /// `feed`, `sumdb`, `list`, `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
     pub endpoint: &'static str,
     pub status: u16,
 }
