@@ -197,19 +197,47 @@ pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = (
             };
             Ok::<_, std::convert::Infallible>(response)
         });
+    serve_plain(
+        listener,
+        service,
+        Duration::from_secs(60),
+        "metrics",
+        shutdown,
+    )
+    .await;
+}
+
+/// Serves `service` over plain HTTP on `listener` (a side listener: metrics, the admin API) until
+/// `shutdown`, each connection for at most `limit`; `what` names the listener in logs.
+pub(crate) async fn serve_plain<S>(
+    listener: TcpListener,
+    service: S,
+    limit: Duration,
+    what: &'static str,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let connection = builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
                     tokio::spawn(async move {
-                        let _ = tokio::time::timeout(Duration::from_secs(60), connection).await;
+                        let _ = tokio::time::timeout(limit, connection).await;
                     });
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "metrics accept failed; retrying");
+                    tracing::warn!(error = %e, listener = what, "accept failed; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

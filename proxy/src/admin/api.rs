@@ -23,8 +23,6 @@ use ferry_module::{ModulePath, Version};
 use futures::StreamExt;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -39,31 +37,13 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 /// Serves the admin API on `listener` until `shutdown` completes.
 pub async fn run_admin(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
     let admin = Arc::new(admin);
-    let builder = auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let admin = admin.clone();
-                    let service = hyper::service::service_fn(move |request| {
-                        let admin = admin.clone();
-                        async move { Ok::<_, Infallible>(answer(&admin, request).await) }
-                    });
-                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                    tokio::spawn(async move {
-                        // Collections can be long; an idle or stuck connection is not kept for ever.
-                        let _ = tokio::time::timeout(Duration::from_secs(6 * 3600), connection).await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => return,
-        }
-    }
+    let service = hyper::service::service_fn(move |request| {
+        let admin = admin.clone();
+        async move { Ok::<_, Infallible>(answer(&admin, request).await) }
+    });
+    // Collections can be long; an idle or stuck connection is not kept for ever.
+    let limit = Duration::from_secs(6 * 3600);
+    crate::server::serve_plain(listener, service, limit, "admin", shutdown).await;
 }
 
 /// One request: routed by method and path, every failure a status with a JSON `{"error": …}`.

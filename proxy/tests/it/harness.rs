@@ -191,6 +191,23 @@ pub fn ferry() -> Command {
     clean_command(env!("CARGO_BIN_EXE_ferry"))
 }
 
+/// `ferry admin ARGS --url ADMIN_URL`, run without blocking the runtime (which may serve the admin API it
+/// calls): whether it succeeded, and what it printed (stdout, then stderr).
+pub async fn ferry_admin(admin_url: &str, args: &[&str]) -> (bool, String) {
+    let mut command = ferry();
+    command.arg("admin").args(args).args(["--url", admin_url]);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), said)
+}
+
 /// `ferry` serving a memory store on 127.0.0.1:0 from `dir` (its work dir there), with `vars` set.
 pub fn serve_memory(dir: &std::path::Path, vars: &[(&str, &str)]) -> Command {
     let mut command = ferry();

@@ -38,24 +38,14 @@ impl Served {
         Served { ferry, admin, dir }
     }
 
-    /// `ferry admin ARGS --url ADMIN`: its exit status and what it printed (run without blocking the
-    /// runtime, which serves the admin API it calls).
     async fn admin(&self, args: &[&str]) -> (bool, String) {
-        let mut command = ferry();
-        command
-            .arg("admin")
-            .args(args)
-            .args(["--url", &self.admin.url()]);
-        let output = tokio::process::Command::from(command)
-            .output()
-            .await
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), said)
+        crate::harness::ferry_admin(&self.admin.url(), args).await
+    }
+
+    /// `go mod download TARGET` through this Ferry, which must succeed.
+    async fn download(&self, target: &str) {
+        let output = self.go(&["mod", "download", target]).await;
+        assert!(output.status.success(), "{target}: {}", go_said(&output));
     }
 
     async fn go(&self, args: &[&str]) -> std::process::Output {
@@ -86,8 +76,7 @@ async fn the_catalog_and_index_list_what_was_stored_in_order_with_stable_pages()
         "example.com/life/b@v0.1.0",
         "example.com/life/a@v1.2.0",
     ] {
-        let output = served.go(&["mod", "download", target]).await;
-        assert!(output.status.success(), "{}", go_said(&output));
+        served.download(target).await;
     }
     // The index: in the order stored, nanosecond times, `since` inclusive.
     let index = served.ferry.get("index").await;
@@ -141,10 +130,7 @@ async fn the_catalog_and_index_list_what_was_stored_in_order_with_stable_pages()
     );
     let token = first["next"].as_str().expect("a next token").to_string();
     // Stored between two pages, before the page's end: not on the next page, and nothing repeats.
-    let output = served
-        .go(&["mod", "download", "example.com/life/a@v1.1.0"])
-        .await;
-    assert!(output.status.success(), "{}", go_said(&output));
+    served.download("example.com/life/a@v1.1.0").await;
     let next = served
         .ferry
         .get(&format!("catalog?pagesize=2&token={token}"))
@@ -175,10 +161,7 @@ async fn the_catalog_and_index_list_what_was_stored_in_order_with_stable_pages()
 async fn a_blocked_version_stops_the_go_command_with_the_reason_and_is_listed_nowhere() {
     let upstream = Upstream::start(fixtures()).await;
     let served = Served::start(&upstream, GcSettings::new(), &[]).await;
-    let output = served
-        .go(&["mod", "download", "example.com/life/a@v1.2.0"])
-        .await;
-    assert!(output.status.success(), "{}", go_said(&output));
+    served.download("example.com/life/a@v1.2.0").await;
     let (ok, said) = served
         .admin(&[
             "block",
@@ -260,10 +243,7 @@ async fn a_blocked_version_stops_the_go_command_with_the_reason_and_is_listed_no
 async fn a_deleted_version_is_filled_again_and_not_served_from_memory() {
     let upstream = Upstream::start(fixtures()).await;
     let served = Served::start(&upstream, GcSettings::new(), &[]).await;
-    let output = served
-        .go(&["mod", "download", "example.com/life/b@v0.1.0"])
-        .await;
-    assert!(output.status.success(), "{}", go_said(&output));
+    served.download("example.com/life/b@v0.1.0").await;
     // In the memory cache now.
     assert_eq!(
         served
@@ -297,10 +277,7 @@ async fn a_deleted_version_is_filled_again_and_not_served_from_memory() {
         refilled[0]["Timestamp"].as_str().unwrap() > first_stored.as_str(),
         "{index}"
     );
-    let output = served
-        .go(&["mod", "download", "example.com/life/b@v0.1.0"])
-        .await;
-    assert!(output.status.success(), "{}", go_said(&output));
+    served.download("example.com/life/b@v0.1.0").await;
     assert!(served.ferry.stored("example.com/life/b", "v0.1.0").await);
     let (ok, said) = served.admin(&["delete", "example.com/life/b@v9.9.9"]).await;
     assert!(
@@ -385,8 +362,7 @@ async fn a_collection_removes_what_its_dry_run_listed_and_resumes_a_plan_cut_sho
         "example.com/life/a@v1.2.0",
         "example.com/life/b@v0.1.0",
     ] {
-        let output = served.go(&["mod", "download", target]).await;
-        assert!(output.status.success(), "{}", go_said(&output));
+        served.download(target).await;
     }
     let (ok, dry) = served.admin(&["gc", "--dry-run"]).await;
     assert!(ok, "{dry}");
@@ -416,10 +392,7 @@ async fn a_collection_removes_what_its_dry_run_listed_and_resumes_a_plan_cut_sho
     );
 
     // What a collection killed half-way leaves: its plan, and its lock (expired).
-    let output = served
-        .go(&["mod", "download", "example.com/life/a@v1.0.0"])
-        .await;
-    assert!(output.status.success(), "{}", go_said(&output));
+    served.download("example.com/life/a@v1.0.0").await;
     let records = served.ferry.store().records();
     let used = served.ferry.proxy.ledger().read(|s| {
         let m = ferry_module::ModulePath::new("example.com/life/a").unwrap();

@@ -769,23 +769,9 @@ impl Replicas {
         format!("http://{}", addr.trim_matches('"'))
     }
 
-    /// `ferry admin ARGS` against replica `replica`'s admin API: whether it succeeded, what it said.
+    /// `ferry admin ARGS` against replica `replica`'s admin API.
     async fn admin(&self, replica: usize, args: &[&str]) -> (bool, String) {
-        let mut command = ferry();
-        command
-            .arg("admin")
-            .args(args)
-            .args(["--url", &self.admin_url(replica)]);
-        let output = tokio::process::Command::from(command)
-            .output()
-            .await
-            .unwrap();
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), said)
+        crate::harness::ferry_admin(&self.admin_url(replica), args).await
     }
 }
 
