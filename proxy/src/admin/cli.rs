@@ -54,7 +54,7 @@ pub enum AdminCommand {
         #[arg(value_name = "MODULE@VERSION")]
         version: String,
     },
-    /// Collect garbage with the [gc] policy of the server.
+    /// Collect garbage with the `[gc]` policy of the server.
     Gc {
         /// Only list what would go and the bytes reclaimed
         #[arg(long)]
