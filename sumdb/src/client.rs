@@ -4,10 +4,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 
+mod answers;
+
+use crate::kept::{Keeping, Kept};
 use crate::note::{NoteError, VerifierKey};
 use crate::tlog::{
     self, HASH_SIZE, Hash, Tile, Tree, hash_from_tile, hash_to_base64, node_hash, parse_record,
@@ -15,6 +19,18 @@ use crate::tlog::{
     tile_parent, tree_hash_from,
 };
 use crate::{SumdbError, Transport, TransportError};
+
+/// The key of the newest signed tree note kept (see [`Kept`]).
+const LATEST: &str = "latest";
+
+/// Where a tile read came from: only what the database sent is kept, and what the store gave is read
+/// again from the database when it does not verify.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Memory,
+    Kept,
+    Fetched,
+}
 
 /// Tiles kept in memory (each at most 8 KiB, so at most 8 MiB), each at the widest width read: the upper
 /// levels of the tree, read by every lookup, stay cached; level-0 tiles of records looked up before are
@@ -24,11 +40,18 @@ const TILE_CACHE_ENTRIES: usize = 1024;
 /// A verifying client of one checksum database. It keeps, in memory, the largest tree it has verified (so
 /// that a later tree must be consistent with it) and a bounded cache of authenticated tiles; tree notes are
 /// always read again (with each lookup). Share it (`Arc<Client<_>>`) so that every lookup extends the same history.
+///
+/// Given a [`Kept`] ([`Client::keeping`]), it also keeps there every lookup answer, tile and newer tree
+/// note it verified, reads lookups and tiles from there before asking the database, and starts from the
+/// kept note: a restart loses nothing verified, and what is kept is answered while the database is away.
 pub struct Client<T> {
     key: VerifierKey,
     transport: T,
     latest: Mutex<Latest>,
     tiles: Mutex<TileCache>,
+    kept: Keeping,
+    /// Whether the kept note was read (once, before the first use).
+    loaded: AtomicBool,
 }
 
 #[derive(Clone)]
@@ -54,7 +77,15 @@ impl<T: Transport> Client<T> {
                 note: Vec::new(),
             }),
             tiles: Mutex::new(TileCache::default()),
+            kept: Keeping::new(None, ""),
+            loaded: AtomicBool::new(false),
         }
+    }
+
+    /// This client, keeping what it verifies in `kept` (see [`Kept`]).
+    pub fn keeping(mut self, kept: std::sync::Arc<dyn Kept>) -> Client<T> {
+        self.kept = Keeping::new(Some(kept), self.key.name());
+        self
     }
 
     /// The key this client verifies with.
@@ -68,6 +99,14 @@ impl<T: Transport> Client<T> {
         let path = ModulePath::new(module)?;
         let vers = Version::new(version)?;
         let remote = format!("lookup/{}@{}", path.escaped(), vers.escaped());
+        self.load().await;
+        if let Some(kept) = self.kept.get(&remote).await {
+            match self.prove_answer(module, version, &kept).await {
+                Ok(lines) => return Ok(lines),
+                Err(err @ SumdbError::Transport { .. }) => return Err(err),
+                Err(err) => self.damaged(&remote, &err),
+            }
+        }
         let data = match self.transport.get(&remote).await {
             Ok(data) => data,
             Err(TransportError::NotFound) => {
@@ -81,13 +120,31 @@ impl<T: Transport> Client<T> {
                 return Err(self.transport_error(remote, message));
             }
         };
+        let lines = self.prove_answer(module, version, &data).await?;
+        self.kept.put(&remote, data).await;
+        Ok(lines)
+    }
+
+    /// A kept record that does not verify: logged, and read again from the database.
+    fn damaged(&self, key: &str, err: &SumdbError) {
+        tracing::warn!(sumdb = %self.key.name(), key, error = %err, "a kept checksum database record does not verify (damaged?): ignored, asking the database");
+    }
+
+    /// Proves a lookup answer (`<id>\n<record>\n\n<signed note>`) of `module version`: the note is signed
+    /// and consistent with the latest tree, the record is in it; the record's lines for the version.
+    async fn prove_answer(
+        &self,
+        module: &str,
+        version: &str,
+        data: &[u8],
+    ) -> Result<Vec<String>, SumdbError> {
         let context = |err: SumdbError| match err {
             SumdbError::Security(message) => {
                 SumdbError::Security(format!("{module}@{version}: {message}"))
             }
             other => other,
         };
-        let (id, text, note) = parse_record(&data).map_err(|m| self.protocol(m))?;
+        let (id, text, note) = parse_record(data).map_err(|m| self.protocol(m))?;
         self.merge_latest(note).await.map_err(context)?;
         self.check_record(id, text).await.map_err(context)?;
         let text = std::str::from_utf8(text).map_err(|e| self.protocol(e.to_string()))?;
@@ -199,16 +256,65 @@ impl<T: Transport> Client<T> {
             }
             self.check_trees(&latest.tree, &latest.note, &tree, msg)
                 .await?;
-            let mut current = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-            if current.tree == latest.tree {
+            {
+                let mut current = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+                if current.tree != latest.tree {
+                    // Another lookup installed a tree meanwhile: check against that one instead.
+                    latest = current.clone();
+                    continue;
+                }
                 *current = Latest {
                     tree,
                     note: msg.to_vec(),
                 };
-                return Ok(());
             }
-            // Another lookup installed a tree meanwhile: check against that one instead.
-            latest = current.clone();
+            self.keep_latest(msg, &tree).await;
+            return Ok(());
+        }
+    }
+
+    /// Reads the kept tree note once, before the first use: the history starts where the last run (or
+    /// another replica) left it. One that does not verify is logged and ignored.
+    async fn load(&self) {
+        if self.loaded.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.merge_kept_latest().await;
+    }
+
+    /// Merges the kept tree note, when it verifies; `false` when there is none that does.
+    async fn merge_kept_latest(&self) -> bool {
+        let Some(note) = self.kept.get(LATEST).await else {
+            return false;
+        };
+        match self.merge_latest(&note).await {
+            Ok(()) => true,
+            Err(err) => {
+                self.damaged(LATEST, &err);
+                false
+            }
+        }
+    }
+
+    /// The tree size of a kept note that verifies.
+    async fn kept_tree_size(&self) -> Option<i64> {
+        let note = self.kept.get(LATEST).await?;
+        let text = self.key.open(&note).ok()?;
+        parse_tree(text).ok().map(|tree| tree.n)
+    }
+
+    /// Keeps `note` as the newest tree note unless a note of a tree at least as large is kept. Another
+    /// replica may write a smaller one between the look and the write: the look after each write puts the
+    /// larger back (a few times at most; the next larger tree ends any race).
+    async fn keep_latest(&self, note: &[u8], tree: &Tree) {
+        if !self.kept.enabled() {
+            return;
+        }
+        for _ in 0..3 {
+            if self.kept_tree_size().await.is_some_and(|n| n >= tree.n) {
+                return;
+            }
+            self.kept.put(LATEST, Bytes::copy_from_slice(note)).await;
         }
     }
 
@@ -346,9 +452,17 @@ impl<T: Transport> Client<T> {
             index_order.push(slot);
         }
 
-        let data = self.read_tiles(&tiles).await?;
-        self.authenticate(tree, &tiles, &data, &order, (&stx, &stx_order, stx_tiles))?;
-        self.save_tiles(&tiles, &data);
+        let plan = (&stx[..], &stx_order[..], stx_tiles);
+        let (mut data, mut sources) = self.read_tiles(&tiles, true).await?;
+        if let Err(err) = self.authenticate(tree, &tiles, &data, &order, plan) {
+            if !sources.contains(&Source::Kept) {
+                return Err(err);
+            }
+            self.damaged("tile/8/…", &err);
+            (data, sources) = self.read_tiles(&tiles, false).await?;
+            self.authenticate(tree, &tiles, &data, &order, plan)?;
+        }
+        self.save_tiles(&tiles, &data, &sources).await;
 
         indexes
             .iter()
@@ -411,14 +525,22 @@ impl<T: Transport> Client<T> {
         Ok(())
     }
 
-    /// Reads tiles concurrently, from the cache of full tiles where it can.
-    async fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Bytes>, SumdbError> {
-        futures::future::try_join_all(tiles.iter().map(|tile| self.read_tile(*tile))).await
+    /// Reads tiles concurrently: from memory, else (`use_kept`) from the store, else from the database.
+    async fn read_tiles(
+        &self,
+        tiles: &[Tile],
+        use_kept: bool,
+    ) -> Result<(Vec<Bytes>, Vec<Source>), SumdbError> {
+        let read = tiles.iter().map(|tile| self.read_tile(*tile, use_kept));
+        Ok(futures::future::try_join_all(read)
+            .await?
+            .into_iter()
+            .unzip())
     }
 
     /// Go's `readTile`: the tile itself, else (for a partial tile the server no longer has, because the
     /// tree grew) the full tile cut to the width wanted. A cached full tile serves its partial prefixes.
-    async fn read_tile(&self, tile: Tile) -> Result<Bytes, SumdbError> {
+    async fn read_tile(&self, tile: Tile, use_kept: bool) -> Result<(Bytes, Source), SumdbError> {
         let want = tile.width as usize * HASH_SIZE;
         let cached = {
             let cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
@@ -427,22 +549,35 @@ impl<T: Transport> Client<T> {
         // A tile's stored hashes never change as the tree grows: an authenticated tile of some width
         // serves every narrower width of it (a fork would not hash to its own signed tree).
         if let Some(known) = cached.filter(|known| known.len() >= want) {
-            return Ok(known.slice(..want));
+            return Ok((known.slice(..want), Source::Memory));
+        }
+        if use_kept && let Some(kept) = self.kept.tile(&tile).await {
+            return Ok((kept, Source::Kept));
         }
         let path = tile.path();
-        match self.transport.get(&path).await {
+        let fetched = match self.transport.get(&path).await {
             Ok(data) => Ok(data),
             Err(err) if tile.is_full() => Err(self.transport_error(path, err.to_string())),
             Err(err) => match self.transport.get(&tile.full().path()).await {
                 Ok(full) => Ok(full.slice(..want.min(full.len()))),
                 Err(_) => Err(self.transport_error(path, err.to_string())),
             },
-        }
+        };
+        fetched.map(|data| (data, Source::Fetched))
     }
 
     /// Caches the tiles of an authenticated read, each at the widest width seen (a partial tile is a
-    /// prefix of every wider one), evicting the oldest beyond the bound.
-    fn save_tiles(&self, tiles: &[Tile], data: &[Bytes]) {
+    /// prefix of every wider one), evicting the oldest beyond the bound; keeps those the database sent.
+    async fn save_tiles(&self, tiles: &[Tile], data: &[Bytes], sources: &[Source]) {
+        self.remember_tiles(tiles, data);
+        for ((tile, data), source) in tiles.iter().zip(data).zip(sources) {
+            if *source == Source::Fetched {
+                self.kept.save_tile(tile, data.clone()).await;
+            }
+        }
+    }
+
+    fn remember_tiles(&self, tiles: &[Tile], data: &[Bytes]) {
         let mut cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
         for (tile, data) in tiles.iter().zip(data) {
             let key = (tile.level, tile.n);

@@ -8,12 +8,14 @@
 
 mod client;
 mod dirhash;
+mod kept;
 mod note;
 mod pattern;
 mod tlog;
 
 pub use client::Client;
 pub use dirhash::{DirhashError, hash_go_mod, hash_zip};
+pub use kept::Kept;
 pub use note::{KeyError, VerifierKey};
 pub use pattern::{match_prefix_patterns, sumdb_applies};
 
@@ -101,6 +103,14 @@ pub enum SumdbError {
     /// The database answered something that is not in its format.
     #[error("checksum database {database}: malformed answer: {message}")]
     Protocol { database: String, message: String },
+    /// Nothing verified so far covers it: a tile beyond the latest tree this client verified (a relay then
+    /// passes the database's answer on unproven), or one of another height than 8.
+    #[error("checksum database {database}: cannot prove {what}: {why}")]
+    Unproven {
+        database: String,
+        what: String,
+        why: String,
+    },
     /// Proof failed: a note not signed by the key, a record or tile that does not hash to the signed tree,
     /// a tree inconsistent with one seen before (a fork), or a hash that differs from the database's.
     #[error("{0}")]

@@ -230,6 +230,42 @@ impl Tile {
     }
 }
 
+/// Parses a tile path as [`Tile::path`] writes it, or its data tile's (`tile/8/data/<NNN>[.p/<W>]`, then
+/// `true`): only the canonical spelling of a tile of height 8 is taken.
+pub(crate) fn parse_tile_path(path: &str) -> Option<(Tile, bool)> {
+    let rest = path.strip_prefix("tile/8/")?;
+    let (level, rest) = rest.split_once('/')?;
+    let data = level == "data";
+    let level: u32 = if data { 0 } else { level.parse().ok()? };
+    let (groups, width) = match rest.split_once(".p/") {
+        Some((groups, width)) => (groups, width.parse().ok()?),
+        None => (rest, FULL_WIDTH),
+    };
+    let mut n: i64 = 0;
+    for group in groups.split('/') {
+        let digits = group.strip_prefix('x').unwrap_or(group);
+        if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        n = n.checked_mul(1000)?.checked_add(digits.parse().ok()?)?;
+    }
+    let tile = Tile { level, n, width };
+    if level >= 8 || !(1..=FULL_WIDTH).contains(&width) {
+        return None;
+    }
+    let canonical = if data {
+        data_tile_path(&tile)
+    } else {
+        tile.path()
+    };
+    (canonical == path).then_some((tile, data))
+}
+
+/// The path of the data tile (the records themselves) below the hash tile `tile` of level 0.
+pub(crate) fn data_tile_path(tile: &Tile) -> String {
+    tile.path().replacen("tile/8/0/", "tile/8/data/", 1)
+}
+
 /// Go's `tileForIndex`: the smallest tile holding stored hash `index`, and that hash's byte range in it.
 pub(crate) fn tile_for_index(index: i64) -> (Tile, usize, usize) {
     let (level, n) = split_stored_hash_index(index);
@@ -324,6 +360,30 @@ mod tests {
         assert_eq!(tile(0, 5, 256), "tile/8/0/005");
         assert_eq!(tile(1, 1234, 17), "tile/8/1/x001/234.p/17");
         assert_eq!(tile(2, 1_234_567, 256), "tile/8/2/x001/x234/567");
+    }
+
+    #[test]
+    fn tile_paths_parse_only_in_their_canonical_spelling() {
+        let tile = |level, n, width| Tile { level, n, width };
+        assert_eq!(
+            parse_tile_path("tile/8/1/x001/234.p/17"),
+            Some((tile(1, 1234, 17), false))
+        );
+        assert_eq!(
+            parse_tile_path("tile/8/data/005"),
+            Some((tile(0, 5, 256), true))
+        );
+        for junk in [
+            "tile/8/0/5",
+            "tile/8/0/001/234",
+            "tile/8/0/000.p/256",
+            "tile/8/0/000.p/0",
+            "tile/8/9/000",
+            "tile/4/0/000",
+            "tile/8/data/000.p/05",
+        ] {
+            assert_eq!(parse_tile_path(junk), None, "{junk}");
+        }
     }
 
     #[test]
