@@ -27,7 +27,10 @@ pub use config::{
 };
 pub use error::FetchError;
 pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
-pub use sumdb_route::{Route as SumdbRoute, SumdbRoutes, Target as SumdbTarget, Via as SumdbVia};
+pub use sumdb_route::{
+    Route as SumdbRoute, RouteTransport as SumdbRouteTransport, SumdbRoutes, Target as SumdbTarget,
+    Verifier as SumdbVerifier, Via as SumdbVia,
+};
 pub use workdir::WorkDir;
 pub use zip_check::check_module_zip;
 

@@ -16,14 +16,14 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
-use ferry_sumdb::{SumdbError, Transport, TransportError, VerifierKey};
+use ferry_sumdb::{SumdbError, VerifierKey};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
-use crate::http::{Got, HttpsClient, error_chain, get, get_with};
+use crate::http::{Got, HttpsClient, error_chain, get};
 use crate::sumdb_route::{SumdbRoutes, known_key};
 use crate::zip_check::check_module_zip;
 
@@ -32,8 +32,6 @@ const MAX_ZIP: u64 = ferry_module::MAX_ZIP_FILE;
 const MAX_GO_MOD: usize = ferry_module::MAX_GO_MOD as usize;
 /// A `.info` is a small JSON object.
 const MAX_INFO: usize = 64 << 10;
-/// A checksum database answer: a tile is 8 KiB, a lookup a few.
-const MAX_SUMDB_ANSWER: usize = 64 << 10;
 /// An `@v/list`: the longest real ones hold a few thousand versions (tens of KiB). The go command reads a
 /// list whole, without a bound: a `go list` child took 363 MB for a list of one 100 MB line (issue 19).
 const MAX_LIST: usize = 4 << 20;
@@ -67,7 +65,9 @@ pub(crate) struct Native {
     client: HttpsClient,
     /// The upstream's base URL, without a trailing `/`.
     proxy: String,
-    sumdb: Option<ferry_sumdb::Client<SumdbHttp>>,
+    /// The checksum database verified against (its name), by its verifier in `routes`.
+    sumdb: Option<String>,
+    routes: Arc<SumdbRoutes>,
     settings: GoSettings,
     /// The metadata of the latest versions fetched: the go command asks for a version's `.mod`, then, a
     /// moment later, for its zip; that zip's fill needs the same `.info`, `.mod` and checksum lines.
@@ -136,12 +136,13 @@ impl Native {
         }
         let sumdb = match settings.gosumdb.trim() {
             "off" => None,
-            gosumdb => Some(sumdb_client(gosumdb, &settings.goroot, &client, routes)?),
+            gosumdb => Some(sumdb_name(gosumdb, &settings.goroot, &routes)?),
         };
         Ok(Native {
             client,
             proxy,
             sumdb,
+            routes,
             settings,
             recent: Mutex::default(),
         })
@@ -154,7 +155,7 @@ impl Native {
 
     /// The checksum database verified against, if any.
     pub(crate) fn sumdb(&self) -> Option<&str> {
-        self.sumdb.as_ref().map(|client| client.key().name())
+        self.sumdb.as_deref()
     }
 
     /// Whether this module is fetched through the proxy at all (`GONOPROXY`, which defaults to `GOPRIVATE`).
@@ -290,7 +291,11 @@ impl Native {
         module: &ModulePath,
         version: &Version,
     ) -> Result<Option<Sums>, FetchError> {
-        let Some(sumdb) = &self.sumdb else {
+        let Some(sumdb) = self
+            .sumdb
+            .as_ref()
+            .and_then(|name| self.routes.verifier(name))
+        else {
             return Ok(Some(Sums::Unchecked));
         };
         let s = &self.settings;
@@ -520,15 +525,10 @@ fn check_info(info: &[u8], module: &ModulePath, version: &Version) -> Result<(),
     }
 }
 
-/// The checksum database client for `GOSUMDB` (`name`, `key` or `key url`), reached by the route `routes`
-/// chooses for it (the one the relay uses too); a bare name's key is the go command's built-in one, read
-/// from its `GOROOT` (so that Ferry trusts what its go trusts).
-fn sumdb_client(
-    gosumdb: &str,
-    goroot: &str,
-    client: &HttpsClient,
-    routes: Arc<SumdbRoutes>,
-) -> Result<ferry_sumdb::Client<SumdbHttp>, String> {
+/// The name of the database `GOSUMDB` (`name`, `key` or `key url`) gives, when its key is known: written
+/// in it, or the go command's built-in one for a bare name, read from its `GOROOT` (so that Ferry trusts
+/// what its go trusts). `routes` made its verifier from the same settings.
+fn sumdb_name(gosumdb: &str, goroot: &str, routes: &SumdbRoutes) -> Result<String, String> {
     let named = gosumdb.split_whitespace().next().unwrap_or("");
     let key_text = if named.contains('+') {
         named.to_string()
@@ -538,45 +538,13 @@ fn sumdb_client(
         })?
     };
     let key = VerifierKey::parse(&key_text).map_err(|e| format!("GOSUMDB: {e}"))?;
-    let transport = SumdbHttp {
-        client: client.clone(),
-        name: key.name().to_string(),
-        routes,
-    };
-    Ok(ferry_sumdb::Client::new(key, transport))
-}
-
-/// The checksum database over HTTP, by the route shared with the relay (see `sumdb_route`).
-struct SumdbHttp {
-    client: HttpsClient,
-    name: String,
-    routes: Arc<SumdbRoutes>,
-}
-
-#[async_trait::async_trait]
-impl Transport for SumdbHttp {
-    async fn get(&self, path: &str) -> Result<Bytes, TransportError> {
-        let route = self
-            .routes
-            .route(&self.name)
-            .await
-            .map_err(TransportError::Failed)?;
-        let url = format!("{}/{path}", route.target.base);
-        let auth = route.target.authorization.as_ref();
-        match get_with(&self.client, &url, MAX_SUMDB_ANSWER, auth).await {
-            Got::Body(body) => Ok(body),
-            Got::Missing => Err(TransportError::NotFound),
-            Got::Loop => Err(TransportError::Failed(format!(
-                "{}: the database's URL leads back to this Ferry",
-                self.name
-            ))),
-            Got::TooLarge(reason) | Got::Failed(reason) => {
-                // The next request probes again: the route may have gone (or the other come back).
-                self.routes.failed(&route).await;
-                Err(TransportError::Failed(format!("{}: {reason}", self.name)))
-            }
-        }
+    let name = key.name().to_string();
+    if routes.key(&name).is_none() {
+        return Err(format!(
+            "GOSUMDB names {named:?}, which the routes do not know"
+        ));
     }
+    Ok(name)
 }
 
 impl std::fmt::Debug for Native {

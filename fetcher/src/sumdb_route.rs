@@ -14,15 +14,18 @@
 //! A database given an explicit URL (Ferry's `sumdbs = ["NAME=URL"]`) is reached there and nowhere else.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_sumdb::VerifierKey;
+use ferry_sumdb::{Kept, Transport, TransportError, VerifierKey};
 use http::HeaderValue;
 use tokio::time::Instant;
 
 use crate::http::{Got, HttpsClient, get_with};
+
+/// The verifying client of one database, shared by the relay and the fills (see [`SumdbRoutes::verifier`]).
+pub type Verifier = ferry_sumdb::Client<RouteTransport>;
 
 /// How long a route that worked is used before it is checked again.
 const CHOICE_LIFETIME: Duration = Duration::from_secs(5 * 60);
@@ -35,6 +38,8 @@ const DISTRUST_LIFETIME: Duration = Duration::from_secs(10 * 60);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `latest` answer is a note of a few hundred bytes.
 const MAX_NOTE: usize = 64 << 10;
+/// A lookup answer is a few KiB, a hash tile 8 KiB, a data tile of 256 records some tens of KiB.
+const MAX_ANSWER: usize = 1 << 20;
 
 /// Where a database is asked: a base URL (without a trailing `/`) and the credentials to send there.
 #[derive(Clone, PartialEq, Eq)]
@@ -109,6 +114,10 @@ pub struct SumdbRoutes {
     /// The go command's root, where its built-in database keys are (`sum.golang.org`'s).
     goroot: String,
     databases: Mutex<HashMap<String, Arc<Database>>>,
+    /// Where the verifiers keep what they verified (the proxy's store), once given.
+    kept: OnceLock<Arc<dyn Kept>>,
+    /// One verifying client per database whose key is known, made at its first use.
+    verifiers: Mutex<HashMap<String, Arc<Verifier>>>,
 }
 
 impl std::fmt::Debug for SumdbRoutes {
@@ -129,6 +138,8 @@ impl SumdbRoutes {
             upstream: upstream_of(goproxy),
             goroot: goroot.to_string(),
             databases: Mutex::default(),
+            kept: OnceLock::new(),
+            verifiers: Mutex::default(),
         };
         let mut fields = gosumdb.split_whitespace();
         if let Some(named) = fields.next().filter(|n| *n != "off") {
@@ -144,6 +155,37 @@ impl SumdbRoutes {
             routes.insert(&name, None, url, key);
         }
         routes
+    }
+
+    /// Keeps what the verifiers verify in `kept` (given once, before the first verifier is made: the
+    /// proxy gives its store at start-up).
+    pub fn keep_in(&self, kept: Arc<dyn Kept>) {
+        if self.kept.set(kept).is_err() {
+            tracing::warn!(
+                "checksum database records already kept elsewhere: the second store is ignored"
+            );
+        }
+    }
+
+    /// The verifying client of `name`, shared by everything that proves its answers (the fills, the relay),
+    /// reaching it by the route of the moment; `None` when its key is not known here.
+    pub fn verifier(self: &Arc<Self>, name: &str) -> Option<Arc<Verifier>> {
+        let mut verifiers = self.verifiers.lock().unwrap();
+        if let Some(verifier) = verifiers.get(name) {
+            return Some(verifier.clone());
+        }
+        let key = self.key(name)?;
+        let transport = RouteTransport {
+            routes: Arc::downgrade(self),
+            name: name.to_string(),
+        };
+        let mut verifier = ferry_sumdb::Client::new(key, transport);
+        if let Some(kept) = self.kept.get() {
+            verifier = verifier.keeping(kept.clone());
+        }
+        let verifier = Arc::new(verifier);
+        verifiers.insert(name.to_string(), verifier.clone());
+        Some(verifier)
     }
 
     /// The upstream proxy asked first, if any.
@@ -349,6 +391,41 @@ impl SumdbRoutes {
     pub fn check(&self, name: &str, answer: &Bytes, lookup: bool) -> Result<(), String> {
         let key = self.database(name).and_then(|db| db.key.clone());
         check_note(key.as_ref(), name, answer, lookup)
+    }
+}
+
+/// A database reached by the route of the moment (the transport of a [`Verifier`]): a request that fails
+/// drops the route, so that the next one probes again (the database may have come back another way).
+pub struct RouteTransport {
+    /// Weak: the routes hold their verifiers.
+    routes: Weak<SumdbRoutes>,
+    name: String,
+}
+
+#[async_trait::async_trait]
+impl Transport for RouteTransport {
+    async fn get(&self, path: &str) -> Result<Bytes, TransportError> {
+        let Some(routes) = self.routes.upgrade() else {
+            return Err(TransportError::Failed("shutting down".into()));
+        };
+        let route = routes
+            .route(&self.name)
+            .await
+            .map_err(TransportError::Failed)?;
+        let url = format!("{}/{path}", route.target.base);
+        let auth = route.target.authorization.as_ref();
+        match get_with(&routes.client, &url, MAX_ANSWER, auth).await {
+            Got::Body(body) => Ok(body),
+            Got::Missing => Err(TransportError::NotFound),
+            Got::Loop => Err(TransportError::Failed(format!(
+                "{}: the database's URL leads back to this Ferry",
+                self.name
+            ))),
+            Got::TooLarge(reason) | Got::Failed(reason) => {
+                routes.failed(&route).await;
+                Err(TransportError::Failed(format!("{}: {reason}", self.name)))
+            }
+        }
     }
 }
 
