@@ -154,6 +154,8 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
             sumdb::routes_without_go(&config.fetcher),
         )
     };
+    // What the verifiers prove is kept in the store, beside the modules (`sumdb::kept`).
+    routes.keep_in(Arc::new(sumdb::kept::KeptRecords::new(store.records())));
     sumdb::warn_about_toolchains(config);
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)

@@ -3,11 +3,17 @@
 //! forwarded by the route the fills use too (`ferry_fetcher::SumdbRoutes`: the upstream proxy's
 //! `/sumdb/NAME/` when it relays the database, else the database itself, or the URL `sumdbs` gives), so
 //! builders that reach only Ferry can still verify sums. `latest` and lookups are read whole and their
-//! signed tree note checked against the database's key before they are passed on; tiles are the client's
-//! to prove. Full tiles never change and are kept in a bounded memory cache; `latest`, lookups and partial
-//! tiles are always asked again. Lookups of private module paths (`sumdb_private`, Ferry's `GONOSUMDB` or
-//! `GOPRIVATE`) are refused without asking anyone. The download policy plays no part here: a checksum
-//! database is not a module.
+//! signed tree note checked against the database's key before they are passed on. When the key is known
+//! (Ferry's go's `GOSUMDB`, or the go command's built-in keys), the database's verifier, shared with the
+//! fills, proves lookups, tiles and `latest` too, and keeps what it proved in the store ([`kept`]): kept
+//! lookups and tiles are answered without asking anyone (they never change), `latest` is asked first and
+//! answered from the store when no route works, and `supported` says 200 while the store can answer. An
+//! answer that cannot be proven yet (a tile beyond the trees verified) is relayed as the database gave it,
+//! for the client to prove. Full tiles are also kept in a bounded memory cache. Lookups of private module
+//! paths (`sumdb_private`, Ferry's `GONOSUMDB` or `GOPRIVATE`) are refused without asking anyone. The
+//! download policy plays no part here: a checksum database is not a module.
+
+pub mod kept;
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::Pin;
@@ -18,8 +24,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
-use ferry_fetcher::{SumdbRoute, SumdbRoutes, SumdbTarget};
+use ferry_fetcher::{SumdbRoute, SumdbRoutes, SumdbTarget, SumdbVerifier};
 use ferry_module::{ModulePath, Pattern, Version};
+use ferry_sumdb::SumdbError;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use http::header::{self, HeaderValue};
@@ -285,6 +292,15 @@ impl SumDbPath {
     }
 }
 
+/// The module path and version of a lookup's escaped `MODULE@VERSION` (as [`SumDbPath::parse`] left it).
+fn unescape(module_version: &str) -> Option<(ModulePath, Version)> {
+    let (module, version) = module_version.rsplit_once('@')?;
+    Some((
+        ModulePath::from_escaped(module).ok()?,
+        Version::from_escaped(version).ok()?,
+    ))
+}
+
 /// `MODULE@VERSION` of a lookup: a valid module path and canonical version, re-escaped.
 fn lookup(text: &str) -> Result<String, Refusal> {
     let bad = |why: String| Refusal::BadRequest(format!("lookup {why}"));
@@ -417,6 +433,21 @@ enum Failure {
     Timeout,
     /// An answer whose tree note is not the database's: 502, and never relayed.
     Unverified(String),
+    /// The verifier cannot prove it yet (beyond the trees verified, or not a tile it reads): relayed as the
+    /// database gives it.
+    Unproven,
+}
+
+impl Failure {
+    /// A verifier's failure: a proof that failed is a tampered or broken answer; a database that could
+    /// not be reached fails as a relayed request would.
+    fn of(err: SumdbError) -> Failure {
+        match err {
+            SumdbError::Security(why) => Failure::Unverified(why.replace('\n', " ")),
+            // Not reached, not found, not provable: the plain relay answers (or says why it cannot).
+            _ => Failure::Unproven,
+        }
+    }
 }
 
 impl SumDbs {
@@ -492,21 +523,22 @@ impl SumDbs {
         {
             return refusal;
         }
+        let verifier = self.routes.verifier(&db.name);
+        // Lookups and tiles never change: what the verifier proved (or proves now) is answered first.
+        if let Some(verifier) = &verifier {
+            match self.proven(verifier, &request.what).await {
+                Ok(Some(answer)) => return answer,
+                Ok(None) | Err(Failure::Unproven) => {}
+                Err(failure) => return self.failed_through_route(db, request, failure).await,
+            }
+        }
         let route = match self.route(db).await {
             Ok(route) => route,
-            Err(failure) if request.what == Ask::Supported => {
-                let why = match failure {
-                    Failure::Timeout => format!("no route found within {:?}", self.timeout),
-                    Failure::Missing(why) | Failure::Upstream(why) | Failure::Unverified(why) => {
-                        why
-                    }
-                };
-                return Answer::not_found(format!(
-                    "checksum database {} cannot be reached from this Ferry now ({why}); the go command goes on to its next GOPROXY entry, then the database itself",
-                    db.name
-                ));
+            Err(failure) => {
+                return self
+                    .unrouted(db, verifier.as_deref(), request, failure)
+                    .await;
             }
-            Err(failure) => return self.failed(&db.name, "", failure),
         };
         let path = request.upstream_path();
         let outcome = match &request.what {
@@ -523,24 +555,137 @@ impl SumDbs {
                 let content_type = if *data { TEXT } else { OCTETS };
                 self.relay(&route, &path, content_type).await
             }
-            Ask::Latest => self.noted(&route, &path, false).await,
-            Ask::Lookup(_) => self.noted(&route, &path, true).await,
+            Ask::Latest => self.noted(&route, &path, verifier.as_deref(), None).await,
+            Ask::Lookup(module_version) => {
+                let lookup = Some(module_version.as_str());
+                self.noted(&route, &path, verifier.as_deref(), lookup).await
+            }
         };
         match outcome {
             Ok(answer) => answer,
-            Err(failure) => {
-                match &failure {
-                    Failure::Unverified(why) => self.routes.distrust(&route, why).await,
-                    Failure::Upstream(_) | Failure::Timeout => self.routes.failed(&route).await,
-                    Failure::Missing(_) => {}
-                }
-                self.failed(
-                    &db.name,
-                    &format!("{path} (through {})", route.via),
-                    failure,
-                )
+            // The newest note kept stands in for the database's when the route fails.
+            Err(Failure::Upstream(_) | Failure::Timeout)
+                if request.what == Ask::Latest
+                    && let Some(note) = self.kept_latest(verifier.as_deref()).await =>
+            {
+                self.routes.failed(&route).await;
+                Answer::ok(TEXT, NO_CACHE, note)
             }
+            Err(failure) => self.route_failed(db, &route, &path, failure).await,
         }
+    }
+
+    /// A failure met through `route`: the route is dropped (distrusted when its answer did not verify).
+    async fn route_failed(
+        &self,
+        db: &SumDb,
+        route: &SumdbRoute,
+        path: &str,
+        failure: Failure,
+    ) -> Answer {
+        match &failure {
+            Failure::Unverified(why) => self.routes.distrust(route, why).await,
+            Failure::Upstream(_) | Failure::Timeout => self.routes.failed(route).await,
+            Failure::Missing(_) | Failure::Unproven => {}
+        }
+        self.failed(
+            &db.name,
+            &format!("{path} (through {})", route.via),
+            failure,
+        )
+    }
+
+    /// A failure of the verifier's own reads: through the route of the moment, if any.
+    async fn failed_through_route(
+        &self,
+        db: &SumDb,
+        request: &SumDbPath,
+        failure: Failure,
+    ) -> Answer {
+        let path = request.upstream_path();
+        match self.route(db).await {
+            Ok(route) => self.route_failed(db, &route, &path, failure).await,
+            Err(_) => self.failed(&db.name, &path, failure),
+        }
+    }
+
+    /// What the verifier answers from what it proved (kept lookups; tiles, read from the store or the
+    /// database and proven); `Ok(None)` when it has nothing to say (a lookup not kept, any other request).
+    async fn proven(
+        &self,
+        verifier: &Arc<SumdbVerifier>,
+        what: &Ask,
+    ) -> Result<Option<Answer>, Failure> {
+        match what {
+            Ask::Lookup(module_version) => {
+                let Some((module, version)) = unescape(module_version) else {
+                    return Ok(None);
+                };
+                let kept = verifier.kept_lookup(module.as_str(), version.as_str());
+                let kept = tokio::time::timeout(self.timeout, kept)
+                    .await
+                    .ok()
+                    .flatten();
+                Ok(kept.map(|answer| Answer::ok(TEXT, NO_CACHE, answer)))
+            }
+            Ask::Tile { path, full, data } => {
+                let content_type = if *data { TEXT } else { OCTETS };
+                if *full {
+                    let tile = self.proven_full_tile(verifier, path).await?;
+                    return Ok(Some(Answer::ok(content_type, IMMUTABLE, tile)));
+                }
+                let tile = tokio::time::timeout(self.timeout, verifier.tile(path))
+                    .await
+                    .map_err(|_| Failure::Timeout)?
+                    .map_err(Failure::of)?;
+                Ok(Some(Answer::ok(content_type, NO_CACHE, tile)))
+            }
+            Ask::Supported | Ask::Latest => Ok(None),
+        }
+    }
+
+    /// The answer when no route works: `supported` and `latest` from the newest note kept, if any.
+    async fn unrouted(
+        &self,
+        db: &SumDb,
+        verifier: Option<&SumdbVerifier>,
+        request: &SumDbPath,
+        failure: Failure,
+    ) -> Answer {
+        let kept = match request.what {
+            Ask::Supported | Ask::Latest => self.kept_latest(verifier).await,
+            _ => None,
+        };
+        match (&request.what, kept) {
+            (Ask::Supported, Some(_)) => {
+                tracing::debug!(sumdb = %db.name, "no route to the checksum database: answering from the store");
+                Answer::ok(TEXT, NO_CACHE, Bytes::new())
+            }
+            (Ask::Latest, Some(note)) => Answer::ok(TEXT, NO_CACHE, note),
+            (Ask::Supported, None) => {
+                let why = match failure {
+                    Failure::Timeout => format!("no route found within {:?}", self.timeout),
+                    Failure::Missing(why) | Failure::Upstream(why) | Failure::Unverified(why) => {
+                        why
+                    }
+                    Failure::Unproven => "no route".to_string(),
+                };
+                Answer::not_found(format!(
+                    "checksum database {} cannot be reached from this Ferry now ({why}); the go command goes on to its next GOPROXY entry, then the database itself",
+                    db.name
+                ))
+            }
+            _ => self.failed(&db.name, "", failure),
+        }
+    }
+
+    /// The newest signed tree note verified, kept in the store (or by this run), within the timeout.
+    async fn kept_latest(&self, verifier: Option<&SumdbVerifier>) -> Option<Bytes> {
+        let note = verifier?.latest_note();
+        tokio::time::timeout(self.timeout, note)
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The route to `db` now, found within the relay's timeout.
@@ -572,9 +717,56 @@ impl SumDbs {
     }
 
     /// A full tile: from memory, else from the database (one request per tile at a time, however many
-    /// clients ask at once), then kept.
+    /// clients ask at once), then kept in memory. Not proven: the client proves it.
     async fn full_tile(&self, route: &SumdbRoute, path: &str) -> Result<Bytes, Failure> {
+        let (client, target, path, timeout) = (
+            self.client.clone(),
+            route.target.clone(),
+            path.to_string(),
+            self.timeout,
+        );
         let key = format!("{}/{path}", route.name);
+        self.cached_tile(key, move || {
+            async move {
+                let deadline = Instant::now() + timeout;
+                match ask(&client, &target, &path, deadline).await? {
+                    Said::Found { body, .. } => read_bounded(body, MAX_TILE, deadline).await,
+                    Said::Missing(reason) => Err(Failure::Missing(reason)),
+                }
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// A full tile proven by the verifier (read from the store, else the database), one proof per tile at
+    /// a time, then kept in memory.
+    async fn proven_full_tile(
+        &self,
+        verifier: &Arc<SumdbVerifier>,
+        path: &str,
+    ) -> Result<Bytes, Failure> {
+        let (verifier, tile, timeout) = (verifier.clone(), path.to_string(), self.timeout);
+        let key = format!("{}/{path}", verifier.key().name());
+        self.cached_tile(key, move || {
+            async move {
+                match tokio::time::timeout(timeout, verifier.tile(&tile)).await {
+                    Err(_) => Err(Failure::Timeout),
+                    Ok(proven) => proven.map_err(Failure::of),
+                }
+            }
+            .boxed()
+        })
+        .await
+    }
+
+    /// The full tile `key` (`NAME/tile/...`) from memory, else by `fetch` (joined by every request for it
+    /// meanwhile), kept in memory when it came.
+    async fn cached_tile(
+        &self,
+        key: String,
+        fetch: impl FnOnce() -> BoxFuture<'static, Result<Bytes, Failure>>,
+    ) -> Result<Bytes, Failure> {
         let fetch = {
             let mut tiles = self.tiles.lock().unwrap();
             if let Some(tile) = tiles.cache.get(&key) {
@@ -585,21 +777,7 @@ impl SumDbs {
             if let Some(fetch) = tiles.in_flight.get(&key) {
                 fetch.clone()
             } else {
-                let (client, target, path, timeout) = (
-                    self.client.clone(),
-                    route.target.clone(),
-                    path.to_string(),
-                    self.timeout,
-                );
-                let fetch = async move {
-                    let deadline = Instant::now() + timeout;
-                    match ask(&client, &target, &path, deadline).await? {
-                        Said::Found { body, .. } => read_bounded(body, MAX_TILE, deadline).await,
-                        Said::Missing(reason) => Err(Failure::Missing(reason)),
-                    }
-                }
-                .boxed()
-                .shared();
+                let fetch = fetch().shared();
                 tiles.in_flight.insert(key.clone(), fetch.clone());
                 fetch
             }
@@ -614,17 +792,46 @@ impl SumDbs {
         fetched
     }
 
-    /// `latest` or a lookup: read whole, and passed on only when its tree note is the database's (signed by
-    /// its key, when Ferry knows it). The client proves the record itself against the tiles.
-    async fn noted(&self, route: &SumdbRoute, path: &str, lookup: bool) -> Result<Answer, Failure> {
+    /// `latest` or a lookup (`lookup`: its escaped `MODULE@VERSION`): read whole, and passed on only when
+    /// its tree note is the database's (signed by its key, when Ferry knows it). With a `verifier`, the
+    /// answer is proven too (the note consistent with the trees verified, a lookup's record in its tree)
+    /// and kept; one it cannot prove now (tiles out of reach) is passed on for the client to prove.
+    async fn noted(
+        &self,
+        route: &SumdbRoute,
+        path: &str,
+        verifier: Option<&SumdbVerifier>,
+        lookup: Option<&str>,
+    ) -> Result<Answer, Failure> {
         let deadline = Instant::now() + self.timeout;
         let body = match ask(&self.client, &route.target, path, deadline).await? {
             Said::Found { body, .. } => read_bounded(body, MAX_NOTED, deadline).await?,
             Said::Missing(reason) => return Err(Failure::Missing(reason)),
         };
         self.routes
-            .check(&route.name, &body, lookup)
+            .check(&route.name, &body, lookup.is_some())
             .map_err(Failure::Unverified)?;
+        if let Some(verifier) = verifier {
+            let proof = async {
+                match lookup.and_then(unescape) {
+                    Some((module, version)) => {
+                        verifier
+                            .prove_lookup(module.as_str(), version.as_str(), &body)
+                            .await
+                    }
+                    None => verifier.prove_latest(&body).await,
+                }
+            };
+            match tokio::time::timeout_at(deadline, proof).await {
+                Ok(Err(SumdbError::Security(why))) => {
+                    return Err(Failure::Unverified(why.replace('\n', " ")));
+                }
+                Ok(Err(err)) => {
+                    tracing::debug!(sumdb = %route.name, %path, error = %err, "relayed unproven: the client proves it");
+                }
+                Ok(Ok(())) | Err(_) => {}
+            }
+        }
         Ok(Answer::ok(TEXT, NO_CACHE, body))
     }
 
@@ -676,6 +883,10 @@ impl SumDbs {
                     "upstream timed out: checksum database {name} did not answer{at} within {:?}",
                     self.timeout
                 ),
+            ),
+            Failure::Unproven => (
+                StatusCode::BAD_GATEWAY,
+                format!("upstream failed: checksum database {name}{at}: cannot be proven"),
             ),
         };
         tracing::warn!(sumdb = %name, %path, error = %text, "checksum database request failed");

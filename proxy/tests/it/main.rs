@@ -27,6 +27,7 @@ mod replicas;
 mod storage_backends;
 mod storage_messages;
 mod sumdb;
+mod sumdb_kept;
 mod sumdb_route;
 mod tls;
 mod zip_rules;

@@ -1,8 +1,8 @@
 //! One route to each checksum database (issue 22): on a network whose only way out is an upstream proxy that
 //! relays the database at `/sumdb/NAME/` (the database's own name resolves nowhere), Ferry's relay and its
 //! fills reach it through that upstream; `supported` says 404 when no route works; private module paths are
-//! never looked up; a tampering relay never passes for the database; toolchains, always verified, download
-//! and run. The client is the real `go` command, with `GOSUMDB` set to the fixture database's key.
+//! never looked up; a tampering relay never passes for the database (Ferry proves what it relays when it
+//! knows the database's key); toolchains, always verified, download and run. The client is the real `go` command, with `GOSUMDB` set to the fixture database's key.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -336,8 +336,8 @@ async fn a_relayed_lookup_that_does_not_verify_never_reaches_the_builder_as_the_
     );
     ferry.stop().await;
 
-    // A record whose hash changed under a genuine note: Ferry cannot prove a record without the tiles, so
-    // it passes the answer on, and the go command, which proves it, refuses it.
+    // A record whose hash changed under a genuine note: Ferry proves the record against the tiles (its
+    // verifier knows the key) and refuses the answer, saying why; nothing of it is kept.
     let genuine = genuine_lookup(&sumdb, "example.com/altered@v1.0.0").await;
     let zip_line = genuine
         .lines()
@@ -359,9 +359,17 @@ async fn a_relayed_lookup_that_does_not_verify_never_reaches_the_builder_as_the_
         "go get accepted an altered record"
     );
     assert!(
-        stderr.contains("cannot authenticate record data in server response"),
+        stderr.contains("502 Bad Gateway")
+            && stderr.contains("cannot authenticate record data in server response"),
         "{stderr}"
     );
+    let kept = ferry
+        .store()
+        .records()
+        .list(&format!("sumdb/{NAME}/lookup"), None)
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
     assert!(
         !std::fs::read_to_string(app.join("go.mod"))
             .unwrap()
