@@ -38,6 +38,8 @@ const DISTRUST_LIFETIME: Duration = Duration::from_secs(10 * 60);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `latest` answer is a note of a few hundred bytes.
 const MAX_NOTE: usize = 64 << 10;
+/// The go command's built-in key of the public database (`cmd/go/internal/modfetch/key.go`).
+const SUM_GOLANG_ORG: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
 /// A lookup answer is a few KiB, a hash tile 8 KiB, a data tile of 256 records some tens of KiB.
 const MAX_ANSWER: usize = 1 << 20;
 
@@ -228,12 +230,18 @@ impl SumdbRoutes {
             .insert(name.to_string(), Arc::new(database));
     }
 
-    /// The key of `named`: a `NAME+HASH+KEY` as written, else the go command's built-in key for a name.
+    /// The key of `named`: a `NAME+HASH+KEY` as written, else the go command's built-in key for a name
+    /// (`sum.golang.org`'s is known without a go command too: a Ferry that runs none still proves, keeps
+    /// and answers from its store what that database said).
     fn key_of(&self, named: &str) -> Option<VerifierKey> {
         let text = if named.contains('+') {
             named.to_string()
+        } else if let Some(known) = known_key(&self.goroot, named) {
+            known
+        } else if named == SUM_GOLANG_ORG.split('+').next().unwrap_or("") {
+            SUM_GOLANG_ORG.to_string()
         } else {
-            known_key(&self.goroot, named)?
+            return None;
         };
         VerifierKey::parse(&text).ok()
     }
@@ -500,6 +508,16 @@ mod tests {
         ] {
             assert_eq!(upstream_of(none), None, "{none}");
         }
+    }
+
+    #[test]
+    fn sum_golang_orgs_key_is_known_without_a_go_command() {
+        let routes = SumdbRoutes::new(crate::https_client(PROBE_TIMEOUT), "", "", "");
+        routes.add("sum.golang.org", None);
+        routes.add("sum.other.example", None);
+        let key = routes.key("sum.golang.org").expect("the built-in key");
+        assert_eq!(key.as_str(), SUM_GOLANG_ORG);
+        assert!(routes.key("sum.other.example").is_none());
     }
 
     #[test]

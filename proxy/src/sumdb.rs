@@ -408,7 +408,7 @@ pub struct SumDbs {
 
 type TileFetch = Shared<BoxFuture<'static, Result<Bytes, Failure>>>;
 
-/// Full tiles kept, and the ones being fetched (single flight), by `NAME/tile/...`.
+/// Full tiles kept, and the ones being fetched (single flight), by `NAME/tile/...` when proven, `relayed/NAME/tile/...` when not.
 struct Tiles {
     cache: Bounded<String, Bytes>,
     in_flight: HashMap<String, TileFetch>,
@@ -725,7 +725,8 @@ impl SumDbs {
             path.to_string(),
             self.timeout,
         );
-        let key = format!("{}/{path}", route.name);
+        // Apart from the proven ones: a tile relayed unproven is never answered as proven.
+        let key = format!("relayed/{}/{path}", route.name);
         self.cached_tile(key, move || {
             async move {
                 let deadline = Instant::now() + timeout;
@@ -760,7 +761,7 @@ impl SumDbs {
         .await
     }
 
-    /// The full tile `key` (`NAME/tile/...`) from memory, else by `fetch` (joined by every request for it
+    /// The full tile `key` (`[relayed/]NAME/tile/...`) from memory, else by `fetch` (joined by every request for it
     /// meanwhile), kept in memory when it came.
     async fn cached_tile(
         &self,
