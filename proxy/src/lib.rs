@@ -142,20 +142,18 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
                 message,
             })?;
         tracing::info!(coordination = %config.coordination.engine, lease_time = ?config.coordination.lease_time, "fills coordinated");
-        // The relay reaches each checksum database by the route the fills take.
+        // The relay reaches each checksum database by the route the fills take; what either proves is kept
+        // in the store (given before any fill can verify anything).
         let routes = fetcher.sumdb_routes();
+        routes.keep_in(sumdb::kept::KeptRecords::of(&store));
         let upstream =
             Filler::start_coordinated(fetcher, store.clone(), config.fills.clone(), coordination);
         (Some(upstream), None, routes)
     } else {
-        (
-            None,
-            Some(work_dir),
-            sumdb::routes_without_go(&config.fetcher),
-        )
+        let routes = sumdb::routes_without_go(&config.fetcher);
+        routes.keep_in(sumdb::kept::KeptRecords::of(&store));
+        (None, Some(work_dir), routes)
     };
-    // What the verifiers prove is kept in the store, beside the modules (`sumdb::kept`).
-    routes.keep_in(Arc::new(sumdb::kept::KeptRecords::new(store.records())));
     sumdb::warn_about_toolchains(config);
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)

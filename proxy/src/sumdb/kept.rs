@@ -38,6 +38,13 @@ impl KeptRecords {
     pub fn new(records: Records) -> KeptRecords {
         KeptRecords { records }
     }
+
+    /// The records of `store`, as the verifiers take them (`SumdbRoutes::keep_in`).
+    pub fn of(
+        store: &std::sync::Arc<dyn ferry_storage::ModuleStore>,
+    ) -> std::sync::Arc<KeptRecords> {
+        std::sync::Arc::new(KeptRecords::new(store.records()))
+    }
 }
 
 fn key(database: &str, key: &str) -> String {
