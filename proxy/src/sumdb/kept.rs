@@ -17,7 +17,8 @@
 //! | `sumdb/NAME/tile/8/L/NNN.p/W` | a partial hash tile: only the widest one of a position is kept, and none once its full tile is (narrower widths are its prefix); the right edge of the newest tree verified, which every proof against a tree needs (the top tiles are always partial) |
 //! | `sumdb/NAME/latest` | the newest signed tree note verified: replaced only by a note of a larger tree, proven consistent with it |
 //!
-//! Lookups and tiles never change; `latest` grows. Nothing read back is trusted: a record that does not
+//! Tiles are of height 8, the go command's (tiles of other heights are relayed, not kept). Lookups and
+//! tiles never change; `latest` grows. Nothing read back is trusted: a record that does not
 //! verify is logged, ignored and read again from the database.
 
 use bytes::Bytes;
