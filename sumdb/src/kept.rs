@@ -137,5 +137,9 @@ impl Keeping {
                 self.delete(&key).await;
             }
         }
+        // The full tile kept meanwhile (by another request or replica) would leave this one for ever.
+        if !tile.is_full() && self.get(&tile.full().path()).await.is_some() {
+            self.delete(&tile.path()).await;
+        }
     }
 }
