@@ -292,6 +292,32 @@ fn the_rendered_chart_decodes_strictly_into_the_kubernetes_types_with_the_promis
         assert_pod_settings(manifests);
     }
     assert_secured_settings(&secured);
+
+    // Prometheus scrapes a Ferry that serves TLS over HTTPS, with the tlsConfig given.
+    let endpoint =
+        |manifests: &[Value]| object(manifests, "ServiceMonitor")["spec"]["endpoints"][0].clone();
+    assert!(
+        endpoint(&bucket)["scheme"].is_null(),
+        "{}",
+        endpoint(&bucket)
+    );
+    let scraped = render(
+        &helm,
+        &check,
+        &[
+            "-f",
+            tls_values.to_str().unwrap(),
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.tlsConfig.serverName=ferry.modules.svc",
+        ],
+    );
+    assert_eq!(endpoint(&scraped)["scheme"], "https");
+    assert_eq!(
+        endpoint(&scraped)["tlsConfig"]["serverName"],
+        "ferry.modules.svc"
+    );
 }
 
 /// With TLS, authentication and an Ingress ([`TLS_AUTH_VALUES`], whose values these are): the probes speak
