@@ -48,6 +48,8 @@ pub(crate) enum RuleOrigin {
     TopLevel { file: Arc<str>, line: usize },
     /// A bare mode given by this source, e.g. `FERRY_DOWNLOAD_MODE`.
     Source(String),
+    /// A bare mode given by the configuration file at this path.
+    ConfigFile(String),
     /// Nothing was set anywhere: the built-in default, `sync`.
     BuiltIn,
 }
@@ -90,7 +92,7 @@ impl Rule {
             RuleOrigin::Block { file, line } | RuleOrigin::TopLevel { file, line } => {
                 Some((file, *line))
             }
-            RuleOrigin::Source(_) | RuleOrigin::BuiltIn => None,
+            RuleOrigin::Source(_) | RuleOrigin::ConfigFile(_) | RuleOrigin::BuiltIn => None,
         }
     }
 }
@@ -104,6 +106,7 @@ impl fmt::Display for Rule {
             }
             RuleOrigin::TopLevel { file, line } => write!(f, "top-level mode at {file}:{line}"),
             RuleOrigin::Source(source) => write!(f, "default mode from {source}"),
+            RuleOrigin::ConfigFile(file) => write!(f, "default mode from download mode in {file}"),
             RuleOrigin::BuiltIn => f.write_str("built-in default mode (no download mode set)"),
         }
     }
@@ -111,7 +114,8 @@ impl fmt::Display for Rule {
 
 impl Rule {
     /// The rule as a client may read it (in a 404 or 500 body): where it is in the download file, without
-    /// the file's path on the server, which [`Rule`]'s own `Display` gives for the log and the CLI.
+    /// the path of the download file or of the configuration file on the server, which [`Rule`]'s own
+    /// `Display` gives for the log and the CLI.
     pub fn for_clients(&self) -> impl fmt::Display + '_ {
         ForClients(self)
     }
@@ -132,6 +136,9 @@ impl fmt::Display for ForClients<'_> {
             }
             RuleOrigin::TopLevel { line, .. } => {
                 write!(f, "top-level mode at line {line} of the download file")
+            }
+            RuleOrigin::ConfigFile(_) => {
+                f.write_str("default mode from download mode in the configuration file")
             }
             RuleOrigin::Source(_) | RuleOrigin::BuiltIn => write!(f, "{rule}"),
         }

@@ -177,7 +177,15 @@ pub fn load(sources: &PolicySources) -> Result<Policy, PolicyError> {
                     ),
                 )));
             }
-            let rule = Rule::new(None, mode, download_url, RuleOrigin::Source(origin));
+            // The configuration file is named by its path for the log and the CLI only (see
+            // `Rule::for_clients`).
+            let rule_origin = match sources.config_file {
+                Some(path) if origin == sources.config_origin("download mode") => {
+                    RuleOrigin::ConfigFile(path.display().to_string())
+                }
+                _ => RuleOrigin::Source(origin),
+            };
+            let rule = Rule::new(None, mode, download_url, rule_origin);
             Ok(Policy::from_rules(Vec::new(), rule))
         }
         PolicySpec::File(path) => {

@@ -59,14 +59,21 @@ enum Command {
     Policy(PolicyCommand),
     /// GET a health endpoint: exit 0 on a 2xx answer, else 1 with a one-line reason (for container health
     /// checks in images without curl).
+    ///
+    /// An https:// URL is probed over TLS, trusting the CA of --ca; without it, on the loopback address, the
+    /// certificate in FERRY_TLS_CERT's file (the one Ferry serves) is trusted.
     Healthcheck {
-        /// The URL to probe [default: /readyz on FERRY_LISTEN's port (0.0.0.0 probed as 127.0.0.1), else
-        /// http://127.0.0.1:3000/readyz]
+        /// The URL to probe [default: /readyz on FERRY_LISTEN's port (0.0.0.0 probed as 127.0.0.1), https
+        /// when FERRY_TLS_CERT is set, else http://127.0.0.1:3000/readyz]
         #[arg(value_name = "URL")]
         url: Option<String>,
-        /// Give up after this long (connect, send and answer together)
+        /// Give up after this long (connect, handshake, send and answer together)
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// For an https:// URL: trust the CA certificates in this PEM file [default: on the loopback
+        /// address, FERRY_TLS_CERT's certificate]
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
     },
 }
 
@@ -109,7 +116,7 @@ fn main() -> ExitCode {
         Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
         Command::Admin(args) => ferry::admin::cli::run(args),
-        Command::Healthcheck { url, timeout } => healthcheck(url, timeout),
+        Command::Healthcheck { url, timeout, ca } => healthcheck(url, timeout, ca),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -218,14 +225,24 @@ fn check_store(flags: Flags, remove: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn healthcheck(url: Option<String>, timeout: std::time::Duration) -> anyhow::Result<()> {
+/// `ferry healthcheck`: the URL and the certificate Ferry serves come from the environment Ferry runs with
+/// (`FERRY_LISTEN`, `FERRY_TLS_CERT`), as the image's and the chart's probes run beside it.
+fn healthcheck(
+    url: Option<String>,
+    timeout: std::time::Duration,
+    ca: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let own_cert = std::env::var_os(config::settings::TLS_CERT.env)
+        .filter(|cert| !cert.is_empty())
+        .map(PathBuf::from);
     let url = url.unwrap_or_else(|| {
-        std::env::var("FERRY_LISTEN")
+        std::env::var(config::settings::LISTEN.env)
             .ok()
-            .and_then(|listen| ferry::healthcheck::readyz_url(&listen))
+            .and_then(|listen| ferry::healthcheck::readyz_url(&listen, own_cert.is_some()))
             .unwrap_or_else(|| ferry::healthcheck::DEFAULT_URL.to_string())
     });
-    let verdict = ferry::healthcheck::check(&url, timeout).map_err(anyhow::Error::msg)?;
+    let trust = ferry::healthcheck::Trust { ca, own_cert };
+    let verdict = ferry::healthcheck::check(&url, timeout, &trust).map_err(anyhow::Error::msg)?;
     println!("{verdict}");
     Ok(())
 }
@@ -335,10 +352,20 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
     })
 }
 
-/// Logs who may come in and how (authentication, TLS); the URL scheme clients use.
+/// Logs who may come in and how (authentication, TLS, the proxies believed); the URL scheme clients use.
+/// Authentication without TLS is warned about: the go command never sends credentials to an http:// URL.
 fn log_access(server: &ferry::ServerSettings) -> &'static str {
     if let Some(auth) = &server.auth {
         tracing::info!(auth_file = %auth.path().display(), users = auth.user_count(), "HTTP Basic authentication required (but for /healthz and /readyz)");
+        if server.tls.is_none() {
+            tracing::warn!(
+                auth_file = %auth.path().display(),
+                "authentication is on but Ferry serves plain HTTP: the go command sends credentials over HTTPS only, so it cannot log in at an http:// address; set tls_cert and tls_key, or serve clients through a proxy that terminates TLS (listed in trusted_proxies, so that Ferry knows they came over HTTPS)"
+            );
+        }
+    }
+    if !server.trusted_proxies.is_empty() {
+        tracing::info!(trusted_proxies = %server.trusted_proxies, "X-Forwarded-For and X-Forwarded-Proto believed from these proxies");
     }
     match &server.tls {
         Some(tls) => {

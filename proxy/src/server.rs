@@ -37,6 +37,8 @@ pub struct ServerSettings {
     pub auth: Option<Arc<crate::layers::auth::Auth>>,
     /// TLS on this listener (`tls_cert` / `tls_key`); plain HTTP when none.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (`trusted_proxies`).
+    pub trusted_proxies: Arc<crate::layers::client::TrustedProxies>,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +53,7 @@ impl Default for ServerSettings {
             serve_metrics: true,
             auth: None,
             tls: None,
+            trusted_proxies: Arc::default(),
         }
     }
 }
@@ -84,7 +87,16 @@ pub async fn run(
         .max_concurrent_streams(MAX_STREAMS)
         .max_send_buf_size(CONNECTION_BUFFER);
     let builder = Arc::new(builder);
-    let stack = crate::layers::stack(proxy.clone(), settings.serve_metrics, settings.auth.clone());
+    let client = crate::layers::client::ClientLayer {
+        trusted: settings.trusted_proxies.clone(),
+        tls: settings.tls.is_some(),
+    };
+    let stack = crate::layers::stack(
+        proxy.clone(),
+        settings.serve_metrics,
+        settings.auth.clone(),
+        client,
+    );
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     // The ledger keeps in step with the other replicas while this server runs, and writes what it has

@@ -74,6 +74,12 @@ fn precedence_is_ferry_then_athens_then_config() {
             "default mode from download mode in /etc/ferry/ferry.toml".to_owned()
         )
     );
+    // Clients are not told where the configuration file is.
+    let policy = load(&config_only).unwrap();
+    assert_eq!(
+        policy.decide("a/b").rule.for_clients().to_string(),
+        "default mode from download mode in the configuration file"
+    );
 }
 
 #[test]

@@ -257,7 +257,7 @@ fn load_with(
         gc: owners::gc(&given)?,
         storage,
         log_format: log_format.unwrap_or(LogFormat::Text),
-        server: owners::server(&given)?,
+        server: owners::server(&given, file.as_ref())?,
         policy,
         policy_sources,
         fetcher,

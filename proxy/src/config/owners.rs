@@ -19,7 +19,10 @@ use crate::server::ServerSettings;
 use crate::sumdb::{PrivatePattern, SumDb, SumDbSettings};
 use ferry_module::Pattern;
 
-pub(super) fn server(given: &Given) -> Result<ServerSettings, ConfigError> {
+pub(super) fn server(
+    given: &Given,
+    file: Option<&ConfigFile>,
+) -> Result<ServerSettings, ConfigError> {
     let d = ServerSettings::default();
     Ok(ServerSettings {
         header_read_timeout: given
@@ -36,8 +39,31 @@ pub(super) fn server(given: &Given) -> Result<ServerSettings, ConfigError> {
             .unwrap_or(d.max_connections),
         auth: auth(given)?,
         tls: tls(given)?,
+        trusted_proxies: Arc::new(trusted_proxies(given, file)?),
         ..d
     })
+}
+
+/// `trusted_proxies`: each entry an address or a network, checked where it was written.
+fn trusted_proxies(
+    given: &Given,
+    file: Option<&ConfigFile>,
+) -> Result<crate::layers::client::TrustedProxies, ConfigError> {
+    let example = "trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]";
+    let mut networks = Vec::new();
+    for (entry, origin) in
+        list_entries(given, file, &row::TRUSTED_PROXIES, example)?.unwrap_or_default()
+    {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let network = entry.parse().map_err(|why| ConfigError::Invalid {
+            origin,
+            message: format!("trusted_proxies: {why}"),
+        })?;
+        networks.push(network);
+    }
+    Ok(crate::layers::client::TrustedProxies::new(networks))
 }
 
 pub(super) fn fills(given: &Given) -> Result<FillSettings, ConfigError> {

@@ -158,6 +158,10 @@ settings! {
     AUTH_FILE = text("auth_file", "FERRY_AUTH_FILE", "none", "an htpasswd file of bcrypt entries", |c| path_or_none(c.server.auth.as_ref().map(|a| a.path())));
     TLS_CERT = text("tls_cert", "FERRY_TLS_CERT", "none", "the server certificate chain, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.cert_path())));
     TLS_KEY = text("tls_key", "FERRY_TLS_KEY", "none", "the certificate's private key, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.key_path())));
+    TRUSTED_PROXIES = Setting {
+        kind: Kind::List,
+        ..text("trusted_proxies", "FERRY_TRUSTED_PROXIES", "none", "proxies (addresses, CIDRs) whose X-Forwarded-For and X-Forwarded-Proto are believed", |c| c.server.trusted_proxies.to_string())
+    };
     SEND_TIMEOUT = text("send_timeout", "FERRY_SEND_TIMEOUT", "`60s`", "drop a response the client takes nothing of for this long", |c| duration(c.server.send_timeout));
     MAX_CONNECTIONS = number("max_connections", "FERRY_MAX_CONNECTIONS", "`16384`", "connections open at once", |c| c.server.max_connections.to_string());
     SHUTDOWN_TIMEOUT = text("shutdown_timeout", "FERRY_SHUTDOWN_TIMEOUT", "`30s`", "how long in-flight requests get on shutdown", |c| duration(c.server.shutdown_timeout));

@@ -16,6 +16,12 @@
 //! queue, per client address and in all, with a deadline, identical checks run once. Beyond a cap or the
 //! deadline the answer is a 503 with `Retry-After`.
 //!
+//! A request let in carries its [`Identity`] (the user it authenticated as) in its extensions, for the
+//! handler, and in its response's, for the layers outside this one (the access log).
+//!
+//! The go command sends credentials over HTTPS only: the 401 says what works over the scheme the client
+//! used (the request's [`Client`](super::client::Client)).
+//!
 //! This is a `tower` layer rather than a [`Hook`](super::hook::Hook): the bcrypt check runs on the blocking
 //! pool, and a hook's `before` cannot wait.
 
@@ -40,6 +46,7 @@ use tower::{Layer, Service};
 use self::failures::Failures;
 use self::queue::{Busy, Job, Key, Limits, Verdict, Verifiers};
 use super::ResponseFuture;
+use super::client::Client;
 use crate::answer::{self, Answer};
 use crate::body::Body;
 use crate::connection::ClientAddress;
@@ -51,6 +58,15 @@ const CHALLENGE: &str = "Basic realm=\"ferry\"";
 /// What a 503 for a busy password check tells the client to wait, in seconds: the queues move by a check
 /// per verifier every few tens of milliseconds.
 const RETRY_AFTER_BUSY: u64 = 1;
+
+/// Who a request authenticated as: the user name of `auth_file` whose password it gave. In the request's
+/// extensions once authentication let it in, and in its response's; absent when authentication is off or
+/// the request needs none (the health probes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The user name, as the client sent it and the file lists it.
+    pub user: Arc<str>,
+}
 
 /// The users of an htpasswd file, reloadable.
 pub struct Auth {
@@ -154,7 +170,7 @@ impl Auth {
     fn check<B>(&self, request: &Request<B>) -> Check {
         // Routed by the stack; a request without a route (outside the stack) needs credentials.
         if Route::on(request).is_some_and(|route| !route.needs_credentials()) {
-            return Check::Pass;
+            return Check::Open;
         }
         let path = request.uri().path();
         let Some((user, password)) = credentials(request) else {
@@ -172,7 +188,9 @@ impl Auth {
             && self.table.is_verified(&user, entry, &digest)
         {
             metrics().auth_check("remembered");
-            return Check::Pass;
+            return Check::Known(Identity {
+                user: Arc::from(user),
+            });
         }
         if self.table.failed(&digest, entry.as_ref()) {
             metrics().auth_check("wrong_remembered");
@@ -184,10 +202,14 @@ impl Auth {
         let against = entry
             .clone()
             .or_else(|| users.hashes.values().next().cloned());
-        let client = request
-            .extensions()
-            .get::<ClientAddress>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |client| client.0);
+        // The client as decided (a trusted proxy's forwarded address), else the connection's peer.
+        let client = match request.extensions().get::<Client>() {
+            Some(client) => client.address,
+            None => request
+                .extensions()
+                .get::<ClientAddress>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0),
+        };
         Check::Verify(Pending {
             user,
             password,
@@ -272,7 +294,10 @@ struct Pending {
 }
 
 enum Check {
-    Pass,
+    /// No credentials needed (a health probe).
+    Open,
+    /// Credentials that verified before.
+    Known(Identity),
     Refuse,
     Verify(Pending),
 }
@@ -372,12 +397,29 @@ fn request_id<B>(request: &Request<B>) -> String {
         .to_string()
 }
 
-/// The 401 answer: the challenge and a short reason, nothing about which part was wrong.
-fn unauthorized(method: &http::Method) -> Response<Body> {
-    let answer = Answer::text(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized: this Ferry needs a user name and password (HTTP Basic); for the go command, put them in .netrc or GOAUTH",
-    );
+/// The 401 for a client that came over HTTPS.
+const UNAUTHORIZED_HTTPS: &str = "unauthorized: this Ferry needs a user name and password (HTTP Basic); for the go command, put them in .netrc or GOAUTH (or in the GOPROXY URL, https://USER:PASSWORD@HOST)";
+/// The 401 for a client that came over plain HTTP, where the go command sends no credentials.
+const UNAUTHORIZED_HTTP: &str = "unauthorized: this Ferry needs a user name and password (HTTP Basic), and the go command sends them over HTTPS only: over this plain http:// address only clients that send them in the clear get in (curl -u USER:PASSWORD); for the go command, reach Ferry over https:// (its tls_cert and tls_key, or a proxy that terminates TLS), with the credentials in .netrc or GOAUTH";
+
+/// Whether the request came over HTTPS (its [`Client`]; a request without one, outside the stack, did not).
+fn over_https<B>(request: &Request<B>) -> bool {
+    request
+        .extensions()
+        .get::<Client>()
+        .is_some_and(|client| client.https)
+}
+
+/// The 401 answer: the challenge and a short reason, nothing about which part was wrong; what the client
+/// can do over the scheme it used.
+fn unauthorized<B>(request: &Request<B>) -> Response<Body> {
+    let reason = if over_https(request) {
+        UNAUTHORIZED_HTTPS
+    } else {
+        UNAUTHORIZED_HTTP
+    };
+    let method = request.method();
+    let answer = Answer::text(StatusCode::UNAUTHORIZED, reason);
     let mut response = answer::into_response(answer, method);
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -523,30 +565,46 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let Some(auth) = self.auth.clone() else {
             return Box::pin(self.inner.call(request));
         };
         match auth.check(&request) {
-            Check::Pass => Box::pin(self.inner.call(request)),
+            Check::Open => Box::pin(self.inner.call(request)),
+            Check::Known(identity) => {
+                request.extensions_mut().insert(identity.clone());
+                let answered = self.inner.call(request);
+                Box::pin(async move { Ok(with_identity(answered.await?, identity)) })
+            }
             Check::Refuse => {
-                let response = unauthorized(request.method());
+                let response = unauthorized(&request);
                 Box::pin(async move { Ok(response) })
             }
             Check::Verify(pending) => {
                 // The service that was polled ready goes into the future; a clone stays for the next call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
+                let user: Arc<str> = Arc::from(pending.user.as_str());
                 Box::pin(async move {
                     match pending.verify(&auth).await {
-                        Verdict::Verified => inner.call(request).await,
-                        Verdict::Wrong => Ok(unauthorized(request.method())),
+                        Verdict::Verified => {
+                            let identity = Identity { user };
+                            request.extensions_mut().insert(identity.clone());
+                            Ok(with_identity(inner.call(request).await?, identity))
+                        }
+                        Verdict::Wrong => Ok(unauthorized(&request)),
                         Verdict::Busy(why) => Ok(busy(request.method(), why)),
                     }
                 })
             }
         }
     }
+}
+
+/// The response, carrying who it answered for the layers outside authentication.
+fn with_identity(mut response: Response<Body>, identity: Identity) -> Response<Body> {
+    response.extensions_mut().insert(identity);
+    response
 }
 
 #[cfg(test)]
@@ -598,7 +656,8 @@ mod tests {
     /// (without bcrypt), or bcrypt's verdict.
     async fn admitted(auth: &Auth, credentials: &str) -> &'static str {
         match auth.check(&request(credentials)) {
-            Check::Pass => "remembered",
+            Check::Open => "open",
+            Check::Known(_) => "remembered",
             Check::Refuse => "refused",
             Check::Verify(pending) => match pending.verify(auth).await {
                 Verdict::Verified => "verified",

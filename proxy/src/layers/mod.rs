@@ -1,12 +1,17 @@
-//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (routing, request ids, the
-//! access log, metrics, authentication) is a [`Hook`](hook::Hook) (or, for authentication, which waits on
-//! bcrypt, and routing, which has nothing to do after the response, a plain layer) in a file of its own,
-//! and [`stack`] is the one place that puts them in order. The outermost layer routes the request once;
-//! the others read its [`Route`](crate::request::Route) from the request's extensions, never the path. Every layer takes and gives `Request` -> `Response<Body>`, so they compose
+//! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (routing, the client, request
+//! ids, the access log, metrics, authentication) is a [`Hook`](hook::Hook) (or, for authentication, which
+//! waits on bcrypt, and routing and the client, which have nothing to do after the response, a plain layer)
+//! in a file of its own, and [`stack`] is the one place that puts them in order. The outermost layer routes
+//! the request once; the others read its [`Route`](crate::request::Route) from the request's extensions,
+//! never the path. What a layer decides for the layers after it goes in the extensions too: the
+//! [`Client`](client::Client) (its address, whether it came over HTTPS) on the request, and the
+//! [`Identity`](auth::Identity) authentication found on the request and on its response (for the access
+//! log, which is outside authentication). Every layer takes and gives `Request` -> `Response<Body>`, so they compose
 //! in any order and a new one is one file and one line here.
 
 mod access_log;
 pub mod auth;
+pub mod client;
 pub mod hook;
 mod metrics;
 mod request_id;
@@ -26,6 +31,7 @@ pub use metrics::metrics_response;
 
 use access_log::AccessLog;
 use auth::{Auth, AuthLayer};
+use client::ClientLayer;
 use hook::HookLayer;
 use metrics::{Measure, ServeMetrics};
 use request_id::RequestId;
@@ -39,20 +45,23 @@ pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, 
 
 /// The whole service a connection serves: the layers, outermost first, around the proxy.
 /// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own);
-/// `auth`: the users every request but the health probes must be one of (`auth_file`).
+/// `auth`: the users every request but the health probes must be one of (`auth_file`); `client`: how the
+/// client is decided (the proxies believed, whether the listener serves TLS).
 pub fn stack(
     proxy: Arc<Proxy>,
     serve_metrics: bool,
     auth: Option<Arc<Auth>>,
+    client: ClientLayer,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
 + Send
 + 'static {
-    // Outermost first: the route is on the request before any layer reads it; the id is on the request
-    // before the access log reads it; refused requests (401) are logged and counted; `/metrics` is answered
-    // only after authentication.
+    // Outermost first: the route and the client are on the request before any layer reads them; the id is
+    // on the request before the access log reads it; refused requests (401) are logged and counted;
+    // `/metrics` is answered only after authentication.
     tower::ServiceBuilder::new()
         .layer(RouteLayer)
+        .layer(client)
         .layer(HookLayer(RequestId))
         .layer(HookLayer(AccessLog))
         .layer(HookLayer(Measure))

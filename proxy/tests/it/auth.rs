@@ -16,8 +16,8 @@ use ferry_testkit::{
 };
 
 use crate::harness::{
-    Ferry, Reply, ferry_env, go_said, go_with, request, request_from, save, serve_memory, serving,
-    write_file,
+    Ferry, Reply, ferry, ferry_env, go_said, go_with, request, request_from, save, serve_memory,
+    serving, write_file,
 };
 
 /// A line `htpasswd -B` (Apache 2.4, its default cost 5) wrote for `builder` / `correct-horse-battery`:
@@ -650,4 +650,255 @@ async fn sighups_under_load_keep_every_verified_password_and_a_changed_entry_tak
     assert_eq!(auth_checks(&metrics, "wrong"), 1);
     let mut ferry = ferry;
     assert!(ferry.terminate().success());
+}
+
+/// [`secured`] with `vars` added.
+async fn secured_with(
+    dir: &Path,
+    users: &str,
+    tls: Option<&ferry_testkit::ServerPair>,
+    vars: &[(&str, &str)],
+) -> Ferry {
+    let file = write_file(dir, "users", users).display().to_string();
+    let mut all: Vec<(&str, String)> = vec![
+        ("FERRY_DOWNLOAD_MODE", "none".to_string()),
+        ("FERRY_AUTH_FILE", file),
+    ];
+    if let Some(pair) = tls {
+        all.push(("FERRY_TLS_CERT", pair.cert.display().to_string()));
+        all.push(("FERRY_TLS_KEY", pair.key.display().to_string()));
+    }
+    all.extend(vars.iter().map(|(k, v)| (*k, v.to_string())));
+    let all: Vec<(&str, &str)> = all.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Ferry::from_env(&ferry_env(dir, None, &all), &Flags::default()).await
+}
+
+/// What the 401 says over plain HTTP: the go command sends no credentials there.
+const OVER_HTTP: &str = "the go command sends them over HTTPS only: over this plain http:// address only clients that send them in the clear get in (curl -u USER:PASSWORD); for the go command, reach Ferry over https://";
+/// What the 401 says over HTTPS: where the go command takes credentials from.
+const OVER_HTTPS: &str = "for the go command, put them in .netrc or GOAUTH (or in the GOPROXY URL, https://USER:PASSWORD@HOST)";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_401_says_what_works_over_plain_http_and_what_needs_https() {
+    let dir = tempfile::tempdir().unwrap();
+    // Plain HTTP, with 127.0.0.2 a trusted proxy (one that terminates TLS and says so).
+    let plain = secured_with(
+        dir.path(),
+        HTPASSWD_B_LINE,
+        None,
+        &[("FERRY_TRUSTED_PROXIES", "127.0.0.2")],
+    )
+    .await;
+    let refused = ferry_get(&plain, None, MOD_PATH, &[]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.text().contains(OVER_HTTP), "{}", refused.text());
+    assert!(!refused.text().contains(OVER_HTTPS), "{}", refused.text());
+    // A wrong password over plain HTTP (curl's way in): the same words.
+    let wrong = basic("builder", "wrong");
+    let refused = ferry_get(&plain, None, MOD_PATH, &[("authorization", &wrong)]).await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.text().contains(OVER_HTTP), "{}", refused.text());
+    // Through the trusted proxy that says the client came over HTTPS: the HTTPS words. The same header from
+    // any other address is not believed.
+    let proto = [("x-forwarded-proto", "https")];
+    let via_proxy = ferry_get(&plain, Some("127.0.0.2"), MOD_PATH, &proto).await;
+    assert_eq!(via_proxy.status, 401);
+    assert!(
+        via_proxy.text().contains(OVER_HTTPS),
+        "{}",
+        via_proxy.text()
+    );
+    let forged = ferry_get(&plain, Some("127.0.0.3"), MOD_PATH, &proto).await;
+    assert!(forged.text().contains(OVER_HTTP), "{}", forged.text());
+    plain.stop().await;
+
+    // Ferry's own TLS: the HTTPS words, as curl sees them.
+    let ca = TestCa::new("Ferry test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem").display().to_string();
+    let pair = ca.issue(dir.path(), "server");
+    let over_tls = secured_with(dir.path(), HTPASSWD_B_LINE, Some(&pair), &[]).await;
+    let url = format!("{}/{MOD_PATH}", over_tls.https_url());
+    let output = tokio::task::spawn_blocking(move || {
+        curl(&["--cacert", &ca_file, "-w", "\n%{http_code}", &url])
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(said.ends_with("\n401"), "{said}");
+    assert!(
+        said.contains(OVER_HTTPS) && !said.contains(OVER_HTTP),
+        "{said}"
+    );
+    over_tls.stop().await;
+}
+
+/// A GET of `path` from the local address `from` (127.0.0.1 when none) with `headers`.
+async fn ferry_get(
+    ferry: &Ferry,
+    from: Option<&str>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let from = from.map(|address| address.parse().unwrap());
+    request_from(from, "GET", &format!("{}/{path}", ferry.url()), headers).await
+}
+
+#[test]
+fn authentication_without_tls_is_warned_about_at_start_up_and_with_tls_it_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = write_file(dir.path(), "users", HTPASSWD_B_LINE)
+        .display()
+        .to_string();
+    let warning = "authentication is on but Ferry serves plain HTTP: the go command sends credentials over HTTPS only";
+    let (mut plain, _) = serving(serve_memory(
+        dir.path(),
+        &[("FERRY_DOWNLOAD_MODE", "none"), ("FERRY_AUTH_FILE", &users)],
+    ));
+    let log = plain.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(warning))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("tls_cert and tls_key"),
+        "{line}"
+    );
+    assert!(plain.terminate().success());
+
+    let pair = TestCa::new("Ferry test CA").issue(dir.path(), "server");
+    let (cert, key) = (
+        pair.cert.display().to_string(),
+        pair.key.display().to_string(),
+    );
+    let (mut over_tls, _) = serving(serve_memory(
+        dir.path(),
+        &[
+            ("FERRY_DOWNLOAD_MODE", "none"),
+            ("FERRY_AUTH_FILE", &users),
+            ("FERRY_TLS_CERT", &cert),
+            ("FERRY_TLS_KEY", &key),
+        ],
+    ));
+    assert!(!over_tls.log().contains(warning), "{}", over_tls.log());
+    assert!(over_tls.terminate().success());
+}
+
+/// The access log's JSON line for the request of `path`, once written.
+fn access_line(process: &ferry_testkit::Process, path: &str) -> serde_json::Value {
+    let quoted = format!("\"path\":\"{path}\"");
+    process.wait_for("the access log line", || process.log().contains(&quoted));
+    process
+        .log()
+        .lines()
+        .filter(|line| line.contains(&quoted))
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["message"] == "request")
+        .unwrap_or_else(|| panic!("no access line for {path}: {}", process.log()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_names_the_user_and_the_client_believing_x_forwarded_for_only_from_a_trusted_proxy()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let users = write_file(dir.path(), "users", HTPASSWD_B_LINE)
+        .display()
+        .to_string();
+    let (mut ferry, addr) = serving(serve_memory(
+        dir.path(),
+        &[
+            ("FERRY_DOWNLOAD_MODE", "none"),
+            ("FERRY_AUTH_FILE", &users),
+            ("FERRY_LOG_FORMAT", "json"),
+            ("FERRY_TRUSTED_PROXIES", "127.0.0.2, 10.0.0.0/8"),
+        ],
+    ));
+    let get = |from: &str, path: &str, headers: Vec<(&'static str, String)>| {
+        let url = format!("http://{addr}{path}");
+        let from = from.parse().unwrap();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            request_from(Some(from), "GET", &url, &headers).await.status
+        }
+    };
+    let right = ("authorization", basic("builder", BUILDER_PASSWORD));
+    let forwarded = (
+        "x-forwarded-for",
+        "203.0.113.9, 198.51.100.4, 10.1.1.1".to_string(),
+    );
+
+    // Through the trusted proxy, verified and then remembered: the user, and the right-most forwarded
+    // address that is not a trusted proxy (the client's own claim, 203.0.113.9, is not believed).
+    for path in ["/a.example/m/@v/list", "/b.example/m/@v/list"] {
+        let status = get("127.0.0.2", path, vec![right.clone(), forwarded.clone()]).await;
+        assert_eq!(status, 404, "{path}");
+        let line = access_line(&ferry, path);
+        assert_eq!(line["user"], "builder", "{line}");
+        assert_eq!(line["client"], "198.51.100.4", "{line}");
+        assert_eq!(line["status"], 404, "{line}");
+    }
+    // The same header from an address that is not a trusted proxy: the peer.
+    let path = "/c.example/m/@v/list";
+    assert_eq!(
+        get("127.0.0.3", path, vec![right.clone(), forwarded.clone()]).await,
+        404
+    );
+    let line = access_line(&ferry, path);
+    assert_eq!(
+        (&line["user"], &line["client"]),
+        (&"builder".into(), &"127.0.0.3".into()),
+        "{line}"
+    );
+    // Refused: the client, and no user (the name it tried is not an identity).
+    let path = "/d.example/m/@v/list";
+    let wrong = ("authorization", basic("builder", "wrong"));
+    assert_eq!(get("127.0.0.2", path, vec![wrong]).await, 401);
+    let line = access_line(&ferry, path);
+    assert!(line.get("user").is_none(), "{line}");
+    assert_eq!(line["client"], "127.0.0.2", "{line}");
+    // A health probe needs no credentials and has no user.
+    assert_eq!(get("127.0.0.4", "/healthz", vec![]).await, 200);
+    let line = access_line(&ferry, "/healthz");
+    assert!(line.get("user").is_none(), "{line}");
+    assert_eq!(line["client"], "127.0.0.4", "{line}");
+    assert!(ferry.terminate().success());
+}
+
+#[test]
+fn a_trusted_proxy_that_is_not_an_address_or_network_stops_start_up_where_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "ferry.toml",
+        "listen = \"127.0.0.1:0\"\ntrusted_proxies = [\"10.0.0.0/8\", \"10.1.2.3/16\"]\n",
+    );
+    let output = ferry()
+        .current_dir(dir.path())
+        .env("FERRY_STORAGE", "memory://")
+        .env("FERRY_DOWNLOAD_MODE", "none")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:2:35: trusted_proxies: \"10.1.2.3/16\" has bits set past its /16 prefix; write \"10.1.0.0/16\"",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    let output = ferry()
+        .current_dir(dir.path())
+        .env("FERRY_STORAGE", "memory://")
+        .env("FERRY_DOWNLOAD_MODE", "none")
+        .env("FERRY_TRUSTED_PROXIES", "10.0.0.0/8,ingress")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment variable FERRY_TRUSTED_PROXIES: trusted_proxies: \"ingress\" is not an address or a network"),
+        "{stderr}"
+    );
 }

@@ -71,6 +71,7 @@ fn rooted(text: &str, root: &Path) -> String {
     let root = root.display();
     text.replace("/etc/ferry/", &format!("{root}/etc/ferry/"))
         .replace("/var/lib/ferry", &format!("{root}/var/lib/ferry"))
+        .replace("/var/run/secrets/", &format!("{root}/var/run/secrets/"))
 }
 
 /// Ferry started from `ferry_toml` and `download_hcl` (as `/etc/ferry/ferry.toml` and
@@ -148,8 +149,10 @@ fn deploy_check() -> Option<PathBuf> {
     tool_path("ferry-deploy-check", "FERRY_TEST_DEPLOY_CHECK")
 }
 
-/// The chart's values files the tests render: the defaults, and three replicas on a bucket.
+/// The chart's values files the tests render: the defaults, three replicas on a bucket, and HTTPS with
+/// authentication behind an Ingress.
 const BUCKET_VALUES: &str = "helm/examples/s3.yaml";
+const TLS_AUTH_VALUES: &str = "helm/examples/tls-auth.yaml";
 
 /// `helm template` of the chart with `args` (`-f FILE`, `--set K=V`); its output, or its error.
 fn helm_template(helm: &Path, args: &[&str]) -> Result<String, String> {
@@ -208,7 +211,11 @@ fn config_map_file(manifests: &[Value], key: &str) -> String {
 #[test]
 fn the_chart_passes_helm_lint_strict_with_its_defaults_and_with_a_bucket() {
     let Some(helm) = helm() else { return };
-    for values in [None, Some(deploy(BUCKET_VALUES))] {
+    for values in [
+        None,
+        Some(deploy(BUCKET_VALUES)),
+        Some(deploy(TLS_AUTH_VALUES)),
+    ] {
         let mut command = Command::new(&helm);
         command
             .args(["lint", "--strict", "--kube-version", "1.34.0"])
@@ -267,9 +274,141 @@ fn the_rendered_chart_decodes_strictly_into_the_kubernetes_types_with_the_promis
         object(&bucket, "ServiceMonitor")["spec"]["endpoints"][0]["path"],
         "/metrics"
     );
-    for manifests in [&default, &bucket] {
+    let tls_values = deploy(TLS_AUTH_VALUES);
+    let secured = render(&helm, &check, &["-f", tls_values.to_str().unwrap()]);
+    assert_eq!(
+        kinds(&secured),
+        [
+            "ConfigMap",
+            "Deployment",
+            "Ingress",
+            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
+    for manifests in [&default, &bucket, &secured] {
         assert_pod_settings(manifests);
     }
+    assert_secured_settings(&secured);
+
+    // Prometheus scrapes a Ferry that serves TLS over HTTPS, with the tlsConfig given.
+    let endpoint =
+        |manifests: &[Value]| object(manifests, "ServiceMonitor")["spec"]["endpoints"][0].clone();
+    assert!(
+        endpoint(&bucket)["scheme"].is_null(),
+        "{}",
+        endpoint(&bucket)
+    );
+    let scraped = render(
+        &helm,
+        &check,
+        &[
+            "-f",
+            tls_values.to_str().unwrap(),
+            "--set",
+            "metrics.serviceMonitor.enabled=true",
+            "--set",
+            "metrics.serviceMonitor.tlsConfig.serverName=ferry.modules.svc",
+        ],
+    );
+    assert_eq!(endpoint(&scraped)["scheme"], "https");
+    assert_eq!(
+        endpoint(&scraped)["tlsConfig"]["serverName"],
+        "ferry.modules.svc"
+    );
+}
+
+/// With TLS, authentication and an Ingress ([`TLS_AUTH_VALUES`], whose values these are): the probes speak
+/// HTTPS; ferry.toml's certificate, key and users are files of the Secrets the values name, mounted where
+/// ferry.toml points; the trusted proxies are the values'; the Ingress serves the values' host over TLS and
+/// sends it to the Service's port.
+fn assert_secured_settings(manifests: &[Value]) {
+    let values = serde_json::json!({
+        "tls": {"secretName": "ferry-tls"},
+        "auth": {"secretName": "ferry-users"},
+        "trustedProxies": ["10.0.0.0/8"],
+        "ingress": {
+            "className": "nginx",
+            "host": "goproxy.example.com",
+            "tlsSecretName": "goproxy-example-com-tls"
+        }
+    });
+    let written = read(&deploy(TLS_AUTH_VALUES));
+    for value in [
+        "ferry-tls",
+        "ferry-users",
+        "10.0.0.0/8",
+        "goproxy.example.com",
+        "goproxy-example-com-tls",
+    ] {
+        assert!(written.contains(value), "{TLS_AUTH_VALUES} sets {value}");
+    }
+    let ferry_toml = toml_value(&config_map_file(manifests, "ferry.toml"));
+    let pod = &object(manifests, "Deployment")["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(container[probe]["httpGet"]["scheme"], "HTTPS", "{probe}");
+    }
+    // Each file ferry.toml names is in a volume of the Secret the values name, under the key it reads.
+    let secret_file = |setting: &str| {
+        let path = ferry_toml[setting]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {setting}"));
+        let (dir, file) = path.rsplit_once('/').unwrap();
+        let mounts = container["volumeMounts"].as_array().unwrap();
+        let mount = mounts
+            .iter()
+            .find(|m| m["mountPath"] == dir)
+            .unwrap_or_else(|| panic!("{dir}"));
+        assert_eq!(mount["readOnly"], true, "{dir}");
+        let volumes = pod["volumes"].as_array().unwrap();
+        let volume = volumes.iter().find(|v| v["name"] == mount["name"]).unwrap();
+        let items = volume["secret"]["items"].as_array().unwrap();
+        let item = items
+            .iter()
+            .find(|i| i["path"] == file)
+            .unwrap_or_else(|| panic!("{file}"));
+        (
+            volume["secret"]["secretName"].as_str().unwrap().to_string(),
+            item["key"].as_str().unwrap().to_string(),
+        )
+    };
+    let tls_secret = values["tls"]["secretName"].as_str().unwrap();
+    assert_eq!(
+        secret_file("tls_cert"),
+        (tls_secret.to_string(), "tls.crt".to_string())
+    );
+    assert_eq!(
+        secret_file("tls_key"),
+        (tls_secret.to_string(), "tls.key".to_string())
+    );
+    assert_eq!(
+        secret_file("auth_file"),
+        (
+            values["auth"]["secretName"].as_str().unwrap().to_string(),
+            "htpasswd".to_string()
+        )
+    );
+    assert_eq!(
+        serde_json::to_value(&ferry_toml["trusted_proxies"]).unwrap(),
+        values["trustedProxies"]
+    );
+    let service = object(manifests, "Service");
+    assert_eq!(service["spec"]["ports"][0]["appProtocol"], "https");
+    let ingress = &object(manifests, "Ingress")["spec"];
+    let host = values["ingress"]["host"].as_str().unwrap();
+    assert_eq!(ingress["rules"][0]["host"], host);
+    assert_eq!(ingress["tls"][0]["hosts"][0], host);
+    assert_eq!(
+        ingress["tls"][0]["secretName"],
+        values["ingress"]["tlsSecretName"]
+    );
+    assert_eq!(ingress["ingressClassName"], values["ingress"]["className"]);
+    let backend = &ingress["rules"][0]["http"]["paths"][0]["backend"]["service"];
+    assert_eq!(backend["name"], service["metadata"]["name"]);
+    assert_eq!(backend["port"]["name"], service["spec"]["ports"][0]["name"]);
 }
 
 /// What every rendering's pod must carry: probes, the grace period above the drain, a non-root
@@ -344,6 +483,9 @@ fn helm_refuses_values_that_the_values_schema_rejects() {
         ("replicaCount=0", "/replicaCount"),
         ("config.logFormat=xml", "/config/logFormat"),
         ("replicas=3", "replicas"),
+        ("trustedProxies={ingress-nginx}", "/trustedProxies/0"),
+        ("ingress.hosts={a}", "ingress"),
+        ("tls.secret=x", "tls"),
     ] {
         let error = helm_template(&helm, &["--set", set]).unwrap_err();
         assert!(
@@ -352,6 +494,16 @@ fn helm_refuses_values_that_the_values_schema_rejects() {
             "--set {set}: {error}"
         );
     }
+}
+
+#[test]
+fn the_chart_refuses_an_ingress_without_a_host() {
+    let Some(helm) = helm() else { return };
+    let error = helm_template(&helm, &["--set", "ingress.enabled=true"]).unwrap_err();
+    assert!(
+        error.contains("ingress.host is required when ingress.enabled is true"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -427,6 +579,96 @@ fn the_charts_rendered_configurations_start_ferry_ready() {
         &config_map_file(&bucket, "download.hcl"),
         &env,
     );
+}
+
+/// The chart with TLS and authentication: its rendered ferry.toml, with the Secrets' files where the pod
+/// mounts them (a test CA's certificate, an htpasswd line), starts Ferry serving HTTPS; the probe the pod
+/// runs (`/readyz` over HTTPS) passes, a request without credentials is 401 and one with them is served.
+#[test]
+fn the_charts_tls_and_auth_configuration_starts_ferry_over_https_with_its_users() {
+    let (Some(helm), Some(check)) = (helm(), deploy_check()) else {
+        return;
+    };
+    let values = deploy(TLS_AUTH_VALUES);
+    let manifests = render(&helm, &check, &["-f", values.to_str().unwrap()]);
+    let ferry_toml = config_map_file(&manifests, "ferry.toml");
+    let root = tempfile::tempdir().unwrap();
+    let settings = toml_value(&rooted(&ferry_toml, root.path()));
+    let path_of = |setting: &str| PathBuf::from(settings[setting].as_str().unwrap());
+    for setting in ["tls_cert", "auth_file"] {
+        std::fs::create_dir_all(path_of(setting).parent().unwrap()).unwrap();
+    }
+    // The Secrets' files, as `kubectl create secret tls` and `--from-file=htpasswd=` would hold them.
+    let ca = ferry_testkit::TestCa::new("Ferry test CA");
+    let ca_file = ca.write(root.path(), "ca.pem");
+    let pair = ca.issue(root.path(), "issued");
+    std::fs::copy(&pair.cert, path_of("tls_cert")).unwrap();
+    std::fs::copy(&pair.key, path_of("tls_key")).unwrap();
+    std::fs::write(
+        path_of("auth_file"),
+        ferry_testkit::htpasswd_line("builder", "s3cret"),
+    )
+    .unwrap();
+
+    let etc = root.path().join("etc/ferry");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::create_dir_all(root.path().join("var/lib/ferry")).unwrap();
+    let config = write_file(&etc, "ferry.toml", &rooted(&ferry_toml, root.path()));
+    write_file(
+        &etc,
+        "download.hcl",
+        &config_map_file(&manifests, "download.hcl"),
+    );
+    let mut command = ferry();
+    command
+        .current_dir(root.path())
+        .env("HOME", root.path())
+        .env("FERRY_CONFIG", &config)
+        .env("FERRY_LISTEN", "127.0.0.1:0");
+    let (process, addr) = serving(command);
+    assert!(process.log().contains("serving HTTPS"), "{}", process.log());
+    assert!(
+        !process.log().contains("serves plain HTTP"),
+        "no warning: {}",
+        process.log()
+    );
+
+    // The pod's probes: /readyz and /healthz over HTTPS, on the container's port.
+    let pod = &object(&manifests, "Deployment")["spec"]["template"]["spec"];
+    let ca_path = ca_file.display().to_string();
+    for probe in ["readinessProbe", "livenessProbe"] {
+        let get = &pod["containers"][0][probe]["httpGet"];
+        let url = format!(
+            "{}://{addr}{}",
+            get["scheme"].as_str().unwrap().to_lowercase(),
+            get["path"].as_str().unwrap()
+        );
+        let output = run(ferry().args(["healthcheck", "--ca", &ca_path, &url]));
+        assert!(
+            output.status.success(),
+            "{url}: {}{}",
+            stderr(&output),
+            process.log()
+        );
+    }
+    // /metrics on the main listener needs credentials and fetches nothing.
+    let status = |credentials: &[&str]| {
+        let mut args = vec![
+            "--cacert",
+            &ca_path,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ];
+        args.extend(credentials);
+        let url = format!("https://{addr}/metrics");
+        args.push(&url);
+        stdout(&ferry_testkit::curl(&args))
+    };
+    assert_eq!(status(&[]), "401");
+    assert_eq!(status(&["-u", "builder:wrong"]), "401");
+    assert_eq!(status(&["-u", "builder:s3cret"]), "200");
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -789,11 +1031,12 @@ fn compose_project(check: &Path, profiles: &[&str]) -> Value {
 #[test]
 fn the_compose_file_is_valid_and_orders_its_services_by_health_and_completion() {
     let Some(check) = deploy_check() else { return };
-    let project = compose_project(&check, &["gcs"]);
+    let project = compose_project(&check, &["gcs", "tls"]);
     let services = &project["services"];
     for (service, store, job) in [
         ("ferry", "minio", "create-bucket"),
         ("ferry-gcs", "gcs", "create-gcs-bucket"),
+        ("ferry-tls", "minio", "create-bucket"),
     ] {
         let ferry = &services[service];
         assert_eq!(ferry["depends_on"][store]["condition"], "service_healthy");
@@ -823,6 +1066,7 @@ fn the_compose_file_is_valid_and_orders_its_services_by_health_and_completion() 
     // Without the profile the GCS services are not part of the project.
     let project = compose_project(&check, &[]);
     assert!(project["services"]["ferry-gcs"].is_null());
+    assert!(project["services"]["ferry-tls"].is_null());
     assert!(project["services"]["ferry"].is_object());
     // A key the compose specification does not have is refused.
     let dir = tempfile::tempdir().unwrap();
@@ -989,4 +1233,115 @@ fn the_compose_gcs_profile_serves_the_go_command_from_the_gcs_emulator() {
         return;
     };
     run_compose_service(&check, &["gcs"], "ferry-gcs", gcs);
+}
+
+/// The compose file's `tls` profile: its `ferry-tls` service run with its own environment against the S3
+/// server, the files of its `./secrets` mount made here (a test CA's certificate for 127.0.0.1, an htpasswd
+/// line): the service's health check command passes over HTTPS (trusting the certificate Ferry serves),
+/// and the real go command fetches through it over HTTPS with its credentials in .netrc, or gets 401
+/// without them.
+#[test]
+fn the_compose_tls_profile_serves_the_go_command_over_https_with_authentication() {
+    let Some(check) = deploy_check() else { return };
+    let Some(s3) = ferry_testkit::s3_server() else {
+        return;
+    };
+    let project = compose_project(&check, &["tls"]);
+    let spec = &project["services"]["ferry-tls"];
+    let root = tempfile::tempdir().unwrap();
+    let mut env = compose_env(spec, &s3, root.path());
+    // The ./secrets bind mount: its files are made here, not in the repository.
+    let volumes = spec["volumes"].as_array().unwrap();
+    let secrets = volumes
+        .iter()
+        .find(|v| v["target"] == "/etc/ferry/secrets")
+        .expect("the secrets mount");
+    let source = secrets["source"].as_str().unwrap();
+    let made = root.path().join("secrets");
+    std::fs::create_dir_all(&made).unwrap();
+    for value in env.values_mut() {
+        *value = value.replace(source, &made.display().to_string());
+    }
+    let path = |name: &str| PathBuf::from(&env[name]);
+    for name in ["FERRY_TLS_CERT", "FERRY_TLS_KEY", "FERRY_AUTH_FILE"] {
+        assert!(path(name).starts_with(&made), "{name}: {}", env[name]);
+    }
+    let ca = ferry_testkit::TestCa::new("Ferry test CA");
+    let ca_file = ca.write(root.path(), "ca.pem");
+    let pair = ca.issue(root.path(), "issued");
+    std::fs::copy(&pair.cert, path("FERRY_TLS_CERT")).unwrap();
+    std::fs::copy(&pair.key, path("FERRY_TLS_KEY")).unwrap();
+    std::fs::write(
+        path("FERRY_AUTH_FILE"),
+        ferry_testkit::htpasswd_line("builder", "s3cret"),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let wanted = FixtureModule::package("example.com/deploy/hello", "v1.0.0");
+    let upstream = runtime.block_on(Upstream::start(vec![wanted]));
+    env.insert("GOPROXY".into(), upstream.url());
+    env.insert("GOSUMDB".into(), "off".into());
+
+    let mut command = ferry();
+    command.current_dir(root.path()).envs(&env);
+    let (process, addr) = serving(command);
+    process.wait_for("the serving line", || {
+        process.log().contains("\"scheme\":\"https\"")
+    });
+
+    // The service's health check, with the service's FERRY_TLS_CERT and FERRY_LISTEN (on Ferry's real port).
+    let probe: Vec<String> = serde_json::from_value(spec["healthcheck"]["test"].clone()).unwrap();
+    let port = addr.rsplit(':').next().unwrap();
+    let listen = spec["environment"]["FERRY_LISTEN"]
+        .as_str()
+        .unwrap()
+        .replace(":3000", &format!(":{port}"));
+    let output = run(ferry()
+        .args(&probe[2..])
+        .env("FERRY_LISTEN", listen)
+        .env("FERRY_TLS_CERT", &env["FERRY_TLS_CERT"]));
+    assert!(
+        output.status.success(),
+        "{}{}",
+        stderr(&output),
+        process.log()
+    );
+    assert!(stdout(&output).starts_with(&format!("https://127.0.0.1:{port}/readyz: ")));
+
+    // The go command over HTTPS, trusting the CA, with and without its credentials.
+    let go = GoHome::new(root.path(), &format!("https://{addr}"));
+    let netrc = write_file(
+        root.path(),
+        "netrc",
+        &format!("machine {addr} login builder password s3cret\n"),
+    );
+    let download = [
+        "mod",
+        "download",
+        "-json",
+        "example.com/deploy/hello@v1.0.0",
+    ];
+    let mut with_netrc = go.command(root.path(), &download);
+    with_netrc
+        .env("SSL_CERT_FILE", &ca_file)
+        .env("NETRC", &netrc);
+    let fetched = run(&mut with_netrc);
+    assert!(
+        fetched.status.success() && stdout(&fetched).contains("\"Version\": \"v1.0.0\""),
+        "{}{}",
+        stdout(&fetched),
+        stderr(&fetched)
+    );
+    let mut without = go.command(root.path(), &download);
+    without
+        .env("SSL_CERT_FILE", &ca_file)
+        .env("NETRC", root.path().join("no-netrc"))
+        .env("GOFLAGS", "-modcacherw")
+        .env("GOMODCACHE", root.path().join("empty-cache"));
+    let refused = run(&mut without);
+    let said = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(
+        !refused.status.success() && said.contains("401 Unauthorized"),
+        "{said}"
+    );
 }

@@ -4,7 +4,9 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use crate::harness::{ferry, serving};
+use ferry_testkit::TestCa;
+
+use crate::harness::{ferry, serve_memory, serving};
 
 /// A Ferry serving a `file://` store under `dir` and fetching on a miss (so `/readyz` checks that the store
 /// takes writes); returns the process and its address.
@@ -125,11 +127,119 @@ fn healthcheck_gives_up_after_its_timeout_on_a_server_that_never_answers() {
 }
 
 #[test]
-fn healthcheck_refuses_an_https_url_with_the_reason() {
+fn healthcheck_refuses_a_url_it_cannot_probe_and_an_https_url_with_nothing_to_trust() {
+    let output = healthcheck(&["ftp://127.0.0.1:1/readyz"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("give an http:// or https:// URL"),
+        "{}",
+        stderr(&output)
+    );
+    // Before connecting: nothing listens on port 1.
     let output = healthcheck(&["https://127.0.0.1:1/readyz"], &[]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("only http:// URLs can be probed"),
+        stderr(&output).contains(
+            "nothing to trust; give the CA that issued Ferry's certificate with --ca FILE"
+        ),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// The `ferry` binary serving TLS with a certificate of `ca` for 127.0.0.1 and localhost; the process, its
+/// port, and the certificate file.
+fn ferry_over_tls(dir: &std::path::Path, ca: &TestCa) -> (ferry_testkit::Process, String, String) {
+    let pair = ca.issue(dir, "server");
+    let (cert, key) = (
+        pair.cert.display().to_string(),
+        pair.key.display().to_string(),
+    );
+    let command = serve_memory(
+        dir,
+        &[
+            ("FERRY_DOWNLOAD_MODE", "none"),
+            ("FERRY_TLS_CERT", &cert),
+            ("FERRY_TLS_KEY", &key),
+        ],
+    );
+    let (process, addr) = serving(command);
+    let port = addr.rsplit(':').next().unwrap().to_string();
+    (process, port, cert)
+}
+
+#[test]
+fn healthcheck_probes_https_trusting_the_ca_given_with_ca_and_refuses_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Ferry test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem").display().to_string();
+    let (_ferry, port, _) = ferry_over_tls(dir.path(), &ca);
+    for host in ["127.0.0.1", "localhost"] {
+        let url = format!("https://{host}:{port}/readyz");
+        let output = healthcheck(&["--ca", &ca_file, &url], &[]);
+        assert!(output.status.success(), "{url}: {}", stderr(&output));
+        assert_eq!(stdout(&output), format!("{url}: HTTP/1.0 200 OK: ready\n"));
+    }
+    // A CA that did not issue the certificate: refused, saying what to give.
+    let other = TestCa::new("Another CA")
+        .write(dir.path(), "other.pem")
+        .display()
+        .to_string();
+    let url = format!("https://127.0.0.1:{port}/readyz");
+    let output = healthcheck(&["--ca", &other, &url], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let reason = stderr(&output);
+    assert_eq!(reason.lines().count(), 1, "{reason}");
+    assert!(
+        reason.starts_with(&format!("ferry: {url}: TLS: invalid peer certificate: "))
+            && reason.ends_with("; give the CA that issued Ferry's certificate with --ca FILE\n"),
+        "{reason}"
+    );
+    // Plain HTTP on the TLS port fails, and names the URL.
+    let output = healthcheck(&[&format!("http://127.0.0.1:{port}/readyz")], &[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+}
+
+#[test]
+fn healthcheck_without_a_url_probes_https_on_loopback_trusting_the_certificate_ferry_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("Ferry test CA");
+    let (_ferry, port, cert) = ferry_over_tls(dir.path(), &ca);
+    // As in the image and the compose file's tls profile: FERRY_LISTEN and FERRY_TLS_CERT as Ferry has them,
+    // no CA given.
+    let listen = format!("0.0.0.0:{port}");
+    let env = [("FERRY_LISTEN", listen.as_str()), ("FERRY_TLS_CERT", &cert)];
+    let output = healthcheck(&[], &env);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        format!("https://127.0.0.1:{port}/readyz: HTTP/1.0 200 OK: ready\n")
+    );
+    // The certificate must be the one served: another of the same CA is refused.
+    let other = ca.issue(dir.path(), "other").cert.display().to_string();
+    let output = healthcheck(
+        &[],
+        &[
+            ("FERRY_LISTEN", listen.as_str()),
+            ("FERRY_TLS_CERT", &other),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains(&format!(
+            ": TLS: invalid peer certificate: the server's certificate is not the one in {other} (FERRY_TLS_CERT)"
+        )),
+        "{}",
+        stderr(&output)
+    );
+    // Ferry's own certificate is trusted on loopback only.
+    let output = healthcheck(
+        &[&format!("https://192.0.2.1:{port}/readyz")],
+        &[("FERRY_TLS_CERT", &cert)],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("trusted on the loopback address only"),
         "{}",
         stderr(&output)
     );

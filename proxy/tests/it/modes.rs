@@ -691,13 +691,16 @@ async fn policy_sources_file_custom_athens_and_their_precedence() {
     let env = |vars: &[(&str, &str)]| ferry_env(dir.path(), None, vars);
     let no_flags = Flags::default();
 
-    // Each source on its own.
+    // Each source on its own. The 404 names the configuration file, not its path on the server.
     let answer = answer_for_mod(&env(&[]), &with_config).await;
     assert!(
-        answer.contains(&format!(
-            "does not fetch it (default mode from download mode in {})",
-            config_file.display()
-        )),
+        answer.contains(
+            "does not fetch it (default mode from download mode in the configuration file)"
+        ),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains(&dir.path().display().to_string()),
         "{answer}"
     );
     // Each case: the environment's policy variables, the flags, and where the request is sent.
@@ -827,4 +830,52 @@ async fn invalid_policy_sources_stop_the_configuration_with_their_location() {
         &file_source(&dir.path().join("missing.hcl")),
     )]);
     assert!(message.contains("missing.hcl"), "{message}");
+}
+
+/// Every `none`-mode 404 (`.mod`, `.info`, `.zip`, `list`, `@latest`), whichever source sets the mode (a
+/// download file's block or top-level mode, a configuration file), names the rule without any path of the
+/// server's: clients see the line of the download file, or "the configuration file".
+#[tokio::test]
+async fn none_mode_404_bodies_carry_no_path_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let download = write_file(
+        dir.path(),
+        "download.hcl",
+        "mode = \"none\"\ndownload \"example.com/blocked\" { mode = \"none\" }\n",
+    );
+    let config_file = write_file(dir.path(), "ferry.toml", "download_mode = \"none\"\n");
+    let from_file = file_source(&download);
+    let with_config = Flags {
+        config: Some(config_file),
+        ..Flags::default()
+    };
+    let root = dir.path().display().to_string();
+    for (vars, flags, rule) in [
+        (
+            vec![("FERRY_DOWNLOAD_MODE", from_file.as_str())],
+            Flags::default(),
+            "line 2 of the download file",
+        ),
+        (vec![], with_config, "in the configuration file"),
+    ] {
+        let ferry = start_ferry(&ferry_env(dir.path(), None, &vars), &flags).await;
+        for path in [
+            "example.com/blocked/@v/v1.0.0.mod",
+            "example.com/blocked/@v/v1.0.0.info",
+            "example.com/blocked/@v/v1.0.0.zip",
+            "example.com/blocked/@v/list",
+            "example.com/blocked/@latest",
+            "example.com/other/@v/v1.0.0.mod",
+        ] {
+            let reply = ferry.get(path).await;
+            let body = reply.text();
+            assert_eq!(reply.status, 404, "{path}: {body}");
+            assert!(!body.contains(&root), "{path}: a server path: {body}");
+            assert!(!body.contains(".hcl") && !body.contains(".toml"), "{body}");
+            if path.starts_with("example.com/blocked/") {
+                assert!(body.contains(rule), "{path}: {body}");
+            }
+        }
+        ferry.stop().await;
+    }
 }

@@ -36,3 +36,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- default (printf "%s-store" (include "ferry.fullname" .)) .Values.storage.persistence.existingClaim -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The scheme Ferry's own listener speaks: HTTPS with tls.secretName, for the probes. */}}
+{{- define "ferry.scheme" -}}
+{{- if .Values.tls.secretName -}}HTTPS{{- else -}}HTTP{{- end -}}
+{{- end -}}
