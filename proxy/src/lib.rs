@@ -30,6 +30,7 @@ mod tls;
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
 pub use layers::auth::{Auth, AuthFileError};
+pub use request::PathPrefix;
 pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
 pub use tls::{Tls, TlsError};

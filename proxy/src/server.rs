@@ -37,6 +37,8 @@ pub struct ServerSettings {
     pub auth: Option<Arc<crate::layers::auth::Auth>>,
     /// TLS on this listener (`tls_cert` / `tls_key`); plain HTTP when none.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The path every endpoint is served under, behind a reverse proxy (`path_prefix`); the root when none.
+    pub path_prefix: Option<crate::request::PathPrefix>,
 }
 
 impl Default for ServerSettings {
@@ -51,6 +53,7 @@ impl Default for ServerSettings {
             serve_metrics: true,
             auth: None,
             tls: None,
+            path_prefix: None,
         }
     }
 }
@@ -84,7 +87,12 @@ pub async fn run(
         .max_concurrent_streams(MAX_STREAMS)
         .max_send_buf_size(CONNECTION_BUFFER);
     let builder = Arc::new(builder);
-    let stack = crate::layers::stack(proxy.clone(), settings.serve_metrics, settings.auth.clone());
+    let stack = crate::layers::stack(
+        proxy.clone(),
+        settings.serve_metrics,
+        settings.auth.clone(),
+        settings.path_prefix.clone(),
+    );
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     // The ledger keeps in step with the other replicas while this server runs, and writes what it has
@@ -181,12 +189,12 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 }
 
 /// Serves `GET /metrics` alone on `listener` (`metrics_listen`) until `shutdown` completes: every other
-/// path is a 404. Kept apart from the module traffic, e.g. on an address only the monitoring reaches.
+/// path is a 404 (`path_prefix` does not apply: this listener is scraped directly). Kept apart from the module traffic, e.g. on an address only the monitoring reaches.
 pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let service =
         hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async move {
             let route = crate::request::Route::of_uri(request.uri());
-            let response = if matches!(route.0, Ok(crate::request::Endpoint::Metrics)) {
+            let response = if matches!(route.endpoint, Ok(crate::request::Endpoint::Metrics)) {
                 crate::layers::metrics_response()
             } else {
                 let mut response = http::Response::new(crate::body::full(

@@ -36,6 +36,7 @@ pub(super) fn server(given: &Given) -> Result<ServerSettings, ConfigError> {
             .unwrap_or(d.max_connections),
         auth: auth(given)?,
         tls: tls(given)?,
+        path_prefix: given.parse(&row::PATH_PREFIX, crate::request::PathPrefix::parse)?,
         ..d
     })
 }

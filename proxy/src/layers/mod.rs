@@ -32,6 +32,7 @@ use request_id::RequestId;
 use route::RouteLayer;
 
 use crate::body::Body;
+use crate::request::PathPrefix;
 use crate::service::Proxy;
 
 /// A boxed response future: what every layer's `call` returns.
@@ -39,11 +40,13 @@ pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, 
 
 /// The whole service a connection serves: the layers, outermost first, around the proxy.
 /// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own);
-/// `auth`: the users every request but the health probes must be one of (`auth_file`).
+/// `auth`: the users every request but the health probes must be one of (`auth_file`); `prefix`: the path
+/// every endpoint is served under (`path_prefix`; the probes and `/metrics` also at the root).
 pub fn stack(
     proxy: Arc<Proxy>,
     serve_metrics: bool,
     auth: Option<Arc<Auth>>,
+    prefix: Option<PathPrefix>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
 + Send
@@ -52,7 +55,7 @@ pub fn stack(
     // before the access log reads it; refused requests (401) are logged and counted; `/metrics` is answered
     // only after authentication.
     tower::ServiceBuilder::new()
-        .layer(RouteLayer)
+        .layer(RouteLayer { prefix })
         .layer(HookLayer(RequestId))
         .layer(HookLayer(AccessLog))
         .layer(HookLayer(Measure))
