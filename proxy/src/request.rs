@@ -85,9 +85,9 @@ impl FeedPage {
     pub const MAX: usize = 2000;
 }
 
-/// Where a request was routed: its endpoint, or why it is refused (a 400 or 404, see `answer`), and whether it
-/// asks for stored modules only. Made once per request, from its path (and its `Disable-Module-Fetch`
-/// header), by the routing layer, and carried in the request's extensions.
+/// Where a request was routed: its endpoint, or why it is refused (a 400 or 404, see `answer`), and
+/// whether it asks for stored modules only. Made once per request, from its path (and its
+/// `Disable-Module-Fetch` header), by the routing layer, and carried in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     pub endpoint: Result<Endpoint, Refusal>,

@@ -189,7 +189,8 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 }
 
 /// Serves `GET /metrics` alone on `listener` (`metrics_listen`) until `shutdown` completes: every other
-/// path is a 404 (`path_prefix` does not apply: this listener is scraped directly). Kept apart from the module traffic, e.g. on an address only the monitoring reaches.
+/// path is a 404 (`path_prefix` does not apply: this listener is scraped directly). Kept apart from the
+/// module traffic, e.g. on an address only the monitoring reaches.
 pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let service =
         hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async move {

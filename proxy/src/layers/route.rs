@@ -1,8 +1,9 @@
 //! Routing, once per request: the outermost layer parses the request's path (under the `path_prefix`, when
 //! one is set) and its `Disable-Module-Fetch` header into a [`Route`] (its endpoint, or why it is refused,
-//! and whether it asks for stored modules only) and puts it in the request's extensions, where every layer inside and
-//! the handler read it: the metric labels (`metrics.rs`), the health probes' exemption from authentication
-//! (`auth.rs`), `GET /metrics`, the access log, and `Proxy::handle`. No layer looks at the path again.
+//! and whether it asks for stored modules only) and puts it in the request's extensions, where every layer
+//! inside and the handler read it: the metric labels (`metrics.rs`), the health probes' exemption from
+//! authentication (`auth.rs`), `GET /metrics`, the access log, and `Proxy::handle`. No layer looks at the
+//! path again.
 //!
 //! A plain layer, not a [`Hook`](super::hook::Hook): it has no work after the response, and passing the
 //! inner service's future through boxes nothing.
