@@ -1,9 +1,12 @@
 //! What each download mode does on each endpoint, decided in one place: a pure function of the mode, the
-//! kind of request and whether this Ferry has an upstream. The handlers in `service` carry the action out;
+//! kind of request, whether this Ferry has an upstream and whether the request asks for stored modules
+//! only (`/cached-only/`, `Disable-Module-Fetch`). The handlers in `service` carry the action out;
 //! none of them looks at the mode again. The table test below is the "What each mode does" table of
 //! `docs/download-modes.md`, row by row.
 
 use ferry_policy::Mode;
+
+use crate::request::CachedOnly;
 
 /// A module request, as the download modes tell requests apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +28,9 @@ pub enum Declined {
     ByPolicy,
     /// The mode fetches, but this Ferry was built without an upstream.
     NoUpstream,
+    /// The request asks for stored modules only, whatever the mode: nothing is fetched, queued or
+    /// redirected, and `list`/`@latest` are the store's.
+    CachedOnly(CachedOnly),
 }
 
 /// What to do for one request. `U` is the upstream the action needs (the table test uses `()`).
@@ -44,8 +50,17 @@ pub enum Action<U> {
     StoreOnly(Declined),
 }
 
-/// The one decision of what a request does, given its module's mode and this Ferry's upstream.
-pub fn action<U>(mode: Mode, kind: Kind, upstream: Option<U>) -> Action<U> {
+/// The one decision of what a request does, given its module's mode, this Ferry's upstream and whether the
+/// request is cached-only (which wins over every mode).
+pub fn action<U>(
+    mode: Mode,
+    kind: Kind,
+    upstream: Option<U>,
+    cached_only: Option<CachedOnly>,
+) -> Action<U> {
+    if let Some(why) = cached_only {
+        return Action::StoreOnly(Declined::CachedOnly(why));
+    }
     // A list or @latest is not a version that could be fetched in the background.
     let index = matches!(kind, Kind::List | Kind::Latest);
     match (mode, upstream) {
@@ -104,7 +119,11 @@ mod tests {
         ];
         for (mode, actions) in rows {
             for (kind, expected) in KINDS.into_iter().zip(actions) {
-                assert_eq!(action(mode, kind, Some(())), expected, "{mode} {kind:?}");
+                assert_eq!(
+                    action(mode, kind, Some(()), None),
+                    expected,
+                    "{mode} {kind:?}"
+                );
             }
         }
     }
@@ -119,7 +138,34 @@ mod tests {
                 (Mode::Redirect, Redirect { queue: None }),
                 (Mode::AsyncRedirect, Redirect { queue: None }),
             ] {
-                assert_eq!(action::<()>(mode, kind, None), expected, "{mode} {kind:?}");
+                assert_eq!(
+                    action::<()>(mode, kind, None, None),
+                    expected,
+                    "{mode} {kind:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cached_only_request_answers_from_the_store_in_every_mode() {
+        for why in [CachedOnly::Header, CachedOnly::BasePath] {
+            for mode in [
+                Mode::Sync,
+                Mode::Async,
+                Mode::None,
+                Mode::Redirect,
+                Mode::AsyncRedirect,
+            ] {
+                for kind in KINDS {
+                    for upstream in [Some(()), None] {
+                        assert_eq!(
+                            action(mode, kind, upstream, Some(why)),
+                            StoreOnly(Declined::CachedOnly(why)),
+                            "{mode} {kind:?} {why:?}"
+                        );
+                    }
+                }
             }
         }
     }

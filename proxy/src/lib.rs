@@ -31,6 +31,7 @@ pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
 pub use layers::auth::{Auth, AuthFileError, Identity};
 pub use layers::client::{Cidr, Client, TrustedProxies};
+pub use request::PathPrefix;
 pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
 pub use tls::{Tls, TlsError};

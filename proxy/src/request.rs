@@ -9,10 +9,16 @@
 //! authentication, `/metrics`, the access log) and the handler (`Proxy::handle`) read it. A new endpoint
 //! is a variant here, with its arms in [`Endpoint::kind`] and [`Endpoint::needs_credentials`], and its
 //! handler in `service.rs`.
+//!
+//! Before the path is parsed, routing takes off the [`PathPrefix`] Ferry is served under (`path_prefix`,
+//! behind a reverse proxy) and the `/cached-only/` base path; that base path, or a
+//! `Disable-Module-Fetch: true` header, makes the request [`CachedOnly`]: answered from the store alone.
+
+use std::sync::Arc;
 
 use ferry_module::{ModulePath, Version, VersionQuery};
 use ferry_storage::ByteRange;
-use http::{HeaderValue, Request};
+use http::{HeaderMap, HeaderValue, Request};
 
 pub use crate::refusal::Refusal;
 use crate::sumdb::SumDbPath;
@@ -79,15 +85,86 @@ impl FeedPage {
     pub const MAX: usize = 2000;
 }
 
-/// Where a request was routed: its endpoint, or why it is refused (a 400 or 404, see `answer`). Made
-/// once per request, from its path, by the routing layer, and carried in the request's extensions.
+/// Where a request was routed: its endpoint, or why it is refused (a 400 or 404, see `answer`), and
+/// whether it asks for stored modules only. Made once per request, from its path (and its
+/// `Disable-Module-Fetch` header), by the routing layer, and carried in the request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route(pub Result<Endpoint, Refusal>);
+pub struct Route {
+    pub endpoint: Result<Endpoint, Refusal>,
+    /// Set when the request must never fill the store: every module request is then answered from the
+    /// store, or 404 saying why (see `action`).
+    pub cached_only: Option<CachedOnly>,
+}
+
+/// Why a request asks for stored modules only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachedOnly {
+    /// It came with `Disable-Module-Fetch: true` (what pkgsite sends).
+    Header,
+    /// It came under the `/cached-only/` base path.
+    BasePath,
+}
+
+impl std::fmt::Display for CachedOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CachedOnly::Header => {
+                "this request asks for stored modules only (Disable-Module-Fetch: true)"
+            }
+            CachedOnly::BasePath => {
+                "this request asks for stored modules only (under /cached-only/)"
+            }
+        })
+    }
+}
+
+/// The header with which a client (pkgsite) asks for stored modules only, as proxy.golang.org reads it.
+pub const DISABLE_MODULE_FETCH: &str = "disable-module-fetch";
+
+/// The base path under which every request is [`CachedOnly`]: `GOPROXY=https://ferry/cached-only`.
+pub const CACHED_ONLY_BASE: &str = "/cached-only";
+
+/// The endpoints answered at the root as well as under a [`PathPrefix`]: probes and scrapers usually reach
+/// the pod directly, not through the reverse proxy.
+const ROOT_PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 impl Route {
-    /// Routes a request URI: its path, and for the endpoints that take one, its query string.
+    /// Routes a request URI at the root, without headers: what the metrics listener serves.
     pub fn of_uri(uri: &http::Uri) -> Route {
-        Route(Endpoint::parse(uri.path()).and_then(|endpoint| endpoint.with_query(uri.query())))
+        Route::of(uri, &HeaderMap::new(), None)
+    }
+
+    /// Routes a request: the path under `prefix` (else only the probes, at the root; anything else is a
+    /// 404 naming the prefix), then the `/cached-only/` base path, then the endpoint, and for the endpoints
+    /// that take one, the query string. `Disable-Module-Fetch: true` makes the request cached-only too.
+    pub fn of(uri: &http::Uri, headers: &HeaderMap, prefix: Option<&PathPrefix>) -> Route {
+        let path = uri.path();
+        let path = match prefix {
+            None => path,
+            Some(prefix) => match prefix.strip(path) {
+                Some(rest) => rest,
+                None if ROOT_PROBES.contains(&path) => path,
+                None => {
+                    return Route {
+                        endpoint: Err(prefix.outside(path)),
+                        cached_only: None,
+                    };
+                }
+            },
+        };
+        let (path, base) = match path.strip_prefix(CACHED_ONLY_BASE) {
+            Some("") => ("/", Some(CachedOnly::BasePath)),
+            Some(rest) if rest.starts_with('/') => (rest, Some(CachedOnly::BasePath)),
+            _ => (path, None),
+        };
+        let header = headers
+            .get(DISABLE_MODULE_FETCH)
+            .is_some_and(|value| value.as_bytes().trim_ascii().eq_ignore_ascii_case(b"true"))
+            .then_some(CachedOnly::Header);
+        Route {
+            endpoint: Endpoint::parse(path).and_then(|endpoint| endpoint.with_query(uri.query())),
+            cached_only: base.or(header),
+        }
     }
 
     /// The route the routing layer put on `request` (none outside the stack, e.g. a `Proxy` called directly).
@@ -98,7 +175,7 @@ impl Route {
     /// The endpoint kind, for metric labels and the access log: [`Endpoint::kind`], or `other` for a
     /// refused path (it names no endpoint).
     pub fn kind(&self) -> &'static str {
-        match &self.0 {
+        match &self.endpoint {
             Ok(endpoint) => endpoint.kind(),
             Err(_) => "other",
         }
@@ -107,10 +184,106 @@ impl Route {
     /// Whether authentication applies: a refused path needs credentials like any endpoint but the probes,
     /// so its reason is only told to a user.
     pub fn needs_credentials(&self) -> bool {
-        match &self.0 {
+        match &self.endpoint {
             Ok(endpoint) => endpoint.needs_credentials(),
             Err(_) => true,
         }
+    }
+}
+
+/// The path Ferry is served under behind a reverse proxy (`path_prefix`, e.g. `/goproxy`): checked once,
+/// at start-up, so that routing only compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPrefix(Arc<str>);
+
+impl PathPrefix {
+    /// The longest prefix taken.
+    pub const MAX_LEN: usize = 256;
+
+    /// Checks a `path_prefix` value: `/` and path elements of letters, digits, `-`, `.`, `_` and `~`
+    /// (no `.` or `..` element, no trailing `/`), and not one of the endpoints kept at the root.
+    pub fn parse(text: &str) -> Result<PathPrefix, String> {
+        let example = "write e.g. \"/goproxy\", the path the reverse proxy serves Ferry under";
+        if text.is_empty() {
+            return Err(format!(
+                "path_prefix is empty; {example}, or leave it unset to serve at the root"
+            ));
+        }
+        if !text.starts_with('/') {
+            return Err(format!(
+                "path_prefix {text:?} does not start with /; {example}"
+            ));
+        }
+        if text == "/" {
+            return Err(format!(
+                "path_prefix \"/\" is the root, no prefix; leave it unset to serve at the root, or {example}"
+            ));
+        }
+        if text.ends_with('/') {
+            return Err(format!(
+                "path_prefix {text:?} ends with /; write it without, e.g. {:?}",
+                text.trim_end_matches('/')
+            ));
+        }
+        if text.len() > Self::MAX_LEN {
+            return Err(format!(
+                "path_prefix is longer than {} bytes; {example}",
+                Self::MAX_LEN
+            ));
+        }
+        if let Some(c) = text
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "/-._~".contains(*c)))
+        {
+            return Err(format!(
+                "path_prefix {text:?} holds {c:?}; a prefix is path elements of letters, digits, -, ., _ and ~ (no @, %, ? or #: they mean something in a GOPROXY path or URL); {example}"
+            ));
+        }
+        let elements: Vec<&str> = text[1..].split('/').collect();
+        if let Some(bad) = elements
+            .iter()
+            .find(|e| e.is_empty() || **e == "." || **e == "..")
+        {
+            return Err(format!(
+                "path_prefix {text:?} has an element {bad:?}; {example}"
+            ));
+        }
+        let first = format!("/{}", elements[0]);
+        if first == CACHED_ONLY_BASE || ROOT_PROBES.contains(&text) {
+            return Err(format!(
+                "path_prefix {text:?} is one of Ferry's own paths ({first}); {example}"
+            ));
+        }
+        Ok(PathPrefix(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `path` under the prefix, with its leading `/` (`/goproxy/x` is `/x`, `/goproxy` is `/`); `None` when
+    /// the path is outside it (`/goproxyx` is).
+    fn strip<'a>(&self, path: &'a str) -> Option<&'a str> {
+        match path.strip_prefix(self.as_str())? {
+            "" => Some("/"),
+            rest if rest.starts_with('/') => Some(rest),
+            _ => None,
+        }
+    }
+
+    /// The 404 of a path outside the prefix, naming the prefix.
+    fn outside(&self, path: &str) -> Refusal {
+        let shown: String = path.chars().take(100).collect();
+        Refusal::NotFound(format!(
+            "{shown:?} is outside the path prefix {prefix}: this Ferry serves under {prefix}/ (path_prefix; only /healthz, /readyz and /metrics at the root too), so set GOPROXY=https://HOST{prefix}",
+            prefix = self.as_str()
+        ))
+    }
+}
+
+impl std::fmt::Display for PathPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
@@ -182,8 +355,8 @@ impl Endpoint {
         }
     }
 
-    /// Parses the path of a request URI (without the query string). Requests are routed with
-    /// [`Route::of_uri`], once each.
+    /// Parses the path of a request URI (without the query string and the prefixes [`Route::of`] takes
+    /// off). Requests are routed with [`Route::of`], once each.
     pub fn parse(raw_path: &str) -> Result<Endpoint, Refusal> {
         if raw_path.len() > MAX_PATH_LEN {
             return Err(Refusal::BadRequest(format!(
@@ -470,6 +643,168 @@ mod tests {
                 "{path}"
             );
         }
+    }
+
+    fn routed(path: &str, headers: &[(&str, &str)], prefix: Option<&str>) -> Route {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        let prefix = prefix.map(|p| PathPrefix::parse(p).unwrap());
+        Route::of(&path.parse().unwrap(), &map, prefix.as_ref())
+    }
+
+    #[test]
+    fn the_cached_only_base_path_and_header_mark_the_route_and_route_the_rest() {
+        let list = Ok(Endpoint::List(m("example.com/a")));
+        let cases = [
+            (
+                "/cached-only/example.com/a/@v/list",
+                &[][..],
+                Some(CachedOnly::BasePath),
+            ),
+            (
+                "/example.com/a/@v/list",
+                &[("Disable-Module-Fetch", "true")][..],
+                Some(CachedOnly::Header),
+            ),
+            (
+                "/example.com/a/@v/list",
+                &[("disable-module-fetch", "TRUE")][..],
+                Some(CachedOnly::Header),
+            ),
+            (
+                "/example.com/a/@v/list",
+                &[("Disable-Module-Fetch", "false")][..],
+                None,
+            ),
+            ("/example.com/a/@v/list", &[][..], None),
+        ];
+        for (path, headers, cached_only) in cases {
+            let route = routed(path, headers, None);
+            assert_eq!(
+                (route.endpoint, route.cached_only),
+                (list.clone(), cached_only),
+                "{path} {headers:?}"
+            );
+        }
+        // Every endpoint answers under the base path (the checksum database relay included).
+        let sumdb = routed("/cached-only/sumdb/sum.example.org/supported", &[], None);
+        assert!(
+            matches!(sumdb.endpoint, Ok(Endpoint::SumDb(_))),
+            "{sumdb:?}"
+        );
+        assert_eq!(
+            routed("/cached-only", &[], None).endpoint,
+            Ok(Endpoint::Index)
+        );
+        assert_eq!(
+            routed("/cached-only/", &[], None).endpoint,
+            Ok(Endpoint::Index)
+        );
+        // Only one base path, and only a whole element: neither is a module path.
+        for path in [
+            "/cached-only/cached-only/example.com/a/@v/list",
+            "/cached-onlyx/example.com/a/@v/list",
+        ] {
+            assert!(
+                matches!(
+                    routed(path, &[], None).endpoint,
+                    Err(Refusal::BadRequest(_))
+                ),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn under_a_prefix_every_endpoint_answers_and_outside_it_only_the_probes() {
+        let prefix = Some("/goproxy");
+        let under = [
+            (
+                "/goproxy/example.com/a/@v/list",
+                Endpoint::List(m("example.com/a")),
+            ),
+            (
+                "/goproxy/example.com/a/@latest",
+                Endpoint::Latest(m("example.com/a")),
+            ),
+            ("/goproxy", Endpoint::Index),
+            ("/goproxy/", Endpoint::Index),
+            ("/goproxy/healthz", Endpoint::Healthz),
+            ("/goproxy/readyz", Endpoint::Readyz),
+            ("/goproxy/metrics", Endpoint::Metrics),
+            ("/healthz", Endpoint::Healthz),
+            ("/readyz", Endpoint::Readyz),
+            ("/metrics", Endpoint::Metrics),
+        ];
+        for (path, want) in under {
+            assert_eq!(routed(path, &[], prefix).endpoint, Ok(want), "{path}");
+        }
+        let cached = routed("/goproxy/cached-only/example.com/a/@v/list", &[], prefix);
+        assert_eq!(cached.cached_only, Some(CachedOnly::BasePath));
+        assert!(matches!(
+            routed("/goproxy/sumdb/sum.example.org/supported", &[], prefix).endpoint,
+            Ok(Endpoint::SumDb(_))
+        ));
+        assert!(matches!(
+            routed("/goproxy/catalog", &[], prefix).endpoint,
+            Ok(Endpoint::Catalog(_))
+        ));
+        assert!(matches!(
+            routed("/goproxy/index?limit=5", &[], prefix).endpoint,
+            Ok(Endpoint::Feed(FeedPage { limit: 5, .. }))
+        ));
+        for outside in [
+            "/example.com/a/@v/list",
+            "/",
+            "/goproxyx/example.com/a/@v/list",
+            "/cached-only/example.com/a/@v/list",
+            "/sumdb/sum.example.org/supported",
+            "/catalog",
+        ] {
+            match routed(outside, &[], prefix).endpoint {
+                Err(Refusal::NotFound(reason)) => assert!(
+                    reason.contains("path prefix /goproxy"),
+                    "{outside}: {reason}"
+                ),
+                other => panic!("{outside}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_prefix_is_checked_with_what_to_write() {
+        for good in ["/goproxy", "/a/b.c/d_e~f-1", "/healthz/x"] {
+            assert_eq!(
+                PathPrefix::parse(good).map(|p| p.to_string()),
+                Ok(good.to_string())
+            );
+        }
+        let bad = [
+            ("", "empty"),
+            ("goproxy", "does not start with /"),
+            ("/", "the root"),
+            ("/goproxy/", "ends with /"),
+            ("/go@proxy", "'@'"),
+            ("/go%20proxy", "'%'"),
+            ("/go proxy", "' '"),
+            ("/go?x", "'?'"),
+            ("/a//b", "element \"\""),
+            ("/a/../b", "element \"..\""),
+            ("/healthz", "Ferry's own paths"),
+            ("/cached-only/x", "Ferry's own paths"),
+        ];
+        for (text, says) in bad {
+            match PathPrefix::parse(text) {
+                Err(message) => assert!(message.contains(says), "{text:?}: {message}"),
+                Ok(prefix) => panic!("{text:?} taken as {prefix}"),
+            }
+        }
+        assert!(PathPrefix::parse(&format!("/{}", "a".repeat(PathPrefix::MAX_LEN))).is_err());
     }
 
     #[test]

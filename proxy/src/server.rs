@@ -39,6 +39,8 @@ pub struct ServerSettings {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// The proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (`trusted_proxies`).
     pub trusted_proxies: Arc<crate::layers::client::TrustedProxies>,
+    /// The path every endpoint is served under, behind a reverse proxy (`path_prefix`); the root when none.
+    pub path_prefix: Option<crate::request::PathPrefix>,
 }
 
 impl Default for ServerSettings {
@@ -54,6 +56,7 @@ impl Default for ServerSettings {
             auth: None,
             tls: None,
             trusted_proxies: Arc::default(),
+            path_prefix: None,
         }
     }
 }
@@ -96,6 +99,7 @@ pub async fn run(
         settings.serve_metrics,
         settings.auth.clone(),
         client,
+        settings.path_prefix.clone(),
     );
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
@@ -193,12 +197,13 @@ impl<F: FnMut()> Drop for OnDrop<F> {
 }
 
 /// Serves `GET /metrics` alone on `listener` (`metrics_listen`) until `shutdown` completes: every other
-/// path is a 404. Kept apart from the module traffic, e.g. on an address only the monitoring reaches.
+/// path is a 404 (`path_prefix` does not apply: this listener is scraped directly). Kept apart from the
+/// module traffic, e.g. on an address only the monitoring reaches.
 pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     let service =
         hyper::service::service_fn(|request: http::Request<hyper::body::Incoming>| async move {
             let route = crate::request::Route::of_uri(request.uri());
-            let response = if matches!(route.0, Ok(crate::request::Endpoint::Metrics)) {
+            let response = if matches!(route.endpoint, Ok(crate::request::Endpoint::Metrics)) {
                 crate::layers::metrics_response()
             } else {
                 let mut response = http::Response::new(crate::body::full(

@@ -19,7 +19,7 @@ use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
-use crate::request::{CatalogPage, Endpoint, FeedPage, Refusal, Route};
+use crate::request::{CachedOnly, CatalogPage, Endpoint, FeedPage, Refusal, Route};
 use crate::sumdb::SumDbs;
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
@@ -90,6 +90,22 @@ impl VersionFile {
             VersionFile::Mod => "mod",
             VersionFile::Zip => "zip",
         }
+    }
+}
+
+/// What a module request does: its module's policy decision (its rule names the reason of a 404 or where a
+/// redirect goes; it is read through `Deref`), and whether the request asks for stored modules only
+/// (`/cached-only/`, `Disable-Module-Fetch`). [`Proxy::action`] reads both.
+struct Decided<'a> {
+    decision: Decision<'a>,
+    cached_only: Option<CachedOnly>,
+}
+
+impl<'a> std::ops::Deref for Decided<'a> {
+    type Target = Decision<'a>;
+
+    fn deref(&self) -> &Decision<'a> {
+        &self.decision
     }
 }
 
@@ -208,7 +224,7 @@ impl Proxy {
             Method::GET | Method::HEAD => {
                 let route = match request.extensions.remove::<Route>() {
                     Some(route) => route,
-                    None => Route::of_uri(&request.uri),
+                    None => Route::of(&request.uri, &request.headers, None),
                 };
                 self.answer(&request, route).await
             }
@@ -234,13 +250,16 @@ impl Proxy {
                 "loop detected: this request is this Ferry's own fill; its upstream leads back to it",
             );
         }
-        let endpoint = match route.0 {
+        let endpoint = match route.endpoint {
             Ok(endpoint) => endpoint,
             Err(refusal) => return Answer::from(refusal),
         };
         let wants = Wants::of(request);
         let policy = self.policy.load();
-        let decide = |module: &ModulePath| policy.decide(module.as_str());
+        let decide = |module: &ModulePath| Decided {
+            decision: policy.decide(module.as_str()),
+            cached_only: route.cached_only,
+        };
         let (module, version, file) = match endpoint {
             Endpoint::Index => {
                 return Answer::text(
@@ -339,8 +358,9 @@ impl Proxy {
     }
 
     /// What this request does for its module: the one table in `action`.
-    fn action(&self, decision: &Decision<'_>, kind: Kind) -> Action<&Arc<Filler>> {
-        action(decision.mode, kind, self.upstream.as_ref())
+    fn action(&self, decided: &Decided<'_>, kind: Kind) -> Action<&Arc<Filler>> {
+        let mode = decided.decision.mode;
+        action(mode, kind, self.upstream.as_ref(), decided.cached_only)
     }
 
     /// Ready when the store answers and, when this Ferry fills it, takes writes. The write probe (a small
@@ -363,7 +383,7 @@ impl Proxy {
         version: &Version,
         file: VersionFile,
         wants: &Wants<'_>,
-        decision: &Decision<'_>,
+        decision: &Decided<'_>,
     ) -> Answer {
         let etag = etag(file.extension(), module, version);
         // The ETag is computed from the name, so a client can send it for a version that was never stored:
@@ -474,12 +494,7 @@ impl Proxy {
     /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
     /// served from the store (fetched first when missing). Only `sync` answers a query; the other modes
     /// treat it as a miss.
-    async fn query_info(
-        &self,
-        module: &ModulePath,
-        query: &str,
-        decision: &Decision<'_>,
-    ) -> Answer {
+    async fn query_info(&self, module: &ModulePath, query: &str, decision: &Decided<'_>) -> Answer {
         let upstream = match self.action(decision, Kind::Query) {
             Action::Upstream(upstream) => upstream,
             action => {
@@ -523,7 +538,7 @@ impl Proxy {
 
     /// `@v/list`: the stored versions, merged with the upstream's when the action asks it. When the
     /// upstream fails, the stored versions are the answer (logged); only with none stored does it show.
-    async fn list(&self, module: &ModulePath, decision: &Decision<'_>) -> Answer {
+    async fn list(&self, module: &ModulePath, decision: &Decided<'_>) -> Answer {
         let upstream = match self.action(decision, Kind::List) {
             Action::Redirect { .. } => {
                 return answer::redirect(decision, &format!("{}/@v/list", module.escaped()));
@@ -565,7 +580,7 @@ impl Proxy {
 
     /// `@latest`: the upstream's answer when the action asks it; otherwise, or when the upstream fails, the
     /// latest stored version by the `go` command's rule.
-    async fn latest(&self, module: &ModulePath, decision: &Decision<'_>) -> Answer {
+    async fn latest(&self, module: &ModulePath, decision: &Decided<'_>) -> Answer {
         // The store answers when the upstream failed (`Ok`, with its error) or was not asked (`Err`, why).
         let store_answers: Result<FillError, Declined> = match self.action(decision, Kind::Latest) {
             Action::Redirect { .. } => {
@@ -706,6 +721,9 @@ fn miss_answer(action: Action<&Arc<Filler>>, miss: &Miss<'_>, decision: &Decisio
             "{what} is not stored, and the download policy does not fetch it ({})",
             decision.rule.for_clients()
         )),
+        Action::StoreOnly(Declined::CachedOnly(why)) => {
+            Answer::not_found(format!("{what} is not stored, and {why}"))
+        }
         // `Upstream` is carried out by the callers before they come here; were it not, saying that nothing
         // is fetched is the honest answer.
         Action::StoreOnly(Declined::NoUpstream) | Action::Upstream(_) => Answer::not_found(
@@ -724,6 +742,7 @@ fn nothing_stored(module: &ModulePath, why: Declined, decision: &Decision<'_>) -
         Declined::NoUpstream => {
             format!("{module}: no versions stored, and this Ferry has no upstream")
         }
+        Declined::CachedOnly(why) => format!("{module}: no versions stored, and {why}"),
     }
 }
 

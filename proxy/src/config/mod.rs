@@ -448,6 +448,23 @@ mod tests {
             "{message}"
         );
 
+        write_file(dir.path(), "path_prefix = \"/goproxy/\"\n");
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}:1:15: path_prefix \"/goproxy/\" ends with /; write it without, e.g. \"/goproxy\"",
+                file.display()
+            )
+        );
+        let message = load(&Flags::default(), &env(&[("FERRY_PATH_PREFIX", "goproxy")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("environment variable FERRY_PATH_PREFIX: path_prefix \"goproxy\" does not start with /"),
+            "{message}"
+        );
+
         let message = load(&Flags::default(), &env(&[("FERRY_LOG_FORMAT", "xml")]))
             .unwrap_err()
             .to_string();

@@ -40,6 +40,7 @@ pub(super) fn server(
         auth: auth(given)?,
         tls: tls(given)?,
         trusted_proxies: Arc::new(trusted_proxies(given, file)?),
+        path_prefix: given.parse(&row::PATH_PREFIX, crate::request::PathPrefix::parse)?,
         ..d
     })
 }

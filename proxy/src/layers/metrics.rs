@@ -29,7 +29,8 @@ impl Hook for ServeMetrics {
     fn before<B>(&self, request: &mut Request<B>) -> ((), Option<Response<Body>>) {
         let answer_here = self.serve_metrics
             && request.method() == Method::GET
-            && Route::on(request).is_some_and(|route| matches!(route.0, Ok(Endpoint::Metrics)));
+            && Route::on(request)
+                .is_some_and(|route| matches!(route.endpoint, Ok(Endpoint::Metrics)));
         ((), answer_here.then(metrics_response))
     }
 

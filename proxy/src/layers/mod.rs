@@ -38,6 +38,7 @@ use request_id::RequestId;
 use route::RouteLayer;
 
 use crate::body::Body;
+use crate::request::PathPrefix;
 use crate::service::Proxy;
 
 /// A boxed response future: what every layer's `call` returns.
@@ -46,12 +47,14 @@ pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, 
 /// The whole service a connection serves: the layers, outermost first, around the proxy.
 /// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own);
 /// `auth`: the users every request but the health probes must be one of (`auth_file`); `client`: how the
-/// client is decided (the proxies believed, whether the listener serves TLS).
+/// client is decided (the proxies believed, whether the listener serves TLS); `prefix`: the path every
+/// endpoint is served under (`path_prefix`; the probes and `/metrics` also at the root).
 pub fn stack(
     proxy: Arc<Proxy>,
     serve_metrics: bool,
     auth: Option<Arc<Auth>>,
     client: ClientLayer,
+    prefix: Option<PathPrefix>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
 + Send
@@ -60,7 +63,7 @@ pub fn stack(
     // on the request before the access log reads it; refused requests (401) are logged and counted;
     // `/metrics` is answered only after authentication.
     tower::ServiceBuilder::new()
-        .layer(RouteLayer)
+        .layer(RouteLayer { prefix })
         .layer(client)
         .layer(HookLayer(RequestId))
         .layer(HookLayer(AccessLog))

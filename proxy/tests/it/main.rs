@@ -24,6 +24,7 @@ mod policy_cli;
 mod private;
 mod protocol;
 mod replicas;
+mod routing;
 mod storage_backends;
 mod storage_messages;
 mod sumdb;
