@@ -1,0 +1,372 @@
+//! Air-gapped networks (issue 22, item 5): `ferry mirror` fills store A with a fixture project's whole graph
+//! from the fixture upstream (the fixture checksum database relayed by it); `ferry export` writes it with
+//! its records and proofs; `ferry import` checks and stores it in store B of a Ferry with no upstream at
+//! all; the real go command builds the project through Ferry B alone. A bundle with one byte changed, a
+//! record or tile that does not verify, or one cut short is refused, naming what failed, and store B then
+//! holds nothing of it.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use ferry::airgap::{ExportRequest, ImportRequest, MirrorRequest};
+use ferry::config::{self, Flags};
+use ferry_testkit::{FixtureModule, GoHome, SumDbFixture, Upstream, write_goproxy_tree};
+use futures::StreamExt;
+use sha2::Digest;
+
+use crate::harness::{Ferry, ferry_env, write_file};
+
+/// The fixture database's name: it resolves nowhere; on the connected side only the upstream relays it.
+const NAME: &str = "sum.airgap.example";
+
+/// The project's graph: lib v1.0.0 needs dep v1.1.0; old v1.0.0 needs dep v1.0.0, whose go.mod the go
+/// command reads (and whose zip it never needs).
+fn modules() -> Vec<FixtureModule> {
+    let lib = FixtureModule::package("example.com/lib", "v1.0.0")
+        .with_go_mod("module example.com/lib\n\ngo 1.21\n\nrequire example.com/dep v1.1.0\n");
+    let old = FixtureModule::package("example.com/old", "v1.0.0")
+        .with_go_mod("module example.com/old\n\ngo 1.21\n\nrequire example.com/dep v1.0.0\n");
+    vec![
+        lib,
+        old,
+        FixtureModule::package("example.com/dep", "v1.0.0"),
+        FixtureModule::package("example.com/dep", "v1.1.0"),
+    ]
+}
+
+/// The project: it builds with lib and old (no go.sum: the go command asks the checksum database).
+fn project(dir: &Path) -> PathBuf {
+    let app = dir.join("project");
+    std::fs::create_dir_all(&app).unwrap();
+    write_file(
+        &app,
+        "go.mod",
+        "module app\n\ngo 1.21\n\nrequire (\n\texample.com/lib v1.0.0\n\texample.com/old v1.0.0\n)\n",
+    );
+    write_file(
+        &app,
+        "main.go",
+        "package main\n\nimport (\n\t\"example.com/lib\"\n\t\"example.com/old\"\n)\n\nfunc main() { println(lib.Version(), old.Version()) }\n",
+    );
+    app
+}
+
+/// A Ferry configuration on the file store `dir/NAME`, its go command's GOSUMDB the fixture's key.
+fn configuration(
+    dir: &Path,
+    store: &str,
+    goproxy: Option<&str>,
+    key: &str,
+    mode: &str,
+) -> BTreeMap<String, String> {
+    let url = format!("file://{}", dir.join(store).display());
+    let work = dir.join(format!("work-{store}"));
+    let mut env = ferry_env(
+        dir,
+        goproxy,
+        &[
+            ("FERRY_STORAGE", &url),
+            ("GOSUMDB", key),
+            ("FERRY_SUMDBS", NAME),
+            ("FERRY_DOWNLOAD_MODE", mode),
+        ],
+    );
+    env.insert("FERRY_WORK_DIR".into(), work.display().to_string());
+    env
+}
+
+/// The connected side: the project's graph mirrored into store A and exported to `dir/bundle.tar.gz`; the
+/// upstream and the database are gone when this returns. The key of the database.
+async fn mirrored_and_exported(dir: &Path) -> (PathBuf, String) {
+    let modules = modules();
+    write_goproxy_tree(&dir.join("tree"), &modules);
+    let sumdb = SumDbFixture::start(NAME, &dir.join("tree"), 0);
+    let upstream = Upstream::start(modules).await;
+    upstream.relay_sumdb(NAME, &sumdb.url);
+    let env = configuration(dir, "a", Some(&upstream.url()), &sumdb.key, "sync");
+    let config = config::load(&Flags::default(), &env).unwrap();
+    let app = project(dir);
+    let request = MirrorRequest {
+        inputs: vec![app.join("go.mod").display().to_string()],
+        jobs: 4,
+        ..MirrorRequest::default()
+    };
+    let done = ferry::airgap::mirror(&config, &request).await.unwrap();
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
+    // The build list's zips (lib, old, dep v1.1.0) and dep v1.0.0's go.mod.
+    assert_eq!(
+        (done.versions, done.filled, done.already),
+        (4, 4, 0),
+        "{done:?}"
+    );
+    // Resumable: a second run finds every version stored.
+    let again = ferry::airgap::mirror(&config, &request).await.unwrap();
+    assert_eq!((again.filled, again.already), (0, 4), "{again:?}");
+
+    // A module's `all`, from a query: lib's latest and what it builds with, in a store of its own.
+    let env = configuration(dir, "c", Some(&upstream.url()), &sumdb.key, "sync");
+    let all = MirrorRequest {
+        inputs: vec!["example.com/lib@latest".into()],
+        all: true,
+        jobs: 2,
+        ..MirrorRequest::default()
+    };
+    let config_c = config::load(&Flags::default(), &env).unwrap();
+    let done = ferry::airgap::mirror(&config_c, &all).await.unwrap();
+    // (Ferry fills a query's version whole when it resolves it: lib may be stored before it is asked.)
+    assert_eq!(
+        (done.versions, done.filled + done.already),
+        (2, 2),
+        "{done:?}"
+    );
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
+
+    let bundle = dir.join("bundle.tar.gz");
+    let export = ExportRequest {
+        output: bundle.clone(),
+        fetch_missing: true,
+        ..ExportRequest::default()
+    };
+    let exported = ferry::airgap::export(&config, &export).await.unwrap();
+    assert_eq!((exported.versions, exported.zips), (4, 3), "{exported:?}");
+    assert_eq!(exported.database, NAME);
+    let key = sumdb.key.clone();
+    drop(upstream);
+    drop(sumdb);
+    (bundle, key)
+}
+
+/// The air-gapped side's configuration: store B, no upstream (GOPROXY=off for its go), nothing fetched.
+fn air_gapped(dir: &Path, key: &str) -> BTreeMap<String, String> {
+    configuration(dir, "b", Some("off"), key, "none")
+}
+
+async fn import(
+    dir: &Path,
+    key: &str,
+    bundle: &Path,
+) -> Result<ferry::airgap::ImportSummary, String> {
+    let config = config::load(&Flags::default(), &air_gapped(dir, key)).unwrap();
+    std::fs::create_dir_all(dir.join("staging")).unwrap();
+    let request = ImportRequest {
+        file: bundle.to_path_buf(),
+        staging: dir.join("staging"),
+        keys: Vec::new(),
+    };
+    ferry::airgap::import(&config, &request)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Everything store B holds: module files and checksum-database records.
+async fn store_b(dir: &Path) -> (usize, usize) {
+    let store =
+        ferry_storage::StorageConfig::from_url(&format!("file://{}", dir.join("b").display()))
+            .unwrap()
+            .open()
+            .unwrap();
+    let files = store.files().collect::<Vec<_>>().await.len();
+    let records = store.records().list("sumdb", None).await.unwrap().len();
+    (files, records)
+}
+
+/// `go build` of the project through `ferry` alone, with `vars` (GOSUMDB, GONOSUMDB...).
+async fn build(dir: &Path, ferry: &Ferry, vars: &[(&str, &str)]) -> std::process::Output {
+    let app = project(&dir.join("builder"));
+    let home = GoHome::new(dir, &ferry.url());
+    let mut command = home.command(&app, &["build", "-o", "app", "."]);
+    command.envs(vars.iter().copied());
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_mirrored_graph_exported_and_imported_builds_through_a_ferry_with_no_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, key) = mirrored_and_exported(dir.path()).await;
+    let imported = import(dir.path(), &key, &bundle).await.unwrap();
+    assert_eq!(
+        (imported.versions, imported.written),
+        (4, 4),
+        "{imported:?}"
+    );
+    let (files, records) = store_b(dir.path()).await;
+    // 3 versions with .info, .mod and zip, 1 with .info and .mod; 4 lookups, the tiles and the note.
+    assert_eq!(files, 11);
+    assert!(records >= 6, "{records} records");
+    // Imported twice: nothing new, nothing broken.
+    let again = import(dir.path(), &key, &bundle).await.unwrap();
+    assert_eq!((again.written, again.already), (0, 4), "{again:?}");
+
+    let ferry = Ferry::from_env(&air_gapped(dir.path(), &key), &Flags::default()).await;
+    // Every module the build needs is in store B (the database left out of this build: see the next test).
+    let output = build(
+        dir.path(),
+        &ferry,
+        &[("GONOSUMDB", "example.com"), ("GOSUMDB", &key)],
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "go build failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ferry.stop().await;
+}
+
+/// Needs Ferry to answer `/sumdb/NAME/` from the records in its store (the `sumdb-store` work of issue 22):
+/// the go command checks every module against the fixture database, reachable through Ferry B only.
+#[tokio::test]
+async fn the_project_builds_on_the_air_gapped_side_with_the_checksum_database_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, key) = mirrored_and_exported(dir.path()).await;
+    import(dir.path(), &key, &bundle).await.unwrap();
+    let ferry = Ferry::from_env(&air_gapped(dir.path(), &key), &Flags::default()).await;
+    let output = build(dir.path(), &ferry, &[("GOSUMDB", &key)]).await;
+    assert!(
+        output.status.success(),
+        "go build failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ferry.stop().await;
+}
+
+/// The bundle with each entry's content passed through `change` (`None` leaves it out), the end entry
+/// written anew when `end` (as a tamperer who knows the format would): what is left to catch a change is the proofs.
+fn repack(bundle: &Path, out: &Path, end: bool, change: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) {
+    let reader = flate2::read::GzDecoder::new(std::fs::File::open(bundle).unwrap());
+    let mut archive = tar::Archive::new(reader);
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        std::fs::File::create(out).unwrap(),
+        flate2::Compression::fast(),
+    ));
+    let (mut lines, mut entries) = (sha2::Sha256::new(), 0u64);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if name == "ferry-bundle.end" {
+            break;
+        }
+        let Some(data) = change(&name, data) else {
+            continue;
+        };
+        let hash: String = sha2::Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        lines.update(format!("{name}\0{}\0{hash}\n", data.len()).as_bytes());
+        entries += 1;
+        append(&mut builder, &name, &data);
+    }
+    let digest: String = lines
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if end {
+        let end = format!("{{\"entries\":{entries},\"digest\":\"{digest}\"}}");
+        append(&mut builder, "ferry-bundle.end", end.as_bytes());
+    }
+    builder
+        .into_inner()
+        .unwrap()
+        .finish()
+        .unwrap()
+        .flush()
+        .unwrap();
+}
+
+fn append(builder: &mut tar::Builder<impl Write>, name: &str, data: &[u8]) {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_entry_type(tar::EntryType::Regular);
+    builder.append_data(&mut header, name, data).unwrap();
+}
+
+/// `data` with the byte at `at` changed.
+fn flipped(mut data: Vec<u8>, at: usize) -> Vec<u8> {
+    data[at] ^= 0x20;
+    data
+}
+
+#[tokio::test]
+async fn a_tampered_or_cut_bundle_is_refused_naming_what_failed_and_nothing_of_it_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, key) = mirrored_and_exported(dir.path()).await;
+    let len = std::fs::metadata(&bundle).unwrap().len() as usize;
+    let bytes = std::fs::read(&bundle).unwrap();
+    let tampered = dir.path().join("tampered.tar.gz");
+    let refused = async |what: &str, says: &[&str]| {
+        let error = import(dir.path(), &key, &tampered).await.expect_err(what);
+        for said in says {
+            assert!(error.contains(said), "{what}: {error}");
+        }
+        assert_eq!(
+            store_b(dir.path()).await,
+            (0, 0),
+            "{what}: something was stored"
+        );
+    };
+
+    // One byte of the file changed: gzip's check or the end entry's digest catches it.
+    std::fs::write(&tampered, flipped(bytes.clone(), len / 2)).unwrap();
+    refused("one byte changed", &["nothing was stored"]).await;
+    // Cut short: in the middle of an entry, and between two entries (its end entry gone).
+    std::fs::write(&tampered, &bytes[..len * 2 / 3]).unwrap();
+    refused("cut in the middle", &["cut short", "nothing was stored"]).await;
+    repack(&bundle, &tampered, false, |_, data| Some(data));
+    refused(
+        "cut between two entries",
+        &["cut short", "nothing was stored"],
+    )
+    .await;
+    // A zip changed, a record changed, a tile changed, each with the bundle's digest made to match.
+    repack(&bundle, &tampered, true, |name, data| {
+        Some(if name.ends_with("lib/@v/v1.0.0.zip") {
+            flipped(data.clone(), data.len() / 2)
+        } else {
+            data
+        })
+    });
+    refused(
+        "a zip changed",
+        &["example.com/lib@v1.0.0", "nothing was stored"],
+    )
+    .await;
+    repack(&bundle, &tampered, true, |name, data| {
+        Some(if name.contains("/lookup/example.com/dep@v1.1.0") {
+            String::from_utf8(data)
+                .unwrap()
+                .replacen("h1:", "h1:A", 1)
+                .into_bytes()
+        } else {
+            data
+        })
+    });
+    refused(
+        "a record changed",
+        &["example.com/dep@v1.1.0", "nothing was stored"],
+    )
+    .await;
+    repack(&bundle, &tampered, true, |name, data| {
+        Some(if name.contains("/tile/") {
+            flipped(data, 3)
+        } else {
+            data
+        })
+    });
+    refused("a tile changed", &["nothing was stored"]).await;
+    repack(&bundle, &tampered, true, |name, data| {
+        (name != "sumdb/sum.airgap.example/latest").then_some(data)
+    });
+    refused("the note left out", &["latest", "nothing was stored"]).await;
+
+    // The genuine bundle still imports.
+    import(dir.path(), &key, &bundle).await.unwrap();
+}
