@@ -234,6 +234,50 @@ async fn the_project_builds_on_the_air_gapped_side_with_the_checksum_database_on
     ferry.stop().await;
 }
 
+/// What import stored is all a go command needs to verify the build: store B's checksum-database records
+/// written out as files and offered as a second GOPROXY entry (`file://`, which the go command asks for
+/// `/sumdb/NAME/supported` once Ferry B, which has no route to the database, answers 404 there).
+#[tokio::test]
+async fn the_records_imported_are_all_the_go_command_needs_to_verify_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, key) = mirrored_and_exported(dir.path()).await;
+    import(dir.path(), &key, &bundle).await.unwrap();
+    let store = ferry_storage::StorageConfig::from_url(&format!(
+        "file://{}",
+        dir.path().join("b").display()
+    ))
+    .unwrap()
+    .open()
+    .unwrap();
+    let records = store.records();
+    let served = dir.path().join("served");
+    for record in records.list(&format!("sumdb/{NAME}"), None).await.unwrap() {
+        let data = records.get(&record.key).await.unwrap().unwrap();
+        let path = served.join(&record.key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    write_file(&served.join(format!("sumdb/{NAME}")), "supported", "");
+    let ferry = Ferry::from_env(&air_gapped(dir.path(), &key), &Flags::default()).await;
+    let app = project(&dir.path().join("builder"));
+    let goproxy = format!("{},file://{}", ferry.url(), served.display());
+    let home = GoHome::new(dir.path(), &goproxy);
+    let mut command = home.command(&app, &["build", "-o", "app", "."]);
+    command.env("GOSUMDB", &key);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "go build failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let go_sum = std::fs::read_to_string(app.join("go.sum")).unwrap();
+    assert!(go_sum.contains("example.com/lib v1.0.0 h1:"), "{go_sum}");
+    ferry.stop().await;
+}
+
 /// The bundle with each entry's content passed through `change` (`None` leaves it out), the end entry
 /// written anew when `end` (as a tamperer who knows the format would): what is left to catch a change is the proofs.
 fn repack(bundle: &Path, out: &Path, end: bool, change: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) {
