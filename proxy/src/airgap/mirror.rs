@@ -103,9 +103,10 @@ pub async fn mirror(
         Ok::<_, AirgapError>(fill(&proxy, &base, work, request).await)
     }
     .await;
+    // Fills still storing finish first; then the server stops, its ledger writing what they recorded.
+    proxy.drain(Duration::from_secs(30)).await;
     let _ = stop.send(());
     let _ = server.await;
-    proxy.drain(Duration::from_secs(5)).await;
     mirrored.map(|summary| MirrorSummary {
         elapsed: started.elapsed(),
         ..summary
