@@ -70,15 +70,17 @@ pub async fn export(
         records: store.records(),
         routes: request.fetch_missing.then(|| sumdb_data::routes(config)),
         client: ferry_fetcher::https_client(ferry_fetcher::CONNECT_TIMEOUT),
-        lookups: BTreeMap::new(),
+        lookups: Mutex::default(),
         given: Mutex::default(),
+        fetched: Mutex::default(),
     };
     let proofs = prove(source, key, &versions).await?;
-    let written = write(store, request, &name, &versions, &proofs).await;
+    let written = write(store.clone(), request, &name, &versions, &proofs).await;
     if written.is_err() {
         let _ = tokio::fs::remove_file(&request.output).await;
     }
     let bytes = written?;
+    keep(store.records(), &name, &proofs).await;
     Ok(ExportSummary {
         versions: versions.len(),
         zips: versions.iter().filter(|v| v.zip).count(),
@@ -86,6 +88,28 @@ pub async fn export(
         bytes,
         database: name,
     })
+}
+
+/// Keeps in the store what the database answered and the proofs used (its lookups and full tiles; the
+/// next export then finds them there, and proves this bundle's records in its own tree), and this export's
+/// note: every later export proves its tree against it (see `prove`). The bundle is written already: a
+/// failure here is only logged.
+async fn keep(records: ferry_storage::Records, name: &str, proofs: &Proofs) {
+    let kept = proofs.fetched.iter().filter(|(path, _)| {
+        path.starts_with("lookup/") || (path.starts_with("tile/") && !path.contains(".p/"))
+    });
+    for (path, data) in kept {
+        if let Err(e) = records
+            .create(&sumdb_data::record_key(name, path), data.clone())
+            .await
+        {
+            tracing::warn!(error = %e, %path, "a checksum database record was not kept in the store");
+        }
+    }
+    let exported = sumdb_data::record_key(name, &format!("exported/{:020}", proofs.tree));
+    if let Err(e) = records.put(&exported, proofs.note.clone()).await {
+        tracing::warn!(error = %e, "the bundle is written, but its note was not kept in the store: the next bundle cannot prove this one's tree a prefix of its own");
+    }
 }
 
 /// The versions to export, in order: those named, or every listed version (first stored since `since`).
@@ -149,73 +173,183 @@ struct Proofs {
     note: Bytes,
     lookups: BTreeMap<String, Bytes>,
     tiles: BTreeMap<String, Bytes>,
+    /// What the database answered where the store lacked it.
+    fetched: BTreeMap<String, Bytes>,
 }
 
-/// Gathers each version's lookup (the store's, else the database's), picks the newest signed note among
-/// them, gives every lookup that note (a lookup's note is not signed with its record: the database embeds
-/// whichever tree it signed last), and proves every record in that one tree, keeping the tiles read. An
-/// importer, and a go command reading the lookups in any order, then needs that tree's tiles only.
+/// Gathers each version's lookup (the store's, else the database's) and picks the newest signed note
+/// among them and the notes of earlier exports; gives every lookup that note (a lookup's note is not signed
+/// with its record: the database embeds whichever tree it signed last) and proves every record in that one
+/// tree, keeping the tiles read. An importer, and a go command reading the lookups in any order, then needs
+/// that tree's tiles only. For the bundles imported before on the other side, the tiles also prove every
+/// record the store holds (exported before, or not) in that tree, and each earlier export's tree a prefix
+/// of it: a go command there that remembers an older tree, or reads an older lookup, accepts this one.
 async fn prove(
-    mut source: StoredOrFetched,
+    source: StoredOrFetched,
     key: ferry_sumdb::VerifierKey,
     versions: &[Listed],
 ) -> Result<Proofs, AirgapError> {
-    use ferry_sumdb::Transport;
-    let mut answers = BTreeMap::new();
-    let mut newest: Option<(i64, Bytes)> = None;
-    for listed in versions {
-        let path = lookup_path(listed)?;
-        let answer = source.get(&path).await.map_err(|e| {
-            AirgapError::new(format!(
-                "{}@{}: no record in checksum database {} ({e}); export it with --fetch-missing where the database is reachable, or leave it out",
-                listed.module, listed.version, source.name
-            ))
-        })?;
-        let parts = ferry_sumdb::split_lookup(&answer).map_err(|e| {
-            AirgapError::new(format!(
-                "{}@{}: its lookup record: {e}",
-                listed.module, listed.version
-            ))
-        })?;
-        let tree = ferry_sumdb::signed_tree_size(&key, parts.note).map_err(|e| {
-            AirgapError::new(format!(
-                "{}@{}: its lookup record: {e}",
-                listed.module, listed.version
-            ))
-        })?;
-        if newest.as_ref().is_none_or(|(n, _)| tree > *n) {
-            newest = Some((tree, Bytes::copy_from_slice(parts.note)));
-        }
-        answers.insert(path, answer);
-    }
-    let (tree, note) = newest.expect("at least one version");
-    let renoted: BTreeMap<String, Bytes> = answers
-        .iter()
-        .map(|(path, answer)| {
-            let parts = ferry_sumdb::split_lookup(answer).expect("split above");
-            (
-                path.clone(),
-                Bytes::from([parts.record, &note[..]].concat()),
-            )
-        })
+    let selected = selected_lookups(&source, &key, versions).await?;
+    let stored = stored_lookups(&source, &key, &selected).await?;
+    let exported = exported_notes(&source, &key).await?;
+    let (tree, note) = selected
+        .values()
+        .chain(stored.values())
+        .map(|(tree, answer)| (*tree, note_of(answer)))
+        .chain(exported.iter().cloned())
+        .max_by_key(|(tree, _)| *tree)
+        .expect("at least one version");
+    let renote = |answer: &Bytes| {
+        let parts = ferry_sumdb::split_lookup(answer).expect("split before");
+        Bytes::from([parts.record, &note[..]].concat())
+    };
+    let renoted = |lookups: &BTreeMap<String, (i64, Bytes)>| -> BTreeMap<String, Bytes> {
+        lookups
+            .iter()
+            .map(|(path, (_, answer))| (path.clone(), renote(answer)))
+            .collect()
+    };
+    let bundled = renoted(&selected);
+    *source.lookups.lock().unwrap() = bundled
+        .clone()
+        .into_iter()
+        .chain(renoted(&stored))
         .collect();
-    source.lookups = renoted.clone();
     let source = Arc::new(source);
     let client = ferry_sumdb::Client::new(key.clone(), source.clone());
-    for listed in versions {
+    for path in selected.keys().chain(stored.keys()) {
+        let (module, version) = lookup_module_version(path)?;
         client
-            .lookup(&listed.module, &listed.version)
+            .lookup(module.as_str(), version.as_str())
             .await
-            .map_err(|e| AirgapError::new(format!("{}@{}: {e}", listed.module, listed.version)))?;
+            .map_err(|e| AirgapError::new(format!("{module}@{version}: {e}")))?;
+    }
+    // Each earlier export's tree, proven a prefix of this one: its note given to a lookup, as a go command
+    // that remembers it would hold it against this one.
+    let (first, (_, answer)) = selected.iter().next().expect("at least one version");
+    let (module, version) = lookup_module_version(first)?;
+    for (older, older_note) in exported.iter().filter(|(older, _)| *older < tree) {
+        let parts = ferry_sumdb::split_lookup(answer).expect("split before");
+        let with_older = Bytes::from([parts.record, &older_note[..]].concat());
+        source
+            .lookups
+            .lock()
+            .unwrap()
+            .insert(first.clone(), with_older);
+        client.lookup(module.as_str(), version.as_str()).await.map_err(|e| {
+            AirgapError::new(format!("the tree of an earlier export ({older} records) is not a prefix of this one's ({tree}): {e}"))
+        })?;
     }
     let tiles = std::mem::take(&mut *source.given.lock().unwrap());
+    let fetched = std::mem::take(&mut *source.fetched.lock().unwrap());
     Ok(Proofs {
         key: key.as_str().to_string(),
         tree,
         note,
-        lookups: renoted,
+        lookups: bundled,
         tiles,
+        fetched,
     })
+}
+
+/// A lookup answer's signed note.
+fn note_of(answer: &Bytes) -> Bytes {
+    let parts = ferry_sumdb::split_lookup(answer).expect("split before");
+    answer.slice(answer.len() - parts.note.len()..)
+}
+
+/// The lookup of each version to export (the store's, else the database's), with its note's tree size.
+async fn selected_lookups(
+    source: &StoredOrFetched,
+    key: &ferry_sumdb::VerifierKey,
+    versions: &[Listed],
+) -> Result<BTreeMap<String, (i64, Bytes)>, AirgapError> {
+    use ferry_sumdb::Transport;
+    let mut lookups = BTreeMap::new();
+    for listed in versions {
+        let shown = format!("{}@{}", listed.module, listed.version);
+        let path = lookup_path(listed)?;
+        let answer = source.get(&path).await.map_err(|e| {
+            AirgapError::new(format!(
+                "{shown}: no record in checksum database {} ({e}); export it where the database is reachable (without --offline), or leave it out",
+                source.name
+            ))
+        })?;
+        let tree = noted_tree(key, &answer)
+            .map_err(|e| AirgapError::new(format!("{shown}: its lookup record: {e}")))?;
+        lookups.insert(path, (tree, answer));
+    }
+    Ok(lookups)
+}
+
+/// The tree size of a lookup answer's note, its signature checked.
+fn noted_tree(key: &ferry_sumdb::VerifierKey, answer: &[u8]) -> Result<i64, String> {
+    let parts = ferry_sumdb::split_lookup(answer)?;
+    ferry_sumdb::signed_tree_size(key, parts.note)
+}
+
+/// The other lookups the store holds (their records proven in the bundle's tree too); one that does not
+/// verify is left out, and said so.
+async fn stored_lookups(
+    source: &StoredOrFetched,
+    key: &ferry_sumdb::VerifierKey,
+    selected: &BTreeMap<String, (i64, Bytes)>,
+) -> Result<BTreeMap<String, (i64, Bytes)>, AirgapError> {
+    let prefix = sumdb_data::record_key(&source.name, "lookup");
+    let failed = |e: ferry_storage::StorageError| {
+        AirgapError::new(format!("reading the store's records: {e}"))
+    };
+    let mut lookups = BTreeMap::new();
+    for record in source.records.list(&prefix, None).await.map_err(failed)? {
+        let path = record.key[prefix.len() - "lookup".len()..].to_string();
+        if selected.contains_key(&path) || lookup_module_version(&path).is_err() {
+            continue;
+        }
+        let Some(answer) = source.records.get(&record.key).await.map_err(failed)? else {
+            continue;
+        };
+        match noted_tree(key, &answer) {
+            Ok(tree) => {
+                lookups.insert(path, (tree, answer));
+            }
+            Err(e) => {
+                tracing::warn!(record = %record.key, error = %e, "a stored lookup does not verify; left out of the proofs")
+            }
+        }
+    }
+    Ok(lookups)
+}
+
+/// The signed notes of earlier exports from this store (`sumdb/NAME/exported/TREE`), by tree size.
+async fn exported_notes(
+    source: &StoredOrFetched,
+    key: &ferry_sumdb::VerifierKey,
+) -> Result<Vec<(i64, Bytes)>, AirgapError> {
+    let prefix = sumdb_data::record_key(&source.name, "exported");
+    let failed = |e: ferry_storage::StorageError| {
+        AirgapError::new(format!("reading the store's records: {e}"))
+    };
+    let mut notes = Vec::new();
+    for record in source.records.list(&prefix, None).await.map_err(failed)? {
+        if let Some(note) = source.records.get(&record.key).await.map_err(failed)?
+            && let Ok(tree) = ferry_sumdb::signed_tree_size(key, &note)
+        {
+            notes.push((tree, note));
+        }
+    }
+    Ok(notes)
+}
+
+/// The module and version of `lookup/MODULE@VERSION` (escaped).
+fn lookup_module_version(path: &str) -> Result<(ModulePath, Version), AirgapError> {
+    let bad = || AirgapError::new(format!("{path:?} is not lookup/MODULE@VERSION"));
+    let (module, version) = path
+        .strip_prefix("lookup/")
+        .and_then(|rest| rest.rsplit_once('@'))
+        .ok_or_else(bad)?;
+    let module = ModulePath::from_escaped(module).map_err(|_| bad())?;
+    let version = Version::from_escaped(version).map_err(|_| bad())?;
+    Ok((module, version))
 }
 
 /// `lookup/MODULE@VERSION`, escaped.

@@ -268,8 +268,8 @@ async fn store_versions(
     Ok(())
 }
 
-/// The lookups and tiles the proofs used (no other entry of the bundle is trusted) (create-only: they never change), and the note when it
-/// is newer than the store's.
+/// The lookups and tiles the proofs used (no other entry of the bundle is trusted), and the note when it
+/// is at least as new as the store's.
 async fn store_records(
     records: &Records,
     name: &str,
@@ -282,12 +282,6 @@ async fn store_records(
             "the versions are stored, but the checksum database's records were not: {e}; import the bundle again"
         ))
     };
-    for (path, data) in proven {
-        records
-            .create(&record_key(name, path), data.clone())
-            .await
-            .map_err(fail)?;
-    }
     let latest = &unpacked.sumdb["latest"];
     let ours = ferry_sumdb::signed_tree_size(key, latest).unwrap_or(0);
     let stored = records
@@ -295,7 +289,19 @@ async fn store_records(
         .await
         .map_err(fail)?;
     let theirs = stored.and_then(|note| ferry_sumdb::signed_tree_size(key, &note).ok());
-    if theirs.is_none_or(|theirs| ours > theirs) {
+    let newer = theirs.is_none_or(|theirs| ours >= theirs);
+    for (path, data) in proven {
+        let record = record_key(name, path);
+        // A bundle's lookups carry its note, and its tiles prove the store's other records in that tree:
+        // a lookup stored before with an older note is replaced when this note is at least as new, so the
+        // go command finds every record on one tree. Tiles never change.
+        if newer && path.starts_with("lookup/") {
+            records.put(&record, data.clone()).await.map_err(fail)?;
+        } else {
+            records.create(&record, data.clone()).await.map_err(fail)?;
+        }
+    }
+    if newer {
         records
             .put(&record_key(name, "latest"), latest.clone())
             .await

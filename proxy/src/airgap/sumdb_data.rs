@@ -87,9 +87,11 @@ pub(crate) struct StoredOrFetched {
     pub routes: Option<Arc<SumdbRoutes>>,
     pub client: ferry_fetcher::HttpsClient,
     /// Lookups answered from elsewhere than here (the bundle's, re-noted), by path.
-    pub lookups: BTreeMap<String, Bytes>,
+    pub lookups: Mutex<BTreeMap<String, Bytes>>,
     /// Every tile given, by path.
     pub given: Mutex<BTreeMap<String, Bytes>>,
+    /// What the database answered (the store lacked it), by path: kept in the store once proven.
+    pub fetched: Mutex<BTreeMap<String, Bytes>>,
 }
 
 impl StoredOrFetched {
@@ -165,12 +167,17 @@ impl StoredOrFetched {
 #[async_trait::async_trait]
 impl Transport for StoredOrFetched {
     async fn get(&self, path: &str) -> Result<Bytes, TransportError> {
-        if let Some(lookup) = self.lookups.get(path) {
+        if let Some(lookup) = self.lookups.lock().unwrap().get(path) {
             return Ok(lookup.clone());
         }
         let answer = match self.stored(path).await? {
             Some(stored) => stored,
-            None => self.fetched(path).await?,
+            None => {
+                let fetched = self.fetched(path).await?;
+                let mut kept = self.fetched.lock().unwrap();
+                kept.insert(path.to_string(), fetched.clone());
+                fetched
+            }
         };
         if path.starts_with("tile/") {
             self.given

@@ -79,6 +79,21 @@ fn configuration(
 /// The connected side: the project's graph mirrored into store A and exported to `dir/bundle.tar.gz`; the
 /// upstream and the database are gone when this returns. The key of the database.
 async fn mirrored_and_exported(dir: &Path) -> (PathBuf, String) {
+    let connected = connected(dir).await;
+    (connected.bundle, connected.key)
+}
+
+/// The connected side, still connected: the upstream, the database, store A's configuration.
+struct Connected {
+    upstream: Upstream,
+    /// Running while this lives.
+    _sumdb: SumDbFixture,
+    config: ferry::Config,
+    bundle: PathBuf,
+    key: String,
+}
+
+async fn connected(dir: &Path) -> Connected {
     let modules = modules();
     write_goproxy_tree(&dir.join("tree"), &modules);
     let sumdb = SumDbFixture::start(NAME, &dir.join("tree"), 0);
@@ -128,13 +143,33 @@ async fn mirrored_and_exported(dir: &Path) -> (PathBuf, String) {
         fetch_missing: true,
         ..ExportRequest::default()
     };
+    // Named versions, or those stored since a time (none yet an hour from now).
+    let named = ExportRequest {
+        output: dir.join("one.tar.gz"),
+        versions: vec!["example.com/lib@v1.0.0".into()],
+        fetch_missing: true,
+        ..ExportRequest::default()
+    };
+    let one = ferry::airgap::export(&config, &named).await.unwrap();
+    assert_eq!((one.versions, one.zips), (1, 1), "{one:?}");
+    let later = ExportRequest {
+        output: dir.join("none.tar.gz"),
+        since: Some(std::time::SystemTime::now() + std::time::Duration::from_secs(3600)),
+        ..ExportRequest::default()
+    };
+    let none = ferry::airgap::export(&config, &later).await.unwrap_err();
+    assert!(none.to_string().contains("nothing to export"), "{none}");
     let exported = ferry::airgap::export(&config, &export).await.unwrap();
     assert_eq!((exported.versions, exported.zips), (4, 3), "{exported:?}");
     assert_eq!(exported.database, NAME);
     let key = sumdb.key.clone();
-    drop(upstream);
-    drop(sumdb);
-    (bundle, key)
+    Connected {
+        upstream,
+        _sumdb: sumdb,
+        config,
+        bundle,
+        key,
+    }
 }
 
 /// The air-gapped side's configuration: store B, no upstream (GOPROXY=off for its go), nothing fetched.
@@ -234,23 +269,18 @@ async fn the_project_builds_on_the_air_gapped_side_with_the_checksum_database_on
     ferry.stop().await;
 }
 
-/// What import stored is all a go command needs to verify the build: store B's checksum-database records
-/// written out as files and offered as a second GOPROXY entry (`file://`, which the go command asks for
-/// `/sumdb/NAME/supported` once Ferry B, which has no route to the database, answers 404 there).
-#[tokio::test]
-async fn the_records_imported_are_all_the_go_command_needs_to_verify_the_build() {
-    let dir = tempfile::tempdir().unwrap();
-    let (bundle, key) = mirrored_and_exported(dir.path()).await;
-    import(dir.path(), &key, &bundle).await.unwrap();
-    let store = ferry_storage::StorageConfig::from_url(&format!(
-        "file://{}",
-        dir.path().join("b").display()
-    ))
-    .unwrap()
-    .open()
-    .unwrap();
+/// Store B's checksum-database records written out as files, for a second GOPROXY entry (`file://`, which
+/// the go command asks for `/sumdb/NAME/supported` once Ferry B, which has no route to the database, says
+/// 404 there): what the go command then verifies with is exactly what import stored.
+async fn serve_records_as_files(dir: &Path) -> PathBuf {
+    let store =
+        ferry_storage::StorageConfig::from_url(&format!("file://{}", dir.join("b").display()))
+            .unwrap()
+            .open()
+            .unwrap();
     let records = store.records();
-    let served = dir.path().join("served");
+    let served = dir.join("served");
+    let _ = std::fs::remove_dir_all(&served);
     for record in records.list(&format!("sumdb/{NAME}"), None).await.unwrap() {
         let data = records.get(&record.key).await.unwrap().unwrap();
         let path = served.join(&record.key);
@@ -258,12 +288,13 @@ async fn the_records_imported_are_all_the_go_command_needs_to_verify_the_build()
         std::fs::write(path, data).unwrap();
     }
     write_file(&served.join(format!("sumdb/{NAME}")), "supported", "");
-    let ferry = Ferry::from_env(&air_gapped(dir.path(), &key), &Flags::default()).await;
-    let app = project(&dir.path().join("builder"));
-    let goproxy = format!("{},file://{}", ferry.url(), served.display());
-    let home = GoHome::new(dir.path(), &goproxy);
-    let mut command = home.command(&app, &["build", "-o", "app", "."]);
-    command.env("GOSUMDB", &key);
+    served
+}
+
+/// `go build` in `app` with `home`, GOSUMDB on: sums verified against what `served` holds.
+async fn build_verifying(home: &GoHome, app: &Path, key: &str) {
+    let mut command = home.command(app, &["build", "-o", "app", "."]);
+    command.env("GOSUMDB", key);
     let output = tokio::process::Command::from(command)
         .output()
         .await
@@ -273,9 +304,80 @@ async fn the_records_imported_are_all_the_go_command_needs_to_verify_the_build()
         "go build failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// What import stored is all a go command needs to verify the build, across two bundles: the second
+/// (one new module, exported after the database's tree grew) is accepted by a go command that remembers the
+/// first one's tree, and by a fresh one that reads lookups of both bundles.
+#[tokio::test]
+async fn the_records_imported_are_all_the_go_command_needs_to_verify_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let connected = connected(dir.path()).await;
+    let key = connected.key.clone();
+    import(dir.path(), &key, &connected.bundle).await.unwrap();
+    let ferry = Ferry::from_env(&air_gapped(dir.path(), &key), &Flags::default()).await;
+    let served = serve_records_as_files(dir.path()).await;
+    let goproxy = format!("{},file://{}", ferry.url(), served.display());
+    let remembering = GoHome::new(dir.path(), &goproxy);
+    let app = project(&dir.path().join("builder"));
+    build_verifying(&remembering, &app, &key).await;
     let go_sum = std::fs::read_to_string(app.join("go.sum")).unwrap();
     assert!(go_sum.contains("example.com/lib v1.0.0 h1:"), "{go_sum}");
+
+    // A new module on the connected side: its lookup grows the database's tree; exported alone.
+    let later = FixtureModule::package("example.com/later", "v1.0.0");
+    write_goproxy_tree(&dir.path().join("tree"), std::slice::from_ref(&later));
+    connected.upstream.add(later);
+    let request = MirrorRequest {
+        inputs: vec!["example.com/later@v1.0.0".into()],
+        jobs: 1,
+        ..MirrorRequest::default()
+    };
+    ferry::airgap::mirror(&connected.config, &request)
+        .await
+        .unwrap();
+    let second = dir.path().join("second.tar.gz");
+    let export = ExportRequest {
+        output: second.clone(),
+        versions: vec!["example.com/later@v1.0.0".into()],
+        fetch_missing: true,
+        ..ExportRequest::default()
+    };
+    ferry::airgap::export(&connected.config, &export)
+        .await
+        .unwrap();
+    assert!(
+        tree_of(&second) > tree_of(&connected.bundle),
+        "the database's tree grew"
+    );
+    drop(connected);
+    import(dir.path(), &key, &second).await.unwrap();
+    let served = serve_records_as_files(dir.path()).await;
+    assert!(served.exists());
+    let main_go = "package main\n\nimport (\n\t\"example.com/lib\"\n\t\"example.com/later\"\n\t\"example.com/old\"\n)\n\nfunc main() { println(lib.Version(), old.Version(), later.Version()) }\n";
+    write_file(&app, "main.go", main_go);
+    write_file(
+        &app,
+        "go.mod",
+        "module app\n\ngo 1.21\n\nrequire (\n\texample.com/later v1.0.0\n\texample.com/lib v1.0.0\n\texample.com/old v1.0.0\n)\n",
+    );
+    build_verifying(&remembering, &app, &key).await;
+    let fresh_app = dir.path().join("fresh");
+    std::fs::create_dir_all(&fresh_app).unwrap();
+    for file in ["go.mod", "main.go"] {
+        std::fs::copy(app.join(file), fresh_app.join(file)).unwrap();
+    }
+    build_verifying(&GoHome::new(dir.path(), &goproxy), &fresh_app, &key).await;
     ferry.stop().await;
+}
+
+/// The size of the tree a bundle's records are proven in (its manifest's `tree`).
+fn tree_of(bundle: &Path) -> i64 {
+    let reader = flate2::read::GzDecoder::new(std::fs::File::open(bundle).unwrap());
+    let mut archive = tar::Archive::new(reader);
+    let manifest: serde_json::Value =
+        serde_json::from_reader(archive.entries().unwrap().next().unwrap().unwrap()).unwrap();
+    manifest["tree"].as_i64().unwrap()
 }
 
 /// The bundle with each entry's content passed through `change` (`None` leaves it out), the end entry
