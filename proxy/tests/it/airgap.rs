@@ -516,3 +516,82 @@ async fn a_tampered_or_cut_bundle_is_refused_naming_what_failed_and_nothing_of_i
     // The genuine bundle still imports.
     import(dir.path(), &key, &bundle).await.unwrap();
 }
+
+/// Disk full during import: the versions before the one that did not fit are stored whole, it and those
+/// after are not visible at all, and the message names it.
+#[tokio::test]
+async fn a_disk_that_fills_during_import_leaves_every_version_whole_or_invisible() {
+    let Some(tmpfs) = ferry_testkit::Tmpfs::mount("size=2m") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let big = FixtureModule::package("example.com/zbig", "v1.0.0")
+        .file("blob.bin", ferry_testkit::incompressible(3 << 20));
+    let modules = vec![FixtureModule::package("example.com/dep", "v1.0.0"), big];
+    write_goproxy_tree(&dir.path().join("tree"), &modules);
+    let sumdb = SumDbFixture::start(NAME, &dir.path().join("tree"), 0);
+    let upstream = Upstream::start(modules).await;
+    upstream.relay_sumdb(NAME, &sumdb.url);
+    let env = configuration(dir.path(), "a", Some(&upstream.url()), &sumdb.key, "sync");
+    let config = config::load(&Flags::default(), &env).unwrap();
+    let request = MirrorRequest {
+        inputs: vec![
+            "example.com/dep@v1.0.0".into(),
+            "example.com/zbig@v1.0.0".into(),
+        ],
+        jobs: 2,
+        ..MirrorRequest::default()
+    };
+    let done = ferry::airgap::mirror(&config, &request).await.unwrap();
+    assert!(done.failed.is_empty(), "{:?}", done.failed);
+    let bundle = dir.path().join("bundle.tar.gz");
+    let export = ExportRequest {
+        output: bundle.clone(),
+        fetch_missing: true,
+        ..ExportRequest::default()
+    };
+    ferry::airgap::export(&config, &export).await.unwrap();
+    drop(upstream);
+
+    let url = format!("file://{}", tmpfs.path().display());
+    let mut env = air_gapped(dir.path(), &sumdb.key);
+    env.insert("FERRY_STORAGE".into(), url.clone());
+    let config = config::load(&Flags::default(), &env).unwrap();
+    std::fs::create_dir_all(dir.path().join("staging")).unwrap();
+    let request = ImportRequest {
+        file: bundle,
+        staging: dir.path().join("staging"),
+        keys: Vec::new(),
+    };
+    let error = ferry::airgap::import(&config, &request)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("example.com/zbig@v1.0.0: storing it failed"),
+        "{error}"
+    );
+    let store = ferry_storage::StorageConfig::from_url(&url)
+        .unwrap()
+        .open()
+        .unwrap();
+    let files: Vec<String> = store
+        .files()
+        .map(|file| {
+            let file = file.unwrap();
+            format!("{}@{}.{}", file.module, file.version, file.file.extension())
+        })
+        .collect()
+        .await;
+    let mut files = files;
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "example.com/dep@v1.0.0.info",
+            "example.com/dep@v1.0.0.mod",
+            "example.com/dep@v1.0.0.zip"
+        ],
+        "{error}"
+    );
+}
