@@ -205,18 +205,23 @@ pub(crate) fn unpack(file: &Path, staging: &Path) -> Result<Unpacked, AirgapErro
     let gzip = flate2::read::GzDecoder::new(io::BufReader::with_capacity(1 << 20, opened));
     let mut archive = tar::Archive::new(gzip);
     let mut reading = Reading::default();
-    let entries = archive.entries().map_err(|e| reading.damaged(e))?;
-    for entry in entries {
+    let mut ended = false;
+    for entry in archive.entries().map_err(|e| reading.damaged(e))? {
         let entry = entry.map_err(|e| reading.damaged(e))?;
-        if reading.take(entry, staging)? {
-            return reading.finish();
-        }
+        // Entries after the end entry are refused by `take`.
+        ended |= reading.take(entry, staging)?;
     }
-    Err(AirgapError::new(format!(
-        "the bundle is cut short: it ends after {} entries{}, without its end entry; nothing was stored",
-        reading.digest.entries,
-        reading.last_named()
-    )))
+    if !ended {
+        return Err(AirgapError::new(format!(
+            "the bundle is cut short: it ends after {} entries{}, without its end entry; nothing was stored",
+            reading.digest.entries,
+            reading.last_named()
+        )));
+    }
+    // The rest (the tar's end blocks, gzip's trailer with its CRC) is read too: a file cut after its last
+    // entry, or damaged there, is not whole either.
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(|e| reading.damaged(e))?;
+    reading.finish()
 }
 
 #[derive(Default)]
@@ -360,5 +365,64 @@ impl Reading {
             sumdb: self.sumdb,
             bytes: self.bytes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(dir: &Path) -> PathBuf {
+        let listed = Listed {
+            module: "example.com/a".into(),
+            version: "v1.0.0".into(),
+            zip: true,
+        };
+        let manifest = Manifest::new("sum.example".into(), "k".into(), 3, vec![listed]);
+        let path = dir.join("b.tar.gz");
+        let mut writer = Writer::new(std::fs::File::create(&path).unwrap(), &manifest).unwrap();
+        let (m, v) = (
+            ModulePath::new("example.com/a").unwrap(),
+            Version::new("v1.0.0").unwrap(),
+        );
+        writer
+            .add_bytes(&module_file(&m, &v, "info"), b"{}")
+            .unwrap();
+        writer
+            .add(&module_file(&m, &v, "zip"), 5, &b"zipped"[..])
+            .unwrap();
+        writer
+            .add_bytes(&sumdb_file("sum.example", "latest"), b"note")
+            .unwrap();
+        writer.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn a_bundle_reads_back_as_written_and_a_short_entry_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let unpacked = unpack(&written(dir.path()), dir.path()).unwrap();
+        assert_eq!(unpacked.manifest.tree, 3);
+        assert_eq!(unpacked.sumdb["latest"], Bytes::from_static(b"note"));
+        let zip = &unpacked.zips["modules/example.com/a/@v/v1.0.0.zip"];
+        assert_eq!(std::fs::read(zip).unwrap(), b"zippe");
+        let manifest = Manifest::new("s".into(), "k".into(), 1, Vec::new());
+        let mut writer = Writer::new(Vec::new(), &manifest).unwrap();
+        assert!(writer.add("modules/x", 10, &b"short"[..]).is_err());
+    }
+
+    #[test]
+    fn a_bundle_cut_anywhere_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = std::fs::read(written(dir.path())).unwrap();
+        let cut = dir.path().join("cut.tar.gz");
+        for len in [0, 10, whole.len() / 2, whole.len() - 9] {
+            std::fs::write(&cut, &whole[..len]).unwrap();
+            let error = unpack(&cut, dir.path()).err().expect("refused");
+            assert!(
+                error.0.contains("cut short") || error.0.contains("damaged"),
+                "{len}: {error}"
+            );
+        }
     }
 }

@@ -132,7 +132,7 @@ async fn resolve(
             } else {
                 path.to_path_buf()
             };
-            let go_mod = read(&go_mod_path)?;
+            let go_mod = without_directory_replacements(&read(&go_mod_path)?);
             let go_sum = std::fs::read(go_mod_path.with_file_name("go.sum")).ok();
             graph(config, base, &go_mod, go_sum.as_deref(), input, &mut work).await?;
         } else if input.contains('@') {
@@ -180,6 +180,22 @@ async fn graph(
     work.zips.extend(graph.build_list);
     work.go_mods.extend(graph.go_mods);
     Ok(())
+}
+
+/// The go.mod without its replacements by a directory (`=> ../fork`): the scratch module the go command
+/// resolves it in has no such directory, and what is there is not a module version to mirror.
+fn without_directory_replacements(go_mod: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(go_mod);
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            let target = line
+                .split_once("=>")
+                .map_or("", |(_, target)| target.trim());
+            !(target.starts_with("./") || target.starts_with("../") || target.starts_with('/'))
+        })
+        .collect();
+    (kept.join("\n") + "\n").into_bytes()
 }
 
 /// Every version a go.sum lists: `MODULE VERSION h1:` (its zip) and `MODULE VERSION/go.mod h1:`.
@@ -399,5 +415,32 @@ async fn fill_one(
                 said.lines().take(3).collect::<Vec<_>>().join(" ")
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replacements_by_a_directory_are_left_out_of_the_scratch_module() {
+        let go_mod = b"module app\n\nrequire example.com/a v1.0.0\n\nreplace example.com/a => ../a\n\nreplace (\n\texample.com/b => example.com/fork v1.0.0\n\texample.com/c v1.0.0 => ./c\n)\n";
+        let kept = String::from_utf8(without_directory_replacements(go_mod)).unwrap();
+        assert!(!kept.contains("../a") && !kept.contains("./c"), "{kept}");
+        assert!(
+            kept.contains("example.com/b => example.com/fork v1.0.0"),
+            "{kept}"
+        );
+    }
+
+    #[test]
+    fn a_go_sum_lists_zips_and_go_mods() {
+        let mut work = Work::default();
+        go_sum_versions(
+            "example.com/a v1.0.0 h1:x=\nexample.com/a v1.0.0/go.mod h1:y=\nexample.com/b v0.1.0/go.mod h1:z=\n",
+            &mut work,
+        );
+        assert_eq!(work.zips.len(), 1);
+        assert_eq!(work.go_mods.len(), 2);
     }
 }
