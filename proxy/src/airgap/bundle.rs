@@ -5,8 +5,9 @@
 //! holds a SHA-256 over their names, sizes and contents, so a bundle cut short, even between two entries,
 //! or damaged is told from a whole one before anything in it is used.
 //!
-//! gzip, not zstd: flate2 is pure Rust and already in the tree; module zips are compressed already, so the
-//! bundle's own compression mostly shrinks the text (`.mod`, records) and is run at its fastest level.
+//! gzip, not zstd: flate2 over zlib-rs is pure Rust and already in the tree (zstd would bring a C library);
+//! module zips are compressed already, so the bundle's own compression mostly shrinks the text (`.mod`,
+//! records) and is run at its fastest level.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
