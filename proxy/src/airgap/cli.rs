@@ -51,7 +51,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct MirrorArgs {
     /// go.mod or go.sum files, directories with a go.mod, MODULE@VERSION
-    #[arg(value_name = "INPUT", required = true)]
+    #[arg(value_name = "INPUT", required_unless_present = "toolchain")]
     pub inputs: Vec<String>,
     /// Mirror each MODULE@VERSION with its whole module graph (its `all`)
     #[arg(long)]

@@ -595,3 +595,44 @@ async fn a_disk_that_fills_during_import_leaves_every_version_whole_or_invisible
         "{error}"
     );
 }
+
+/// Toolchains for the platforms listed are mirrored, exported and imported like any module (the go command
+/// always verifies them, so they carry their records too).
+#[tokio::test]
+async fn toolchains_for_the_listed_platforms_cross_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let platforms = ["linux/amd64", "darwin/arm64"];
+    let toolchains: Vec<FixtureModule> = platforms
+        .iter()
+        .map(|platform| {
+            let version = format!("v0.0.1-go1.99.0.{}", platform.replace('/', "-"));
+            FixtureModule::new("golang.org/toolchain", &version)
+                .file("bin/go", "#!/bin/sh\necho fixture\n")
+        })
+        .collect();
+    write_goproxy_tree(&dir.path().join("tree"), &toolchains);
+    let sumdb = SumDbFixture::start(NAME, &dir.path().join("tree"), 0);
+    let upstream = Upstream::start(toolchains).await;
+    upstream.relay_sumdb(NAME, &sumdb.url);
+    let env = configuration(dir.path(), "a", Some(&upstream.url()), &sumdb.key, "sync");
+    let config = config::load(&Flags::default(), &env).unwrap();
+    let request = MirrorRequest {
+        toolchains: vec!["go1.99.0".into()],
+        platforms: platforms.iter().map(ToString::to_string).collect(),
+        jobs: 2,
+        ..MirrorRequest::default()
+    };
+    let done = ferry::airgap::mirror(&config, &request).await.unwrap();
+    assert_eq!((done.versions, done.filled), (2, 2), "{done:?}");
+    let bundle = dir.path().join("bundle.tar.gz");
+    let export = ExportRequest {
+        output: bundle.clone(),
+        fetch_missing: true,
+        ..ExportRequest::default()
+    };
+    ferry::airgap::export(&config, &export).await.unwrap();
+    drop(upstream);
+    let imported = import(dir.path(), &sumdb.key, &bundle).await.unwrap();
+    assert_eq!(imported.written, 2, "{imported:?}");
+    assert_eq!(store_b(dir.path()).await.0, 6);
+}
