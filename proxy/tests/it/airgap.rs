@@ -252,8 +252,8 @@ async fn a_mirrored_graph_exported_and_imported_builds_through_a_ferry_with_no_u
     ferry.stop().await;
 }
 
-/// Needs Ferry to answer `/sumdb/NAME/` from the records in its store (the `sumdb-store` work of issue 22):
-/// the go command checks every module against the fixture database, reachable through Ferry B only.
+/// Ferry B answers `/sumdb/NAME/` from the records import kept in its store (see "Kept in the store"): the
+/// go command checks every module against the fixture database, which nothing but Ferry B stands for.
 #[tokio::test]
 async fn the_project_builds_on_the_air_gapped_side_with_the_checksum_database_on() {
     let dir = tempfile::tempdir().unwrap();
