@@ -7,6 +7,7 @@ mod command;
 mod config;
 mod error;
 mod go_json;
+mod graph;
 mod http;
 mod native;
 mod scratch;
@@ -26,6 +27,7 @@ pub use config::{
     default_max_concurrent,
 };
 pub use error::FetchError;
+pub use graph::{ModuleGraph, ModuleVersion, resolve_graph};
 pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
 pub use sumdb_route::{
     Route as SumdbRoute, RouteTransport as SumdbRouteTransport, SumdbRoutes, Target as SumdbTarget,

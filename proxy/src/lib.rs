@@ -3,6 +3,7 @@
 
 mod action;
 pub mod admin;
+pub mod airgap;
 mod answer;
 mod body;
 mod cache;

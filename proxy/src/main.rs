@@ -54,6 +54,8 @@ enum Command {
     /// Operate what the store holds through a server's admin API (its admin_listen): list, size, delete,
     /// block, unblock, collect garbage, reindex.
     Admin(ferry::admin::cli::AdminArgs),
+    #[command(flatten)]
+    Airgap(ferry::airgap::cli::Command),
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
         Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
         Command::Admin(args) => ferry::admin::cli::run(args),
+        Command::Airgap(command) => airgap(command),
         Command::Healthcheck { url, timeout, ca } => healthcheck(url, timeout, ca),
     };
     match result {
@@ -225,6 +228,22 @@ fn check_store(flags: Flags, remove: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ferry mirror|export|import`: the configuration `ferry serve` loads, logging warnings only (a progress
+/// bar and a summary are the output).
+fn airgap(command: ferry::airgap::cli::Command) -> anyhow::Result<()> {
+    let config = config::load(command.flags(), &config::process_environment())?;
+    init_logging(config.log_format, "warn");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(ferry::airgap::cli::run(
+        command,
+        &config,
+        std::env::temp_dir(),
+    ))
+}
+
 /// `ferry healthcheck`: the URL and the certificate Ferry serves come from the environment Ferry runs with
 /// (`FERRY_LISTEN`, `FERRY_TLS_CERT`), as the image's and the chart's probes run beside it.
 fn healthcheck(
@@ -264,7 +283,7 @@ fn log_warnings(warnings: &[ferry_policy::Problem], when: &str) {
 
 fn serve(flags: Flags) -> anyhow::Result<()> {
     let config = config::load(&flags, &config::process_environment())?;
-    init_logging(config.log_format);
+    init_logging(config.log_format, "info");
     log_warnings(config.policy.warnings(), "start-up");
     if config.policy.fetches()
         && let Some(entry) = ferry::self_upstream::own_address_in_upstream(&config)
@@ -396,11 +415,11 @@ fn raise_open_file_limit() {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         // object_store notes each retry at INFO in its own words ("error sending request"); Ferry's one
         // message on the failure says what it means and what to do.
-        .unwrap_or_else(|_| "info,object_store=warn".into());
+        .unwrap_or_else(|_| format!("{level},object_store=warn").into());
     // Colours only on a terminal: journald, files and log collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // A log line that cannot be written (stderr closed, collector gone) is dropped: reporting that failure

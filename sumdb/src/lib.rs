@@ -10,6 +10,7 @@ mod client;
 mod dirhash;
 mod kept;
 mod note;
+mod offline;
 mod pattern;
 mod tlog;
 
@@ -17,6 +18,7 @@ pub use client::Client;
 pub use dirhash::{DirhashError, hash_go_mod, hash_zip};
 pub use kept::Kept;
 pub use note::{KeyError, VerifierKey};
+pub use offline::{LookupParts, SUM_GOLANG_ORG_KEY, signed_tree_size, split_lookup};
 pub use pattern::{match_prefix_patterns, sumdb_applies};
 
 /// Checks that an answer of the database's `latest` (`lookup == false`) or of a lookup (`lookup == true`,

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod airgap;
 mod auth;
 mod binary;
 mod caching;
