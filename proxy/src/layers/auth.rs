@@ -44,7 +44,7 @@ use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use self::failures::Failures;
-use self::queue::{Busy, Job, Key, Limits, Verdict, Verifiers};
+use self::queue::{Busy, Checked, Job, Key, Limits, Verdict, Verifiers};
 use super::ResponseFuture;
 use super::client::Client;
 use crate::answer::{self, Answer};
@@ -329,9 +329,20 @@ impl Pending {
         let job_user = user.clone();
         // The job goes with the check: a client that leaves does not stop a check that has started.
         let job: Job = Box::new(move || {
+            // A check of the same password that finished after this request looked (it was not yet
+            // remembered then) and before this one's turn: no second bcrypt run.
+            if let Some(entry) = &entry
+                && table.is_verified(&job_user, entry, &digest)
+            {
+                return Checked::Remembered;
+            }
             let verified = bcrypt::verify(password, &against).unwrap_or(false) && known;
             table.record(&job_user, entry, digest, verified);
-            verified
+            if verified {
+                Checked::Verified
+            } else {
+                Checked::Wrong
+            }
         });
         let verdict = auth.verifiers.check(digest, turn, client, job).await;
         match verdict {

@@ -37,7 +37,19 @@ pub(super) type Key = [u8; 32];
 pub(super) type Turn = Option<Arc<str>>;
 
 /// The work of a check, run on a verifier: whether the password is right.
-pub(super) type Job = Box<dyn FnOnce() -> bool + Send>;
+pub(super) type Job = Box<dyn FnOnce() -> Checked + Send>;
+
+/// What a check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Checked {
+    /// bcrypt verified the password.
+    Verified,
+    /// bcrypt refused it.
+    Wrong,
+    /// Verified meanwhile by another check (one that finished after this request looked, before its turn
+    /// came): no bcrypt run.
+    Remembered,
+}
 
 /// How much may wait, and for how long.
 #[derive(Debug, Clone, Copy)]
@@ -217,13 +229,16 @@ impl Verifiers {
                 return;
             };
             // A panic must not leave the check's clients waiting, nor the verifier counted as running.
-            let verified =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)).unwrap_or(false);
-            metrics().auth_check(if verified { "verified" } else { "wrong" });
-            let verdict = if verified {
-                Verdict::Verified
-            } else {
-                Verdict::Wrong
+            let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                .unwrap_or(Checked::Wrong);
+            metrics().auth_check(match checked {
+                Checked::Verified => "verified",
+                Checked::Wrong => "wrong",
+                Checked::Remembered => "remembered",
+            });
+            let verdict = match checked {
+                Checked::Verified | Checked::Remembered => Verdict::Verified,
+                Checked::Wrong => Verdict::Wrong,
             };
             let mut state = self.lock();
             if state
@@ -434,7 +449,11 @@ mod tests {
                 gate.recv().unwrap();
             }
             ran.send(name).unwrap();
-            name.starts_with("right")
+            if name.starts_with("right") {
+                Checked::Verified
+            } else {
+                Checked::Wrong
+            }
         })
     }
 
