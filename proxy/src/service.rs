@@ -284,7 +284,7 @@ impl Proxy {
             Endpoint::Info(module, VersionQuery::Canonical(version))
             | Endpoint::Mod(module, version)
             | Endpoint::Zip(module, version)
-                if let Some(Status::Blocked(reason)) = self.ledger.status(&module, &version) =>
+                if let Some(Status::Blocked(reason)) = self.ledger.removal(&module, &version) =>
             {
                 return Answer::blocked(&module, &version, &reason);
             }
@@ -476,7 +476,7 @@ impl Proxy {
         let content_type = if is_mod { TEXT } else { JSON };
         // `.info` and `.mod` never change once stored: a hot one is served without a store round trip,
         // unless the version was deleted since (here or by another replica): then the store says.
-        let deleted = || matches!(self.ledger.status(module, version), Some(Status::Deleted));
+        let deleted = || matches!(self.ledger.removal(module, version), Some(Status::Deleted));
         if let Some(bytes) = self.caches.file(module, version, is_mod)
             && !deleted()
         {

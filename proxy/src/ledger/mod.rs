@@ -62,8 +62,15 @@ pub struct Ledger {
     state: RwLock<State>,
     /// This replica's events not yet written.
     pending: Mutex<Vec<Event>>,
-    /// Versions served since the last access flush, with the last time.
-    touched: Mutex<HashMap<(ModulePath, Version), Nanos>>,
+    /// Versions served since the last access flush, with the last time: by module, then version, so that a
+    /// version served again costs a lookup by `&str` and no allocation.
+    touched: Mutex<HashMap<String, HashMap<String, Nanos>>>,
+    /// The versions deleted or blocked, by module then version: what a request must check, kept apart
+    /// from the whole state so that the common case (nothing removed) is one atomic load, and otherwise a
+    /// lookup in a small map without allocation.
+    removed: RwLock<HashMap<String, HashMap<String, Status>>>,
+    /// Whether `removed` holds anything.
+    any_removed: AtomicBool,
     cursor: tokio::sync::Mutex<Cursor>,
     /// Whether the state reflects the store (loaded, or rebuilt from a walk).
     ready: AtomicBool,
@@ -115,6 +122,8 @@ impl Ledger {
             state: RwLock::new(State::default()),
             pending: Mutex::new(Vec::new()),
             touched: Mutex::new(HashMap::new()),
+            removed: RwLock::new(HashMap::new()),
+            any_removed: AtomicBool::new(false),
             cursor: tokio::sync::Mutex::new(Cursor {
                 newest: 0,
                 seen: BTreeSet::new(),
@@ -166,13 +175,37 @@ impl Ledger {
 
     /// Applies events to the state and updates the store gauges.
     fn apply_all(&self, events: &[Event]) {
+        let mut changed = Vec::new();
         let totals = {
             let mut state = self.state.write().unwrap();
             for event in events {
-                state.apply(event);
+                if state.apply(event)
+                    && let Some((module, version)) = event.version()
+                    && let Some(entry) = state.entry(&module, &version)
+                {
+                    changed.push((module, version, entry.status.clone()));
+                }
             }
             state.totals()
         };
+        if !changed.is_empty() {
+            let mut removed = self.removed.write().unwrap();
+            for (module, version, status) in changed {
+                let versions = removed.entry(module.as_str().to_string()).or_default();
+                match status {
+                    Status::Present => {
+                        versions.remove(version.as_str());
+                        if versions.is_empty() {
+                            removed.remove(module.as_str());
+                        }
+                    }
+                    removal => {
+                        versions.insert(version.as_str().to_string(), removal);
+                    }
+                }
+            }
+            self.any_removed.store(!removed.is_empty(), Ordering::Release);
+        }
         crate::metrics::metrics().store_totals(totals.modules, totals.versions, totals.bytes);
     }
 
@@ -196,12 +229,27 @@ impl Ledger {
     pub fn touch(&self, module: &ModulePath, version: &Version) {
         let at = now();
         let mut touched = self.touched.lock().unwrap();
-        match touched.get_mut(&(module.clone(), version.clone())) {
-            Some(last) => *last = at,
-            None => {
-                touched.insert((module.clone(), version.clone()), at);
-            }
+        if let Some(last) = touched
+            .get_mut(module.as_str())
+            .and_then(|versions| versions.get_mut(version.as_str()))
+        {
+            *last = at;
+            return;
         }
+        touched
+            .entry(module.as_str().to_string())
+            .or_default()
+            .insert(version.as_str().to_string(), at);
+    }
+
+    /// Whether a version is deleted or blocked (`Some` with which): the check every request for a
+    /// version's file makes, cheap when nothing is (see `removed`).
+    pub fn removal(&self, module: &ModulePath, version: &Version) -> Option<Status> {
+        if !self.any_removed.load(Ordering::Acquire) {
+            return None;
+        }
+        let removed = self.removed.read().unwrap();
+        removed.get(module.as_str())?.get(version.as_str()).cloned()
     }
 
     /// Blocks a version with `reason`: a record of its own under `blocks/` (kept whatever happens to the
@@ -243,7 +291,7 @@ impl Ledger {
 
     /// The reason a version is blocked, if it is.
     pub fn blocked(&self, module: &ModulePath, version: &Version) -> Option<Arc<str>> {
-        match self.status(module, version)? {
+        match self.removal(module, version)? {
             Status::Blocked(reason) => Some(reason),
             _ => None,
         }
@@ -264,7 +312,14 @@ impl Ledger {
             let touched = std::mem::take(&mut *self.touched.lock().unwrap());
             let accesses: Vec<Event> = touched
                 .into_iter()
-                .map(|((m, v), at)| Event::new(at, &m, &v, Change::Accessed))
+                .flat_map(|(module, versions)| {
+                    versions.into_iter().map(move |(version, at)| Event {
+                        at,
+                        module: module.clone(),
+                        version,
+                        change: Change::Accessed,
+                    })
+                })
                 .collect();
             self.apply_all(&accesses);
             events.extend(accesses);

@@ -66,7 +66,7 @@ pub struct State {
 }
 
 impl State {
-    /// Folds one event in. Returns whether the version's status changed.
+    /// Folds one event in. Returns whether the version's status changed (a version first heard of counts).
     pub fn apply(&mut self, event: &Event) -> bool {
         let Some((module, version)) = event.version() else {
             return false;
@@ -104,7 +104,7 @@ impl State {
             if present {
                 self.enter(&module, &version, stored_at, bytes);
             }
-            return present;
+            return true;
         };
         let before = entry.clone();
         let after = next(&before, event);
