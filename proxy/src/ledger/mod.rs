@@ -204,7 +204,8 @@ impl Ledger {
                     }
                 }
             }
-            self.any_removed.store(!removed.is_empty(), Ordering::Release);
+            self.any_removed
+                .store(!removed.is_empty(), Ordering::Release);
         }
         crate::metrics::metrics().store_totals(totals.modules, totals.versions, totals.bytes);
     }
