@@ -41,6 +41,21 @@ pub(crate) enum RunError {
     TooLarge { stream: &'static str, limit: usize },
 }
 
+/// `go args` in `cwd` as [`run`] does, a failure to run it (or its deadline) turned into the fetch error
+/// that names the command: what every caller of the go command needs.
+pub(crate) async fn run_go(
+    go: &Path,
+    args: &[&str],
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+    max_output: usize,
+) -> Result<GoOutput, FetchError> {
+    run(go, args, cwd, env, timeout, max_output)
+        .await
+        .map_err(|e| e.into_fetch_error(go, &format!("go {}", args.join(" ")), timeout))
+}
+
 /// Runs `program args` in `cwd` with exactly `env`, in a new process group, and waits at most
 /// `timeout` for it to exit and close its output, reading at most `max_output` bytes of each of its
 /// stdout and stderr.

@@ -67,7 +67,7 @@ pub async fn resolve_graph(
         let env = env.clone();
         let scratch = &scratch;
         async move {
-            let output = command::run(
+            let output = command::run_go(
                 &config.go_binary,
                 args,
                 &scratch.layout().cwd,
@@ -75,14 +75,7 @@ pub async fn resolve_graph(
                 config.timeout,
                 MAX_GRAPH_OUTPUT,
             )
-            .await
-            .map_err(|e| {
-                e.into_fetch_error(
-                    &config.go_binary,
-                    &format!("go {}", args.join(" ")),
-                    config.timeout,
-                )
-            })?;
+            .await?;
             if !output.status.success() {
                 return Err(FetchError::from_go_message(&output.stderr_text()));
             }

@@ -693,7 +693,7 @@ impl Fetcher {
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let env = config.go_command_env(scratch.layout());
         scratch.link_netrc(&env);
-        let output = command::run(
+        let output = command::run_go(
             &config.go_binary,
             args,
             &scratch.layout().cwd,
@@ -701,14 +701,7 @@ impl Fetcher {
             config.timeout,
             config.max_output_bytes,
         )
-        .await
-        .map_err(|e| {
-            e.into_fetch_error(
-                &config.go_binary,
-                &format!("go {}", args.join(" ")),
-                config.timeout,
-            )
-        })?;
+        .await?;
         Ok((scratch, output))
     }
 }

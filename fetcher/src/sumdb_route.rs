@@ -39,7 +39,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A `latest` answer is a note of a few hundred bytes.
 const MAX_NOTE: usize = 64 << 10;
 /// The go command's built-in key of the public database (`cmd/go/internal/modfetch/key.go`).
-const SUM_GOLANG_ORG: &str = "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8";
+const SUM_GOLANG_ORG: &str = ferry_sumdb::SUM_GOLANG_ORG_KEY;
 /// A lookup answer is a few KiB, a hash tile 8 KiB, a data tile of 256 records some tens of KiB.
 const MAX_ANSWER: usize = 1 << 20;
 

@@ -196,6 +196,12 @@ pub fn ferry() -> Command {
 pub async fn ferry_admin(admin_url: &str, args: &[&str]) -> (bool, String) {
     let mut command = ferry();
     command.arg("admin").args(args).args(["--url", admin_url]);
+    run_async(command).await
+}
+
+/// Runs `command` without blocking the runtime: whether it succeeded, and what it printed (stdout, then
+/// stderr).
+pub async fn run_async(command: Command) -> (bool, String) {
     let output = tokio::process::Command::from(command)
         .output()
         .await

@@ -46,16 +46,7 @@ async fn go_mod_download(dir: &Path, ferry: &Ferry, key: &str, targets: &[&str])
     args.extend_from_slice(targets);
     let mut command = home.command(dir, &args);
     command.env("GOSUMDB", key);
-    let output = tokio::process::Command::from(command)
-        .output()
-        .await
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), said)
+    crate::harness::run_async(command).await
 }
 
 #[tokio::test]
