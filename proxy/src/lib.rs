@@ -19,6 +19,7 @@ pub mod ledger;
 mod listed;
 pub mod metered_store;
 pub mod metrics;
+mod process_metrics;
 mod refusal;
 mod report;
 mod request;

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub collections: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
+    process: crate::process_metrics::ProcessMetrics,
 }
 
 /// The process's metrics.
@@ -242,7 +243,9 @@ impl Metrics {
             "Bytes reclaimed by garbage collections",
             collected_bytes.clone(),
         );
+        let process = crate::process_metrics::ProcessMetrics::register(&mut registry);
         Metrics {
+            process,
             registry,
             store_bytes,
             store_versions,
@@ -300,6 +303,7 @@ impl Metrics {
 
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
+        self.process.refresh();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

@@ -142,3 +142,57 @@ async fn a_storage_error_is_counted_by_operation_and_backend_when_the_store_goes
     names_no_module(&text);
     assert!(process.terminate().success());
 }
+
+/// A value without labels (`name value`).
+fn plain(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .map(|value| value.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+/// What a dashboard shows of the process: CPU spent, resident memory, open descriptors, when it started,
+/// and which build it is, as the `ferry` binary reports them.
+#[tokio::test]
+async fn the_process_reports_its_cpu_memory_descriptors_start_and_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut command = ferry();
+    command
+        .current_dir(dir.path())
+        .envs(ferry_env(
+            dir.path(),
+            None,
+            &[("FERRY_DOWNLOAD_MODE", "none")],
+        ))
+        .env("FERRY_LISTEN", "127.0.0.1:0");
+    let (_process, addr) = serving(command);
+    let base = format!("http://{addr}");
+    for _ in 0..50 {
+        get(&format!("{base}/example.com/m/@v/list")).await;
+    }
+    let text = scrape(&base).await;
+    assert!(
+        plain(&text, "ferry_process_cpu_seconds_total") > 0.0,
+        "{text}"
+    );
+    let resident = plain(&text, "ferry_process_resident_memory_bytes");
+    assert!((1e6..1e10).contains(&resident), "{resident}");
+    assert!(plain(&text, "ferry_process_open_fds") >= 4.0, "{text}");
+    let start = plain(&text, "ferry_process_start_time_seconds");
+    assert!(
+        (started - 60.0..started + 60.0).contains(&start),
+        "started {start}, test at {started}"
+    );
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("ferry_build_info{")
+                && line.contains(&version)
+                && line.ends_with(" 1")),
+        "{text}"
+    );
+}
