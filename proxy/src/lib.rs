@@ -31,7 +31,7 @@ mod tls;
 
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
-pub use layers::auth::{Auth, AuthFileError, Identity};
+pub use layers::auth::{Auth, AuthFileError, Credential, Identity};
 pub use layers::client::{Cidr, Client, TrustedProxies};
 pub use request::PathPrefix;
 pub use server::{ServerSettings, run, run_metrics};

@@ -59,13 +59,40 @@ const CHALLENGE: &str = "Basic realm=\"ferry\"";
 /// per verifier every few tens of milliseconds.
 const RETRY_AFTER_BUSY: u64 = 1;
 
-/// Who a request authenticated as: the user name of `auth_file` whose password it gave. In the request's
-/// extensions once authentication let it in, and in its response's; absent when authentication is off or
-/// the request needs none (the health probes).
+/// Who a request authenticated as. In the request's extensions once authentication let it in, and in its
+/// response's; absent when authentication is off or the request needs none (the health probes). Access
+/// rules, the audit trail and fill budgets read it; the access log writes its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    /// The user name, as the client sent it and the file lists it.
+    /// The name: an `auth_file` user as the client sent it and the file lists it, a token's name, or a
+    /// verified JWT's subject.
     pub user: Arc<str>,
+    /// What proved it.
+    pub via: Credential,
+    /// The groups it belongs to (from a token's entry or a JWT's mapped claims); empty for a password.
+    pub groups: Arc<[Arc<str>]>,
+}
+
+/// What a request's identity was proved by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A password of `auth_file` (HTTP Basic).
+    Password,
+    /// A static bearer token.
+    Token,
+    /// A JWT verified against a configured OIDC issuer (its `iss`).
+    Oidc { issuer: Arc<str> },
+}
+
+impl Identity {
+    /// A user of `auth_file`, proved by its password.
+    pub fn password(user: impl Into<Arc<str>>) -> Self {
+        Identity {
+            user: user.into(),
+            via: Credential::Password,
+            groups: Arc::from([]),
+        }
+    }
 }
 
 /// The users of an htpasswd file, reloadable.
@@ -188,9 +215,7 @@ impl Auth {
             && self.table.is_verified(&user, entry, &digest)
         {
             metrics().auth_check("remembered");
-            return Check::Known(Identity {
-                user: Arc::from(user),
-            });
+            return Check::Known(Identity::password(user));
         }
         if self.table.failed(&digest, entry.as_ref()) {
             metrics().auth_check("wrong_remembered");
@@ -599,7 +624,7 @@ where
                 Box::pin(async move {
                     match pending.verify(&auth).await {
                         Verdict::Verified => {
-                            let identity = Identity { user };
+                            let identity = Identity::password(user);
                             request.extensions_mut().insert(identity.clone());
                             Ok(with_identity(inner.call(request).await?, identity))
                         }
