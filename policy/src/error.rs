@@ -178,4 +178,6 @@ pub enum ProblemKind {
     BadDownloadUrl,
     /// A `custom:` value that is not standard base64.
     BadBase64,
+    /// A `versions` block's value that is not a duration, version or range.
+    BadVersionRule,
 }

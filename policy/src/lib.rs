@@ -28,11 +28,14 @@ mod download_url;
 mod error;
 mod mode;
 mod parse;
+mod parse_versions;
 mod policy;
 mod sources;
+mod versions;
 
 pub use error::{Location, PolicyError, Problem, ProblemKind, Severity};
 pub use ferry_module::{Pattern, PatternError, pattern_matches};
 pub use mode::{Mode, UnknownMode};
 pub use policy::{Decision, Policy, Rule};
 pub use sources::{PolicySources, PolicySpec, load, load_file};
+pub use versions::{Refusal, Refused, VersionRange, VersionRule};

@@ -13,6 +13,7 @@ use crate::download_url::{EXAMPLE_URL, check_download_url};
 use crate::error::{Location, PolicyError, Problem, ProblemKind, Severity};
 use crate::mode::{MODE_NAMES, Mode, suggest_mode};
 use crate::policy::{Policy, Rule, RuleOrigin};
+use crate::versions::VERSIONS_BLOCK;
 use ferry_module::{Elements, Pattern};
 
 const MODE_KEY: &str = "mode";
@@ -106,8 +107,8 @@ struct Settings {
 }
 
 /// Collects problems while walking the file.
-struct Reporter<'t> {
-    origin: Arc<str>,
+pub(crate) struct Reporter<'t> {
+    pub(crate) origin: Arc<str>,
     text: &'t str,
     problems: Vec<Problem>,
 }
@@ -133,7 +134,7 @@ impl<'t> Reporter<'t> {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    fn line_column(&self, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
@@ -142,7 +143,13 @@ impl<'t> Reporter<'t> {
         (line, column)
     }
 
-    fn problem(&mut self, span: Range<usize>, kind: ProblemKind, message: String, fix: String) {
+    pub(crate) fn problem(
+        &mut self,
+        span: Range<usize>,
+        kind: ProblemKind,
+        message: String,
+        fix: String,
+    ) {
         self.report(Severity::Error, span, kind, message, fix);
     }
 
@@ -193,17 +200,22 @@ impl<'t> Reporter<'t> {
         let mut blocks = Vec::new();
         // Pattern -> (line, byte offset) of the first block using it.
         let mut first_pattern_line: HashMap<String, (usize, usize)> = HashMap::new();
+        let mut version_rules = Vec::new();
         for structure in body.iter() {
             let Structure::Block(block) = structure else {
                 continue;
             };
+            if block.has_ident(VERSIONS_BLOCK) {
+                version_rules.extend(self.versions_block(block));
+                continue;
+            }
             if !block.has_ident(BLOCK_NAME) {
                 let name = block.ident.as_str();
                 let fix = if name.eq_ignore_ascii_case(BLOCK_NAME) || name.starts_with("downl") {
                     format!("write {BLOCK_NAME} \"PATTERN\" {{ ... }}")
                 } else {
                     format!(
-                        "the only block is {BLOCK_NAME} \"PATTERN\" {{ {MODE_KEY} = \"...\" }}; remove this block"
+                        "the blocks are {BLOCK_NAME} \"PATTERN\" {{ {MODE_KEY} = \"...\" }} and {VERSIONS_BLOCK} \"PATTERN\" {{ min_age = \"...\" }}; remove this block"
                     )
                 };
                 self.problem(
@@ -253,7 +265,7 @@ impl<'t> Reporter<'t> {
                 line,
             },
         );
-        Some(Policy::from_rules(rules, fallback))
+        Some(Policy::from_rules(rules, fallback).with_version_rules(version_rules))
     }
 
     fn download_block(
@@ -611,6 +623,6 @@ struct BlockFacts {
 }
 
 /// The byte range of a parsed item (the parser always sets one; `0..0` is a safe fallback).
-fn span_of(item: &impl hcl::edit::Span) -> Range<usize> {
+pub(crate) fn span_of(item: &impl hcl::edit::Span) -> Range<usize> {
     item.span().unwrap_or(0..0)
 }

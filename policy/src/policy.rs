@@ -9,6 +9,7 @@ use url::Url;
 
 use crate::error::{PolicyError, Problem, ProblemKind};
 use crate::mode::Mode;
+use crate::versions::VersionRule;
 use ferry_module::{AsciiSet, Pattern};
 
 /// A loaded download policy: the `download` blocks in file order, and the mode for modules no
@@ -28,6 +29,8 @@ pub struct Policy {
     by_element: Vec<HashMap<Box<str>, Vec<usize>>>,
     /// What is dead or redundant in the file it was loaded from (see [`Policy::warnings`]).
     warnings: Vec<Problem>,
+    /// The `versions` blocks, in file order (the first match wins).
+    version_rules: Vec<VersionRule>,
 }
 
 /// One source of a decision: a `download` block, or the default mode.
@@ -249,12 +252,31 @@ impl Policy {
             by_host_suffix,
             by_element,
             warnings: Vec::new(),
+            version_rules: Vec::new(),
         }
     }
 
     pub(crate) fn with_warnings(mut self, warnings: Vec<Problem>) -> Policy {
         self.warnings = warnings;
         self
+    }
+
+    pub(crate) fn with_version_rules(mut self, rules: Vec<VersionRule>) -> Policy {
+        self.version_rules = rules;
+        self
+    }
+
+    /// The version rules for a module: the first `versions` block whose pattern matches it. `None` (the
+    /// common case, one check of an empty list) when no block does: every version may be served.
+    pub fn versions(&self, module_path: &str) -> Option<&VersionRule> {
+        self.version_rules
+            .iter()
+            .find(|rule| rule.pattern().matches(module_path))
+    }
+
+    /// Whether any `versions` block judges ages (so that first sightings are worth recording).
+    pub fn judges_ages(&self) -> bool {
+        self.version_rules.iter().any(VersionRule::has_min_age)
     }
 
     /// The warnings of the download file it was loaded from, in file order: blocks that never

@@ -139,6 +139,20 @@ impl Answer {
         )
     }
 
+    /// A version a version rule of the download policy refuses: 403 (the go command stops and shows it,
+    /// without trying another proxy), naming the rule by its line and, for an age, when the version becomes
+    /// available.
+    pub fn refused_by_rule(
+        module: &ferry_module::ModulePath,
+        version: &ferry_module::Version,
+        refusal: &ferry_policy::Refusal<'_>,
+    ) -> Answer {
+        Answer::text(
+            StatusCode::FORBIDDEN,
+            format!("{module}@{version} is not served by this proxy: {refusal}"),
+        )
+    }
+
     /// Whether the answer is a success (2xx) or "not modified".
     pub fn is_success(&self) -> bool {
         self.status.is_success() || self.status == StatusCode::NOT_MODIFIED

@@ -8,6 +8,7 @@ mod answer;
 mod body;
 mod cache;
 pub mod check_store;
+mod clock;
 pub mod config;
 pub mod config_report;
 mod connection;
@@ -28,8 +29,10 @@ mod server;
 mod service;
 pub mod sumdb;
 mod tls;
+mod version_gate;
 
 pub use cache::CacheSettings;
+pub use clock::Clock;
 pub use config::{Config, ConfigError};
 pub use layers::auth::{Auth, AuthFileError, Credential, Identity};
 pub use layers::client::{Cidr, Client, TrustedProxies};
@@ -105,6 +108,11 @@ async fn load_ledger(url: &str, ledger: &Arc<ledger::Ledger>) -> Result<(), Star
 
 /// Opens and checks the store, checks the `go` command when the policy can fetch, and builds the proxy.
 pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
+    build_proxy_with(config, Clock::system()).await
+}
+
+/// [`build_proxy`], with version ages judged by `clock` (tests move it instead of sleeping).
+pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy>, StartError> {
     let url = config.storage.to_string();
     let store = config.storage.open().map_err(|error| StartError::Storage {
         url: url.clone(),
@@ -161,7 +169,8 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     sumdb::warn_about_toolchains(config);
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
-        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes));
+        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes))
+        .with_clock(clock);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

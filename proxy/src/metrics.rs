@@ -70,6 +70,10 @@ pub struct Metrics {
     pub store_modules: Gauge,
     pub ledger_sync_failures: Counter,
     pub blocked_answers: Counter,
+    /// Versions refused by a version rule, by the rule's kind (`min_age`, `deny`, `allow`).
+    pub version_refusals: Family<ResultLabels, Counter>,
+    /// What a dry-run version rule would have refused, by kind.
+    pub version_refusals_dry_run: Family<ResultLabels, Counter>,
     pub collections: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
@@ -225,6 +229,18 @@ impl Metrics {
             "Requests answered 403 because the version is blocked",
             blocked_answers.clone(),
         );
+        let version_refusals = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "version_refusals",
+            "Versions refused (answered 403 or left out of a list) by a version rule, by kind (min_age, deny, allow)",
+            version_refusals.clone(),
+        );
+        let version_refusals_dry_run = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "version_refusals_dry_run",
+            "Versions a dry-run version rule would have refused, served all the same, by kind",
+            version_refusals_dry_run.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -252,6 +268,8 @@ impl Metrics {
             store_modules,
             ledger_sync_failures,
             blocked_answers,
+            version_refusals,
+            version_refusals_dry_run,
             collections,
             collected_versions,
             collected_bytes,
@@ -299,6 +317,16 @@ impl Metrics {
         self.auth_checks
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// A version refused by a version rule of this kind (`dry_run`: only logged).
+    pub fn version_refused(&self, kind: &'static str, dry_run: bool) {
+        let family = if dry_run {
+            &self.version_refusals_dry_run
+        } else {
+            &self.version_refusals
+        };
+        family.get_or_create(&ResultLabels { result: kind }).inc();
     }
 
     /// The metrics in the OpenMetrics text format.

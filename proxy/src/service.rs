@@ -17,10 +17,12 @@ use crate::action::{Action, Declined, Kind, action};
 use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
+use crate::clock::Clock;
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
 use crate::request::{CachedOnly, CatalogPage, Endpoint, FeedPage, Refusal, Route};
 use crate::sumdb::SumDbs;
+use crate::version_gate::Gate;
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -41,6 +43,8 @@ pub struct Proxy {
     sumdbs: SumDbs,
     /// What the store holds and refuses: the catalog, the index, blocks, accesses.
     ledger: Arc<Ledger>,
+    /// The time version rules judge ages by.
+    clock: Clock,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -154,7 +158,14 @@ impl Proxy {
             work_dir: None,
             writable: WriteCheck::default(),
             sumdbs: SumDbs::none(),
+            clock: Clock::system(),
         }
+    }
+
+    /// The same proxy judging version ages by `clock` (see [`Clock`]).
+    pub fn with_clock(mut self, clock: Clock) -> Proxy {
+        self.clock = clock;
+        self
     }
 
     /// The same proxy with caches of these sizes and lifetimes (see `docs/operations.md`, "Caching").
@@ -284,9 +295,9 @@ impl Proxy {
             Endpoint::Info(module, VersionQuery::Canonical(version))
             | Endpoint::Mod(module, version)
             | Endpoint::Zip(module, version)
-                if let Some(Status::Blocked(reason)) = self.ledger.removal(&module, &version) =>
+                if let Some(refused) = self.gate(&policy).answer(&module, &version) =>
             {
-                return Answer::blocked(&module, &version, &reason);
+                return refused;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version)) => {
                 (module, version, VersionFile::Info)
@@ -519,8 +530,8 @@ impl Proxy {
                 )));
             }
         };
-        if let Some(reason) = self.ledger.blocked(module, &version) {
-            return Answer::blocked(module, &version, &reason);
+        if let Some(refused) = self.gate(&self.policy.load()).answer(module, &version) {
+            return refused;
         }
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
@@ -574,7 +585,8 @@ impl Proxy {
         };
         versions.sort();
         versions.dedup();
-        self.drop_blocked(module, &mut versions);
+        self.gate(&self.policy.load())
+            .drop_refused(module, &mut versions);
         Answer::ok(TEXT, SHORT_LIVED, Bytes::from(list_body(&versions)))
     }
 
@@ -589,7 +601,11 @@ impl Proxy {
             // As for a list, a (never tabled) `Queue` asks the upstream.
             Action::Upstream(upstream) | Action::Queue(upstream) => {
                 match self.caches.resolve(upstream, module, "latest").await {
-                    Ok(latest) if self.is_blocked(module, &latest.version) => {
+                    Ok(latest)
+                        if self
+                            .gate(&self.policy.load())
+                            .is_refused(module, &latest.version) =>
+                    {
                         return self.latest_unblocked(upstream, module).await;
                     }
                     Ok(latest) => {
@@ -609,7 +625,8 @@ impl Proxy {
             Ok(stored) => stored,
             Err(e) => return Answer::from(e),
         };
-        self.drop_blocked(module, &mut stored);
+        self.gate(&self.policy.load())
+            .drop_refused(module, &mut stored);
         match (latest_of(&stored), store_answers) {
             (Some(latest), store_answers) => {
                 if let Ok(e) = store_answers {
@@ -624,22 +641,19 @@ impl Proxy {
         }
     }
 
-    /// Whether `version` (as an upstream named it) is blocked here.
-    fn is_blocked(&self, module: &ModulePath, version: &str) -> bool {
-        Version::new(version).is_ok_and(|v| self.ledger.blocked(module, &v).is_some())
-    }
-
-    /// Leaves the module's blocked versions out of `versions`.
-    fn drop_blocked(&self, module: &ModulePath, versions: &mut Vec<Version>) {
-        let blocked = self.ledger.read(|state| state.blocked_of(module));
-        if !blocked.is_empty() {
-            versions.retain(|v| !blocked.iter().any(|(b, _)| b == v));
+    /// What decides whether versions may be served (blocks, version rules), under `policy`.
+    fn gate<'a>(&'a self, policy: &'a Policy) -> Gate<'a> {
+        Gate {
+            policy,
+            ledger: &self.ledger,
+            clock: &self.clock,
         }
     }
 
-    /// `@latest` when the upstream's latest is blocked: the go command's latest of the versions the
-    /// upstream lists and the store holds, blocked ones left out, its `.info` from the store (filled first
-    /// when missing). A module with only blocked versions has no latest here: 404, saying so.
+    /// `@latest` when the upstream's latest may not be served (blocked, or refused by a version rule): the
+    /// go command's latest of the versions the upstream lists and the store holds, refused ones left out,
+    /// its `.info` from the store (filled first when missing). A module with no version left has no latest
+    /// here: 404, saying so.
     async fn latest_unblocked(&self, upstream: &Arc<Filler>, module: &ModulePath) -> Answer {
         let mut versions = match self.store.list(module).await {
             Ok(stored) => stored,
@@ -648,10 +662,11 @@ impl Proxy {
         if let Ok(listed) = self.caches.list(upstream, module).await {
             versions.extend(listed.iter().cloned());
         }
-        self.drop_blocked(module, &mut versions);
+        self.gate(&self.policy.load())
+            .drop_refused(module, &mut versions);
         let Some(latest) = latest_of(&versions).cloned() else {
             return Answer::not_found(format!(
-                "{module}: its latest version is blocked on this proxy, and no other version is listed"
+                "{module}: its latest version is not served by this proxy (blocked or refused by a version rule), and no other version is listed"
             ));
         };
         let info = match self.store.info(module, &latest).await {

@@ -88,7 +88,7 @@ download "a/*" {
             (
                 ProblemKind::UnknownBlock,
                 "6:1",
-                "unknown block \"upstream\"; the only block is download \"PATTERN\" { mode = \"...\" }; remove this block",
+                "unknown block \"upstream\"; the blocks are download \"PATTERN\" { mode = \"...\" } and versions \"PATTERN\" { min_age = \"...\" }; remove this block",
             ),
             (
                 ProblemKind::UnknownKey,
@@ -503,5 +503,48 @@ fn an_empty_download_url_means_none_set_as_in_athens() {
             .download_url
             .map(|url| url.as_str()),
         Some("https://top.example/")
+    );
+}
+
+#[test]
+fn version_rules_are_checked_with_their_place() {
+    assert_problems(
+        concat!(
+            "mode = \"sync\"\n",
+            "versions \"*\" {\n",
+            "  min_age = \"soon\"\n",
+            "  deny = [\"1.2.3\", \">=v1.0.0 <v1.4.0\"]\n",
+            "  allow = \"v1.0.0\"\n",
+            "  dry_run = \"yes\"\n",
+            "  maxAge = \"1d\"\n",
+            "}\n",
+        ),
+        &[
+            (
+                ProblemKind::BadVersionRule,
+                "3:13",
+                "min_age \"soon\" is not a duration; write an age such as \"72h\" or \"7d\"",
+            ),
+            (
+                ProblemKind::BadVersionRule,
+                "4:11",
+                "deny entry \"1.2.3\" is not a version or range; version \"1.2.3\": not a semantic version; write a canonical version such as v1.2.3, optionally after one of = < <= > >=, e.g. \">=v1.0.0 <v1.4.0\"",
+            ),
+            (
+                ProblemKind::NotAString,
+                "5:11",
+                "the value of allow must be a list of quoted versions or ranges; write allow = [\"v1.2.3\", \">=v2.0.0 <v2.1.0\"]",
+            ),
+            (
+                ProblemKind::NotAString,
+                "6:13",
+                "the value of dry_run must be true or false; write dry_run = true",
+            ),
+            (
+                ProblemKind::UnknownKey,
+                "7:3",
+                "unknown key \"maxAge\" in a versions block; a versions block holds only min_age, deny, allow, exempt and dry_run",
+            ),
+        ],
     );
 }

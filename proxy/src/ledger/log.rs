@@ -58,6 +58,9 @@ pub enum Change {
         reason: String,
     },
     Unblocked,
+    /// First seen (asked for, or listed by an upstream) before it was stored: when a version appeared, for
+    /// the version rules' `min_age`. The earliest sighting wins.
+    Seen,
 }
 
 impl Event {

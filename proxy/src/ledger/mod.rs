@@ -221,6 +221,24 @@ impl Ledger {
         self.record(Event::new(now(), module, version, Change::Stored { bytes }));
     }
 
+    /// When a version was first seen (asked for, listed or stored), if it ever was.
+    pub fn first_seen(&self, module: &ModulePath, version: &Version) -> Option<Nanos> {
+        let state = self.state.read().unwrap();
+        state
+            .entry(module, version)
+            .map(|e| e.first_seen)
+            .filter(|&at| at > 0)
+    }
+
+    /// Records that a version was seen at `now`, unless it was seen before; the time it was first seen.
+    pub fn seen(&self, module: &ModulePath, version: &Version, now: Nanos) -> Nanos {
+        if let Some(at) = self.first_seen(module, version) {
+            return at;
+        }
+        self.record(Event::new(now, module, version, Change::Seen));
+        now
+    }
+
     /// A version's files were deleted.
     pub fn deleted(&self, module: &ModulePath, version: &Version) {
         self.record(Event::new(now(), module, version, Change::Deleted));

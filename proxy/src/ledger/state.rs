@@ -37,6 +37,9 @@ pub struct Entry {
     /// When it was last served, as flushed by any replica (0: never). An access before the version was
     /// stored again is older than `stored_at`, so `used_at` is right either way.
     pub accessed_at: Nanos,
+    /// When it was first seen: asked for, listed by an upstream, or stored, whichever came first, by any
+    /// replica (0: not known). Never reset: a version deleted and refilled was still seen then.
+    pub first_seen: Nanos,
 }
 
 impl Entry {
@@ -76,8 +79,9 @@ impl State {
             // First word of this version.
             let (status, status_at, stored_at, bytes) = match &event.change {
                 Change::Stored { bytes } => (Status::Present, event.at, event.at, *bytes),
-                // An access says nothing of the status: any stored event may still make it present.
-                Change::Accessed => (Status::Deleted, 0, 0, 0),
+                // An access or a sighting says nothing of the status: any stored event may still make it
+                // present.
+                Change::Accessed | Change::Seen => (Status::Deleted, 0, 0, 0),
                 Change::Deleted | Change::Unblocked => (Status::Deleted, event.at, 0, 0),
                 Change::Blocked { reason } => {
                     (Status::Blocked(reason.as_str().into()), event.at, 0, 0)
@@ -98,13 +102,19 @@ impl State {
                 } else {
                     0
                 },
+                first_seen: if matches!(event.change, Change::Seen | Change::Stored { .. }) {
+                    event.at
+                } else {
+                    0
+                },
             };
             let present = entry.status == Status::Present;
             versions.insert(version.clone(), entry);
             if present {
                 self.enter(&module, &version, stored_at, bytes);
             }
-            return true;
+            // A version only seen has no status to tell anyone of (it is neither stored nor removed).
+            return !matches!(event.change, Change::Seen);
         };
         let before = entry.clone();
         let after = next(&before, event);
@@ -265,6 +275,9 @@ fn events_of(module: &ModulePath, version: &Version, entry: &Entry) -> Vec<Event
             Change::Accessed,
         ));
     }
+    if entry.first_seen > 0 {
+        events.push(Event::new(entry.first_seen, module, version, Change::Seen));
+    }
     events
 }
 
@@ -282,6 +295,12 @@ pub fn covers(prefix: &str, module: &str) -> bool {
 /// blocked until an unblock (a fill that raced the block does not lift it); accesses and sizes only grow.
 fn next(entry: &Entry, event: &Event) -> Entry {
     let mut next = entry.clone();
+    if matches!(event.change, Change::Seen | Change::Stored { .. }) {
+        next.first_seen = match entry.first_seen {
+            0 => event.at,
+            seen => seen.min(event.at),
+        };
+    }
     let later = event.at >= entry.status_at;
     match (&event.change, &entry.status) {
         (Change::Accessed, _) => next.accessed_at = entry.accessed_at.max(event.at),
@@ -389,6 +408,39 @@ mod tests {
                 .status,
             Status::Blocked(_)
         ));
+    }
+
+    #[test]
+    fn the_first_sighting_is_kept_through_deletes_refills_and_snapshots() {
+        let events = [
+            event(30, "v1.0.0", Change::Seen),
+            event(20, "v1.0.0", Change::Seen),
+            event(40, "v1.0.0", Change::Stored { bytes: 5 }),
+            event(50, "v1.0.0", Change::Deleted),
+            event(60, "v1.0.0", Change::Stored { bytes: 5 }),
+            event(70, "v1.1.0", Change::Seen),
+        ];
+        let m = ModulePath::new("example.com/a").unwrap();
+        let first_seen = |state: &State, v: &str| {
+            state
+                .entry(&m, &Version::new(v).unwrap())
+                .map(|e| e.first_seen)
+        };
+        let mut reversed = events.clone();
+        reversed.reverse();
+        for state in [fold(&events), fold(&reversed)] {
+            assert_eq!(first_seen(&state, "v1.0.0"), Some(20));
+            assert_eq!(first_seen(&state, "v1.1.0"), Some(70));
+            // Only seen: neither stored nor counted.
+            assert_eq!(state.totals().versions, 1);
+            let again = fold(&state.as_events());
+            assert_eq!(first_seen(&again, "v1.0.0"), Some(20));
+            assert_eq!(first_seen(&again, "v1.1.0"), Some(70));
+            assert_eq!(again.totals(), state.totals());
+        }
+        // A sighting is no status change.
+        let mut state = State::default();
+        assert!(!state.apply(&event(1, "v2.0.0", Change::Seen)));
     }
 
     #[test]
