@@ -13,6 +13,7 @@ use std::fmt;
 
 mod file_path;
 mod pattern;
+mod requirements;
 mod unicode_tables;
 mod zip_rules;
 
@@ -20,6 +21,7 @@ pub use file_path::{InvalidFilePath, check_file_path, check_file_path_bytes};
 pub use pattern::{
     AsciiSet, Elements, Pattern, PatternError, match_prefix_patterns, pattern_matches,
 };
+pub use requirements::requirements;
 pub use zip_rules::{
     EntryRule, MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, ZipEntry, ZipRuleError, ZipRules,
 };

@@ -20,6 +20,7 @@ pub mod ledger;
 mod listed;
 pub mod metered_store;
 pub mod metrics;
+mod prefetch;
 mod process_metrics;
 mod refusal;
 mod report;
@@ -36,6 +37,7 @@ pub use clock::Clock;
 pub use config::{Config, ConfigError};
 pub use layers::auth::{Auth, AuthFileError, Credential, Identity};
 pub use layers::client::{Cidr, Client, TrustedProxies};
+pub use prefetch::PrefetchSettings;
 pub use request::PathPrefix;
 pub use server::{ServerSettings, run, run_metrics};
 pub use service::{NoUpstream, Proxy};
@@ -170,7 +172,8 @@ pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
         .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes))
-        .with_clock(clock);
+        .with_clock(clock)
+        .with_prefetch(config.prefetch.clone());
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

@@ -75,6 +75,8 @@ pub struct Metrics {
     /// What a dry-run version rule would have refused, by kind.
     pub version_refusals_dry_run: Family<ResultLabels, Counter>,
     pub collections: Family<ResultLabels, Counter>,
+    /// Requirements fetched ahead, by result.
+    pub prefetches: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
     process: crate::process_metrics::ProcessMetrics,
@@ -241,6 +243,12 @@ impl Metrics {
             "Versions a dry-run version rule would have refused, served all the same, by kind",
             version_refusals_dry_run.clone(),
         );
+        let prefetches = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "prefetches",
+            "Requirements of a filled go.mod fetched before they were asked for, by result (fetched, failed, followed, over_budget)",
+            prefetches.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -271,6 +279,7 @@ impl Metrics {
             version_refusals,
             version_refusals_dry_run,
             collections,
+            prefetches,
             collected_versions,
             collected_bytes,
             auth_checks,
@@ -327,6 +336,13 @@ impl Metrics {
             &self.version_refusals
         };
         family.get_or_create(&ResultLabels { result: kind }).inc();
+    }
+
+    /// A prefetch event (`fetched`, `failed`, `followed`, `over_budget`).
+    pub fn prefetch(&self, result: &'static str) {
+        self.prefetches
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// The metrics in the OpenMetrics text format.

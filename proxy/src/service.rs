@@ -20,6 +20,7 @@ use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
+use crate::prefetch::Prefetcher;
 use crate::request::{CachedOnly, CatalogPage, Endpoint, FeedPage, Refusal, Route};
 use crate::sumdb::SumDbs;
 use crate::version_gate::Gate;
@@ -34,7 +35,7 @@ pub struct Proxy {
     /// The upstream's list and query answers, and the small immutable files, kept in memory.
     caches: Caches,
     /// Replaced whole on reload (SIGHUP); each request decides with the policy in force when it started.
-    policy: ArcSwap<Policy>,
+    policy: Arc<ArcSwap<Policy>>,
     /// The locked work dir when no fetcher holds it (a policy that never fetches): the lock lives as long.
     pub(crate) work_dir: Option<ferry_fetcher::WorkDir>,
     /// The last write check of the store, for `/readyz`.
@@ -45,6 +46,8 @@ pub struct Proxy {
     ledger: Arc<Ledger>,
     /// The time version rules judge ages by.
     clock: Clock,
+    /// Fetches the requirements of filled `.mod` files ahead (with an upstream, unless turned off).
+    prefetch: Option<Prefetcher>,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -154,12 +157,28 @@ impl Proxy {
             store,
             upstream: upstream.map(Arc::new),
             caches: Caches::new(&CacheSettings::default()),
-            policy: ArcSwap::from_pointee(policy),
+            policy: Arc::new(ArcSwap::from_pointee(policy)),
             work_dir: None,
             writable: WriteCheck::default(),
             sumdbs: SumDbs::none(),
             clock: Clock::system(),
+            prefetch: None,
         }
+    }
+
+    /// The same proxy fetching the requirements of the `.mod` files it fills before they are asked for
+    /// (see `prefetch`); nothing without an upstream or with `depth` 0.
+    pub fn with_prefetch(mut self, settings: crate::prefetch::PrefetchSettings) -> Proxy {
+        self.prefetch = self.upstream.as_ref().and_then(|filler| {
+            Prefetcher::new(
+                settings,
+                filler.clone(),
+                self.store.clone(),
+                self.ledger.clone(),
+                self.policy.clone(),
+            )
+        });
+        self
     }
 
     /// The same proxy judging version ages by `clock` (see [`Clock`]).
@@ -311,6 +330,9 @@ impl Proxy {
             .await;
         if answer.is_success() {
             self.ledger.touch(&module, &version);
+            if let (VersionFile::Mod, Some(prefetch)) = (file, &self.prefetch) {
+                prefetch.followed(&module, &version, wants.client);
+            }
         }
         answer
     }
@@ -413,7 +435,17 @@ impl Proxy {
         let stored = match self.stored_file(module, version, file, read).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
-                    match self.fill(upstream, module, version, file).await {
+                    let filled = self.fill(upstream, module, version, file).await;
+                    if let (Ok(filled), VersionFile::Mod, Some(prefetch)) =
+                        (&filled, file, &self.prefetch)
+                    {
+                        let go_mod = match filled {
+                            Filled::Fetched(fetched) => Some(fetched.go_mod.clone()),
+                            Filled::Stored(_) => None,
+                        };
+                        prefetch.filled(module, version, go_mod, wants.client);
+                    }
+                    match filled {
                         // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`):
                         // the go command checks it itself, but a cache in front of Ferry would not, so it
                         // is answered `no-store` and without an ETag (only a verified, stored file is
@@ -790,6 +822,8 @@ fn etag(kind: &str, module: &ModulePath, version: &Version) -> String {
 /// What a request for a version's file asks besides the file: its method and conditional headers.
 struct Wants<'a> {
     head_only: bool,
+    /// The client's address, for the budgets kept per client.
+    client: Option<std::net::IpAddr>,
     if_none_match: Option<&'a HeaderValue>,
     range: Option<&'a HeaderValue>,
     if_range: Option<&'a HeaderValue>,
@@ -799,6 +833,10 @@ impl<'a> Wants<'a> {
     fn of(request: &'a http::request::Parts) -> Wants<'a> {
         Wants {
             head_only: request.method == Method::HEAD,
+            client: request
+                .extensions
+                .get::<crate::layers::client::Client>()
+                .map(|client| client.address),
             if_none_match: request.headers.get(header::IF_NONE_MATCH),
             range: request.headers.get(header::RANGE),
             if_range: request.headers.get(header::IF_RANGE),

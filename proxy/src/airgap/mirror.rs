@@ -76,6 +76,15 @@ pub async fn mirror(
             "the download policy never fetches (mode none): ferry mirror fills the store through it; run it with a policy that fetches, e.g. FERRY_DOWNLOAD_MODE=sync",
         ));
     }
+    // The mirror fills exactly the graph the go command resolves: fetching requirements ahead would add
+    // versions outside the pruned graph to the store (and the bundle) and race the mirror's own fills.
+    let config = &Config {
+        prefetch: crate::prefetch::PrefetchSettings {
+            depth: 0,
+            ..config.prefetch.clone()
+        },
+        ..config.clone()
+    };
     let proxy = crate::build_proxy(config)
         .await
         .map_err(|e| AirgapError::new(e.to_string()))?;

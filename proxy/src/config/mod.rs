@@ -55,6 +55,8 @@ pub struct Config {
     pub ledger: crate::ledger::LedgerSettings,
     /// The retention policy (`[gc]`).
     pub gc: crate::admin::gc::GcSettings,
+    /// Requirements fetched ahead (`[prefetch]`).
+    pub prefetch: crate::prefetch::PrefetchSettings,
     pub storage: StorageConfig,
     pub log_format: LogFormat,
     pub server: ServerSettings,
@@ -255,6 +257,7 @@ fn load_with(
         admin_listen,
         ledger: owners::ledger(&given)?,
         gc: owners::gc(&given)?,
+        prefetch: owners::prefetch(&given)?,
         storage,
         log_format: log_format.unwrap_or(LogFormat::Text),
         server: owners::server(&given, file.as_ref())?,

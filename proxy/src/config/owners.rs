@@ -15,6 +15,7 @@ use crate::admin::gc::GcSettings;
 use crate::cache::CacheSettings;
 use crate::filler::FillSettings;
 use crate::ledger::LedgerSettings;
+use crate::prefetch::PrefetchSettings;
 use crate::server::ServerSettings;
 use crate::sumdb::{PrivatePattern, SumDb, SumDbSettings};
 use ferry_module::Pattern;
@@ -76,6 +77,29 @@ pub(super) fn fills(given: &Given) -> Result<FillSettings, ConfigError> {
             .unwrap_or(d.slot_wait),
         workers: given.count(&row::ASYNC_WORKERS)?.unwrap_or(d.workers),
         queue_size: given.count(&row::ASYNC_QUEUE_SIZE)?.unwrap_or(d.queue_size),
+    })
+}
+
+/// The `[prefetch]` table: how far and how fast requirements are fetched ahead.
+pub(super) fn prefetch(given: &Given) -> Result<PrefetchSettings, ConfigError> {
+    let d = PrefetchSettings::default();
+    let depth = given.parse(&row::PREFETCH_DEPTH, |text| {
+        text.parse::<u32>().map_err(|_| {
+            format!("{text:?} is not a whole number; write e.g. 1 (0 turns prefetching off)")
+        })
+    })?;
+    let per_client = given.parse(&row::PREFETCH_PER_CLIENT, |text| {
+        match text.parse::<u32>() {
+            Ok(0) | Err(_) => Err(format!("{text:?} is not a positive whole number; write e.g. 1000, or prefetch.depth = 0 to turn prefetching off")),
+            Ok(n) => Ok(n),
+        }
+    })?;
+    Ok(PrefetchSettings {
+        depth: depth.unwrap_or(d.depth),
+        max_concurrent: given
+            .count(&row::PREFETCH_MAX_CONCURRENT)?
+            .unwrap_or(d.max_concurrent),
+        per_client: per_client.unwrap_or(d.per_client),
     })
 }
 

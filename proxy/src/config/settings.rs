@@ -207,6 +207,9 @@ settings! {
         ..text("gc.protect", "FERRY_GC_PROTECT", "none", "module patterns never collected", |c| if c.gc.protect.is_empty() { "none".into() } else { c.gc.protect.join(", ") })
     };
     GC_EVERY = text("gc.every", "FERRY_GC_EVERY", "none", "collect this often, on one replica at a time", |c| c.gc.every.map_or("none".into(), duration));
+    PREFETCH_DEPTH = number("prefetch.depth", "FERRY_PREFETCH_DEPTH", "`1`", "levels of a filled go.mod's requirements fetched before they are asked for (0: off)", |c| c.prefetch.depth.to_string());
+    PREFETCH_MAX_CONCURRENT = number("prefetch.max_concurrent", "FERRY_PREFETCH_MAX_CONCURRENT", "`8`", "prefetch fills running at once", |c| c.prefetch.max_concurrent.to_string());
+    PREFETCH_PER_CLIENT = number("prefetch.per_client", "FERRY_PREFETCH_PER_CLIENT", "`1000`", "versions a minute prefetched on behalf of one client address", |c| c.prefetch.per_client.to_string());
     GO = text("fetcher.go", "FERRY_GO", "`go` (looked up in `PATH`)", "the go command", |c| c.fetcher.go_binary.display().to_string());
     WORK_DIR = text("fetcher.work_dir", "FERRY_WORK_DIR", "`./ferry-work`", "where each go command gets its temporary directory", |c| c.fetcher.work_dir.display().to_string());
     FETCH_TIMEOUT = text("fetcher.timeout", "FERRY_FETCH_TIMEOUT", "`10m`", "deadline of one go command", |c| duration(c.fetcher.timeout));

@@ -22,6 +22,7 @@ mod lifecycle;
 mod metrics;
 mod modes;
 mod policy_cli;
+mod prefetch;
 mod private;
 mod protocol;
 mod replicas;

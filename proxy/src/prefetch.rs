@@ -1,0 +1,280 @@
+//! Fetching the next requirements before they are asked for. A client resolving a module graph asks for a
+//! `.mod`, reads its `require` lines, then asks for each of those `.mod` files: one upstream round trip per
+//! level of the graph, each one a wait. When Ferry fills a `.mod` for a client, it starts filling the
+//! `.mod` (and `.info`) of every version it requires at once, in the background, so that the client's next
+//! requests find them stored or in flight (they join the fill: single flight).
+//!
+//! Bounded every way:
+//! - **depth**: a prefetched `.mod` is expanded again only `depth - 1` more levels on its own; the last level
+//!   waits until a client follows (asks for one of those `.mod` files), which starts the next levels.
+//!   Nobody follows within [`FOLLOW_WITHIN`]: dropped.
+//! - **concurrency**: at most `max_concurrent` prefetch fills at once (they share the fill slots clients
+//!   wait on, so a graph never takes them all), and at most [`MAX_STARTED`] versions started and not done.
+//! - **per client**: at most `per_client` versions a minute started on behalf of one client address.
+//!
+//! Only versions that would be filled on request anyway are prefetched: not stored, not blocked, of a
+//! module whose download mode fetches, and without a version rule (a cooldown judges what clients ask for,
+//! not guesses). Warm requests pay one atomic load when nothing waits to be followed.
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use ferry_module::{ModulePath, Version, requirements};
+use ferry_policy::Policy;
+use ferry_storage::{ModuleStore, ModuleStoreExt};
+use tokio::sync::Semaphore;
+
+use crate::action::{Action, Kind, action};
+use crate::filler::{Filled, Filler, Need};
+use crate::ledger::{Ledger, Status};
+use crate::metrics::metrics;
+
+/// How long a prefetched `.mod` at the last level waits for a client to ask for it.
+const FOLLOW_WITHIN: Duration = Duration::from_secs(120);
+/// The most versions waiting to be followed, or started and not done.
+const MAX_WAITING: usize = 10_000;
+const MAX_STARTED: usize = 10_000;
+/// The window of the per-client budget.
+const CLIENT_WINDOW: Duration = Duration::from_secs(60);
+
+/// How far and how fast requirements are fetched ahead (`[prefetch]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefetchSettings {
+    /// Levels of requirements fetched ahead of what a client asked for; 0 turns prefetching off.
+    pub depth: u32,
+    /// Prefetch fills running at once.
+    pub max_concurrent: usize,
+    /// Versions a minute prefetched on behalf of one client address.
+    pub per_client: u32,
+}
+
+impl Default for PrefetchSettings {
+    fn default() -> Self {
+        PrefetchSettings {
+            depth: 1,
+            max_concurrent: 8,
+            per_client: 1000,
+        }
+    }
+}
+
+/// The prefetcher of one proxy (present when it has an upstream and `depth` > 0).
+#[derive(Clone)]
+pub(crate) struct Prefetcher {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Prefetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetcher")
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    settings: PrefetchSettings,
+    filler: Arc<Filler>,
+    store: Arc<dyn ModuleStore>,
+    ledger: Arc<Ledger>,
+    policy: Arc<ArcSwap<Policy>>,
+    slots: Semaphore,
+    /// Entries in `unfollowed`: the warm path's one check.
+    waiting: AtomicUsize,
+    /// Prefetched `.mod` files of the last level, and when they were stored.
+    unfollowed: Mutex<HashMap<(ModulePath, Version), Instant>>,
+    /// Versions started and not done: never twice at once.
+    started: Mutex<HashSet<(ModulePath, Version)>>,
+    /// Per client address: the window's start and the versions started in it.
+    clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl Prefetcher {
+    pub fn new(
+        settings: PrefetchSettings,
+        filler: Arc<Filler>,
+        store: Arc<dyn ModuleStore>,
+        ledger: Arc<Ledger>,
+        policy: Arc<ArcSwap<Policy>>,
+    ) -> Option<Prefetcher> {
+        if settings.depth == 0 {
+            return None;
+        }
+        let slots = Semaphore::new(settings.max_concurrent.max(1));
+        Some(Prefetcher {
+            shared: Arc::new(Shared {
+                settings,
+                filler,
+                store,
+                ledger,
+                policy,
+                slots,
+                waiting: AtomicUsize::new(0),
+                unfollowed: Mutex::new(HashMap::new()),
+                started: Mutex::new(HashSet::new()),
+                clients: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// A client's `.mod` was filled from the upstream: its requirements are fetched ahead (`go_mod`: the
+    /// file, when the fill has it in hand).
+    pub fn filled(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        go_mod: Option<Bytes>,
+        client: Option<IpAddr>,
+    ) {
+        self.expand(module, version, go_mod, self.shared.settings.depth, client);
+    }
+
+    /// A client was answered a stored `.mod`: if a prefetch stored it and nobody followed yet, the next
+    /// levels start now. One atomic load when nothing waits.
+    pub fn followed(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
+        if self.shared.waiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let taken = {
+            let mut unfollowed = self.shared.unfollowed.lock().unwrap();
+            let taken = unfollowed.remove(&(module.clone(), version.clone()));
+            self.shared
+                .waiting
+                .store(unfollowed.len(), Ordering::Release);
+            taken
+        };
+        if taken.is_some_and(|at| at.elapsed() < FOLLOW_WITHIN) {
+            metrics().prefetch("followed");
+            self.expand(module, version, None, self.shared.settings.depth, client);
+        }
+    }
+
+    fn expand(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        go_mod: Option<Bytes>,
+        depth: u32,
+        client: Option<IpAddr>,
+    ) {
+        let this = self.clone();
+        let (module, version) = (module.clone(), version.clone());
+        tokio::spawn(async move {
+            let go_mod = match go_mod {
+                Some(go_mod) => go_mod,
+                None => match this.shared.store.go_mod(&module, &version).await {
+                    Ok(go_mod) => go_mod,
+                    Err(_) => return,
+                },
+            };
+            let text = String::from_utf8_lossy(&go_mod);
+            for (required, at) in requirements(&text) {
+                if !this.worth_fetching(&required, &at) {
+                    continue;
+                }
+                if !this.charge(client) {
+                    metrics().prefetch("over_budget");
+                    break;
+                }
+                if !this.start(&required, &at) {
+                    continue;
+                }
+                let this = this.clone();
+                tokio::spawn(async move { this.fetch(required, at, depth, client).await });
+            }
+        });
+    }
+
+    /// Whether a request for this version would fill it: not stored, not blocked, its mode fetches, no
+    /// version rule.
+    fn worth_fetching(&self, module: &ModulePath, version: &Version) -> bool {
+        if self
+            .shared
+            .ledger
+            .status(module, version)
+            .is_some_and(|s| matches!(s, Status::Present | Status::Blocked(_)))
+        {
+            return false;
+        }
+        let policy = self.shared.policy.load();
+        if policy.versions(module.as_str()).is_some() {
+            return false;
+        }
+        let mode = policy.decide(module.as_str()).mode;
+        matches!(
+            action(mode, Kind::File, Some(()), None),
+            Action::Upstream(()) | Action::Queue(())
+        )
+    }
+
+    /// Takes one version of the client's budget; false when it is spent for this minute.
+    fn charge(&self, client: Option<IpAddr>) -> bool {
+        let Some(client) = client else { return true };
+        let mut clients = self.shared.clients.lock().unwrap();
+        if clients.len() > MAX_WAITING {
+            clients.retain(|_, (since, _)| since.elapsed() < CLIENT_WINDOW);
+        }
+        let (since, count) = clients.entry(client).or_insert((Instant::now(), 0));
+        if since.elapsed() >= CLIENT_WINDOW {
+            *since = Instant::now();
+            *count = 0;
+        }
+        *count += 1;
+        *count <= self.shared.settings.per_client
+    }
+
+    /// Marks the version started; false when it already is, or too many are.
+    fn start(&self, module: &ModulePath, version: &Version) -> bool {
+        let mut started = self.shared.started.lock().unwrap();
+        started.len() < MAX_STARTED && started.insert((module.clone(), version.clone()))
+    }
+
+    async fn fetch(
+        &self,
+        module: ModulePath,
+        version: Version,
+        depth: u32,
+        client: Option<IpAddr>,
+    ) {
+        let filled = match self.shared.slots.acquire().await {
+            Ok(_slot) => {
+                self.shared
+                    .filler
+                    .fill_metadata(&module, &version, Need::Mod)
+                    .await
+            }
+            Err(_) => return,
+        };
+        let key = (module, version);
+        self.shared.started.lock().unwrap().remove(&key);
+        let (module, version) = key;
+        let go_mod = match filled {
+            Ok(Filled::Fetched(fetched)) => Some(fetched.go_mod.clone()),
+            Ok(Filled::Stored(_)) => None,
+            Err(e) => {
+                metrics().prefetch("failed");
+                tracing::debug!(%module, %version, error = %e, "prefetch failed");
+                return;
+            }
+        };
+        metrics().prefetch("fetched");
+        if depth > 1 {
+            self.expand(&module, &version, go_mod, depth - 1, client);
+            return;
+        }
+        let mut unfollowed = self.shared.unfollowed.lock().unwrap();
+        if unfollowed.len() >= MAX_WAITING {
+            unfollowed.retain(|_, at| at.elapsed() < FOLLOW_WITHIN);
+        }
+        if unfollowed.len() < MAX_WAITING {
+            unfollowed.insert((module, version), Instant::now());
+        }
+        self.shared
+            .waiting
+            .store(unfollowed.len(), Ordering::Release);
+    }
+}

@@ -1,0 +1,145 @@
+//! Requirements fetched before they are asked for (issue 25): when Ferry fills a `.mod` for a client, the
+//! `.mod` files of the versions it requires are filled in the background; the next level waits until a
+//! client follows; a per-client budget bounds it; `prefetch.depth = 0` turns it off. The real go command
+//! resolves a graph through it with every `.mod` fetched from the upstream once.
+
+use std::path::Path;
+
+use ferry::config::Flags;
+use ferry_testkit::{FixtureModule, GoHome, Upstream, eventually};
+
+use crate::harness::{Ferry, app_module, ferry_env, get, go_said, write_file};
+
+/// `a` requires `b` and `c`; `b` requires `d`.
+fn graph() -> Vec<FixtureModule> {
+    let module = |path: &str, requires: &[&str]| {
+        let mut go_mod = format!("module {path}\n\ngo 1.21\n");
+        if !requires.is_empty() {
+            go_mod.push_str("\nrequire (\n");
+            for required in requires {
+                go_mod.push_str(&format!("\t{required} v1.0.0\n"));
+            }
+            go_mod.push_str(")\n");
+        }
+        FixtureModule::package(path, "v1.0.0").with_go_mod(&go_mod)
+    };
+    vec![
+        module("example.com/a", &["example.com/b", "example.com/c"]),
+        module("example.com/b", &["example.com/d"]),
+        module("example.com/c", &[]),
+        module("example.com/d", &[]),
+    ]
+}
+
+async fn start(dir: &Path, upstream: &Upstream, vars: &[(&str, &str)]) -> Ferry {
+    let env = ferry_env(dir, Some(&upstream.url()), vars);
+    Ferry::from_env(&env, &Flags::default()).await
+}
+
+fn mod_path(module: &str) -> String {
+    format!("{module}/@v/v1.0.0.mod")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filled_go_mod_s_requirements_are_filled_before_they_are_asked_for_and_the_next_level_when_followed()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(graph()).await;
+    let ferry = start(dir.path(), &upstream, &[]).await;
+
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    eventually("b and c are stored without being asked for", async || {
+        ferry.stored("example.com/b", "v1.0.0").await
+            && ferry.stored("example.com/c", "v1.0.0").await
+    })
+    .await;
+    // One level ahead only: nobody asked for b yet, so b's requirement waits.
+    assert!(!ferry.stored("example.com/d", "v1.0.0").await);
+    assert_eq!(upstream.request_count(&mod_path("example.com/d")), 0);
+
+    // A client follows: b is answered from the store, and d is fetched ahead of it.
+    assert_eq!(ferry.get(&mod_path("example.com/b")).await.status, 200);
+    eventually("d is stored once b was asked for", async || {
+        ferry.stored("example.com/d", "v1.0.0").await
+    })
+    .await;
+    // Every .mod came from the upstream once.
+    for module in [
+        "example.com/a",
+        "example.com/b",
+        "example.com/c",
+        "example.com/d",
+    ] {
+        assert_eq!(upstream.request_count(&mod_path(module)), 1, "{module}");
+    }
+    let metrics = ferry.get("metrics").await.text();
+    assert!(
+        metrics.contains("ferry_prefetches_total{result=\"fetched\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferry_prefetches_total{result=\"followed\"}"),
+        "{metrics}"
+    );
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_go_command_resolves_a_graph_through_prefetching_with_each_go_mod_fetched_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(graph()).await;
+    let ferry = start(dir.path(), &upstream, &[]).await;
+    let home = GoHome::new(dir.path(), &ferry.url());
+    let app = app_module(dir.path());
+    write_file(
+        &app,
+        "go.mod",
+        "module app\n\ngo 1.21\n\nrequire example.com/a v1.0.0\n",
+    );
+    let output = tokio::process::Command::from(home.command(&app, &["list", "-m", "all"]))
+        .output()
+        .await
+        .unwrap();
+    let said = go_said(&output);
+    assert!(output.status.success(), "{said}");
+    // The graph is pruned (go 1.21 everywhere): b's requirement d is not part of it.
+    for module in ["example.com/a", "example.com/b", "example.com/c"] {
+        assert!(said.contains(&format!("{module} v1.0.0")), "{said}");
+        assert_eq!(upstream.request_count(&mod_path(module)), 1, "{module}");
+    }
+    // What prefetching may cost the upstream: d's .mod, fetched ahead if the go command read b's, never
+    // twice.
+    assert!(upstream.request_count(&mod_path("example.com/d")) <= 1);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_s_budget_and_depth_zero_bound_what_is_fetched_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(graph()).await;
+    let ferry = start(dir.path(), &upstream, &[("FERRY_PREFETCH_PER_CLIENT", "1")]).await;
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    eventually("the first requirement is stored", async || {
+        ferry.stored("example.com/b", "v1.0.0").await
+    })
+    .await;
+    // The budget of one version a minute is spent: c is not fetched ahead.
+    let metrics = get(&format!("{}/metrics", ferry.url())).await.text();
+    assert!(
+        metrics.contains("ferry_prefetches_total{result=\"over_budget\"}"),
+        "{metrics}"
+    );
+    assert!(!ferry.stored("example.com/c", "v1.0.0").await);
+    ferry.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(graph()).await;
+    let ferry = start(dir.path(), &upstream, &[("FERRY_PREFETCH_DEPTH", "0")]).await;
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    // Give a prefetch, were there one, the time to reach the upstream: a's .info asked for after it.
+    assert_eq!(ferry.get("example.com/a/@v/v1.0.0.info").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(upstream.request_count(&mod_path("example.com/b")), 0);
+    assert_eq!(upstream.request_count(&mod_path("example.com/c")), 0);
+    ferry.stop().await;
+}
