@@ -117,7 +117,11 @@ fn main() -> ExitCode {
         Command::Config { args, format } => show_config(args, &format),
         Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
-        Command::Admin(args) => ferry::admin::cli::run(args),
+        Command::Admin(mut args) => {
+            // The password comes from the environment only: a command line is visible to every user.
+            args.password = std::env::var("FERRY_ADMIN_PASSWORD").ok();
+            ferry::admin::cli::run(args)
+        }
         Command::Airgap(command) => airgap(command),
         Command::Healthcheck { url, timeout, ca } => healthcheck(url, timeout, ca),
     };
@@ -344,7 +348,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         if let Some(admin_listener) = admin_listener {
             tracing::info!(admin_listen = %admin_listener.local_addr()?, "serving the admin API (/admin/v1/)");
             let mut stopped = admin_stopped.clone();
-            tokio::spawn(ferry::admin::api::run_admin(admin_listener, admin.clone(), async move {
+            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), config.server.auth.clone(), async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }));
         }
@@ -362,6 +366,10 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             upstream = %upstream,
             "configuration"
         );
+        if !config.access.is_empty() || config.audit_log.is_some() {
+            let audit_log = config.audit_log.as_ref().map_or("off".to_string(), ToString::to_string);
+            tracing::info!(access_rules = config.access.len(), %audit_log, "access rules and audit trail");
+        }
         let scheme = log_access(&config.server);
         tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;

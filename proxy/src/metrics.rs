@@ -70,6 +70,8 @@ pub struct Metrics {
     pub store_modules: Gauge,
     pub ledger_sync_failures: Counter,
     pub blocked_answers: Counter,
+    /// Audit lines dropped: the writer fell behind (its channel was full) or the file could not be written.
+    pub audit_dropped: Counter,
     pub collections: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
@@ -225,6 +227,12 @@ impl Metrics {
             "Requests answered 403 because the version is blocked",
             blocked_answers.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Audit trail lines dropped: the writer fell behind or could not write (audit_log)",
+            audit_dropped.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -252,6 +260,7 @@ impl Metrics {
             store_modules,
             ledger_sync_failures,
             blocked_answers,
+            audit_dropped,
             collections,
             collected_versions,
             collected_bytes,

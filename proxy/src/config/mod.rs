@@ -68,6 +68,10 @@ pub struct Config {
     pub coordination: CoordinationSettings,
     /// The checksum databases relayed under `/sumdb/`.
     pub sumdb: SumDbSettings,
+    /// Who may read and administer which modules (`[[access]]`).
+    pub access: std::sync::Arc<crate::access::Rules>,
+    /// Where the audit trail goes (none: off).
+    pub audit_log: Option<crate::audit::AuditTarget>,
     /// Every setting that was given, with where it came from (for `ferry config`).
     pub given: Given,
     /// The entries of the file's open tables as written: `storage_options.KEY`, `s3.KEY`, `gcs.KEY`,
@@ -265,6 +269,8 @@ fn load_with(
         cache: owners::cache(&given)?,
         coordination,
         sumdb,
+        access: std::sync::Arc::new(owners::access(file.as_ref())?),
+        audit_log: owners::audit_log(&given)?,
         table_entries: file
             .as_ref()
             .map(ConfigFile::table_entries)
