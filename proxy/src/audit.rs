@@ -65,16 +65,33 @@ fn append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// Checks that the trail's file can be opened for appending (at start-up, so that a wrong path stops it).
+/// Checks, when the configuration is read, that the trail's file can be written: an existing file opens for
+/// appending, a new one has a directory to be made in (it is made when serving starts, not by `ferry config`).
 pub fn check(target: &AuditTarget) -> Result<(), String> {
-    match target {
-        AuditTarget::Stderr => Ok(()),
-        AuditTarget::File(path) => append(path).map(drop).map_err(|e| {
-            format!(
-                "audit_log {}: cannot open the file for appending: {e}; check the directory exists and Ferry may write there",
-                path.display()
-            )
-        }),
+    let AuditTarget::File(path) = target else {
+        return Ok(());
+    };
+    let shown = path.display();
+    if path.exists() {
+        return std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| {
+                format!("audit_log {shown}: cannot open the file for appending: {e}; check Ferry's user may write it")
+            });
+    }
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if parent.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "audit_log {shown}: the directory {} does not exist; create it, or name a file in an existing directory",
+            parent.display()
+        ))
     }
 }
 

@@ -370,6 +370,9 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             let audit_log = config.audit_log.as_ref().map_or("off".to_string(), ToString::to_string);
             tracing::info!(access_rules = config.access.len(), %audit_log, "access rules and audit trail");
         }
+        if !config.access.is_empty() && config.server.auth.is_none() {
+            tracing::warn!("access rules without auth_file: every request is anonymous, so only the rules that list \"anonymous\" in read let a module be read; set auth_file to tell callers apart");
+        }
         let scheme = log_access(&config.server);
         tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;

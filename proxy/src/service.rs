@@ -309,7 +309,9 @@ impl Proxy {
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
-                return self.query_info(&module, &query, &decide(&module)).await;
+                return self
+                    .query_info(&module, &query, &decide(&module), &caller)
+                    .await;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version))
             | Endpoint::Mod(module, version)
@@ -566,7 +568,13 @@ impl Proxy {
     /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
     /// served from the store (fetched first when missing). Only `sync` answers a query; the other modes
     /// treat it as a miss.
-    async fn query_info(&self, module: &ModulePath, query: &str, decision: &Decided<'_>) -> Answer {
+    async fn query_info(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        decision: &Decided<'_>,
+        caller: &Caller<'_>,
+    ) -> Answer {
         let upstream = match self.action(decision, Kind::Query) {
             Action::Upstream(upstream) => upstream,
             action => {
@@ -596,6 +604,9 @@ impl Proxy {
         }
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
+                let named = (Some(module.as_str()), Some(version.as_str()));
+                self.audit
+                    .record(audit::Action::Fill, caller, named.0, named.1);
                 match upstream.fill(module, version.as_str(), Need::Info).await {
                     Ok(_) => self.store.info(module, &version).await,
                     Err(e) => return Answer::from(e),

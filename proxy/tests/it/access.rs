@@ -433,4 +433,23 @@ async fn a_bad_rule_stops_start_up_naming_its_file_line_and_column_and_the_fix()
         said.contains("\"alice\" is not a caller") && said.contains("user:NAME"),
         "{said}"
     );
+    // An audit trail in a directory that does not exist stops it too, where the setting is written.
+    let text = "listen = \"127.0.0.1:0\"\naudit_log = \"/nonexistent-ferry-dir/audit.log\"\n";
+    std::fs::write(&config, text).unwrap();
+    let env = ferry_env(
+        dir.path(),
+        None,
+        &[("FERRY_CONFIG", &config.display().to_string())],
+    );
+    let error = ferry::config::load(&Flags::default(), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with(&format!("{}:2:13: ", config.display())),
+        "{error}"
+    );
+    assert!(
+        error.contains("/nonexistent-ferry-dir does not exist"),
+        "{error}"
+    );
 }
