@@ -243,3 +243,40 @@ fn write_lines(received: Receiver<String>, out: Box<dyn Write + Send>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_the_writer_cannot_take_are_dropped_and_counted_never_blocking_the_request() {
+        let (lines, received) = std::sync::mpsc::sync_channel(2);
+        let audit = Audit { lines: Some(lines) };
+        let identity = Identity {
+            user: "ci".into(),
+            via: Credential::Oidc {
+                issuer: "https://issuer.example".into(),
+            },
+            groups: std::sync::Arc::from([]),
+        };
+        let caller = Caller {
+            identity: Some(&identity),
+            client: Some(IpAddr::from([10, 0, 0, 7])),
+            request_id: Some("abc"),
+        };
+        let before = metrics().audit_dropped.get();
+        // Nobody reads the channel: the third line on finds it full, and returns at once.
+        for _ in 0..5 {
+            audit.record(Action::Fetch, &caller, Some("a.example/m"), Some("v1.0.0"));
+        }
+        assert_eq!(metrics().audit_dropped.get() - before, 3);
+        let line: serde_json::Value = serde_json::from_str(&received.try_recv().unwrap()).unwrap();
+        assert_eq!(line["action"], "fetch");
+        assert_eq!(line["user"], "ci");
+        assert_eq!(line["via"], "oidc");
+        assert_eq!(line["issuer"], "https://issuer.example");
+        assert_eq!(line["client"], "10.0.0.7");
+        assert_eq!(line["module"], "a.example/m");
+        assert_eq!(line["request_id"], "abc");
+    }
+}

@@ -166,6 +166,32 @@ async fn a_caller_the_rules_refuse_gets_the_same_404_for_a_stored_module_as_for_
     ferry.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_a_path_prefix_the_rules_apply_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = guarded(dir.path(), None, &[("FERRY_PATH_PREFIX", "/goproxy")]).await;
+    save(
+        ferry.store().as_ref(),
+        &FixtureModule::package(SECRET, "v1.0.0"),
+    )
+    .await;
+    for path in module_paths(SECRET) {
+        let path = format!("goproxy/{path}");
+        let denied = get_as(&ferry, &path, BOB).await;
+        assert_eq!(denied.status, 404, "{path}: {}", denied.text());
+        assert!(
+            denied.text().contains("no such module"),
+            "{path}: {}",
+            denied.text()
+        );
+        if !path.contains("/sumdb/") {
+            let allowed = get_as(&ferry, &path, ALICE).await;
+            assert_eq!(allowed.status, 200, "{path}: {}", allowed.text());
+        }
+    }
+    ferry.stop().await;
+}
+
 /// Every entry of the catalog, page by page (`pagesize`), as `module@version`.
 async fn catalog_as(ferry: &Ferry, who: (&str, &str), pagesize: usize) -> Vec<String> {
     let mut seen = Vec::new();
