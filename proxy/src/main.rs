@@ -478,8 +478,8 @@ impl Reloadable {
     }
 }
 
-/// On SIGHUP, loads the download policy again from the same sources, and the authentication file and the
-/// TLS certificate from their files; whatever is invalid is reported and the old one stays in force.
+/// On SIGHUP, loads the download policy again from the same sources, the access rules from the
+/// configuration file, and the authentication file and the TLS certificate from their files; whatever is invalid is reported and the old one stays in force.
 async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     proxy: std::sync::Arc<ferry::Proxy>,
@@ -491,13 +491,24 @@ async fn reload_on_sighup(
         // Reading and parsing the files blocks: on the blocking pool, not on a thread that serves requests.
         // What is read goes in force by pointer swaps (`ArcSwap`), which requests in flight do not wait for.
         let reload = reload.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let (loaded, rules) = tokio::task::spawn_blocking(move || {
             let (files, sources) = &*reload;
             files.reload();
-            sources.load()
+            let rules = sources.config_file.as_deref().map(config::access_rules);
+            (sources.load(), rules)
         })
         .await
         .expect("a reload does not panic");
+        match rules {
+            None => {}
+            Some(Ok(rules)) => {
+                tracing::info!(access_rules = rules.len(), "SIGHUP: access rules reloaded");
+                proxy.set_access(rules);
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "SIGHUP: the access rules are invalid; keeping the ones in force")
+            }
+        }
         match loaded {
             Ok(policy) => {
                 let summary = policy.summary();

@@ -43,8 +43,9 @@ pub struct Proxy {
     sumdbs: SumDbs,
     /// What the store holds and refuses: the catalog, the index, blocks, accesses.
     ledger: Arc<Ledger>,
-    /// Who may read which modules (none: everyone authentication let in reads everything).
-    access: Arc<Rules>,
+    /// Who may read which modules (none: everyone authentication let in reads everything); replaced whole
+    /// on reload (SIGHUP), shared with the admin API.
+    access: Arc<ArcSwap<Rules>>,
     /// The audit trail (off unless `audit_log`).
     audit: Audit,
 }
@@ -160,21 +161,26 @@ impl Proxy {
             work_dir: None,
             writable: WriteCheck::default(),
             sumdbs: SumDbs::none(),
-            access: Arc::new(Rules::none()),
+            access: Arc::new(ArcSwap::from_pointee(Rules::none())),
             audit: Audit::off(),
         }
     }
 
     /// The same proxy obeying these access rules and writing to this audit trail (see `docs/access.md`).
     pub fn with_access(mut self, access: Arc<Rules>, audit: Audit) -> Proxy {
-        self.access = access;
+        self.access = Arc::new(ArcSwap::new(access));
         self.audit = audit;
         self
     }
 
     /// The access rules in force: [`Rules::may_read`] is the decision every module list obeys.
-    pub fn access(&self) -> &Arc<Rules> {
-        &self.access
+    pub fn access(&self) -> Arc<Rules> {
+        self.access.load_full()
+    }
+
+    /// Puts new access rules in force for the requests that start from now on (and the admin API's).
+    pub fn set_access(&self, access: Rules) {
+        self.access.store(Arc::new(access));
     }
 
     /// The audit trail.
@@ -348,11 +354,12 @@ impl Proxy {
     /// rule hides, stored or not, so that its existence does not leak; audited. None when it may read it
     /// (or the endpoint names no module).
     fn refused(&self, endpoint: &Endpoint, caller: &Caller<'_>) -> Option<Answer> {
-        if self.access.is_empty() {
+        let access = self.access.load();
+        if access.is_empty() {
             return None;
         }
         let (module, version) = endpoint.module_named()?;
-        if self.access.may_read(caller.identity, &module) {
+        if access.may_read(caller.identity, &module) {
             return None;
         }
         self.audit.record(
@@ -372,7 +379,8 @@ impl Proxy {
                 5,
             );
         }
-        let readable = |module: &ModulePath| self.access.may_read(identity, module);
+        let access = self.access.load();
+        let readable = |module: &ModulePath| access.may_read(identity, module);
         let mut listed = self
             .ledger
             .read(|state| state.catalog_where(page.after.as_ref(), page.size + 1, readable));
@@ -401,7 +409,8 @@ impl Proxy {
                 5,
             );
         }
-        let readable = |module: &ModulePath| self.access.may_read(identity, module);
+        let access = self.access.load();
+        let readable = |module: &ModulePath| access.may_read(identity, module);
         let listed = self
             .ledger
             .read(|state| state.index_where(page.since, page.limit, readable));

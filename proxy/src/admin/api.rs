@@ -113,14 +113,19 @@ struct Rights<'a> {
 
 impl Rights<'_> {
     fn module(&self, module: &str) -> bool {
-        !self.secured || self.admin.access.may_admin(self.caller.identity, module)
+        !self.secured
+            || self
+                .admin
+                .access
+                .load()
+                .may_admin(self.caller.identity, module)
     }
 
     /// The right on `module@version` for `action`, or a 403 naming the rules (audited as denied).
     fn check(&self, action: &str, module: &str, version: Option<&str>) -> Result<(), AdminError> {
         let allowed = match version {
             Some(_) => self.module(module),
-            None => !self.secured || self.admin.access.may_admin_all(self.caller.identity),
+            None => !self.secured || self.admin.access.load().may_admin_all(self.caller.identity),
         };
         if allowed {
             return Ok(());

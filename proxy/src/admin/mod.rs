@@ -106,7 +106,7 @@ pub struct Admin {
     coordination: Coordination,
     gc: GcSettings,
     /// Who may administer which modules (the admin API checks it when authentication is on).
-    pub(crate) access: Arc<crate::access::Rules>,
+    pub(crate) access: Arc<arc_swap::ArcSwap<crate::access::Rules>>,
     /// Where each operation is recorded.
     pub(crate) audit: crate::audit::Audit,
 }
@@ -132,15 +132,15 @@ impl Admin {
             ledger,
             coordination,
             gc,
-            access: Arc::new(crate::access::Rules::none()),
+            access: Arc::new(arc_swap::ArcSwap::from_pointee(crate::access::Rules::none())),
             audit: crate::audit::Audit::off(),
         }
     }
 
     /// The same operations under these access rules, recorded in this audit trail.
-    pub fn with_access(
+    pub(crate) fn with_access(
         mut self,
-        access: Arc<crate::access::Rules>,
+        access: Arc<arc_swap::ArcSwap<crate::access::Rules>>,
         audit: crate::audit::Audit,
     ) -> Admin {
         self.access = access;

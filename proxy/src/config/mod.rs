@@ -280,6 +280,13 @@ fn load_with(
     Ok((config, policy_unread))
 }
 
+/// The `[[access]]` rules of the configuration file at `path`, read again (on SIGHUP): the whole file is
+/// checked as at start-up, and a bad rule is reported where it is written.
+pub fn access_rules(path: &std::path::Path) -> Result<crate::access::Rules, ConfigError> {
+    let file = ConfigFile::read(path)?;
+    owners::access(Some(&file))
+}
+
 /// The policy the settings name; with `missing_file_ok`, a download file that is not there is handed
 /// back and the built-in policy stands in (what the report shows comes from the settings, not from it).
 fn policy(

@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 
 use ferry::config::Flags;
-use ferry_testkit::{FixtureModule, TestCa, Upstream, eventually, htpasswd_line};
+use ferry_testkit::{FixtureModule, TestCa, Upstream, curl, eventually, htpasswd_line};
 use serde_json::Value;
 
 use crate::harness::{
     Ferry, Reply, basic_authorization, ferry, ferry_env, go_said, go_with, netrc_file, request,
-    run_async, save, write_file,
+    run_async, save, serve_memory, serving, write_file,
 };
 
 const SECRET: &str = "corp.example.com/secret/lib";
@@ -41,15 +41,20 @@ fn config_file(dir: &Path) -> PathBuf {
     write_file(dir, "ferry.toml", &text)
 }
 
-/// Ferry with alice and bob as its users, `RULES`, and `vars` more settings (download mode none unless
-/// given), from `dir`.
-async fn guarded(dir: &Path, goproxy: Option<&str>, vars: &[(&str, &str)]) -> Ferry {
+/// The htpasswd file of alice and bob in `dir`; its path.
+fn users_file(dir: &Path) -> PathBuf {
     let users = format!(
         "{}\n{}\n",
         htpasswd_line(ALICE.0, ALICE.1),
         htpasswd_line(BOB.0, BOB.1)
     );
-    let users = write_file(dir, "users", &users).display().to_string();
+    write_file(dir, "users", &users)
+}
+
+/// Ferry with alice and bob as its users, `RULES`, and `vars` more settings (download mode none unless
+/// given), from `dir`.
+async fn guarded(dir: &Path, goproxy: Option<&str>, vars: &[(&str, &str)]) -> Ferry {
+    let users = users_file(dir).display().to_string();
     let config = config_file(dir).display().to_string();
     let mut all = vec![
         ("FERRY_DOWNLOAD_MODE", "none"),
@@ -478,4 +483,54 @@ async fn a_bad_rule_stops_start_up_naming_its_file_line_and_column_and_the_fix()
         error.contains("/nonexistent-ferry-dir does not exist"),
         "{error}"
     );
+}
+
+/// What `who` gets for `url`, by curl (the `ferry` binary is a process of its own).
+fn curl_body(url: &str, (user, password): (&str, &str)) -> String {
+    let output = curl(&["-s", "-u", &format!("{user}:{password}"), url]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn sighup_puts_new_rules_in_force_and_keeps_the_old_ones_when_the_new_ones_are_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(dir.path()).display().to_string();
+    let config = config_file(dir.path());
+    let vars = [
+        ("FERRY_AUTH_FILE", users.as_str()),
+        ("FERRY_CONFIG", config.to_str().unwrap()),
+        ("FERRY_DOWNLOAD_MODE", "none"),
+    ];
+    let (ferry, address) = serving(serve_memory(dir.path(), &vars));
+    let url = format!("http://{address}/{SECRET}/@v/list");
+    assert!(curl_body(&url, BOB).contains("no such module on this proxy"));
+
+    // bob may read now: he gets the answer of an empty store.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let granted = text.replacen(
+        "read = [\"user:alice\"]",
+        "read = [\"user:alice\", \"user:bob\"]",
+        1,
+    );
+    assert_ne!(text, granted);
+    std::fs::write(&config, &granted).unwrap();
+    ferry.signal("-HUP");
+    ferry.wait_for("the rules' reload", || {
+        ferry.log().contains("SIGHUP: access rules reloaded")
+    });
+    let body = curl_body(&url, BOB);
+    assert!(body.contains("no versions stored"), "{body}");
+
+    // A bad rule is reported where it is written; the rules in force stay.
+    std::fs::write(&config, granted.replacen("user:bob", "bob", 1)).unwrap();
+    ferry.signal("-HUP");
+    ferry.wait_for("the report of the bad rule", || {
+        ferry.log().contains("the access rules are invalid")
+    });
+    assert!(
+        ferry.log().contains(&format!("{}:", config.display())),
+        "{}",
+        ferry.log()
+    );
+    assert!(curl_body(&url, BOB).contains("no versions stored"));
 }
