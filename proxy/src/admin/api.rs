@@ -1,5 +1,6 @@
-//! The admin API, served on its own listener (`admin_listen`, off by default) so that who may administer
-//! is decided by who reaches that address, apart from module access. JSON in and out, under `/admin/v1/`:
+//! The admin API, served on its own listener (`admin_listen`, off by default), apart from the module
+//! traffic: without authentication, who may administer is decided by who reaches that address (see below
+//! for what changes with `auth_file`). JSON in and out, under `/admin/v1/`:
 //!
 //! | method and path | does |
 //! |---|---|
