@@ -179,27 +179,8 @@ async fn answer(
             .map(|(_, v)| v.into_owned())
     };
     let result = match (&parts.method, rest) {
-        (&Method::GET, "versions") => {
-            let mut listed = admin.list(&query("prefix").unwrap_or_default());
-            listed.retain(|l| rights.module(&l.module));
-            Ok(json_ok(&listed))
-        }
-        (&Method::GET, "usage") => {
-            let (mut modules, mut total) = admin.usage(&query("prefix").unwrap_or_default());
-            if modules.iter().any(|m| !rights.module(&m.module)) {
-                modules.retain(|m| rights.module(&m.module));
-                total.versions = modules.iter().map(|m| m.versions).sum();
-                total.bytes = modules.iter().map(|m| m.bytes).sum();
-            }
-            Ok(json_ok(&json!({ "modules": modules, "total": total })))
-        }
-        (&Method::GET, "blocks") => {
-            let blocked: Vec<_> = admin
-                .list("")
-                .into_iter()
-                .filter(|l| l.status == "blocked" && rights.module(&l.module))
-                .collect();
-            Ok(json_ok(&blocked))
+        (&Method::GET, what @ ("versions" | "usage" | "blocks")) => {
+            Ok(listing(&rights, what, &query("prefix").unwrap_or_default()))
         }
         (&Method::POST, "gc") => {
             let dry_run = query("dry_run").is_some_and(|v| v == "true" || v == "1");
@@ -238,6 +219,35 @@ async fn answer(
         };
         error(status, &e.to_string())
     })
+}
+
+/// A listing (`versions`, `usage` or `blocks`) of the modules under `prefix` the caller administers.
+fn listing(rights: &Rights<'_>, what: &str, prefix: &str) -> Response<Body> {
+    let admin = rights.admin;
+    match what {
+        "usage" => {
+            let (mut modules, mut total) = admin.usage(prefix);
+            if modules.iter().any(|m| !rights.module(&m.module)) {
+                modules.retain(|m| rights.module(&m.module));
+                total.versions = modules.iter().map(|m| m.versions).sum();
+                total.bytes = modules.iter().map(|m| m.bytes).sum();
+            }
+            json_ok(&json!({ "modules": modules, "total": total }))
+        }
+        "blocks" => {
+            let blocked: Vec<_> = admin
+                .list("")
+                .into_iter()
+                .filter(|l| l.status == "blocked" && rights.module(&l.module))
+                .collect();
+            json_ok(&blocked)
+        }
+        _ => {
+            let mut listed = admin.list(prefix);
+            listed.retain(|l| rights.module(&l.module));
+            json_ok(&listed)
+        }
+    }
 }
 
 /// The operations on one version: `versions/MODULE@VERSION` and `blocks/MODULE@VERSION`.
