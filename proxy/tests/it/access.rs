@@ -344,17 +344,25 @@ async fn the_go_command_downloads_what_netrc_credentials_may_read_and_gets_not_f
 async fn a_fill_from_the_upstream_is_audited_with_the_caller_and_the_zip_it_served() {
     let dir = tempfile::tempdir().unwrap();
     let upstream = Upstream::start(vec![FixtureModule::package(SECRET, "v1.2.0")]).await;
-    let ferry = guarded(
-        dir.path(),
-        Some(&upstream.url()),
-        &[("FERRY_DOWNLOAD_MODE", "sync")],
-    )
-    .await;
-    let zip = get_as(&ferry, &format!("{SECRET}/@v/v1.2.0.zip"), ALICE).await;
+    let vars = [
+        ("FERRY_DOWNLOAD_MODE", "sync"),
+        ("FERRY_TRUSTED_PROXIES", "127.0.0.1"),
+    ];
+    let ferry = guarded(dir.path(), Some(&upstream.url()), &vars).await;
+    // Through a trusted proxy: the trail names the client it forwarded.
+    let authorization = basic_authorization(ALICE.0, ALICE.1);
+    let headers = [
+        ("authorization", authorization.as_str()),
+        ("x-forwarded-for", "203.0.113.9"),
+    ];
+    let url = format!("{}/{SECRET}/@v/v1.2.0.zip", ferry.url());
+    let zip = request("GET", &url, &headers).await;
     assert_eq!(zip.status, 200, "{}", zip.text());
     let fill = audited(dir.path(), "fill", "alice", SECRET).await;
     assert_eq!(fill["version"], "v1.2.0", "{fill}");
-    audited(dir.path(), "fetch", "alice", SECRET).await;
+    assert_eq!(fill["client"], "203.0.113.9", "{fill}");
+    let fetch = audited(dir.path(), "fetch", "alice", SECRET).await;
+    assert_eq!(fetch["request_id"], zip.header("x-request-id"), "{fetch}");
     // bob's request never reaches the upstream: no fill of a module he may not read.
     let before = upstream.requests().len();
     let denied = get_as(&ferry, &format!("{SECRET}/@v/v1.3.0.zip"), BOB).await;
