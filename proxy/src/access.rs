@@ -78,6 +78,8 @@ impl Who {
 #[derive(Debug, Clone)]
 struct Rule {
     modules: Vec<Pattern>,
+    /// Where each pattern is written in the configuration file (a byte offset), for messages.
+    places: Vec<usize>,
     read: Vec<Who>,
     admin: Vec<Who>,
 }
@@ -187,8 +189,36 @@ impl Rules {
             };
             rules.push(rule(item, table)?);
         }
+        shadowed(text, &rules)?;
         Ok(Rules { rules })
     }
+}
+
+/// Refuses a pattern that can never decide: an earlier rule matches every module it matches (the first
+/// matching rule decides), which is a rule written in the wrong order or a leftover.
+fn shadowed(text: &str, rules: &[Rule]) -> Result<(), RuleError> {
+    for (i, rule) in rules.iter().enumerate() {
+        for (pattern, place) in rule.modules.iter().zip(&rule.places) {
+            let earlier = rules[..i]
+                .iter()
+                .flat_map(|r| r.modules.iter().zip(&r.places));
+            if let Some((cover, at)) = earlier
+                .into_iter()
+                .find(|(earlier, _)| pattern.is_covered_by(earlier))
+            {
+                let line = text[..*at].matches('\n').count() + 1;
+                return Err(RuleError {
+                    offset: *place,
+                    message: format!(
+                        "access: modules: pattern {:?} never decides: {:?} of an earlier rule (line {line}) matches every module it matches, and the first matching rule decides; move this rule before that one, or remove the pattern",
+                        pattern.as_str(),
+                        cover.as_str()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An error at a value's place.
@@ -202,7 +232,7 @@ fn at<T>(value: &Spanned<T>, message: &str) -> RuleError {
 /// One `[[access]]` table: `modules` (required, not empty), `read` and `admin` (lists of callers).
 fn rule(item: &Spanned<DeValue<'_>>, table: &DeTable<'_>) -> Result<Rule, RuleError> {
     let mut modules = None;
-    let (mut read, mut admin) = (Vec::new(), Vec::new());
+    let (mut read, mut admin, mut places) = (Vec::new(), Vec::new(), Vec::new());
     for (key, value) in table {
         match key.get_ref().as_ref() {
             "modules" => {
@@ -212,6 +242,7 @@ fn rule(item: &Spanned<DeValue<'_>>, table: &DeTable<'_>) -> Result<Rule, RuleEr
                         offset: place,
                         message,
                     })?);
+                    places.push(place);
                 }
                 if patterns.is_empty() {
                     return Err(at(
@@ -250,6 +281,7 @@ fn rule(item: &Spanned<DeValue<'_>>, table: &DeTable<'_>) -> Result<Rule, RuleEr
     })?;
     Ok(Rule {
         modules,
+        places,
         read,
         admin,
     })
@@ -411,5 +443,25 @@ admin = ["user:root"]
         }
         let error = Rules::from_toml("[[access]]\nread = [\"*\"]\n").unwrap_err();
         assert!(error.message.contains("no modules"), "{}", error.message);
+        // A rule after a broader one never decides.
+        let text = "[[access]]\nmodules = [\"corp.example.com\"]\nread = [\"*\"]\n\n[[access]]\nmodules = [\"other.example\", \"corp.example.com/secret\"]\n";
+        let error = Rules::from_toml(text).unwrap_err();
+        assert!(
+            text[error.offset..].starts_with("\"corp.example.com/secret\""),
+            "{}",
+            error.offset
+        );
+        assert!(
+            error.message.contains("never decides") && error.message.contains("(line 2)"),
+            "{}",
+            error.message
+        );
+        let text = "[[access]]\nmodules = [\"*\"]\n[[access]]\nmodules = [\"a.example\"]\n";
+        assert!(
+            Rules::from_toml(text)
+                .unwrap_err()
+                .message
+                .contains("never decides")
+        );
     }
 }
