@@ -197,6 +197,37 @@ async fn under_a_path_prefix_the_rules_apply_alike() {
     ferry.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_authentication_every_request_is_anonymous_and_star_does_not_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = format!(
+        "[[access]]\nmodules = [\"{OPEN}\"]\nread = [\"anonymous\"]\n\n[[access]]\nmodules = [\"*\"]\nread = [\"*\"]\n"
+    );
+    let config = write_file(dir.path(), "ferry.toml", &rules);
+    let vars = [
+        ("FERRY_DOWNLOAD_MODE", "none"),
+        ("FERRY_CONFIG", config.to_str().unwrap()),
+    ];
+    let ferry = Ferry::from_env(&ferry_env(dir.path(), None, &vars), &Flags::default()).await;
+    for module in [OPEN, SECRET] {
+        save(
+            ferry.store().as_ref(),
+            &FixtureModule::package(module, "v1.0.0"),
+        )
+        .await;
+    }
+    let open = ferry.get(&format!("{OPEN}/@v/v1.0.0.mod")).await;
+    assert_eq!(open.status, 200, "{}", open.text());
+    let hidden = ferry.get(&format!("{SECRET}/@v/v1.0.0.mod")).await;
+    assert_eq!(hidden.status, 404, "{}", hidden.text());
+    assert!(
+        hidden.text().contains("no such module"),
+        "{}",
+        hidden.text()
+    );
+    ferry.stop().await;
+}
+
 /// Every entry of the catalog, page by page (`pagesize`), as `module@version`.
 async fn catalog_as(ferry: &Ferry, who: (&str, &str), pagesize: usize) -> Vec<String> {
     let mut seen = Vec::new();
