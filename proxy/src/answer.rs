@@ -162,6 +162,18 @@ impl Answer {
         Answer::text(StatusCode::NOT_FOUND, format!("not found: {reason}"))
     }
 
+    /// What a caller the access rules refuse gets for a module: a 404 that depends on nothing but the
+    /// module and version asked for, the same for a module the rule hides that exists and one that does
+    /// not, so that its existence does not leak.
+    pub fn hidden(module: &ferry_module::ModulePath, version: Option<&str>) -> Answer {
+        match version {
+            Some(version) => Answer::not_found(format!(
+                "{module}@{version}: no such module or version on this proxy"
+            )),
+            None => Answer::not_found(format!("{module}: no such module on this proxy")),
+        }
+    }
+
     /// A 403 whose body starts with `forbidden:`: the `go` command stops there (it falls through to its next
     /// GOPROXY entry only on 404 and 410) and shows the reason.
     pub fn forbidden(reason: impl std::fmt::Display) -> Answer {

@@ -1,10 +1,12 @@
 //! Ferry: a Go module proxy. The library holds the whole service; the `ferry` binary only parses its
 //! arguments, binds the listener and waits for a signal.
 
+pub mod access;
 mod action;
 pub mod admin;
 pub mod airgap;
 mod answer;
+pub mod audit;
 mod body;
 mod cache;
 pub mod check_store;
@@ -63,6 +65,11 @@ pub enum StartError {
     WorkDir(ferry_fetcher::FetchError),
     #[error("coordination {engine} is not usable: {message}")]
     Coordination { engine: String, message: String },
+    #[error("audit_log {target}: cannot write the audit trail: {source}")]
+    Audit {
+        target: String,
+        source: std::io::Error,
+    },
 }
 
 /// A store's failure without the `storage unavailable:` words the start-up message already says.
@@ -169,11 +176,19 @@ pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy
         (None, Some(work_dir), routes)
     };
     sumdb::warn_about_toolchains(config);
+    let audit = match &config.audit_log {
+        None => audit::Audit::off(),
+        Some(target) => audit::Audit::start(target).map_err(|source| StartError::Audit {
+            target: target.to_string(),
+            source,
+        })?,
+    };
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
         .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes))
         .with_clock(clock)
-        .with_prefetch(config.prefetch.clone());
+        .with_prefetch(config.prefetch.clone())
+        .with_access(config.access.clone(), audit);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

@@ -117,7 +117,11 @@ fn main() -> ExitCode {
         Command::Config { args, format } => show_config(args, &format),
         Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
-        Command::Admin(args) => ferry::admin::cli::run(args),
+        Command::Admin(mut args) => {
+            // The password comes from the environment only: a command line is visible to every user.
+            args.password = std::env::var("FERRY_ADMIN_PASSWORD").ok();
+            ferry::admin::cli::run(args)
+        }
         Command::Airgap(command) => airgap(command),
         Command::Healthcheck { url, timeout, ca } => healthcheck(url, timeout, ca),
     };
@@ -344,7 +348,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         if let Some(admin_listener) = admin_listener {
             tracing::info!(admin_listen = %admin_listener.local_addr()?, "serving the admin API (/admin/v1/)");
             let mut stopped = admin_stopped.clone();
-            tokio::spawn(ferry::admin::api::run_admin(admin_listener, admin.clone(), async move {
+            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), config.server.auth.clone(), async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }));
         }
@@ -362,6 +366,13 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             upstream = %upstream,
             "configuration"
         );
+        if !config.access.is_empty() || config.audit_log.is_some() {
+            let audit_log = config.audit_log.as_ref().map_or("off".to_string(), ToString::to_string);
+            tracing::info!(access_rules = config.access.len(), %audit_log, "access rules and audit trail");
+        }
+        if !config.access.is_empty() && config.server.auth.is_none() {
+            tracing::warn!("access rules without auth_file: every request is anonymous, so only the rules that list \"anonymous\" in read let a module be read; set auth_file to tell callers apart");
+        }
         let scheme = log_access(&config.server);
         tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
@@ -467,8 +478,8 @@ impl Reloadable {
     }
 }
 
-/// On SIGHUP, loads the download policy again from the same sources, and the authentication file and the
-/// TLS certificate from their files; whatever is invalid is reported and the old one stays in force.
+/// On SIGHUP, loads the download policy again from the same sources, the access rules from the
+/// configuration file, and the authentication file and the TLS certificate from their files; whatever is invalid is reported and the old one stays in force.
 async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     proxy: std::sync::Arc<ferry::Proxy>,
@@ -480,13 +491,24 @@ async fn reload_on_sighup(
         // Reading and parsing the files blocks: on the blocking pool, not on a thread that serves requests.
         // What is read goes in force by pointer swaps (`ArcSwap`), which requests in flight do not wait for.
         let reload = reload.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let (loaded, rules) = tokio::task::spawn_blocking(move || {
             let (files, sources) = &*reload;
             files.reload();
-            sources.load()
+            let rules = sources.config_file.as_deref().map(config::access_rules);
+            (sources.load(), rules)
         })
         .await
         .expect("a reload does not panic");
+        match rules {
+            None => {}
+            Some(Ok(rules)) => {
+                tracing::info!(access_rules = rules.len(), "SIGHUP: access rules reloaded");
+                proxy.set_access(rules);
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "SIGHUP: the access rules are invalid; keeping the ones in force")
+            }
+        }
         match loaded {
             Ok(policy) => {
                 let summary = policy.summary();

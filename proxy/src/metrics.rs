@@ -74,6 +74,8 @@ pub struct Metrics {
     pub version_refusals: Family<ResultLabels, Counter>,
     /// What a dry-run version rule would have refused, by kind.
     pub version_refusals_dry_run: Family<ResultLabels, Counter>,
+    /// Audit lines dropped: the writer fell behind (its channel was full) or the file could not be written.
+    pub audit_dropped: Counter,
     pub collections: Family<ResultLabels, Counter>,
     /// Requirements fetched ahead, by result.
     pub prefetches: Family<ResultLabels, Counter>,
@@ -249,6 +251,12 @@ impl Metrics {
             "Requirements of a filled go.mod fetched before they were asked for, by result (fetched, failed, followed, over_budget)",
             prefetches.clone(),
         );
+        let audit_dropped = Counter::default();
+        registry.register(
+            "audit_dropped",
+            "Audit trail lines dropped: the writer fell behind or could not write (audit_log)",
+            audit_dropped.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -278,6 +286,7 @@ impl Metrics {
             blocked_answers,
             version_refusals,
             version_refusals_dry_run,
+            audit_dropped,
             collections,
             prefetches,
             collected_versions,

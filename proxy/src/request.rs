@@ -337,6 +337,34 @@ impl Endpoint {
         }
     }
 
+    /// The module this endpoint asks about, and the version (or query) when it names one: what access
+    /// rules decide on. None for the endpoints that name no module (the catalog and the index are
+    /// filtered instead).
+    pub fn module_named(&self) -> Option<(ModulePath, Option<String>)> {
+        match self {
+            Endpoint::List(module) | Endpoint::Latest(module) => Some((module.clone(), None)),
+            Endpoint::Info(module, query) => {
+                let query = match query {
+                    VersionQuery::Canonical(version) => version.to_string(),
+                    VersionQuery::Query(query) => query.clone(),
+                };
+                Some((module.clone(), Some(query)))
+            }
+            Endpoint::Mod(module, version) | Endpoint::Zip(module, version) => {
+                Some((module.clone(), Some(version.to_string())))
+            }
+            Endpoint::SumDb(request) => request
+                .looked_up()
+                .map(|(module, version)| (module, Some(version.to_string()))),
+            Endpoint::Healthz
+            | Endpoint::Readyz
+            | Endpoint::Metrics
+            | Endpoint::Index
+            | Endpoint::Catalog(_)
+            | Endpoint::Feed(_) => None,
+        }
+    }
+
     /// Whether a request for this endpoint must authenticate (when an `auth_file` is set): all but the
     /// health probes, which load balancers and orchestrators call without credentials.
     pub fn needs_credentials(&self) -> bool {

@@ -95,7 +95,7 @@ pub async fn run(
         tls: settings.tls.is_some(),
     };
     let stack = crate::layers::stack(
-        proxy.clone(),
+        crate::service::ProxyService(proxy.clone()),
         settings.serve_metrics,
         settings.auth.clone(),
         client,
@@ -216,7 +216,7 @@ pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = (
         });
     serve_plain(
         listener,
-        service,
+        move |_| service,
         Duration::from_secs(60),
         "metrics",
         shutdown,
@@ -225,10 +225,11 @@ pub async fn run_metrics(listener: TcpListener, shutdown: impl Future<Output = (
 }
 
 /// Serves `service` over plain HTTP on `listener` (a side listener: metrics, the admin API) until
-/// `shutdown`, each connection for at most `limit`; `what` names the listener in logs.
+/// `shutdown`, each connection for at most `limit`; `what` names the listener in logs. `service` makes
+/// each connection's service from its peer's address.
 pub(crate) async fn serve_plain<S>(
     listener: TcpListener,
-    service: S,
+    service: impl Fn(std::net::IpAddr) -> S,
     limit: Duration,
     what: &'static str,
     shutdown: impl Future<Output = ()>,
@@ -237,8 +238,7 @@ pub(crate) async fn serve_plain<S>(
             http::Request<hyper::body::Incoming>,
             Response = http::Response<crate::body::Body>,
             Error = std::convert::Infallible,
-        > + Clone
-        + Send
+        > + Send
         + 'static,
     S::Future: Send + 'static,
 {
@@ -247,8 +247,9 @@ pub(crate) async fn serve_plain<S>(
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let connection = builder.serve_connection(TokioIo::new(stream), service.clone()).into_owned();
+                Ok((stream, peer)) => {
+                    let service = service(peer.ip().to_canonical());
+                    let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                     tokio::spawn(async move {
                         let _ = tokio::time::timeout(limit, connection).await;
                     });

@@ -13,8 +13,10 @@ use ferry_storage::{ByteRange, ModuleStore, ModuleStoreExt, StorageError, ZipPar
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
+use crate::access::Rules;
 use crate::action::{Action, Declined, Kind, action};
 use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
+use crate::audit::{self, Audit, Caller};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
@@ -48,6 +50,11 @@ pub struct Proxy {
     clock: Clock,
     /// Fetches the requirements of filled `.mod` files ahead (with an upstream, unless turned off).
     prefetch: Option<Prefetcher>,
+    /// Who may read which modules (none: everyone authentication let in reads everything); replaced whole
+    /// on reload (SIGHUP), shared with the admin API.
+    access: Arc<ArcSwap<Rules>>,
+    /// The audit trail (off unless `audit_log`).
+    audit: Audit,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -163,6 +170,8 @@ impl Proxy {
             sumdbs: SumDbs::none(),
             clock: Clock::system(),
             prefetch: None,
+            access: Arc::new(ArcSwap::from_pointee(Rules::none())),
+            audit: Audit::off(),
         }
     }
 
@@ -185,6 +194,28 @@ impl Proxy {
     pub fn with_clock(mut self, clock: Clock) -> Proxy {
         self.clock = clock;
         self
+    }
+
+    /// The same proxy obeying these access rules and writing to this audit trail (see `docs/access.md`).
+    pub fn with_access(mut self, access: Arc<Rules>, audit: Audit) -> Proxy {
+        self.access = Arc::new(ArcSwap::new(access));
+        self.audit = audit;
+        self
+    }
+
+    /// The access rules in force: [`Rules::may_read`] is the decision every module list obeys.
+    pub fn access(&self) -> Arc<Rules> {
+        self.access.load_full()
+    }
+
+    /// Puts new access rules in force for the requests that start from now on (and the admin API's).
+    pub fn set_access(&self, access: Rules) {
+        self.access.store(Arc::new(access));
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The same proxy with caches of these sizes and lifetimes (see `docs/operations.md`, "Caching").
@@ -219,6 +250,7 @@ impl Proxy {
                 filler.coordination().clone()
             });
         crate::admin::Admin::new(self.store.clone(), self.ledger.clone(), coordination, gc)
+            .with_access(self.access.clone(), self.audit.clone())
     }
 
     /// The policy in force.
@@ -284,6 +316,10 @@ impl Proxy {
             Ok(endpoint) => endpoint,
             Err(refusal) => return Answer::from(refusal),
         };
+        let caller = Caller::of(&request.extensions, &request.headers);
+        if let Some(hidden) = self.refused(&endpoint, &caller) {
+            return hidden;
+        }
         let wants = Wants::of(request);
         let policy = self.policy.load();
         let decide = |module: &ModulePath| Decided {
@@ -298,8 +334,8 @@ impl Proxy {
                 );
             }
             Endpoint::Healthz => return Answer::text(StatusCode::OK, "ok"),
-            Endpoint::Catalog(page) => return self.catalog(&page),
-            Endpoint::Feed(page) => return self.feed(&page),
+            Endpoint::Catalog(page) => return self.catalog(&page, caller.identity),
+            Endpoint::Feed(page) => return self.feed(&page, caller.identity),
             Endpoint::Readyz => return self.readyz().await,
             // Answered by the metrics layer when this listener serves the metrics (a GET); here, it is no
             // endpoint: a HEAD, or the metrics have a listener of their own (`metrics_listen`).
@@ -309,7 +345,9 @@ impl Proxy {
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
-                return self.query_info(&module, &query, &decide(&module)).await;
+                return self
+                    .query_info(&module, &query, &decide(&module), &caller)
+                    .await;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version))
             | Endpoint::Mod(module, version)
@@ -326,28 +364,59 @@ impl Proxy {
         };
         let decision = decide(&module);
         let answer = self
-            .version_file(&module, &version, file, &wants, &decision)
+            .version_file(&module, &version, file, &wants, &decision, &caller)
             .await;
         if answer.is_success() {
             self.ledger.touch(&module, &version);
             if let (VersionFile::Mod, Some(prefetch)) = (file, &self.prefetch) {
                 prefetch.followed(&module, &version, wants.client);
             }
+            if file == VersionFile::Zip
+                && !wants.head_only
+                && answer.status != StatusCode::NOT_MODIFIED
+            {
+                let (module, version) = (Some(module.as_str()), Some(version.as_str()));
+                self.audit
+                    .record(audit::Action::Fetch, &caller, module, version);
+            }
         }
         answer
     }
 
+    /// The answer to a request for a module the caller may not read: the same 404 for every module the
+    /// rule hides, stored or not, so that its existence does not leak; audited. None when it may read it
+    /// (or the endpoint names no module).
+    fn refused(&self, endpoint: &Endpoint, caller: &Caller<'_>) -> Option<Answer> {
+        let access = self.access.load();
+        if access.is_empty() {
+            return None;
+        }
+        let (module, version) = endpoint.module_named()?;
+        if access.may_read(caller.identity, &module) {
+            return None;
+        }
+        self.audit.record(
+            audit::Action::Denied,
+            caller,
+            Some(module.as_str()),
+            version.as_deref(),
+        );
+        Some(Answer::hidden(&module, version.as_deref()))
+    }
+
     /// `/catalog`: a page of the stored versions in (module, version) order, with the token of the next.
-    fn catalog(&self, page: &CatalogPage) -> Answer {
+    fn catalog(&self, page: &CatalogPage, identity: Option<&crate::Identity>) -> Answer {
         if !self.ledger.is_ready() {
             return Answer::busy(
                 "the catalog is being built from the store; try again shortly",
                 5,
             );
         }
+        let access = self.access.load();
+        let readable = |module: &ModulePath| access.may_read(identity, module);
         let mut listed = self
             .ledger
-            .read(|state| state.catalog(page.after.as_ref(), page.size + 1));
+            .read(|state| state.catalog_where(page.after.as_ref(), page.size + 1, readable));
         let next = (listed.len() > page.size).then(|| {
             listed.truncate(page.size);
             listed
@@ -366,16 +435,18 @@ impl Proxy {
     }
 
     /// `/index`: the versions first stored at or after `since`, in that order, one JSON object a line.
-    fn feed(&self, page: &FeedPage) -> Answer {
+    fn feed(&self, page: &FeedPage, identity: Option<&crate::Identity>) -> Answer {
         if !self.ledger.is_ready() {
             return Answer::busy(
                 "the index is being built from the store; try again shortly",
                 5,
             );
         }
+        let access = self.access.load();
+        let readable = |module: &ModulePath| access.may_read(identity, module);
         let listed = self
             .ledger
-            .read(|state| state.index(page.since, page.limit));
+            .read(|state| state.index_where(page.since, page.limit, readable));
         let mut body = String::with_capacity(listed.len() * 100);
         for (at, module, version) in listed {
             let time = std::time::UNIX_EPOCH + Duration::from_nanos(at);
@@ -417,6 +488,7 @@ impl Proxy {
         file: VersionFile,
         wants: &Wants<'_>,
         decision: &Decided<'_>,
+        caller: &Caller<'_>,
     ) -> Answer {
         let etag = etag(file.extension(), module, version);
         // The ETag is computed from the name, so a client can send it for a version that was never stored:
@@ -435,6 +507,9 @@ impl Proxy {
         let stored = match self.stored_file(module, version, file, read).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
+                    let named = (Some(module.as_str()), Some(version.as_str()));
+                    self.audit
+                        .record(audit::Action::Fill, caller, named.0, named.1);
                     let filled = self.fill(upstream, module, version, file).await;
                     if let (Ok(filled), VersionFile::Mod, Some(prefetch)) =
                         (&filled, file, &self.prefetch)
@@ -458,6 +533,14 @@ impl Proxy {
                     }
                 }
                 action => {
+                    if matches!(
+                        action,
+                        Action::Queue(_) | Action::Redirect { queue: Some(_) }
+                    ) {
+                        let named = (Some(module.as_str()), Some(version.as_str()));
+                        self.audit
+                            .record(audit::Action::Fill, caller, named.0, named.1);
+                    }
                     let escaped_path = format!(
                         "{}/@v/{}.{}",
                         module.escaped(),
@@ -537,7 +620,13 @@ impl Proxy {
     /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
     /// served from the store (fetched first when missing). Only `sync` answers a query; the other modes
     /// treat it as a miss.
-    async fn query_info(&self, module: &ModulePath, query: &str, decision: &Decided<'_>) -> Answer {
+    async fn query_info(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        decision: &Decided<'_>,
+        caller: &Caller<'_>,
+    ) -> Answer {
         let upstream = match self.action(decision, Kind::Query) {
             Action::Upstream(upstream) => upstream,
             action => {
@@ -567,6 +656,9 @@ impl Proxy {
         }
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
+                let named = (Some(module.as_str()), Some(version.as_str()));
+                self.audit
+                    .record(audit::Action::Fill, caller, named.0, named.1);
                 match upstream.fill(module, version.as_str(), Need::Info).await {
                     Ok(_) => self.store.info(module, &version).await,
                     Err(e) => return Answer::from(e),
@@ -875,4 +967,26 @@ fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
         .split(',')
         .map(str::trim)
         .any(|candidate| candidate == etag || candidate.strip_prefix("W/") == Some(etag))
+}
+
+/// The proxy as the innermost `tower` service.
+#[derive(Clone)]
+pub struct ProxyService(pub Arc<Proxy>);
+
+impl<B: Send + 'static> tower::Service<Request<B>> for ProxyService {
+    type Response = Response<Body>;
+    type Error = std::convert::Infallible;
+    type Future = crate::layers::ResponseFuture<std::convert::Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), std::convert::Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let proxy = self.0.clone();
+        Box::pin(async move { Ok(proxy.handle(request).await) })
+    }
 }

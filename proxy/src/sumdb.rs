@@ -292,6 +292,16 @@ impl SumDbPath {
     }
 }
 
+impl SumDbPath {
+    /// The module and version a lookup asks about (none for the other requests).
+    pub fn looked_up(&self) -> Option<(ModulePath, Version)> {
+        match &self.what {
+            Ask::Lookup(module_version) => unescape(module_version),
+            _ => None,
+        }
+    }
+}
+
 /// The module path and version of a lookup's escaped `MODULE@VERSION` (as [`SumDbPath::parse`] left it).
 fn unescape(module_version: &str) -> Option<(ModulePath, Version)> {
     let (module, version) = module_version.rsplit_once('@')?;

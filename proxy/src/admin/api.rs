@@ -1,5 +1,6 @@
-//! The admin API, served on its own listener (`admin_listen`, off by default) so that who may administer
-//! is decided by who reaches that address, apart from module access. JSON in and out, under `/admin/v1/`:
+//! The admin API, served on its own listener (`admin_listen`, off by default), apart from the module
+//! traffic: without authentication, who may administer is decided by who reaches that address (see below
+//! for what changes with `auth_file`). JSON in and out, under `/admin/v1/`:
 //!
 //! | method and path | does |
 //! |---|---|
@@ -14,6 +15,12 @@
 //!
 //! Long operations answer `application/x-ndjson`: `{"progress": …}` lines while they run, then one
 //! `{"result": …}` or `{"error": …}` line.
+//!
+//! When authentication is configured (`auth_file`), every request must authenticate here too (the same
+//! layer as the proxy's), and the access rules decide: the `admin` right on a version's module for a
+//! delete, block or unblock, on every module for `gc` and `reindex`; the listings show the modules the
+//! caller administers. Without authentication, whoever reaches the address administers, as before.
+//! Every change is written to the audit trail.
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,28 +34,138 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use super::{Admin, AdminError};
+use crate::audit::{Action, Caller};
 use crate::body::{self, Body};
+use crate::layers::auth::{Auth, AuthLayer, Identity};
+use crate::layers::client::Client;
 
 /// The largest request body read (a block's reason).
 const MAX_BODY: usize = 64 * 1024;
 /// Progress lines are written at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
-/// Serves the admin API on `listener` until `shutdown` completes.
+/// Serves the admin API on `listener` until `shutdown` completes, to whoever reaches it.
 pub async fn run_admin(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
-    let admin = Arc::new(admin);
-    let service = hyper::service::service_fn(move |request| {
-        let admin = admin.clone();
-        async move { Ok::<_, Infallible>(answer(&admin, request).await) }
-    });
+    run_admin_with(listener, admin, None, shutdown).await;
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes; with `auth`, to its users, as the access
+/// rules allow.
+pub async fn run_admin_with(
+    listener: TcpListener,
+    admin: Admin,
+    auth: Option<Arc<Auth>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let inner = AdminService {
+        admin: Arc::new(admin),
+        secured: auth.is_some(),
+    };
+    let authenticated = tower::Layer::layer(&AuthLayer(auth), inner);
+    let service = move |peer: std::net::IpAddr| {
+        let authenticated = authenticated.clone();
+        hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            // The peer is the client: no proxy is believed on this listener.
+            request.extensions_mut().insert(Client {
+                address: peer,
+                https: false,
+            });
+            let mut authenticated = authenticated.clone();
+            tower::Service::call(&mut authenticated, request)
+        })
+    };
     // Collections can be long; an idle or stuck connection is not kept for ever.
     let limit = Duration::from_secs(6 * 3600);
     crate::server::serve_plain(listener, service, limit, "admin", shutdown).await;
 }
 
+/// The API as a `tower` service, for the authentication layer in front of it.
+#[derive(Clone)]
+struct AdminService {
+    admin: Arc<Admin>,
+    /// Whether authentication is on: then the access rules decide each operation.
+    secured: bool,
+}
+
+impl tower::Service<Request<hyper::body::Incoming>> for AdminService {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = crate::layers::ResponseFuture<Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move { Ok(answer(&this.admin, this.secured, request).await) })
+    }
+}
+
+/// What the caller may administer: everything without authentication, else what the rules grant.
+struct Rights<'a> {
+    admin: &'a Admin,
+    secured: bool,
+    caller: Caller<'a>,
+}
+
+impl Rights<'_> {
+    fn module(&self, module: &str) -> bool {
+        !self.secured
+            || self
+                .admin
+                .access
+                .load()
+                .may_admin(self.caller.identity, module)
+    }
+
+    /// The right on `module@version` for `action`, or a 403 naming the rules (audited as denied).
+    fn check(&self, action: &str, module: &str, version: Option<&str>) -> Result<(), AdminError> {
+        let allowed = match version {
+            Some(_) => self.module(module),
+            None => !self.secured || self.admin.access.load().may_admin_all(self.caller.identity),
+        };
+        if allowed {
+            return Ok(());
+        }
+        self.admin
+            .audit
+            .record(Action::Denied, &self.caller, Some(module), version);
+        let who = self
+            .caller
+            .identity
+            .map_or("anonymous", |id: &Identity| &id.user);
+        Err(AdminError::Forbidden(format!(
+            "{who} may not {action} {target}: the access rules ([[access]] admin) do not grant it",
+            target = match version {
+                Some(version) => format!("{module}@{version}"),
+                None => "every module".into(),
+            }
+        )))
+    }
+
+    fn record(&self, action: Action, module: Option<&str>, version: Option<&str>) {
+        self.admin
+            .audit
+            .record(action, &self.caller, module, version);
+    }
+}
+
 /// One request: routed by method and path, every failure a status with a JSON `{"error": …}`.
-async fn answer(admin: &Arc<Admin>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+async fn answer(
+    admin: &Arc<Admin>,
+    secured: bool,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let (parts, incoming) = request.into_parts();
+    let rights = Rights {
+        admin,
+        secured,
+        caller: Caller::of(&parts.extensions, &parts.headers),
+    };
     let path = percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8_lossy();
     let Some(rest) = path.strip_prefix("/admin/v1/") else {
         return error(
@@ -62,48 +179,40 @@ async fn answer(admin: &Arc<Admin>, request: Request<hyper::body::Incoming>) -> 
             .map(|(_, v)| v.into_owned())
     };
     let result = match (&parts.method, rest) {
-        (&Method::GET, "versions") => {
-            Ok(json_ok(&admin.list(&query("prefix").unwrap_or_default())))
-        }
-        (&Method::GET, "usage") => {
-            let (modules, total) = admin.usage(&query("prefix").unwrap_or_default());
-            Ok(json_ok(&json!({ "modules": modules, "total": total })))
-        }
-        (&Method::GET, "blocks") => {
-            let blocked: Vec<_> = admin
-                .list("")
-                .into_iter()
-                .filter(|l| l.status == "blocked")
-                .collect();
-            Ok(json_ok(&blocked))
+        (&Method::GET, what @ ("versions" | "usage" | "blocks")) => {
+            Ok(listing(&rights, what, &query("prefix").unwrap_or_default()))
         }
         (&Method::POST, "gc") => {
             let dry_run = query("dry_run").is_some_and(|v| v == "true" || v == "1");
-            Ok(streamed(
-                admin.clone(),
-                move |admin, mut progress| async move {
+            rights.check("collect garbage in", "*", None).map(|()| {
+                if !dry_run {
+                    rights.record(Action::Gc, None, None);
+                }
+                streamed(admin.clone(), move |admin, mut progress| async move {
                     let collected = admin
                         .collect(dry_run, |done, total| {
                             progress(json!({ "done": done, "total": total }))
                         })
                         .await?;
                     Ok(serde_json::to_value(collected).unwrap_or_default())
-                },
-            ))
+                })
+            })
         }
-        (&Method::POST, "reindex") => {
-            Ok(streamed(admin.clone(), |admin, mut progress| async move {
+        (&Method::POST, "reindex") => rights.check("reindex", "*", None).map(|()| {
+            rights.record(Action::Reindex, None, None);
+            streamed(admin.clone(), |admin, mut progress| async move {
                 let done = admin
                     .reindex(|files| progress(json!({ "files": files })))
                     .await?;
                 Ok(serde_json::to_value(done).unwrap_or_default())
-            }))
-        }
-        (method, rest) => versioned(admin, method, rest, incoming).await,
+            })
+        }),
+        (method, rest) => versioned(&rights, method, rest, incoming).await,
     };
     result.unwrap_or_else(|e| {
         let status = match &e {
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AdminError::Busy(_) => StatusCode::CONFLICT,
             AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -112,23 +221,62 @@ async fn answer(admin: &Arc<Admin>, request: Request<hyper::body::Incoming>) -> 
     })
 }
 
+/// A listing (`versions`, `usage` or `blocks`) of the modules under `prefix` the caller administers.
+fn listing(rights: &Rights<'_>, what: &str, prefix: &str) -> Response<Body> {
+    let admin = rights.admin;
+    match what {
+        "usage" => {
+            let (mut modules, mut total) = admin.usage(prefix);
+            if modules.iter().any(|m| !rights.module(&m.module)) {
+                modules.retain(|m| rights.module(&m.module));
+                total.versions = modules.iter().map(|m| m.versions).sum();
+                total.bytes = modules.iter().map(|m| m.bytes).sum();
+            }
+            json_ok(&json!({ "modules": modules, "total": total }))
+        }
+        "blocks" => {
+            let blocked: Vec<_> = admin
+                .list("")
+                .into_iter()
+                .filter(|l| l.status == "blocked" && rights.module(&l.module))
+                .collect();
+            json_ok(&blocked)
+        }
+        _ => {
+            let mut listed = admin.list(prefix);
+            listed.retain(|l| rights.module(&l.module));
+            json_ok(&listed)
+        }
+    }
+}
+
 /// The operations on one version: `versions/MODULE@VERSION` and `blocks/MODULE@VERSION`.
 async fn versioned(
-    admin: &Admin,
+    rights: &Rights<'_>,
     method: &Method,
     rest: &str,
     incoming: hyper::body::Incoming,
 ) -> Result<Response<Body>, AdminError> {
+    let admin = rights.admin;
     let (kind, target) = rest.split_once('/').ok_or_else(|| unknown(method, rest))?;
     let (module, version) = module_version(target)?;
-    match (method, kind) {
-        (&Method::DELETE, "versions") => {
+    let (action, verb) = match (method, kind) {
+        (&Method::DELETE, "versions") => (Action::Delete, "delete"),
+        (&Method::PUT, "blocks") => (Action::Block, "block"),
+        (&Method::DELETE, "blocks") => (Action::Unblock, "unblock"),
+        _ => return Err(unknown(method, rest)),
+    };
+    let named = (Some(module.as_str()), Some(version.as_str()));
+    rights.check(verb, module.as_str(), named.1)?;
+    match action {
+        Action::Delete => {
             admin.delete(&module, &version).await?;
+            rights.record(action, named.0, named.1);
             Ok(json_ok(
                 &json!({ "deleted": format!("{module}@{version}") }),
             ))
         }
-        (&Method::PUT, "blocks") => {
+        Action::Block => {
             let body = read_body(incoming).await?;
             let reason = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -139,17 +287,18 @@ async fn versioned(
                     )
                 })?;
             admin.block(&module, &version, &reason).await?;
+            rights.record(action, named.0, named.1);
             Ok(json_ok(
                 &json!({ "blocked": format!("{module}@{version}"), "reason": reason.trim() }),
             ))
         }
-        (&Method::DELETE, "blocks") => {
+        _ => {
             admin.unblock(&module, &version).await?;
+            rights.record(action, named.0, named.1);
             Ok(json_ok(
                 &json!({ "unblocked": format!("{module}@{version}") }),
             ))
         }
-        _ => Err(unknown(method, rest)),
     }
 }
 

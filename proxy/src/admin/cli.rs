@@ -19,6 +19,13 @@ pub struct AdminArgs {
     /// Print the API's JSON answer instead of a table
     #[arg(long, global = true)]
     pub json: bool,
+    /// Log in as this user of the server's auth_file (HTTP Basic), with the password in
+    /// FERRY_ADMIN_PASSWORD; needed when the server has authentication on
+    #[arg(long, value_name = "USER", env = "FERRY_ADMIN_USER", global = true)]
+    pub user: Option<String>,
+    /// The password for --user (read from the environment only, never from the command line)
+    #[arg(skip)]
+    pub password: Option<String>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -73,14 +80,45 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
     if base.scheme() != "http" {
         bail!("--url {url}: the admin API is served over plain HTTP on admin_listen; use http://");
     }
+    let authorization = match (&args.user, &args.password) {
+        (None, _) => None,
+        (Some(user), Some(password)) => {
+            use base64::Engine;
+            let pair = format!("{user}:{password}");
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            Some(format!("Basic {encoded}"))
+        }
+        (Some(user), None) => {
+            bail!("--user {user}: set its password in FERRY_ADMIN_PASSWORD")
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(command(&base, &args))
+    let api = Api {
+        base,
+        authorization,
+    };
+    runtime.block_on(command(&api, &args))
 }
 
-async fn command(base: &url::Url, args: &AdminArgs) -> anyhow::Result<()> {
+/// Where the admin API is, and the credentials sent to it.
+struct Api {
+    base: url::Url,
+    /// The `Authorization` header's value, when logging in.
+    authorization: Option<String>,
+}
+
+impl std::ops::Deref for Api {
+    type Target = url::Url;
+
+    fn deref(&self) -> &url::Url {
+        &self.base
+    }
+}
+
+async fn command(base: &Api, args: &AdminArgs) -> anyhow::Result<()> {
     let enc = |text: &str| -> String {
         percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
@@ -267,7 +305,7 @@ fn print_collected(result: &Value) {
 
 /// One connection, one request: the API's JSON answer, or its `error` as this command's failure.
 async fn call(
-    base: &url::Url,
+    base: &Api,
     method: Method,
     path: &str,
     body: Option<String>,
@@ -307,7 +345,7 @@ async fn connect(base: &url::Url) -> anyhow::Result<Connection> {
 }
 
 async fn send(
-    base: &url::Url,
+    base: &Api,
     method: Method,
     path: &str,
     body: Option<String>,
@@ -324,17 +362,21 @@ async fn send(
 }
 
 async fn request(
-    base: &url::Url,
+    base: &Api,
     method: Method,
     path: &str,
     body: Option<String>,
 ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
     let mut sender = connect(base).await?;
     let uri = format!("{}/admin/v1/{path}", base.as_str().trim_end_matches('/'));
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(method)
         .uri(&uri)
-        .header(http::header::HOST, base.host_str().unwrap_or("localhost"))
+        .header(http::header::HOST, base.host_str().unwrap_or("localhost"));
+    if let Some(authorization) = &base.authorization {
+        request = request.header(http::header::AUTHORIZATION, authorization);
+    }
+    let request = request
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .context("building the request")?;
     sender
@@ -344,7 +386,7 @@ async fn request(
 }
 
 /// A long operation: its progress lines shown as a bar (on a terminal), its result returned.
-async fn streamed(base: &url::Url, path: &str, what: &str) -> anyhow::Result<Value> {
+async fn streamed(base: &Api, path: &str, what: &str) -> anyhow::Result<Value> {
     let response = request(base, Method::POST, path, None).await?;
     let status = response.status();
     let mut body = response.into_body();

@@ -36,6 +36,9 @@ pub enum AdminError {
     /// 404: the version (or block) asked for is not there.
     #[error("not found: {0}")]
     NotFound(String),
+    /// 403: the access rules do not let the caller do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// 400: the request is not usable.
     #[error("{0}")]
     BadRequest(String),
@@ -102,6 +105,10 @@ pub struct Admin {
     ledger: Arc<Ledger>,
     coordination: Coordination,
     gc: GcSettings,
+    /// Who may administer which modules (the admin API checks it when authentication is on).
+    pub(crate) access: Arc<arc_swap::ArcSwap<crate::access::Rules>>,
+    /// Where each operation is recorded.
+    pub(crate) audit: crate::audit::Audit,
 }
 
 /// A time for people.
@@ -125,7 +132,20 @@ impl Admin {
             ledger,
             coordination,
             gc,
+            access: Arc::new(arc_swap::ArcSwap::from_pointee(crate::access::Rules::none())),
+            audit: crate::audit::Audit::off(),
         }
+    }
+
+    /// The same operations under these access rules, recorded in this audit trail.
+    pub(crate) fn with_access(
+        mut self,
+        access: Arc<arc_swap::ArcSwap<crate::access::Rules>>,
+        audit: crate::audit::Audit,
+    ) -> Admin {
+        self.access = access;
+        self.audit = audit;
+        self
     }
 
     pub fn gc_settings(&self) -> &GcSettings {

@@ -175,6 +175,8 @@ impl ConfigFile {
                     .collect(),
             ),
             (Kind::List, _) => FileValue::Other,
+            (Kind::Rules, DeValue::Array(_)) => FileValue::Other,
+            (Kind::Rules, _) => return Err(wrong("[[access]] tables")),
             (_, DeValue::String(s)) => FileValue::Text(s.to_string()),
             _ => return Err(wrong("a string")),
         })

@@ -70,6 +70,10 @@ pub struct Config {
     pub coordination: CoordinationSettings,
     /// The checksum databases relayed under `/sumdb/`.
     pub sumdb: SumDbSettings,
+    /// Who may read and administer which modules (`[[access]]`).
+    pub access: std::sync::Arc<crate::access::Rules>,
+    /// Where the audit trail goes (none: off).
+    pub audit_log: Option<crate::audit::AuditTarget>,
     /// Every setting that was given, with where it came from (for `ferry config`).
     pub given: Given,
     /// The entries of the file's open tables as written: `storage_options.KEY`, `s3.KEY`, `gcs.KEY`,
@@ -268,6 +272,8 @@ fn load_with(
         cache: owners::cache(&given)?,
         coordination,
         sumdb,
+        access: std::sync::Arc::new(owners::access(file.as_ref())?),
+        audit_log: owners::audit_log(&given)?,
         table_entries: file
             .as_ref()
             .map(ConfigFile::table_entries)
@@ -275,6 +281,13 @@ fn load_with(
         given,
     };
     Ok((config, policy_unread))
+}
+
+/// The `[[access]]` rules of the configuration file at `path`, read again (on SIGHUP): the whole file is
+/// checked as at start-up, and a bad rule is reported where it is written.
+pub fn access_rules(path: &std::path::Path) -> Result<crate::access::Rules, ConfigError> {
+    let file = ConfigFile::read(path)?;
+    owners::access(Some(&file))
 }
 
 /// The policy the settings name; with `missing_file_ok`, a download file that is not there is handed

@@ -46,6 +46,27 @@ pub(super) fn server(
     })
 }
 
+/// `[[access]]`: the rules, each refused where it was written.
+pub(super) fn access(file: Option<&ConfigFile>) -> Result<crate::access::Rules, ConfigError> {
+    let Some(file) = file else {
+        return Ok(crate::access::Rules::none());
+    };
+    crate::access::Rules::from_toml(&file.text).map_err(|e| ConfigError::Invalid {
+        origin: file.origin_at(e.offset),
+        message: e.message,
+    })
+}
+
+/// `audit_log`: off, stderr, or a file that can be opened for appending now.
+pub(super) fn audit_log(given: &Given) -> Result<Option<crate::audit::AuditTarget>, ConfigError> {
+    let target = given.parse(&row::AUDIT_LOG, crate::audit::AuditTarget::parse)?;
+    let Some(Some(target)) = target else {
+        return Ok(None);
+    };
+    given.parse(&row::AUDIT_LOG, |_| crate::audit::check(&target))?;
+    Ok(Some(target))
+}
+
 /// `trusted_proxies`: each entry an address or a network, checked where it was written.
 fn trusted_proxies(
     given: &Given,

@@ -33,6 +33,8 @@ pub enum Kind {
     /// An open table of entries (`[fetcher] go_env`, `[storage_options]`), one `ferry config` line per
     /// entry given; `also` are older names of the same table.
     Table { also: &'static [&'static str] },
+    /// An array of tables (`[[access]]`), read by its owner from the file alone.
+    Rules,
 }
 
 /// One setting.
@@ -157,6 +159,15 @@ settings! {
     ADMIN_LISTEN = text("admin_listen", "FERRY_ADMIN_LISTEN", "none", "serve the admin API (/admin/v1/) on this address", |c| c.admin_listen.map_or("none".into(), |a| a.to_string()));
     PATH_PREFIX = text("path_prefix", "FERRY_PATH_PREFIX", "none", "serve every endpoint under this path, behind a reverse proxy", |c| c.server.path_prefix.as_ref().map_or("none".into(), ToString::to_string));
     AUTH_FILE = text("auth_file", "FERRY_AUTH_FILE", "none", "an htpasswd file of bcrypt entries", |c| path_or_none(c.server.auth.as_ref().map(|a| a.path())));
+    ACCESS = Setting {
+        kind: Kind::Rules,
+        ..text("access", "", "none", "[[access]] rules: who may read and administer which module patterns", |c| match c.access.len() {
+            0 => "none".into(),
+            1 => "1 rule".into(),
+            n => format!("{n} rules"),
+        })
+    };
+    AUDIT_LOG = text("audit_log", "FERRY_AUDIT_LOG", "`off`", "the audit trail's JSON lines: stderr, a file's path, or off", |c| c.audit_log.as_ref().map_or("off".into(), ToString::to_string));
     TLS_CERT = text("tls_cert", "FERRY_TLS_CERT", "none", "the server certificate chain, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.cert_path())));
     TLS_KEY = text("tls_key", "FERRY_TLS_KEY", "none", "the certificate's private key, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.key_path())));
     TRUSTED_PROXIES = Setting {

@@ -21,13 +21,13 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::Service;
 
 pub use metrics::metrics_response;
+pub use request_id::X_REQUEST_ID;
 
 use access_log::AccessLog;
 use auth::{Auth, AuthLayer};
@@ -39,18 +39,18 @@ use route::RouteLayer;
 
 use crate::body::Body;
 use crate::request::PathPrefix;
-use crate::service::Proxy;
 
 /// A boxed response future: what every layer's `call` returns.
 pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, E>> + Send>>;
 
-/// The whole service a connection serves: the layers, outermost first, around the proxy.
+/// The whole service a connection serves: the layers, outermost first, around `proxy` (the proxy as a
+/// `tower` service, `service::ProxyService`: the layers do not know it).
 /// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own);
 /// `auth`: the users every request but the health probes must be one of (`auth_file`); `client`: how the
 /// client is decided (the proxies believed, whether the listener serves TLS); `prefix`: the path every
 /// endpoint is served under (`path_prefix`; the probes and `/metrics` also at the root).
-pub fn stack(
-    proxy: Arc<Proxy>,
+pub fn stack<P>(
+    proxy: P,
     serve_metrics: bool,
     auth: Option<Arc<Auth>>,
     client: ClientLayer,
@@ -58,7 +58,14 @@ pub fn stack(
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
 + Send
-+ 'static {
++ 'static
+where
+    P: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    P::Future: Send + 'static,
+{
     // Outermost first: the route and the client are on the request before any layer reads them; the id is
     // on the request before the access log reads it; refused requests (401) are logged and counted;
     // `/metrics` is answered only after authentication.
@@ -70,7 +77,7 @@ pub fn stack(
         .layer(HookLayer(Measure))
         .layer(AuthLayer(auth))
         .layer(HookLayer(ServeMetrics { serve_metrics }))
-        .service(ProxyService(proxy))
+        .service(proxy)
 }
 
 /// The start of a client-chosen string (a path, a user name), at most `chars` characters, for the log. Log it
@@ -80,24 +87,5 @@ fn clipped(text: &str, chars: usize) -> &str {
     match text.char_indices().nth(chars) {
         Some((end, _)) => &text[..end],
         None => text,
-    }
-}
-
-/// The proxy as the innermost `tower` service.
-#[derive(Clone)]
-pub struct ProxyService(pub Arc<Proxy>);
-
-impl<B: Send + 'static> Service<Request<B>> for ProxyService {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = ResponseFuture<Infallible>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: Request<B>) -> Self::Future {
-        let proxy = self.0.clone();
-        Box::pin(async move { Ok(proxy.handle(request).await) })
     }
 }

@@ -184,6 +184,17 @@ impl State {
         after: Option<&(ModulePath, Version)>,
         limit: usize,
     ) -> Vec<(ModulePath, Version)> {
+        self.catalog_where(after, limit, |_| true)
+    }
+
+    /// As [`State::catalog`], of the modules `keep` keeps (the ones a caller may read): the page is
+    /// filled from the versions after the ones left out.
+    pub fn catalog_where(
+        &self,
+        after: Option<&(ModulePath, Version)>,
+        limit: usize,
+        keep: impl Fn(&ModulePath) -> bool,
+    ) -> Vec<(ModulePath, Version)> {
         let mut page = Vec::with_capacity(limit.min(4096));
         let start = match after {
             Some((module, _)) => Bound::Included(module),
@@ -193,6 +204,9 @@ impl State {
             .modules
             .range::<ModulePath, _>((start, Bound::Unbounded))
         {
+            if !keep(module) {
+                continue;
+            }
             let from = match after {
                 Some((m, v)) if m == module => Bound::Excluded(v),
                 _ => Bound::Unbounded,
@@ -212,9 +226,20 @@ impl State {
 
     /// Present versions first stored at or after `since`, in that order, at most `limit`.
     pub fn index(&self, since: Nanos, limit: usize) -> Vec<(Nanos, ModulePath, Version)> {
+        self.index_where(since, limit, |_| true)
+    }
+
+    /// As [`State::index`], of the modules `keep` keeps (the ones a caller may read).
+    pub fn index_where(
+        &self,
+        since: Nanos,
+        limit: usize,
+        keep: impl Fn(&ModulePath) -> bool,
+    ) -> Vec<(Nanos, ModulePath, Version)> {
         self.by_time
             .iter()
             .skip_while(|(at, ..)| *at < since)
+            .filter(|(_, module, _)| keep(module))
             .take(limit)
             .cloned()
             .collect()

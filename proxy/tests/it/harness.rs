@@ -297,3 +297,23 @@ pub fn app_module(dir: &Path) -> std::path::PathBuf {
     write_file(&app, "go.mod", "module app\n\ngo 1.21\n");
     app
 }
+
+/// The `Authorization` value of HTTP Basic credentials.
+pub fn basic_authorization(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// A `.netrc` at `dir/name` giving `user`'s `password` for a server at `addr` (the go command looks a
+/// machine up with its port); its path.
+pub fn netrc_file(
+    dir: &Path,
+    name: &str,
+    addr: std::net::SocketAddr,
+    user: &str,
+    password: &str,
+) -> String {
+    let line = format!("machine {addr} login {user} password {password}\n");
+    write_file(dir, name, &line).display().to_string()
+}

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod access;
 mod airgap;
 mod auth;
 mod binary;
