@@ -28,6 +28,7 @@ mod server;
 mod service;
 pub mod sumdb;
 mod tls;
+pub mod vuln;
 
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
@@ -159,9 +160,20 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
         (None, Some(work_dir), routes)
     };
     sumdb::warn_about_toolchains(config);
+    // The vulnerability database's copy lives in the store's records; its source is read over HTTP(S).
+    let vuln = vuln::VulnDb::new(
+        config.vuln.clone(),
+        Some(store.records()),
+        Some(ferry_fetcher::https_client(ferry_fetcher::CONNECT_TIMEOUT)),
+    );
+    // A copy already in the store is served from the first request (a restart, another replica's sync).
+    if let Err(error) = vuln.reload().await {
+        tracing::warn!(%error, "the vulnerability database copy could not be read from the store");
+    }
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
-        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes));
+        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes))
+        .with_vuln(vuln);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The endpoint kind of the request's route (`healthz`, `readyz`, `metrics`, `index`, `catalog`,
-    /// `feed`, `sumdb`, `list`, `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
+    /// `feed`, `sumdb`, `vuln`, `list`, `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
     pub endpoint: &'static str,
     pub status: u16,
 }
@@ -70,6 +70,9 @@ pub struct Metrics {
     pub store_modules: Gauge,
     pub ledger_sync_failures: Counter,
     pub blocked_answers: Counter,
+    pub vuln_syncs: Family<ResultLabels, Counter>,
+    pub vuln_modified: Gauge,
+    pub vuln_entries: Gauge,
     pub collections: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
@@ -225,6 +228,24 @@ impl Metrics {
             "Requests answered 403 because the version is blocked",
             blocked_answers.clone(),
         );
+        let vuln_syncs = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "vuln_sync",
+            "Syncs of the vulnerability database's copy, by result (updated, unchanged, failed)",
+            vuln_syncs.clone(),
+        );
+        let vuln_modified = Gauge::default();
+        registry.register(
+            "vuln_modified_seconds",
+            "The modified time of the vulnerability database copy served (Unix seconds; its db.json's)",
+            vuln_modified.clone(),
+        );
+        let vuln_entries = Gauge::default();
+        registry.register(
+            "vuln_entries",
+            "Advisories in the vulnerability database copy served",
+            vuln_entries.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -252,6 +273,9 @@ impl Metrics {
             store_modules,
             ledger_sync_failures,
             blocked_answers,
+            vuln_syncs,
+            vuln_modified,
+            vuln_entries,
             collections,
             collected_versions,
             collected_bytes,

@@ -14,13 +14,14 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 
 use crate::action::{Action, Declined, Kind, action};
-use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
+use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED, matches_etag};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
 use crate::request::{CachedOnly, CatalogPage, Endpoint, FeedPage, Refusal, Route};
 use crate::sumdb::SumDbs;
+use crate::vuln::VulnDb;
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -41,6 +42,8 @@ pub struct Proxy {
     sumdbs: SumDbs,
     /// What the store holds and refuses: the catalog, the index, blocks, accesses.
     ledger: Arc<Ledger>,
+    /// The Go vulnerability database's copy under `/vuln/` (off unless set with [`Proxy::with_vuln`]).
+    vuln: Arc<VulnDb>,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -154,6 +157,7 @@ impl Proxy {
             work_dir: None,
             writable: WriteCheck::default(),
             sumdbs: SumDbs::none(),
+            vuln: Arc::new(VulnDb::off()),
         }
     }
 
@@ -168,6 +172,18 @@ impl Proxy {
     pub fn with_sumdbs(mut self, sumdbs: SumDbs) -> Proxy {
         self.sumdbs = sumdbs;
         self
+    }
+
+    /// The same proxy serving this vulnerability database copy under `/vuln/` (see `docs/upstream.md`,
+    /// "Vulnerability database").
+    pub fn with_vuln(mut self, vuln: VulnDb) -> Proxy {
+        self.vuln = Arc::new(vuln);
+        self
+    }
+
+    /// The vulnerability database's copy (its schedule runs beside the server: `server::run`).
+    pub fn vuln(&self) -> &Arc<VulnDb> {
+        &self.vuln
     }
 
     pub fn store(&self) -> &Arc<dyn ModuleStore> {
@@ -276,6 +292,8 @@ impl Proxy {
             Endpoint::Metrics => return Answer::from(Refusal::not_an_endpoint("metrics")),
             // A checksum database is not a module: the download policy does not apply.
             Endpoint::SumDb(request) => return self.sumdbs.answer(&request).await,
+            // Neither is the vulnerability database.
+            Endpoint::Vuln(path) => return self.vuln.answer(&path, wants.if_none_match).await,
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
@@ -370,9 +388,18 @@ impl Proxy {
             Some(_) => self.writable.check(self.store.as_ref()).await,
             None => self.store.check().await.map_err(|e| e.to_string()),
         };
+        // A failed sync of the vulnerability database is said, after the first line, but never makes Ferry
+        // unready: the last copy is still served.
+        let detail = self
+            .vuln
+            .readiness()
+            .map_or(String::new(), |line| format!("\n{line}"));
         match checked {
-            Ok(()) => Answer::text(StatusCode::OK, "ready"),
-            Err(e) => Answer::text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
+            Ok(()) => Answer::text(StatusCode::OK, format!("ready{detail}")),
+            Err(e) => Answer::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {e}{detail}"),
+            ),
         }
     }
 
@@ -810,16 +837,4 @@ impl<'a> Wants<'a> {
 struct Read {
     head_only: bool,
     part: Option<ByteRange>,
-}
-
-fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
-    // Only the file's own ETag proves the client has it; `*` ("any version exists") would need a storage
-    // lookup to be true, so it is not taken as a match.
-    let Some(value) = if_none_match.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    value
-        .split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == etag || candidate.strip_prefix("W/") == Some(etag))
 }

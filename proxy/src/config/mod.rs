@@ -68,6 +68,8 @@ pub struct Config {
     pub coordination: CoordinationSettings,
     /// The checksum databases relayed under `/sumdb/`.
     pub sumdb: SumDbSettings,
+    /// The Go vulnerability database's copy under `/vuln/`.
+    pub vuln: crate::vuln::VulnSettings,
     /// Every setting that was given, with where it came from (for `ferry config`).
     pub given: Given,
     /// The entries of the file's open tables as written: `storage_options.KEY`, `s3.KEY`, `gcs.KEY`,
@@ -265,6 +267,7 @@ fn load_with(
         cache: owners::cache(&given)?,
         coordination,
         sumdb,
+        vuln: owners::vuln(&given)?,
         table_entries: file
             .as_ref()
             .map(ConfigFile::table_entries)

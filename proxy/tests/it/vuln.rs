@@ -1,0 +1,405 @@
+//! The Go vulnerability database under `/vuln/`: a fixture database served on 127.0.0.1 is synced into the
+//! store, `govulncheck -db` (built from its Go module at a pinned version by `scripts/deploy-tools.sh`)
+//! reads it through Ferry and reports the fixture module's advisory; 503 before the first sync, a changed
+//! `modified` picks up a new entry (and reads only it), a failing source keeps the last copy and `/readyz`
+//! says so; a `vulndb.zip` is imported by `ferry vuln import`, and a cut one is refused.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+
+use ferry::config::Flags;
+use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, eventually};
+
+use crate::harness::{Ferry, ferry, ferry_env, request, run_async, write_file};
+
+/// The fixture module the advisories are about, and its fixed version.
+const AFFECTED: &str = "vulnfix.example/affected";
+const FIXED: &str = "1.0.1";
+
+/// A fixture vulnerability database: advisories by ID, each with its `modified`.
+struct FixtureDb {
+    modified: String,
+    advisories: BTreeMap<String, String>,
+}
+
+impl FixtureDb {
+    fn new(modified: &str, ids: &[&str]) -> FixtureDb {
+        FixtureDb {
+            modified: modified.to_string(),
+            advisories: ids
+                .iter()
+                .map(|id| (id.to_string(), modified.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Every file of the database, by path (`index/db.json`, `ID/<id>.json`, ...).
+    fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let db = serde_json::json!({ "modified": self.modified });
+        let vulns: Vec<_> = self
+            .advisories
+            .iter()
+            .map(|(id, modified)| serde_json::json!({ "id": id, "modified": modified, "aliases": [] }))
+            .collect();
+        let module_vulns: Vec<_> = self
+            .advisories
+            .iter()
+            .map(|(id, modified)| serde_json::json!({ "id": id, "modified": modified, "fixed": FIXED }))
+            .collect();
+        let modules = serde_json::json!([{ "path": AFFECTED, "vulns": module_vulns }]);
+        files.insert("index/db.json".into(), db.to_string().into_bytes());
+        files.insert(
+            "index/vulns.json".into(),
+            serde_json::to_vec(&vulns).unwrap(),
+        );
+        files.insert(
+            "index/modules.json".into(),
+            modules.to_string().into_bytes(),
+        );
+        for (id, modified) in &self.advisories {
+            files.insert(format!("ID/{id}.json"), osv(id, modified).into_bytes());
+        }
+        files
+    }
+
+    /// Serves the database on `source`, each file also as `.json.gz`.
+    fn serve_on(&self, source: &Upstream) {
+        for (path, body) in self.files() {
+            source.replace_file_bytes(&format!("{path}.gz"), gzip(&body));
+            source.replace_file_bytes(&path, body);
+        }
+    }
+
+    /// The database as a `vulndb.zip`, without the files named in `leave_out`.
+    fn zip(&self, leave_out: &[&str]) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        for (path, body) in self.files() {
+            if !leave_out.contains(&path.as_str()) {
+                zip.start_file(path, zip::write::SimpleFileOptions::default())
+                    .unwrap();
+                zip.write_all(&body).unwrap();
+            }
+        }
+        zip.finish().unwrap().into_inner()
+    }
+}
+
+/// An OSV entry: every version of [`AFFECTED`] before [`FIXED`] is affected through its `Version` function.
+fn osv(id: &str, modified: &str) -> String {
+    serde_json::json!({
+        "schema_version": "1.3.1",
+        "id": id,
+        "modified": modified,
+        "published": "2026-01-01T00:00:00Z",
+        "summary": format!("Fixture advisory {id}"),
+        "details": "A vulnerability in the fixture module, for Ferry's tests.",
+        "affected": [{
+            "package": { "name": AFFECTED, "ecosystem": "Go" },
+            "ranges": [{ "type": "SEMVER", "events": [{ "introduced": "0" }, { "fixed": FIXED }] }],
+            "ecosystem_specific": { "imports": [{ "path": AFFECTED, "symbols": ["Version"] }] }
+        }],
+        // govulncheck's text output reads it unchecked.
+        "database_specific": { "url": format!("https://vulndb.example/{id}") }
+    })
+    .to_string()
+}
+
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(body).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn gunzip(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(body)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// A Ferry fetching modules from `goproxy` and syncing the vulnerability database from `source` every
+/// second.
+async fn ferry_syncing(dir: &std::path::Path, goproxy: &str, source: &str) -> Ferry {
+    let vars = [("FERRY_VULN_URL", source), ("FERRY_VULN_EVERY", "1s")];
+    Ferry::from_env(&ferry_env(dir, Some(goproxy), &vars), &Flags::default()).await
+}
+
+#[tokio::test]
+async fn a_synced_copy_is_served_to_govulncheck_updated_on_a_change_and_kept_when_the_source_fails()
+{
+    let Some(govulncheck) = ferry_testkit::tool_path("govulncheck", "FERRY_TEST_GOVULNCHECK")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let modules = Upstream::start(vec![FixtureModule::package(AFFECTED, "v1.0.0")]).await;
+    let source = Upstream::start(Vec::new()).await;
+    source.set_behaviour(Behaviour::Fail500);
+    let ferry = ferry_syncing(dir.path(), &modules.url(), &source.url()).await;
+
+    // Before the first sync: 503 with the reason; Ferry itself is ready, and says why.
+    eventually("the first sync fails", async || {
+        ferry
+            .get("readyz")
+            .await
+            .text()
+            .contains("last sync failed")
+    })
+    .await;
+    let before = ferry.get("vuln/index/db.json.gz").await;
+    assert_eq!(before.status, 503, "{}", before.text());
+    assert!(
+        before.text().contains(
+            "the vulnerability database has not been synced yet: the source could not be read (index/db.json)"
+        ),
+        "{}",
+        before.text()
+    );
+    assert!(!before.text().contains(&source.url()), "{}", before.text());
+    let ready = ferry.get("readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+
+    let db = FixtureDb::new("2026-01-01T00:00:00Z", &["GO-2026-0001", "GO-2026-0002"]);
+    db.serve_on(&source);
+    source.set_behaviour(Behaviour::Serve);
+    eventually("the first copy is published", async || {
+        ferry.get("vuln/index/db.json").await.status == 200
+    })
+    .await;
+    check_files(&ferry, &db).await;
+
+    // govulncheck, on a program built through Ferry that calls the affected function.
+    let said = govulncheck_on_fixture_program(&govulncheck, dir.path(), &ferry).await;
+    assert!(said.contains("GO-2026-0001"), "govulncheck said:\n{said}");
+    assert!(
+        said.contains(&format!("Fixed in: {AFFECTED}@v{FIXED}")),
+        "govulncheck said:\n{said}"
+    );
+
+    // A new advisory and a new `modified`: only the new entry is read.
+    let mut newer = FixtureDb::new("2026-02-01T00:00:00Z", &["GO-2026-0001", "GO-2026-0002"]);
+    newer
+        .advisories
+        .insert("GO-2026-0003".into(), "2026-02-01T00:00:00Z".into());
+    newer
+        .advisories
+        .insert("GO-2026-0001".into(), "2026-01-01T00:00:00Z".into());
+    newer
+        .advisories
+        .insert("GO-2026-0002".into(), "2026-01-01T00:00:00Z".into());
+    newer.serve_on(&source);
+    eventually("the new advisory is served", async || {
+        ferry.get("vuln/ID/GO-2026-0003.json").await.status == 200
+    })
+    .await;
+    check_files(&ferry, &newer).await;
+    assert_eq!(source.request_count("ID/GO-2026-0001.json"), 1);
+    assert_eq!(source.request_count("ID/GO-2026-0003.json"), 1);
+
+    // The source fails: the copy stays, readyz says so (still ready), and the metrics count it.
+    source.set_behaviour(Behaviour::Fail500);
+    eventually("readyz reports the failed sync", async || {
+        ferry
+            .get("readyz")
+            .await
+            .text()
+            .contains("last sync failed")
+    })
+    .await;
+    let ready = ferry.get("readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert!(
+        ready
+            .text()
+            .contains("serving the copy modified 2026-02-01T00:00:00Z"),
+        "{}",
+        ready.text()
+    );
+    check_files(&ferry, &newer).await;
+    let metrics = ferry.get("metrics").await.text();
+    assert!(
+        metrics.contains("ferry_vuln_sync_total{result=\"failed\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferry_vuln_sync_total{result=\"updated\"} 2"),
+        "{metrics}"
+    );
+    let modified = humantime::parse_rfc3339("2026-02-01T00:00:00Z").unwrap();
+    let seconds = modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(
+        metrics.contains(&format!("ferry_vuln_modified_seconds {seconds}")),
+        "{metrics}"
+    );
+    ferry.stop().await;
+}
+
+/// Every file of `db` is served as the source has it, `.json.gz` as gzip of the same JSON, with its
+/// caching headers; a client holding a file gets 304.
+async fn check_files(ferry: &Ferry, db: &FixtureDb) {
+    for (path, body) in db.files() {
+        let plain = ferry.get(&format!("vuln/{path}")).await;
+        assert_eq!(plain.status, 200, "{path}: {}", plain.text());
+        assert_eq!(plain.body, body, "{path}");
+        assert_eq!(plain.header("content-type"), "application/json");
+        assert_eq!(plain.header("cache-control"), "public, max-age=300");
+        let gz = ferry.get(&format!("vuln/{path}.gz")).await;
+        assert_eq!(gz.status, 200, "{path}.gz");
+        assert_eq!(gz.header("content-type"), "application/gzip");
+        assert_eq!(gunzip(&gz.body), body, "{path}.gz");
+        let etag = plain.header("etag").to_string();
+        assert_ne!(etag, gz.header("etag"));
+        let url = format!("{}/vuln/{path}", ferry.url());
+        let again = request("GET", &url, &[("if-none-match", &etag)]).await;
+        assert_eq!(again.status, 304, "{path}");
+    }
+    let db_json = ferry.get("vuln/index/db.json").await;
+    let modified = humantime::parse_rfc3339(&db.modified).unwrap();
+    assert_eq!(
+        db_json.header("last-modified"),
+        httpdate::fmt_http_date(modified)
+    );
+    let missing = ferry.get("vuln/ID/GO-1999-0001.json").await;
+    assert_eq!(missing.status, 404, "{}", missing.text());
+    assert!(
+        missing
+            .text()
+            .starts_with("not found: GO-1999-0001 is not in the vulnerability database")
+    );
+}
+
+/// `govulncheck -mode source` on a program that calls [`AFFECTED`]'s `Version`, its module fetched through
+/// Ferry: what it said.
+async fn govulncheck_on_fixture_program(
+    govulncheck: &std::path::Path,
+    dir: &std::path::Path,
+    ferry: &Ferry,
+) -> String {
+    let home = GoHome::new(dir, &ferry.url());
+    let app = dir.join("scanned");
+    std::fs::create_dir_all(&app).unwrap();
+    write_file(
+        &app,
+        "go.mod",
+        &format!("module scanned\n\ngo 1.21\n\nrequire {AFFECTED} v1.0.0\n"),
+    );
+    write_file(
+        &app,
+        "main.go",
+        &format!(
+            "package main\n\nimport \"{AFFECTED}\"\n\nfunc main() {{ println(affected.Version()) }}\n"
+        ),
+    );
+    let built = home.run_async(&app, &["build", "./..."]).await;
+    assert_eq!(built, "");
+    let mut scan = std::process::Command::new(govulncheck);
+    scan.current_dir(&app)
+        .env_clear()
+        .envs(ferry_testkit::go_env(home.dir(), &ferry.url()))
+        .args([
+            "-mode",
+            "source",
+            "-db",
+            &format!("{}/vuln", ferry.url()),
+            "./...",
+        ]);
+    let (found, said) = run_async(scan).await;
+    // govulncheck exits 3 when it finds vulnerabilities.
+    assert!(!found, "govulncheck found nothing:\n{said}");
+    said
+}
+
+#[tokio::test]
+async fn a_vulndb_zip_is_imported_for_an_air_gapped_ferry_and_a_cut_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("file://{}", dir.path().join("store").display());
+    let db = FixtureDb::new("2026-03-01T00:00:00Z", &["GO-2026-0001", "GO-2026-0002"]);
+    let import = |zip: &[u8], name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, zip).unwrap();
+        let mut command = ferry();
+        command
+            .args(["vuln", "import"])
+            .arg(&path)
+            .env("FERRY_STORAGE", &storage)
+            .env("FERRY_VULN_URL", "none");
+        run_async(command)
+    };
+
+    let (ok, said) = import(&db.zip(&["ID/GO-2026-0002.json"]), "cut.zip").await;
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("not a complete vulnerability database: 1 listed entries are missing: ID/GO-2026-0002.json; nothing was stored"),
+        "{said}"
+    );
+    let (ok, said) = import(&db.zip(&["index/modules.json"]), "noindex.zip").await;
+    assert!(!ok && said.contains("index/modules.json missing"), "{said}");
+
+    // Nothing stored: an air-gapped Ferry (no source) says how to fill it.
+    let vars = [
+        ("FERRY_STORAGE", storage.as_str()),
+        ("FERRY_VULN_URL", "none"),
+    ];
+    let env = ferry_env(dir.path(), None, &vars);
+    let ferry = Ferry::from_env(&env, &Flags::default()).await;
+    let empty = ferry.get("vuln/index/db.json.gz").await;
+    assert_eq!(empty.status, 503);
+    assert!(
+        empty.text().contains("ferry vuln import"),
+        "{}",
+        empty.text()
+    );
+    ferry.stop().await;
+
+    let (ok, said) = import(&db.zip(&[]), "vulndb.zip").await;
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("imported the vulnerability database of 2026-03-01T00:00:00Z (2 advisories)"),
+        "{said}"
+    );
+    // A Ferry started on the store serves the copy from its first request.
+    let ferry = Ferry::from_env(&env, &Flags::default()).await;
+    check_files(&ferry, &db).await;
+    ferry.stop().await;
+}
+
+#[tokio::test]
+async fn vuln_off_answers_404_and_odd_paths_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [("FERRY_VULN_ENABLED", "false")];
+    let server = Ferry::from_env(&ferry_env(dir.path(), None, &vars), &Flags::default()).await;
+    let off = server.get("vuln/index/db.json").await;
+    assert_eq!(off.status, 404);
+    assert!(
+        off.text().contains("vuln.enabled = false"),
+        "{}",
+        off.text()
+    );
+    for path in ["vuln/index/other.json", "vuln/ID/..%2Fx.json", "vuln/"] {
+        let odd = server.get(path).await;
+        assert_eq!(odd.status, 404, "{path}");
+        assert!(
+            odd.text().starts_with("not found: "),
+            "{path}: {}",
+            odd.text()
+        );
+    }
+    let (ok, said) = {
+        let mut command = ferry();
+        command
+            .args(["vuln", "sync"])
+            .env("FERRY_STORAGE", "memory://")
+            .env("FERRY_VULN_URL", "ftp://x");
+        run_async(command).await
+    };
+    assert!(
+        !ok && said.contains("vuln.url \"ftp://x\" is not an http(s):// URL"),
+        "{said}"
+    );
+    server.stop().await;
+}
