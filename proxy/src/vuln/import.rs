@@ -22,6 +22,15 @@ pub fn read_zip(file: &Path) -> Result<Database, VulnError> {
     let opened = std::fs::File::open(file).map_err(|e| invalid(e.to_string()))?;
     let mut archive = zip::ZipArchive::new(opened)
         .map_err(|e| invalid(format!("not a zip ({e}); nothing was stored")))?;
+    // A zip of the database's directory holds its files under one more directory: that is taken off.
+    let root = archive
+        .file_names()
+        .filter_map(Result::ok)
+        .find_map(|name| name.strip_suffix("index/db.json").map(str::to_string))
+        .filter(|root| {
+            root.is_empty() || root.ends_with('/') && !root[..root.len() - 1].contains('/')
+        })
+        .unwrap_or_default();
     let mut indexes = BTreeMap::new();
     let mut bodies = BTreeMap::new();
     for i in 0..archive.len() {
@@ -32,6 +41,8 @@ pub fn read_zip(file: &Path) -> Result<Database, VulnError> {
             .name()
             .map_err(|e| invalid(format!("reading the zip: {e}")))?
             .trim_start_matches("./")
+            .strip_prefix(root.as_str())
+            .unwrap_or_default()
             .to_string();
         let index = Index::ALL
             .into_iter()

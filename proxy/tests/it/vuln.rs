@@ -71,13 +71,16 @@ impl FixtureDb {
         }
     }
 
-    /// The database as a `vulndb.zip`, without the files named in `leave_out`.
-    fn zip(&self, leave_out: &[&str]) -> Vec<u8> {
+    /// The database as a `vulndb.zip`, its files under `root`, without the files named in `leave_out`.
+    fn zip(&self, root: &str, leave_out: &[&str]) -> Vec<u8> {
         let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
         for (path, body) in self.files() {
             if !leave_out.contains(&path.as_str()) {
-                zip.start_file(path, zip::write::SimpleFileOptions::default())
-                    .unwrap();
+                zip.start_file(
+                    format!("{root}{path}"),
+                    zip::write::SimpleFileOptions::default(),
+                )
+                .unwrap();
                 zip.write_all(&body).unwrap();
             }
         }
@@ -331,13 +334,13 @@ async fn a_vulndb_zip_is_imported_for_an_air_gapped_ferry_and_a_cut_one_refused(
         run_async(command)
     };
 
-    let (ok, said) = import(&db.zip(&["ID/GO-2026-0002.json"]), "cut.zip").await;
+    let (ok, said) = import(&db.zip("", &["ID/GO-2026-0002.json"]), "cut.zip").await;
     assert!(!ok, "{said}");
     assert!(
         said.contains("not a complete vulnerability database: 1 listed entries are missing: ID/GO-2026-0002.json; nothing was stored"),
         "{said}"
     );
-    let (ok, said) = import(&db.zip(&["index/modules.json"]), "noindex.zip").await;
+    let (ok, said) = import(&db.zip("", &["index/modules.json"]), "noindex.zip").await;
     assert!(!ok && said.contains("index/modules.json missing"), "{said}");
 
     // Nothing stored: an air-gapped Ferry (no source) says how to fill it.
@@ -356,7 +359,8 @@ async fn a_vulndb_zip_is_imported_for_an_air_gapped_ferry_and_a_cut_one_refused(
     );
     ferry.stop().await;
 
-    let (ok, said) = import(&db.zip(&[]), "vulndb.zip").await;
+    // The database's files in a directory of their own, as a zip of the directory holds them.
+    let (ok, said) = import(&db.zip("vulndb/", &[]), "vulndb.zip").await;
     assert!(ok, "{said}");
     assert!(
         said.contains("imported the vulnerability database of 2026-03-01T00:00:00Z (2 advisories)"),
