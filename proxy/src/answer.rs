@@ -151,6 +151,20 @@ impl Answer {
         }
     }
 
+    /// A version an advisory of the vulnerability database affects, with a fix (`vuln.refuse_affected`):
+    /// 403, which stops the go command, naming the advisory and the version to upgrade to.
+    pub fn vulnerable(
+        module: &ferry_module::ModulePath,
+        version: &ferry_module::Version,
+        id: &str,
+        fixed: &str,
+    ) -> Answer {
+        crate::metrics::metrics().blocked_answers.inc();
+        Answer::forbidden(format!(
+            "{module}@{version} is affected by {id}, fixed in {fixed}; this proxy refuses affected versions (vuln.refuse_affected): upgrade to {module}@{fixed} or later"
+        ))
+    }
+
     /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.
     /// A blocked version: 403, which stops the go command (a 404 or 410 would send it on to the next
     /// GOPROXY entry, `direct` included), with the reason the admin gave.

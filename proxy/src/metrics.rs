@@ -225,7 +225,7 @@ impl Metrics {
         let blocked_answers = Counter::default();
         registry.register(
             "blocked_answers",
-            "Requests answered 403 because the version is blocked",
+            "Requests answered 403 because the version is blocked, or affected by an advisory (vuln.refuse_affected)",
             blocked_answers.clone(),
         );
         let vuln_syncs = Family::<ResultLabels, Counter>::default();

@@ -312,6 +312,12 @@ impl Proxy {
             Endpoint::Mod(module, version) => (module, version, VersionFile::Mod),
             Endpoint::Zip(module, version) => (module, version, VersionFile::Zip),
         };
+        // Only the zip: the go command reads the go.mod of every version in the module graph, affected or not.
+        if file == VersionFile::Zip
+            && let Some(affected) = self.vuln.affected(module.as_str(), version.as_str()).await
+        {
+            return Answer::vulnerable(&module, &version, &affected.id, &affected.fixed);
+        }
         let decision = decide(&module);
         let answer = self
             .version_file(&module, &version, file, &wants, &decision)

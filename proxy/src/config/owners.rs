@@ -411,6 +411,9 @@ pub(super) fn vuln(given: &Given) -> Result<VulnSettings, ConfigError> {
         enabled,
         url: url.unwrap_or(d.url),
         every: every.unwrap_or(d.every),
+        refuse_affected: given
+            .switch(&row::VULN_REFUSE_AFFECTED)?
+            .unwrap_or(d.refuse_affected),
     })
 }
 

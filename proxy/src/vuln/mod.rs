@@ -6,6 +6,7 @@
 //! Until a copy is published `/vuln/` answers 503 with the reason; a failed sync keeps the last copy and is
 //! reported in `/readyz` (without making Ferry unready) and in the metrics.
 
+mod affected;
 pub mod cli;
 mod database;
 mod import;
@@ -41,6 +42,8 @@ pub struct VulnSettings {
     pub url: Option<String>,
     /// How often `db.json` is read for a change.
     pub every: Duration,
+    /// Refuse (403) the zip of a version an advisory affects when a fixed version exists.
+    pub refuse_affected: bool,
 }
 
 impl Default for VulnSettings {
@@ -49,6 +52,7 @@ impl Default for VulnSettings {
             enabled: true,
             url: Some(DEFAULT_URL.to_string()),
             every: Duration::from_secs(3600),
+            refuse_affected: false,
         }
     }
 }
@@ -103,6 +107,8 @@ struct Loaded {
     /// `modified` as a time, for `Last-Modified` (never compared with the clock).
     modified: Option<SystemTime>,
     indexes: BTreeMap<Index, Served>,
+    /// For `vuln.refuse_affected`: each module of `modules.json` with the advisories that have a fix.
+    fixable: std::collections::HashMap<String, Vec<String>>,
 }
 
 /// A file kept in memory, plain and gzipped.
@@ -131,6 +137,15 @@ pub struct VulnDb {
     status: Mutex<Status>,
     /// This replica, in the claims it writes.
     who: String,
+    /// For `vuln.refuse_affected`: the fixed ranges of the entries read so far, by blob (never changes).
+    ranges: Mutex<std::collections::HashMap<String, Arc<Vec<affected::FixedRange>>>>,
+}
+
+/// An advisory that affects a version, and the version that fixes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Affected {
+    pub id: String,
+    pub fixed: String,
 }
 
 impl VulnDb {
@@ -165,6 +180,7 @@ impl VulnDb {
             loaded: ArcSwapOption::empty(),
             status: Mutex::new(Status::default()),
             who,
+            ranges: Mutex::default(),
         }
     }
 
@@ -217,13 +233,55 @@ impl VulnDb {
             .vuln_entries
             .set(i64::try_from(manifest.entries.len()).unwrap_or(i64::MAX));
         tracing::info!(generation, modified = %manifest.modified, entries = manifest.entries.len(), "vulnerability database copy loaded");
+        let fixable = fixable(&indexes[&Index::Modules].json);
         self.loaded.store(Some(Arc::new(Loaded {
             generation,
             manifest,
             modified,
             indexes,
+            fixable,
         })));
         Ok(true)
+    }
+
+    /// With `vuln.refuse_affected`, the first advisory of the copy that affects `module@version` and has a
+    /// fix. `None` when the rule is off, no copy is loaded, or an entry cannot be read (logged): the rule
+    /// refuses only what the copy proves affected.
+    pub async fn affected(&self, module: &str, version: &str) -> Option<Affected> {
+        if !self.settings.refuse_affected {
+            return None;
+        }
+        let loaded = self.loaded.load_full()?;
+        let store = self.store.as_ref()?;
+        for id in loaded.fixable.get(module)? {
+            let blob = &loaded.manifest.entries.get(id)?.blob;
+            let cached = self.ranges.lock().expect("not poisoned").get(blob).cloned();
+            let ranges = match cached {
+                Some(ranges) => ranges,
+                None => {
+                    let body = match store.blob(blob, false).await {
+                        Ok(Some(body)) => body,
+                        other => {
+                            tracing::warn!(%id, ?other, "an advisory could not be read for vuln.refuse_affected");
+                            continue;
+                        }
+                    };
+                    let ranges = Arc::new(affected::fixed_ranges(&body, module));
+                    let mut cache = self.ranges.lock().expect("not poisoned");
+                    // Bounded: the entries of modules asked for; a copy's worth at most.
+                    if cache.len() > 100_000 {
+                        cache.clear();
+                    }
+                    cache.insert(blob.clone(), ranges.clone());
+                    ranges
+                }
+            };
+            if let Some(fixed) = affected::fixed_for(&ranges, version) {
+                let (id, fixed) = (id.clone(), fixed.to_string());
+                return Some(Affected { id, fixed });
+            }
+        }
+        None
     }
 
     /// What `/readyz` adds: the last sync's failure, while it stands (it never makes Ferry unready).
@@ -256,4 +314,33 @@ impl VulnDb {
             Err(e) => status.failed = Some((SystemTime::now(), e.to_string())),
         }
     }
+}
+
+/// Each module of `modules.json` with the IDs of its advisories that name a fixed version.
+fn fixable(modules: &[u8]) -> std::collections::HashMap<String, Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Module {
+        path: String,
+        #[serde(default)]
+        vulns: Vec<Vuln>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Vuln {
+        id: String,
+        #[serde(default)]
+        fixed: Option<String>,
+    }
+    let modules: Vec<Module> = serde_json::from_slice(modules).unwrap_or_default();
+    modules
+        .into_iter()
+        .filter_map(|m| {
+            let ids: Vec<String> = m
+                .vulns
+                .into_iter()
+                .filter(|v| v.fixed.as_ref().is_some_and(|f| !f.is_empty()))
+                .map(|v| v.id)
+                .collect();
+            (!ids.is_empty()).then_some((m.path, ids))
+        })
+        .collect()
 }
