@@ -458,3 +458,45 @@ async fn with_refuse_affected_the_zip_of_an_affected_version_is_403_naming_the_a
     );
     ferry.stop().await;
 }
+
+#[tokio::test]
+async fn a_replica_on_the_same_store_serves_the_copy_another_synced_and_its_newer_copies() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("file://{}", dir.path().join("store").display());
+    let source = Upstream::start(Vec::new()).await;
+    FixtureDb::new("2026-01-01T00:00:00Z", &["GO-2026-0001"]).serve_on(&source);
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let syncing = [
+        ("FERRY_STORAGE", storage.clone()),
+        ("FERRY_VULN_URL", source.url()),
+        ("FERRY_VULN_EVERY", "1s".to_string()),
+    ];
+    let syncing: Vec<(&str, &str)> = syncing.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Ferry::from_env(&ferry_env(&a_dir, None, &syncing), &Flags::default()).await;
+    // The other replica never reads the source: what it serves comes from the store.
+    let polling = [
+        ("FERRY_STORAGE", storage.as_str()),
+        ("FERRY_VULN_URL", "none"),
+        ("FERRY_VULN_EVERY", "1s"),
+    ];
+    let b = Ferry::from_env(&ferry_env(&b_dir, None, &polling), &Flags::default()).await;
+    eventually("the other replica serves the first copy", async || {
+        b.get("vuln/ID/GO-2026-0001.json").await.status == 200
+    })
+    .await;
+    let mut newer = FixtureDb::new("2026-01-02T00:00:00Z", &["GO-2026-0001"]);
+    newer
+        .advisories
+        .insert("GO-2026-0001".into(), "2026-01-01T00:00:00Z".into());
+    newer
+        .advisories
+        .insert("GO-2026-0004".into(), "2026-01-02T00:00:00Z".into());
+    newer.serve_on(&source);
+    eventually("the other replica serves the newer copy", async || {
+        b.get("vuln/ID/GO-2026-0004.json").await.status == 200
+    })
+    .await;
+    check_files(&b, &newer).await;
+    a.stop().await;
+    b.stop().await;
+}
