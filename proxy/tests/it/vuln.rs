@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use ferry::config::Flags;
 use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, eventually};
 
-use crate::harness::{Ferry, ferry, ferry_env, request, run_async, write_file};
+use crate::harness::{Ferry, ferry, ferry_env, get, request, run_async, write_file};
 
 /// The fixture module the advisories are about, and its fixed version.
 const AFFECTED: &str = "vulnfix.example/affected";
@@ -174,7 +174,9 @@ async fn a_synced_copy_is_served_to_govulncheck_updated_on_a_change_and_kept_whe
     check_files(&ferry, &db).await;
 
     // govulncheck, on a program built through Ferry that calls the affected function.
-    let said = govulncheck_on_fixture_program(&govulncheck, dir.path(), &ferry).await;
+    let db_url = format!("{}/vuln", ferry.url());
+    let said =
+        govulncheck_on_fixture_program(&govulncheck, dir.path(), &ferry.url(), &db_url).await;
     assert!(said.contains("GO-2026-0001"), "govulncheck said:\n{said}");
     assert!(
         said.contains(&format!("Fixed in: {AFFECTED}@v{FIXED}")),
@@ -269,14 +271,15 @@ async fn check_files(ferry: &Ferry, db: &FixtureDb) {
     );
 }
 
-/// `govulncheck -mode source` on a program that calls [`AFFECTED`]'s `Version`, its module fetched through
-/// Ferry: what it said.
+/// `govulncheck -mode source -db DB` on a program that calls [`AFFECTED`]'s `Version`, its module fetched
+/// from `goproxy`: what it said.
 async fn govulncheck_on_fixture_program(
     govulncheck: &std::path::Path,
     dir: &std::path::Path,
-    ferry: &Ferry,
+    goproxy: &str,
+    db: &str,
 ) -> String {
-    let home = GoHome::new(dir, &ferry.url());
+    let home = GoHome::new(dir, goproxy);
     let app = dir.join("scanned");
     std::fs::create_dir_all(&app).unwrap();
     write_file(
@@ -296,14 +299,8 @@ async fn govulncheck_on_fixture_program(
     let mut scan = std::process::Command::new(govulncheck);
     scan.current_dir(&app)
         .env_clear()
-        .envs(ferry_testkit::go_env(home.dir(), &ferry.url()))
-        .args([
-            "-mode",
-            "source",
-            "-db",
-            &format!("{}/vuln", ferry.url()),
-            "./...",
-        ]);
+        .envs(ferry_testkit::go_env(home.dir(), goproxy))
+        .args(["-mode", "source", "-db", db, "./..."]);
     let (found, said) = run_async(scan).await;
     // govulncheck exits 3 when it finds vulnerabilities.
     assert!(!found, "govulncheck found nothing:\n{said}");
@@ -499,4 +496,48 @@ async fn a_replica_on_the_same_store_serves_the_copy_another_synced_and_its_newe
     check_files(&b, &newer).await;
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn with_an_auth_file_vuln_needs_credentials_and_govulncheck_gives_them_in_the_db_url() {
+    let Some(govulncheck) = ferry_testkit::tool_path("govulncheck", "FERRY_TEST_GOVULNCHECK")
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let modules = Upstream::start(vec![FixtureModule::package(AFFECTED, "v1.0.0")]).await;
+    let source = Upstream::start(Vec::new()).await;
+    FixtureDb::new("2026-01-01T00:00:00Z", &["GO-2026-0001"]).serve_on(&source);
+    let users = write_file(
+        dir.path(),
+        "users",
+        &ferry_testkit::htpasswd_line("scan", "s3cret"),
+    );
+    let vars = [
+        ("FERRY_VULN_URL", source.url()),
+        ("FERRY_AUTH_FILE", users.display().to_string()),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let ferry = Ferry::from_env(&ferry_env(dir.path(), None, &vars), &Flags::default()).await;
+    let with_credentials = format!("http://scan:s3cret@{}/vuln", ferry.addr);
+    let url = format!("{}/vuln/index/db.json", ferry.url());
+    let basic = {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode("scan:s3cret");
+        format!("Basic {encoded}")
+    };
+    eventually("the copy is published", async || {
+        request("GET", &url, &[("authorization", &basic)])
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert_eq!(get(&url).await.status, 401);
+    // The go command sends credentials over HTTPS only: the module comes from the upstream itself here.
+    let said =
+        govulncheck_on_fixture_program(&govulncheck, dir.path(), &modules.url(), &with_credentials)
+            .await;
+    assert!(said.contains("GO-2026-0001"), "govulncheck said:\n{said}");
+    ferry.stop().await;
 }
