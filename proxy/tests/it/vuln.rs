@@ -494,6 +494,18 @@ async fn a_replica_on_the_same_store_serves_the_copy_another_synced_and_its_newe
     })
     .await;
     check_files(&b, &newer).await;
+    // A third copy: the store keeps the manifests of the two newest.
+    let mut third = FixtureDb::new("2026-01-03T00:00:00Z", &["GO-2026-0001", "GO-2026-0004"]);
+    third
+        .advisories
+        .insert("GO-2026-0001".into(), "2026-01-01T00:00:00Z".into());
+    third.serve_on(&source);
+    let generations = dir.path().join("store/.ferry/vuln/generations");
+    eventually("two copies are kept", async || {
+        let kept = std::fs::read_dir(&generations).map_or(0, |d| d.count());
+        b.get("vuln/index/db.json").await.body == third.files()["index/db.json"] && kept == 2
+    })
+    .await;
     a.stop().await;
     b.stop().await;
 }
