@@ -553,3 +553,43 @@ async fn with_an_auth_file_vuln_needs_credentials_and_govulncheck_gives_them_in_
     assert!(said.contains("GO-2026-0001"), "govulncheck said:\n{said}");
     ferry.stop().await;
 }
+
+#[tokio::test]
+async fn ferry_vuln_sync_syncs_once_says_when_the_copy_is_current_and_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("file://{}", dir.path().join("store").display());
+    let source = Upstream::start(Vec::new()).await;
+    FixtureDb::new("2026-04-01T00:00:00Z", &["GO-2026-0001", "GO-2026-0002"]).serve_on(&source);
+    let sync = || {
+        let mut command = ferry();
+        command
+            .args(["vuln", "sync"])
+            .env("FERRY_STORAGE", &storage)
+            .env("FERRY_VULN_URL", source.url());
+        run_async(command)
+    };
+    let (ok, said) = sync().await;
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(
+            "synced the vulnerability database of 2026-04-01T00:00:00Z: 2 advisories, 2 read now"
+        ),
+        "{said}"
+    );
+    let (ok, said) = sync().await;
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("the vulnerability database is current (modified 2026-04-01T00:00:00Z)"),
+        "{said}"
+    );
+    assert_eq!(source.request_count("index/modules.json"), 1);
+
+    source.set_behaviour(Behaviour::Fail500);
+    let (ok, said) = sync().await;
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("the sync failed: the source could not be read (index/db.json)")
+            && said.contains("the last copy is kept"),
+        "{said}"
+    );
+}
