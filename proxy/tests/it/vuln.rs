@@ -460,23 +460,54 @@ async fn with_refuse_affected_the_zip_of_an_affected_version_is_403_naming_the_a
 async fn a_replica_on_the_same_store_serves_the_copy_another_synced_and_its_newer_copies() {
     let dir = tempfile::tempdir().unwrap();
     let storage = format!("file://{}", dir.path().join("store").display());
+    replicas_share_the_copy(dir.path(), &storage, &[]).await;
+}
+
+#[tokio::test]
+async fn replicas_share_the_copy_on_s3() {
+    let Some(server) = ferry_testkit::s3_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    replicas_share_the_copy(dir.path(), &server.fresh_url(), &server.env).await;
+}
+
+#[tokio::test]
+async fn replicas_share_the_copy_on_gcs() {
+    let Some(server) = ferry_testkit::gcs_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    replicas_share_the_copy(dir.path(), &server.fresh_url(), &server.env).await;
+}
+
+#[tokio::test]
+async fn replicas_share_the_copy_on_azure() {
+    let Some(server) = ferry_testkit::azure_server() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    replicas_share_the_copy(dir.path(), &server.fresh_url(), &server.env).await;
+}
+
+/// Two Ferrys on `storage` (with the backend's `env`): one syncs every second from a fixture source, the
+/// other never reads it (`vuln.url = "none"`) and serves each copy the first one publishes; the store keeps
+/// the two newest.
+async fn replicas_share_the_copy(dir: &std::path::Path, storage: &str, env: &[(String, String)]) {
     let source = Upstream::start(Vec::new()).await;
     FixtureDb::new("2026-01-01T00:00:00Z", &["GO-2026-0001"]).serve_on(&source);
-    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
-    let syncing = [
-        ("FERRY_STORAGE", storage.clone()),
-        ("FERRY_VULN_URL", source.url()),
-        ("FERRY_VULN_EVERY", "1s".to_string()),
-    ];
-    let syncing: Vec<(&str, &str)> = syncing.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let a = Ferry::from_env(&ferry_env(&a_dir, None, &syncing), &Flags::default()).await;
-    // The other replica never reads the source: what it serves comes from the store.
-    let polling = [
-        ("FERRY_STORAGE", storage.as_str()),
-        ("FERRY_VULN_URL", "none"),
-        ("FERRY_VULN_EVERY", "1s"),
-    ];
-    let b = Ferry::from_env(&ferry_env(&b_dir, None, &polling), &Flags::default()).await;
+    let replica = |name: &str, url: &str| {
+        let mut vars: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        vars.extend([
+            ("FERRY_STORAGE", storage),
+            ("FERRY_VULN_URL", url),
+            ("FERRY_VULN_EVERY", "1s"),
+        ]);
+        ferry_env(&dir.join(name), None, &vars)
+    };
+    let a = Ferry::from_env(&replica("a", &source.url()), &Flags::default()).await;
+    let b = Ferry::from_env(&replica("b", "none"), &Flags::default()).await;
     eventually("the other replica serves the first copy", async || {
         b.get("vuln/ID/GO-2026-0001.json").await.status == 200
     })
@@ -500,9 +531,9 @@ async fn a_replica_on_the_same_store_serves_the_copy_another_synced_and_its_newe
         .advisories
         .insert("GO-2026-0001".into(), "2026-01-01T00:00:00Z".into());
     third.serve_on(&source);
-    let generations = dir.path().join("store/.ferry/vuln/generations");
+    let records = a.store().records();
     eventually("two copies are kept", async || {
-        let kept = std::fs::read_dir(&generations).map_or(0, |d| d.count());
+        let kept = records.list("vuln/generations", None).await.unwrap().len();
         b.get("vuln/index/db.json").await.body == third.files()["index/db.json"] && kept == 2
     })
     .await;
