@@ -194,17 +194,10 @@ impl VulnDb {
         let Some(store) = &self.store else {
             return Ok(false);
         };
-        let Some((generation, manifest)) = store.current().await? else {
+        let known = self.loaded.load().as_ref().map(|l| l.generation);
+        let Some((generation, manifest)) = store.current(known).await? else {
             return Ok(false);
         };
-        if self
-            .loaded
-            .load()
-            .as_ref()
-            .is_some_and(|l| l.generation == generation)
-        {
-            return Ok(false);
-        }
         let mut indexes = BTreeMap::new();
         for index in Index::ALL {
             let blob = manifest

@@ -90,8 +90,12 @@ impl VulnStore {
         VulnStore { records }
     }
 
-    /// The newest published copy: its generation and manifest.
-    pub async fn current(&self) -> Result<Option<(u64, Manifest)>, StorageError> {
+    /// The newest published copy: its generation and manifest; `None` when there is none, or when it is
+    /// generation `known` (a poll reads the manifest only when it changed).
+    pub async fn current(
+        &self,
+        known: Option<u64>,
+    ) -> Result<Option<(u64, Manifest)>, StorageError> {
         let listed = self.records.list(GENERATIONS, None).await?;
         let Some((generation, key)) = listed
             .iter()
@@ -100,6 +104,9 @@ impl VulnStore {
         else {
             return Ok(None);
         };
+        if known == Some(generation) {
+            return Ok(None);
+        }
         let Some(body) = self.records.get(key).await? else {
             return Ok(None);
         };

@@ -116,7 +116,7 @@ impl VulnDb {
         let Some(store) = &self.store else {
             return Err(VulnError::Off);
         };
-        let after = store.current().await?.map(|(generation, _)| generation);
+        let after = store.current(None).await?.map(|(generation, _)| generation);
         store.publish(database, after).await?;
         self.reload().await?;
         self.status.lock().expect("not poisoned").failed = None;
