@@ -15,8 +15,8 @@ use crate::config::Flags;
 pub enum Command {
     /// Publish a vulnerability database bulk copy (vulndb.zip) as the copy served under /vuln/.
     ///
-    /// The zip must hold a complete database: index/db.json, index/modules.json, index/vulns.json and
-    /// ID/<id>.json for every advisory they list; otherwise nothing is stored and what is missing is named.
+    /// The zip must hold a complete database: `index/db.json`, `index/modules.json`, `index/vulns.json` and
+    /// `ID/<id>.json` for every advisory they list; otherwise nothing is stored and what is missing is named.
     Import {
         /// The vulndb.zip to import
         #[arg(value_name = "FILE")]
