@@ -12,6 +12,7 @@ mod http;
 mod native;
 mod scratch;
 mod sumdb_route;
+mod vulndb;
 mod workdir;
 mod zip_check;
 
@@ -33,6 +34,7 @@ pub use sumdb_route::{
     Route as SumdbRoute, RouteTransport as SumdbRouteTransport, SumdbRoutes, Target as SumdbTarget,
     Verifier as SumdbVerifier, Via as SumdbVia,
 };
+pub use vulndb::{VulnSource, VulnSourceError};
 pub use workdir::WorkDir;
 pub use zip_check::check_module_zip;
 

@@ -22,6 +22,8 @@ pub(crate) const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub(crate) const UNVERIFIED: &str = "no-store";
 /// `list`, `@latest` and query `.info` answers change when versions are published.
 pub(crate) const SHORT_LIVED: &str = "public, max-age=60";
+/// The vulnerability database's files change when the database does (checked every `vuln.every`).
+pub(crate) const VULN_DB: &str = "public, max-age=300";
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 const ZIP: &str = "application/zip";
@@ -34,6 +36,7 @@ pub(crate) struct Answer {
     content_type: &'static str,
     cache: Option<&'static str>,
     etag: Option<String>,
+    last_modified: Option<HeaderValue>,
     location: Option<HeaderValue>,
     /// Seconds after which a client may try again (a 503 for a local, passing condition).
     retry_after: Option<u64>,
@@ -63,6 +66,7 @@ impl Answer {
             content_type,
             cache,
             etag: None,
+            last_modified: None,
             location: None,
             retry_after: None,
             content_length,
@@ -122,6 +126,43 @@ impl Answer {
         body: Body,
     ) -> Answer {
         Answer::ok_with(content_type, Some(cache), len, body)
+    }
+
+    /// A file of the vulnerability database's copy, with its ETag and the copy's `modified`.
+    pub fn vuln(
+        content_type: &'static str,
+        bytes: Bytes,
+        etag: String,
+        modified: Option<std::time::SystemTime>,
+    ) -> Answer {
+        Answer {
+            etag: Some(etag),
+            last_modified: modified.and_then(http_date),
+            ..Answer::ok(content_type, VULN_DB, bytes)
+        }
+    }
+
+    /// The 304 for a client that holds the vulnerability database's file with this ETag.
+    pub fn vuln_not_modified(etag: String, modified: Option<std::time::SystemTime>) -> Answer {
+        Answer {
+            cache: Some(VULN_DB),
+            last_modified: modified.and_then(http_date),
+            ..not_modified(etag)
+        }
+    }
+
+    /// A version an advisory of the vulnerability database affects, with a fix (`vuln.refuse_affected`):
+    /// 403, which stops the go command, naming the advisory and the version to upgrade to.
+    pub fn vulnerable(
+        module: &ferry_module::ModulePath,
+        version: &ferry_module::Version,
+        id: &str,
+        fixed: &str,
+    ) -> Answer {
+        crate::metrics::metrics().blocked_answers.inc();
+        Answer::forbidden(format!(
+            "{module}@{version} is affected by {id}, fixed in {fixed}; this proxy refuses affected versions (vuln.refuse_affected): upgrade to {module}@{fixed} or later"
+        ))
     }
 
     /// A 404 whose body starts with `not found:`, which the `go` command shows to its user.
@@ -282,6 +323,7 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
         content_type,
         cache,
         etag,
+        last_modified,
         location,
         retry_after,
         content_length,
@@ -306,6 +348,9 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
     }
     if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
         headers.insert(header::ETAG, etag);
+    }
+    if let Some(last_modified) = last_modified {
+        headers.insert(header::LAST_MODIFIED, last_modified);
     }
     if let Some(seconds) = retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -356,6 +401,23 @@ pub(crate) fn redirect(decision: &Decision<'_>, escaped_path: &str) -> Answer {
     }
 }
 
+pub(crate) fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
+    // Only the file's own ETag proves the client has it; `*` ("any version exists") would need a storage
+    // lookup to be true, so it is not taken as a match.
+    let Some(value) = if_none_match.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == etag || candidate.strip_prefix("W/") == Some(etag))
+}
+
+/// `Last-Modified` of `time`.
+fn http_date(time: std::time::SystemTime) -> Option<HeaderValue> {
+    HeaderValue::from_str(&httpdate::fmt_http_date(time)).ok()
+}
+
 /// The 304 for a client that holds the file with this ETag.
 pub(crate) fn not_modified(etag: String) -> Answer {
     Answer {
@@ -363,6 +425,7 @@ pub(crate) fn not_modified(etag: String) -> Answer {
         content_type: TEXT,
         cache: Some(IMMUTABLE),
         etag: Some(etag),
+        last_modified: None,
         location: None,
         retry_after: None,
         content_length: None,

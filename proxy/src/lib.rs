@@ -33,6 +33,7 @@ mod service;
 pub mod sumdb;
 mod tls;
 mod version_gate;
+pub mod vuln;
 
 pub use cache::CacheSettings;
 pub use clock::Clock;
@@ -176,6 +177,16 @@ pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy
         (None, Some(work_dir), routes)
     };
     sumdb::warn_about_toolchains(config);
+    // The vulnerability database's copy lives in the store's records; its source is read over HTTP(S).
+    let vuln = vuln::VulnDb::new(
+        config.vuln.clone(),
+        Some(store.records()),
+        Some(ferry_fetcher::https_client(ferry_fetcher::CONNECT_TIMEOUT)),
+    );
+    // A copy already in the store is served from the first request (a restart, another replica's sync).
+    if let Err(error) = vuln.reload().await {
+        tracing::warn!(%error, "the vulnerability database copy could not be read from the store");
+    }
     let audit = match &config.audit_log {
         None => audit::Audit::off(),
         Some(target) => audit::Audit::start(target).map_err(|source| StartError::Audit {
@@ -188,7 +199,8 @@ pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy
         .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes))
         .with_clock(clock)
         .with_prefetch(config.prefetch.clone())
-        .with_access(config.access.clone(), audit);
+        .with_access(config.access.clone(), audit)
+        .with_vuln(vuln);
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

@@ -56,6 +56,9 @@ enum Command {
     Admin(ferry::admin::cli::AdminArgs),
     #[command(flatten)]
     Airgap(ferry::airgap::cli::Command),
+    /// The Go vulnerability database served under /vuln/: import a vulndb.zip, or sync once.
+    #[command(subcommand)]
+    Vuln(ferry::vuln::cli::Command),
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -123,6 +126,7 @@ fn main() -> ExitCode {
             ferry::admin::cli::run(args)
         }
         Command::Airgap(command) => airgap(command),
+        Command::Vuln(command) => vuln(command),
         Command::Healthcheck { url, timeout, ca } => healthcheck(url, timeout, ca),
     };
     match result {
@@ -246,6 +250,17 @@ fn airgap(command: ferry::airgap::cli::Command) -> anyhow::Result<()> {
         &config,
         std::env::temp_dir(),
     ))
+}
+
+/// `ferry vuln import|sync`: the configuration `ferry serve` loads, logging warnings only.
+fn vuln(command: ferry::vuln::cli::Command) -> anyhow::Result<()> {
+    let config = config::load(command.flags(), &config::process_environment())?;
+    init_logging(config.log_format, "warn");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(ferry::vuln::cli::run(command, &config))
 }
 
 /// `ferry healthcheck`: the URL and the certificate Ferry serves come from the environment Ferry runs with

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The endpoint kind of the request's route (`healthz`, `readyz`, `metrics`, `index`, `catalog`,
-    /// `feed`, `sumdb`, `list`, `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
+    /// `feed`, `sumdb`, `vuln`, `list`, `latest`, `info`, `mod`, `zip`, or `other` for a refused path).
     pub endpoint: &'static str,
     pub status: u16,
 }
@@ -76,6 +76,9 @@ pub struct Metrics {
     pub version_refusals_dry_run: Family<ResultLabels, Counter>,
     /// Audit lines dropped: the writer fell behind (its channel was full) or the file could not be written.
     pub audit_dropped: Counter,
+    pub vuln_syncs: Family<ResultLabels, Counter>,
+    pub vuln_modified: Gauge,
+    pub vuln_entries: Gauge,
     pub collections: Family<ResultLabels, Counter>,
     /// Requirements fetched ahead, by result.
     pub prefetches: Family<ResultLabels, Counter>,
@@ -230,7 +233,7 @@ impl Metrics {
         let blocked_answers = Counter::default();
         registry.register(
             "blocked_answers",
-            "Requests answered 403 because the version is blocked",
+            "Requests answered 403 because the version is blocked, or affected by an advisory (vuln.refuse_affected)",
             blocked_answers.clone(),
         );
         let version_refusals = Family::<ResultLabels, Counter>::default();
@@ -256,6 +259,24 @@ impl Metrics {
             "audit_dropped",
             "Audit trail lines dropped: the writer fell behind or could not write (audit_log)",
             audit_dropped.clone(),
+        );
+        let vuln_syncs = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "vuln_sync",
+            "Syncs of the vulnerability database's copy, by result (updated, unchanged, failed)",
+            vuln_syncs.clone(),
+        );
+        let vuln_modified = Gauge::default();
+        registry.register(
+            "vuln_modified_seconds",
+            "The modified time of the vulnerability database copy served (Unix seconds; its db.json's)",
+            vuln_modified.clone(),
+        );
+        let vuln_entries = Gauge::default();
+        registry.register(
+            "vuln_entries",
+            "Advisories in the vulnerability database copy served",
+            vuln_entries.clone(),
         );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
@@ -287,6 +308,9 @@ impl Metrics {
             version_refusals,
             version_refusals_dry_run,
             audit_dropped,
+            vuln_syncs,
+            vuln_modified,
+            vuln_entries,
             collections,
             prefetches,
             collected_versions,

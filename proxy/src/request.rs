@@ -22,6 +22,7 @@ use http::{HeaderMap, HeaderValue, Request};
 
 pub use crate::refusal::Refusal;
 use crate::sumdb::SumDbPath;
+use crate::vuln::VulnPath;
 
 /// Longer request paths are refused before any parsing (Go module paths are far shorter in practice).
 pub const MAX_PATH_LEN: usize = 2048;
@@ -45,6 +46,8 @@ pub enum Endpoint {
     Latest(ModulePath),
     /// `/sumdb/{name}/...`: checksum database proxying, its path checked (see `sumdb`).
     SumDb(SumDbPath),
+    /// `/vuln/...`: a file of the Go vulnerability database's copy (see `vuln`).
+    Vuln(VulnPath),
     Healthz,
     Readyz,
     /// `/metrics`: answered by the metrics layer when this listener serves the metrics, else a 404.
@@ -328,6 +331,7 @@ impl Endpoint {
             Endpoint::Zip(..) => "zip",
             Endpoint::Latest(_) => "latest",
             Endpoint::SumDb(_) => "sumdb",
+            Endpoint::Vuln(_) => "vuln",
             Endpoint::Healthz => "healthz",
             Endpoint::Readyz => "readyz",
             Endpoint::Metrics => "metrics",
@@ -361,7 +365,8 @@ impl Endpoint {
             | Endpoint::Metrics
             | Endpoint::Index
             | Endpoint::Catalog(_)
-            | Endpoint::Feed(_) => None,
+            | Endpoint::Feed(_)
+            | Endpoint::Vuln(_) => None,
         }
     }
 
@@ -376,6 +381,7 @@ impl Endpoint {
             | Endpoint::Zip(..)
             | Endpoint::Latest(_)
             | Endpoint::SumDb(_)
+            | Endpoint::Vuln(_)
             | Endpoint::Metrics
             | Endpoint::Index
             | Endpoint::Catalog(_)
@@ -425,6 +431,9 @@ impl Endpoint {
             }
             _ if path.starts_with("sumdb/") => {
                 return SumDbPath::parse(&path["sumdb/".len()..]).map(Endpoint::SumDb);
+            }
+            _ if path.starts_with("vuln/") => {
+                return VulnPath::parse(&path["vuln/".len()..]).map(Endpoint::Vuln);
             }
             _ => {}
         }
@@ -653,6 +662,8 @@ mod tests {
             ("/example.com/a/@v/v1.0.0.zip", "zip", true),
             ("/example.com/a/@latest", "latest", true),
             ("/sumdb/sum.example.org/supported", "sumdb", true),
+            ("/vuln/index/modules.json.gz", "vuln", true),
+            ("/vuln/ID/GO-2024-0001.json", "vuln", true),
             ("/healthz", "healthz", false),
             ("/readyz", "readyz", false),
             ("/metrics", "metrics", true),
@@ -661,6 +672,7 @@ mod tests {
             ("/favicon.ico", "other", true),
             ("/example.com/a/@v/master.zip", "other", true),
             ("/healthz/", "other", true),
+            ("/vuln/index/other.json", "other", true),
             ("/example.com/a%zz/@v/list", "other", true),
         ];
         for (path, kind, credentials) in cases {

@@ -109,6 +109,11 @@ pub async fn run(
     let ledger = tokio::spawn(proxy.ledger().clone().run(proxy.store().clone(), async {
         let _ = ledger_stopped.await;
     }));
+    // The vulnerability database's copy: loaded from the store, polled and synced on its schedule.
+    let (stop_vuln, vuln_stopped) = tokio::sync::oneshot::channel::<()>();
+    let vuln = tokio::spawn(proxy.vuln().clone().run(async {
+        let _ = vuln_stopped.await;
+    }));
     tokio::pin!(shutdown);
     loop {
         // A slot first: at the cap, new connections wait in the kernel's backlog, not in Ferry's memory.
@@ -185,6 +190,8 @@ pub async fn run(
         .await;
     let _ = stop_ledger.send(());
     let _ = ledger.await;
+    let _ = stop_vuln.send(());
+    let _ = vuln.await;
 }
 
 /// Runs its function when dropped: a connection's end, however its task ends.

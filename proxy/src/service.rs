@@ -15,7 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use crate::access::Rules;
 use crate::action::{Action, Declined, Kind, action};
-use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
+use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED, matches_etag};
 use crate::audit::{self, Audit, Caller};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
@@ -26,6 +26,7 @@ use crate::prefetch::Prefetcher;
 use crate::request::{CachedOnly, CatalogPage, Endpoint, FeedPage, Refusal, Route};
 use crate::sumdb::SumDbs;
 use crate::version_gate::Gate;
+use crate::vuln::VulnDb;
 
 /// The proxy: answers GOPROXY requests from its store and, on a miss, obeys its download policy.
 #[derive(Debug)]
@@ -55,6 +56,8 @@ pub struct Proxy {
     access: Arc<ArcSwap<Rules>>,
     /// The audit trail (off unless `audit_log`).
     audit: Audit,
+    /// The Go vulnerability database's copy under `/vuln/` (off unless set with [`Proxy::with_vuln`]).
+    vuln: Arc<VulnDb>,
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -172,6 +175,7 @@ impl Proxy {
             prefetch: None,
             access: Arc::new(ArcSwap::from_pointee(Rules::none())),
             audit: Audit::off(),
+            vuln: Arc::new(VulnDb::off()),
         }
     }
 
@@ -229,6 +233,18 @@ impl Proxy {
     pub fn with_sumdbs(mut self, sumdbs: SumDbs) -> Proxy {
         self.sumdbs = sumdbs;
         self
+    }
+
+    /// The same proxy serving this vulnerability database copy under `/vuln/` (see `docs/upstream.md`,
+    /// "Vulnerability database").
+    pub fn with_vuln(mut self, vuln: VulnDb) -> Proxy {
+        self.vuln = Arc::new(vuln);
+        self
+    }
+
+    /// The vulnerability database's copy (its schedule runs beside the server: `server::run`).
+    pub fn vuln(&self) -> &Arc<VulnDb> {
+        &self.vuln
     }
 
     pub fn store(&self) -> &Arc<dyn ModuleStore> {
@@ -342,6 +358,8 @@ impl Proxy {
             Endpoint::Metrics => return Answer::from(Refusal::not_an_endpoint("metrics")),
             // A checksum database is not a module: the download policy does not apply.
             Endpoint::SumDb(request) => return self.sumdbs.answer(&request).await,
+            // Neither is the vulnerability database.
+            Endpoint::Vuln(path) => return self.vuln.answer(&path, wants.if_none_match).await,
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
@@ -362,6 +380,12 @@ impl Proxy {
             Endpoint::Mod(module, version) => (module, version, VersionFile::Mod),
             Endpoint::Zip(module, version) => (module, version, VersionFile::Zip),
         };
+        // Only the zip: the go command reads the go.mod of every version in the module graph, affected or not.
+        if file == VersionFile::Zip
+            && let Some(affected) = self.vuln.affected(module.as_str(), version.as_str()).await
+        {
+            return Answer::vulnerable(&module, &version, &affected.id, &affected.fixed);
+        }
         let decision = decide(&module);
         let answer = self
             .version_file(&module, &version, file, &wants, &decision, &caller)
@@ -474,9 +498,18 @@ impl Proxy {
             Some(_) => self.writable.check(self.store.as_ref()).await,
             None => self.store.check().await.map_err(|e| e.to_string()),
         };
+        // A failed sync of the vulnerability database is said, after the first line, but never makes Ferry
+        // unready: the last copy is still served.
+        let detail = self
+            .vuln
+            .readiness()
+            .map_or(String::new(), |line| format!("\n{line}"));
         match checked {
-            Ok(()) => Answer::text(StatusCode::OK, "ready"),
-            Err(e) => Answer::text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
+            Ok(()) => Answer::text(StatusCode::OK, format!("ready{detail}")),
+            Err(e) => Answer::text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {e}{detail}"),
+            ),
         }
     }
 
@@ -955,18 +988,6 @@ impl<'a> Wants<'a> {
 struct Read {
     head_only: bool,
     part: Option<ByteRange>,
-}
-
-fn matches_etag(if_none_match: Option<&HeaderValue>, etag: &str) -> bool {
-    // Only the file's own ETag proves the client has it; `*` ("any version exists") would need a storage
-    // lookup to be true, so it is not taken as a match.
-    let Some(value) = if_none_match.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    value
-        .split(',')
-        .map(str::trim)
-        .any(|candidate| candidate == etag || candidate.strip_prefix("W/") == Some(etag))
 }
 
 /// The proxy as the innermost `tower` service.

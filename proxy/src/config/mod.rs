@@ -74,6 +74,8 @@ pub struct Config {
     pub access: std::sync::Arc<crate::access::Rules>,
     /// Where the audit trail goes (none: off).
     pub audit_log: Option<crate::audit::AuditTarget>,
+    /// The Go vulnerability database's copy under `/vuln/`.
+    pub vuln: crate::vuln::VulnSettings,
     /// Every setting that was given, with where it came from (for `ferry config`).
     pub given: Given,
     /// The entries of the file's open tables as written: `storage_options.KEY`, `s3.KEY`, `gcs.KEY`,
@@ -274,6 +276,7 @@ fn load_with(
         sumdb,
         access: std::sync::Arc::new(owners::access(file.as_ref())?),
         audit_log: owners::audit_log(&given)?,
+        vuln: owners::vuln(&given)?,
         table_entries: file
             .as_ref()
             .map(ConfigFile::table_entries)

@@ -18,6 +18,7 @@ use crate::ledger::LedgerSettings;
 use crate::prefetch::PrefetchSettings;
 use crate::server::ServerSettings;
 use crate::sumdb::{PrivatePattern, SumDb, SumDbSettings};
+use crate::vuln::VulnSettings;
 use ferry_module::Pattern;
 
 pub(super) fn server(
@@ -421,6 +422,43 @@ pub(super) fn storage(
             _ => url_origin,
         };
         ConfigError::Invalid { origin, message }
+    })
+}
+
+/// The `[vuln]` table: whether `/vuln/` is served, its source (an `http(s)://` URL, or `none`) and how
+/// often it is read (at least a second).
+pub(super) fn vuln(given: &Given) -> Result<VulnSettings, ConfigError> {
+    let d = VulnSettings::default();
+    let enabled = given.switch(&row::VULN_ENABLED)?.unwrap_or(d.enabled);
+    let url = given.parse(&row::VULN_URL, |text| {
+        if text == "none" {
+            return Ok(None);
+        }
+        match url::Url::parse(text) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Ok(Some(text.trim_end_matches('/').to_string()))
+            }
+            _ => Err(format!(
+                "vuln.url {text:?} is not an http(s):// URL; write e.g. \"https://vuln.go.dev\", or \"none\" to fill the copy with ferry vuln import only"
+            )),
+        }
+    })?;
+    let every = given.parse(&row::VULN_EVERY, |text| {
+        match super::given::duration(text)? {
+            d if d < std::time::Duration::from_secs(1) => Err(
+                "vuln.every under a second would read the source without pause; write e.g. \"1h\""
+                    .into(),
+            ),
+            d => Ok(d),
+        }
+    })?;
+    Ok(VulnSettings {
+        enabled,
+        url: url.unwrap_or(d.url),
+        every: every.unwrap_or(d.every),
+        refuse_affected: given
+            .switch(&row::VULN_REFUSE_AFFECTED)?
+            .unwrap_or(d.refuse_affected),
     })
 }
 

@@ -208,6 +208,16 @@ settings! {
         })
     };
     SUMDB_TIMEOUT = text("sumdb_timeout", "FERRY_SUMDB_TIMEOUT", "`30s`", "the wait for a checksum database's answer", |c| duration(c.sumdb.timeout));
+    VULN_ENABLED = Setting {
+        kind: Kind::Switch,
+        ..text("vuln.enabled", "FERRY_VULN_ENABLED", "`true`", "serve the Go vulnerability database under /vuln/", |c| c.vuln.enabled.to_string())
+    };
+    VULN_URL = text("vuln.url", "FERRY_VULN_URL", "`https://vuln.go.dev`", "where the vulnerability database is synced from (none: imports only)", |c| c.vuln.url.clone().unwrap_or_else(|| "none".into()));
+    VULN_EVERY = text("vuln.every", "FERRY_VULN_EVERY", "`1h`", "how often the vulnerability database's db.json is checked for a change", |c| duration(c.vuln.every));
+    VULN_REFUSE_AFFECTED = Setting {
+        kind: Kind::Switch,
+        ..text("vuln.refuse_affected", "FERRY_VULN_REFUSE_AFFECTED", "`false`", "refuse (403) the zip of a version an advisory affects when a fix exists", |c| c.vuln.refuse_affected.to_string())
+    };
     LEDGER_SYNC_INTERVAL = text("ledger.sync_interval", "FERRY_LEDGER_SYNC_INTERVAL", "`2s`", "how often a replica writes its ledger events and reads the others'", |c| duration(c.ledger.sync_interval));
     LEDGER_ACCESS_INTERVAL = text("ledger.access_interval", "FERRY_LEDGER_ACCESS_INTERVAL", "`1m`", "how often the last uses of served versions are written", |c| duration(c.ledger.access_interval));
     GC_MAX_BYTES = text("gc.max_bytes", "FERRY_GC_MAX_BYTES", "none", "collect the least recently used versions while the store holds more", |c| c.gc.max_bytes.map_or("none".into(), |b| size(usize::try_from(b).unwrap_or(usize::MAX))));

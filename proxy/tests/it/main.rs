@@ -35,4 +35,5 @@ mod sumdb_kept;
 mod sumdb_route;
 mod tls;
 mod version_rules;
+mod vuln;
 mod zip_rules;
