@@ -94,12 +94,8 @@ pub(crate) enum Got {
     Failed(String),
 }
 
-/// GETs `url` and reads the body whole, up to `limit` bytes.
-pub(crate) async fn get(client: &HttpsClient, url: &str, limit: usize) -> Got {
-    get_with(client, url, limit, None).await
-}
-
-/// [`get`], sending `authorization` (a configured checksum database's credentials) when given.
+/// GETs `url` and reads the body whole, up to `limit` bytes, sending `authorization` (a configured checksum
+/// database's or `[[upstreams]]` table's credentials) when given.
 pub(crate) async fn get_with(
     client: &HttpsClient,
     url: &str,

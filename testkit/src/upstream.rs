@@ -55,6 +55,10 @@ struct State {
     held: usize,
     /// Checksum databases relayed under `sumdb/NAME/`, by name: their URLs.
     sumdb_relays: BTreeMap<String, String>,
+    /// The `Authorization` header every request must carry (else 401), when set.
+    required_authorization: Option<String>,
+    /// The `Authorization` header of each request, in order (`None` when it had none).
+    authorizations: Vec<Option<String>>,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
@@ -219,6 +223,17 @@ impl Upstream {
         self.gate.send_replace(true);
     }
 
+    /// Answers 401 to every request without exactly this `Authorization` header (`Bearer TOKEN`, `Basic
+    /// …`): a private upstream.
+    pub fn require_authorization(&self, value: &str) {
+        self.state.lock().unwrap().required_authorization = Some(value.to_string());
+    }
+
+    /// The `Authorization` header of every request so far, in order (`None` for a request without one).
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().authorizations.clone()
+    }
+
     /// Requests held and not yet answered.
     pub fn held(&self) -> usize {
         self.state.lock().unwrap().held
@@ -253,6 +268,22 @@ async fn answer(
 ) -> Response<Body> {
     // The go command percent-encodes the `!` of case-encoded paths (`%21azure`): compare decoded paths.
     let path = percent_decode(request.uri().path().trim_start_matches('/'));
+    let authorization = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let refused = {
+        let mut state = state.lock().unwrap();
+        state.authorizations.push(authorization.clone());
+        state
+            .required_authorization
+            .as_ref()
+            .is_some_and(|required| authorization.as_ref() != Some(required))
+    };
+    if refused {
+        state.lock().unwrap().requests.push(path.clone());
+        return text(401, "fixture upstream: credentials required\n");
+    }
     let held = {
         let mut state = state.lock().unwrap();
         state.requests.push(path.clone());

@@ -1,0 +1,269 @@
+//! `[[upstreams]]`: an upstream per module pattern, with its own credentials, its `GOPROXY`-syntax list
+//! (`,` moves on after a 404/410 only, `|` after any error), merged version lists and `@latest`, the
+//! health of each upstream in the metrics, and located start-up errors for a bad table. The upstreams are
+//! fixture GOPROXY servers on 127.0.0.1; the client is the real go command.
+
+use std::path::Path;
+
+use ferry::config::{self, Flags};
+use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, capture_logs};
+
+use crate::harness::{Ferry, ferry_env, write_file};
+
+const TOKEN: &str = "corp-token-7f3a9c1e";
+
+/// A Ferry whose default upstream is `default` and whose configuration file holds `tables`.
+async fn ferry_with(dir: &Path, default: &Upstream, tables: &str) -> Ferry {
+    let file = write_file(dir, "ferry.toml", tables);
+    let env = ferry_env(
+        dir,
+        Some(&default.url()),
+        &[("FERRY_CONFIG", &file.display().to_string())],
+    );
+    Ferry::from_env(&env, &Flags::default()).await
+}
+
+/// `go` run in `cwd` through Ferry, without blocking the runtime that serves it.
+async fn go(home: &GoHome, cwd: &Path, args: &[&str]) -> std::process::Output {
+    let command = home.command(cwd, args);
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("run go")
+}
+
+fn said(output: &std::process::Output) -> String {
+    crate::harness::go_said(output)
+}
+
+#[tokio::test]
+async fn a_private_pattern_is_fetched_from_its_upstream_with_its_token_and_the_rest_from_the_default()
+ {
+    capture_logs();
+    let corp = Upstream::start(vec![FixtureModule::package("corp.example/lib", "v1.3.0")]).await;
+    corp.require_authorization(&format!("Bearer {TOKEN}"));
+    let public = Upstream::start(vec![FixtureModule::package("example.com/greet", "v1.2.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write_file(dir.path(), "corp.token", &format!("{TOKEN}\n"));
+    let tables = format!(
+        "[[upstreams]]\nname = \"corp\"\nmodules = [\"corp.example\"]\nproxy = \"{}\"\ntoken_file = \"{}\"\n",
+        corp.url(),
+        token_file.display()
+    );
+    let ferry = ferry_with(dir.path(), &public, &tables).await;
+
+    // A program importing a private and a public package, built by the real go command through Ferry.
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    write_file(&app, "go.mod", "module app\n\ngo 1.21\n");
+    let main = "package main\n\nimport (\n\t\"fmt\"\n\n\t\"corp.example/lib\"\n\t\"example.com/greet\"\n)\n\nfunc main() { fmt.Println(lib.Version(), greet.Version()) }\n";
+    write_file(&app, "main.go", main);
+    let home = GoHome::new(dir.path(), &ferry.url());
+    let built = go(&home, &app, &["build", "-o", "app.bin", "."]).await;
+    assert!(built.status.success(), "go build: {}", said(&built));
+    let ran = tokio::process::Command::new(app.join("app.bin"))
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "v1.3.0 v1.2.0\n");
+
+    // The token went to the private upstream with each request, and never to the default one.
+    let sent = corp.authorizations();
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter()
+            .all(|a| a.as_deref() == Some(&format!("Bearer {TOKEN}"))),
+        "{sent:?}"
+    );
+    assert!(public.authorizations().iter().all(Option::is_none));
+    assert!(
+        public
+            .requests()
+            .iter()
+            .all(|path| !path.starts_with("corp.example"))
+    );
+
+    // Failing, the private upstream is named by its configured name: neither its URL nor the token.
+    corp.set_behaviour(Behaviour::Fail500);
+    let reply = ferry.get("corp.example/lib/@v/v1.4.0.info").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains("upstream corp"), "{}", reply.text());
+    assert!(!reply.text().contains(&corp.url()) && !reply.text().contains(TOKEN));
+    let metrics = ferry.get("metrics").await.text();
+    assert!(
+        metrics.contains("ferry_upstream_requests_total{upstream=\"corp\",result=\"error\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ferry_upstream_up{upstream=\"corp\"} 0"),
+        "{metrics}"
+    );
+    let logs = String::from_utf8_lossy(&capture_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("upstream=corp") && l.contains("upstream failed"))
+    );
+    assert!(!logs.contains(TOKEN), "the token was logged");
+    ferry.stop().await;
+}
+
+#[tokio::test]
+async fn go_list_versions_merges_the_lists_of_a_patterns_upstreams() {
+    let module = "shared.example/m";
+    let first = Upstream::start(vec![
+        FixtureModule::new(module, "v1.0.0"),
+        FixtureModule::new(module, "v1.1.0"),
+    ])
+    .await;
+    let second = Upstream::start(vec![
+        FixtureModule::new(module, "v1.1.0"),
+        FixtureModule::new(module, "v1.2.0"),
+    ])
+    .await;
+    let default = Upstream::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[[upstreams]]\nname = \"shared\"\nmodules = [\"shared.example\"]\nproxy = \"{},{}\"\n",
+        first.url(),
+        second.url()
+    );
+    let ferry = ferry_with(dir.path(), &default, &tables).await;
+    let home = GoHome::new(dir.path(), &ferry.url());
+
+    let listed = go(&home, dir.path(), &["list", "-m", "-versions", module]).await;
+    assert!(listed.status.success(), "{}", said(&listed));
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).trim(),
+        format!("{module} v1.0.0 v1.1.0 v1.2.0")
+    );
+    // `@latest` is the go command's latest of the merged list, though the first upstream never had it.
+    let latest = go(
+        &home,
+        dir.path(),
+        &["list", "-m", &format!("{module}@latest")],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&latest.stdout).trim(),
+        format!("{module} v1.2.0"),
+        "{}",
+        said(&latest)
+    );
+    // Its files come from the second upstream, the first having answered 404.
+    let got = go(
+        &home,
+        dir.path(),
+        &["mod", "download", &format!("{module}@v1.2.0")],
+    )
+    .await;
+    assert!(got.status.success(), "{}", said(&got));
+    assert!(ferry.stored(module, "v1.2.0").await);
+    assert_eq!(
+        default.requests(),
+        Vec::<String>::new(),
+        "the default upstream was asked"
+    );
+    ferry.stop().await;
+}
+
+#[tokio::test]
+async fn a_comma_moves_on_after_a_404_only_and_a_pipe_after_any_error() {
+    let versions = ["v1.0.0", "v1.1.0"];
+    let modules: Vec<FixtureModule> = ["comma.example/m", "pipe.example/m"]
+        .iter()
+        .flat_map(|m| versions.iter().map(|v| FixtureModule::new(m, v)))
+        .collect();
+    let (flaky, steady) = (
+        Upstream::start(vec![]).await,
+        Upstream::start(modules).await,
+    );
+    let default = Upstream::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (f, s) = (flaky.url(), steady.url());
+    let tables = format!(
+        "[[upstreams]]\nname = \"commas\"\nmodules = [\"comma.example\"]\nproxy = \"{f},{s}\"\n\n\
+         [[upstreams]]\nname = \"pipes\"\nmodules = [\"pipe.example\"]\nproxy = \"{f}|{s}\"\n"
+    );
+    let ferry = ferry_with(dir.path(), &default, &tables).await;
+
+    // The first upstream does not have them (404): both lists move on to the second.
+    for module in ["comma.example/m", "pipe.example/m"] {
+        let reply = ferry.get(&format!("{module}/@v/v1.0.0.info")).await;
+        assert_eq!(reply.status, 200, "{module}: {}", reply.text());
+    }
+    // It fails (500): after a `,` that is the answer, named by the table; after a `|` the next one answers.
+    flaky.set_behaviour(Behaviour::Fail500);
+    let stopped = ferry.get("comma.example/m/@v/v1.1.0.info").await;
+    assert_eq!(stopped.status, 502, "{}", stopped.text());
+    assert!(
+        stopped.text().contains("upstream commas: "),
+        "{}",
+        stopped.text()
+    );
+    assert!(!stopped.text().contains(&f), "{}", stopped.text());
+    let moved_on = ferry.get("pipe.example/m/@v/v1.1.0.info").await;
+    assert_eq!(moved_on.status, 200, "{}", moved_on.text());
+    assert!(moved_on.text().contains("v1.1.0"));
+    let merged = ferry.get("pipe.example/m/@v/list").await;
+    assert_eq!(merged.text(), "v1.0.0\nv1.1.0\n");
+
+    let metrics = ferry.get("metrics").await.text();
+    for line in [
+        "ferry_upstream_requests_total{upstream=\"commas\",result=\"not_found\"} 1",
+        "ferry_upstream_requests_total{upstream=\"commas\",result=\"error\"} 1",
+        "ferry_upstream_requests_total{upstream=\"pipes#2\",result=\"ok\"}",
+        "ferry_upstream_up{upstream=\"pipes\"} 0",
+        "ferry_upstream_up{upstream=\"pipes#2\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert_eq!(default.requests(), Vec::<String>::new());
+    ferry.stop().await;
+}
+
+#[test]
+fn a_bad_table_stops_start_up_at_file_line_col_saying_what_to_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = "[[upstreams]]\nname = \"corp\"\nmodules = [\"corp.example/*\"]\nproxy = \"https://goproxy.corp.example\"\n\n";
+    for (table, at, words) in [
+        (
+            "[[upstreams]]\nname = \"vendor\"\nmodules = [\"vendor.example/*\"]\nproxy = \"file:///srv/goproxy\"\n",
+            ":9:9:",
+            "is not an http:// or https:// URL, direct or off",
+        ),
+        (
+            "[[upstreams]]\nname = \"vendor\"\nmodules = [\"vendor.example/*\"]\nproxy = \"https://v.example\"\ntoken_env = \"VENDOR_TOKEN\"\n",
+            ":10:13:",
+            "token_env VENDOR_TOKEN is not set in Ferry's environment",
+        ),
+        (
+            "[[upstreams]]\nname = \"corp\"\nmodules = [\"other.example/*\"]\nproxy = \"direct\"\n",
+            ":7:8:",
+            "upstream name \"corp\" is used by an earlier table",
+        ),
+        (
+            "[[upstreams]]\nname = \"vendor\"\nmodule = [\"vendor.example/*\"]\n",
+            ":8:1:",
+            "unknown key `module`, expected one of name, modules, proxy",
+        ),
+        (
+            "[[upstreams]]\nname = \"vendor\"\nmodules = [\"vendor.example/[\"]\nproxy = \"direct\"\n",
+            ":8:11:",
+            "write e.g. \"corp.example/*\"",
+        ),
+    ] {
+        let file = write_file(dir.path(), "ferry.toml", &format!("{good}{table}"));
+        let env = ferry_env(
+            dir.path(),
+            None,
+            &[("FERRY_CONFIG", &file.display().to_string())],
+        );
+        let error = config::load(&Flags::default(), &env)
+            .map(|_| ())
+            .expect_err("refused")
+            .to_string();
+        let located = format!("{}{at}", file.display());
+        assert!(error.starts_with(&located), "want {located}: {error}");
+        assert!(error.contains(words), "{error}");
+    }
+}
