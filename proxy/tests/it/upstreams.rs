@@ -14,12 +14,21 @@ const TOKEN: &str = "corp-token-7f3a9c1e";
 
 /// A Ferry whose default upstream is `default` and whose configuration file holds `tables`.
 async fn ferry_with(dir: &Path, default: &Upstream, tables: &str) -> Ferry {
+    ferry_with_vars(dir, default, tables, &[]).await
+}
+
+/// [`ferry_with`], with more of Ferry's environment.
+async fn ferry_with_vars(
+    dir: &Path,
+    default: &Upstream,
+    tables: &str,
+    vars: &[(&str, &str)],
+) -> Ferry {
     let file = write_file(dir, "ferry.toml", tables);
-    let env = ferry_env(
-        dir,
-        Some(&default.url()),
-        &[("FERRY_CONFIG", &file.display().to_string())],
-    );
+    let file = file.display().to_string();
+    let mut vars = vars.to_vec();
+    vars.push(("FERRY_CONFIG", &file));
+    let env = ferry_env(dir, Some(&default.url()), &vars);
     Ferry::from_env(&env, &Flags::default()).await
 }
 
@@ -221,6 +230,34 @@ async fn a_comma_moves_on_after_a_404_only_and_a_pipe_after_any_error() {
     ferry.stop().await;
 }
 
+#[tokio::test]
+async fn an_upstream_that_hangs_is_a_504_naming_it_and_is_marked_down() {
+    let hanging = Upstream::start(vec![FixtureModule::new("slow.example/m", "v1.0.0")]).await;
+    hanging.set_behaviour(Behaviour::Hang);
+    let default = Upstream::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[[upstreams]]\nname = \"slow\"\nmodules = [\"slow.example\"]\nproxy = \"{}\"\n",
+        hanging.url()
+    );
+    let vars = [("FERRY_FETCH_TIMEOUT", "1s")];
+    let ferry = ferry_with_vars(dir.path(), &default, &tables, &vars).await;
+    let reply = ferry.get("slow.example/m/@v/v1.0.0.mod").await;
+    assert_eq!(reply.status, 504, "{}", reply.text());
+    assert!(
+        reply.text().contains("from upstream slow"),
+        "{}",
+        reply.text()
+    );
+    assert!(!reply.text().contains(&hanging.url()), "{}", reply.text());
+    let metrics = ferry.get("metrics").await.text();
+    assert!(
+        metrics.contains("ferry_upstream_up{upstream=\"slow\"} 0"),
+        "{metrics}"
+    );
+    ferry.stop().await;
+}
+
 #[test]
 fn a_bad_table_stops_start_up_at_file_line_col_saying_what_to_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,4 +303,74 @@ fn a_bad_table_stops_start_up_at_file_line_col_saying_what_to_write() {
         assert!(error.starts_with(&located), "want {located}: {error}");
         assert!(error.contains(words), "{error}");
     }
+}
+
+#[tokio::test]
+async fn netrc_and_token_env_credentials_go_to_their_own_upstream_only() {
+    let vendor = Upstream::start(vec![FixtureModule::new("vendor.example/sdk", "v1.4.0")]).await;
+    vendor.require_authorization("Basic Y2k6dmVuZG9yLXB3"); // ci:vendor-pw
+    let team = Upstream::start(vec![FixtureModule::new("team.example/tool", "v0.3.0")]).await;
+    team.require_authorization("Bearer team-token-41");
+    let default = Upstream::start(vec![FixtureModule::new("example.com/open", "v1.0.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let netrc = write_file(
+        dir.path(),
+        "netrc",
+        "machine elsewhere.example login x password y\nmachine 127.0.0.1 login ci password vendor-pw\n",
+    );
+    let tables = format!(
+        "[[upstreams]]\nname = \"vendor\"\nmodules = [\"vendor.example\"]\nproxy = \"{}\"\nnetrc = \"{}\"\n\n\
+         [[upstreams]]\nname = \"team\"\nmodules = [\"team.example\"]\nproxy = \"{}\"\ntoken_env = \"TEAM_TOKEN\"\n",
+        vendor.url(),
+        netrc.display(),
+        team.url()
+    );
+    let file = write_file(dir.path(), "ferry.toml", &tables);
+    let env = ferry_env(
+        dir.path(),
+        Some(&default.url()),
+        &[
+            ("FERRY_CONFIG", &file.display().to_string()),
+            ("TEAM_TOKEN", "team-token-41"),
+        ],
+    );
+    let ferry = Ferry::from_env(&env, &Flags::default()).await;
+    for path in [
+        "vendor.example/sdk/@v/v1.4.0.zip",
+        "team.example/tool/@v/v0.3.0.zip",
+        "example.com/open/@v/v1.0.0.zip",
+    ] {
+        let reply = ferry.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    assert!(
+        vendor
+            .authorizations()
+            .iter()
+            .all(|a| a.as_deref() == Some("Basic Y2k6dmVuZG9yLXB3"))
+    );
+    assert!(
+        team.authorizations()
+            .iter()
+            .all(|a| a.as_deref() == Some("Bearer team-token-41"))
+    );
+    assert!(default.authorizations().iter().all(Option::is_none));
+    // `ferry config` shows the tables, not their credentials.
+    let config = config::load(&Flags::default(), &env).unwrap();
+    let shown = ferry::config_report::report(&config);
+    let line = shown
+        .iter()
+        .find(|l| l.key == "upstreams")
+        .expect("an upstreams line");
+    assert!(
+        line.value
+            .contains("vendor: vendor.example -> http://127.0.0.1"),
+        "{line:?}"
+    );
+    assert!(line.source.contains("ferry.toml:1:"), "{line:?}");
+    assert!(
+        !format!("{shown:?}").contains("team-token-41")
+            && !format!("{shown:?}").contains("vendor-pw")
+    );
+    ferry.stop().await;
 }
