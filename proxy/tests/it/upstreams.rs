@@ -6,7 +6,10 @@
 use std::path::Path;
 
 use ferry::config::{self, Flags};
-use ferry_testkit::{Behaviour, FixtureModule, GoHome, Upstream, capture_logs};
+use ferry_testkit::{
+    Behaviour, FixtureModule, GoHome, SumDbFixture, Upstream, capture_logs, eventually,
+    write_goproxy_tree,
+};
 
 use crate::harness::{Ferry, ferry_env, write_file};
 
@@ -227,6 +230,58 @@ async fn a_comma_moves_on_after_a_404_only_and_a_pipe_after_any_error() {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
     assert_eq!(default.requests(), Vec::<String>::new());
+    ferry.stop().await;
+}
+
+#[tokio::test]
+async fn a_tables_versions_are_verified_against_the_checksum_database_but_private_ones_are_never_looked_up()
+ {
+    let honest = FixtureModule::package("example.com/honest", "v1.0.0");
+    let published = FixtureModule::package("example.com/tampered", "v1.0.0");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    write_goproxy_tree(&tree, &[honest.clone(), published.clone()]);
+    let sumdb = SumDbFixture::start("sum.fixture.example", &tree, 0);
+    // The table's upstream serves a zip the checksum database never saw, and a private module it never will.
+    let served = published.clone().file("backdoor.go", "package tampered\n");
+    let private = FixtureModule::package("corp.example/secret", "v1.0.0");
+    let table = Upstream::start(vec![honest.clone(), served, private.clone()]).await;
+    let default = Upstream::start(vec![]).await;
+    let tables = format!(
+        "[[upstreams]]\nname = \"mixed\"\nmodules = [\"example.com\", \"corp.example\"]\nproxy = \"{}\"\n",
+        table.url()
+    );
+    let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
+    let vars = [
+        ("GOSUMDB", gosumdb.as_str()),
+        ("FERRY_SUMDB_PRIVATE", "corp.example"),
+    ];
+    let ferry = ferry_with_vars(dir.path(), &default, &tables, &vars).await;
+
+    let reply = ferry.get("example.com/honest/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, honest.zip_bytes());
+    eventually("the database saw the lookup", async || {
+        let asked = sumdb.requests();
+        asked.contains(&"/lookup/example.com/honest@v1.0.0".to_string())
+    })
+    .await;
+    let reply = ferry.get("example.com/tampered/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 502, "{}", reply.text());
+    assert!(reply.text().contains("SECURITY ERROR"), "{}", reply.text());
+    assert!(!ferry.stored("example.com/tampered", "v1.0.0").await);
+
+    // `sumdb_private` keeps the table's private module from the database, as GONOSUMDB would.
+    let reply = ferry.get("corp.example/secret/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(
+        sumdb.requests().iter().all(|r| !r.contains("corp.example")),
+        "{:?}",
+        sumdb.requests()
+    );
+    // The default upstream is asked only whether it relays the database (the route the fills take).
+    let asked = default.requests();
+    assert!(asked.iter().all(|r| r.starts_with("sumdb/")), "{asked:?}");
     ferry.stop().await;
 }
 
