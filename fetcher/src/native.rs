@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
-use crate::http::{Got, HttpsClient, error_chain, get_with};
+use crate::http::{Got, HttpsClient, error_chain, get_following, get_with, send};
 use crate::sumdb_route::{SumdbRoutes, known_key};
 use crate::zip_check::check_module_zip;
 
@@ -179,6 +179,14 @@ impl Native {
     /// The `[[upstreams]]` step this fetcher is, if it is one.
     pub(crate) fn label(&self) -> Option<&str> {
         self.via.as_ref().map(|via| via.label.as_str())
+    }
+
+    /// A GET of one of the upstream's files: a routed step follows redirects and sends its credentials.
+    async fn get(&self, url: &str, limit: usize) -> Got {
+        match &self.via {
+            Some(via) => get_following(&self.client, url, limit, via.authorization.as_ref()).await,
+            None => get_with(&self.client, url, limit, None).await,
+        }
     }
 
     fn authorization(&self) -> Option<&http::HeaderValue> {
@@ -376,7 +384,7 @@ impl Native {
         url: String,
         limit: usize,
     ) -> Result<Option<Bytes>, FetchError> {
-        match get_with(&self.client, &url, limit, self.authorization()).await {
+        match self.get(&url, limit).await {
             Got::Body(body) => Ok(Some(body)),
             Got::Missing => Ok(None),
             Got::Loop => Err(self.loop_error()),
@@ -401,7 +409,7 @@ impl Native {
         module: &ModulePath,
     ) -> Result<Option<Vec<Version>>, FetchError> {
         let url = format!("{}/{}/@v/list", self.proxy, module.escaped());
-        let body = match get_with(&self.client, &url, MAX_LIST, self.authorization()).await {
+        let body = match self.get(&url, MAX_LIST).await {
             Got::Body(body) => body,
             Got::Loop => return Err(self.loop_error()),
             Got::TooLarge(reason) => {
@@ -440,16 +448,9 @@ impl Native {
 
     /// Streams `url` into the new file `to`; its size, or `None` when the upstream did not answer 200.
     async fn download(&self, url: &str, to: &Path) -> Result<Option<u64>, FetchError> {
-        let uri: http::Uri = url.parse().map_err(|e| FetchError::InvalidOutput {
-            message: format!("{url}: {e}"),
-        })?;
-        let mut request = crate::http::request(uri);
-        if let Some(authorization) = self.authorization() {
-            request
-                .headers_mut()
-                .insert(http::header::AUTHORIZATION, authorization.clone());
-        }
-        let response = match self.client.request(request).await {
+        // A routed step follows redirects (a zip sent to a blob store), its credentials kept to its host.
+        let sent = send(&self.client, url, self.authorization(), self.via.is_some()).await;
+        let response = match sent {
             Ok(response) if response.status() == http::StatusCode::OK => response,
             Ok(response) if response.status() == http::StatusCode::LOOP_DETECTED => {
                 return Err(self.loop_error());
@@ -459,16 +460,15 @@ impl Native {
                 let reason = format!("GET {url}: {}", response.status().as_u16());
                 return Err(self.failure(self.label().unwrap_or_default(), &reason));
             }
-            Err(e) if self.via.is_some() => {
-                let reason = format!("GET {url}: {}", error_chain(&e));
+            Err(reason) if self.via.is_some() => {
                 return Err(self.failure(self.label().unwrap_or_default(), &reason));
             }
             Ok(response) => {
                 tracing::debug!(%url, status = %response.status(), "zip not fetched natively; asking the go command");
                 return Ok(None);
             }
-            Err(e) => {
-                tracing::debug!(%url, error = %error_chain(&e), "zip not fetched natively; asking the go command");
+            Err(reason) => {
+                tracing::debug!(%url, error = %reason, "zip not fetched natively; asking the go command");
                 return Ok(None);
             }
         };

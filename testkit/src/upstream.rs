@@ -59,6 +59,8 @@ struct State {
     required_authorization: Option<String>,
     /// The `Authorization` header of each request, in order (`None` when it had none).
     authorizations: Vec<Option<String>>,
+    /// Requests whose path contains the first string are answered `302 Location: SECOND/PATH`.
+    redirect: Option<(String, String)>,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
@@ -229,6 +231,13 @@ impl Upstream {
         self.state.lock().unwrap().required_authorization = Some(value.to_string());
     }
 
+    /// Answers each request whose path contains `needle` (`.zip`) with `302 Found` to the same path under
+    /// `to` (another server's base URL): a proxy that sends its zips to a blob store.
+    pub fn redirect(&self, needle: &str, to: &str) {
+        let to = to.trim_end_matches('/').to_string();
+        self.state.lock().unwrap().redirect = Some((needle.to_string(), to));
+    }
+
     /// The `Authorization` header of every request so far, in order (`None` for a request without one).
     pub fn authorizations(&self) -> Vec<Option<String>> {
         self.state.lock().unwrap().authorizations.clone()
@@ -283,6 +292,16 @@ async fn answer(
     if refused {
         state.lock().unwrap().requests.push(path.clone());
         return text(401, "fixture upstream: credentials required\n");
+    }
+    let redirect = state.lock().unwrap().redirect.clone();
+    if let Some((_, to)) = redirect.filter(|(needle, _)| path.contains(needle.as_str())) {
+        state.lock().unwrap().requests.push(path.clone());
+        let mut response = text(302, "");
+        let location = format!("{to}{}", request.uri().path());
+        response
+            .headers_mut()
+            .insert("location", location.parse().expect("a header value"));
+        return response;
     }
     let held = {
         let mut state = state.lock().unwrap();

@@ -286,6 +286,75 @@ async fn a_tables_versions_are_verified_against_the_checksum_database_but_privat
 }
 
 #[tokio::test]
+async fn a_zip_redirected_to_another_host_is_fetched_without_the_token() {
+    let module = FixtureModule::package("corp.example/big", "v1.0.0");
+    let corp = Upstream::start(vec![module.clone()]).await;
+    corp.require_authorization(&format!("Bearer {TOKEN}"));
+    let blobs = Upstream::start(vec![module.clone()]).await;
+    corp.redirect(".zip", &blobs.url());
+    let default = Upstream::start(vec![]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tables = format!(
+        "[[upstreams]]\nname = \"corp\"\nmodules = [\"corp.example\"]\nproxy = \"{}\"\ntoken_env = \"CORP_TOKEN\"\n",
+        corp.url()
+    );
+    let vars = [("CORP_TOKEN", TOKEN)];
+    let ferry = ferry_with_vars(dir.path(), &default, &tables, &vars).await;
+    let reply = ferry.get("corp.example/big/@v/v1.0.0.zip").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.body, module.zip_bytes());
+    assert_eq!(
+        blobs.requests(),
+        vec!["corp.example/big/@v/v1.0.0.zip".to_string()]
+    );
+    assert_eq!(
+        blobs.authorizations(),
+        vec![None],
+        "the token went to another host"
+    );
+    ferry.stop().await;
+}
+
+#[tokio::test]
+async fn a_pipe_moves_on_from_a_failing_proxy_to_direct_and_a_program_builds_from_the_git_host() {
+    use crate::private::{
+        MODULE, build_importing_the_private_module, ferry_home, private_repository,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    private_repository(&hosts);
+    let home = ferry_home(dir.path(), &format!("file://{}/", hosts.display()), None);
+    let failing = Upstream::start(vec![]).await;
+    failing.set_behaviour(Behaviour::Fail(503));
+    let default = Upstream::start(vec![]).await;
+    let tables = format!(
+        "[[upstreams]]\nname = \"git\"\nmodules = [\"git.corp.example\"]\nproxy = \"{}|direct\"\n",
+        failing.url()
+    );
+    let home = home.display().to_string();
+    let vars = [("HOME", home.as_str()), ("GOPRIVATE", "git.corp.example")];
+    let ferry = ferry_with_vars(dir.path(), &default, &tables, &vars).await;
+    let printed = build_importing_the_private_module(dir.path(), &ferry).await;
+    assert_eq!(printed, "from the private host\n");
+    assert!(ferry.stored(MODULE, "v1.0.0").await);
+    assert!(!failing.requests().is_empty());
+    assert!(
+        default
+            .requests()
+            .iter()
+            .all(|r| !r.starts_with("git.corp.example"))
+    );
+    let metrics = ferry.get("metrics").await.text();
+    for line in [
+        "ferry_upstream_requests_total{upstream=\"git\",result=\"error\"}",
+        "ferry_upstream_requests_total{upstream=\"git#2\",result=\"ok\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    ferry.stop().await;
+}
+
+#[tokio::test]
 async fn an_upstream_that_hangs_is_a_504_naming_it_and_is_marked_down() {
     let hanging = Upstream::start(vec![FixtureModule::new("slow.example/m", "v1.0.0")]).await;
     hanging.set_behaviour(Behaviour::Hang);
