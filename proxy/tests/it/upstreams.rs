@@ -216,13 +216,19 @@ async fn a_comma_moves_on_after_a_404_only_and_a_pipe_after_any_error() {
     let moved_on = ferry.get("pipe.example/m/@v/v1.1.0.info").await;
     assert_eq!(moved_on.status, 200, "{}", moved_on.text());
     assert!(moved_on.text().contains("v1.1.0"));
+    // A list the `,` table cannot get falls back on the stored versions, as for the default upstream.
+    let stored = ferry.get("comma.example/m/@v/list").await;
+    assert_eq!(
+        (stored.status, stored.text()),
+        (200, "v1.0.0\n".to_string())
+    );
     let merged = ferry.get("pipe.example/m/@v/list").await;
     assert_eq!(merged.text(), "v1.0.0\nv1.1.0\n");
 
     let metrics = ferry.get("metrics").await.text();
     for line in [
         "ferry_upstream_requests_total{upstream=\"commas\",result=\"not_found\"} 1",
-        "ferry_upstream_requests_total{upstream=\"commas\",result=\"error\"} 1",
+        "ferry_upstream_requests_total{upstream=\"commas\",result=\"error\"} 2",
         "ferry_upstream_requests_total{upstream=\"pipes#2\",result=\"ok\"}",
         "ferry_upstream_up{upstream=\"pipes\"} 0",
         "ferry_upstream_up{upstream=\"pipes#2\"} 1",
