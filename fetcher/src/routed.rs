@@ -126,8 +126,8 @@ impl Fetcher {
         let (mut found, mut failed) = (Vec::new(), None);
         for step in &route.steps {
             let outcome = match &step.hop {
+                // Nothing is asked of it: no outcome to count.
                 RouteHop::Off => {
-                    self.observe(&step.label, UpstreamResult::NotFound);
                     if !found.is_empty() {
                         break;
                     }
@@ -152,10 +152,14 @@ impl Fetcher {
                 Ok(None) | Err(FetchError::NotFound { .. }) => {
                     self.observe(&step.label, UpstreamResult::NotFound);
                 }
+                // This machine's fault is no upstream's: the answer, without counting against the step.
+                Err(error) if is_local(&error) => return Err(error),
                 Err(error) => {
                     self.observe(&step.label, UpstreamResult::Error);
                     tracing::warn!(upstream = %step.label, %what, %error, "upstream failed");
-                    if !step.on_any_error {
+                    // As with the go command, a version that fails its checks is the answer: the checks
+                    // run on what was fetched, after the `GOPROXY` list has been walked.
+                    if !step.on_any_error || failed_its_checks(&error) {
                         return Err(error);
                     }
                     failed = Some(error);
@@ -402,6 +406,23 @@ impl Fetcher {
             .next()
             .expect("a walk that succeeds found one"))
     }
+}
+
+/// A version the checksum database or the module zip rules refused (`native.rs`'s words for them).
+fn failed_its_checks(error: &FetchError) -> bool {
+    let message = error.to_string();
+    message.contains("SECURITY ERROR") || message.contains("is not a valid module zip")
+}
+
+/// A failure of this machine (its work dir, a missing go command), not of the upstream.
+fn is_local(error: &FetchError) -> bool {
+    matches!(
+        error,
+        FetchError::Io { .. }
+            | FetchError::LocalFault { .. }
+            | FetchError::GoMissing { .. }
+            | FetchError::WorkDirBusy { .. }
+    )
 }
 
 /// A `.info` answer: its `Version` (canonical) and `Time`, and `Origin` when present.

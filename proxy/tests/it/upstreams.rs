@@ -252,10 +252,13 @@ async fn a_tables_versions_are_verified_against_the_checksum_database_but_privat
     let served = published.clone().file("backdoor.go", "package tampered\n");
     let private = FixtureModule::package("corp.example/secret", "v1.0.0");
     let table = Upstream::start(vec![honest.clone(), served, private.clone()]).await;
+    // After a `|`, a mirror with the published copy: a version that fails its checks is still the answer.
+    let mirror = Upstream::start(vec![published.clone()]).await;
     let default = Upstream::start(vec![]).await;
     let tables = format!(
-        "[[upstreams]]\nname = \"mixed\"\nmodules = [\"example.com\", \"corp.example\"]\nproxy = \"{}\"\n",
-        table.url()
+        "[[upstreams]]\nname = \"mixed\"\nmodules = [\"example.com\", \"corp.example\"]\nproxy = \"{}|{}\"\n",
+        table.url(),
+        mirror.url()
     );
     let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
     let vars = [
@@ -276,6 +279,11 @@ async fn a_tables_versions_are_verified_against_the_checksum_database_but_privat
     assert_eq!(reply.status, 502, "{}", reply.text());
     assert!(reply.text().contains("SECURITY ERROR"), "{}", reply.text());
     assert!(!ferry.stored("example.com/tampered", "v1.0.0").await);
+    assert!(
+        mirror.requests().iter().all(|r| !r.ends_with(".zip")),
+        "{:?}",
+        mirror.requests()
+    );
 
     // `sumdb_private` keeps the table's private module from the database, as GONOSUMDB would.
     let reply = ferry.get("corp.example/secret/@v/v1.0.0.zip").await;
