@@ -170,6 +170,11 @@ async fn go_list_versions_merges_the_lists_of_a_patterns_upstreams() {
     .await;
     assert!(got.status.success(), "{}", said(&got));
     assert!(ferry.stored(module, "v1.2.0").await);
+    // A query (a branch) is resolved by the first upstream that knows it.
+    second.alias(module, "main", "v1.2.0");
+    let branch = ferry.get(&format!("{module}/@v/main.info")).await;
+    assert_eq!(branch.status, 200, "{}", branch.text());
+    assert!(branch.text().contains("\"v1.2.0\""), "{}", branch.text());
     assert_eq!(
         default.requests(),
         Vec::<String>::new(),
