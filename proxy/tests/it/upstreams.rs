@@ -517,3 +517,33 @@ async fn netrc_and_token_env_credentials_go_to_their_own_upstream_only() {
     );
     ferry.stop().await;
 }
+
+#[test]
+fn a_table_whose_proxy_is_ferry_itself_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = ferry_testkit::closed_port();
+    let tables = format!(
+        "[[upstreams]]\nname = \"loop\"\nmodules = [\"corp.example\"]\nproxy = \"https://goproxy.corp.example,http://127.0.0.1:{port}\"\n"
+    );
+    let file = write_file(dir.path(), "ferry.toml", &tables);
+    let output = crate::harness::ferry()
+        .current_dir(dir.path())
+        .env("GOPROXY", "off")
+        .args(["--config", &file.display().to_string()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--storage",
+            "memory://",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "[[upstreams]] loop lists http://127.0.0.1:{port}, this Ferry's own address"
+        )),
+        "{stderr}"
+    );
+}
