@@ -637,7 +637,9 @@ impl Proxy {
         self.drop_blocked(module, &mut versions);
         versions.push(upstream.clone());
         let chosen = latest_of(&versions)?.clone();
-        if chosen == upstream {
+        // A stored pseudo-version is some branch's commit: the upstream's own latest of an untagged module
+        // (its default branch) stands.
+        if chosen == upstream || chosen.is_pseudo() {
             return None;
         }
         let info = self.store.info(module, &chosen).await.ok()?;

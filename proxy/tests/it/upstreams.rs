@@ -170,6 +170,16 @@ async fn go_list_versions_merges_the_lists_of_a_patterns_upstreams() {
     .await;
     assert!(got.status.success(), "{}", said(&got));
     assert!(ferry.stored(module, "v1.2.0").await);
+    // A release stored here that no upstream lists any more is merged in too (list and @latest).
+    crate::harness::save(
+        ferry.store().as_ref(),
+        &FixtureModule::new(module, "v1.3.0"),
+    )
+    .await;
+    let list = ferry.get(&format!("{module}/@v/list")).await.text();
+    assert_eq!(list, "v1.0.0\nv1.1.0\nv1.2.0\nv1.3.0\n");
+    let latest = ferry.get(&format!("{module}/@latest")).await.text();
+    assert!(latest.contains("\"v1.3.0\""), "{latest}");
     // A query (a branch) is resolved by the first upstream that knows it.
     second.alias(module, "main", "v1.2.0");
     let branch = ferry.get(&format!("{module}/@v/main.info")).await;
