@@ -230,19 +230,11 @@ impl Table<'_> {
                 format!("upstream {name}: {key} is set, but proxy names no URL to send it to"),
             ));
         };
-        let netrc = match key {
-            "netrc" => Some(
-                Netrc::read(Path::new(text))
-                    .map_err(|why| self.invalid(entry, format!("upstream {name}: {why}")))?,
-            ),
-            _ => None,
-        };
-        let token = match key {
-            "token_file" => Some(read_token(text).map_err(|why| self.invalid(entry, format!("upstream {name}: {why}")))?),
-            "token_env" => Some(env.var(text).map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).ok_or_else(|| {
-                self.invalid(entry, format!("upstream {name}: token_env {text} is not set in Ferry's environment; set it, or use token_file"))
-            })?),
-            _ => None,
+        let located = |why: String| self.invalid(entry, format!("upstream {name}: {why}"));
+        let (token, netrc) = match key {
+            "token_file" => (Some(read_token(text).map_err(located)?), None),
+            "token_env" => (Some(token_variable(env, text).map_err(located)?), None),
+            _ => (None, Some(Netrc::read(Path::new(text)).map_err(located)?)),
         };
         let mut given_to = 0;
         for step in steps.iter_mut() {
@@ -271,6 +263,14 @@ impl Table<'_> {
         }
         Ok(())
     }
+}
+
+/// A token from a variable of Ferry's environment.
+fn token_variable(env: &dyn Environment, name: &str) -> Result<String, String> {
+    let token = env.var(name).map(|t| t.trim().to_string());
+    token.filter(|t| !t.is_empty()).ok_or_else(|| {
+        format!("token_env {name} is not set in Ferry's environment; set it, or use token_file")
+    })
 }
 
 /// A token file's first line.
