@@ -72,6 +72,13 @@ pub struct FetcherConfig {
     /// Fetch canonical versions from a GOPROXY upstream over HTTP, verified as the go command verifies
     /// them, instead of through `go mod download` (see `native.rs`). Default on.
     pub native: bool,
+    /// The `[[upstreams]]` tables: modules they serve are fetched from them, not from `GOPROXY`.
+    pub upstreams: Vec<crate::upstreams::UpstreamRoute>,
+    /// Module patterns no `[[upstreams]]` table looks up in a checksum database, besides the go command's
+    /// `GONOSUMDB` (else `GOPRIVATE`): the proxy's `sumdb_private`.
+    pub sumdb_private: Vec<String>,
+    /// Told of each `[[upstreams]]` step's outcome.
+    pub upstream_observer: Option<crate::upstreams::UpstreamObserver>,
 }
 
 impl FetcherConfig {
@@ -86,6 +93,9 @@ impl FetcherConfig {
             go_env: BTreeMap::new(),
             inherited_env: BTreeMap::new(),
             native: true,
+            upstreams: Vec::new(),
+            sumdb_private: Vec::new(),
+            upstream_observer: None,
         }
     }
 

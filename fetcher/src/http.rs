@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -94,31 +95,32 @@ pub(crate) enum Got {
     Failed(String),
 }
 
-/// GETs `url` and reads the body whole, up to `limit` bytes.
-pub(crate) async fn get(client: &HttpsClient, url: &str, limit: usize) -> Got {
-    get_with(client, url, limit, None).await
-}
-
-/// [`get`], sending `authorization` (a configured checksum database's credentials) when given.
+/// GETs `url` and reads the body whole, up to `limit` bytes, sending `authorization` (a configured checksum
+/// database's credentials) when given.
 pub(crate) async fn get_with(
     client: &HttpsClient,
     url: &str,
     limit: usize,
     authorization: Option<&http::HeaderValue>,
 ) -> Got {
-    let uri: http::Uri = match url.parse() {
-        Ok(uri) => uri,
-        Err(e) => return Got::Failed(format!("{url}: {e}")),
-    };
-    let mut request = request(uri);
-    if let Some(authorization) = authorization {
-        request
-            .headers_mut()
-            .insert(http::header::AUTHORIZATION, authorization.clone());
-    }
-    let response = match client.request(request).await {
+    read(send(client, url, authorization, false).await, url, limit).await
+}
+
+/// [`get_with`], following redirects as the go command's client does (an `[[upstreams]]` URL may send a
+/// zip to a blob store); `authorization` goes only to the URL's own scheme and host.
+pub(crate) async fn get_following(
+    client: &HttpsClient,
+    url: &str,
+    limit: usize,
+    authorization: Option<&http::HeaderValue>,
+) -> Got {
+    read(send(client, url, authorization, true).await, url, limit).await
+}
+
+async fn read(sent: Result<http::Response<Incoming>, String>, url: &str, limit: usize) -> Got {
+    let response = match sent {
         Ok(response) => response,
-        Err(e) => return Got::Failed(format!("GET {url}: {}", error_chain(&e))),
+        Err(reason) => return Got::Failed(reason),
     };
     match response.status().as_u16() {
         200 => {}
@@ -133,6 +135,62 @@ pub(crate) async fn get_with(
         )),
         Err(e) => Got::Failed(format!("GET {url}: reading the answer: {e}")),
     }
+}
+
+/// Redirects followed at most, as the go command's HTTP client.
+const MAX_REDIRECTS: usize = 10;
+
+/// Sends a GET of `url` (with `authorization` when given) and, with `follow`, follows its redirects:
+/// `authorization` only to `url`'s own scheme and host, so a token never reaches a blob store or another
+/// host. Messages name `url`, never a redirect's target (a signed blob URL carries its signature).
+pub(crate) async fn send(
+    client: &HttpsClient,
+    url: &str,
+    authorization: Option<&http::HeaderValue>,
+    follow: bool,
+) -> Result<http::Response<Incoming>, String> {
+    let origin: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+    let mut current = origin.clone();
+    for _ in 0..=MAX_REDIRECTS {
+        let mut request = request(current.clone());
+        let same_origin =
+            current.scheme() == origin.scheme() && current.authority() == origin.authority();
+        if let Some(authorization) = authorization.filter(|_| same_origin) {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+        }
+        let response = client
+            .request(request)
+            .await
+            .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+        let status = response.status();
+        let location = response.headers().get(http::header::LOCATION);
+        let next = match (follow && status.is_redirection() && status != 304, location) {
+            (true, Some(location)) => location.to_str().ok().and_then(|l| resolve(&current, l)),
+            _ => return Ok(response),
+        };
+        current = next.ok_or_else(|| format!("GET {url}: {status} to an unusable Location"))?;
+    }
+    Err(format!("GET {url}: more than {MAX_REDIRECTS} redirects"))
+}
+
+/// A `Location` against the URL that answered it: absolute, or a path on the same host.
+fn resolve(base: &http::Uri, location: &str) -> Option<http::Uri> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return location.parse().ok();
+    }
+    let path = match location.strip_prefix('/') {
+        Some(_) => location.to_string(),
+        None => {
+            let dir = base.path().rsplit_once('/').map_or("", |(dir, _)| dir);
+            format!("{dir}/{location}")
+        }
+    };
+    let authority = base.authority()?;
+    format!("{}://{authority}{path}", base.scheme_str()?)
+        .parse()
+        .ok()
 }
 
 /// An error and its sources in one line (hyper's own message is only "client error (Connect)").

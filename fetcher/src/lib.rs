@@ -10,8 +10,10 @@ mod go_json;
 mod graph;
 mod http;
 mod native;
+mod routed;
 mod scratch;
 mod sumdb_route;
+mod upstreams;
 mod vulndb;
 mod workdir;
 mod zip_check;
@@ -33,6 +35,10 @@ pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_tok
 pub use sumdb_route::{
     Route as SumdbRoute, RouteTransport as SumdbRouteTransport, SumdbRoutes, Target as SumdbTarget,
     Verifier as SumdbVerifier, Via as SumdbVia,
+};
+pub use upstreams::{
+    Hop as UpstreamHop, Step as UpstreamStep, UpstreamObserver, UpstreamResult, UpstreamRoute,
+    authority_of, parse_proxy_list,
 };
 pub use vulndb::{VulnSource, VulnSourceError};
 pub use workdir::WorkDir;
@@ -61,6 +67,8 @@ struct Inner {
     native: Option<Native>,
     /// The routes to checksum databases, shared with the proxy's relay.
     sumdb_routes: Arc<SumdbRoutes>,
+    /// The `[[upstreams]]` tables, in order (the first serving a module wins).
+    routes: Vec<routed::Route>,
 }
 
 /// A version downloaded by `go mod download`: its three files, on disk in a temporary directory
@@ -200,6 +208,7 @@ impl Fetcher {
                 native: None,
                 // Until `go env` says where the go command reaches them (below).
                 sumdb_routes: Arc::new(SumdbRoutes::new(client.clone(), "", "", "")),
+                routes: Vec::new(),
             }),
         };
         let go_version = fetcher.check_go().await?;
@@ -215,6 +224,28 @@ impl Fetcher {
             Some(s) => SumdbRoutes::new(client.clone(), &s.goproxy, &s.gosumdb, &s.goroot),
             None => SumdbRoutes::new(client.clone(), "", "", ""),
         });
+        let upstreams = match &settings {
+            _ if fetcher.inner.config.upstreams.is_empty() => Vec::new(),
+            Some(s) => {
+                let config = &fetcher.inner.config;
+                routed::build(
+                    &config.upstreams,
+                    s,
+                    &config.sumdb_private,
+                    &client,
+                    &routes,
+                )
+            }
+            .map_err(|message| FetchError::LocalFault { message })?,
+            None => {
+                return Err(FetchError::LocalFault {
+                    message: "`go env` failed, and the [[upstreams]] tables verify against the checksum database it names".into(),
+                });
+            }
+        };
+        for route in &upstreams {
+            tracing::info!(upstream = %route.config.name, modules = route.config.modules.len(), steps = route.config.steps.len(), "modules routed to their own upstream");
+        }
         let native = match (fetcher.inner.config.native, settings) {
             (true, Some(settings)) => fetcher.native(settings, client, routes.clone()),
             _ => None,
@@ -223,6 +254,7 @@ impl Fetcher {
         inner.go_version = go_version;
         inner.native = native;
         inner.sumdb_routes = routes;
+        inner.routes = upstreams;
         Ok(fetcher)
     }
 
@@ -386,6 +418,9 @@ impl Fetcher {
         module: &ModulePath,
         query: &str,
     ) -> Result<FetchedVersion, FetchError> {
+        if let Some(route) = self.route_of(module) {
+            return self.routed_fetch(route, module, query).await;
+        }
         if let Some((native, v)) = self.native_for(module, query) {
             let m = module;
             let what = format!("GET {module}@{query} from {}", native.proxy());
@@ -415,8 +450,19 @@ impl Fetcher {
 
     /// `module@query` with `go mod download -json`, which checks what it downloads itself.
     async fn fetch_with_go(&self, module: &str, query: &str) -> Result<FetchedVersion, FetchError> {
+        self.fetch_with_go_via(module, query, None).await
+    }
+
+    /// [`Fetcher::fetch_with_go`] with this `GOPROXY` (`direct`) instead of the configured one.
+    async fn fetch_with_go_via(
+        &self,
+        module: &str,
+        query: &str,
+        goproxy: Option<&str>,
+    ) -> Result<FetchedVersion, FetchError> {
         let target = format!("{module}@{query}");
-        let (scratch, output) = self.run_go(&["mod", "download", "-json", &target]).await?;
+        let args = ["mod", "download", "-json", &target];
+        let (scratch, output) = self.run_go_via(&args, goproxy).await?;
         let answer: go_json::ModDownload = match go_json::first_object(&output.stdout) {
             Some(Ok(answer)) => answer,
             // go failed before printing JSON (bad flags, broken environment): its reason is on stderr.
@@ -507,6 +553,9 @@ impl Fetcher {
         module: &ModulePath,
         version: &Version,
     ) -> Result<Unverified<'_, EarlyMetadata, FetchedMetadata>, FetchError> {
+        if let Some(route) = self.route_of(module) {
+            return self.routed_metadata(route, module, version).await;
+        }
         if let Some((native, _)) = self.native_for(module, version.as_str()) {
             let (m, v) = (module.clone(), version.clone());
             let what = format!(
@@ -566,8 +615,19 @@ impl Fetcher {
         module: &str,
         version: &str,
     ) -> Result<FetchedMetadata, FetchError> {
+        self.metadata_with_go_via(module, version, None).await
+    }
+
+    /// [`Fetcher::metadata_with_go`] with this `GOPROXY` (`direct`) instead of the configured one.
+    async fn metadata_with_go_via(
+        &self,
+        module: &str,
+        version: &str,
+        goproxy: Option<&str>,
+    ) -> Result<FetchedMetadata, FetchError> {
         let target = format!("{module}@{version}");
-        let (scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
+        let args = ["list", "-m", "-json", &target];
+        let (scratch, output) = self.run_go_via(&args, goproxy).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
         let Some(resolved) = answer.version.filter(|v| !v.is_empty()) else {
             return Err(invalid_output(format!(
@@ -595,24 +655,39 @@ impl Fetcher {
     /// The release and pre-release versions of `module` known upstream (`go list -m -retracted -versions`),
     /// in go's (semver) order. A module without such versions answers an empty list.
     pub async fn list(&self, module: &ModulePath) -> Result<Vec<Version>, FetchError> {
+        if let Some(route) = self.route_of(module) {
+            return self.routed_list(route, module).await;
+        }
         if let Some(native) = self.native_list_for(module) {
             let what = format!("GET {module}/@v/list from {}", native.proxy());
             if let Some(versions) = self.within_deadline(what, native.list(module)).await? {
                 return Ok(versions);
             }
         }
+        self.list_with_go_via(module, None).await
+    }
+
+    /// The list with `go list -m -versions`, with this `GOPROXY` (`direct`) instead of the configured one.
+    async fn list_with_go_via(
+        &self,
+        module: &ModulePath,
+        goproxy: Option<&str>,
+    ) -> Result<Vec<Version>, FetchError> {
         let (_scratch, output) = self
             // `-retracted`: a proxy's list holds every version, as an upstream GOPROXY's does (the client hides
             // retracted ones itself). Without it go also fetches the latest version's .info and .mod to read
             // its retract directives: three upstream requests for one list.
-            .run_go(&[
-                "list",
-                "-m",
-                "-retracted",
-                "-versions",
-                "-json",
-                module.as_str(),
-            ])
+            .run_go_via(
+                &[
+                    "list",
+                    "-m",
+                    "-retracted",
+                    "-versions",
+                    "-json",
+                    module.as_str(),
+                ],
+                goproxy,
+            )
             .await?;
         let answer: go_json::ListVersions = parse_list_answer(&output)?;
         // go also keeps valid but non-canonical versions (`v1.2`), which no request can name.
@@ -637,8 +712,22 @@ impl Fetcher {
         module: &ModulePath,
         query: &str,
     ) -> Result<LatestVersion, FetchError> {
+        if let Some(route) = self.route_of(module) {
+            return self.routed_resolve(route, module, query).await;
+        }
+        self.resolve_with_go_via(module, query, None).await
+    }
+
+    /// [`Fetcher::resolve`] with the go command, with this `GOPROXY` (`direct`) instead of the configured one.
+    async fn resolve_with_go_via(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        goproxy: Option<&str>,
+    ) -> Result<LatestVersion, FetchError> {
         let target = format!("{module}@{query}");
-        let (_scratch, output) = self.run_go(&["list", "-m", "-json", &target]).await?;
+        let args = ["list", "-m", "-json", &target];
+        let (_scratch, output) = self.run_go_via(&args, goproxy).await?;
         let answer: go_json::ListLatest = parse_list_answer(&output)?;
         match (
             answer.version.filter(|v| !v.is_empty()),
@@ -684,6 +773,15 @@ impl Fetcher {
     /// Waits for a slot, then runs `go args` in a fresh temporary directory under the deadline.
     /// The directory is handed back with the output, since go's answer may name files in it.
     async fn run_go(&self, args: &[&str]) -> Result<(ScratchDir, GoOutput), FetchError> {
+        self.run_go_via(args, None).await
+    }
+
+    /// [`Fetcher::run_go`], with `GOPROXY` set to `goproxy` when given (a table's `direct` step).
+    async fn run_go_via(
+        &self,
+        args: &[&str],
+        goproxy: Option<&str>,
+    ) -> Result<(ScratchDir, GoOutput), FetchError> {
         let config = &self.inner.config;
         // Held until the command has ended (or its future is dropped).
         let _slot = self
@@ -693,7 +791,10 @@ impl Fetcher {
             .await
             .expect("the semaphore is never closed");
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
-        let env = config.go_command_env(scratch.layout());
+        let mut env = config.go_command_env(scratch.layout());
+        if let Some(goproxy) = goproxy {
+            env.insert("GOPROXY".to_owned(), goproxy.to_owned());
+        }
         scratch.link_netrc(&env);
         let output = command::run_go(
             &config.go_binary,

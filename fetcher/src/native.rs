@@ -23,7 +23,7 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
-use crate::http::{Got, HttpsClient, error_chain, get};
+use crate::http::{Got, HttpsClient, error_chain, get_following, get_with, send};
 use crate::sumdb_route::{SumdbRoutes, known_key};
 use crate::zip_check::check_module_zip;
 
@@ -72,6 +72,18 @@ pub(crate) struct Native {
     /// The metadata of the latest versions fetched: the go command asks for a version's `.mod`, then, a
     /// moment later, for its zip; that zip's fill needs the same `.info`, `.mod` and checksum lines.
     recent: Mutex<Recent>,
+    /// Set for a step of an `[[upstreams]]` table: then every answer but a plain 200 or a 404/410 is an
+    /// error naming the step (no go command is asked behind it), and its credentials go with each request.
+    via: Option<Via>,
+}
+
+/// A step of an `[[upstreams]]` table, as the native fetcher reaching it knows it.
+pub(crate) struct Via {
+    /// The table's name (`corp`, or `corp#2` for its second URL): messages and metrics say this, never
+    /// the URL.
+    pub label: String,
+    /// Sent to this URL only (built by the configuration for this URL's host).
+    pub authorization: Option<http::HeaderValue>,
 }
 
 /// Metadata kept for the zip fill that often follows, the oldest dropped past the bounds.
@@ -145,7 +157,47 @@ impl Native {
             routes,
             settings,
             recent: Mutex::default(),
+            via: None,
         })
+    }
+
+    /// The native fetcher of one URL of an `[[upstreams]]` table: `settings` are the default upstream's
+    /// (the same checksum database and private patterns), its proxy this URL.
+    pub(crate) fn routed(
+        url: &str,
+        via: Via,
+        mut settings: GoSettings,
+        client: HttpsClient,
+        routes: Arc<SumdbRoutes>,
+    ) -> Result<Native, String> {
+        settings.goproxy = url.to_string();
+        let mut native = Native::new(settings, client, routes)?;
+        native.via = Some(via);
+        Ok(native)
+    }
+
+    /// The `[[upstreams]]` step this fetcher is, if it is one.
+    pub(crate) fn label(&self) -> Option<&str> {
+        self.via.as_ref().map(|via| via.label.as_str())
+    }
+
+    /// A GET of one of the upstream's files: a routed step follows redirects and sends its credentials.
+    async fn get(&self, url: &str, limit: usize) -> Got {
+        match &self.via {
+            Some(via) => get_following(&self.client, url, limit, via.authorization.as_ref()).await,
+            None => get_with(&self.client, url, limit, None).await,
+        }
+    }
+
+    fn authorization(&self) -> Option<&http::HeaderValue> {
+        self.via.as_ref()?.authorization.as_ref()
+    }
+
+    /// A routed step's failure, named by its label: the URL (which may name an internal host) is left out.
+    fn failure(&self, label: &str, reason: &str) -> FetchError {
+        FetchError::Upstream {
+            message: format!("upstream {label}: {}", reason.replace(&self.proxy, "")),
+        }
     }
 
     /// The upstream's base URL.
@@ -160,6 +212,9 @@ impl Native {
 
     /// Whether this module is fetched through the proxy at all (`GONOPROXY`, which defaults to `GOPRIVATE`).
     pub(crate) fn handles(&self, module: &str) -> bool {
+        if self.via.is_some() {
+            return true;
+        }
         let noproxy = match self.settings.gonoproxy.as_str() {
             "" => &self.settings.goprivate,
             set => set,
@@ -310,18 +365,32 @@ impl Native {
             Err(SumdbError::Security(message)) => Err(FetchError::Upstream {
                 message: format!("verifying {module}@{version}: {message}"),
             }),
-            Err(e) => {
-                tracing::debug!(%module, %version, error = %e, "checksum database not usable natively; asking the go command");
-                Ok(None)
-            }
+            Err(e) => match self.label() {
+                Some(label) => Err(FetchError::Upstream {
+                    message: format!(
+                        "upstream {label}: verifying {module}@{version}: the checksum database did not answer: {e}"
+                    ),
+                }),
+                None => {
+                    tracing::debug!(%module, %version, error = %e, "checksum database not usable natively; asking the go command");
+                    Ok(None)
+                }
+            },
         }
     }
 
-    async fn file(&self, url: String, limit: usize) -> Result<Option<Bytes>, FetchError> {
-        match get(&self.client, &url, limit).await {
+    pub(crate) async fn file(
+        &self,
+        url: String,
+        limit: usize,
+    ) -> Result<Option<Bytes>, FetchError> {
+        match self.get(&url, limit).await {
             Got::Body(body) => Ok(Some(body)),
             Got::Missing => Ok(None),
             Got::Loop => Err(self.loop_error()),
+            Got::TooLarge(reason) | Got::Failed(reason) if self.via.is_some() => {
+                Err(self.failure(self.label().unwrap_or_default(), &reason))
+            }
             Got::TooLarge(reason) | Got::Failed(reason) => {
                 tracing::debug!(%reason, "upstream file not fetched natively; asking the go command");
                 Ok(None)
@@ -340,7 +409,7 @@ impl Native {
         module: &ModulePath,
     ) -> Result<Option<Vec<Version>>, FetchError> {
         let url = format!("{}/{}/@v/list", self.proxy, module.escaped());
-        let body = match get(&self.client, &url, MAX_LIST).await {
+        let body = match self.get(&url, MAX_LIST).await {
             Got::Body(body) => body,
             Got::Loop => return Err(self.loop_error()),
             Got::TooLarge(reason) => {
@@ -350,6 +419,9 @@ impl Native {
                         "the upstream's version list of {module} is too large (more than {MAX_LIST} bytes)"
                     ),
                 });
+            }
+            Got::Failed(reason) if self.via.is_some() => {
+                return Err(self.failure(self.label().unwrap_or_default(), &reason));
             }
             Got::Missing | Got::Failed(_) => return Ok(None),
         };
@@ -369,42 +441,56 @@ impl Native {
         FetchError::Upstream {
             message: format!(
                 "the upstream {} leads back to this Ferry (it answered this fill's own request); set the upstream in [fetcher] go_env GOPROXY",
-                self.proxy
+                self.label().unwrap_or(&self.proxy)
             ),
         }
     }
 
     /// Streams `url` into the new file `to`; its size, or `None` when the upstream did not answer 200.
     async fn download(&self, url: &str, to: &Path) -> Result<Option<u64>, FetchError> {
-        let uri: http::Uri = url.parse().map_err(|e| FetchError::InvalidOutput {
-            message: format!("{url}: {e}"),
-        })?;
-        let response = match self.client.request(crate::http::request(uri)).await {
+        // A routed step follows redirects (a zip sent to a blob store), its credentials kept to its host.
+        let sent = send(&self.client, url, self.authorization(), self.via.is_some()).await;
+        let response = match sent {
             Ok(response) if response.status() == http::StatusCode::OK => response,
             Ok(response) if response.status() == http::StatusCode::LOOP_DETECTED => {
                 return Err(self.loop_error());
+            }
+            Ok(response) if matches!(response.status().as_u16(), 404 | 410) => return Ok(None),
+            Ok(response) if self.via.is_some() => {
+                let reason = format!("GET {url}: {}", response.status().as_u16());
+                return Err(self.failure(self.label().unwrap_or_default(), &reason));
+            }
+            Err(reason) if self.via.is_some() => {
+                return Err(self.failure(self.label().unwrap_or_default(), &reason));
             }
             Ok(response) => {
                 tracing::debug!(%url, status = %response.status(), "zip not fetched natively; asking the go command");
                 return Ok(None);
             }
-            Err(e) => {
-                tracing::debug!(%url, error = %error_chain(&e), "zip not fetched natively; asking the go command");
+            Err(reason) => {
+                tracing::debug!(%url, error = %reason, "zip not fetched natively; asking the go command");
                 return Ok(None);
             }
         };
         let local = |e: std::io::Error| FetchError::io(format!("writing {}", to.display()), e);
         let mut file = tokio::fs::File::create_new(to).await.map_err(local)?;
+        // A routed step's messages name it, not its URL.
+        let shown = self.label().map_or_else(
+            || url.to_string(),
+            |label| format!("the zip of upstream {label}"),
+        );
         let mut body = response.into_body().into_data_stream();
         let mut len = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| FetchError::Upstream {
-                message: format!("reading {url}: {}", error_chain(&e)),
+                message: format!("reading {shown}: {}", error_chain(&e)),
             })?;
             len += chunk.len() as u64;
             if len > MAX_ZIP {
                 return Err(FetchError::Upstream {
-                    message: format!("{url} is larger than a module zip may be ({MAX_ZIP} bytes)"),
+                    message: format!(
+                        "{shown} is larger than a module zip may be ({MAX_ZIP} bytes)"
+                    ),
                 });
             }
             file.write_all(&chunk).await.map_err(local)?;

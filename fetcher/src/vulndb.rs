@@ -68,7 +68,7 @@ impl VulnSource {
 
     async fn get(&self, path: &str, limit: usize) -> Result<Bytes, VulnSourceError> {
         let url = format!("{}/{path}", self.base);
-        match http::get(&self.client, &url, limit).await {
+        match http::get_following(&self.client, &url, limit, None).await {
             Got::Body(bytes) => Ok(bytes),
             Got::Missing => Err(VulnSourceError::Missing(path.to_string())),
             Got::TooLarge(_) => Err(VulnSourceError::TooLarge {

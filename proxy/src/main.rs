@@ -312,6 +312,12 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             config.listen
         );
     }
+    if let Some((name, url)) = ferry::self_upstream::own_address_in_tables(&config) {
+        anyhow::bail!(
+            "the proxy of [[upstreams]] {name} lists {url}, this Ferry's own address ({}): its modules would be asked of Ferry itself; name the upstream that holds them",
+            config.listen
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -44,6 +44,20 @@ pub struct StorageLabels {
     pub backend: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// An `[[upstreams]]` step: its table's configured name (`NAME#N` past the first URL), never a URL.
+    pub upstream: String,
+    /// `ok`, `not_found` (404/410) or `error`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamName {
+    /// As in [`UpstreamLabels`].
+    pub upstream: String,
+}
+
 /// Every metric Ferry keeps.
 pub struct Metrics {
     registry: Registry,
@@ -84,6 +98,8 @@ pub struct Metrics {
     pub prefetches: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
+    pub upstream_requests: Family<UpstreamLabels, Counter>,
+    pub upstream_up: Family<UpstreamName, Gauge>,
     process: crate::process_metrics::ProcessMetrics,
 }
 
@@ -296,8 +312,22 @@ impl Metrics {
             "Bytes reclaimed by garbage collections",
             collected_bytes.clone(),
         );
+        let upstream_requests = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_requests",
+            "Requests to each [[upstreams]] step, by its configured name and result (ok, not_found, error)",
+            upstream_requests.clone(),
+        );
+        let upstream_up = Family::<UpstreamName, Gauge>::default();
+        registry.register(
+            "upstream_up",
+            "1 while the [[upstreams]] step's last request did not fail, else 0",
+            upstream_up.clone(),
+        );
         let process = crate::process_metrics::ProcessMetrics::register(&mut registry);
         Metrics {
+            upstream_requests,
+            upstream_up,
             process,
             registry,
             store_bytes,
@@ -376,6 +406,28 @@ impl Metrics {
         self.prefetches
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// The observer the fetcher tells of each `[[upstreams]]` step's outcome; each step starts up (1).
+    pub fn upstream_observer(&'static self, labels: &[String]) -> ferry_fetcher::UpstreamObserver {
+        for upstream in labels {
+            let name = UpstreamName {
+                upstream: upstream.clone(),
+            };
+            self.upstream_up.get_or_create(&name).set(1);
+        }
+        ferry_fetcher::UpstreamObserver(std::sync::Arc::new(move |upstream, result| {
+            let labels = UpstreamLabels {
+                upstream: upstream.to_string(),
+                result: result.as_str(),
+            };
+            self.upstream_requests.get_or_create(&labels).inc();
+            let up = i64::from(result != ferry_fetcher::UpstreamResult::Error);
+            let name = UpstreamName {
+                upstream: upstream.to_string(),
+            };
+            self.upstream_up.get_or_create(&name).set(up);
+        }))
     }
 
     /// The metrics in the OpenMetrics text format.

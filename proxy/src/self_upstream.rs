@@ -25,6 +25,19 @@ pub fn own_address_in_upstream(config: &Config) -> Option<String> {
         .map(redact)
 }
 
+/// The `[[upstreams]]` table (its name) and URL that point at `config.listen`, if any: such a table's fills
+/// would be answered by Ferry's own loop detection at once (502), never fetched.
+pub fn own_address_in_tables(config: &Config) -> Option<(String, String)> {
+    config.fetcher.upstreams.iter().find_map(|route| {
+        route.steps.iter().find_map(|step| match &step.hop {
+            ferry_fetcher::UpstreamHop::Proxy { url, .. } if names(url, config.listen) => {
+                Some((route.name.clone(), url.clone()))
+            }
+            _ => None,
+        })
+    })
+}
+
 /// The go command's `GOPROXY` for the log: every entry's credentials (`user:token@`) replaced by `***@`.
 pub fn goproxy_for_log(config: &Config) -> String {
     let Some(goproxy) = goproxy(config) else {

@@ -766,6 +766,9 @@ impl Proxy {
                         return self.latest_unblocked(upstream, module).await;
                     }
                     Ok(latest) => {
+                        if let Some(newer) = self.newer_stored(module, &latest.version).await {
+                            return newer;
+                        }
                         let mut info =
                             serde_json::json!({ "Version": latest.version, "Time": latest.time });
                         if let Some(origin) = &latest.origin {
@@ -805,6 +808,26 @@ impl Proxy {
             ledger: &self.ledger,
             clock: &self.clock,
         }
+    }
+
+    /// The stored version's `.info` when the go command's latest of the stored versions and the upstream's
+    /// `latest` is a stored one the upstream did not name (one its upstreams no longer list, or one only
+    /// another upstream of its table had): `@latest` merges the store's versions with the upstream's, as
+    /// `list` does. `None` when the upstream's answer stands (or the store cannot say).
+    async fn newer_stored(&self, module: &ModulePath, latest: &str) -> Option<Answer> {
+        let upstream = Version::new(latest).ok()?;
+        let mut versions = self.store.list(module).await.ok()?;
+        self.gate(&self.policy.load())
+            .drop_refused(module, &mut versions);
+        versions.push(upstream.clone());
+        let chosen = latest_of(&versions)?.clone();
+        // A stored pseudo-version is some branch's commit: the upstream's own latest of an untagged module
+        // (its default branch) stands.
+        if chosen == upstream || chosen.is_pseudo() {
+            return None;
+        }
+        let info = self.store.info(module, &chosen).await.ok()?;
+        Some(Answer::ok(JSON, SHORT_LIVED, info))
     }
 
     /// `@latest` when the upstream's latest may not be served (blocked, or refused by a version rule): the

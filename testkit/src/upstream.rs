@@ -55,6 +55,12 @@ struct State {
     held: usize,
     /// Checksum databases relayed under `sumdb/NAME/`, by name: their URLs.
     sumdb_relays: BTreeMap<String, String>,
+    /// The `Authorization` header every request must carry (else 401), when set.
+    required_authorization: Option<String>,
+    /// The `Authorization` header of each request, in order (`None` when it had none).
+    authorizations: Vec<Option<String>>,
+    /// Requests whose path contains the first string are answered `302 Location: SECOND/PATH`.
+    redirect: Option<(String, String)>,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
@@ -219,6 +225,24 @@ impl Upstream {
         self.gate.send_replace(true);
     }
 
+    /// Answers 401 to every request without exactly this `Authorization` header (`Bearer TOKEN`, `Basic
+    /// …`): a private upstream.
+    pub fn require_authorization(&self, value: &str) {
+        self.state.lock().unwrap().required_authorization = Some(value.to_string());
+    }
+
+    /// Answers each request whose path contains `needle` (`.zip`) with `302 Found` to the same path under
+    /// `to` (another server's base URL): a proxy that sends its zips to a blob store.
+    pub fn redirect(&self, needle: &str, to: &str) {
+        let to = to.trim_end_matches('/').to_string();
+        self.state.lock().unwrap().redirect = Some((needle.to_string(), to));
+    }
+
+    /// The `Authorization` header of every request so far, in order (`None` for a request without one).
+    pub fn authorizations(&self) -> Vec<Option<String>> {
+        self.state.lock().unwrap().authorizations.clone()
+    }
+
     /// Requests held and not yet answered.
     pub fn held(&self) -> usize {
         self.state.lock().unwrap().held
@@ -253,6 +277,32 @@ async fn answer(
 ) -> Response<Body> {
     // The go command percent-encodes the `!` of case-encoded paths (`%21azure`): compare decoded paths.
     let path = percent_decode(request.uri().path().trim_start_matches('/'));
+    let authorization = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let refused = {
+        let mut state = state.lock().unwrap();
+        state.authorizations.push(authorization.clone());
+        state
+            .required_authorization
+            .as_ref()
+            .is_some_and(|required| authorization.as_ref() != Some(required))
+    };
+    if refused {
+        state.lock().unwrap().requests.push(path.clone());
+        return text(401, "fixture upstream: credentials required\n");
+    }
+    let redirect = state.lock().unwrap().redirect.clone();
+    if let Some((_, to)) = redirect.filter(|(needle, _)| path.contains(needle.as_str())) {
+        state.lock().unwrap().requests.push(path.clone());
+        let mut response = text(302, "");
+        let location = format!("{to}{}", request.uri().path());
+        response
+            .headers_mut()
+            .insert("location", location.parse().expect("a header value"));
+        return response;
+    }
     let held = {
         let mut state = state.lock().unwrap();
         state.requests.push(path.clone());

@@ -114,6 +114,7 @@ impl ConfigFile {
                         self.record(format!("{full}.{}", name.get_ref()), name, entry, value);
                     }
                 }
+                (Some(row), _) if row.kind == Kind::Tables => self.tables(&full, key, value)?,
                 (Some(row), _) => {
                     let parsed = self.value(row, value)?;
                     self.record(full, key, value, parsed);
@@ -127,6 +128,59 @@ impl ConfigFile {
                         message: unknown(prefix, key.get_ref()),
                     });
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// An array of tables (`[[upstreams]]`): `KEY` itself (the number of tables), `KEY.N` for each table
+    /// (where it starts) and `KEY.N.NAME` for each of its keys, a string or a list of strings.
+    fn tables(
+        &mut self,
+        full: &str,
+        key: &Spanned<std::borrow::Cow<'_, str>>,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Result<(), ConfigError> {
+        let example = format!("[[{full}]] tables, each with name, modules and proxy");
+        let DeValue::Array(items) = value.get_ref() else {
+            return Err(ConfigError::Invalid {
+                origin: self.origin_at(value.span().start),
+                message: format!("{full}: write {example}"),
+            });
+        };
+        self.record(
+            full.to_string(),
+            key,
+            value,
+            FileValue::Text(items.len().to_string()),
+        );
+        for (index, item) in items.iter().enumerate() {
+            let DeValue::Table(entries) = item.get_ref() else {
+                return Err(ConfigError::Invalid {
+                    origin: self.origin_at(item.span().start),
+                    message: format!(
+                        "{full}: entry {} is not a table; write {example}",
+                        index + 1
+                    ),
+                });
+            };
+            self.record(format!("{full}.{index}"), key, item, FileValue::Other);
+            for (name, entry) in entries {
+                let parsed = match entry.get_ref() {
+                    DeValue::String(s) => FileValue::Text(s.to_string()),
+                    DeValue::Array(list) => FileValue::List(
+                        list.iter()
+                            .map(|item| item.get_ref().as_str().map(str::to_string))
+                            .collect(),
+                    ),
+                    _ => FileValue::Other,
+                };
+                self.record(
+                    format!("{full}.{index}.{}", name.get_ref()),
+                    name,
+                    entry,
+                    parsed,
+                );
             }
         }
         Ok(())

@@ -47,6 +47,7 @@ impl Given {
             };
             let found = match row.kind {
                 Kind::Table { .. } => None,
+                Kind::Tables => from_file(),
                 Kind::GoVariable => from_file().or_else(from_env),
                 _ => from_flag.or_else(from_env).or_else(from_file),
             };

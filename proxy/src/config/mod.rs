@@ -12,6 +12,7 @@ mod flags;
 mod given;
 mod owners;
 pub mod settings;
+mod upstreams;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -256,6 +257,13 @@ fn load_with(
     let coordination =
         CoordinationSettings::load(given.get(&row::COORDINATION).cloned(), lease_time, &storage)?;
     let sumdb = owners::sumdb(&given, file.as_ref(), &fetcher)?;
+    // `sumdb_private` keeps the `[[upstreams]]` fills from asking a checksum database of those modules too.
+    let mut fetcher = fetcher;
+    fetcher.sumdb_private = sumdb
+        .private
+        .iter()
+        .map(|p| p.pattern.to_string())
+        .collect();
     let config = Config {
         listen: listen
             .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("the default is an address")),

@@ -150,6 +150,15 @@ pub(super) fn fetcher(
         })
         .collect();
     fetcher.inherited_env = env.vars();
+    fetcher.upstreams = super::upstreams::upstreams(file, env)?;
+    let labels: Vec<String> = fetcher
+        .upstreams
+        .iter()
+        .flat_map(|route| (0..route.steps.len()).map(|i| route.step_label(i)))
+        .collect();
+    if !labels.is_empty() {
+        fetcher.upstream_observer = Some(crate::metrics::metrics().upstream_observer(&labels));
+    }
     // The fetcher's own limit covers every budget, so that it never makes one kind of work wait for another.
     fetcher.max_concurrent = fills.go_commands();
     Ok(fetcher)

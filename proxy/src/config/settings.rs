@@ -35,6 +35,9 @@ pub enum Kind {
     Table { also: &'static [&'static str] },
     /// An array of tables (`[[access]]`), read by its owner from the file alone.
     Rules,
+    /// An array of tables (`[[upstreams]]`), file only: each table's keys are recorded as `KEY.N.NAME`
+    /// and read by the row's owner; `ferry config` shows one line for all of them.
+    Tables,
 }
 
 /// One setting.
@@ -249,6 +252,10 @@ settings! {
     GOPROXY = go_variable("GOPROXY", "the `go` command's", "the go command's upstream", |_| "the go command's default".into());
     GOPRIVATE = go_variable("GOPRIVATE", "none", "the go command's private modules", |_| "none".into());
     GONOSUMDB = go_variable("GONOSUMDB", "none", "modules the go command checks against no checksum database", |_| "none".into());
+    UPSTREAMS = Setting {
+        kind: Kind::Tables,
+        ..text("upstreams", "", "none", "[[upstreams]] tables: module patterns fetched from their own GOPROXY list", upstreams)
+    };
     CACHE_TTL = text("cache.ttl", "FERRY_CACHE_TTL", "`60s`", "how long an upstream answer is served without asking again", |c| duration(c.cache.ttl));
     CACHE_STALE = text("cache.stale", "FERRY_CACHE_STALE", "`5m`", "how long past ttl an answer is still served while one refresh runs", |c| duration(c.cache.stale));
     CACHE_NOT_FOUND_TTL = text("cache.not_found_ttl", "FERRY_CACHE_NOT_FOUND_TTL", "`10s`", "how long an upstream not found is remembered", |c| duration(c.cache.not_found_ttl));
@@ -270,6 +277,36 @@ fn download_mode(config: &Config) -> String {
             format!("custom:<a download file, {} characters>", custom.len())
         }
         Some((mode, _)) => mode.clone(),
+    }
+}
+
+/// `NAME: PATTERNS -> PROXY LIST` per table; never a credential (the tables hold only where they are).
+fn upstreams(config: &Config) -> String {
+    use ferry_fetcher::UpstreamHop;
+    let tables: Vec<String> = config
+        .fetcher
+        .upstreams
+        .iter()
+        .map(|route| {
+            let patterns: Vec<String> = route.modules.iter().map(ToString::to_string).collect();
+            let mut list = String::new();
+            for (index, step) in route.steps.iter().enumerate() {
+                list.push_str(match &step.hop {
+                    UpstreamHop::Proxy { url, .. } => url,
+                    UpstreamHop::Direct => "direct",
+                    UpstreamHop::Off => "off",
+                });
+                if index + 1 < route.steps.len() {
+                    list.push(if step.on_any_error { '|' } else { ',' });
+                }
+            }
+            format!("{}: {} -> {list}", route.name, patterns.join(" "))
+        })
+        .collect();
+    if tables.is_empty() {
+        "none".into()
+    } else {
+        tables.join("; ")
     }
 }
 

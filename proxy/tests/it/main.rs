@@ -34,6 +34,7 @@ mod sumdb;
 mod sumdb_kept;
 mod sumdb_route;
 mod tls;
+mod upstreams;
 mod version_rules;
 mod vuln;
 mod zip_rules;

@@ -13,7 +13,7 @@ use crate::harness::{Ferry, ferry_env, write_file};
 
 /// A module path on the private host, `.git`-qualified so that the go command knows it is a git
 /// repository without asking the host (no `?go-get=1` page is needed).
-const MODULE: &str = "git.corp.example/team/lib.git";
+pub(crate) const MODULE: &str = "git.corp.example/team/lib.git";
 
 /// `git <args>` in `dir`, isolated from the machine's git configuration; panics with git's output when it
 /// fails.
@@ -39,7 +39,7 @@ fn git(dir: &Path, args: &[&str]) {
 
 /// The private host's repository `team/lib` under `hosts`, with `v1.0.0` tagged and a later commit that is
 /// not released.
-fn private_repository(hosts: &Path) {
+pub(crate) fn private_repository(hosts: &Path) {
     let repo = hosts.join("team/lib");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "-q", "-b", "main"]);
@@ -59,7 +59,7 @@ fn private_repository(hosts: &Path) {
 
 /// Ferry's home as an operator would set it up: a `.gitconfig` that sends the private host to `base`
 /// (git's `url.<base>.insteadOf`), and `netrc` as its `.netrc` when given.
-fn ferry_home(dir: &Path, base: &str, netrc: Option<&str>) -> std::path::PathBuf {
+pub(crate) fn ferry_home(dir: &Path, base: &str, netrc: Option<&str>) -> std::path::PathBuf {
     let home = dir.join("ferry-home");
     std::fs::create_dir_all(&home).unwrap();
     write_file(
@@ -92,7 +92,7 @@ async fn private_ferry(dir: &Path, home: &Path) -> Ferry {
 /// Builds, through `ferry`, a program importing the private module, as a builder that knows nothing
 /// private would (no GOPRIVATE; only GONOSUMDB, since the public checksum database has no record of it);
 /// returns what the program prints.
-async fn build_importing_the_private_module(dir: &Path, ferry: &Ferry) -> String {
+pub(crate) async fn build_importing_the_private_module(dir: &Path, ferry: &Ferry) -> String {
     let client = GoHome::new(dir, &ferry.url());
     let app = dir.join("app");
     std::fs::create_dir_all(&app).unwrap();
