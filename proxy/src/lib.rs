@@ -12,6 +12,7 @@ pub mod config;
 pub mod config_report;
 mod connection;
 pub mod coordination;
+mod fill_watch;
 mod filler;
 pub mod healthcheck;
 mod layers;
@@ -26,6 +27,7 @@ mod request;
 pub mod self_upstream;
 mod server;
 mod service;
+mod status;
 pub mod sumdb;
 mod tls;
 
@@ -161,7 +163,10 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
     sumdb::warn_about_toolchains(config);
     let mut proxy = Proxy::with_ledger(store, ledger, upstream, policy)
         .with_cache(&config.cache)
-        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes));
+        .with_sumdbs(sumdb::SumDbs::new(&config.sumdb, routes))
+        .with_pages(Arc::new(status::StatusPages {
+            summary: status::summary::of(config),
+        }));
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

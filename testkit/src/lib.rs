@@ -6,6 +6,7 @@
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
 //! escaping), so tests compare Ferry against a second implementation rather than against itself.
 
+mod browser;
 mod files;
 mod fixture;
 mod git_host;
@@ -20,6 +21,7 @@ mod tls;
 mod upstream;
 mod wait;
 
+pub use browser::Browser;
 pub use files::{Tmpfs, entries, processes_under};
 pub use fixture::{FixtureModule, escape, incompressible, write_goproxy_tree};
 pub use git_host::{Counts, GitHttpHost};

@@ -28,6 +28,8 @@ use tokio::net::TcpListener;
 
 use super::{Admin, AdminError};
 use crate::body::{self, Body};
+use crate::service::Proxy;
+use crate::status::admin_forms;
 
 /// The largest request body read (a block's reason).
 const MAX_BODY: usize = 64 * 1024;
@@ -36,10 +38,30 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Serves the admin API on `listener` until `shutdown` completes.
 pub async fn run_admin(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
+    serve(listener, admin, None, shutdown).await;
+}
+
+/// Serves the admin API and, outside `/admin/v1/`, `proxy`'s status pages with their admin forms (see
+/// `status::admin_forms`), on `listener` until `shutdown` completes.
+pub async fn run_admin_with_pages(
+    listener: TcpListener,
+    admin: Admin,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(listener, admin, Some(proxy), shutdown).await;
+}
+
+async fn serve(
+    listener: TcpListener,
+    admin: Admin,
+    pages: Option<Arc<Proxy>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let admin = Arc::new(admin);
     let service = hyper::service::service_fn(move |request| {
-        let admin = admin.clone();
-        async move { Ok::<_, Infallible>(answer(&admin, request).await) }
+        let (admin, pages) = (admin.clone(), pages.clone());
+        async move { Ok::<_, Infallible>(answer(&admin, pages.as_deref(), request).await) }
     });
     // Collections can be long; an idle or stuck connection is not kept for ever.
     let limit = Duration::from_secs(6 * 3600);
@@ -47,14 +69,25 @@ pub async fn run_admin(listener: TcpListener, admin: Admin, shutdown: impl Futur
 }
 
 /// One request: routed by method and path, every failure a status with a JSON `{"error": …}`.
-async fn answer(admin: &Arc<Admin>, request: Request<hyper::body::Incoming>) -> Response<Body> {
+async fn answer(
+    admin: &Arc<Admin>,
+    pages: Option<&Proxy>,
+    request: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     let (parts, incoming) = request.into_parts();
     let path = percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8_lossy();
     let Some(rest) = path.strip_prefix("/admin/v1/") else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not found: the admin API is under /admin/v1/",
-        );
+        let Some(proxy) = pages else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not found: the admin API is under /admin/v1/",
+            );
+        };
+        let page = match read_body(incoming).await {
+            Ok(form) => admin_forms::answer(proxy, admin, &parts, form).await,
+            Err(e) => Err(e),
+        };
+        return page.unwrap_or_else(|e| error(status_of(&e), &e.to_string()));
     };
     let query = |key: &str| -> Option<String> {
         url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
@@ -101,15 +134,16 @@ async fn answer(admin: &Arc<Admin>, request: Request<hyper::body::Incoming>) -> 
         }
         (method, rest) => versioned(admin, method, rest, incoming).await,
     };
-    result.unwrap_or_else(|e| {
-        let status = match &e {
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Busy(_) => StatusCode::CONFLICT,
-            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        error(status, &e.to_string())
-    })
+    result.unwrap_or_else(|e| error(status_of(&e), &e.to_string()))
+}
+
+fn status_of(error: &AdminError) -> StatusCode {
+    match error {
+        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+        AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AdminError::Busy(_) => StatusCode::CONFLICT,
+        AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// The operations on one version: `versions/MODULE@VERSION` and `blocks/MODULE@VERSION`.

@@ -298,6 +298,20 @@ impl Ledger {
         }
     }
 
+    /// The versions served since the last access flush (not yet in the state), with when: what the
+    /// status page adds to [`State::last_used`]. Copies the small map under the lock `touch` takes.
+    pub fn touched_lately(&self) -> Vec<(Nanos, String, String)> {
+        let touched = self.touched.lock().unwrap();
+        touched
+            .iter()
+            .flat_map(|(module, versions)| {
+                versions
+                    .iter()
+                    .map(move |(version, at)| (*at, module.clone(), version.clone()))
+            })
+            .collect()
+    }
+
     /// Reads the state under the lock (for queries: catalog, index, sizes, collection plans).
     pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.state.read().unwrap())

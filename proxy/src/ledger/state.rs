@@ -222,6 +222,62 @@ impl State {
             .flat_map(|(module, versions)| versions.iter().map(move |(v, e)| (module, v, e)))
     }
 
+    /// The `limit` present versions stored last, newest first (the end of the index: no walk).
+    pub fn newest(&self, limit: usize) -> Vec<(Nanos, ModulePath, Version)> {
+        self.by_time.iter().rev().take(limit).cloned().collect()
+    }
+
+    /// Every version of `module` the ledger knows, in semver order, with its entry.
+    pub fn versions_of(&self, module: &ModulePath) -> Vec<(Version, Entry)> {
+        self.modules.get(module).map_or_else(Vec::new, |versions| {
+            versions
+                .iter()
+                .map(|(v, e)| (v.clone(), e.clone()))
+                .collect()
+        })
+    }
+
+    /// The modules with a version stored whose path starts with `prefix` (as text: `example.com/li`
+    /// finds `example.com/lib`), in path order, with their stored version count; those `keep` refuses are
+    /// passed over, and at most `limit` are returned.
+    pub fn modules_starting(
+        &self,
+        prefix: &str,
+        limit: usize,
+        mut keep: impl FnMut(&ModulePath) -> bool,
+    ) -> Vec<(ModulePath, u64)> {
+        self.present
+            .iter()
+            .skip_while(|(module, _)| module.as_str() < prefix)
+            .take_while(|(module, _)| module.as_str().starts_with(prefix))
+            .filter(|(module, _)| keep(module))
+            .take(limit)
+            .map(|(module, count)| (module.clone(), *count))
+            .collect()
+    }
+
+    /// The `limit` versions served last (as flushed), newest first, with when: one pass over the entries.
+    pub fn last_used(&self, limit: usize) -> Vec<(Nanos, ModulePath, Version)> {
+        let mut used: Vec<(Nanos, &ModulePath, &Version)> = Vec::new();
+        for (module, versions) in &self.modules {
+            for (version, entry) in versions {
+                if entry.accessed_at > 0 && entry.status == Status::Present {
+                    used.push((entry.accessed_at, module, version));
+                }
+            }
+        }
+        let limit = limit.min(used.len());
+        if limit == 0 {
+            return Vec::new();
+        }
+        used.select_nth_unstable_by(limit - 1, |a, b| b.0.cmp(&a.0));
+        used.truncate(limit);
+        used.sort_by_key(|u| std::cmp::Reverse(u.0));
+        used.into_iter()
+            .map(|(at, m, v)| (at, m.clone(), v.clone()))
+            .collect()
+    }
+
     /// Every entry, as events that rebuild it (the snapshot's lines).
     pub fn as_events(&self) -> Vec<Event> {
         let mut events = Vec::with_capacity(self.by_time.len());
