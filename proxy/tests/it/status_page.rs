@@ -152,6 +152,17 @@ async fn a_person_sees_the_store_a_fill_in_flight_a_failure_and_a_deprecated_mod
     })
     .await;
 
+    // The gauges say it too (the registry is the process's: other tests' fills may add to them).
+    let metrics = get(&format!("{}/metrics", ferry.url())).await.text();
+    for gauge in ["ferry_fills_in_flight", "ferry_fill_waiting_clients"] {
+        let value: f64 = metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{gauge} ")))
+            .unwrap_or_else(|| panic!("no {gauge} in {metrics}"))
+            .parse()
+            .unwrap();
+        assert!(value >= 1.0, "{gauge} {value}");
+    }
     let dom = browser.dom(&format!("{}/", ferry.url())).await;
     assert!(dom.contains("<html lang=\"en\">"), "{dom}");
     let totals = ferry.proxy.ledger().read(|state| state.totals());
