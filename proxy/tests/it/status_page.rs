@@ -326,3 +326,54 @@ async fn the_admin_listener_offers_delete_and_block_and_a_block_through_its_form
     served.ferry.stop().await;
     served.admin.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_reverse_proxy_the_page_names_its_https_url_and_links_under_the_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = ferry_env(
+        dir.path(),
+        None,
+        &[
+            ("FERRY_DOWNLOAD_MODE", "none"),
+            ("FERRY_PATH_PREFIX", "/goproxy"),
+            ("FERRY_TRUSTED_PROXIES", "127.0.0.1"),
+        ],
+    );
+    let ferry = Ferry::from_env(&env, &Flags::default()).await;
+    let headers = [
+        ("host", "proxy.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let page = crate::harness::request("GET", &format!("{}/goproxy/", ferry.url()), &headers).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    let page = page.text();
+    assert!(
+        page.contains("go env -w GOPROXY=https://proxy.example.com/goproxy</code>"),
+        "{page}"
+    );
+    assert!(page.contains("action=\"/goproxy/-/search\""), "{page}");
+    assert!(
+        page.contains("Upstream</dt><dd id=\"upstream\">none"),
+        "{page}"
+    );
+    // The pages are under the prefix only; at the root the prefix is named.
+    let outside = ferry.get("-/search?q=x").await;
+    assert_eq!(outside.status, 404, "{}", outside.text());
+    let search = ferry.get("goproxy/-/search?q=example.com/").await;
+    assert!(
+        search.text().contains("No stored module starts with"),
+        "{}",
+        search.text()
+    );
+    let unknown = ferry.get("goproxy/-/module/example.com/none").await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown
+            .text()
+            .contains("No version of this module is known here.")
+    );
+    let bad = ferry.get("goproxy/-/module/-bad").await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    ferry.stop().await;
+}
