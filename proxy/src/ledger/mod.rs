@@ -74,6 +74,9 @@ pub struct Ledger {
     cursor: tokio::sync::Mutex<Cursor>,
     /// Whether the state reflects the store (loaded, or rebuilt from a walk).
     ready: AtomicBool,
+    /// Each replica (writer) whose event records a poll read, with the newest record's time: the
+    /// replicas at work on this store, for the status page.
+    writers: Mutex<HashMap<String, Nanos>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -131,7 +134,27 @@ impl Ledger {
                 accesses_flushed: Instant::now(),
             }),
             ready: AtomicBool::new(false),
+            writers: Mutex::default(),
         }
+    }
+
+    /// This replica's name in the log.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// The other replicas whose event records this one read, with when each last wrote one, newest first.
+    pub fn other_writers(&self) -> Vec<(String, Nanos)> {
+        let mut writers: Vec<(String, Nanos)> = self
+            .writers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(writer, _)| **writer != self.writer)
+            .map(|(writer, at)| (writer.clone(), *at))
+            .collect();
+        writers.sort_by_key(|w| std::cmp::Reverse(w.1));
+        writers
     }
 
     pub fn settings(&self) -> LedgerSettings {
@@ -379,6 +402,11 @@ impl Ledger {
             }
             if let Some(at) = log::key_time(&record.key) {
                 cursor.newest = cursor.newest.max(at);
+                if let Some(writer) = log::key_writer(&record.key) {
+                    let mut writers = self.writers.lock().unwrap();
+                    let last = writers.entry(writer.to_string()).or_default();
+                    *last = (*last).max(at);
+                }
             }
             cursor.seen.insert(record.key);
         }

@@ -154,24 +154,37 @@ fn status_body(out: &mut String, base: &str, status: &Status) {
     );
     out.push_str("</div>");
     if let Some(c) = &status.coordination {
-        let _ = write!(
-            out,
-            "<section aria-labelledby=\"replicas\"><h2 id=\"replicas\">Replicas and leases</h2><dl><dt>Lease engine</dt><dd>{}</dd>\
-<dt>Lease time</dt><dd>{}</dd><dt>Leases held here</dt><dd>{}</dd></dl></section>",
-            esc(&c.engine),
-            esc(&c.lease_time),
-            if c.leases.is_empty() {
-                "none".to_string()
-            } else {
-                esc(&c.leases.join(", "))
-            }
-        );
+        replicas(out, c);
     }
     out.push_str("<section aria-labelledby=\"config\"><h2 id=\"config\">Configuration</h2><dl>");
     for (key, value) in &status.summary {
         let _ = write!(out, "<dt>{}</dt><dd>{}</dd>", esc(key), esc(value));
     }
     out.push_str("</dl></section>");
+}
+
+fn replicas(out: &mut String, c: &super::view::Coordination) {
+    let _ = write!(
+        out,
+        "<section aria-labelledby=\"replicas\"><h2 id=\"replicas\">Replicas and leases</h2><dl><dt>Lease engine</dt><dd>{}</dd>\
+<dt>Lease time</dt><dd>{}</dd><dt>Leases held here</dt><dd id=\"leases\">{}</dd><dt>This replica</dt><dd>{}</dd><dt>Other replicas</dt><dd id=\"other-replicas\">",
+        esc(&c.engine),
+        esc(&c.lease_time),
+        if c.leases.is_empty() {
+            "none".to_string()
+        } else {
+            esc(&c.leases.join(", "))
+        },
+        esc(&c.this_replica)
+    );
+    if c.others.is_empty() {
+        out.push_str("none has written to the ledger since this one started");
+    }
+    for (i, (name, at)) in c.others.iter().enumerate() {
+        let sep = if i == 0 { "" } else { "; " };
+        let _ = write!(out, "{sep}{} (last wrote {})", esc(name), esc(at));
+    }
+    out.push_str("</dd></dl></section>");
 }
 
 fn up_down(up: bool) -> &'static str {

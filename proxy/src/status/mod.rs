@@ -270,11 +270,28 @@ impl Watched<'_> {
             .collect()
     }
 
+    /// The replicas on this store and the leases held here: shown when fills are coordinated, or when
+    /// another replica writes to the same ledger.
     fn coordination(&self, flights: &[crate::filler::Flight]) -> Option<view::Coordination> {
-        let (engine, lease_time) = self.summary.coordination.as_ref()?;
+        let others = self.ledger.other_writers();
+        if self.summary.coordination.is_none() && others.is_empty() {
+            return None;
+        }
+        let (engine, lease_time) = match &self.summary.coordination {
+            Some((engine, time)) => (
+                engine.clone(),
+                humantime::format_duration(*time).to_string(),
+            ),
+            None => ("none: fills are not coordinated".to_string(), String::new()),
+        };
         Some(view::Coordination {
-            engine: engine.clone(),
-            lease_time: humantime::format_duration(*lease_time).to_string(),
+            engine,
+            lease_time,
+            this_replica: self.ledger.writer().to_string(),
+            others: others
+                .into_iter()
+                .map(|(writer, at)| (writer, when(at)))
+                .collect(),
             leases: flights
                 .iter()
                 .filter(|f| !f.metadata_only && Version::new(&f.query).is_ok())

@@ -100,8 +100,13 @@ pub struct Sumdb {
 
 #[derive(Debug, Clone)]
 pub struct Coordination {
+    /// The lease engine, `none` when fills are not coordinated.
     pub engine: String,
     pub lease_time: String,
+    /// This replica's name in the ledger.
+    pub this_replica: String,
+    /// The other replicas whose ledger records this one read, and when each last wrote one.
+    pub others: Vec<(String, String)>,
     /// The versions whose lease this replica holds now (its fills of canonical versions).
     pub leases: Vec<String>,
 }

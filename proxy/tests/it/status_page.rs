@@ -377,3 +377,64 @@ async fn behind_a_reverse_proxy_the_page_names_its_https_url_and_links_under_the
     assert_eq!(bad.status, 400, "{}", bad.text());
     ferry.stop().await;
 }
+
+#[tokio::test]
+async fn with_replicas_the_page_names_the_lease_engine_the_leases_held_and_the_other_replicas() {
+    let Some([redis]) = ferry_testkit::server_vars("Redis", ["FERRY_TEST_REDIS_URL"]) else {
+        return;
+    };
+    let upstream = Upstream::start(vec![
+        FixtureModule::package("example.com/status/first", "v1.0.0"),
+        FixtureModule::package(SLOW, "v0.1.0"),
+    ])
+    .await;
+    upstream.hold(".zip");
+    let (store, one_dir, two_dir) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let storage = format!("file://{}", store.path().display());
+    let vars = [
+        ("FERRY_STORAGE", storage.as_str()),
+        ("FERRY_COORDINATION", redis.as_str()),
+        ("FERRY_LEDGER_SYNC_INTERVAL", "200ms"),
+    ];
+    let start = async |dir: &std::path::Path| {
+        Ferry::from_env(
+            &ferry_env(dir, Some(&upstream.url()), &vars),
+            &Flags::default(),
+        )
+        .await
+    };
+    let (one, two) = (start(one_dir.path()).await, start(two_dir.path()).await);
+    // The first replica stores a version (a ledger record of its own); the second fills one held upstream.
+    let info = one.get("example.com/status/first/@v/v1.0.0.info").await;
+    assert_eq!(info.status, 200, "{}", info.text());
+    let url = format!("{}/{SLOW}/@v/v0.1.0.zip", two.url());
+    let waiting = tokio::spawn(async move { get(&url).await });
+    let writer = one.proxy.ledger().writer().to_string();
+    let page_of_two = format!("{}/", two.url());
+    eventually(
+        "the second replica's page names the first and its own lease",
+        async || {
+            let page = get(&page_of_two).await.text();
+            text_of(&page, "other-replicas").contains(&writer)
+                && text_of(&page, "leases").contains(&format!("{SLOW}@v0.1.0"))
+        },
+    )
+    .await;
+    let page = get(&page_of_two).await.text();
+    assert!(
+        page.contains("<dt>Lease engine</dt><dd>redis</dd>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains(redis.trim_start_matches("redis://")),
+        "never the Redis address"
+    );
+    upstream.release();
+    assert_eq!(waiting.await.unwrap().status, 200);
+    one.stop().await;
+    two.stop().await;
+}
