@@ -228,7 +228,7 @@ fn flights(out: &mut String, base: &str, flights: &[Flight]) {
         out.push_str("<p id=\"no-fills\">No fill is running.</p></section>");
         return;
     }
-    out.push_str("<div class=\"scroll\"><table id=\"flights\"><caption>Fetches from the upstream running now, longest first</caption><thead><tr>\
+    out.push_str("<div class=\"scroll\" tabindex=\"0\"><table id=\"flights\"><caption>Fetches from the upstream running now, longest first</caption><thead><tr>\
 <th scope=\"col\">Module</th><th scope=\"col\">Version or query</th><th scope=\"col\">What</th><th scope=\"col\" class=\"n\">Elapsed</th><th scope=\"col\" class=\"n\">Waiting clients</th></tr></thead><tbody>");
     for f in flights {
         let _ = write!(
@@ -256,7 +256,7 @@ fn failures(out: &mut String, base: &str, failures: &[Failure]) {
         out.push_str("<p>No fill has failed since start.</p></section>");
         return;
     }
-    out.push_str("<div class=\"scroll\"><table id=\"failure-list\"><caption>The last failures, newest first (the log has every one)</caption><thead><tr>\
+    out.push_str("<div class=\"scroll\" tabindex=\"0\"><table id=\"failure-list\"><caption>The last failures, newest first (the log has every one)</caption><thead><tr>\
 <th scope=\"col\">When</th><th scope=\"col\">Module</th><th scope=\"col\">Version or query</th><th scope=\"col\">Result</th><th scope=\"col\">Reason</th></tr></thead><tbody>");
     for f in failures {
         let _ = write!(
@@ -273,7 +273,7 @@ fn failures(out: &mut String, base: &str, failures: &[Failure]) {
 }
 
 fn caches(out: &mut String, caches: &[(&'static str, u64, u64)]) {
-    out.push_str("<section aria-labelledby=\"caches\"><h2 id=\"caches\">Cache hit ratios</h2><div class=\"scroll\"><table><caption>In-memory caches since start</caption><thead><tr>\
+    out.push_str("<section aria-labelledby=\"caches\"><h2 id=\"caches\">Cache hit ratios</h2><div class=\"scroll\" tabindex=\"0\"><table><caption>In-memory caches since start</caption><thead><tr>\
 <th scope=\"col\">Cache</th><th scope=\"col\" class=\"n\">Hits</th><th scope=\"col\" class=\"n\">Misses</th><th scope=\"col\" class=\"n\">Hit ratio</th></tr></thead><tbody>");
     for (name, hits, misses) in caches {
         let ratio = match hits + misses {
@@ -319,7 +319,7 @@ fn search_body(out: &mut String, base: &str, search: &Search) {
         );
         return;
     }
-    out.push_str("<div class=\"scroll\"><table id=\"results\"><caption>Stored modules, in path order</caption><thead><tr>\
+    out.push_str("<div class=\"scroll\" tabindex=\"0\"><table id=\"results\"><caption>Stored modules, in path order</caption><thead><tr>\
 <th scope=\"col\">Module</th><th scope=\"col\" class=\"n\">Versions stored</th></tr></thead><tbody>");
     for (module, count) in &search.modules {
         let _ = write!(
@@ -365,7 +365,7 @@ fn module_body(out: &mut String, base: &str, admin: bool, module: &Module) {
     };
     let _ = write!(
         out,
-        "<div class=\"scroll\"><table id=\"versions\"><caption>Versions, newest first</caption><thead><tr><th scope=\"col\">Version</th>\
+        "<div class=\"scroll\" tabindex=\"0\"><table id=\"versions\"><caption>Versions, newest first</caption><thead><tr><th scope=\"col\">Version</th>\
 <th scope=\"col\">Status</th><th scope=\"col\">Time (.info)</th><th scope=\"col\">Stored</th><th scope=\"col\" class=\"n\">Size</th>{actions}</tr></thead><tbody>"
     );
     for row in module.versions.iter().rev() {
