@@ -69,7 +69,9 @@ code,pre{font-family:ui-monospace,monospace}pre{background:var(--panel);padding:
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 .up{color:var(--up);font-weight:600}.down{color:var(--down);font-weight:600}.muted{color:var(--muted)}
 form.inline{display:inline-flex;gap:.3rem;flex-wrap:wrap;margin:.1rem 0}input,button{font:inherit;padding:.2rem .4rem}
-.grid{display:grid;gap:0 2rem;grid-template-columns:repeat(auto-fit,minmax(20rem,1fr))}";
+.grid{display:grid;gap:0 2rem;grid-template-columns:repeat(auto-fit,minmax(20rem,1fr))}
+pre{white-space:pre-wrap;overflow-wrap:anywhere}
+@media (max-width:40rem){dl{grid-template-columns:1fr;gap:0}dd{margin-bottom:.5rem}.grid{grid-template-columns:1fr}}";
 
 /// The page as a whole document.
 pub fn render(page: &Page) -> String {
