@@ -397,6 +397,68 @@ mod tests {
     }
 
     #[test]
+    fn the_pages_queries_newest_last_used_and_modules_by_text_prefix() {
+        let of = |module: &str, at: Nanos, version: &str, change: Change| {
+            Event::new(
+                at,
+                &ModulePath::new(module).unwrap(),
+                &Version::new(version).unwrap(),
+                change,
+            )
+        };
+        let state = fold(&[
+            of("example.com/lib", 10, "v1.0.0", Change::Stored { bytes: 1 }),
+            of("example.com/lib", 20, "v1.1.0", Change::Stored { bytes: 1 }),
+            of(
+                "example.com/libx",
+                30,
+                "v0.1.0",
+                Change::Stored { bytes: 1 },
+            ),
+            of(
+                "example.com/other",
+                40,
+                "v2.0.0",
+                Change::Stored { bytes: 1 },
+            ),
+            of("example.com/lib", 50, "v1.0.0", Change::Accessed),
+            of("example.com/other", 60, "v2.0.0", Change::Accessed),
+            of("example.com/other", 70, "v2.0.0", Change::Deleted),
+        ]);
+        let newest: Vec<String> = state
+            .newest(2)
+            .iter()
+            .map(|(at, m, v)| format!("{at} {m}@{v}"))
+            .collect();
+        assert_eq!(
+            newest,
+            ["30 example.com/libx@v0.1.0", "20 example.com/lib@v1.1.0"]
+        );
+        // A deleted version's use is not listed.
+        let used: Vec<String> = state
+            .last_used(5)
+            .iter()
+            .map(|(at, m, v)| format!("{at} {m}@{v}"))
+            .collect();
+        assert_eq!(used, ["50 example.com/lib@v1.0.0"]);
+        let found = state.modules_starting("example.com/li", 10, |_| true);
+        let found: Vec<String> = found.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        assert_eq!(found, ["example.com/lib 2", "example.com/libx 1"]);
+        assert_eq!(
+            state.modules_starting("example.com/li", 1, |_| true).len(),
+            1
+        );
+        let kept = state.modules_starting("", 10, |m| m.as_str().ends_with('x'));
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            state
+                .versions_of(&ModulePath::new("example.com/lib").unwrap())
+                .len(),
+            2
+        );
+    }
+
+    #[test]
     fn any_order_of_the_same_events_folds_to_the_same_state() {
         let events = [
             event(10, "v1.0.0", Change::Stored { bytes: 100 }),
