@@ -1,6 +1,6 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
 //! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, an
-//! in-process server, a program run as a process, HTTP clients,
+//! in-process server, a headless browser, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
