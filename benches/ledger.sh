@@ -81,6 +81,11 @@ echo "index, first 2000: $(median_ms "http://$listen/index?limit=2000")"
 echo "index, 2000 from the 2000th: $(median_ms "http://$listen/index?limit=2000&since=$since")"
 # The pages for people, with some versions served first (the "recently requested" list reads them).
 for i in $(seq 0 37 999); do curl -s -o /dev/null "http://$listen/example.com/gen/m$(printf %06d "$i")/@v/v1.0.1.info"; done
+for page in / "/-/search?q=example.com/gen/m00500" /-/module/example.com/gen/m005000; do
+    code=$(curl -s -o "$work/page.html" -w '%{http_code}' "http://$listen$page")
+    [[ $code == 200 ]] && grep -q '</html>' "$work/page.html" || { echo "$page answered $code"; exit 1; }
+done
+grep -q 'id="store-versions">'"$versions"'<' <(curl -s "http://$listen/") || { echo "the status page does not say $versions versions"; exit 1; }
 echo "status page /: $(median_ms "http://$listen/")"
 echo "search page, prefix of 10 modules: $(median_ms "http://$listen/-/search?q=example.com/gen/m00500")"
 echo "search page, no match: $(median_ms "http://$listen/-/search?q=example.com/none")"
