@@ -40,9 +40,12 @@ impl Browser {
         })
     }
 
-    /// The page at `url` as the browser built it: its DOM, serialized.
+    /// The page at `url` as the browser built it: its DOM, serialized, once its scripts (a form it
+    /// submits, and the page that answers) have run (up to 5 s of the page's virtual time).
     pub async fn dom(&self, url: &str) -> String {
-        let output = self.run(&["--dump-dom", url]).await;
+        let output = self
+            .run(&["--virtual-time-budget=5000", "--dump-dom", url])
+            .await;
         String::from_utf8_lossy(&output).into_owned()
     }
 

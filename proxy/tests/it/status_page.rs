@@ -311,6 +311,20 @@ async fn the_admin_listener_offers_delete_and_block_and_a_block_through_its_form
     )
     .await;
     assert_eq!(forged.status, 400, "{}", forged.text());
+    // And from a page elsewhere that the administrator's browser opens, posting the delete form itself.
+    let elsewhere = served.dir.path().join("forged.html");
+    std::fs::write(
+        &elsewhere,
+        format!(
+            "<!DOCTYPE html><form method=post action=\"{origin}/-/admin/delete\"><input name=module value={OLD}>\
+<input name=version value=v1.0.0></form><script>document.forms[0].submit()</script>"
+        ),
+    )
+    .unwrap();
+    let answer = browser
+        .dom(&format!("file://{}", elsewhere.display()))
+        .await;
+    assert!(answer.contains("is refused"), "{answer}");
 
     let output = served
         .go(&["mod", "download", &format!("{OLD}@v1.1.0")])
