@@ -10,6 +10,7 @@
 #   - a restart, which reads the ledger back from the store, until /catalog answers 200;
 #   - a catalog page (pagesize=1000: the first, and one from the middle by its token) and an index page
 #     (limit=2000: from the start, and from the middle), each the median of LEDGER_REPS (21) curl runs;
+#   - the pages for people: the status page, a search and a module page (same medians);
 #   - `ferry admin gc --dry-run` with gc.max_bytes at half the store (a plan over every version).
 # Prints one line per figure. Ferry is stopped on exit. Absolute figures on a shared machine are noise.
 set -euo pipefail
@@ -78,6 +79,17 @@ echo "catalog, first page of 1000: $(median_ms "http://$listen/catalog?pagesize=
 echo "catalog, a page of 1000 from the middle: $(median_ms "http://$listen/catalog?pagesize=1000&token=$middle_token")"
 echo "index, first 2000: $(median_ms "http://$listen/index?limit=2000")"
 echo "index, 2000 from the 2000th: $(median_ms "http://$listen/index?limit=2000&since=$since")"
+# The pages for people, with some versions served first (the "recently requested" list reads them).
+for i in $(seq 0 37 999); do curl -s -o /dev/null "http://$listen/example.com/gen/m$(printf %06d "$i")/@v/v1.0.1.info"; done
+for page in / "/-/search?q=example.com/gen/m00500" /-/module/example.com/gen/m005000; do
+    code=$(curl -s -o "$work/page.html" -w '%{http_code}' "http://$listen$page")
+    [[ $code == 200 ]] && grep -q '</html>' "$work/page.html" || { echo "$page answered $code"; exit 1; }
+done
+grep -q 'id="store-versions">'"$versions"'<' <(curl -s "http://$listen/") || { echo "the status page does not say $versions versions"; exit 1; }
+echo "status page /: $(median_ms "http://$listen/")"
+echo "search page, prefix of 10 modules: $(median_ms "http://$listen/-/search?q=example.com/gen/m00500")"
+echo "search page, no match: $(median_ms "http://$listen/-/search?q=example.com/none")"
+echo "module page of 10 versions: $(median_ms "http://$listen/-/module/example.com/gen/m005000")"
 started=$(date +%s.%N)
 planned=$("$ferry" admin gc --dry-run --json --url "http://$admin" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["removed"], "versions", r["bytes"], "bytes")')
 echo "gc --dry-run ($planned): $(python3 -c "print(f'{$(date +%s.%N) - $started:.2f} s')")"

@@ -5,7 +5,9 @@
 #     added (scripts/fake-gcs-server/);
 #   - Azurite's blob service (an Azure Blob Storage emulator that checks SharedKey signatures), from npm with
 #     `npm install --prefix`; its container is created by scripts/azurite/create-container.js;
-#   - redis-server (the replicas' lease engine for a shared file store), from Debian's packages.
+#   - redis-server (the replicas' lease engine for a shared file store), from Debian's packages;
+#   - and one tool, no server: Chromium (headless, from Debian's packages), the real browser the status
+#     page's tests drive (FERRY_TEST_CHROMIUM).
 #
 #   scripts/test-servers.sh start   installs what is missing, starts all four on free ports, creates the
 #                                   buckets and the container
@@ -71,6 +73,12 @@ install_tools() {
         apt-get update -qq && apt-get install -y -qq redis-server >/dev/null
     fi
     command -v redis-server >/dev/null || die "redis-server is needed (apt-get install redis-server)"
+    # Chromium from Debian's packages, for the status page's browser tests.
+    if ! command -v chromium >/dev/null; then
+        echo "test-servers: installing chromium from Debian's packages" >&2
+        apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+    fi
+    command -v chromium >/dev/null || die "chromium is needed (apt-get install chromium)"
     # Azurite, pinned, in a directory of its own version: installing again is a no-op.
     if [[ ! -x $tools/azurite-$AZURITE_VERSION/node_modules/.bin/azurite-blob ]]; then
         if ! command -v npm >/dev/null; then
@@ -202,6 +210,7 @@ export FERRY_TEST_AZURE_ACCOUNT=$azure_account
 export FERRY_TEST_AZURE_KEY=$azure_key
 export FERRY_TEST_REDIS_URL=redis://127.0.0.1:$redis_port
 export FERRY_TEST_REDIS_SERVER=$(command -v redis-server)
+export FERRY_TEST_CHROMIUM=$(command -v chromium)
 EOF
     echo "test-servers: s3s-fs on 127.0.0.1:$s3_port, fake-gcs-server on 127.0.0.1:$gcs_port," \
         "Azurite on 127.0.0.1:$azure_port, redis-server on 127.0.0.1:$redis_port" >&2

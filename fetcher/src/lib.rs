@@ -33,8 +33,8 @@ pub use error::FetchError;
 pub use graph::{ModuleGraph, ModuleVersion, resolve_graph};
 pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
 pub use sumdb_route::{
-    Route as SumdbRoute, RouteTransport as SumdbRouteTransport, SumdbRoutes, Target as SumdbTarget,
-    Verifier as SumdbVerifier, Via as SumdbVia,
+    Route as SumdbRoute, RouteState as SumdbRouteState, RouteTransport as SumdbRouteTransport,
+    SumdbRoutes, Target as SumdbTarget, Verifier as SumdbVerifier, Via as SumdbVia,
 };
 pub use upstreams::{
     Hop as UpstreamHop, Step as UpstreamStep, UpstreamObserver, UpstreamResult, UpstreamRoute,

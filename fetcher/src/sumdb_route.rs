@@ -120,6 +120,27 @@ pub struct SumdbRoutes {
     kept: OnceLock<Arc<dyn Kept>>,
     /// One verifying client per database whose key is known, made at its first use.
     verifiers: Mutex<HashMap<String, Arc<Verifier>>>,
+    /// Told of every probe's outcome (the proxy's `ferry_sumdb_route_up` gauge), once given.
+    observer: OnceLock<RouteObserver>,
+}
+
+/// Told a database's name and whether its probe found a route.
+pub type RouteObserver = Box<dyn Fn(&str, bool) + Send + Sync>;
+
+/// A database's route as last chosen, for people watching (the status page): no probe is made to say it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteState {
+    /// Not probed yet (or its last route failed and the next request probes again).
+    Unknown,
+    /// A probe runs now.
+    Probing,
+    Chosen {
+        via: Via,
+        base: String,
+    },
+    NoRoute {
+        why: String,
+    },
 }
 
 impl std::fmt::Debug for SumdbRoutes {
@@ -142,6 +163,7 @@ impl SumdbRoutes {
             databases: Mutex::default(),
             kept: OnceLock::new(),
             verifiers: Mutex::default(),
+            observer: OnceLock::new(),
         };
         let mut fields = gosumdb.split_whitespace();
         if let Some(named) = fields.next().filter(|n| *n != "off") {
@@ -188,6 +210,43 @@ impl SumdbRoutes {
         let verifier = Arc::new(verifier);
         verifiers.insert(name.to_string(), verifier.clone());
         Some(verifier)
+    }
+
+    /// Tells `observer` the outcome of every probe from now on: the database's name and whether a route
+    /// was found (given once; the proxy's metrics).
+    pub fn observe(&self, observer: RouteObserver) {
+        let _ = self.observer.set(observer);
+    }
+
+    /// Every database known, by name, with its route as last chosen (an expired choice still shows what
+    /// it was until the next request probes again).
+    pub fn states(&self) -> Vec<(String, RouteState)> {
+        let databases: Vec<(String, Arc<Database>)> = {
+            let databases = self.databases.lock().unwrap();
+            databases
+                .iter()
+                .map(|(name, db)| (name.clone(), db.clone()))
+                .collect()
+        };
+        let mut states: Vec<(String, RouteState)> = databases
+            .into_iter()
+            .map(|(name, db)| {
+                let state = match db.choice.try_lock() {
+                    Err(_) => RouteState::Probing,
+                    Ok(choice) => match &*choice {
+                        Choice::Unknown => RouteState::Unknown,
+                        Choice::Chosen { route, .. } => RouteState::Chosen {
+                            via: route.via,
+                            base: route.target.base.clone(),
+                        },
+                        Choice::NoRoute { why, .. } => RouteState::NoRoute { why: why.clone() },
+                    },
+                };
+                (name, state)
+            })
+            .collect();
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        states
     }
 
     /// The upstream proxy asked first, if any.
@@ -270,6 +329,9 @@ impl SumdbRoutes {
             _ => {}
         }
         let probed = self.probe(name, &db).await;
+        if let Some(observer) = self.observer.get() {
+            observer(name, probed.is_ok());
+        }
         *choice = match &probed {
             Ok(route) => {
                 tracing::info!(sumdb = name, via = %route.via, url = %route.target.base, "checksum database route chosen");

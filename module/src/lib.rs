@@ -12,12 +12,14 @@ use std::cmp::Ordering;
 use std::fmt;
 
 mod file_path;
+mod go_mod;
 mod pattern;
 mod requirements;
 mod unicode_tables;
 mod zip_rules;
 
 pub use file_path::{InvalidFilePath, check_file_path, check_file_path_bytes};
+pub use go_mod::{GoModNotes, Retract, read_go_mod};
 pub use pattern::{
     AsciiSet, Elements, Pattern, PatternError, match_prefix_patterns, pattern_matches,
 };

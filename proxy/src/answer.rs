@@ -26,6 +26,12 @@ pub(crate) const SHORT_LIVED: &str = "public, max-age=60";
 pub(crate) const VULN_DB: &str = "public, max-age=300";
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+/// The pages for people (`status`).
+pub(crate) const HTML: &str = "text/html; charset=utf-8";
+/// A page shows the moment, and what the viewer may see: never kept by a shared cache.
+pub(crate) const PRIVATE: &str = "private, no-cache";
+/// What a page may load: nothing but its own inline style, and forms posted to itself only.
+const PAGE_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const ZIP: &str = "application/zip";
 /// What a 503 for busy fetch slots tells the client to wait, in seconds: about the time a fetch takes.
 const RETRY_AFTER_BUSY: u64 = 5;
@@ -366,6 +372,16 @@ pub(crate) fn into_response(answer: Answer, method: &Method) -> Response<Body> {
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    }
+    if content_type == HTML {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_POLICY),
+        );
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
     }
     // Errors and redirects depend on the moment (the store, the upstream, the policy): never cached.
     if status.is_client_error()

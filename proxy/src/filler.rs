@@ -16,6 +16,7 @@ use ferry_storage::{
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::coordination::{Coordination, Fence};
+pub use crate::fill_watch::{FillFailure, FillWatch, Flight};
 use crate::metrics::{ResultLabels, metrics};
 
 /// Why a fill could not give a version; cloned to every request waiting on the same fill, so the errors it
@@ -192,12 +193,14 @@ struct Waiting(Arc<Waiters>);
 impl Waiting {
     fn join(waiters: &Arc<Waiters>) -> Waiting {
         waiters.count.fetch_add(1, Ordering::AcqRel);
+        metrics().fill_waiting.inc();
         Waiting(waiters.clone())
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
+        metrics().fill_waiting.dec();
         if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.abandoned.notify_one();
         }
@@ -220,6 +223,8 @@ struct InFlight {
     answers: Answers,
     waiters: Arc<Waiters>,
     abort: tokio::task::AbortHandle,
+    /// When it started, for the status page.
+    started: std::time::Instant,
 }
 
 /// The store's link to the upstream.
@@ -237,6 +242,8 @@ struct FillState {
     /// Each running fill, who waits on it, and the handle that cancels its task (at the shutdown deadline).
     in_flight: Mutex<HashMap<FillKey, InFlight>>,
     queued: Mutex<HashSet<FillKey>>,
+    /// The last failures and the upstream's last answer, for the status page and `ferry_upstream_up`.
+    watch: FillWatch,
     /// How this Ferry's fills share the upstream with other replicas on the same store.
     coordination: Coordination,
 }
@@ -276,6 +283,7 @@ impl Filler {
             },
             in_flight: Mutex::default(),
             queued: Mutex::default(),
+            watch: FillWatch::default(),
             coordination,
         });
         let (sender, receiver) = mpsc::channel::<FillKey>(settings.queue_size.max(1));
@@ -313,6 +321,31 @@ impl Filler {
     /// How this Ferry's fills are coordinated with other replicas (removals take the same leases).
     pub fn coordination(&self) -> &Coordination {
         &self.shared.coordination
+    }
+
+    /// The fills running now, longest first: a copy of the single-flight map's keys and counts, taken
+    /// under its lock for as long as the copy takes.
+    pub fn flights(&self) -> Vec<Flight> {
+        let mut flights: Vec<Flight> = {
+            let in_flight = self.shared.in_flight.lock().unwrap();
+            in_flight
+                .iter()
+                .map(|((module, query, want), running)| Flight {
+                    module: module.clone(),
+                    query: query.clone(),
+                    metadata_only: *want == Want::Metadata,
+                    elapsed: running.started.elapsed(),
+                    waiting: running.waiters.count.load(Ordering::Acquire),
+                })
+                .collect()
+        };
+        flights.sort_by_key(|f| std::cmp::Reverse(f.elapsed));
+        flights
+    }
+
+    /// The last fill failures and the upstream's last answer.
+    pub fn watch(&self) -> &FillWatch {
+        &self.shared.watch
     }
 
     pub async fn fill(
@@ -394,6 +427,7 @@ impl Filler {
             let fills: Vec<_> = self.shared.in_flight.lock().unwrap().drain().collect();
             for (_, in_flight) in fills {
                 in_flight.abort.abort();
+                metrics().fills_in_flight.dec();
             }
         }
     }
@@ -438,8 +472,10 @@ fn fill(
                 answers: answers.clone(),
                 waiters,
                 abort: task.abort_handle(),
+                started: std::time::Instant::now(),
             };
             in_flight.insert(key, running);
+            metrics().fills_in_flight.inc();
             (answers, waiting)
         }
     };
@@ -581,13 +617,22 @@ async fn run_fill(
         }
         Err(e) => tracing::warn!(%module, %query, error = %crate::report::Report(e), "fill failed"),
     }
-    shared.in_flight.lock().unwrap().remove(&key);
     let metrics = metrics();
+    if shared.in_flight.lock().unwrap().remove(&key).is_some() {
+        metrics.fills_in_flight.dec();
+    }
+    let label = fill_result(&result);
+    let failure = result.as_ref().err().map(|e| FillFailure {
+        module: module.clone(),
+        query: query.clone(),
+        at: std::time::SystemTime::now(),
+        result: label,
+        reason: client_reason(e),
+    });
+    shared.watch.ended(failure, label);
     metrics
         .fills
-        .get_or_create(&ResultLabels {
-            result: fill_result(&result),
-        })
+        .get_or_create(&ResultLabels { result: label })
         .inc();
     metrics
         .fill_duration
@@ -618,6 +663,36 @@ fn fill_result(result: &Result<Version, FillError>) -> &'static str {
         Err(FillError::Coordination(_)) => "coordination_error",
         Err(FillError::Abandoned) => "abandoned",
         Err(FillError::Internal { .. }) => "local_error",
+    }
+}
+
+/// A failure as a client is told it (see `answer`): go's reason and the upstream's status, never a
+/// local path, the upstream's address nor the store's or lease engine's own words (the log has those).
+fn client_reason(error: &FillError) -> String {
+    match error {
+        FillError::Fetch(fetch) => match **fetch {
+            FetchError::NotFound { .. } => fetch.client_message(),
+            FetchError::Timeout { .. } => format!("upstream timed out: {}", fetch.client_message()),
+            FetchError::Upstream { .. }
+            | FetchError::InvalidOutput { .. }
+            | FetchError::OutputTooLarge { .. } => {
+                format!("upstream failed: {}", fetch.client_message())
+            }
+            FetchError::GoMissing { .. }
+            | FetchError::Io { .. }
+            | FetchError::WorkDirBusy { .. }
+            | FetchError::LocalFault { .. } => {
+                "a local fault while fetching (the log has the details)".to_string()
+            }
+        },
+        FillError::Storage(_) => {
+            "the store failed to take it (the log has the details)".to_string()
+        }
+        FillError::Coordination(_) => {
+            "the replicas' lease engine failed (the log has the details)".to_string()
+        }
+        FillError::Internal { .. } => "a local fault (the log has the details)".to_string(),
+        FillError::Unusable(_) | FillError::Busy(_) | FillError::Abandoned => error.to_string(),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod config;
 pub mod config_report;
 mod connection;
 pub mod coordination;
+mod fill_watch;
 mod filler;
 pub mod healthcheck;
 mod layers;
@@ -30,6 +31,7 @@ mod request;
 pub mod self_upstream;
 mod server;
 mod service;
+mod status;
 pub mod sumdb;
 mod tls;
 mod version_gate;
@@ -200,7 +202,10 @@ pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy
         .with_clock(clock)
         .with_prefetch(config.prefetch.clone())
         .with_access(config.access.clone(), audit)
-        .with_vuln(vuln);
+        .with_vuln(vuln)
+        .with_pages(Arc::new(status::StatusPages {
+            summary: status::summary::of(config),
+        }));
     // The proxy holds the lock for its life when no fetcher does: it goes when it is dropped.
     proxy.work_dir = unused_work_dir;
     Ok(Arc::new(proxy))

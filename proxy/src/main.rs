@@ -369,7 +369,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         if let Some(admin_listener) = admin_listener {
             tracing::info!(admin_listen = %admin_listener.local_addr()?, "serving the admin API (/admin/v1/)");
             let mut stopped = admin_stopped.clone();
-            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), config.server.auth.clone(), async move {
+            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), config.server.auth.clone(), Some(proxy.clone()), async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }));
         }

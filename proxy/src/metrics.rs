@@ -11,6 +11,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The in-memory caches by their `cache` label (see `cache`), for the status page.
+pub const CACHE_NAMES: [&str; 4] = ["file", "list", "latest", "query"];
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     /// The endpoint kind of the request's route (`healthz`, `readyz`, `metrics`, `index`, `catalog`,
@@ -36,6 +39,12 @@ pub struct CacheLabels {
     pub cache: &'static str,
 }
 
+/// A checksum database by name: the databases Ferry is configured with or relays (a few).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DbLabels {
+    pub db: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StorageLabels {
     /// `list`, `info`, `mod`, `zip`, `exists`, `has_zip`, `save`, `delete`, `check`, `check_writable`.
@@ -51,6 +60,9 @@ pub struct UpstreamLabels {
     /// `ok`, `not_found` (404/410) or `error`.
     pub result: &'static str,
 }
+
+/// The `upstream` label of the go command's own `GOPROXY` (tables' names are theirs).
+pub const DEFAULT_UPSTREAM: &str = "default";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct UpstreamName {
@@ -68,6 +80,9 @@ pub struct Metrics {
     pub fills: Family<ResultLabels, Counter>,
     pub fill_duration: Histogram,
     pub fill_joins: Counter,
+    pub fills_in_flight: Gauge,
+    pub fill_waiting: Gauge,
+    pub sumdb_route_up: Family<DbLabels, Gauge>,
     pub queue_depth: Gauge,
     pub queue_dropped: Counter,
     pub sumdb_tile_cache_hits: Counter,
@@ -152,6 +167,24 @@ impl Metrics {
             "fill_joins",
             "Requests that joined a fill already running for the same version (single flight)",
             fill_joins.clone(),
+        );
+        let fills_in_flight = Gauge::default();
+        registry.register(
+            "fills_in_flight",
+            "Fills running now (one per version or query, however many requests wait on it)",
+            fills_in_flight.clone(),
+        );
+        let fill_waiting = Gauge::default();
+        registry.register(
+            "fill_waiting_clients",
+            "Requests waiting on a running fill now",
+            fill_waiting.clone(),
+        );
+        let sumdb_route_up = Family::<DbLabels, Gauge>::default();
+        registry.register(
+            "sumdb_route_up",
+            "Whether a route to the checksum database was found at its last probe (1) or none was (0), by database",
+            sumdb_route_up.clone(),
         );
         let queue_depth = Gauge::default();
         registry.register(
@@ -318,16 +351,21 @@ impl Metrics {
             "Requests to each [[upstreams]] step, by its configured name and result (ok, not_found, error)",
             upstream_requests.clone(),
         );
+        // Up until a request says otherwise: a Ferry that has not needed an upstream has no news of it.
         let upstream_up = Family::<UpstreamName, Gauge>::default();
+        upstream_up
+            .get_or_create(&UpstreamName {
+                upstream: DEFAULT_UPSTREAM.to_string(),
+            })
+            .set(1);
         registry.register(
             "upstream_up",
-            "1 while the [[upstreams]] step's last request did not fail, else 0",
+            "1 while an upstream's last request did not fail, else 0: each [[upstreams]] URL by its name, and `default` (the go command's GOPROXY) by the last fill that reached it",
             upstream_up.clone(),
         );
         let process = crate::process_metrics::ProcessMetrics::register(&mut registry);
         Metrics {
             upstream_requests,
-            upstream_up,
             process,
             registry,
             store_bytes,
@@ -359,6 +397,10 @@ impl Metrics {
             fills,
             fill_duration,
             fill_joins,
+            fills_in_flight,
+            fill_waiting,
+            upstream_up,
+            sumdb_route_up,
             queue_depth,
             queue_dropped,
             sumdb_tile_cache_hits,
@@ -374,6 +416,27 @@ impl Metrics {
             &self.cache_misses
         };
         family.get_or_create(&CacheLabels { cache }).inc();
+    }
+
+    /// Hits and misses of each in-memory cache since start, for the status page.
+    pub fn cache_counts(&self) -> Vec<(&'static str, u64, u64)> {
+        CACHE_NAMES
+            .iter()
+            .map(|&cache| {
+                let labels = CacheLabels { cache };
+                let count = |family: &Family<CacheLabels, Counter>| {
+                    family.get(&labels).map_or(0, |c| c.get())
+                };
+                (cache, count(&self.cache_hits), count(&self.cache_misses))
+            })
+            .collect()
+    }
+
+    /// Whether a route to the checksum database `db` was found at its last probe.
+    pub fn sumdb_route(&self, db: &str, up: bool) {
+        self.sumdb_route_up
+            .get_or_create(&DbLabels { db: db.to_string() })
+            .set(i64::from(up));
     }
 
     /// The store's totals, as the ledger knows them.
@@ -406,6 +469,15 @@ impl Metrics {
         self.prefetches
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    /// The default upstream (the go command's `GOPROXY`) answered the last fill that reached it (`up`), or
+    /// failed or timed out: `ferry_upstream_up{upstream="default"}`.
+    pub fn default_upstream(&self, up: bool) {
+        let name = UpstreamName {
+            upstream: DEFAULT_UPSTREAM.to_string(),
+        };
+        self.upstream_up.get_or_create(&name).set(i64::from(up));
     }
 
     /// The observer the fetcher tells of each `[[upstreams]]` step's outcome; each step starts up (1).

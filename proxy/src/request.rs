@@ -52,8 +52,13 @@ pub enum Endpoint {
     Readyz,
     /// `/metrics`: answered by the metrics layer when this listener serves the metrics, else a 404.
     Metrics,
-    /// `/`: a short description of the service.
+    /// `/`: the status page (HTML, see `status`).
     Index,
+    /// `/-/search?q=PREFIX`: the stored modules whose path starts with the prefix (HTML). Paths under `/-/`
+    /// never collide with a module's: no module path starts with `-`.
+    Search(String),
+    /// `/-/module/PATH`: a module's stored versions, retractions and deprecation (HTML).
+    ModulePage(ModulePath),
     /// `/catalog?pagesize=N&token=T`: the stored versions, a page at a time (Athens's catalog).
     Catalog(CatalogPage),
     /// `/index?since=T&limit=N`: the stored versions in the order they were first stored
@@ -336,6 +341,7 @@ impl Endpoint {
             Endpoint::Readyz => "readyz",
             Endpoint::Metrics => "metrics",
             Endpoint::Index => "index",
+            Endpoint::Search(_) | Endpoint::ModulePage(_) => "page",
             Endpoint::Catalog(_) => "catalog",
             Endpoint::Feed(_) => "feed",
         }
@@ -357,6 +363,9 @@ impl Endpoint {
             Endpoint::Mod(module, version) | Endpoint::Zip(module, version) => {
                 Some((module.clone(), Some(version.to_string())))
             }
+            // A module's page is as hidden as the module; a search's results are filtered instead.
+            Endpoint::ModulePage(module) => Some((module.clone(), None)),
+            Endpoint::Search(_) => None,
             Endpoint::SumDb(request) => request
                 .looked_up()
                 .map(|(module, version)| (module, Some(version.to_string()))),
@@ -384,6 +393,8 @@ impl Endpoint {
             | Endpoint::Vuln(_)
             | Endpoint::Metrics
             | Endpoint::Index
+            | Endpoint::Search(_)
+            | Endpoint::ModulePage(_)
             | Endpoint::Catalog(_)
             | Endpoint::Feed(_) => true,
         }
@@ -434,6 +445,12 @@ impl Endpoint {
             }
             _ if path.starts_with("vuln/") => {
                 return VulnPath::parse(&path["vuln/".len()..]).map(Endpoint::Vuln);
+            }
+            "-/search" => return Ok(Endpoint::Search(String::new())),
+            _ if path.starts_with("-/module/") => {
+                return ModulePath::new(&path["-/module/".len()..])
+                    .map(Endpoint::ModulePage)
+                    .map_err(|e| Refusal::BadRequest(e.to_string()));
             }
             _ => {}
         }
@@ -502,8 +519,28 @@ impl Endpoint {
                 }
                 Ok(Endpoint::Feed(page))
             }
+            Endpoint::Search(_) => {
+                let prefix = pairs()
+                    .find(|(key, _)| key == "q")
+                    .map(|(_, value)| value.trim().to_string())
+                    .unwrap_or_default();
+                if prefix.len() > MAX_PATH_LEN {
+                    return Err(Refusal::BadRequest(format!(
+                        "q is longer than {MAX_PATH_LEN} bytes"
+                    )));
+                }
+                Ok(Endpoint::Search(prefix))
+            }
             other => Ok(other),
         }
+    }
+
+    /// Whether this is a page for people (the status page, a search, a module page).
+    pub fn is_page(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::Index | Endpoint::Search(_) | Endpoint::ModulePage(_)
+        )
     }
 }
 
@@ -603,6 +640,29 @@ mod tests {
 
     fn v(version: &str) -> Version {
         Version::new(version).unwrap()
+    }
+
+    #[test]
+    fn the_pages_live_under_a_path_no_module_can_have() {
+        let route = |uri: &str| Route::of_uri(&uri.parse().unwrap()).endpoint;
+        assert_eq!(route("/"), Ok(Endpoint::Index));
+        assert_eq!(
+            route("/-/search?q=example.com/li"),
+            Ok(Endpoint::Search("example.com/li".into()))
+        );
+        assert_eq!(route("/-/search"), Ok(Endpoint::Search(String::new())));
+        assert_eq!(
+            route("/-/module/github.com/Azure/go-x"),
+            Ok(Endpoint::ModulePage(m("github.com/Azure/go-x")))
+        );
+        assert!(matches!(
+            route("/-/module/not%20a%20path"),
+            Err(Refusal::BadRequest(_))
+        ));
+        // A module path never starts with `-`, so `/-/` names no module.
+        assert!(ModulePath::new("-/search").is_err());
+        assert!(Endpoint::Index.is_page() && !Endpoint::Healthz.is_page());
+        assert_eq!(Endpoint::Search(String::new()).kind(), "page");
     }
 
     #[test]

@@ -58,6 +58,21 @@ pub struct Proxy {
     audit: Audit,
     /// The Go vulnerability database's copy under `/vuln/` (off unless set with [`Proxy::with_vuln`]).
     vuln: Arc<VulnDb>,
+    /// The pages for people (`status`), when given (`build_proxy` does).
+    pages: Option<Arc<dyn Pages>>,
+}
+
+/// The pages for people, given to the proxy by `build_proxy` (`status::StatusPages`): the proxy names no
+/// page code, which reads what the layers put in a request (its identity, whether it came over HTTPS).
+pub(crate) trait Pages: Send + Sync + std::fmt::Debug {
+    /// The answer to a page endpoint (`Endpoint::is_page`); `admin` on the admin listener.
+    fn answer<'a>(
+        &'a self,
+        proxy: &'a Proxy,
+        request: &'a http::request::Parts,
+        endpoint: &'a Endpoint,
+        admin: bool,
+    ) -> futures::future::BoxFuture<'a, Answer>;
 }
 
 /// The store's write check, done at most every [`WriteCheck::EVERY`]: each one writes and fsyncs a file.
@@ -176,6 +191,7 @@ impl Proxy {
             access: Arc::new(ArcSwap::from_pointee(Rules::none())),
             audit: Audit::off(),
             vuln: Arc::new(VulnDb::off()),
+            pages: None,
         }
     }
 
@@ -220,6 +236,27 @@ impl Proxy {
     /// The audit trail.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// The same proxy serving `pages` (the status page, search, module pages).
+    pub(crate) fn with_pages(mut self, pages: Arc<dyn Pages>) -> Proxy {
+        self.pages = Some(pages);
+        self
+    }
+
+    /// The pages it serves, when given.
+    pub(crate) fn pages(&self) -> Option<&Arc<dyn Pages>> {
+        self.pages.as_ref()
+    }
+
+    /// The fills, when this proxy fills its store.
+    pub(crate) fn filler(&self) -> Option<&Filler> {
+        self.upstream.as_deref()
+    }
+
+    /// The checksum databases relayed.
+    pub(crate) fn sumdbs(&self) -> &SumDbs {
+        &self.sumdbs
     }
 
     /// The same proxy with caches of these sizes and lifetimes (see `docs/operations.md`, "Caching").
@@ -343,11 +380,16 @@ impl Proxy {
             cached_only: route.cached_only,
         };
         let (module, version, file) = match endpoint {
-            Endpoint::Index => {
-                return Answer::text(
-                    StatusCode::OK,
-                    "Ferry Go module proxy. Set GOPROXY to this URL.",
-                );
+            Endpoint::Index | Endpoint::Search(_) | Endpoint::ModulePage(_) => {
+                return match &self.pages {
+                    Some(pages) => pages.answer(self, request, &endpoint, false).await,
+                    // A proxy made without pages (in tests): what `/` used to say.
+                    None if endpoint == Endpoint::Index => Answer::text(
+                        StatusCode::OK,
+                        "Ferry Go module proxy. Set GOPROXY to this URL.",
+                    ),
+                    None => Answer::from(Refusal::not_an_endpoint("-/")),
+                };
             }
             Endpoint::Healthz => return Answer::text(StatusCode::OK, "ok"),
             Endpoint::Catalog(page) => return self.catalog(&page, caller.identity),

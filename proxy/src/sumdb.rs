@@ -483,6 +483,9 @@ impl SumDbs {
         for db in &settings.databases {
             routes.add(&db.name, db.configured.clone());
         }
+        routes.observe(Box::new(|db, up| {
+            crate::metrics::metrics().sumdb_route(db, up)
+        }));
         SumDbs {
             databases: settings
                 .databases
@@ -498,6 +501,11 @@ impl SumDbs {
                 in_flight: HashMap::new(),
             }),
         }
+    }
+
+    /// Every checksum database known (relayed, or the fills' `GOSUMDB`) with its route as last chosen.
+    pub fn route_states(&self) -> Vec<(String, ferry_fetcher::SumdbRouteState)> {
+        self.routes.states()
     }
 
     /// None relayed: every `/sumdb/` request is a 404, and the `go` command goes to the database directly.

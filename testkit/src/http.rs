@@ -53,6 +53,30 @@ pub async fn request_from(
         .request(builder.body(Empty::new()).unwrap())
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    reply(response).await
+}
+
+/// A POST of `body` with `headers` (a form, as a browser sends it), its whole answer read.
+pub async fn post(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build::<_, http_body_util::Full<Bytes>>(
+        hyper_util::client::legacy::connect::HttpConnector::new(),
+    );
+    let mut builder = http::Request::builder().method("POST").uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    let request = builder
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let response = client
+        .request(request)
+        .await
+        .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+    reply(response).await
+}
+
+/// A response with its whole body read.
+async fn reply(response: http::Response<hyper::body::Incoming>) -> Reply {
     let (parts, body) = response.into_parts();
     let body = body.collect().await.expect("body").to_bytes();
     Reply {

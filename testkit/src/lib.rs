@@ -1,11 +1,12 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
 //! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, an
-//! in-process server, a program run as a process, HTTP clients,
+//! in-process server, a headless browser, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
 //! escaping), so tests compare Ferry against a second implementation rather than against itself.
 
+mod browser;
 mod files;
 mod fixture;
 mod git_host;
@@ -20,6 +21,7 @@ mod tls;
 mod upstream;
 mod wait;
 
+pub use browser::Browser;
 pub use files::{Tmpfs, entries, processes_under};
 pub use fixture::{FixtureModule, escape, incompressible, write_goproxy_tree};
 pub use git_host::{Counts, GitHttpHost};

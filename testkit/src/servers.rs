@@ -46,7 +46,7 @@ pub fn tool_path(tool: &str, var: &str) -> Option<std::path::PathBuf> {
 
 /// A requirement that is not there: a panic under `FERRY_TEST_REQUIRE_SERVERS=1` (the project's test
 /// command), else a loud `SKIPPED:` line.
-fn missing_requirement(what: &str, skipped: &str, missing: &[&str], fix: &str) {
+pub(crate) fn missing_requirement(what: &str, skipped: &str, missing: &[&str], fix: &str) {
     if std::env::var("FERRY_TEST_REQUIRE_SERVERS").as_deref() == Ok("1") {
         panic!(
             "{what} is required (FERRY_TEST_REQUIRE_SERVERS=1) but {} is not set; run {fix}",

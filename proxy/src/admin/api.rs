@@ -38,6 +38,8 @@ use crate::audit::{Action, Caller};
 use crate::body::{self, Body};
 use crate::layers::auth::{Auth, AuthLayer, Identity};
 use crate::layers::client::Client;
+use crate::service::Proxy;
+use crate::status::admin_forms;
 
 /// The largest request body read (a block's reason).
 const MAX_BODY: usize = 64 * 1024;
@@ -46,20 +48,23 @@ const PROGRESS_EVERY: Duration = Duration::from_millis(200);
 
 /// Serves the admin API on `listener` until `shutdown` completes, to whoever reaches it.
 pub async fn run_admin(listener: TcpListener, admin: Admin, shutdown: impl Future<Output = ()>) {
-    run_admin_with(listener, admin, None, shutdown).await;
+    run_admin_with(listener, admin, None, None, shutdown).await;
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes; with `auth`, to its users, as the access
-/// rules allow.
+/// rules allow; with `pages`, also that proxy's status pages outside `/admin/v1/`, with their admin forms
+/// (see `status::admin_forms`), under the same rights.
 pub async fn run_admin_with(
     listener: TcpListener,
     admin: Admin,
     auth: Option<Arc<Auth>>,
+    pages: Option<Arc<Proxy>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let inner = AdminService {
         admin: Arc::new(admin),
         secured: auth.is_some(),
+        pages,
     };
     let authenticated = tower::Layer::layer(&AuthLayer(auth), inner);
     let service = move |peer: std::net::IpAddr| {
@@ -85,6 +90,8 @@ struct AdminService {
     admin: Arc<Admin>,
     /// Whether authentication is on: then the access rules decide each operation.
     secured: bool,
+    /// The proxy whose status pages this listener serves too.
+    pages: Option<Arc<Proxy>>,
 }
 
 impl tower::Service<Request<hyper::body::Incoming>> for AdminService {
@@ -101,7 +108,10 @@ impl tower::Service<Request<hyper::body::Incoming>> for AdminService {
 
     fn call(&mut self, request: Request<hyper::body::Incoming>) -> Self::Future {
         let this = self.clone();
-        Box::pin(async move { Ok(answer(&this.admin, this.secured, request).await) })
+        Box::pin(async move {
+            let pages = this.pages.as_deref();
+            Ok(answer(&this.admin, this.secured, pages, request).await)
+        })
     }
 }
 
@@ -158,6 +168,7 @@ impl Rights<'_> {
 async fn answer(
     admin: &Arc<Admin>,
     secured: bool,
+    pages: Option<&Proxy>,
     request: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
     let (parts, incoming) = request.into_parts();
@@ -168,10 +179,30 @@ async fn answer(
     };
     let path = percent_encoding::percent_decode_str(parts.uri.path()).decode_utf8_lossy();
     let Some(rest) = path.strip_prefix("/admin/v1/") else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not found: the admin API is under /admin/v1/",
-        );
+        let Some(proxy) = pages else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not found: the admin API is under /admin/v1/",
+            );
+        };
+        let page = match read_body(incoming).await {
+            Ok(form) => {
+                // A form's change obeys the rights an API call would, and is audited as one.
+                let may = |action: &str, module: &str, version: &str| {
+                    rights.check(action, module, Some(version))?;
+                    let audited = if action == "block" {
+                        Action::Block
+                    } else {
+                        Action::Delete
+                    };
+                    rights.record(audited, Some(module), Some(version));
+                    Ok(())
+                };
+                admin_forms::answer(proxy, admin, &parts, form, &may).await
+            }
+            Err(e) => Err(e),
+        };
+        return page.unwrap_or_else(|e| error(status_of(&e), &e.to_string()));
     };
     let query = |key: &str| -> Option<String> {
         url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
@@ -209,16 +240,17 @@ async fn answer(
         }),
         (method, rest) => versioned(&rights, method, rest, incoming).await,
     };
-    result.unwrap_or_else(|e| {
-        let status = match &e {
-            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
-            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Busy(_) => StatusCode::CONFLICT,
-            AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        error(status, &e.to_string())
-    })
+    result.unwrap_or_else(|e| error(status_of(&e), &e.to_string()))
+}
+
+fn status_of(error: &AdminError) -> StatusCode {
+    match error {
+        AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+        AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AdminError::Busy(_) => StatusCode::CONFLICT,
+        AdminError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// A listing (`versions`, `usage` or `blocks`) of the modules under `prefix` the caller administers.

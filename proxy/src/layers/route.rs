@@ -53,6 +53,12 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> S::Future {
         let route = Route::of(request.uri(), request.headers(), self.prefix.as_ref());
+        // A page for people links to the others under the prefix; no other request carries it.
+        if let (Ok(endpoint), Some(prefix)) = (&route.endpoint, &self.prefix)
+            && endpoint.is_page()
+        {
+            request.extensions_mut().insert(prefix.clone());
+        }
         request.extensions_mut().insert(route);
         self.inner.call(request)
     }

@@ -128,6 +128,13 @@ pub fn key_time(key: &str) -> Option<Nanos> {
     name.get(..20)?.parse().ok()
 }
 
+/// The writer (a replica's name) in an event record's key.
+pub fn key_writer(key: &str) -> Option<&str> {
+    let name = key.rsplit('/').next()?;
+    let rest = name.get(21..)?;
+    rest.rsplit_once('-').map(|(writer, _)| writer)
+}
+
 /// The key of a snapshot covering every event record before `upto`.
 pub fn snapshot_key(upto: Nanos, writer: &str) -> String {
     format!("{SNAPSHOTS}/{upto:020}-{writer}")
@@ -141,6 +148,14 @@ pub fn compaction_key(period: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_keys_writer_is_read_back() {
+        let key = event_key(42, "a1b2c3", 7);
+        assert_eq!(key_writer(&key), Some("a1b2c3"));
+        assert_eq!(key_time(&key), Some(42));
+        assert_eq!(key_writer("events/short"), None);
+    }
 
     #[test]
     fn events_round_trip_and_keys_sort_by_time() {

@@ -74,6 +74,9 @@ pub struct Ledger {
     cursor: tokio::sync::Mutex<Cursor>,
     /// Whether the state reflects the store (loaded, or rebuilt from a walk).
     ready: AtomicBool,
+    /// Each replica (writer) whose event records a poll read, with the newest record's time: the
+    /// replicas at work on this store, for the status page.
+    writers: Mutex<HashMap<String, Nanos>>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -131,7 +134,27 @@ impl Ledger {
                 accesses_flushed: Instant::now(),
             }),
             ready: AtomicBool::new(false),
+            writers: Mutex::default(),
         }
+    }
+
+    /// This replica's name in the log.
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// The other replicas whose event records this one read, with when each last wrote one, newest first.
+    pub fn other_writers(&self) -> Vec<(String, Nanos)> {
+        let mut writers: Vec<(String, Nanos)> = self
+            .writers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(writer, _)| **writer != self.writer)
+            .map(|(writer, at)| (writer.clone(), *at))
+            .collect();
+        writers.sort_by_key(|w| std::cmp::Reverse(w.1));
+        writers
     }
 
     pub fn settings(&self) -> LedgerSettings {
@@ -316,6 +339,20 @@ impl Ledger {
         }
     }
 
+    /// The versions served since the last access flush (not yet in the state), with when: what the
+    /// status page adds to [`State::last_used`]. Copies the small map under the lock `touch` takes.
+    pub fn touched_lately(&self) -> Vec<(Nanos, String, String)> {
+        let touched = self.touched.lock().unwrap();
+        touched
+            .iter()
+            .flat_map(|(module, versions)| {
+                versions
+                    .iter()
+                    .map(move |(version, at)| (*at, module.clone(), version.clone()))
+            })
+            .collect()
+    }
+
     /// Reads the state under the lock (for queries: catalog, index, sizes, collection plans).
     pub fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
         f(&self.state.read().unwrap())
@@ -383,6 +420,11 @@ impl Ledger {
             }
             if let Some(at) = log::key_time(&record.key) {
                 cursor.newest = cursor.newest.max(at);
+                if let Some(writer) = log::key_writer(&record.key) {
+                    let mut writers = self.writers.lock().unwrap();
+                    let last = writers.entry(writer.to_string()).or_default();
+                    *last = (*last).max(at);
+                }
             }
             cursor.seen.insert(record.key);
         }

@@ -257,6 +257,62 @@ impl State {
             .flat_map(|(module, versions)| versions.iter().map(move |(v, e)| (module, v, e)))
     }
 
+    /// The `limit` present versions stored last, newest first (the end of the index: no walk).
+    pub fn newest(&self, limit: usize) -> Vec<(Nanos, ModulePath, Version)> {
+        self.by_time.iter().rev().take(limit).cloned().collect()
+    }
+
+    /// Every version of `module` the ledger knows, in semver order, with its entry.
+    pub fn versions_of(&self, module: &ModulePath) -> Vec<(Version, Entry)> {
+        self.modules.get(module).map_or_else(Vec::new, |versions| {
+            versions
+                .iter()
+                .map(|(v, e)| (v.clone(), e.clone()))
+                .collect()
+        })
+    }
+
+    /// The modules with a version stored whose path starts with `prefix` (as text: `example.com/li`
+    /// finds `example.com/lib`), in path order, with their stored version count; those `keep` refuses are
+    /// passed over, and at most `limit` are returned.
+    pub fn modules_starting(
+        &self,
+        prefix: &str,
+        limit: usize,
+        mut keep: impl FnMut(&ModulePath) -> bool,
+    ) -> Vec<(ModulePath, u64)> {
+        self.present
+            .iter()
+            .skip_while(|(module, _)| module.as_str() < prefix)
+            .take_while(|(module, _)| module.as_str().starts_with(prefix))
+            .filter(|(module, _)| keep(module))
+            .take(limit)
+            .map(|(module, count)| (module.clone(), *count))
+            .collect()
+    }
+
+    /// The `limit` versions served last (as flushed), newest first, with when: one pass over the entries.
+    pub fn last_used(&self, limit: usize) -> Vec<(Nanos, ModulePath, Version)> {
+        let mut used: Vec<(Nanos, &ModulePath, &Version)> = Vec::new();
+        for (module, versions) in &self.modules {
+            for (version, entry) in versions {
+                if entry.accessed_at > 0 && entry.status == Status::Present {
+                    used.push((entry.accessed_at, module, version));
+                }
+            }
+        }
+        let limit = limit.min(used.len());
+        if limit == 0 {
+            return Vec::new();
+        }
+        used.select_nth_unstable_by(limit - 1, |a, b| b.0.cmp(&a.0));
+        used.truncate(limit);
+        used.sort_by_key(|u| std::cmp::Reverse(u.0));
+        used.into_iter()
+            .map(|(at, m, v)| (at, m.clone(), v.clone()))
+            .collect()
+    }
+
     /// Every entry, as events that rebuild it (the snapshot's lines).
     pub fn as_events(&self) -> Vec<Event> {
         let mut events = Vec::with_capacity(self.by_time.len());
@@ -382,6 +438,68 @@ mod tests {
             state.apply(e);
         }
         state
+    }
+
+    #[test]
+    fn the_pages_queries_newest_last_used_and_modules_by_text_prefix() {
+        let of = |module: &str, at: Nanos, version: &str, change: Change| {
+            Event::new(
+                at,
+                &ModulePath::new(module).unwrap(),
+                &Version::new(version).unwrap(),
+                change,
+            )
+        };
+        let state = fold(&[
+            of("example.com/lib", 10, "v1.0.0", Change::Stored { bytes: 1 }),
+            of("example.com/lib", 20, "v1.1.0", Change::Stored { bytes: 1 }),
+            of(
+                "example.com/libx",
+                30,
+                "v0.1.0",
+                Change::Stored { bytes: 1 },
+            ),
+            of(
+                "example.com/other",
+                40,
+                "v2.0.0",
+                Change::Stored { bytes: 1 },
+            ),
+            of("example.com/lib", 50, "v1.0.0", Change::Accessed),
+            of("example.com/other", 60, "v2.0.0", Change::Accessed),
+            of("example.com/other", 70, "v2.0.0", Change::Deleted),
+        ]);
+        let newest: Vec<String> = state
+            .newest(2)
+            .iter()
+            .map(|(at, m, v)| format!("{at} {m}@{v}"))
+            .collect();
+        assert_eq!(
+            newest,
+            ["30 example.com/libx@v0.1.0", "20 example.com/lib@v1.1.0"]
+        );
+        // A deleted version's use is not listed.
+        let used: Vec<String> = state
+            .last_used(5)
+            .iter()
+            .map(|(at, m, v)| format!("{at} {m}@{v}"))
+            .collect();
+        assert_eq!(used, ["50 example.com/lib@v1.0.0"]);
+        let found = state.modules_starting("example.com/li", 10, |_| true);
+        let found: Vec<String> = found.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        assert_eq!(found, ["example.com/lib 2", "example.com/libx 1"]);
+        assert_eq!(
+            state.modules_starting("example.com/li", 1, |_| true).len(),
+            1
+        );
+        let kept = state.modules_starting("", 10, |m| m.as_str().ends_with('x'));
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            state
+                .versions_of(&ModulePath::new("example.com/lib").unwrap())
+                .len(),
+            2
+        );
     }
 
     #[test]

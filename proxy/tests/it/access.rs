@@ -442,6 +442,7 @@ async fn the_admin_api_asks_for_credentials_and_the_admin_right_of_the_module_an
         listener,
         ferry.proxy.admin(Default::default()),
         auth,
+        None,
         async move {
             let _ = stopped.await;
         },

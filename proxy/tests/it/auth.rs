@@ -175,6 +175,37 @@ async fn metrics_on_the_main_listener_need_credentials() {
     ferry.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_and_module_pages_need_credentials_and_show_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = secured(dir.path(), &htpasswd_line("viewer", "s3cret-v"), None).await;
+    for page in [
+        "",
+        "-/search?q=example.com",
+        "-/module/example.com/private/lib",
+    ] {
+        assert_eq!(get_as(&ferry, page, None).await.0, 401, "/{page}");
+    }
+    let (status, body) = get_as(&ferry, "", Some(("viewer", "s3cret-v"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("<dt>Authentication</dt><dd>on</dd>"),
+        "{body}"
+    );
+    // Neither the auth file's path nor the work dir is on the page.
+    let root = dir.path().display().to_string();
+    assert!(!body.contains(&root), "a local path on the page: {body}");
+    let (status, body) = get_as(
+        &ferry,
+        &format!("-/module/{MODULE}"),
+        Some(("viewer", "s3cret-v")),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("<th scope=\"row\">v1.0.0</th>"), "{body}");
+    ferry.stop().await;
+}
+
 /// `go mod download` of the stored module through `https_url`, trusting `ca`, with `vars` added.
 async fn go_download(
     dir: &Path,

@@ -28,6 +28,7 @@ mod private;
 mod protocol;
 mod replicas;
 mod routing;
+mod status_page;
 mod storage_backends;
 mod storage_messages;
 mod sumdb;

@@ -196,3 +196,160 @@ async fn the_process_reports_its_cpu_memory_descriptors_start_and_build() {
         "{text}"
     );
 }
+
+/// The metric names a PromQL expression asks for (`ferry_…` identifiers not followed by `(`).
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("ferry_") {
+        let boundary = rest[..at]
+            .chars()
+            .last()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        rest = &rest[at + name.len()..];
+        if boundary && !rest.starts_with('(') {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Every sample name an OpenMetrics text can hold: the samples written, and for each `# TYPE` family
+/// the names its type writes (a counter's `_total`, a histogram's `_bucket`, `_sum` and `_count`, an
+/// info's `_info`), so that a family with no sample yet (no request of that kind) still counts.
+fn exported_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in text.lines() {
+        if let Some(declared) = line.strip_prefix("# TYPE ") {
+            let (family, kind) = declared.split_once(' ').unwrap();
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{family}{s}")));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// Every `expr` of a Grafana dashboard's panels (and of the panels inside its rows).
+fn exprs(panels: &[serde_json::Value], found: &mut Vec<(String, String)>) {
+    for panel in panels {
+        let title = panel["title"].as_str().unwrap_or("").to_string();
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            found.push((title.clone(), target["expr"].as_str().unwrap().to_string()));
+        }
+        exprs(panel["panels"].as_array().map_or(&[], Vec::as_slice), found);
+    }
+}
+
+/// A Ferry whose every labelled family has a sample (a family is written only from its first one): it has
+/// answered requests, filled a version from the upstream, looked a file up in its cache twice, probed a
+/// checksum database that does not answer, and found its store gone.
+async fn a_ferry_that_has_done_everything_once()
+-> (crate::harness::Ferry, Upstream, tempfile::TempDir) {
+    let upstream =
+        Upstream::start(vec![FixtureModule::package("example.com/hello", "v1.0.0")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let closed = ferry_testkit::closed_port();
+    let sumdbs = format!("sum.example.org=http://127.0.0.1:{closed}");
+    let storage = format!("file://{}", store.display());
+    let env = ferry_env(
+        dir.path(),
+        Some(&upstream.url()),
+        &[
+            ("FERRY_STORAGE", storage.as_str()),
+            ("FERRY_SUMDBS", sumdbs.as_str()),
+        ],
+    );
+    let ferry = crate::harness::Ferry::from_env(&env, &ferry::config::Flags::default()).await;
+    for _ in 0..3 {
+        let info = ferry.get("example.com/hello/@v/v1.0.0.info").await;
+        assert_eq!(info.status, 200, "{}", info.text());
+    }
+    let sumdb = ferry.get("sumdb/sum.example.org/latest").await;
+    assert!(sumdb.status >= 500, "{}", sumdb.text());
+    // A store that fails: its directory gone, a file in its place.
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::write(&store, "not a directory").unwrap();
+    let ready = ferry.get("readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    scrape(&ferry.url()).await;
+    (ferry, upstream, dir)
+}
+
+#[tokio::test]
+async fn the_grafana_dashboard_asks_only_for_metrics_a_live_ferry_exports() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/grafana/ferry.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut found = Vec::new();
+    exprs(dashboard["panels"].as_array().unwrap(), &mut found);
+    assert!(found.len() > 20, "the dashboard's queries: {found:?}");
+    let (ferry, _upstream, _dir) = a_ferry_that_has_done_everything_once().await;
+    let exported = exported_names(&scrape(&ferry.url()).await);
+    let mut asked = std::collections::BTreeSet::new();
+    for (title, expr) in &found {
+        let names = metric_names(expr);
+        assert!(
+            !names.is_empty(),
+            "panel {title:?} asks for no ferry metric: {expr}"
+        );
+        for name in names {
+            assert!(
+                exported.contains(&name),
+                "panel {title:?} asks for {name}, which /metrics does not export: {expr}"
+            );
+            asked.insert(name);
+        }
+    }
+    // What an operator watches is all on it.
+    for needed in [
+        "ferry_requests_total",
+        "ferry_request_duration_seconds_bucket",
+        "ferry_cache_hits_total",
+        "ferry_fills_total",
+        "ferry_fills_in_flight",
+        "ferry_fill_waiting_clients",
+        "ferry_upstream_up",
+        "ferry_sumdb_route_up",
+        "ferry_store_bytes",
+        "ferry_process_cpu_seconds_total",
+        "ferry_process_resident_memory_bytes",
+        "ferry_process_open_fds",
+        "ferry_build_info",
+    ] {
+        assert!(
+            asked.contains(needed),
+            "the dashboard does not show {needed}"
+        );
+    }
+    ferry.stop().await;
+}
+
+#[test]
+fn metric_names_are_read_from_promql_without_functions_or_labels() {
+    assert_eq!(
+        metric_names(
+            "histogram_quantile(0.9, sum by (le) (rate(ferry_fill_duration_seconds_bucket{instance=~\"$instance\"}[5m]))) / ferry_x"
+        ),
+        vec!["ferry_fill_duration_seconds_bucket", "ferry_x"]
+    );
+    assert_eq!(
+        metric_names("time() - ferry_process_start_time_seconds"),
+        vec!["ferry_process_start_time_seconds"]
+    );
+}

@@ -280,7 +280,12 @@ async fn behind_a_reverse_proxy_under_a_path_prefix_the_go_command_downloads_and
         expect(&get(&format!("{front}/{path}")).await, 404, outside, path);
     }
     // Every other endpoint under it; the probes and /metrics at the root too.
-    expect(&get(&base).await, 200, "Ferry Go module proxy", "the index");
+    expect(
+        &get(&base).await,
+        200,
+        &format!("go env -w GOPROXY={base}</code>"),
+        "the status page",
+    );
     expect(
         &get(&format!("{base}/catalog")).await,
         200,
