@@ -31,7 +31,8 @@ mod tls;
 
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};
-pub use layers::auth::{Auth, AuthFileError, Credential, Identity};
+pub use layers::auth::tokens::{self, TokenFileError, Tokens};
+pub use layers::auth::{Auth, AuthFileError, Credential, Gate, Identity};
 pub use layers::client::{Cidr, Client, TrustedProxies};
 pub use request::PathPrefix;
 pub use server::{ServerSettings, run, run_metrics};

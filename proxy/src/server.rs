@@ -35,6 +35,8 @@ pub struct ServerSettings {
     pub serve_metrics: bool,
     /// HTTP Basic authentication for every request but the health probes (`auth_file`).
     pub auth: Option<Arc<crate::layers::auth::Auth>>,
+    /// Static bearer tokens for every request but the health probes (`token_file`).
+    pub tokens: Option<Arc<crate::layers::auth::tokens::Tokens>>,
     /// TLS on this listener (`tls_cert` / `tls_key`); plain HTTP when none.
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// The proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (`trusted_proxies`).
@@ -54,6 +56,7 @@ impl Default for ServerSettings {
             shutdown_timeout: Duration::from_secs(30),
             serve_metrics: true,
             auth: None,
+            tokens: None,
             tls: None,
             trusted_proxies: Arc::default(),
             path_prefix: None,
@@ -97,7 +100,7 @@ pub async fn run(
     let stack = crate::layers::stack(
         proxy.clone(),
         settings.serve_metrics,
-        settings.auth.clone(),
+        crate::layers::auth::Gate::of(settings.auth.clone(), settings.tokens.clone()),
         client,
         settings.path_prefix.clone(),
     );

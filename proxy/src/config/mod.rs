@@ -172,6 +172,9 @@ pub enum ConfigError {
     /// The authentication file cannot be used: `FILE:LINE:COL: problem; fix` (never a hash).
     #[error("invalid authentication file: {0}")]
     AuthFile(crate::layers::auth::AuthFileError),
+    /// The token file cannot be used: `FILE:LINE:COL: problem; fix` (never a digest).
+    #[error("invalid token file: {0}")]
+    TokenFile(crate::layers::auth::tokens::TokenFileError),
     /// The TLS certificate or key cannot be used: which setting, its file, what to do.
     #[error("invalid TLS configuration: {0}")]
     Tls(crate::tls::TlsError),

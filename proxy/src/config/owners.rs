@@ -38,6 +38,7 @@ pub(super) fn server(
             .count(&row::MAX_CONNECTIONS)?
             .unwrap_or(d.max_connections),
         auth: auth(given)?,
+        tokens: tokens(given)?,
         tls: tls(given)?,
         trusted_proxies: Arc::new(trusted_proxies(given, file)?),
         path_prefix: given.parse(&row::PATH_PREFIX, crate::request::PathPrefix::parse)?,
@@ -305,6 +306,16 @@ fn auth(given: &Given) -> Result<Option<Arc<crate::layers::auth::Auth>>, ConfigE
     crate::layers::auth::Auth::load(Path::new(path))
         .map(|auth| Some(Arc::new(auth)))
         .map_err(ConfigError::AuthFile)
+}
+
+/// `token_file`: the bearer tokens, read and checked now.
+fn tokens(given: &Given) -> Result<Option<Arc<crate::layers::auth::tokens::Tokens>>, ConfigError> {
+    let Some(path) = given.text(&row::TOKEN_FILE) else {
+        return Ok(None);
+    };
+    crate::layers::auth::tokens::Tokens::load(Path::new(path))
+        .map(|tokens| Some(Arc::new(tokens)))
+        .map_err(ConfigError::TokenFile)
 }
 
 /// `tls_cert` / `tls_key`: both or neither; the pair read and checked.

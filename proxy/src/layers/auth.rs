@@ -27,6 +27,7 @@
 
 mod failures;
 mod queue;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -45,6 +46,7 @@ use tower::{Layer, Service};
 
 use self::failures::Failures;
 use self::queue::{Busy, Checked, Job, Key, Limits, Verdict, Verifiers};
+use self::tokens::Tokens;
 use super::ResponseFuture;
 use super::client::Client;
 use crate::answer::{self, Answer};
@@ -93,6 +95,108 @@ impl Identity {
             groups: Arc::from([]),
         }
     }
+
+    /// A static bearer token of `token_file`, by its entry's name and groups.
+    pub fn token(entry: &tokens::TokenEntry) -> Self {
+        Identity {
+            user: entry.name.clone(),
+            via: Credential::Token,
+            groups: entry.groups.clone(),
+        }
+    }
+}
+
+/// Every way a request may prove who it is: passwords (`auth_file`) and bearer tokens (`token_file`);
+/// authentication is on when any is configured.
+#[derive(Debug, Default, Clone)]
+pub struct Gate {
+    pub passwords: Option<Arc<Auth>>,
+    pub tokens: Option<Arc<Tokens>>,
+}
+
+impl Gate {
+    /// The gate, or none when no way in is configured (authentication off).
+    pub fn of(passwords: Option<Arc<Auth>>, tokens: Option<Arc<Tokens>>) -> Option<Arc<Gate>> {
+        (passwords.is_some() || tokens.is_some()).then(|| Arc::new(Gate { passwords, tokens }))
+    }
+
+    /// Whether bearer tokens of some kind are accepted.
+    fn takes_bearer(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// What to do with a request: a bearer token is looked up, anything else goes to the passwords.
+    fn check<B>(&self, request: &Request<B>) -> Check {
+        if Route::on(request).is_some_and(|route| !route.needs_credentials()) {
+            return Check::Open;
+        }
+        if let Some(token) = bearer(request) {
+            return self.check_bearer(token, request);
+        }
+        match &self.passwords {
+            Some(passwords) => passwords.check(request),
+            None => {
+                tracing::info!(
+                    request_id = request_id(request).as_str(),
+                    path = super::clipped(request.uri().path(), 128),
+                    "authentication required: the request has no bearer token"
+                );
+                Check::Refuse
+            }
+        }
+    }
+
+    fn check_bearer<B>(&self, token: &str, request: &Request<B>) -> Check {
+        let Some(tokens) = &self.tokens else {
+            return Check::RefuseBearer(Refusal::NotAccepted);
+        };
+        match tokens.find(token) {
+            Some(entry) => {
+                metrics().auth_check("token");
+                Check::Known(Identity::token(&entry))
+            }
+            None => {
+                metrics().auth_check("token_unknown");
+                tracing::warn!(
+                    request_id = request_id(request).as_str(),
+                    "authentication failed: unknown bearer token (revoked, or never made here)"
+                );
+                Check::RefuseBearer(Refusal::UnknownToken)
+            }
+        }
+    }
+}
+
+/// Why a bearer token was refused: the class the 401 names, never the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// This Ferry takes no bearer tokens.
+    NotAccepted,
+    /// Not a token of `token_file` (revoked, mistyped, or from elsewhere).
+    UnknownToken,
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::NotAccepted => "this Ferry accepts no bearer tokens",
+            Refusal::UnknownToken => "the bearer token is not known here (revoked, or mistyped)",
+        }
+    }
+}
+
+/// The token of a `Bearer` Authorization header.
+fn bearer<B>(request: &Request<B>) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The users of an htpasswd file, reloadable.
@@ -324,6 +428,8 @@ enum Check {
     /// Credentials that verified before.
     Known(Identity),
     Refuse,
+    /// A bearer token refused, and why.
+    RefuseBearer(Refusal),
     Verify(Pending),
 }
 
@@ -437,6 +543,10 @@ fn request_id<B>(request: &Request<B>) -> String {
 const UNAUTHORIZED_HTTPS: &str = "unauthorized: this Ferry needs a user name and password (HTTP Basic); for the go command, put them in .netrc or GOAUTH (or in the GOPROXY URL, https://USER:PASSWORD@HOST)";
 /// The 401 for a client that came over plain HTTP, where the go command sends no credentials.
 const UNAUTHORIZED_HTTP: &str = "unauthorized: this Ferry needs a user name and password (HTTP Basic), and the go command sends them over HTTPS only: over this plain http:// address only clients that send them in the clear get in (curl -u USER:PASSWORD); for the go command, reach Ferry over https:// (its tls_cert and tls_key, or a proxy that terminates TLS), with the credentials in .netrc or GOAUTH";
+/// The 401 over HTTPS where bearer tokens are taken (passwords too or not).
+const UNAUTHORIZED_BEARER_HTTPS: &str = "unauthorized: this Ferry needs a bearer token (Authorization: Bearer TOKEN); for the go command, a GOAUTH command that prints that header";
+/// The 401 over plain HTTP where bearer tokens are taken.
+const UNAUTHORIZED_BEARER_HTTP: &str = "unauthorized: this Ferry needs a bearer token (Authorization: Bearer TOKEN), and the go command sends GOAUTH headers over HTTPS only: reach Ferry over https:// (its tls_cert and tls_key, or a proxy that terminates TLS)";
 
 /// Whether the request came over HTTPS (its [`Client`]; a request without one, outside the stack, did not).
 fn over_https<B>(request: &Request<B>) -> bool {
@@ -446,22 +556,54 @@ fn over_https<B>(request: &Request<B>) -> bool {
         .is_some_and(|client| client.https)
 }
 
-/// The 401 answer: the challenge and a short reason, nothing about which part was wrong; what the client
-/// can do over the scheme it used.
-fn unauthorized<B>(request: &Request<B>) -> Response<Body> {
-    let reason = if over_https(request) {
-        UNAUTHORIZED_HTTPS
-    } else {
-        UNAUTHORIZED_HTTP
+/// The 401 answer: the challenges of what this Ferry takes and a short reason; for a password, nothing
+/// about which part was wrong; for a bearer token, the class of the refusal (never the token). What the
+/// client can do over the scheme it used.
+fn unauthorized<B>(request: &Request<B>, gate: &Gate, refusal: Option<Refusal>) -> Response<Body> {
+    let https = over_https(request);
+    let reason = match (
+        refusal,
+        gate.passwords.is_some(),
+        gate.takes_bearer(),
+        https,
+    ) {
+        (Some(refusal), ..) => format!("unauthorized: {}", refusal.reason()),
+        (None, true, false, true) => UNAUTHORIZED_HTTPS.to_string(),
+        (None, true, false, false) => UNAUTHORIZED_HTTP.to_string(),
+        (None, basic, _, true) => also_basic(UNAUTHORIZED_BEARER_HTTPS, basic),
+        (None, basic, _, false) => also_basic(UNAUTHORIZED_BEARER_HTTP, basic),
     };
     let method = request.method();
     let answer = Answer::text(StatusCode::UNAUTHORIZED, reason);
     let mut response = answer::into_response(answer, method);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(CHALLENGE),
-    );
+    let headers = response.headers_mut();
+    if gate.passwords.is_some() {
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CHALLENGE),
+        );
+    }
+    if gate.takes_bearer() {
+        let challenge = if refusal.is_some() {
+            "Bearer realm=\"ferry\", error=\"invalid_token\""
+        } else {
+            "Bearer realm=\"ferry\""
+        };
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
     response
+}
+
+/// A bearer 401's words, saying that a password (HTTP Basic) works too where it does.
+fn also_basic(reason: &str, basic: bool) -> String {
+    if basic {
+        format!("{reason}; or a user name and password (HTTP Basic)")
+    } else {
+        reason.to_string()
+    }
 }
 
 /// The 503 for a check that was not run: a cap or the deadline, and when to try again.
@@ -564,9 +706,10 @@ fn check_bcrypt(hash: &str) -> Result<(), &'static str> {
     })
 }
 
-/// The layer: authentication in front of everything inside it, when an `auth_file` is configured.
+/// The layer: authentication in front of everything inside it, when an `auth_file` or a `token_file` is
+/// configured.
 #[derive(Debug, Clone)]
-pub struct AuthLayer(pub Option<Arc<Auth>>);
+pub struct AuthLayer(pub Option<Arc<Gate>>);
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Authenticated<S>;
@@ -583,7 +726,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Authenticated<S> {
     inner: S,
-    auth: Option<Arc<Auth>>,
+    auth: Option<Arc<Gate>>,
 }
 
 impl<S, B> Service<Request<B>> for Authenticated<S>
@@ -602,10 +745,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let Some(auth) = self.auth.clone() else {
+        let Some(gate) = self.auth.clone() else {
             return Box::pin(self.inner.call(request));
         };
-        match auth.check(&request) {
+        match gate.check(&request) {
             Check::Open => Box::pin(self.inner.call(request)),
             Check::Known(identity) => {
                 request.extensions_mut().insert(identity.clone());
@@ -613,10 +756,15 @@ where
                 Box::pin(async move { Ok(with_identity(answered.await?, identity)) })
             }
             Check::Refuse => {
-                let response = unauthorized(&request);
+                let response = unauthorized(&request, &gate, None);
+                Box::pin(async move { Ok(response) })
+            }
+            Check::RefuseBearer(refusal) => {
+                let response = unauthorized(&request, &gate, Some(refusal));
                 Box::pin(async move { Ok(response) })
             }
             Check::Verify(pending) => {
+                let auth = gate.passwords.clone().expect("only passwords are verified");
                 // The service that was polled ready goes into the future; a clone stays for the next call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -628,7 +776,7 @@ where
                             request.extensions_mut().insert(identity.clone());
                             Ok(with_identity(inner.call(request).await?, identity))
                         }
-                        Verdict::Wrong => Ok(unauthorized(&request)),
+                        Verdict::Wrong => Ok(unauthorized(&request, &gate, None)),
                         Verdict::Busy(why) => Ok(busy(request.method(), why)),
                     }
                 })
@@ -694,7 +842,7 @@ mod tests {
         match auth.check(&request(credentials)) {
             Check::Open => "open",
             Check::Known(_) => "remembered",
-            Check::Refuse => "refused",
+            Check::Refuse | Check::RefuseBearer(_) => "refused",
             Check::Verify(pending) => match pending.verify(auth).await {
                 Verdict::Verified => "verified",
                 Verdict::Wrong => "wrong",
