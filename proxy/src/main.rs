@@ -460,7 +460,11 @@ fn log_access(server: &ferry::ServerSettings) -> &'static str {
     if let Some(tokens) = &server.tokens {
         tracing::info!(token_file = %tokens.path().display(), tokens = tokens.count(), "bearer tokens accepted (Authorization: Bearer)");
     }
-    if (server.auth.is_some() || server.tokens.is_some()) && server.tls.is_none() {
+    if let Some(oidc) = &server.oidc {
+        tracing::info!(issuers = %oidc.issuer_urls().join(", "), "JWTs of these OIDC issuers accepted (Authorization: Bearer)");
+    }
+    let authenticates = server.auth.is_some() || server.tokens.is_some() || server.oidc.is_some();
+    if authenticates && server.tls.is_none() {
         tracing::warn!(
             "authentication is on but Ferry serves plain HTTP: the go command sends credentials over HTTPS only, so it cannot log in at an http:// address; set tls_cert and tls_key, or serve clients through a proxy that terminates TLS (listed in trusted_proxies, so that Ferry knows they came over HTTPS)"
         );

@@ -1,5 +1,5 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
-//! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, an
+//! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, a fixture OIDC issuer, an
 //! in-process server, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
@@ -13,6 +13,7 @@ mod go;
 pub mod http;
 mod in_process;
 mod logs;
+mod oidc;
 mod process;
 mod servers;
 mod sumdb;
@@ -26,6 +27,7 @@ pub use git_host::{Counts, GitHttpHost};
 pub use go::{GoHome, go_binary, go_env, mod_download_args};
 pub use in_process::InProcess;
 pub use logs::{capture_logs, logged};
+pub use oidc::{IssuerKey, TestIssuer};
 pub use process::{Process, clean_command};
 pub use servers::{
     CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,

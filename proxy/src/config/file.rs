@@ -114,6 +114,10 @@ impl ConfigFile {
                         self.record(format!("{full}.{}", name.get_ref()), name, entry, value);
                     }
                 }
+                (Some(row), DeValue::Array(_)) if matches!(row.kind, Kind::Tables) => {
+                    // Its owner reads the tables (`config/oidc.rs`); the span is kept for `ferry config`.
+                    self.record(full, key, value, FileValue::Other);
+                }
                 (Some(row), _) => {
                     let parsed = self.value(row, value)?;
                     self.record(full, key, value, parsed);

@@ -10,6 +10,7 @@ mod env;
 mod file;
 mod flags;
 mod given;
+mod oidc;
 mod owners;
 pub mod settings;
 

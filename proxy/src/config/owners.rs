@@ -39,6 +39,7 @@ pub(super) fn server(
             .unwrap_or(d.max_connections),
         auth: auth(given)?,
         tokens: tokens(given)?,
+        oidc: oidc(file)?,
         tls: tls(given)?,
         trusted_proxies: Arc::new(trusted_proxies(given, file)?),
         path_prefix: given.parse(&row::PATH_PREFIX, crate::request::PathPrefix::parse)?,
@@ -316,6 +317,14 @@ fn tokens(given: &Given) -> Result<Option<Arc<crate::layers::auth::tokens::Token
     crate::layers::auth::tokens::Tokens::load(Path::new(path))
         .map(|tokens| Some(Arc::new(tokens)))
         .map_err(ConfigError::TokenFile)
+}
+
+/// `[[oidc]]`: the issuers whose JWTs are accepted, checked where they are written.
+fn oidc(
+    file: Option<&ConfigFile>,
+) -> Result<Option<Arc<crate::layers::auth::oidc::Oidc>>, ConfigError> {
+    let issuers = super::oidc::issuers(file)?;
+    Ok((!issuers.is_empty()).then(|| Arc::new(crate::layers::auth::oidc::Oidc::new(issuers))))
 }
 
 /// `tls_cert` / `tls_key`: both or neither; the pair read and checked.

@@ -33,6 +33,8 @@ pub enum Kind {
     /// An open table of entries (`[fetcher] go_env`, `[storage_options]`), one `ferry config` line per
     /// entry given; `also` are older names of the same table.
     Table { also: &'static [&'static str] },
+    /// A list of tables (`[[oidc]]`), in the file only, read and checked by its owner.
+    Tables,
 }
 
 /// One setting.
@@ -158,6 +160,10 @@ settings! {
     PATH_PREFIX = text("path_prefix", "FERRY_PATH_PREFIX", "none", "serve every endpoint under this path, behind a reverse proxy", |c| c.server.path_prefix.as_ref().map_or("none".into(), ToString::to_string));
     AUTH_FILE = text("auth_file", "FERRY_AUTH_FILE", "none", "an htpasswd file of bcrypt entries", |c| path_or_none(c.server.auth.as_ref().map(|a| a.path())));
     TOKEN_FILE = text("token_file", "FERRY_TOKEN_FILE", "none", "bearer tokens, as `ferry token create` writes them", |c| path_or_none(c.server.tokens.as_ref().map(|t| t.path())));
+    OIDC = Setting {
+        kind: Kind::Tables,
+        ..text("oidc", "", "none", "OIDC issuers whose JWTs are accepted ([[oidc]] tables)", |c| c.server.oidc.as_ref().map_or("none".into(), |o| o.issuer_urls().join(", ")))
+    };
     TLS_CERT = text("tls_cert", "FERRY_TLS_CERT", "none", "the server certificate chain, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.cert_path())));
     TLS_KEY = text("tls_key", "FERRY_TLS_KEY", "none", "the certificate's private key, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.key_path())));
     TRUSTED_PROXIES = Setting {

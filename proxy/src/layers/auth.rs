@@ -26,6 +26,7 @@
 //! pool, and a hook's `before` cannot wait.
 
 mod failures;
+pub mod oidc;
 mod queue;
 pub mod tokens;
 
@@ -45,6 +46,7 @@ use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use self::failures::Failures;
+use self::oidc::Oidc;
 use self::queue::{Busy, Checked, Job, Key, Limits, Verdict, Verifiers};
 use self::tokens::Tokens;
 use super::ResponseFuture;
@@ -53,7 +55,7 @@ use crate::answer::{self, Answer};
 use crate::body::Body;
 use crate::connection::ClientAddress;
 use crate::metrics::metrics;
-use crate::request::Route;
+use crate::request::{Endpoint, Route};
 
 /// The challenge every 401 carries; the go command and curl answer it with Basic credentials.
 const CHALLENGE: &str = "Basic realm=\"ferry\"";
@@ -104,25 +106,47 @@ impl Identity {
             groups: entry.groups.clone(),
         }
     }
+
+    /// A JWT verified against a configured OIDC issuer.
+    pub fn oidc(verified: oidc::Verified) -> Self {
+        Identity {
+            user: verified.name,
+            via: Credential::Oidc {
+                issuer: verified.issuer,
+            },
+            groups: verified.groups,
+        }
+    }
 }
 
-/// Every way a request may prove who it is: passwords (`auth_file`) and bearer tokens (`token_file`);
-/// authentication is on when any is configured.
+/// Every way a request may prove who it is: passwords (`auth_file`), bearer tokens (`token_file`) and
+/// JWTs of OIDC issuers (`[[oidc]]`); authentication is on when any is configured.
 #[derive(Debug, Default, Clone)]
 pub struct Gate {
     pub passwords: Option<Arc<Auth>>,
     pub tokens: Option<Arc<Tokens>>,
+    pub oidc: Option<Arc<Oidc>>,
 }
 
 impl Gate {
     /// The gate, or none when no way in is configured (authentication off).
-    pub fn of(passwords: Option<Arc<Auth>>, tokens: Option<Arc<Tokens>>) -> Option<Arc<Gate>> {
-        (passwords.is_some() || tokens.is_some()).then(|| Arc::new(Gate { passwords, tokens }))
+    pub fn of(
+        passwords: Option<Arc<Auth>>,
+        tokens: Option<Arc<Tokens>>,
+        oidc: Option<Arc<Oidc>>,
+    ) -> Option<Arc<Gate>> {
+        (passwords.is_some() || tokens.is_some() || oidc.is_some()).then(|| {
+            Arc::new(Gate {
+                passwords,
+                tokens,
+                oidc,
+            })
+        })
     }
 
     /// Whether bearer tokens of some kind are accepted.
     fn takes_bearer(&self) -> bool {
-        self.tokens.is_some()
+        self.tokens.is_some() || self.oidc.is_some()
     }
 
     /// What to do with a request: a bearer token is looked up, anything else goes to the passwords.
@@ -147,6 +171,12 @@ impl Gate {
     }
 
     fn check_bearer<B>(&self, token: &str, request: &Request<B>) -> Check {
+        // A JWT is three base64url parts joined by dots; Ferry's own tokens have no dot.
+        if let Some(oidc) = &self.oidc
+            && token.split('.').count() == 3
+        {
+            return Check::Jwt(oidc.clone(), token.to_string());
+        }
         let Some(tokens) = &self.tokens else {
             return Check::RefuseBearer(Refusal::NotAccepted);
         };
@@ -174,11 +204,14 @@ enum Refusal {
     NotAccepted,
     /// Not a token of `token_file` (revoked, mistyped, or from elsewhere).
     UnknownToken,
+    /// A JWT refused, and the class of why.
+    Jwt(oidc::Refusal),
 }
 
 impl Refusal {
     fn reason(self) -> &'static str {
         match self {
+            Refusal::Jwt(why) => why.reason(),
             Refusal::NotAccepted => "this Ferry accepts no bearer tokens",
             Refusal::UnknownToken => "the bearer token is not known here (revoked, or mistyped)",
         }
@@ -430,6 +463,8 @@ enum Check {
     Refuse,
     /// A bearer token refused, and why.
     RefuseBearer(Refusal),
+    /// A JWT to verify against the OIDC issuers.
+    Jwt(Arc<Oidc>, String),
     Verify(Pending),
 }
 
@@ -606,6 +641,38 @@ fn also_basic(reason: &str, basic: bool) -> String {
     }
 }
 
+/// Verifies a JWT, counting and logging the outcome (the refusal's class, never the token).
+async fn verify_jwt(oidc: &Oidc, token: &str, request_id: &str) -> Result<Identity, oidc::Refusal> {
+    match oidc.verify(token).await {
+        Ok((verified, remembered)) => {
+            metrics().auth_check(if remembered { "jwt_remembered" } else { "jwt" });
+            Ok(Identity::oidc(verified))
+        }
+        Err(why) => {
+            metrics().auth_check(why.label());
+            tracing::warn!(
+                request_id,
+                reason = why.reason(),
+                "authentication failed: JWT refused"
+            );
+            Err(why)
+        }
+    }
+}
+
+/// What a 503 for an issuer whose keys cannot be had tells the client to wait, in seconds: the keys are
+/// fetched again every 30 s.
+const RETRY_AFTER_ISSUER: u64 = 30;
+
+/// The 503 for a JWT whose issuer's keys cannot be fetched: not the client's fault.
+fn issuer_unavailable(method: &http::Method) -> Response<Body> {
+    let answer = Answer::busy(
+        format!("unavailable: {}", oidc::Refusal::Unavailable.reason()),
+        RETRY_AFTER_ISSUER,
+    );
+    answer::into_response(answer, method)
+}
+
 /// The 503 for a check that was not run: a cap or the deadline, and when to try again.
 fn busy(method: &http::Method, busy: Busy) -> Response<Body> {
     let answer = Answer::busy(
@@ -749,7 +816,18 @@ where
             return Box::pin(self.inner.call(request));
         };
         match gate.check(&request) {
-            Check::Open => Box::pin(self.inner.call(request)),
+            Check::Open => {
+                let readyz = Route::on(&request)
+                    .is_some_and(|route| matches!(route.endpoint, Ok(Endpoint::Readyz)));
+                let method = request.method().clone();
+                let answered = self.inner.call(request);
+                match gate.oidc.clone().filter(|_| readyz) {
+                    Some(oidc) => {
+                        Box::pin(async move { Ok(with_issuers(answered.await?, &oidc, &method)) })
+                    }
+                    None => Box::pin(answered),
+                }
+            }
             Check::Known(identity) => {
                 request.extensions_mut().insert(identity.clone());
                 let answered = self.inner.call(request);
@@ -762,6 +840,21 @@ where
             Check::RefuseBearer(refusal) => {
                 let response = unauthorized(&request, &gate, Some(refusal));
                 Box::pin(async move { Ok(response) })
+            }
+            Check::Jwt(oidc, token) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let id = request_id(&request);
+                Box::pin(async move {
+                    match verify_jwt(&oidc, &token, &id).await {
+                        Ok(identity) => {
+                            request.extensions_mut().insert(identity.clone());
+                            Ok(with_identity(inner.call(request).await?, identity))
+                        }
+                        Err(oidc::Refusal::Unavailable) => Ok(issuer_unavailable(request.method())),
+                        Err(why) => Ok(unauthorized(&request, &gate, Some(Refusal::Jwt(why)))),
+                    }
+                })
             }
             Check::Verify(pending) => {
                 let auth = gate.passwords.clone().expect("only passwords are verified");
@@ -783,6 +876,17 @@ where
             }
         }
     }
+}
+
+/// A `/readyz` answer that says which OIDC issuers cannot be used. Ferry stays ready (passwords, tokens and
+/// the other issuers work, and a load balancer that took it out would refuse everyone), but says so.
+fn with_issuers(response: Response<Body>, oidc: &Oidc, method: &http::Method) -> Response<Body> {
+    let unavailable = oidc.unavailable();
+    if unavailable.is_empty() || response.status() != StatusCode::OK {
+        return response;
+    }
+    let text = format!("ready; {}", unavailable.join("; "));
+    answer::into_response(Answer::text(StatusCode::OK, text), method)
 }
 
 /// The response, carrying who it answered for the layers outside authentication.
@@ -842,7 +946,7 @@ mod tests {
         match auth.check(&request(credentials)) {
             Check::Open => "open",
             Check::Known(_) => "remembered",
-            Check::Refuse | Check::RefuseBearer(_) => "refused",
+            Check::Refuse | Check::RefuseBearer(_) | Check::Jwt(..) => "refused",
             Check::Verify(pending) => match pending.verify(auth).await {
                 Verdict::Verified => "verified",
                 Verdict::Wrong => "wrong",

@@ -21,6 +21,7 @@ mod ledger_backends;
 mod lifecycle;
 mod metrics;
 mod modes;
+mod oidc;
 mod policy_cli;
 mod private;
 mod protocol;
