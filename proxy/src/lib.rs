@@ -12,6 +12,7 @@ pub mod config;
 pub mod config_report;
 mod connection;
 pub mod coordination;
+mod fair_use;
 mod filler;
 pub mod healthcheck;
 mod layers;

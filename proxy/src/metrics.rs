@@ -70,6 +70,7 @@ pub struct Metrics {
     pub store_modules: Gauge,
     pub ledger_sync_failures: Counter,
     pub blocked_answers: Counter,
+    pub fill_budget_refusals: Counter,
     pub collections: Family<ResultLabels, Counter>,
     pub collected_versions: Counter,
     pub collected_bytes: Counter,
@@ -225,6 +226,12 @@ impl Metrics {
             "Requests answered 403 because the version is blocked",
             blocked_answers.clone(),
         );
+        let fill_budget_refusals = Counter::default();
+        registry.register(
+            "fill_budget_refusals",
+            "Requests answered 429 because their requester had used its fill budget (fetcher.fill_rate)",
+            fill_budget_refusals.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -252,6 +259,7 @@ impl Metrics {
             store_modules,
             ledger_sync_failures,
             blocked_answers,
+            fill_budget_refusals,
             collections,
             collected_versions,
             collected_bytes,

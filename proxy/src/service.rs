@@ -17,6 +17,7 @@ use crate::action::{Action, Declined, Kind, action};
 use crate::answer::{self, Answer, IMMUTABLE, JSON, SHORT_LIVED, TEXT, UNVERIFIED};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
+use crate::fair_use::Requester;
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
 use crate::request::{CachedOnly, CatalogPage, Endpoint, FeedPage, Refusal, Route};
@@ -279,7 +280,10 @@ impl Proxy {
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
-                return self.query_info(&module, &query, &decide(&module)).await;
+                let requester = wants.requester.as_ref();
+                return self
+                    .query_info(&module, &query, &decide(&module), requester)
+                    .await;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version))
             | Endpoint::Mod(module, version)
@@ -402,6 +406,9 @@ impl Proxy {
         let stored = match self.stored_file(module, version, file, read).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
+                    if let Err(spent) = upstream.admit(wants.requester.as_ref()) {
+                        return Answer::fill_budget_spent(&spent);
+                    }
                     match self.fill(upstream, module, version, file).await {
                         // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`):
                         // the go command checks it itself, but a cache in front of Ferry would not, so it
@@ -494,7 +501,13 @@ impl Proxy {
     /// `.info` of a query (a branch, a commit, `latest`): resolved upstream to a canonical version, which is
     /// served from the store (fetched first when missing). Only `sync` answers a query; the other modes
     /// treat it as a miss.
-    async fn query_info(&self, module: &ModulePath, query: &str, decision: &Decided<'_>) -> Answer {
+    async fn query_info(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        decision: &Decided<'_>,
+        requester: Option<&Requester>,
+    ) -> Answer {
         let upstream = match self.action(decision, Kind::Query) {
             Action::Upstream(upstream) => upstream,
             action => {
@@ -524,6 +537,9 @@ impl Proxy {
         }
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
+                if let Err(spent) = upstream.admit(requester) {
+                    return Answer::fill_budget_spent(&spent);
+                }
                 match upstream.fill(module, version.as_str(), Need::Info).await {
                     Ok(_) => self.store.info(module, &version).await,
                     Err(e) => return Answer::from(e),
@@ -775,6 +791,8 @@ fn etag(kind: &str, module: &ModulePath, version: &Version) -> String {
 /// What a request for a version's file asks besides the file: its method and conditional headers.
 struct Wants<'a> {
     head_only: bool,
+    /// Whom a fill this request starts is counted against (fair use): put there by authentication.
+    requester: Option<Requester>,
     if_none_match: Option<&'a HeaderValue>,
     range: Option<&'a HeaderValue>,
     if_range: Option<&'a HeaderValue>,
@@ -784,6 +802,7 @@ impl<'a> Wants<'a> {
     fn of(request: &'a http::request::Parts) -> Wants<'a> {
         Wants {
             head_only: request.method == Method::HEAD,
+            requester: request.extensions.get::<Requester>().cloned(),
             if_none_match: request.headers.get(header::IF_NONE_MATCH),
             range: request.headers.get(header::RANGE),
             if_range: request.headers.get(header::IF_RANGE),

@@ -78,7 +78,19 @@ pub(super) fn fills(given: &Given) -> Result<FillSettings, ConfigError> {
             .unwrap_or(d.slot_wait),
         workers: given.count(&row::ASYNC_WORKERS)?.unwrap_or(d.workers),
         queue_size: given.count(&row::ASYNC_QUEUE_SIZE)?.unwrap_or(d.queue_size),
+        fair_use: fair_use(given)?,
     })
+}
+
+/// `fetcher.fill_rate` and `fetcher.fill_burst`: each requester's budget of fills; none when the rate is
+/// off (the default).
+fn fair_use(given: &Given) -> Result<Option<crate::fair_use::FillRate>, ConfigError> {
+    let rate = given.parse(&row::FILL_RATE, crate::fair_use::FillRate::parse_rate)?;
+    let burst = given.count(&row::FILL_BURST)?.unwrap_or(100);
+    Ok(rate.flatten().map(|per_second| crate::fair_use::FillRate {
+        per_second,
+        burst: u32::try_from(burst.max(1)).unwrap_or(u32::MAX),
+    }))
 }
 
 /// The fetcher: its rows, `[fetcher] go_env`, and Ferry's environment for what the go command inherits.

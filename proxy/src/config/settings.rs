@@ -219,6 +219,8 @@ settings! {
     FETCH_TIMEOUT = text("fetcher.timeout", "FERRY_FETCH_TIMEOUT", "`10m`", "deadline of one go command", |c| duration(c.fetcher.timeout));
     FETCH_CONCURRENCY = number("fetcher.max_concurrent", "FERRY_FETCH_CONCURRENCY", "4 per CPU, at least 8", "fills that clients wait on, running at once", |c| c.fills.fills.to_string());
     FETCH_SLOT_WAIT = text("fetcher.slot_wait", "FERRY_FETCH_SLOT_WAIT", "`30s`", "how long a request waits for a fetch slot", |c| duration(c.fills.slot_wait));
+    FILL_RATE = text("fetcher.fill_rate", "FERRY_FILL_RATE", "`off`", "fills from the upstream each requester may start: off, N/s, N/m or N/h", |c| c.fills.fair_use.map_or("off".into(), |r| format!("{}/s", r.per_second)));
+    FILL_BURST = number("fetcher.fill_burst", "FERRY_FILL_BURST", "`100`", "fills a requester may start at once, beyond fill_rate", |c| c.fills.fair_use.map_or("100".into(), |r| r.burst.to_string()));
     ASYNC_WORKERS = number("fetcher.async_workers", "FERRY_ASYNC_WORKERS", "`2`", "background fetches running at once", |c| c.fills.workers.to_string());
     ASYNC_QUEUE_SIZE = number("fetcher.async_queue_size", "FERRY_ASYNC_QUEUE_SIZE", "`1024`", "background fetches waiting at most", |c| c.fills.queue_size.to_string());
     FETCH_NATIVE = Setting {

@@ -54,6 +54,7 @@ use super::client::Client;
 use crate::answer::{self, Answer};
 use crate::body::Body;
 use crate::connection::ClientAddress;
+use crate::fair_use::Requester;
 use crate::metrics::metrics;
 use crate::request::{Endpoint, Route};
 
@@ -364,14 +365,7 @@ impl Auth {
         let against = entry
             .clone()
             .or_else(|| users.hashes.values().next().cloned());
-        // The client as decided (a trusted proxy's forwarded address), else the connection's peer.
-        let client = match request.extensions().get::<Client>() {
-            Some(client) => client.address,
-            None => request
-                .extensions()
-                .get::<ClientAddress>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0),
-        };
+        let client = client_address(request);
         Check::Verify(Pending {
             user,
             password,
@@ -813,6 +807,9 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let Some(gate) = self.auth.clone() else {
+            // Without authentication, fills count against the client's address.
+            let requester = Requester::address(client_address(&request));
+            request.extensions_mut().insert(requester);
             return Box::pin(self.inner.call(request));
         };
         match gate.check(&request) {
@@ -829,7 +826,7 @@ where
                 }
             }
             Check::Known(identity) => {
-                request.extensions_mut().insert(identity.clone());
+                admitted(&mut request, &identity);
                 let answered = self.inner.call(request);
                 Box::pin(async move { Ok(with_identity(answered.await?, identity)) })
             }
@@ -848,7 +845,7 @@ where
                 Box::pin(async move {
                     match verify_jwt(&oidc, &token, &id).await {
                         Ok(identity) => {
-                            request.extensions_mut().insert(identity.clone());
+                            admitted(&mut request, &identity);
                             Ok(with_identity(inner.call(request).await?, identity))
                         }
                         Err(oidc::Refusal::Unavailable) => Ok(issuer_unavailable(request.method())),
@@ -866,7 +863,7 @@ where
                     match pending.verify(&auth).await {
                         Verdict::Verified => {
                             let identity = Identity::password(user);
-                            request.extensions_mut().insert(identity.clone());
+                            admitted(&mut request, &identity);
                             Ok(with_identity(inner.call(request).await?, identity))
                         }
                         Verdict::Wrong => Ok(unauthorized(&request, &gate, None)),
@@ -887,6 +884,32 @@ fn with_issuers(response: Response<Body>, oidc: &Oidc, method: &http::Method) ->
     }
     let text = format!("ready; {}", unavailable.join("; "));
     answer::into_response(Answer::text(StatusCode::OK, text), method)
+}
+
+/// Whom a request's fills count against (fair use): the identity it authenticated as.
+fn requester_of(identity: &Identity) -> Requester {
+    Requester::Identity(match &identity.via {
+        Credential::Password => format!("user:{}", identity.user),
+        Credential::Token => format!("token:{}", identity.user),
+        Credential::Oidc { issuer } => format!("oidc:{issuer}:{}", identity.user),
+    })
+}
+
+/// Puts the identity (and whom its fills count against) on the request.
+fn admitted<B>(request: &mut Request<B>, identity: &Identity) {
+    request.extensions_mut().insert(requester_of(identity));
+    request.extensions_mut().insert(identity.clone());
+}
+
+/// The client as decided (a trusted proxy's forwarded address), else the connection's peer.
+fn client_address<B>(request: &Request<B>) -> IpAddr {
+    match request.extensions().get::<Client>() {
+        Some(client) => client.address,
+        None => request
+            .extensions()
+            .get::<ClientAddress>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0),
+    }
 }
 
 /// The response, carrying who it answered for the layers outside authentication.

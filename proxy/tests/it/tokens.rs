@@ -209,3 +209,99 @@ async fn the_go_command_downloads_with_a_bearer_token_from_goauth_and_a_revoked_
 
     ferry.stop().await;
 }
+
+/// A Ferry filling from `upstream` with a fill budget of one an hour beyond a burst of 2, and `vars`.
+async fn budgeted(
+    dir: &std::path::Path,
+    upstream: &ferry_testkit::Upstream,
+    vars: &[(&str, &str)],
+) -> crate::harness::Ferry {
+    let mut all = vec![
+        ("FERRY_DOWNLOAD_MODE", "sync"),
+        ("FERRY_FILL_RATE", "1/h"),
+        ("FERRY_FILL_BURST", "2"),
+    ];
+    all.extend_from_slice(vars);
+    crate::harness::Ferry::from_env(
+        &crate::harness::ferry_env(dir, Some(&upstream.url()), &all),
+        &ferry::config::Flags::default(),
+    )
+    .await
+}
+
+fn versions(module: &str, count: usize) -> Vec<ferry_testkit::FixtureModule> {
+    (0..count)
+        .map(|minor| ferry_testkit::FixtureModule::package(module, &format!("v1.{minor}.0")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_past_its_fill_budget_gets_429_with_retry_after_while_stored_answers_and_other_tokens_flow()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = ferry_testkit::Upstream::start(versions(MODULE, 4)).await;
+    let file = dir.path().join("tokens");
+    let runaway = ferry::tokens::create(&file, "runaway", &[]).unwrap();
+    let other = ferry::tokens::create(&file, "other", &[]).unwrap();
+    let file_env = file.display().to_string();
+    let ferry = budgeted(dir.path(), &upstream, &[("FERRY_TOKEN_FILE", &file_env)]).await;
+    let get = |token: &str, version: &str| {
+        let url = format!("{}/{MODULE}/@v/{version}.mod", ferry.url());
+        let header = format!("Bearer {token}");
+        async move { crate::harness::request("GET", &url, &[("authorization", &header)]).await }
+    };
+    assert_eq!(get(&runaway, "v1.0.0").await.status, 200);
+    assert_eq!(get(&runaway, "v1.1.0").await.status, 200);
+    let refused = get(&runaway, "v1.2.0").await;
+    assert_eq!(refused.status, 429, "{}", refused.text());
+    let wait: u64 = refused.header("retry-after").parse().unwrap();
+    assert!((1..=3600).contains(&wait), "{wait}");
+    assert!(
+        refused
+            .text()
+            .contains("token:runaway has used its budget of fills"),
+        "{}",
+        refused.text()
+    );
+    // What is stored is still served to it, and the other token's fills go on.
+    assert_eq!(get(&runaway, "v1.0.0").await.status, 200);
+    assert_eq!(get(&runaway, "v1.1.0").await.status, 200);
+    assert_eq!(get(&other, "v1.2.0").await.status, 200);
+    assert_eq!(get(&runaway, "v1.2.0").await.status, 200);
+    assert_eq!(get(&runaway, "v1.3.0").await.status, 429);
+    let metrics = crate::harness::request(
+        "GET",
+        &format!("{}/metrics", ferry.url()),
+        &[("authorization", &format!("Bearer {other}"))],
+    )
+    .await
+    .text();
+    let refusals = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ferry_fill_budget_refusals_total "))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(refusals.parse::<u64>().unwrap() >= 2, "{refusals}");
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_authentication_each_client_address_has_its_own_fill_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = ferry_testkit::Upstream::start(versions(MODULE, 4)).await;
+    let ferry = budgeted(dir.path(), &upstream, &[]).await;
+    let get = |from: &str, version: &str| {
+        let url = format!("{}/{MODULE}/@v/{version}.info", ferry.url());
+        let from: std::net::IpAddr = from.parse().unwrap();
+        async move {
+            crate::harness::request_from(Some(from), "GET", &url, &[])
+                .await
+                .status
+        }
+    };
+    assert_eq!(get("127.0.0.1", "v1.0.0").await, 200);
+    assert_eq!(get("127.0.0.1", "v1.1.0").await, 200);
+    assert_eq!(get("127.0.0.1", "v1.2.0").await, 429);
+    assert_eq!(get("127.0.0.2", "v1.2.0").await, 200);
+    assert_eq!(get("127.0.0.1", "v1.2.0").await, 200);
+    ferry.stop().await;
+}
