@@ -187,7 +187,7 @@ impl Metrics {
         let auth_checks = Family::<ResultLabels, Counter>::default();
         registry.register(
             "auth_checks",
-            "Password checks, by result: remembered, wrong_remembered, joined and busy per request; verified and wrong per bcrypt run",
+            "Authentication checks, by result: passwords (remembered, wrong_remembered, joined and busy per request; verified and wrong per bcrypt run), bearer tokens (token, token_unknown), JWTs (jwt, jwt_remembered, jwt_REASON)",
             auth_checks.clone(),
         );
         let auth_queued = Gauge::default();
