@@ -277,4 +277,31 @@ fn an_oidc_table_without_an_audience_or_with_a_plain_http_issuer_stops_start_up_
         );
         assert!(said.contains(words), "{said}");
     }
+    // Valid tables: `ferry config` shows the issuers and where they are written.
+    let config = write_file(
+        dir.path(),
+        "ferry.toml",
+        &format!(
+            "listen = \"127.0.0.1:0\"\n\n{}\n{}",
+            oidc_table("https://a.test"),
+            oidc_table("https://b.test")
+        ),
+    );
+    let output = ferry()
+        .arg("config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("oidc "))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains("https://a.test, https://b.test"), "{line}");
+    assert!(
+        line.contains(&format!("file {}:3:1", config.display())),
+        "{line}"
+    );
 }
