@@ -512,3 +512,55 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issuer(name_claim: &str, group_claims: &[&str]) -> Issuer {
+        Issuer {
+            settings: IssuerSettings {
+                issuer: "https://issuer.test".into(),
+                audience: "ferry".into(),
+                jwks_url: None,
+                name_claim: name_claim.into(),
+                group_claims: group_claims.iter().map(|c| c.to_string()).collect(),
+                group_prefix: "k8s:".into(),
+            },
+            keys: ArcSwap::from_pointee(Keys::default()),
+            fetching: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn the_name_and_groups_come_from_the_configured_claims_nested_ones_by_json_pointer() {
+        let claims = serde_json::json!({
+            "sub": "system:serviceaccount:ci:builder",
+            "groups": ["a", "b", 3],
+            "kubernetes.io": {"namespace": "ci"},
+        });
+        let verified = issuer("sub", &["groups", "/kubernetes.io/namespace", "absent"])
+            .identity(&claims)
+            .unwrap();
+        assert_eq!(&*verified.name, "system:serviceaccount:ci:builder");
+        let groups: Vec<&str> = verified.groups.iter().map(|g| &**g).collect();
+        assert_eq!(groups, ["k8s:a", "k8s:b", "k8s:ci"]);
+        assert_eq!(&*verified.issuer, "https://issuer.test");
+        let missing = issuer("email", &[]).identity(&claims);
+        assert_eq!(missing.err(), Some(Refusal::NoName));
+    }
+
+    #[test]
+    fn only_rs256_and_p256_signing_keys_of_a_jwks_are_kept() {
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "r", "n": "sXch", "e": "AQAB"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": "sXch", "e": "AQAB"},
+            {"kty": "RSA", "kid": "ps", "alg": "PS256", "n": "sXch", "e": "AQAB"},
+            {"kty": "EC", "kid": "p384", "crv": "P-384", "x": "AA", "y": "AA"},
+            {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": "AA"},
+        ]});
+        let keys = parse_jwks(&jwks);
+        assert_eq!(keys.by_kid.keys().collect::<Vec<_>>(), ["r"]);
+        assert!(keys.unnamed.is_empty() && keys.fetched);
+    }
+}
