@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # What authentication and TLS cost a build fleet: `.mod` requests/s through Ferry (release build, the load
-# harness's store) with oha at LOAD_CONNECTIONS (64) connections for SECONDS each, in six set-ups:
+# harness's store) with oha at LOAD_CONNECTIONS (64) connections for SECONDS each, in eight set-ups:
 #
 #   plain                 no auth_file, plain HTTP/1.1 (the baseline)
 #   plain-h2c             the same over HTTP/2 without TLS, to tell what HTTP/2 costs from what TLS costs
 #   auth                  auth_file with a cost-10 bcrypt entry (`htpasswd -B -C 10`), the right password:
 #                         after each connection's first request the check is remembered
+#   bearer                a static bearer token of token_file (`ferry token create`), on the same server as
+#                         auth: a SHA-256 of the token and a constant-time compare per request
+#   jwt                   an RS256 JWT of an [[oidc]] issuer (a throw-away RSA key from openssl; discovery
+#                         and JWKS served by python3's http.server), on the same server: verified once, then
+#                         remembered until its exp
 #   auth-wrong-password   the same file, one wrong password again and again: since wrong passwords are
 #                         remembered too (issue 19), after its first check each request is a remembered 401;
 #                         before that, every request cost a bcrypt check (28 requests/s at cost 10). A flood
@@ -53,6 +58,23 @@ trap cleanup EXIT
 cargo build --release -q -p ferry --bin ferry -p ferry-benches --bin ferry-bench
 "$target_dir/release/ferry-bench" tree "$work/store"
 htpasswd -cbB -C 10 "$work/users" builder "correct-horse-battery" 2>/dev/null
+token=$("$target_dir/release/ferry" token create --file "$work/tokens" --name bench 2>/dev/null)
+
+# The OIDC issuer: an RSA key, its JWKS and discovery document as files served by python3, and one JWT.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+issuer_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+issuer=http://127.0.0.1:$issuer_port
+mkdir -p "$work/issuer/.well-known"
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/issuer.pem" 2>/dev/null
+modulus=$(openssl rsa -in "$work/issuer.pem" -noout -modulus | cut -d= -f2 | python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))' | b64url)
+printf '{"keys":[{"kty":"RSA","kid":"bench","alg":"RS256","use":"sig","n":"%s","e":"AQAB"}]}' "$modulus" >"$work/issuer/jwks"
+printf '{"issuer":"%s","jwks_uri":"%s/jwks"}' "$issuer" "$issuer" >"$work/issuer/.well-known/openid-configuration"
+python3 -m http.server --bind 127.0.0.1 --directory "$work/issuer" "$issuer_port" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -sf "$issuer/jwks" >/dev/null && break; sleep 0.1; done
+printf '[[oidc]]\nissuer = "%s"\naudience = "bench"\n' "$issuer" >"$work/ferry.toml"
+jwt_input="$(printf '{"alg":"RS256","typ":"JWT","kid":"bench"}' | b64url).$(printf '{"iss":"%s","aud":"bench","sub":"bench-job","exp":%d}' "$issuer" $(($(date +%s) + 86400)) | b64url)"
+jwt="$jwt_input.$(printf '%s' "$jwt_input" | openssl dgst -sha256 -sign "$work/issuer.pem" | b64url)"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=127.0.0.1 \
     -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 path=/example.com/small/@v/v1.0.0.mod
@@ -89,16 +111,18 @@ run() {
 # All three servers run at once, so every set-up sees the same machine; each round runs every set-up back to
 # back, in an order that rotates from round to round, and the table gives each set-up's median round.
 start_ferry plain
-start_ferry auth FERRY_AUTH_FILE="$work/users"
+start_ferry auth FERRY_AUTH_FILE="$work/users" FERRY_TOKEN_FILE="$work/tokens" FERRY_CONFIG="$work/ferry.toml"
 start_ferry tls FERRY_AUTH_FILE="$work/users" FERRY_TLS_CERT="$work/cert.pem" FERRY_TLS_KEY="$work/key.pem"
 plain=$(cat "$work/plain.addr") auth=$(cat "$work/auth.addr") tls=$(cat "$work/tls.addr")
 credentials=builder:correct-horse-battery
-setups=(plain plain-h2c auth tls-auth-h1 tls-auth-h2)
+setups=(plain plain-h2c auth bearer jwt tls-auth-h1 tls-auth-h2)
 one() {
     case $1 in
     plain) run plain "$2" 200 "http://$plain$path" ;;
     plain-h2c) run plain-h2c "$2" 200 "http://$plain$path" --http2 ;;
     auth) run auth "$2" 200 "http://$auth$path" -a "$credentials" ;;
+    bearer) run bearer "$2" 200 "http://$auth$path" -H "Authorization: Bearer $token" ;;
+    jwt) run jwt "$2" 200 "http://$auth$path" -H "Authorization: Bearer $jwt" ;;
     tls-auth-h1) run tls-auth-h1 "$2" 200 "https://$tls$path" -a "$credentials" --insecure ;;
     tls-auth-h2) run tls-auth-h2 "$2" 200 "https://$tls$path" -a "$credentials" --insecure --http2 ;;
     esac

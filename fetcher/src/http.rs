@@ -194,7 +194,7 @@ fn resolve(base: &http::Uri, location: &str) -> Option<http::Uri> {
 }
 
 /// An error and its sources in one line (hyper's own message is only "client error (Connect)").
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut words = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

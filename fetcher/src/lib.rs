@@ -31,7 +31,7 @@ pub use config::{
 };
 pub use error::FetchError;
 pub use graph::{ModuleGraph, ModuleVersion, resolve_graph};
-pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
+pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, error_chain, https_client, loop_token};
 pub use sumdb_route::{
     Route as SumdbRoute, RouteState as SumdbRouteState, RouteTransport as SumdbRouteTransport,
     SumdbRoutes, Target as SumdbTarget, Verifier as SumdbVerifier, Via as SumdbVia,

@@ -228,6 +228,19 @@ impl Answer {
     }
 
     /// A 503 for a local condition that passes, telling the client to try again after `seconds`.
+    /// A 429: the requester's fill budget is spent; it has a fill again in `retry_after` seconds.
+    pub fn fill_budget_spent(spent: &crate::fair_use::Spent) -> Answer {
+        let (requester, seconds) = (&spent.requester, spent.retry_after);
+        let mut answer = Answer::text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "too many requests: {requester} has used its budget of fills from the upstream (fetcher.fill_rate); what is stored is still served; try again in {seconds}s"
+            ),
+        );
+        answer.retry_after = Some(seconds);
+        answer
+    }
+
     pub fn busy(message: impl Into<String>, seconds: u64) -> Answer {
         let mut answer = Answer::text(StatusCode::SERVICE_UNAVAILABLE, message);
         answer.retry_after = Some(seconds);

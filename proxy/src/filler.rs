@@ -133,6 +133,8 @@ pub struct FillSettings {
     pub queue_size: usize,
     /// How many background fetches run at once.
     pub workers: usize,
+    /// The fills each requester may start (`fetcher.fill_rate`, `fetcher.fill_burst`); none: no limit.
+    pub fair_use: Option<crate::fair_use::FillRate>,
 }
 
 impl Default for FillSettings {
@@ -142,6 +144,7 @@ impl Default for FillSettings {
             slot_wait: Duration::from_secs(30),
             queue_size: 1024,
             workers: 2,
+            fair_use: None,
         }
     }
 }
@@ -230,6 +233,8 @@ struct InFlight {
 /// The store's link to the upstream.
 pub struct Filler {
     shared: Arc<FillState>,
+    /// Each requester's budget of fills, when one is set.
+    fair_use: Option<crate::fair_use::FairUse>,
     queue: Mutex<Option<mpsc::Sender<FillKey>>>,
     workers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -308,6 +313,7 @@ impl Filler {
             .collect();
         Filler {
             shared,
+            fair_use: settings.fair_use.map(crate::fair_use::FairUse::new),
             queue: Mutex::new(Some(sender)),
             workers: Mutex::new(workers),
         }
@@ -318,6 +324,26 @@ impl Filler {
     /// nobody waits for, or is cancelled when none is free.
     /// `need` says which of the version's files the caller answers with: the fill answers as soon as it
     /// has that file (see `Filled::Fetched`).
+    /// Takes a fill from `requester`'s budget (none: the request came without one, outside the stack);
+    /// when it has none left, the 429 to answer, and the refusal is counted.
+    pub fn admit(
+        &self,
+        requester: Option<&crate::fair_use::Requester>,
+    ) -> Result<(), crate::fair_use::Spent> {
+        let (Some(fair_use), Some(requester)) = (&self.fair_use, requester) else {
+            return Ok(());
+        };
+        fair_use.take(requester).map_err(|wait| {
+            metrics().fill_budget_refusals.inc();
+            let name = requester.to_string();
+            tracing::info!(requester = name.as_str(), wait = ?wait, "fill budget spent: 429");
+            crate::fair_use::Spent {
+                requester: name,
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })
+    }
+
     /// How this Ferry's fills are coordinated with other replicas (removals take the same leases).
     pub fn coordination(&self) -> &Coordination {
         &self.shared.coordination

@@ -62,6 +62,11 @@ enum Command {
     /// Inspect a download policy (the Athens-compatible download file).
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Make, list and revoke the bearer tokens of a token file (token_file).
+    ///
+    /// A running Ferry puts the file's changes in force on SIGHUP.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// GET a health endpoint: exit 0 on a 2xx answer, else 1 with a one-line reason (for container health
     /// checks in images without curl).
     ///
@@ -80,6 +85,41 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a token, print it once on stdout and append its hashed entry to the file (made, mode 600, if
+    /// missing). Only its SHA-256 digest is kept: a token lost is revoked and made again.
+    Create {
+        #[command(flatten)]
+        file: TokenFile,
+        /// The token's name: what access rules (`token:NAME`), the access log and `ls` call it
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// A group the token belongs to (for access rules' `group:`); repeat for more
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
+    },
+    /// List the tokens: name, when it was made, groups (never a token or digest).
+    Ls {
+        #[command(flatten)]
+        file: TokenFile,
+    },
+    /// Remove the token named NAME from the file; a running Ferry refuses it after its next SIGHUP.
+    Revoke {
+        #[command(flatten)]
+        file: TokenFile,
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenFile {
+    /// The token file (what token_file names)
+    #[arg(long, value_name = "FILE", env = "FERRY_TOKEN_FILE")]
+    file: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +160,7 @@ fn main() -> ExitCode {
         Command::Config { args, format } => show_config(args, &format),
         Command::CheckStore { args, remove } => check_store(args, remove),
         Command::Policy(command) => policy(command),
+        Command::Token(command) => token(command),
         Command::Admin(mut args) => {
             // The password comes from the environment only: a command line is visible to every user.
             args.password = std::env::var("FERRY_ADMIN_PASSWORD").ok();
@@ -136,6 +177,45 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn token(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { file, name, groups } => {
+            let token = ferry::tokens::create(&file.file, &name, &groups)?;
+            println!("{token}");
+            eprintln!(
+                "token {name:?} added to {}; it is shown only now. Send SIGHUP to a running Ferry to put it in force.",
+                file.file.display()
+            );
+        }
+        TokenCommand::Ls { file } => {
+            let entries = ferry::tokens::list(&file.file)?;
+            let width = entries
+                .iter()
+                .map(|e| e.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            println!("{:width$}  {:20}  GROUPS", "NAME", "CREATED");
+            for entry in entries {
+                println!(
+                    "{:width$}  {:20}  {}",
+                    entry.name,
+                    entry.created,
+                    entry.groups.join(",")
+                );
+            }
+        }
+        TokenCommand::Revoke { file, name } => {
+            ferry::tokens::revoke(&file.file, &name)?;
+            eprintln!(
+                "token {name:?} removed from {}; send SIGHUP to a running Ferry to refuse it",
+                file.file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn policy(command: PolicyCommand) -> anyhow::Result<()> {
@@ -353,7 +433,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
             hangup,
             proxy.clone(),
             config.policy_sources.clone(),
-            Reloadable { auth: config.server.auth.clone(), tls: config.server.tls.clone() },
+            Reloadable { auth: config.server.auth.clone(), tokens: config.server.tokens.clone(), tls: config.server.tls.clone() },
         ));
         let mut server = config.server.clone();
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -369,7 +449,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         if let Some(admin_listener) = admin_listener {
             tracing::info!(admin_listen = %admin_listener.local_addr()?, "serving the admin API (/admin/v1/)");
             let mut stopped = admin_stopped.clone();
-            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), config.server.auth.clone(), Some(proxy.clone()), async move {
+            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), ferry::Gate::of(config.server.auth.clone(), config.server.tokens.clone(), config.server.oidc.clone()), Some(proxy.clone()), async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }));
         }
@@ -408,12 +488,18 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
 fn log_access(server: &ferry::ServerSettings) -> &'static str {
     if let Some(auth) = &server.auth {
         tracing::info!(auth_file = %auth.path().display(), users = auth.user_count(), "HTTP Basic authentication required (but for /healthz and /readyz)");
-        if server.tls.is_none() {
-            tracing::warn!(
-                auth_file = %auth.path().display(),
-                "authentication is on but Ferry serves plain HTTP: the go command sends credentials over HTTPS only, so it cannot log in at an http:// address; set tls_cert and tls_key, or serve clients through a proxy that terminates TLS (listed in trusted_proxies, so that Ferry knows they came over HTTPS)"
-            );
-        }
+    }
+    if let Some(tokens) = &server.tokens {
+        tracing::info!(token_file = %tokens.path().display(), tokens = tokens.count(), "bearer tokens accepted (Authorization: Bearer)");
+    }
+    if let Some(oidc) = &server.oidc {
+        tracing::info!(issuers = %oidc.issuer_urls().join(", "), "JWTs of these OIDC issuers accepted (Authorization: Bearer)");
+    }
+    let authenticates = server.auth.is_some() || server.tokens.is_some() || server.oidc.is_some();
+    if authenticates && server.tls.is_none() {
+        tracing::warn!(
+            "authentication is on but Ferry serves plain HTTP: the go command sends credentials over HTTPS only, so it cannot log in at an http:// address; set tls_cert and tls_key, or serve clients through a proxy that terminates TLS (listed in trusted_proxies, so that Ferry knows they came over HTTPS)"
+        );
     }
     if !server.trusted_proxies.is_empty() {
         tracing::info!(trusted_proxies = %server.trusted_proxies, "X-Forwarded-For and X-Forwarded-Proto believed from these proxies");
@@ -470,6 +556,7 @@ fn init_logging(format: LogFormat, level: &str) {
 /// What SIGHUP reads again besides the policy: the authentication file and the TLS certificate.
 struct Reloadable {
     auth: Option<std::sync::Arc<ferry::Auth>>,
+    tokens: Option<std::sync::Arc<ferry::Tokens>>,
     tls: Option<std::sync::Arc<ferry::Tls>>,
 }
 
@@ -483,6 +570,16 @@ impl Reloadable {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "SIGHUP: the authentication file is invalid; keeping the users in force")
+                }
+            }
+        }
+        if let Some(tokens) = &self.tokens {
+            match tokens.reload() {
+                Ok(count) => {
+                    tracing::info!(tokens = count, token_file = %tokens.path().display(), "SIGHUP: token file reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: the token file is invalid; keeping the tokens in force")
                 }
             }
         }

@@ -108,6 +108,7 @@ pub struct Metrics {
     pub vuln_syncs: Family<ResultLabels, Counter>,
     pub vuln_modified: Gauge,
     pub vuln_entries: Gauge,
+    pub fill_budget_refusals: Counter,
     pub collections: Family<ResultLabels, Counter>,
     /// Requirements fetched ahead, by result.
     pub prefetches: Family<ResultLabels, Counter>,
@@ -246,7 +247,7 @@ impl Metrics {
         let auth_checks = Family::<ResultLabels, Counter>::default();
         registry.register(
             "auth_checks",
-            "Password checks, by result: remembered, wrong_remembered, joined and busy per request; verified and wrong per bcrypt run",
+            "Authentication checks, by result: passwords (remembered, wrong_remembered, joined and busy per request; verified and wrong per bcrypt run), bearer tokens (token, token_unknown), JWTs (jwt, jwt_remembered, jwt_REASON)",
             auth_checks.clone(),
         );
         let auth_queued = Gauge::default();
@@ -327,6 +328,12 @@ impl Metrics {
             "Advisories in the vulnerability database copy served",
             vuln_entries.clone(),
         );
+        let fill_budget_refusals = Counter::default();
+        registry.register(
+            "fill_budget_refusals",
+            "Requests answered 429 because their requester had used its fill budget (fetcher.fill_rate)",
+            fill_budget_refusals.clone(),
+        );
         let collections = Family::<ResultLabels, Counter>::default();
         registry.register(
             "collections",
@@ -379,6 +386,7 @@ impl Metrics {
             vuln_syncs,
             vuln_modified,
             vuln_entries,
+            fill_budget_refusals,
             collections,
             prefetches,
             collected_versions,

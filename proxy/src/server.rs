@@ -35,6 +35,10 @@ pub struct ServerSettings {
     pub serve_metrics: bool,
     /// HTTP Basic authentication for every request but the health probes (`auth_file`).
     pub auth: Option<Arc<crate::layers::auth::Auth>>,
+    /// Static bearer tokens for every request but the health probes (`token_file`).
+    pub tokens: Option<Arc<crate::layers::auth::tokens::Tokens>>,
+    /// OIDC issuers whose JWTs are accepted for every request but the health probes (`[[oidc]]`).
+    pub oidc: Option<Arc<crate::layers::auth::oidc::Oidc>>,
     /// TLS on this listener (`tls_cert` / `tls_key`); plain HTTP when none.
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// The proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (`trusted_proxies`).
@@ -54,6 +58,8 @@ impl Default for ServerSettings {
             shutdown_timeout: Duration::from_secs(30),
             serve_metrics: true,
             auth: None,
+            tokens: None,
+            oidc: None,
             tls: None,
             trusted_proxies: Arc::default(),
             path_prefix: None,
@@ -97,10 +103,20 @@ pub async fn run(
     let stack = crate::layers::stack(
         crate::service::ProxyService(proxy.clone()),
         settings.serve_metrics,
-        settings.auth.clone(),
+        crate::layers::auth::Gate::of(
+            settings.auth.clone(),
+            settings.tokens.clone(),
+            settings.oidc.clone(),
+        ),
         client,
         settings.path_prefix.clone(),
     );
+    // The OIDC issuers' keys are fetched while this server runs.
+    let refreshing = settings
+        .oidc
+        .as_ref()
+        .map(|oidc| oidc.start())
+        .unwrap_or_default();
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
     // The ledger keeps in step with the other replicas while this server runs, and writes what it has
@@ -192,6 +208,9 @@ pub async fn run(
     let _ = ledger.await;
     let _ = stop_vuln.send(());
     let _ = vuln.await;
+    for task in refreshing {
+        task.abort();
+    }
 }
 
 /// Runs its function when dropped: a connection's end, however its task ends.

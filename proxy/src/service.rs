@@ -20,6 +20,7 @@ use crate::audit::{self, Audit, Caller};
 use crate::body::{self, Body};
 use crate::cache::{CacheSettings, Caches};
 use crate::clock::Clock;
+use crate::fair_use::Requester;
 use crate::filler::{FillError, Filled, Filler, Need};
 use crate::ledger::{Ledger, LedgerSettings, Recorded, Status};
 use crate::prefetch::Prefetcher;
@@ -405,8 +406,9 @@ impl Proxy {
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
+                let requester = wants.requester.as_ref();
                 return self
-                    .query_info(&module, &query, &decide(&module), &caller)
+                    .query_info(&module, &query, &decide(&module), &caller, requester)
                     .await;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version))
@@ -582,6 +584,9 @@ impl Proxy {
         let stored = match self.stored_file(module, version, file, read).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
+                    if let Err(spent) = upstream.admit(wants.requester.as_ref()) {
+                        return Answer::fill_budget_spent(&spent);
+                    }
                     let named = (Some(module.as_str()), Some(version.as_str()));
                     self.audit
                         .record(audit::Action::Fill, caller, named.0, named.1);
@@ -701,6 +706,7 @@ impl Proxy {
         query: &str,
         decision: &Decided<'_>,
         caller: &Caller<'_>,
+        requester: Option<&Requester>,
     ) -> Answer {
         let upstream = match self.action(decision, Kind::Query) {
             Action::Upstream(upstream) => upstream,
@@ -731,6 +737,9 @@ impl Proxy {
         }
         let info = match self.store.info(module, &version).await {
             Err(StorageError::NotFound(_)) => {
+                if let Err(spent) = upstream.admit(requester) {
+                    return Answer::fill_budget_spent(&spent);
+                }
                 let named = (Some(module.as_str()), Some(version.as_str()));
                 self.audit
                     .record(audit::Action::Fill, caller, named.0, named.1);
@@ -1014,6 +1023,8 @@ struct Wants<'a> {
     head_only: bool,
     /// The client's address, for the budgets kept per client.
     client: Option<std::net::IpAddr>,
+    /// Whom a fill this request starts is counted against (fair use): put there by authentication.
+    requester: Option<Requester>,
     if_none_match: Option<&'a HeaderValue>,
     range: Option<&'a HeaderValue>,
     if_range: Option<&'a HeaderValue>,
@@ -1027,6 +1038,7 @@ impl<'a> Wants<'a> {
                 .extensions
                 .get::<crate::layers::client::Client>()
                 .map(|client| client.address),
+            requester: request.extensions.get::<Requester>().cloned(),
             if_none_match: request.headers.get(header::IF_NONE_MATCH),
             range: request.headers.get(header::RANGE),
             if_range: request.headers.get(header::IF_RANGE),

@@ -1,6 +1,6 @@
 //! Test support for Ferry, the one harness every test binary shares: fixture Go modules, a fixture GOPROXY
-//! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, an
-//! in-process server, a headless browser, a program run as a process, HTTP clients,
+//! upstream, a fixture checksum database, an isolated `go` command, test certificates and credentials, a
+//! fixture OIDC issuer, an in-process server, a headless browser, a program run as a process, HTTP clients,
 //! bounded waiting, captured logs and the test-server lookup.
 //!
 //! Everything here is deliberately independent of Ferry's own crates (it has its own, minimal path
@@ -14,6 +14,7 @@ mod go;
 pub mod http;
 mod in_process;
 mod logs;
+mod oidc;
 mod process;
 mod servers;
 mod sumdb;
@@ -28,6 +29,7 @@ pub use git_host::{Counts, GitHttpHost};
 pub use go::{GoHome, go_binary, go_env, mod_download_args};
 pub use in_process::InProcess;
 pub use logs::{capture_logs, logged};
+pub use oidc::{IssuerKey, TestIssuer};
 pub use process::{Process, clean_command};
 pub use servers::{
     CloudServer, azure_server, closed_port, gcs_server, s3_server, s3_server_at, server_vars,

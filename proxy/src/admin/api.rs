@@ -36,7 +36,7 @@ use tokio::net::TcpListener;
 use super::{Admin, AdminError};
 use crate::audit::{Action, Caller};
 use crate::body::{self, Body};
-use crate::layers::auth::{Auth, AuthLayer, Identity};
+use crate::layers::auth::{AuthLayer, Gate, Identity};
 use crate::layers::client::Client;
 use crate::service::Proxy;
 use crate::status::admin_forms;
@@ -51,13 +51,13 @@ pub async fn run_admin(listener: TcpListener, admin: Admin, shutdown: impl Futur
     run_admin_with(listener, admin, None, None, shutdown).await;
 }
 
-/// Serves the admin API on `listener` until `shutdown` completes; with `auth`, to its users, as the access
-/// rules allow; with `pages`, also that proxy's status pages outside `/admin/v1/`, with their admin forms
+/// Serves the admin API on `listener` until `shutdown` completes; with `auth` (passwords, tokens, OIDC),
+/// to those it lets in, as the access rules allow; with `pages`, also that proxy's status pages outside `/admin/v1/`, with their admin forms
 /// (see `status::admin_forms`), under the same rights.
 pub async fn run_admin_with(
     listener: TcpListener,
     admin: Admin,
-    auth: Option<Arc<Auth>>,
+    auth: Option<Arc<Gate>>,
     pages: Option<Arc<Proxy>>,
     shutdown: impl Future<Output = ()>,
 ) {

@@ -133,7 +133,7 @@ impl ConfigFile {
         Ok(())
     }
 
-    /// An array of tables (`[[upstreams]]`): `KEY` itself (the number of tables), `KEY.N` for each table
+    /// An array of tables (`[[upstreams]]`, `[[access]]`, `[[oidc]]`): `KEY` itself (the number of tables), `KEY.N` for each table
     /// (where it starts) and `KEY.N.NAME` for each of its keys, a string or a list of strings.
     fn tables(
         &mut self,
@@ -141,7 +141,12 @@ impl ConfigFile {
         key: &Spanned<std::borrow::Cow<'_, str>>,
         value: &Spanned<DeValue<'_>>,
     ) -> Result<(), ConfigError> {
-        let example = format!("[[{full}]] tables, each with name, modules and proxy");
+        let example = match full {
+            "upstreams" => "[[upstreams]] tables, each with name, modules and proxy".to_string(),
+            "access" => "[[access]] tables, each with modules, read and admin".to_string(),
+            "oidc" => "[[oidc]] tables, each with issuer and audience".to_string(),
+            _ => format!("[[{full}]] tables"),
+        };
         let DeValue::Array(items) = value.get_ref() else {
             return Err(ConfigError::Invalid {
                 origin: self.origin_at(value.span().start),
@@ -229,8 +234,6 @@ impl ConfigFile {
                     .collect(),
             ),
             (Kind::List, _) => FileValue::Other,
-            (Kind::Rules, DeValue::Array(_)) => FileValue::Other,
-            (Kind::Rules, _) => return Err(wrong("[[access]] tables")),
             (_, DeValue::String(s)) => FileValue::Text(s.to_string()),
             _ => return Err(wrong("a string")),
         })

@@ -10,6 +10,7 @@ mod env;
 mod file;
 mod flags;
 mod given;
+mod oidc;
 mod owners;
 pub mod settings;
 mod upstreams;
@@ -181,6 +182,9 @@ pub enum ConfigError {
     /// The authentication file cannot be used: `FILE:LINE:COL: problem; fix` (never a hash).
     #[error("invalid authentication file: {0}")]
     AuthFile(crate::layers::auth::AuthFileError),
+    /// The token file cannot be used: `FILE:LINE:COL: problem; fix` (never a digest).
+    #[error("invalid token file: {0}")]
+    TokenFile(crate::layers::auth::tokens::TokenFileError),
     /// The TLS certificate or key cannot be used: which setting, its file, what to do.
     #[error("invalid TLS configuration: {0}")]
     Tls(crate::tls::TlsError),

@@ -40,6 +40,8 @@ pub(super) fn server(
             .count(&row::MAX_CONNECTIONS)?
             .unwrap_or(d.max_connections),
         auth: auth(given)?,
+        tokens: tokens(given)?,
+        oidc: oidc(file)?,
         tls: tls(given)?,
         trusted_proxies: Arc::new(trusted_proxies(given, file)?),
         path_prefix: given.parse(&row::PATH_PREFIX, crate::request::PathPrefix::parse)?,
@@ -99,6 +101,7 @@ pub(super) fn fills(given: &Given) -> Result<FillSettings, ConfigError> {
             .unwrap_or(d.slot_wait),
         workers: given.count(&row::ASYNC_WORKERS)?.unwrap_or(d.workers),
         queue_size: given.count(&row::ASYNC_QUEUE_SIZE)?.unwrap_or(d.queue_size),
+        fair_use: fair_use(given)?,
     })
 }
 
@@ -123,6 +126,17 @@ pub(super) fn prefetch(given: &Given) -> Result<PrefetchSettings, ConfigError> {
             .unwrap_or(d.max_concurrent),
         per_client: per_client.unwrap_or(d.per_client),
     })
+}
+
+/// `fetcher.fill_rate` and `fetcher.fill_burst`: each requester's budget of fills; none when the rate is
+/// off (the default).
+fn fair_use(given: &Given) -> Result<Option<crate::fair_use::FillRate>, ConfigError> {
+    let rate = given.parse(&row::FILL_RATE, crate::fair_use::FillRate::parse_rate)?;
+    let burst = given.count(&row::FILL_BURST)?.unwrap_or(100);
+    Ok(rate.flatten().map(|per_second| crate::fair_use::FillRate {
+        per_second,
+        burst: u32::try_from(burst.max(1)).unwrap_or(u32::MAX),
+    }))
 }
 
 /// The fetcher: its rows, `[fetcher] go_env`, and Ferry's environment for what the go command inherits.
@@ -360,6 +374,24 @@ fn auth(given: &Given) -> Result<Option<Arc<crate::layers::auth::Auth>>, ConfigE
     crate::layers::auth::Auth::load(Path::new(path))
         .map(|auth| Some(Arc::new(auth)))
         .map_err(ConfigError::AuthFile)
+}
+
+/// `token_file`: the bearer tokens, read and checked now.
+fn tokens(given: &Given) -> Result<Option<Arc<crate::layers::auth::tokens::Tokens>>, ConfigError> {
+    let Some(path) = given.text(&row::TOKEN_FILE) else {
+        return Ok(None);
+    };
+    crate::layers::auth::tokens::Tokens::load(Path::new(path))
+        .map(|tokens| Some(Arc::new(tokens)))
+        .map_err(ConfigError::TokenFile)
+}
+
+/// `[[oidc]]`: the issuers whose JWTs are accepted, checked where they are written.
+fn oidc(
+    file: Option<&ConfigFile>,
+) -> Result<Option<Arc<crate::layers::auth::oidc::Oidc>>, ConfigError> {
+    let issuers = super::oidc::issuers(file)?;
+    Ok((!issuers.is_empty()).then(|| Arc::new(crate::layers::auth::oidc::Oidc::new(issuers))))
 }
 
 /// `tls_cert` / `tls_key`: both or neither; the pair read and checked.

@@ -33,10 +33,9 @@ pub enum Kind {
     /// An open table of entries (`[fetcher] go_env`, `[storage_options]`), one `ferry config` line per
     /// entry given; `also` are older names of the same table.
     Table { also: &'static [&'static str] },
-    /// An array of tables (`[[access]]`), read by its owner from the file alone.
-    Rules,
-    /// An array of tables (`[[upstreams]]`), file only: each table's keys are recorded as `KEY.N.NAME`
-    /// and read by the row's owner; `ferry config` shows one line for all of them.
+    /// An array of tables (`[[access]]`, `[[oidc]]`, `[[upstreams]]`), file only: each table's keys are
+    /// recorded as `KEY.N.NAME` (with their places) and read by the row's owner; `ferry config` shows one
+    /// line for all of them.
     Tables,
 }
 
@@ -163,7 +162,7 @@ settings! {
     PATH_PREFIX = text("path_prefix", "FERRY_PATH_PREFIX", "none", "serve every endpoint under this path, behind a reverse proxy", |c| c.server.path_prefix.as_ref().map_or("none".into(), ToString::to_string));
     AUTH_FILE = text("auth_file", "FERRY_AUTH_FILE", "none", "an htpasswd file of bcrypt entries", |c| path_or_none(c.server.auth.as_ref().map(|a| a.path())));
     ACCESS = Setting {
-        kind: Kind::Rules,
+        kind: Kind::Tables,
         ..text("access", "", "none", "[[access]] rules: who may read and administer which module patterns", |c| match c.access.len() {
             0 => "none".into(),
             1 => "1 rule".into(),
@@ -171,6 +170,11 @@ settings! {
         })
     };
     AUDIT_LOG = text("audit_log", "FERRY_AUDIT_LOG", "`off`", "the audit trail's JSON lines: stderr, a file's path, or off", |c| c.audit_log.as_ref().map_or("off".into(), ToString::to_string));
+    TOKEN_FILE = text("token_file", "FERRY_TOKEN_FILE", "none", "bearer tokens, as `ferry token create` writes them", |c| path_or_none(c.server.tokens.as_ref().map(|t| t.path())));
+    OIDC = Setting {
+        kind: Kind::Tables,
+        ..text("oidc", "", "none", "OIDC issuers whose JWTs are accepted ([[oidc]] tables)", |c| c.server.oidc.as_ref().map_or("none".into(), |o| o.issuer_urls().join(", ")))
+    };
     TLS_CERT = text("tls_cert", "FERRY_TLS_CERT", "none", "the server certificate chain, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.cert_path())));
     TLS_KEY = text("tls_key", "FERRY_TLS_KEY", "none", "the certificate's private key, PEM", |c| path_or_none(c.server.tls.as_ref().map(|t| t.key_path())));
     TRUSTED_PROXIES = Setting {
@@ -239,6 +243,8 @@ settings! {
     FETCH_TIMEOUT = text("fetcher.timeout", "FERRY_FETCH_TIMEOUT", "`10m`", "deadline of one go command", |c| duration(c.fetcher.timeout));
     FETCH_CONCURRENCY = number("fetcher.max_concurrent", "FERRY_FETCH_CONCURRENCY", "4 per CPU, at least 8", "fills that clients wait on, running at once", |c| c.fills.fills.to_string());
     FETCH_SLOT_WAIT = text("fetcher.slot_wait", "FERRY_FETCH_SLOT_WAIT", "`30s`", "how long a request waits for a fetch slot", |c| duration(c.fills.slot_wait));
+    FILL_RATE = text("fetcher.fill_rate", "FERRY_FILL_RATE", "`off`", "fills from the upstream each requester may start: off, N/s, N/m or N/h", |c| c.fills.fair_use.map_or("off".into(), |r| format!("{}/s", r.per_second)));
+    FILL_BURST = number("fetcher.fill_burst", "FERRY_FILL_BURST", "`100`", "fills a requester may start at once, beyond fill_rate", |c| c.fills.fair_use.map_or("100".into(), |r| r.burst.to_string()));
     ASYNC_WORKERS = number("fetcher.async_workers", "FERRY_ASYNC_WORKERS", "`2`", "background fetches running at once", |c| c.fills.workers.to_string());
     ASYNC_QUEUE_SIZE = number("fetcher.async_queue_size", "FERRY_ASYNC_QUEUE_SIZE", "`1024`", "background fetches waiting at most", |c| c.fills.queue_size.to_string());
     FETCH_NATIVE = Setting {

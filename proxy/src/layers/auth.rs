@@ -26,7 +26,9 @@
 //! pool, and a hook's `before` cannot wait.
 
 mod failures;
+pub mod oidc;
 mod queue;
+pub mod tokens;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -44,14 +46,17 @@ use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use self::failures::Failures;
+use self::oidc::Oidc;
 use self::queue::{Busy, Checked, Job, Key, Limits, Verdict, Verifiers};
+use self::tokens::Tokens;
 use super::ResponseFuture;
 use super::client::Client;
 use crate::answer::{self, Answer};
 use crate::body::Body;
 use crate::connection::ClientAddress;
+use crate::fair_use::Requester;
 use crate::metrics::metrics;
-use crate::request::Route;
+use crate::request::{Endpoint, Route};
 
 /// The challenge every 401 carries; the go command and curl answer it with Basic credentials.
 const CHALLENGE: &str = "Basic realm=\"ferry\"";
@@ -93,6 +98,139 @@ impl Identity {
             groups: Arc::from([]),
         }
     }
+
+    /// A static bearer token of `token_file`, by its entry's name and groups.
+    pub fn token(entry: &tokens::TokenEntry) -> Self {
+        Identity {
+            user: entry.name.clone(),
+            via: Credential::Token,
+            groups: entry.groups.clone(),
+        }
+    }
+
+    /// A JWT verified against a configured OIDC issuer.
+    pub fn oidc(verified: oidc::Verified) -> Self {
+        Identity {
+            user: verified.name,
+            via: Credential::Oidc {
+                issuer: verified.issuer,
+            },
+            groups: verified.groups,
+        }
+    }
+}
+
+/// Every way a request may prove who it is: passwords (`auth_file`), bearer tokens (`token_file`) and
+/// JWTs of OIDC issuers (`[[oidc]]`); authentication is on when any is configured.
+#[derive(Debug, Default, Clone)]
+pub struct Gate {
+    pub passwords: Option<Arc<Auth>>,
+    pub tokens: Option<Arc<Tokens>>,
+    pub oidc: Option<Arc<Oidc>>,
+}
+
+impl Gate {
+    /// The gate, or none when no way in is configured (authentication off).
+    pub fn of(
+        passwords: Option<Arc<Auth>>,
+        tokens: Option<Arc<Tokens>>,
+        oidc: Option<Arc<Oidc>>,
+    ) -> Option<Arc<Gate>> {
+        (passwords.is_some() || tokens.is_some() || oidc.is_some()).then(|| {
+            Arc::new(Gate {
+                passwords,
+                tokens,
+                oidc,
+            })
+        })
+    }
+
+    /// Whether bearer tokens of some kind are accepted.
+    fn takes_bearer(&self) -> bool {
+        self.tokens.is_some() || self.oidc.is_some()
+    }
+
+    /// What to do with a request: a bearer token is looked up, anything else goes to the passwords.
+    fn check<B>(&self, request: &Request<B>) -> Check {
+        if Route::on(request).is_some_and(|route| !route.needs_credentials()) {
+            return Check::Open;
+        }
+        if let Some(token) = bearer(request) {
+            return self.check_bearer(token, request);
+        }
+        match &self.passwords {
+            Some(passwords) => passwords.check(request),
+            None => {
+                tracing::info!(
+                    request_id = request_id(request).as_str(),
+                    path = super::clipped(request.uri().path(), 128),
+                    "authentication required: the request has no bearer token"
+                );
+                Check::Refuse
+            }
+        }
+    }
+
+    fn check_bearer<B>(&self, token: &str, request: &Request<B>) -> Check {
+        // A JWT is three base64url parts joined by dots; Ferry's own tokens have no dot.
+        if let Some(oidc) = &self.oidc
+            && token.split('.').count() == 3
+        {
+            return Check::Jwt(oidc.clone(), token.to_string());
+        }
+        let Some(tokens) = &self.tokens else {
+            return Check::RefuseBearer(Refusal::NotAccepted);
+        };
+        match tokens.find(token) {
+            Some(entry) => {
+                metrics().auth_check("token");
+                Check::Known(Identity::token(&entry))
+            }
+            None => {
+                metrics().auth_check("token_unknown");
+                tracing::warn!(
+                    request_id = request_id(request).as_str(),
+                    "authentication failed: unknown bearer token (revoked, or never made here)"
+                );
+                Check::RefuseBearer(Refusal::UnknownToken)
+            }
+        }
+    }
+}
+
+/// Why a bearer token was refused: the class the 401 names, never the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// This Ferry takes no bearer tokens.
+    NotAccepted,
+    /// Not a token of `token_file` (revoked, mistyped, or from elsewhere).
+    UnknownToken,
+    /// A JWT refused, and the class of why.
+    Jwt(oidc::Refusal),
+}
+
+impl Refusal {
+    fn reason(self) -> &'static str {
+        match self {
+            Refusal::Jwt(why) => why.reason(),
+            Refusal::NotAccepted => "this Ferry accepts no bearer tokens",
+            Refusal::UnknownToken => "the bearer token is not known here (revoked, or mistyped)",
+        }
+    }
+}
+
+/// The token of a `Bearer` Authorization header.
+fn bearer<B>(request: &Request<B>) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The users of an htpasswd file, reloadable.
@@ -227,14 +365,7 @@ impl Auth {
         let against = entry
             .clone()
             .or_else(|| users.hashes.values().next().cloned());
-        // The client as decided (a trusted proxy's forwarded address), else the connection's peer.
-        let client = match request.extensions().get::<Client>() {
-            Some(client) => client.address,
-            None => request
-                .extensions()
-                .get::<ClientAddress>()
-                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0),
-        };
+        let client = client_address(request);
         Check::Verify(Pending {
             user,
             password,
@@ -324,6 +455,10 @@ enum Check {
     /// Credentials that verified before.
     Known(Identity),
     Refuse,
+    /// A bearer token refused, and why.
+    RefuseBearer(Refusal),
+    /// A JWT to verify against the OIDC issuers.
+    Jwt(Arc<Oidc>, String),
     Verify(Pending),
 }
 
@@ -437,6 +572,10 @@ fn request_id<B>(request: &Request<B>) -> String {
 const UNAUTHORIZED_HTTPS: &str = "unauthorized: this Ferry needs a user name and password (HTTP Basic); for the go command, put them in .netrc or GOAUTH (or in the GOPROXY URL, https://USER:PASSWORD@HOST)";
 /// The 401 for a client that came over plain HTTP, where the go command sends no credentials.
 const UNAUTHORIZED_HTTP: &str = "unauthorized: this Ferry needs a user name and password (HTTP Basic), and the go command sends them over HTTPS only: over this plain http:// address only clients that send them in the clear get in (curl -u USER:PASSWORD); for the go command, reach Ferry over https:// (its tls_cert and tls_key, or a proxy that terminates TLS), with the credentials in .netrc or GOAUTH";
+/// The 401 over HTTPS where bearer tokens are taken (passwords too or not).
+const UNAUTHORIZED_BEARER_HTTPS: &str = "unauthorized: this Ferry needs a bearer token (Authorization: Bearer TOKEN); for the go command, a GOAUTH command that prints that header";
+/// The 401 over plain HTTP where bearer tokens are taken.
+const UNAUTHORIZED_BEARER_HTTP: &str = "unauthorized: this Ferry needs a bearer token (Authorization: Bearer TOKEN), and the go command sends GOAUTH headers over HTTPS only: reach Ferry over https:// (its tls_cert and tls_key, or a proxy that terminates TLS)";
 
 /// Whether the request came over HTTPS (its [`Client`]; a request without one, outside the stack, did not).
 fn over_https<B>(request: &Request<B>) -> bool {
@@ -446,22 +585,86 @@ fn over_https<B>(request: &Request<B>) -> bool {
         .is_some_and(|client| client.https)
 }
 
-/// The 401 answer: the challenge and a short reason, nothing about which part was wrong; what the client
-/// can do over the scheme it used.
-fn unauthorized<B>(request: &Request<B>) -> Response<Body> {
-    let reason = if over_https(request) {
-        UNAUTHORIZED_HTTPS
-    } else {
-        UNAUTHORIZED_HTTP
+/// The 401 answer: the challenges of what this Ferry takes and a short reason; for a password, nothing
+/// about which part was wrong; for a bearer token, the class of the refusal (never the token). What the
+/// client can do over the scheme it used.
+fn unauthorized<B>(request: &Request<B>, gate: &Gate, refusal: Option<Refusal>) -> Response<Body> {
+    let https = over_https(request);
+    let reason = match (
+        refusal,
+        gate.passwords.is_some(),
+        gate.takes_bearer(),
+        https,
+    ) {
+        (Some(refusal), ..) => format!("unauthorized: {}", refusal.reason()),
+        (None, true, false, true) => UNAUTHORIZED_HTTPS.to_string(),
+        (None, true, false, false) => UNAUTHORIZED_HTTP.to_string(),
+        (None, basic, _, true) => also_basic(UNAUTHORIZED_BEARER_HTTPS, basic),
+        (None, basic, _, false) => also_basic(UNAUTHORIZED_BEARER_HTTP, basic),
     };
     let method = request.method();
     let answer = Answer::text(StatusCode::UNAUTHORIZED, reason);
     let mut response = answer::into_response(answer, method);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static(CHALLENGE),
-    );
+    let headers = response.headers_mut();
+    if gate.passwords.is_some() {
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CHALLENGE),
+        );
+    }
+    if gate.takes_bearer() {
+        let challenge = if refusal.is_some() {
+            "Bearer realm=\"ferry\", error=\"invalid_token\""
+        } else {
+            "Bearer realm=\"ferry\""
+        };
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
+    }
     response
+}
+
+/// A bearer 401's words, saying that a password (HTTP Basic) works too where it does.
+fn also_basic(reason: &str, basic: bool) -> String {
+    if basic {
+        format!("{reason}; or a user name and password (HTTP Basic)")
+    } else {
+        reason.to_string()
+    }
+}
+
+/// Verifies a JWT, counting and logging the outcome (the refusal's class, never the token).
+async fn verify_jwt(oidc: &Oidc, token: &str, request_id: &str) -> Result<Identity, oidc::Refusal> {
+    match oidc.verify(token).await {
+        Ok((verified, remembered)) => {
+            metrics().auth_check(if remembered { "jwt_remembered" } else { "jwt" });
+            Ok(Identity::oidc(verified))
+        }
+        Err(why) => {
+            metrics().auth_check(why.label());
+            tracing::warn!(
+                request_id,
+                reason = why.reason(),
+                "authentication failed: JWT refused"
+            );
+            Err(why)
+        }
+    }
+}
+
+/// What a 503 for an issuer whose keys cannot be had tells the client to wait, in seconds: the keys are
+/// fetched again every 30 s.
+const RETRY_AFTER_ISSUER: u64 = 30;
+
+/// The 503 for a JWT whose issuer's keys cannot be fetched: not the client's fault.
+fn issuer_unavailable(method: &http::Method) -> Response<Body> {
+    let answer = Answer::busy(
+        format!("unavailable: {}", oidc::Refusal::Unavailable.reason()),
+        RETRY_AFTER_ISSUER,
+    );
+    answer::into_response(answer, method)
 }
 
 /// The 503 for a check that was not run: a cap or the deadline, and when to try again.
@@ -564,9 +767,10 @@ fn check_bcrypt(hash: &str) -> Result<(), &'static str> {
     })
 }
 
-/// The layer: authentication in front of everything inside it, when an `auth_file` is configured.
+/// The layer: authentication in front of everything inside it, when an `auth_file` or a `token_file` is
+/// configured.
 #[derive(Debug, Clone)]
-pub struct AuthLayer(pub Option<Arc<Auth>>);
+pub struct AuthLayer(pub Option<Arc<Gate>>);
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Authenticated<S>;
@@ -583,7 +787,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Authenticated<S> {
     inner: S,
-    auth: Option<Arc<Auth>>,
+    auth: Option<Arc<Gate>>,
 }
 
 impl<S, B> Service<Request<B>> for Authenticated<S>
@@ -602,21 +806,55 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let Some(auth) = self.auth.clone() else {
+        let Some(gate) = self.auth.clone() else {
+            // Without authentication, fills count against the client's address.
+            let requester = Requester::address(client_address(&request));
+            request.extensions_mut().insert(requester);
             return Box::pin(self.inner.call(request));
         };
-        match auth.check(&request) {
-            Check::Open => Box::pin(self.inner.call(request)),
+        match gate.check(&request) {
+            Check::Open => {
+                let readyz = Route::on(&request)
+                    .is_some_and(|route| matches!(route.endpoint, Ok(Endpoint::Readyz)));
+                let method = request.method().clone();
+                let answered = self.inner.call(request);
+                match gate.oidc.clone().filter(|_| readyz) {
+                    Some(oidc) => {
+                        Box::pin(async move { Ok(with_issuers(answered.await?, &oidc, &method)) })
+                    }
+                    None => Box::pin(answered),
+                }
+            }
             Check::Known(identity) => {
-                request.extensions_mut().insert(identity.clone());
+                admitted(&mut request, &identity);
                 let answered = self.inner.call(request);
                 Box::pin(async move { Ok(with_identity(answered.await?, identity)) })
             }
             Check::Refuse => {
-                let response = unauthorized(&request);
+                let response = unauthorized(&request, &gate, None);
                 Box::pin(async move { Ok(response) })
             }
+            Check::RefuseBearer(refusal) => {
+                let response = unauthorized(&request, &gate, Some(refusal));
+                Box::pin(async move { Ok(response) })
+            }
+            Check::Jwt(oidc, token) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let id = request_id(&request);
+                Box::pin(async move {
+                    match verify_jwt(&oidc, &token, &id).await {
+                        Ok(identity) => {
+                            admitted(&mut request, &identity);
+                            Ok(with_identity(inner.call(request).await?, identity))
+                        }
+                        Err(oidc::Refusal::Unavailable) => Ok(issuer_unavailable(request.method())),
+                        Err(why) => Ok(unauthorized(&request, &gate, Some(Refusal::Jwt(why)))),
+                    }
+                })
+            }
             Check::Verify(pending) => {
+                let auth = gate.passwords.clone().expect("only passwords are verified");
                 // The service that was polled ready goes into the future; a clone stays for the next call.
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -625,15 +863,52 @@ where
                     match pending.verify(&auth).await {
                         Verdict::Verified => {
                             let identity = Identity::password(user);
-                            request.extensions_mut().insert(identity.clone());
+                            admitted(&mut request, &identity);
                             Ok(with_identity(inner.call(request).await?, identity))
                         }
-                        Verdict::Wrong => Ok(unauthorized(&request)),
+                        Verdict::Wrong => Ok(unauthorized(&request, &gate, None)),
                         Verdict::Busy(why) => Ok(busy(request.method(), why)),
                     }
                 })
             }
         }
+    }
+}
+
+/// A `/readyz` answer that says which OIDC issuers cannot be used. Ferry stays ready (passwords, tokens and
+/// the other issuers work, and a load balancer that took it out would refuse everyone), but says so.
+fn with_issuers(response: Response<Body>, oidc: &Oidc, method: &http::Method) -> Response<Body> {
+    let unavailable = oidc.unavailable();
+    if unavailable.is_empty() || response.status() != StatusCode::OK {
+        return response;
+    }
+    let text = format!("ready; {}", unavailable.join("; "));
+    answer::into_response(Answer::text(StatusCode::OK, text), method)
+}
+
+/// Whom a request's fills count against (fair use): the identity it authenticated as.
+fn requester_of(identity: &Identity) -> Requester {
+    Requester::Identity(match &identity.via {
+        Credential::Password => format!("user:{}", identity.user),
+        Credential::Token => format!("token:{}", identity.user),
+        Credential::Oidc { issuer } => format!("oidc:{issuer}:{}", identity.user),
+    })
+}
+
+/// Puts the identity (and whom its fills count against) on the request.
+fn admitted<B>(request: &mut Request<B>, identity: &Identity) {
+    request.extensions_mut().insert(requester_of(identity));
+    request.extensions_mut().insert(identity.clone());
+}
+
+/// The client as decided (a trusted proxy's forwarded address), else the connection's peer.
+fn client_address<B>(request: &Request<B>) -> IpAddr {
+    match request.extensions().get::<Client>() {
+        Some(client) => client.address,
+        None => request
+            .extensions()
+            .get::<ClientAddress>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |peer| peer.0),
     }
 }
 
@@ -694,7 +969,7 @@ mod tests {
         match auth.check(&request(credentials)) {
             Check::Open => "open",
             Check::Known(_) => "remembered",
-            Check::Refuse => "refused",
+            Check::Refuse | Check::RefuseBearer(_) | Check::Jwt(..) => "refused",
             Check::Verify(pending) => match pending.verify(auth).await {
                 Verdict::Verified => "verified",
                 Verdict::Wrong => "wrong",

@@ -30,7 +30,7 @@ pub use metrics::metrics_response;
 pub use request_id::X_REQUEST_ID;
 
 use access_log::AccessLog;
-use auth::{Auth, AuthLayer};
+use auth::{AuthLayer, Gate};
 use client::ClientLayer;
 use hook::HookLayer;
 use metrics::{Measure, ServeMetrics};
@@ -46,13 +46,13 @@ pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response<Body>, 
 /// The whole service a connection serves: the layers, outermost first, around `proxy` (the proxy as a
 /// `tower` service, `service::ProxyService`: the layers do not know it).
 /// `serve_metrics`: whether this listener answers `GET /metrics` (not when the metrics have their own);
-/// `auth`: the users every request but the health probes must be one of (`auth_file`); `client`: how the
+/// `auth`: who every request but the health probes must prove to be (`auth_file`, `token_file`); `client`: how the
 /// client is decided (the proxies believed, whether the listener serves TLS); `prefix`: the path every
 /// endpoint is served under (`path_prefix`; the probes and `/metrics` also at the root).
 pub fn stack<P>(
     proxy: P,
     serve_metrics: bool,
-    auth: Option<Arc<Auth>>,
+    auth: Option<Arc<Gate>>,
     client: ClientLayer,
     prefix: Option<PathPrefix>,
 ) -> impl Service<Request<Incoming>, Response = Response<Body>, Error = Infallible, Future: Send>

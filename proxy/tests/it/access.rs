@@ -434,9 +434,13 @@ async fn the_admin_api_asks_for_credentials_and_the_admin_right_of_the_module_an
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let auth = Some(std::sync::Arc::new(
-        ferry::Auth::load(&dir.path().join("users")).unwrap(),
-    ));
+    let auth = ferry::Gate::of(
+        Some(std::sync::Arc::new(
+            ferry::Auth::load(&dir.path().join("users")).unwrap(),
+        )),
+        None,
+        None,
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(ferry::admin::api::run_admin_with(
         listener,

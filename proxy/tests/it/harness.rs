@@ -317,3 +317,66 @@ pub fn netrc_file(
     let line = format!("machine {addr} login {user} password {password}\n");
     write_file(dir, name, &line).display().to_string()
 }
+
+/// Ferry in-process serving over TLS (a fresh test CA, whose file is returned) with the settings `vars`
+/// (FERRY_TOKEN_FILE, FERRY_CONFIG, ...) and download mode `none`, with `module@v1.0.0` stored.
+pub async fn secured_with_stored(
+    dir: &Path,
+    vars: &[(&str, &str)],
+    module: &str,
+) -> (Ferry, std::path::PathBuf) {
+    let ca = ferry_testkit::TestCa::new("Ferry test CA");
+    let ca_file = ca.write(dir, "ca.pem");
+    let pair = ca.issue(dir, "server");
+    let (cert, key) = (
+        pair.cert.display().to_string(),
+        pair.key.display().to_string(),
+    );
+    let mut all = vec![
+        ("FERRY_DOWNLOAD_MODE", "none"),
+        ("FERRY_TLS_CERT", cert.as_str()),
+        ("FERRY_TLS_KEY", key.as_str()),
+    ];
+    all.extend_from_slice(vars);
+    let ferry = Ferry::from_env(&ferry_env(dir, None, &all), &Flags::default()).await;
+    save(
+        ferry.store().as_ref(),
+        &FixtureModule::package(module, "v1.0.0"),
+    )
+    .await;
+    (ferry, ca_file)
+}
+
+/// A GOAUTH command (`go help goauth`) that gives `https_url` the header `Authorization: AUTHORIZATION`,
+/// as one reading a secret store would: its path, for GOAUTH.
+pub fn goauth_command(dir: &Path, name: &str, https_url: &str, authorization: &str) -> String {
+    let script = write_file(
+        dir,
+        name,
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n\\n%s\\n\\n' '{https_url}' 'Authorization: {authorization}'\n"
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script.display().to_string()
+}
+
+/// `go mod download -json module@v1.0.0` through `https_url`, trusting `ca`, with `vars` added.
+pub async fn go_download_over_tls(
+    dir: &Path,
+    https_url: &str,
+    ca: &Path,
+    module: &str,
+    vars: &[(&str, &str)],
+) -> std::process::Output {
+    let ca = ca.display().to_string();
+    let mut vars = vars.to_vec();
+    vars.push(("SSL_CERT_FILE", &ca));
+    go_with(
+        dir,
+        https_url,
+        &vars,
+        &["mod", "download", "-json", &format!("{module}@v1.0.0")],
+    )
+    .await
+}
