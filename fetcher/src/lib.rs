@@ -28,7 +28,10 @@ pub use config::{
 };
 pub use error::FetchError;
 pub use graph::{ModuleGraph, ModuleVersion, resolve_graph};
-pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, https_client, loop_token};
+pub use http::{
+    CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, SPAN_TARGET, https_client, loop_token,
+    propagate_trace_context,
+};
 pub use sumdb_route::{
     Route as SumdbRoute, RouteTransport as SumdbRouteTransport, SumdbRoutes, Target as SumdbTarget,
     Verifier as SumdbVerifier, Via as SumdbVia,
@@ -693,15 +696,22 @@ impl Fetcher {
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let env = config.go_command_env(scratch.layout());
         scratch.link_netrc(&env);
-        let output = command::run_go(
+        // The go command carries no trace context to the upstream: its span says how long it took.
+        let span = tracing::info_span!(
+            target: http::SPAN_TARGET,
+            "go command",
+            otel.kind = "client",
+            process.command_args = args.join(" "),
+        );
+        let run = command::run_go(
             &config.go_binary,
             args,
             &scratch.layout().cwd,
             &env,
             config.timeout,
             config.max_output_bytes,
-        )
-        .await?;
+        );
+        let output = tracing::Instrument::instrument(run, span).await?;
         Ok((scratch, output))
     }
 }

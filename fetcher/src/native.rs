@@ -302,7 +302,15 @@ impl Native {
         if !ferry_sumdb::sumdb_applies(module.as_str(), &s.gonosumdb, &s.goprivate, false) {
             return Ok(Some(Sums::Unchecked));
         }
-        match sumdb.lookup(module.as_str(), version.as_str()).await {
+        let span = tracing::info_span!(
+            target: crate::http::SPAN_TARGET,
+            "sumdb lookup",
+            sumdb = sumdb.key().name(),
+            module = module.as_str(),
+            version = version.as_str(),
+        );
+        let looked_up = sumdb.lookup(module.as_str(), version.as_str());
+        match tracing::Instrument::instrument(looked_up, span).await {
             Ok(lines) => Ok(Some(Sums::Lines {
                 database: sumdb.key().name().to_string(),
                 lines,
@@ -379,7 +387,23 @@ impl Native {
         let uri: http::Uri = url.parse().map_err(|e| FetchError::InvalidOutput {
             message: format!("{url}: {e}"),
         })?;
-        let response = match self.client.request(crate::http::request(uri)).await {
+        let span = crate::http::get_span(&uri);
+        tracing::Instrument::instrument(self.download_uri(uri, url, to), span).await
+    }
+
+    /// [`Native::download`] of the parsed `uri`, in its span.
+    async fn download_uri(
+        &self,
+        uri: http::Uri,
+        url: &str,
+        to: &Path,
+    ) -> Result<Option<u64>, FetchError> {
+        let response = self.client.request(crate::http::request(uri)).await;
+        if let Ok(response) = &response {
+            tracing::Span::current()
+                .record("http.response.status_code", response.status().as_u16());
+        }
+        let response = match response {
             Ok(response) if response.status() == http::StatusCode::OK => response,
             Ok(response) if response.status() == http::StatusCode::LOOP_DETECTED => {
                 return Err(self.loop_error());

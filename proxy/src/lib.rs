@@ -28,6 +28,7 @@ mod server;
 mod service;
 pub mod sumdb;
 mod tls;
+pub mod traces;
 
 pub use cache::CacheSettings;
 pub use config::{Config, ConfigError};

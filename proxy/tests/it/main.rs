@@ -32,4 +32,5 @@ mod sumdb;
 mod sumdb_kept;
 mod sumdb_route;
 mod tls;
+mod traces;
 mod zip_rules;
