@@ -284,8 +284,11 @@ fn log_warnings(warnings: &[ferry_policy::Problem], when: &str) {
 fn serve(flags: Flags) -> anyhow::Result<()> {
     let environment = config::process_environment();
     let config = config::load(&flags, &environment)?;
-    let settings = ferry::traces::TraceSettings::from_environment(&environment)
-        .map_err(|e| anyhow::anyhow!("traces: {e}"))?;
+    let settings = ferry::traces::TraceSettings::from_environment(
+        &environment,
+        config.otlp_endpoint.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("traces: {e}"))?;
     let traces = settings
         .as_ref()
         .map(ferry::traces::Traces::start)

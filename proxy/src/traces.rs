@@ -51,11 +51,14 @@ pub struct TraceSettings {
 }
 
 impl TraceSettings {
-    /// The settings the environment (the binary's snapshot, `config::process_environment`) gives, or none
+    /// The settings the environment (the binary's snapshot, `config::process_environment`) and `endpoint`
+    /// give, or none
     /// when traces are off: no endpoint set, `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none`. An
     /// error names the variable and the fix.
+    /// `endpoint` is the `otlp_endpoint` setting (`OTEL_EXPORTER_OTLP_ENDPOINT`, or the file's).
     pub fn from_environment(
         environment: &BTreeMap<String, String>,
+        endpoint: Option<&str>,
     ) -> Result<Option<TraceSettings>, String> {
         let env = Vars(environment);
         if env
@@ -70,10 +73,7 @@ impl TraceSettings {
                 "OTEL_TRACES_EXPORTER={exporter}: Ferry exports traces over OTLP only; set it to otlp or none"
             ));
         }
-        let endpoint = match (
-            env.var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            env.var("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        ) {
+        let endpoint = match (env.var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), endpoint) {
             (Some(traces), _) => traces,
             (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
             (None, None) => return Ok(None),
@@ -397,18 +397,23 @@ mod tests {
 
     #[test]
     fn off_unless_an_endpoint_is_set_and_not_disabled() {
+        let off = TraceSettings::from_environment(&env(&[]), None).unwrap();
+        assert!(off.is_none());
+        let on = Some("http://c:4318/");
+        let settings = TraceSettings::from_environment(&env(&[]), on)
+            .unwrap()
+            .unwrap();
+        assert_eq!(settings.endpoint, "http://c:4318/v1/traces");
+        assert_eq!(settings.service_name, "ferry");
+        let disabled = env(&[("OTEL_SDK_DISABLED", "true")]);
         assert!(
-            TraceSettings::from_environment(&env(&[]))
+            TraceSettings::from_environment(&disabled, on)
                 .unwrap()
                 .is_none()
         );
-        let on = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")];
-        let settings = TraceSettings::from_environment(&env(&on)).unwrap().unwrap();
-        assert_eq!(settings.endpoint, "http://c:4318/v1/traces");
-        assert_eq!(settings.service_name, "ferry");
-        let disabled = [on[0], ("OTEL_SDK_DISABLED", "true")];
+        let none = env(&[("OTEL_TRACES_EXPORTER", "none")]);
         assert!(
-            TraceSettings::from_environment(&env(&disabled))
+            TraceSettings::from_environment(&none, on)
                 .unwrap()
                 .is_none()
         );
@@ -416,31 +421,25 @@ mod tests {
 
     #[test]
     fn the_traces_variables_win_and_bad_values_name_the_fix() {
+        let c = Some("http://c:4318");
         let vars = env(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/custom"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b, x=y"),
             ("OTEL_SERVICE_NAME", "proxy-eu"),
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
         ]);
-        let settings = TraceSettings::from_environment(&vars).unwrap().unwrap();
+        let settings = TraceSettings::from_environment(&vars, c).unwrap().unwrap();
         assert_eq!(settings.endpoint, "http://t:4318/custom");
         assert_eq!(settings.headers["api-key"], "a b");
         assert_eq!(settings.headers["x"], "y");
         assert_eq!(settings.service_name, "proxy-eu");
         assert_eq!(format!("{:?}", settings.sampler), "TraceIdRatioBased(0.25)");
-        let grpc = env(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
-        ]);
-        let error = TraceSettings::from_environment(&grpc).unwrap_err();
+        let grpc = env(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+        let error = TraceSettings::from_environment(&grpc, c).unwrap_err();
         assert!(error.contains("http/protobuf only"), "{error}");
-        let sampler = env(&[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-            ("OTEL_TRACES_SAMPLER", "sometimes"),
-        ]);
-        let error = TraceSettings::from_environment(&sampler).unwrap_err();
+        let sampler = env(&[("OTEL_TRACES_SAMPLER", "sometimes")]);
+        let error = TraceSettings::from_environment(&sampler, c).unwrap_err();
         assert!(error.contains("OTEL_TRACES_SAMPLER=sometimes"), "{error}");
     }
 }

@@ -15,7 +15,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use prost::Message;
 
-use crate::harness::{ferry_env, go_said, go_with, request, serve_memory, serving};
+use crate::harness::{
+    ferry, ferry_env, go_said, go_with, request, run_async, serve_memory, serving, write_file,
+};
 
 /// A span as the collector received it.
 #[derive(Debug, Clone)]
@@ -292,8 +294,14 @@ async fn a_client_traceparent_is_the_parent_and_a_request_joining_the_fill_is_li
     let upstream = Upstream::start(vec![hello()]).await;
     upstream.hold(".zip");
     let dir = tempfile::tempdir().unwrap();
-    let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
-    let (ferry, url) = start_ferry(dir.path(), &upstream, &vars).await;
+    // The collector named in the configuration file this time.
+    let file = write_file(
+        dir.path(),
+        "ferry.toml",
+        &format!("otlp_endpoint = \"{endpoint}\"\n"),
+    );
+    let file = file.display().to_string();
+    let (ferry, url) = start_ferry(dir.path(), &upstream, &[("FERRY_CONFIG", file.as_str())]).await;
     let zip = format!("{url}/example.com/hello/@v/v1.2.3.zip");
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let client_span = "00f067aa0ba902b7";
@@ -409,4 +417,38 @@ async fn a_collector_that_is_down_fails_no_request() {
     // The spans are still made (their context goes to the upstream), only not delivered.
     assert!(!upstream.header_values("traceparent").is_empty());
     stop(ferry).await;
+}
+
+#[tokio::test]
+async fn an_unusable_traces_setting_stops_start_up_naming_where_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "ferry.toml",
+        "storage = \"memory://\"\notlp_endpoint = \"collector:4318\"\n",
+    );
+    let mut command = ferry();
+    command
+        .current_dir(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .args(["--listen", "127.0.0.1:0"]);
+    let (ok, said) = run_async(command).await;
+    assert!(!ok);
+    assert!(said.contains(&format!("{}:2:17", file.display())), "{said}");
+    assert!(said.contains("e.g. \"http://collector:4318\""), "{said}");
+    // A sampler Ferry does not know, from the environment: the variable and the samplers it knows.
+    let mut command = ferry();
+    command
+        .current_dir(dir.path())
+        .args(["--listen", "127.0.0.1:0", "--storage", "memory://"])
+        .env("FERRY_DOWNLOAD_MODE", "none")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_TRACES_SAMPLER", "sometimes");
+    let (ok, said) = run_async(command).await;
+    assert!(!ok);
+    assert!(
+        said.contains("OTEL_TRACES_SAMPLER=sometimes") && said.contains("parentbased_always_on"),
+        "{said}"
+    );
 }
