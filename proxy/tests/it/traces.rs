@@ -153,14 +153,12 @@ fn spans_of(export: ExportTraceServiceRequest) -> Vec<Span> {
 }
 
 /// `ferry` serving a memory store from `dir` in front of `upstream`, with `vars` (the OTEL ones) set; the
-/// batch delay is longer than a test, so spans leave only at shutdown.
+/// batch delay is longer than a test unless `vars` say, so spans leave only at shutdown.
 async fn start_ferry(dir: &Path, upstream: &Upstream, vars: &[(&str, &str)]) -> (Process, String) {
-    let env = ferry_env(
-        dir,
-        Some(&upstream.url()),
-        &[("OTEL_BSP_SCHEDULE_DELAY", "600000")],
-    );
-    let mut command = serve_memory(dir, vars);
+    let mut settings = vec![("OTEL_BSP_SCHEDULE_DELAY", "600000")];
+    settings.extend_from_slice(vars);
+    let env = ferry_env(dir, Some(&upstream.url()), &settings);
+    let mut command = serve_memory(dir, &[]);
     command.envs(&env);
     let (process, addr) = tokio::task::spawn_blocking(move || serving(command))
         .await
@@ -411,11 +409,28 @@ async fn a_collector_that_is_down_fails_no_request() {
     let vars = [
         ("OTEL_EXPORTER_OTLP_ENDPOINT", down.as_str()),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
     let (ferry, url) = start_ferry(dir.path(), &upstream, &vars).await;
     go_download(dir.path(), &url).await;
-    // The spans are still made (their context goes to the upstream), only not delivered.
+    // The spans are still made (their context goes to the upstream), only not delivered: counted.
     assert!(!upstream.header_values("traceparent").is_empty());
+    let metrics = format!("{url}/metrics");
+    eventually("the failed export is counted", || {
+        let metrics = metrics.clone();
+        async move {
+            let text = request("GET", &metrics, &[]).await.text();
+            text.contains("ferry_trace_spans_total{result=\"failed\"}")
+        }
+    })
+    .await;
+    let reply = request(
+        "GET",
+        &format!("{url}/example.com/hello/@v/v1.2.3.mod"),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
     stop(ferry).await;
 }
 
