@@ -8,7 +8,7 @@
 //! checksum database proofs, and the store's writes (`metered_store.rs`). The log never shows that target,
 //! and with traces off no layer wants it: each span is then a disabled callsite, one atomic load.
 //!
-//! Spans go through a bounded queue ([`Counted`]) to the SDK's batch processor, which exports them from a
+//! Spans go through a bounded queue (`Bounded`) to the SDK's batch processor, which exports them from a
 //! thread of its own: a slow or unreachable collector costs the requests nothing; spans that find the queue
 //! full are dropped and counted (`ferry_trace_spans_total{result="dropped"}`).
 
