@@ -8,6 +8,7 @@
 
 use std::task::{Context, Poll};
 
+use futures::future::Either;
 use http::{Request, Response};
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -44,7 +45,8 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    /// With traces off, the inner future itself: nothing is boxed.
+    type Future = Either<S::Future, ResponseFuture<S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -63,20 +65,20 @@ where
             http.response.status_code = Empty,
         );
         if span.is_disabled() {
-            return Box::pin(self.inner.call(request));
+            return Either::Left(self.inner.call(request));
         }
         describe(&span, &request);
         traces::continue_trace(&span, request.headers());
         let inner = self.inner.call(request);
         let recorded = span.clone();
-        Box::pin(
+        Either::Right(Box::pin(
             async move {
                 let response = inner.await?;
                 recorded.record("http.response.status_code", response.status().as_u16());
                 Ok(response)
             }
             .instrument(span),
-        )
+        ))
     }
 }
 
