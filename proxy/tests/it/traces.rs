@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferry_testkit::{FixtureModule, Process, Upstream, eventually};
+use ferry_testkit::{
+    FixtureModule, Process, SumDbFixture, Upstream, eventually, write_goproxy_tree,
+};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -465,5 +467,51 @@ async fn an_unusable_traces_setting_stops_start_up_naming_where_and_the_fix() {
     assert!(
         said.contains("OTEL_TRACES_SAMPLER=sometimes") && said.contains("parentbased_always_on"),
         "{said}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checksum_database_lookups_and_proofs_are_spans_of_the_fill() {
+    let (collector, endpoint) = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_goproxy_tree(&dir.path().join("tree"), &[hello()]);
+    let sumdb = SumDbFixture::start("sum.fixture.example", &dir.path().join("tree"), 0);
+    let upstream = Upstream::start(vec![hello()]).await;
+    let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("GOSUMDB", gosumdb.as_str()),
+    ];
+    let (ferry, url) = start_ferry(dir.path(), &upstream, &vars).await;
+    let reply = request(
+        "GET",
+        &format!("{url}/example.com/hello/@v/v1.2.3.zip"),
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let log = stop(ferry).await;
+    let spans = collector.spans();
+    let span = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no {name} span in {spans:?}\nlog:\n{log}"))
+    };
+    let (fill, lookup, proof) = (span("fill"), span("sumdb lookup"), span("sumdb proof"));
+    assert_eq!(lookup.parent, fill.id);
+    assert_eq!(lookup.attribute("sumdb"), Some("sum.fixture.example"));
+    assert_eq!(proof.parent, lookup.id);
+    // The database's answer was asked under the lookup, in the same trace.
+    let asked = spans
+        .iter()
+        .find(|s| {
+            s.name == "upstream GET"
+                && s.attribute("url.path") == Some("/lookup/example.com/hello@v1.2.3")
+        })
+        .unwrap_or_else(|| panic!("no GET of the lookup in {spans:?}"));
+    assert_eq!(
+        (asked.trace.as_str(), asked.parent.as_str()),
+        (fill.trace.as_str(), lookup.id.as_str())
     );
 }
