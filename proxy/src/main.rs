@@ -296,7 +296,9 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("traces: {e}"))?;
     init_logging(config.log_format, "info", traces.as_ref());
     if let Some(settings) = &settings {
-        tracing::info!(endpoint = %settings.endpoint, service = %settings.service_name, "exporting traces over OTLP");
+        // A URL's credentials are not logged (the headers, where an API key usually goes, never are).
+        let endpoint = ferry::config_report::redact_credentials(&settings.endpoint);
+        tracing::info!(%endpoint, service = %settings.service_name, "exporting traces over OTLP");
     }
     let served = serve_with(config);
     // The spans still queued go to the collector, within a bounded time.

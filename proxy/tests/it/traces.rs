@@ -208,6 +208,7 @@ async fn a_go_download_is_traced_from_request_to_fill_upstream_and_store() {
     let (ferry, url) = start_ferry(dir.path(), &upstream, &vars).await;
     go_download(dir.path(), &url).await;
     let log = stop(ferry).await;
+    assert!(log.contains("exporting traces over OTLP"), "{log}");
     let spans = collector.spans();
     let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
     let by_name = |name: &str| spans.iter().filter(|s| s.name == name).collect::<Vec<_>>();
