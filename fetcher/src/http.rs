@@ -69,14 +69,46 @@ pub fn loop_token() -> &'static str {
     })
 }
 
-/// A GET of `uri` carrying this process's [`LOOP_HEADER`].
+/// The target of the spans the fetcher opens (one per upstream request, go command run and checksum
+/// database lookup): the binary exports this target's spans as traces and keeps them out of the log.
+pub const SPAN_TARGET: &str = "ferry_span";
+
+/// What writes the trace context (W3C `traceparent`, `tracestate`) of the current span into an outbound
+/// request's headers; set once by the binary when traces are on (the fetcher knows no tracing backend).
+static TRACE_CONTEXT: std::sync::OnceLock<fn(&mut http::HeaderMap)> = std::sync::OnceLock::new();
+
+/// Makes every request of the fetcher (to the GOPROXY upstream and to the checksum databases, the only
+/// hosts it asks) carry the current span's trace context, written by `inject`. Set once per process; later
+/// calls are ignored.
+pub fn propagate_trace_context(inject: fn(&mut http::HeaderMap)) {
+    let _ = TRACE_CONTEXT.set(inject);
+}
+
+/// A GET of `uri` carrying this process's [`LOOP_HEADER`] and, when traces are on, the current span's
+/// trace context.
 pub(crate) fn request(uri: http::Uri) -> http::Request<Empty<Bytes>> {
     let mut request = http::Request::new(Empty::new());
     *request.uri_mut() = uri;
     request
         .headers_mut()
         .insert(LOOP_HEADER, http::HeaderValue::from_static(loop_token()));
+    if let Some(inject) = TRACE_CONTEXT.get() {
+        inject(request.headers_mut());
+    }
     request
+}
+
+/// A span for one outbound GET of `uri`: its host and path only (never a user or password the URL holds,
+/// nor its query).
+pub(crate) fn get_span(uri: &http::Uri) -> tracing::Span {
+    tracing::info_span!(
+        target: SPAN_TARGET,
+        "upstream GET",
+        otel.kind = "client",
+        server.address = uri.host().unwrap_or_default(),
+        url.path = uri.path(),
+        http.response.status_code = tracing::field::Empty,
+    )
 }
 
 /// What a GET gave.
@@ -103,7 +135,7 @@ pub(crate) async fn get_with(
     limit: usize,
     authorization: Option<&http::HeaderValue>,
 ) -> Got {
-    read(send(client, url, authorization, false).await, url, limit).await
+    get_in_span(client, url, limit, authorization, false).await
 }
 
 /// [`get_with`], following redirects as the go command's client does (an `[[upstreams]]` URL may send a
@@ -114,7 +146,23 @@ pub(crate) async fn get_following(
     limit: usize,
     authorization: Option<&http::HeaderValue>,
 ) -> Got {
-    read(send(client, url, authorization, true).await, url, limit).await
+    get_in_span(client, url, limit, authorization, true).await
+}
+
+/// A GET in its "upstream GET" span (see [`get_span`]).
+async fn get_in_span(
+    client: &HttpsClient,
+    url: &str,
+    limit: usize,
+    authorization: Option<&http::HeaderValue>,
+    follow: bool,
+) -> Got {
+    let span = match url.parse::<http::Uri>() {
+        Ok(uri) => get_span(&uri),
+        Err(e) => return Got::Failed(format!("{url}: {e}")),
+    };
+    let got = async { read(send(client, url, authorization, follow).await, url, limit).await };
+    tracing::Instrument::instrument(got, span).await
 }
 
 async fn read(sent: Result<http::Response<Incoming>, String>, url: &str, limit: usize) -> Got {
@@ -122,6 +170,7 @@ async fn read(sent: Result<http::Response<Incoming>, String>, url: &str, limit: 
         Ok(response) => response,
         Err(reason) => return Got::Failed(reason),
     };
+    tracing::Span::current().record("http.response.status_code", response.status().as_u16());
     match response.status().as_u16() {
         200 => {}
         404 | 410 => return Got::Missing,

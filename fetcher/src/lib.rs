@@ -31,7 +31,10 @@ pub use config::{
 };
 pub use error::FetchError;
 pub use graph::{ModuleGraph, ModuleVersion, resolve_graph};
-pub use http::{CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, error_chain, https_client, loop_token};
+pub use http::{
+    CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, SPAN_TARGET, error_chain, https_client, loop_token,
+    propagate_trace_context,
+};
 pub use sumdb_route::{
     Route as SumdbRoute, RouteState as SumdbRouteState, RouteTransport as SumdbRouteTransport,
     SumdbRoutes, Target as SumdbTarget, Verifier as SumdbVerifier, Via as SumdbVia,
@@ -796,15 +799,22 @@ impl Fetcher {
             env.insert("GOPROXY".to_owned(), goproxy.to_owned());
         }
         scratch.link_netrc(&env);
-        let output = command::run_go(
+        // The go command carries no trace context to the upstream: its span says how long it took.
+        let span = tracing::info_span!(
+            target: http::SPAN_TARGET,
+            "go command",
+            otel.kind = "client",
+            process.command_args = args.join(" "),
+        );
+        let run = command::run_go(
             &config.go_binary,
             args,
             &scratch.layout().cwd,
             &env,
             config.timeout,
             config.max_output_bytes,
-        )
-        .await?;
+        );
+        let output = tracing::Instrument::instrument(run, span).await?;
         Ok((scratch, output))
     }
 }

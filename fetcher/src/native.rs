@@ -357,7 +357,15 @@ impl Native {
         if !ferry_sumdb::sumdb_applies(module.as_str(), &s.gonosumdb, &s.goprivate, false) {
             return Ok(Some(Sums::Unchecked));
         }
-        match sumdb.lookup(module.as_str(), version.as_str()).await {
+        let span = tracing::info_span!(
+            target: crate::http::SPAN_TARGET,
+            "sumdb lookup",
+            sumdb = sumdb.key().name(),
+            module = module.as_str(),
+            version = version.as_str(),
+        );
+        let looked_up = sumdb.lookup(module.as_str(), version.as_str());
+        match tracing::Instrument::instrument(looked_up, span).await {
             Ok(lines) => Ok(Some(Sums::Lines {
                 database: sumdb.key().name().to_string(),
                 lines,
@@ -448,8 +456,21 @@ impl Native {
 
     /// Streams `url` into the new file `to`; its size, or `None` when the upstream did not answer 200.
     async fn download(&self, url: &str, to: &Path) -> Result<Option<u64>, FetchError> {
+        let uri: http::Uri = url.parse().map_err(|e| FetchError::InvalidOutput {
+            message: format!("{url}: {e}"),
+        })?;
+        let span = crate::http::get_span(&uri);
+        tracing::Instrument::instrument(self.download_in_span(url, to), span).await
+    }
+
+    /// [`Native::download`], in its span.
+    async fn download_in_span(&self, url: &str, to: &Path) -> Result<Option<u64>, FetchError> {
         // A routed step follows redirects (a zip sent to a blob store), its credentials kept to its host.
         let sent = send(&self.client, url, self.authorization(), self.via.is_some()).await;
+        if let Ok(response) = &sent {
+            tracing::Span::current()
+                .record("http.response.status_code", response.status().as_u16());
+        }
         let response = match sent {
             Ok(response) if response.status() == http::StatusCode::OK => response,
             Ok(response) if response.status() == http::StatusCode::LOOP_DETECTED => {

@@ -14,6 +14,7 @@ use ferry_storage::{
     ModuleStore, ModuleStoreExt, StorageError, VersionFiles, VisibilityGuard, ZipSource,
 };
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tracing::Instrument;
 
 use crate::coordination::{Coordination, Fence};
 pub use crate::fill_watch::{FillFailure, FillWatch, Flight};
@@ -217,6 +218,16 @@ enum Want {
     Metadata,
 }
 
+impl Want {
+    /// What the fill stores, in words (a span attribute).
+    fn files(self) -> &'static str {
+        match self {
+            Want::Version => "version",
+            Want::Metadata => "info and mod",
+        }
+    }
+}
+
 /// A module, what was asked of it (a canonical version or a query), and what the fill stores.
 type FillKey = (ModulePath, String, Want);
 /// A fill's answer so far: none, the files fetched (some or all), or its end.
@@ -228,6 +239,8 @@ struct InFlight {
     abort: tokio::task::AbortHandle,
     /// When it started, for the status page.
     started: std::time::Instant,
+    /// The fill's span (traces): a request that joins the fill links its own span to it.
+    span: tracing::Span,
 }
 
 /// The store's link to the upstream.
@@ -477,32 +490,39 @@ fn fill(
     need: Need,
 ) -> impl Future<Output = Result<Filled, FillError>> + use<> {
     let mut in_flight = shared.in_flight.lock().unwrap();
-    let (mut answers, waiting) = match in_flight.get(&key) {
+    let (mut answers, waiting, span) = match in_flight.get(&key) {
         Some(running) => {
             metrics().fill_joins.inc();
-            (running.answers.clone(), Waiting::join(&running.waiters))
+            let span = join_span(&key);
+            crate::traces::link(&span, &running.span);
+            let waiting = Waiting::join(&running.waiters);
+            (running.answers.clone(), waiting, span)
         }
         None => {
             let waiters = Arc::new(Waiters::default());
             let waiting = Waiting::join(&waiters);
             let (publisher, answers) = Publisher::new();
+            // The fill's span is the child of the request that started it (its other waiters link to it).
+            let span = fill_span(&key);
             // The fill runs in its own task so that a client going away does not cancel what others wait on.
-            let task = tokio::spawn(run_fill(
+            let run = run_fill(
                 shared.clone(),
                 key.clone(),
                 budget,
                 waiters.clone(),
                 publisher,
-            ));
+            );
+            let task = tokio::spawn(run.instrument(span.clone()));
             let running = InFlight {
                 answers: answers.clone(),
                 waiters,
                 abort: task.abort_handle(),
                 started: std::time::Instant::now(),
+                span,
             };
             in_flight.insert(key, running);
             metrics().fills_in_flight.inc();
-            (answers, waiting)
+            (answers, waiting, tracing::Span::none())
         }
     };
     async move {
@@ -524,6 +544,17 @@ fn fill(
         drop(waiting);
         result
     }
+    .instrument(span)
+}
+
+/// The span of a fill, the child of the request that started it (traces; see [`crate::traces`]).
+fn fill_span((module, query, want): &FillKey) -> tracing::Span {
+    tracing::info_span!(target: crate::traces::TARGET, "fill", ferry.module = module.as_str(), ferry.query = query.as_str(), ferry.files = want.files())
+}
+
+/// The span of a request waiting on a fill another request started: linked to the fill's span.
+fn join_span((module, query, want): &FillKey) -> tracing::Span {
+    tracing::info_span!(target: crate::traces::TARGET, "fill join", ferry.module = module.as_str(), ferry.query = query.as_str(), ferry.files = want.files())
 }
 
 /// Hands a fill's answer to the requests waiting on it: early, when the fill has its files and goes on to

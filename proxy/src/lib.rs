@@ -35,6 +35,7 @@ mod service;
 mod status;
 pub mod sumdb;
 mod tls;
+pub mod traces;
 mod version_gate;
 pub mod vuln;
 

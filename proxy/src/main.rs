@@ -320,7 +320,7 @@ fn check_store(flags: Flags, remove: bool) -> anyhow::Result<()> {
 /// bar and a summary are the output).
 fn airgap(command: ferry::airgap::cli::Command) -> anyhow::Result<()> {
     let config = config::load(command.flags(), &config::process_environment())?;
-    init_logging(config.log_format, "warn");
+    init_logging(config.log_format, "warn", None);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -335,7 +335,7 @@ fn airgap(command: ferry::airgap::cli::Command) -> anyhow::Result<()> {
 /// `ferry vuln import|sync`: the configuration `ferry serve` loads, logging warnings only.
 fn vuln(command: ferry::vuln::cli::Command) -> anyhow::Result<()> {
     let config = config::load(command.flags(), &config::process_environment())?;
-    init_logging(config.log_format, "warn");
+    init_logging(config.log_format, "warn", None);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -381,8 +381,33 @@ fn log_warnings(warnings: &[ferry_policy::Problem], when: &str) {
 }
 
 fn serve(flags: Flags) -> anyhow::Result<()> {
-    let config = config::load(&flags, &config::process_environment())?;
-    init_logging(config.log_format, "info");
+    let environment = config::process_environment();
+    let config = config::load(&flags, &environment)?;
+    let settings = ferry::traces::TraceSettings::from_environment(
+        &environment,
+        config.otlp_endpoint.as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("traces: {e}"))?;
+    let traces = settings
+        .as_ref()
+        .map(ferry::traces::Traces::start)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("traces: {e}"))?;
+    init_logging(config.log_format, "info", traces.as_ref());
+    if let Some(settings) = &settings {
+        // A URL's credentials are not logged (the headers, where an API key usually goes, never are).
+        let endpoint = ferry::config_report::redact_credentials(&settings.endpoint);
+        tracing::info!(%endpoint, service = %settings.service_name, "exporting traces over OTLP");
+    }
+    let served = serve_with(config);
+    // The spans still queued go to the collector, within a bounded time.
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    served
+}
+
+fn serve_with(config: ferry::Config) -> anyhow::Result<()> {
     log_warnings(config.policy.warnings(), "start-up");
     if config.policy.fetches()
         && let Some(entry) = ferry::self_upstream::own_address_in_upstream(&config)
@@ -533,23 +558,37 @@ fn raise_open_file_limit() {
     }
 }
 
-fn init_logging(format: LogFormat, level: &str) {
+fn init_logging(format: LogFormat, level: &str, traces: Option<&ferry::traces::Traces>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
         // object_store notes each retry at INFO in its own words ("error sending request"); Ferry's one
         // message on the failure says what it means and what to do.
-        .unwrap_or_else(|_| format!("{level},object_store=warn").into());
+        .unwrap_or_else(|_| format!("{level},object_store=warn").into())
+        // The spans exported as traces are not the log's: with traces off no layer wants them, and each is
+        // a disabled callsite (see `ferry::traces`).
+        .add_directive(
+            format!("{}=off", ferry::traces::TARGET)
+                .parse()
+                .expect("a valid directive"),
+        );
     // Colours only on a terminal: journald, files and log collectors get plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     // A log line that cannot be written (stderr closed, collector gone) is dropped: reporting that failure
     // on stderr would panic inside the request that logged it and lose the response.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .log_internal_errors(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+    let log = match format {
+        LogFormat::Text => log.with_filter(filter).boxed(),
+        LogFormat::Json => log.json().flatten_event(true).with_filter(filter).boxed(),
+    };
+    let registry = tracing_subscriber::registry().with(log);
+    match traces {
+        Some(traces) => registry.with(traces.layer()).init(),
+        None => registry.init(),
     }
 }
 

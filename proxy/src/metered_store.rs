@@ -12,6 +12,7 @@ use ferry_storage::{
     VisibilityGuard, ZipPart,
 };
 use futures::stream::BoxStream;
+use tracing::Instrument;
 
 use crate::metrics::{StorageLabels, metrics};
 
@@ -52,6 +53,17 @@ impl MeteredStore {
         }
         result
     }
+}
+
+/// The span of a write to the store (traces; see [`crate::traces`]).
+fn write_span(operation: &'static str, module: &ModulePath, version: &Version) -> tracing::Span {
+    tracing::info_span!(
+        target: crate::traces::TARGET,
+        "store write",
+        ferry.store.operation = operation,
+        ferry.module = module.as_str(),
+        ferry.version = version.as_str(),
+    )
 }
 
 #[async_trait]
@@ -113,7 +125,8 @@ impl ModuleStore for MeteredStore {
         guard: Option<&dyn VisibilityGuard>,
     ) -> Result<Saved, StorageError> {
         let save = self.inner.save_version(module, version, files, guard);
-        self.record("save", save).await
+        let span = write_span("save", module, version);
+        self.record("save", save).instrument(span).await
     }
 
     /// Not timed: a walk of the whole store, for maintenance only.
@@ -126,7 +139,9 @@ impl ModuleStore for MeteredStore {
     }
 
     async fn delete(&self, module: &ModulePath, version: &Version) -> Result<(), StorageError> {
+        let span = write_span("delete", module, version);
         self.record("delete", self.inner.delete(module, version))
+            .instrument(span)
             .await
     }
 

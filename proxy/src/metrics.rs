@@ -85,6 +85,7 @@ pub struct Metrics {
     pub sumdb_route_up: Family<DbLabels, Gauge>,
     pub queue_depth: Gauge,
     pub queue_dropped: Counter,
+    pub trace_spans: Family<ResultLabels, Counter>,
     pub sumdb_tile_cache_hits: Counter,
     pub sumdb_tile_cache_misses: Counter,
     pub cache_hits: Family<CacheLabels, Counter>,
@@ -198,6 +199,12 @@ impl Metrics {
             "async_queue_dropped",
             "Background fetches dropped because the queue was full",
             queue_dropped.clone(),
+        );
+        let trace_spans = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "trace_spans",
+            "Spans handed to the OTLP exporter, by result: exported, failed (the collector refused or was unreachable) or dropped (the export queue was full)",
+            trace_spans.clone(),
         );
         let sumdb_tile_cache_hits = Counter::default();
         registry.register(
@@ -411,6 +418,7 @@ impl Metrics {
             sumdb_route_up,
             queue_depth,
             queue_dropped,
+            trace_spans,
             sumdb_tile_cache_hits,
             sumdb_tile_cache_misses,
         }

@@ -1002,6 +1002,8 @@ async fn ask(
             .headers_mut()
             .insert(header::AUTHORIZATION, authorization.clone());
     }
+    // The request's trace goes on at the database (or the route to it), as the fills' requests do.
+    crate::traces::inject(request.headers_mut());
     let response = match tokio::time::timeout_at(deadline, client.request(request)).await {
         Err(_) => return Err(Failure::Timeout),
         Ok(Err(e)) if timed_out(&e) => return Err(Failure::Timeout),

@@ -145,8 +145,14 @@ impl<T: Transport> Client<T> {
             other => other,
         };
         let (id, text, note) = parse_record(data).map_err(|m| self.protocol(m))?;
-        self.merge_latest(note).await.map_err(context)?;
-        self.check_record(id, text).await.map_err(context)?;
+        // The proof (the note consistent with the latest tree, the record in it, tiles fetched as
+        // needed) as a span of the traces the binary exports (the fetcher's target).
+        let span = tracing::info_span!(target: "ferry_span", "sumdb proof", sumdb = self.key.name(), record = id);
+        let proof = async {
+            self.merge_latest(note).await.map_err(context)?;
+            self.check_record(id, text).await.map_err(context)
+        };
+        tracing::Instrument::instrument(proof, span).await?;
         let text = std::str::from_utf8(text).map_err(|e| self.protocol(e.to_string()))?;
         let zip_prefix = format!("{module} {version} ");
         let mod_prefix = format!("{module} {version}/go.mod ");

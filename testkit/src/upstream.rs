@@ -44,6 +44,8 @@ struct State {
     /// Versions per escaped module path, in the order added.
     versions: BTreeMap<String, Vec<String>>,
     requests: Vec<String>,
+    /// Each request's path (as in `requests`) and headers, in order.
+    headers: Vec<(String, hyper::HeaderMap)>,
     behaviour: Option<Behaviour>,
     /// Status of the answer to anything not served (404 unless set).
     miss_status: Option<u16>,
@@ -262,6 +264,20 @@ impl Upstream {
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().requests.clone()
     }
+
+    /// The path and the value of header `name` of every request so far that carried it, in order (a
+    /// `traceparent` the client sent, its credentials).
+    pub fn header_values(&self, name: &str) -> Vec<(String, String)> {
+        let state = self.state.lock().unwrap();
+        state
+            .headers
+            .iter()
+            .filter_map(|(path, headers)| {
+                let value = headers.get(name)?.to_str().ok()?;
+                Some((path.clone(), value.to_string()))
+            })
+            .collect()
+    }
 }
 
 impl Drop for Upstream {
@@ -306,6 +322,9 @@ async fn answer(
     let held = {
         let mut state = state.lock().unwrap();
         state.requests.push(path.clone());
+        state
+            .headers
+            .push((path.clone(), request.headers().clone()));
         let held = state
             .hold
             .as_ref()

@@ -61,6 +61,9 @@ pub struct Config {
     pub prefetch: crate::prefetch::PrefetchSettings,
     pub storage: StorageConfig,
     pub log_format: LogFormat,
+    /// The OTLP collector's base URL traces go to (none: traces off unless the environment's
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` says; see `traces.rs`).
+    pub otlp_endpoint: Option<String>,
     pub server: ServerSettings,
     pub policy: Policy,
     /// What the policy was loaded from, to load it again on SIGHUP.
@@ -278,6 +281,7 @@ fn load_with(
         prefetch: owners::prefetch(&given)?,
         storage,
         log_format: log_format.unwrap_or(LogFormat::Text),
+        otlp_endpoint: owners::otlp_endpoint(&given)?,
         server: owners::server(&given, file.as_ref())?,
         policy,
         policy_sources,

@@ -21,6 +21,19 @@ use crate::sumdb::{PrivatePattern, SumDb, SumDbSettings};
 use crate::vuln::VulnSettings;
 use ferry_module::Pattern;
 
+/// The OTLP collector's base URL: an http:// or https:// URL.
+pub(super) fn otlp_endpoint(given: &Given) -> Result<Option<String>, ConfigError> {
+    given.parse(&row::OTLP_ENDPOINT, |text| {
+        if text.starts_with("http://") || text.starts_with("https://") {
+            Ok(text.trim_end_matches('/').to_string())
+        } else {
+            Err(format!(
+                "OTLP endpoint {text:?} is not an http:// or https:// URL; write the collector's OTLP/HTTP base URL, e.g. \"http://collector:4318\""
+            ))
+        }
+    })
+}
+
 pub(super) fn server(
     given: &Given,
     file: Option<&ConfigFile>,

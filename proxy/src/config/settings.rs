@@ -186,6 +186,8 @@ settings! {
     SHUTDOWN_TIMEOUT = text("shutdown_timeout", "FERRY_SHUTDOWN_TIMEOUT", "`30s`", "how long in-flight requests get on shutdown", |c| duration(c.server.shutdown_timeout));
     /// Read by the logger (`main.rs`), not the loader.
     LOG = text("", "FERRY_LOG", "`info`", "log filter, in tracing's EnvFilter syntax", |c| c.given.text(&LOG).unwrap_or("info").to_string());
+    /// Handed to the traces (`main.rs`, `traces.rs`), which read the other `OTEL_*` variables themselves.
+    OTLP_ENDPOINT = text("otlp_endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT", "none (traces off)", "export traces to this OTLP/HTTP collector, e.g. http://collector:4318", |c| c.otlp_endpoint.clone().unwrap_or_else(|| "none".into()));
     DOWNLOAD_MODE = Setting {
         kind: Kind::Policy { athens: "ATHENS_DOWNLOAD_MODE" },
         ..text("download_mode", "FERRY_DOWNLOAD_MODE", "`sync`", "what to do on a miss: a mode, file:PATH or custom:BASE64", download_mode)

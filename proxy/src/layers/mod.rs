@@ -1,5 +1,5 @@
 //! Cross-cutting HTTP work, as `tower` layers around the proxy: each concern (routing, the client, request
-//! ids, the access log, metrics, authentication) is a [`Hook`](hook::Hook) (or, for authentication, which
+//! ids, the access log, metrics, authentication, the request's trace span) is a [`Hook`](hook::Hook) (or, for authentication, which
 //! waits on bcrypt, and routing and the client, which have nothing to do after the response, a plain layer)
 //! in a file of its own, and [`stack`] is the one place that puts them in order. The outermost layer routes
 //! the request once; the others read its [`Route`](crate::request::Route) from the request's extensions,
@@ -16,6 +16,7 @@ pub mod hook;
 mod metrics;
 mod request_id;
 mod route;
+mod trace;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,6 +37,7 @@ use hook::HookLayer;
 use metrics::{Measure, ServeMetrics};
 use request_id::RequestId;
 use route::RouteLayer;
+use trace::TraceLayer;
 
 use crate::body::Body;
 use crate::request::PathPrefix;
@@ -68,9 +70,11 @@ where
 {
     // Outermost first: the route and the client are on the request before any layer reads them; the id is
     // on the request before the access log reads it; refused requests (401) are logged and counted;
-    // `/metrics` is answered only after authentication.
+    // `/metrics` is answered only after authentication; the request's span (traces) names its route and
+    // holds everything inside, refusals too.
     tower::ServiceBuilder::new()
         .layer(RouteLayer { prefix })
+        .layer(TraceLayer)
         .layer(client)
         .layer(HookLayer(RequestId))
         .layer(HookLayer(AccessLog))

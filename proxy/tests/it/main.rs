@@ -37,6 +37,7 @@ mod sumdb_kept;
 mod sumdb_route;
 mod tls;
 mod tokens;
+mod traces;
 mod upstreams;
 mod version_rules;
 mod vuln;
