@@ -164,6 +164,8 @@ async fn readyz_says_the_storage_server_stopped_answering_and_what_to_do() {
     let mut env: std::collections::BTreeMap<String, String> = server.env.iter().cloned().collect();
     env.insert("FERRY_STORAGE".into(), server.fresh_url());
     env.insert("FERRY_DOWNLOAD_MODE".into(), "none".into());
+    // Only the storage's line is asked for: no vulnerability database (whose source is unreachable here).
+    env.insert("FERRY_VULN_ENABLED".into(), "false".into());
     let config = config::load(&Flags::default(), &env).unwrap();
     let ferry = Ferry::start_with(
         ferry::build_proxy(&config).await.unwrap(),
