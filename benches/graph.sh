@@ -185,7 +185,11 @@ for target in "$@"; do
     colds_life=() nopfs_life=() athenss_life=()
     run() { # NAME PROXY [GOSUMDB]
         local name=$1 out secs reqs
-        out=$(download_all "$project" "$2" "${3:-}") || exit 1
+        out=$(download_all "$project" "$2" "${3:-}") || {
+            [[ $name == athenss ]] && echo "graph.sh: athens' log ends with: $(tail -20 "$work/athens.log")" >&2
+            exit 1
+        }
+        echo "graph.sh: $module: $name ${out% *}s, ${out#* } upstream requests" >&2
         read -r secs reqs <<<"$out"
         eval "$name+=($secs) ${name}_reqs+=($reqs)"
     }

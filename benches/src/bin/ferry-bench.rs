@@ -128,8 +128,8 @@ fn load_run(file: &Path) -> Result<Run, String> {
     })
 }
 
-/// The side-by-side table: each load target on each server (Ferry, nginx, and nginx with `sendfile off`
-/// when load.sh ran it), and each server's fraction of nginx.
+/// The side-by-side table: each load target on each server (Ferry, Athens and nginx with `sendfile off`
+/// when load.sh ran them, nginx), and each server's fraction of nginx.
 fn table(dir: &Path) -> Result<(), String> {
     println!(
         "{:<10} {:<10} {:>12} {:>10} {:>10} {:>10}",
@@ -141,7 +141,7 @@ fn table(dir: &Path) -> Result<(), String> {
             continue;
         }
         let nginx = load_run(&nginx_file)?;
-        for server in ["ferry", "nginx", "nginx-nosf"] {
+        for server in ["ferry", "athens", "nginx", "nginx-nosf"] {
             let file = dir.join(format!("{name}.{server}.json"));
             if !file.exists() {
                 continue;
