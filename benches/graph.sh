@@ -229,7 +229,8 @@ for target in "$@"; do
     printf '%-45s %6d %6d %8.0f %8.1fs %8.1fs %8.1fs %6.2fx %6.2fx\n' "$module" "$zips" "$mods" \
         "$(echo "$bytes / 1000000" | bc -l)" "$direct" "$cold" "$warm" \
         "$(echo "$cold / $direct" | bc -l)" "$(echo "$warm / $direct" | bc -l)"
-    echo "  each run (s): upstream ${directs[*]}; cold ${colds[*]}; warm ${warms[*]}"
+    printf '  cold/warm %.2fx; each run (s): upstream %s; cold %s; warm %s\n' "$(echo "$cold / $warm" | bc -l)" \
+        "${directs[*]}" "${colds[*]}" "${warms[*]}"
     if [[ -n $baseline ]]; then
         base=$(median "${bases[@]}")
         printf '%-45s baseline cold %.1fs (%.2fx the upstream); this build %.2fx the baseline\n' "$module" "$base" \
