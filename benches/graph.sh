@@ -80,7 +80,8 @@ stop_athens() {
 cleanup() {
     stop_ferry
     stop_athens
-    [[ -n $delay_pid ]] && kill "$delay_pid" 2>/dev/null && wait "$delay_pid" 2>/dev/null
+    # `|| true`: wait answers the forwarder's signal status, which must not end the cleanup under `set -e`.
+    [[ -n $delay_pid ]] && kill "$delay_pid" 2>/dev/null && { wait "$delay_pid" 2>/dev/null || true; }
     chmod -R u+w "$work" 2>/dev/null || true
     rm -rf "$work"
 }

@@ -57,7 +57,7 @@ nginx_pids=()
 athens_pid=
 cleanup() {
     [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
-    [[ -n $athens_pid ]] && kill "$athens_pid" 2>/dev/null && wait "$athens_pid" 2>/dev/null
+    [[ -n $athens_pid ]] && kill "$athens_pid" 2>/dev/null && { wait "$athens_pid" 2>/dev/null || true; }
     for pid in "${nginx_pids[@]}"; do kill -QUIT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     rm -rf "$work"
 }
