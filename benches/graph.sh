@@ -16,13 +16,32 @@
 #                  medians are printed. The upstream's own pace moves by a third between minutes here.
 #   GRAPH_BASELINE=/path/to/ferry  another build, run cold in each round beside this one (e.g. the last
 #                  commit's): its median and this build's fraction of it are printed too.
-#   GRAPH_PIN=1    the go command on CPU 0 and Ferry on the others (taskset), in every run: as when Ferry
-#                  and its clients are different machines. Unpinned on 2 cores, Ferry's checks (inflating
-#                  and hashing every zip) compete with the client's own extracting and hashing.
+#   GRAPH_PIN=1    the go command on CPU 0 and Ferry (and Athens) on the others (taskset), in every run: as
+#                  when Ferry and its clients are different machines. Unpinned on 2 cores, Ferry's checks
+#                  (inflating and hashing every zip) compete with the client's own extracting and hashing.
+#   GRAPH_DELAY=50ms  the upstream made further away: every run (direct, cold, warm, Athens) goes through
+#                  `ferry-bench delay-proxy`, which waits that long before forwarding each request to the
+#                  upstream (checksum database included). It logs each request, so the upstream requests
+#                  of each run are printed too (their medians: direct, cold, warm, and the extra columns).
+#   GRAPH_PREFETCH=both  a second cold Ferry each round with FERRY_PREFETCH_DEPTH=0 (prefetching off).
+#   GRAPH_ATHENS=1 a cold Athens each round (benches/athens.sh builds it when missing): `sync` download
+#                  mode on an empty disk store, its go command fetching from the same upstream (through the
+#                  forwarder with GRAPH_DELAY). Athens proxies a checksum database only to its own https
+#                  host, which this machine may not reach, so its client reads the checksum database from
+#                  the upstream (the forwarder) directly, as it would with Athens' sumdb proxy off.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-[[ $# -gt 0 ]] || { sed -n '2,21p' "$0" >&2; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,32p' "$0" >&2; exit 2; }
+# shellcheck source=benches/athens.sh
+source "$repo/benches/athens.sh"
+delay=${GRAPH_DELAY:-}
+with_athens=${GRAPH_ATHENS:-0}
+case ${GRAPH_PREFETCH:-default} in
+default) no_prefetch=0 ;;
+both) no_prefetch=1 ;;
+*) echo "graph.sh: GRAPH_PREFETCH is both (or unset), not $GRAPH_PREFETCH" >&2; exit 2 ;;
+esac
 baseline=${GRAPH_BASELINE:-}
 [[ -z $baseline || -x $baseline ]] || { echo "graph.sh: GRAPH_BASELINE=$baseline is not an executable" >&2; exit 2; }
 runs=${GRAPH_RUNS:-1}
@@ -44,28 +63,64 @@ upstream=$(go env GOPROXY)
 gosumdb=$(go env GOSUMDB)
 work=$(mktemp -d)
 ferry_pid=
+athens_pid=
+delay_pid=
 stop_ferry() {
     if [[ -n $ferry_pid ]]; then
         kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null || true
         ferry_pid=
     fi
 }
+stop_athens() {
+    if [[ -n $athens_pid ]]; then
+        kill "$athens_pid" 2>/dev/null && wait "$athens_pid" 2>/dev/null || true
+        athens_pid=
+    fi
+}
 cleanup() {
     stop_ferry
+    stop_athens
+    # `|| true`: wait answers the forwarder's signal status, which must not end the cleanup under `set -e`.
+    [[ -n $delay_pid ]] && kill "$delay_pid" 2>/dev/null && { wait "$delay_pid" 2>/dev/null || true; }
     chmod -R u+w "$work" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-(cd "$repo" && cargo build --release -q -p ferry --bin ferry)
+(cd "$repo" && cargo build --release -q -p ferry --bin ferry -p ferry-benches --bin ferry-bench)
+[[ $with_athens == 1 ]] && ensure_athens
 
-# `go mod download all` in $1 (a main module) through GOPROXY=$2 with an empty module cache; prints seconds.
+# With GRAPH_DELAY, every run's upstream is the forwarder in front of the first entry of GOPROXY.
+requests_log=$work/upstream-requests.log
+: >"$requests_log"
+client_sumdb=$gosumdb
+if [[ -n $delay ]]; then
+    first=${upstream%%[,|]*}
+    [[ $first == http* ]] || die "GRAPH_DELAY needs a proxy URL first in GOPROXY, not $upstream"
+    "$target_dir/release/ferry-bench" delay-proxy --to "$first" --delay "$delay" --log "$requests_log" \
+        >"$work/delay.out" 2>&1 &
+    delay_pid=$!
+    for _ in $(seq 100); do grep -q "listening on" "$work/delay.out" 2>/dev/null && break; sleep 0.1; done
+    fwd=$(sed -n 's/^listening on //p' "$work/delay.out")
+    [[ -n $fwd ]] || die "the delay proxy did not start: $(cat "$work/delay.out")"
+    upstream=http://$fwd
+    echo "graph.sh: every run through a forwarder $delay from $first" >&2
+fi
+# Athens' client reads the checksum database from the upstream itself (see GRAPH_ATHENS above).
+athens_sumdb="$gosumdb ${upstream%%[,|]*}/sumdb/${gosumdb%%[+ ]*}"
+
+# Upstream requests logged so far (only counted with GRAPH_DELAY; otherwise 0).
+requests() { wc -l <"$requests_log"; }
+
+# `go mod download all` in $1 (a main module) through GOPROXY=$2 with an empty module cache (GOSUMDB=$3, or
+# the machine's); prints seconds, and the upstream requests the run made after them.
 download_all() {
-    local project=$1 proxy=$2 cache
+    local project=$1 proxy=$2 sumdb=${3:-$gosumdb} cache
     cache=$(mktemp -d "$work/cache.XXXX")
-    local start end
+    local start end before
+    before=$(requests)
     start=$(date +%s.%N)
-    (cd "$project" && env GOMODCACHE="$cache" GOPROXY="$proxy" GOSUMDB="$gosumdb" GOFLAGS=-mod=mod \
+    (cd "$project" && env GOMODCACHE="$cache" GOPROXY="$proxy" GOSUMDB="$sumdb" GOFLAGS=-mod=mod \
         GONOSUMDB= GOPRIVATE= GOTOOLCHAIN=local "${client_cpu[@]}" go mod download all) >&2 ||
         die "go mod download all through $proxy failed"
     end=$(date +%s.%N)
@@ -76,19 +131,35 @@ download_all() {
         find "$cache/cache/download" -name '*.zip' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
     } >"$work/size"
     chmod -R u+w "$cache" && rm -rf "$cache"
-    echo "$end - $start" | bc
+    echo "$(echo "$end - $start" | bc) $(($(requests) - before))"
 }
 
 # Starts the Ferry binary $1 on an empty store (pinned as GRAPH_PIN says); sets ferry_pid and addr.
+# Any further VAR=VALUE arguments are added to its environment.
 start_ferry() {
+    local binary=$1
+    shift
     rm -rf "$work/store" "$work/ferry-work"
-    FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
-        FERRY_WORK_DIR="$work/ferry-work" "${ferry_cpu[@]}" "$1" --listen 127.0.0.1:0 \
+    env "$@" FERRY_LOG=${FERRY_LOG:-info,ferry::access=off} GOPROXY="$upstream" GOSUMDB="$gosumdb" \
+        FERRY_WORK_DIR="$work/ferry-work" "${ferry_cpu[@]}" "$binary" --listen 127.0.0.1:0 \
         --storage "file://$work/store" 2>"$work/ferry.log" &
     ferry_pid=$!
     for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
     addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
     [[ -n $addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
+}
+
+# Starts Athens on an empty disk store in sync mode, its go command fetching from the upstream; sets
+# athens_pid and athens_port.
+start_athens_cold() {
+    rm -rf "$work/athens-store" "$work/athens-goget"
+    mkdir -p "$work/athens-store" "$work/athens-goget"
+    athens_port=$("$target_dir/release/ferry-bench" free-port)
+    athens_cpu=("${ferry_cpu[@]}")
+    start_athens "$athens_port" "$work/athens.log" ATHENS_STORAGE_TYPE=disk \
+        ATHENS_DISK_STORAGE_ROOT="$work/athens-store" ATHENS_GOGET_DIR="$work/athens-goget" \
+        ATHENS_DOWNLOAD_MODE=sync ATHENS_GO_BINARY_ENV_VARS="GOPROXY=$upstream; GOSUMDB=$gosumdb" ||
+        die "athens did not start"
 }
 
 # The median of the numbers given.
@@ -110,18 +181,46 @@ for target in "$@"; do
     unzip -p "$zip" "$target/go.sum" >"$project/go.sum" 2>/dev/null || true
     chmod -R u+w "$work/seed" && rm -rf "$work/seed"
 
-    directs=() colds=() warms=() bases=()
+    # Each run's seconds go in NAME, its upstream requests in NAME_reqs; a Ferry's whole life's in NAME_life.
+    for v in directs colds warms bases nopfs athenss; do eval "$v=() ${v}_reqs=()"; done
+    colds_life=() nopfs_life=() athenss_life=()
+    run() { # NAME PROXY [GOSUMDB]
+        local name=$1 out secs reqs
+        out=$(download_all "$project" "$2" "${3:-}") || {
+            [[ $name == athenss ]] && echo "graph.sh: athens' log ends with: $(tail -20 "$work/athens.log")" >&2
+            exit 1
+        }
+        echo "graph.sh: $module: $name ${out% *}s, ${out#* } upstream requests" >&2
+        read -r secs reqs <<<"$out"
+        eval "$name+=($secs) ${name}_reqs+=($reqs)"
+    }
     for _ in $(seq "$runs"); do
-        directs+=("$(download_all "$project" "$upstream")")
+        run directs "$upstream"
         if [[ -n $baseline ]]; then
             start_ferry "$baseline"
-            bases+=("$(download_all "$project" "http://$addr")")
+            run bases "http://$addr"
             stop_ferry
         fi
+        if ((no_prefetch)); then
+            before=$(requests)
+            start_ferry "$target_dir/release/ferry" FERRY_PREFETCH_DEPTH=0
+            run nopfs "http://$addr"
+            stop_ferry
+            nopfs_life+=($(($(requests) - before)))
+        fi
+        before=$(requests)
         start_ferry "$target_dir/release/ferry"
-        colds+=("$(download_all "$project" "http://$addr")")
-        warms+=("$(download_all "$project" "http://$addr")")
+        run colds "http://$addr"
+        run warms "http://$addr"
         stop_ferry
+        colds_life+=($(($(requests) - before)))
+        if [[ $with_athens == 1 ]]; then
+            before=$(requests)
+            start_athens_cold
+            run athenss "http://127.0.0.1:$athens_port" "$athens_sumdb"
+            stop_athens
+            athenss_life+=($(($(requests) - before)))
+        fi
     done
     direct=$(median "${directs[@]}")
     cold=$(median "${colds[@]}")
@@ -131,9 +230,29 @@ for target in "$@"; do
     printf '%-45s %6d %6d %8.0f %8.1fs %8.1fs %8.1fs %6.2fx %6.2fx\n' "$module" "$zips" "$mods" \
         "$(echo "$bytes / 1000000" | bc -l)" "$direct" "$cold" "$warm" \
         "$(echo "$cold / $direct" | bc -l)" "$(echo "$warm / $direct" | bc -l)"
+    printf '  cold/warm %.2fx; each run (s): upstream %s; cold %s; warm %s\n' "$(echo "$cold / $warm" | bc -l)" \
+        "${directs[*]}" "${colds[*]}" "${warms[*]}"
     if [[ -n $baseline ]]; then
         base=$(median "${bases[@]}")
         printf '%-45s baseline cold %.1fs (%.2fx the upstream); this build %.2fx the baseline\n' "$module" "$base" \
             "$(echo "$base / $direct" | bc -l)" "$(echo "$cold / $base" | bc -l)"
+    fi
+    if ((no_prefetch)); then
+        nopf=$(median "${nopfs[@]}")
+        printf '  prefetch off: cold %.1fs (%.2fx the upstream, %.2fx warm); prefetching on is %.2fx of it; each run (s): %s\n' \
+            "$nopf" "$(echo "$nopf / $direct" | bc -l)" "$(echo "$nopf / $warm" | bc -l)" \
+            "$(echo "$cold / $nopf" | bc -l)" "${nopfs[*]}"
+    fi
+    if [[ $with_athens == 1 ]]; then
+        ath=$(median "${athenss[@]}")
+        printf '  athens %s cold: %.1fs (%.2fx the upstream); ferry cold is %.2fx of it; each run (s): %s\n' \
+            "$ATHENS_VERSION" "$ath" "$(echo "$ath / $direct" | bc -l)" "$(echo "$cold / $ath" | bc -l)" "${athenss[*]}"
+    fi
+    if [[ -n $delay ]]; then
+        echo "  upstream requests (median per run): direct $(median "${directs_reqs[@]}");" \
+            "ferry cold $(median "${colds_reqs[@]}"), warm $(median "${warms_reqs[@]}")," \
+            "start to stop $(median "${colds_life[@]}")" \
+            "$( ((no_prefetch)) && echo "; prefetch off: cold $(median "${nopfs_reqs[@]}"), start to stop $(median "${nopfs_life[@]}")")" \
+            "$([[ $with_athens == 1 ]] && echo "; athens cold $(median "${athenss_reqs[@]}"), start to stop $(median "${athenss_life[@]}")")"
     fi
 done

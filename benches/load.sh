@@ -14,6 +14,9 @@
 # zero-copy is worth to nginx, the rest of its lead is everything else. LOAD_NGINX_SENDFILE=off runs that
 # one in place of the usual nginx. LOAD_ONLY=REGEX runs only the targets whose names match (mod, info,
 # zip-1MiB, zip-32MiB), e.g. LOAD_ONLY=zip.
+# LOAD_ATHENS=1 adds Athens (benches/athens.sh: its pinned version, built into the tools directory when
+# missing) over the same files: its disk store laid out from the tree with hard links, download mode `none`
+# (it serves what it has and fetches nothing), logging errors only (access logs with LOAD_ACCESS_LOGS=1).
 # Both servers are stopped on exit. Absolute figures on a shared machine are noise; read the ratios.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,6 +28,8 @@ connections=${LOAD_CONNECTIONS:-64}
 zip_connections=${ZIP_CONNECTIONS:-16}
 tools=${FERRY_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ferry-test-tools}
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
+# shellcheck source=benches/athens.sh
+source "$repo/benches/athens.sh"
 
 die() {
     echo "load.sh: $*" >&2
@@ -49,8 +54,10 @@ ensure_nginx() {
 work=$(mktemp -d)
 ferry_pid=
 nginx_pids=()
+athens_pid=
 cleanup() {
     [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
+    [[ -n $athens_pid ]] && kill "$athens_pid" 2>/dev/null && { wait "$athens_pid" 2>/dev/null || true; }
     for pid in "${nginx_pids[@]}"; do kill -QUIT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
     rm -rf "$work"
 }
@@ -58,6 +65,7 @@ trap cleanup EXIT
 
 ensure_oha
 ensure_nginx
+[[ ${LOAD_ATHENS:-0} == 1 ]] && ensure_athens
 cargo build --release -q -p ferry --bin ferry -p ferry-benches --bin ferry-bench
 bench="$target_dir/release/ferry-bench"
 store=$work/store
@@ -124,6 +132,17 @@ both) start_nginx nginx on; start_nginx nginx-nosf off; servers+=(nginx nginx-no
 *) die "LOAD_NGINX_SENDFILE is on, off or both, not ${LOAD_NGINX_SENDFILE}" ;;
 esac
 
+if [[ ${LOAD_ATHENS:-0} == 1 ]]; then
+    athens_tree "$store" "$work/athens-store"
+    port_athens=$("$bench" free-port)
+    athens_log_level=error
+    [[ $nginx_access_log != off ]] && athens_log_level=info
+    ATHENS_LOG_LEVEL=$athens_log_level start_athens "$port_athens" "$work/athens.log" ATHENS_STORAGE_TYPE=disk \
+        ATHENS_DISK_STORAGE_ROOT="$work/athens-store" ATHENS_DOWNLOAD_MODE=none ATHENS_NETWORK_MODE=offline ||
+        die "athens did not start"
+    servers+=(athens)
+fi
+
 oha() {
     "$tools/bin/oha" --no-tui --output-format json -z "${seconds}s" -c "$1" "$2"
 }
@@ -140,7 +159,7 @@ while read -r name path; do
     # Back to back, so all see the same machine; which goes first rotates from one target to the next.
     for server in "${order[@]}"; do
         addr=$ferry_addr
-        [[ $server == nginx* ]] && port_var=port_${server//-/_} && addr=127.0.0.1:${!port_var}
+        [[ $server == nginx* || $server == athens ]] && port_var=port_${server//-/_} && addr=127.0.0.1:${!port_var}
         curl -sf -o /dev/null "http://$addr$path" || die "$server does not serve $path"
         oha "$c" "http://$addr$path" >"$results/$name.$server.json"
     done

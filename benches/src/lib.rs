@@ -3,6 +3,8 @@
 //! minimal hyper handler with no storage), and a pooled hyper client that drives either at a fixed
 //! concurrency. Statistics are criterion's; nothing here takes a median.
 
+pub mod delay_proxy;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -4,6 +4,9 @@
 //! ferry-bench tree DIR            writes the load harness's store: a GOPROXY tree (= a Ferry file store)
 //! ferry-bench free-port           prints a 127.0.0.1 port nothing listens on
 //! ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output)
+//! ferry-bench delay-proxy --to URL --delay DURATION --log FILE
+//!                                 forwards to URL after DURATION per request (benches/graph.sh's upstream
+//!                                 made further away), one `STATUS PATH` line per request in FILE
 //! ferry-bench ratios [DIR]        each criterion result of `cargo bench -p ferry-benches --bench serve`
 //!                                 (DIR: target/criterion) as a fraction of its group's ceiling
 //! ```
@@ -42,10 +45,13 @@ fn main() -> ExitCode {
             Ok(())
         }
         ["table", dir] => table(Path::new(dir)),
+        ["delay-proxy", "--to", to, "--delay", delay, "--log", log] => delay_proxy(to, delay, log),
         ["ratios"] => ratios(Path::new("target/criterion")),
         ["ratios", dir] => ratios(Path::new(dir)),
         _ => Err(
-            "usage: ferry-bench tree DIR | free-port | targets | table DIR | ratios [DIR]".into(),
+            "usage: ferry-bench tree DIR | free-port | targets | table DIR | ratios [DIR] | \
+             delay-proxy --to URL --delay DURATION --log FILE"
+                .into(),
         ),
     };
     match result {
@@ -55,6 +61,11 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn delay_proxy(to: &str, delay: &str, log: &str) -> Result<(), String> {
+    let delay = humantime::parse_duration(delay).map_err(|e| format!("--delay {delay}: {e}"))?;
+    ferry_benches::runtime().block_on(ferry_benches::delay_proxy::run(to, delay, Path::new(log)))
 }
 
 /// The small module's versions, a 1 MiB and a 32 MiB zip, in the GOPROXY layout under `dir`.
@@ -117,8 +128,8 @@ fn load_run(file: &Path) -> Result<Run, String> {
     })
 }
 
-/// The side-by-side table: each load target on each server (Ferry, nginx, and nginx with `sendfile off`
-/// when load.sh ran it), and each server's fraction of nginx.
+/// The side-by-side table: each load target on each server (Ferry, Athens and nginx with `sendfile off`
+/// when load.sh ran them, nginx), and each server's fraction of nginx.
 fn table(dir: &Path) -> Result<(), String> {
     println!(
         "{:<10} {:<10} {:>12} {:>10} {:>10} {:>10}",
@@ -130,7 +141,7 @@ fn table(dir: &Path) -> Result<(), String> {
             continue;
         }
         let nginx = load_run(&nginx_file)?;
-        for server in ["ferry", "nginx", "nginx-nosf"] {
+        for server in ["ferry", "athens", "nginx", "nginx-nosf"] {
             let file = dir.join(format!("{name}.{server}.json"));
             if !file.exists() {
                 continue;
