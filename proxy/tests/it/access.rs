@@ -578,3 +578,47 @@ fn sighup_puts_new_rules_in_force_and_keeps_the_old_ones_when_the_new_ones_are_b
     );
     assert!(curl_body(&url, BOB).contains("no versions stored"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_search_and_module_pages_name_only_the_modules_the_viewer_may_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = guarded(dir.path(), None, &[]).await;
+    for module in [SECRET, OPEN] {
+        save(
+            ferry.store().as_ref(),
+            &FixtureModule::package(module, "v1.0.0"),
+        )
+        .await;
+    }
+    // The pages list what the ledger has seen stored; both versions were stored through this Ferry.
+    let pages = ["", "-/search?q=corp.example.com", "-/search?q=example.com"];
+    for page in pages {
+        let seen_by_alice = get_as(&ferry, page, ALICE).await;
+        let seen_by_bob = get_as(&ferry, page, BOB).await;
+        assert_eq!(seen_by_alice.status, 200, "/{page}");
+        assert_eq!(seen_by_bob.status, 200, "/{page}");
+        assert!(
+            !seen_by_bob.text().contains(SECRET),
+            "/{page} shows bob a module he may not read:\n{}",
+            seen_by_bob.text()
+        );
+        if page.contains("corp") || page.is_empty() {
+            assert!(
+                seen_by_alice.text().contains(SECRET),
+                "/{page} hides from alice a module she may read:\n{}",
+                seen_by_alice.text()
+            );
+        }
+    }
+    // The module's own page is as hidden as the module: the 404 of a module that does not exist.
+    let page = format!("-/module/{SECRET}");
+    assert_eq!(get_as(&ferry, &page, ALICE).await.status, 200);
+    let hidden = get_as(&ferry, &page, BOB).await;
+    let missing = get_as(&ferry, &format!("-/module/{MISSING}"), BOB).await;
+    assert_eq!(hidden.status, 404);
+    assert_eq!(
+        hidden.text().replace(SECRET, "M"),
+        missing.text().replace(MISSING, "M")
+    );
+    ferry.stop().await;
+}
