@@ -16,8 +16,8 @@ use ferry_testkit::{
 };
 
 use crate::harness::{
-    Ferry, Reply, ferry, ferry_env, go_said, go_with, request, request_from, save, serve_memory,
-    serving, write_file,
+    Ferry, Reply, ferry, ferry_env, go_download_over_tls, go_said, go_with, request, request_from,
+    save, serve_memory, serving, write_file,
 };
 
 /// A line `htpasswd -B` (Apache 2.4, its default cost 5) wrote for `builder` / `correct-horse-battery`:
@@ -213,16 +213,7 @@ async fn go_download(
     ca: &Path,
     vars: &[(&str, &str)],
 ) -> std::process::Output {
-    let ca = ca.display().to_string();
-    let mut vars = vars.to_vec();
-    vars.push(("SSL_CERT_FILE", &ca));
-    go_with(
-        dir,
-        https_url,
-        &vars,
-        &["mod", "download", "-json", &format!("{MODULE}@v1.0.0")],
-    )
-    .await
+    go_download_over_tls(dir, https_url, ca, MODULE, vars).await
 }
 
 /// A Ferry with TLS (a fresh test CA) and `HTPASSWD_B_LINE` as its users; the CA file.
