@@ -23,7 +23,7 @@ pub use go_mod::{GoModNotes, Retract, read_go_mod};
 pub use pattern::{
     AsciiSet, Elements, Pattern, PatternError, match_prefix_patterns, pattern_matches,
 };
-pub use requirements::requirements;
+pub use requirements::{prunes_graph, requirements};
 pub use zip_rules::{
     EntryRule, MAX_GO_MOD, MAX_LICENSE, MAX_ZIP_FILE, ZipEntry, ZipRuleError, ZipRules,
 };

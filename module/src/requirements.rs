@@ -39,6 +39,26 @@ pub fn requirements(go_mod: &str) -> Vec<(ModulePath, Version)> {
     found
 }
 
+/// Whether the go command prunes the module graph below a module with this go.mod: its `go` directive
+/// says 1.17 or later. Then a build reads the go.mod files of its requirements only where they are
+/// requirements of the main module too (or of an unpruned module); below an unpruned module (no `go`
+/// directive, or an older one) it reads every requirement's go.mod, level after level.
+pub fn prunes_graph(go_mod: &str) -> bool {
+    go_mod.lines().any(|line| {
+        let line = strip_comment(line).trim();
+        let Some(version) = line
+            .strip_prefix("go")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+        else {
+            return false;
+        };
+        let mut parts = version.trim().split('.');
+        let major = parts.next().and_then(|p| p.parse::<u32>().ok());
+        let minor = parts.next().and_then(|p| p.parse::<u32>().ok());
+        matches!((major, minor), (Some(major), Some(minor)) if major > 1 || minor >= 17)
+    })
+}
+
 /// `PATH VERSION` (the path possibly quoted).
 fn requirement(line: &str) -> Option<(ModulePath, Version)> {
     let mut fields = line.split_whitespace();
@@ -101,6 +121,17 @@ require example.com/d v1.0.0 // indirect
             ]
         );
         assert!(requirements("").is_empty());
+        assert!(prunes_graph(go_mod), "go 1.22 prunes");
+        for (text, prunes) in [
+            ("module m\n", false),
+            ("module m\ngo 1.16\n", false),
+            ("module m\ngo 1.17\n", true),
+            ("module m\ngo 1.21.0\n", true),
+            ("module m\n// go 1.22\n", false),
+            ("module m\ngodebug x=1\n", false),
+        ] {
+            assert_eq!(prunes_graph(text), prunes, "{text:?}");
+        }
         assert!(requirements("require (\nexample.com/x v1.0.0").len() == 1);
     }
 }

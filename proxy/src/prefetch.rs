@@ -14,7 +14,9 @@
 //!
 //! Only versions that would be filled on request anyway are prefetched: not stored, not blocked, of a
 //! module whose download mode fetches, and without a version rule (a cooldown judges what clients ask for,
-//! not guesses). Warm requests pay one atomic load when nothing waits to be followed.
+//! not guesses); and only the requirements of a go.mod whose graph the go command does not prune (no `go`
+//! directive, or one before 1.17): below a pruned module it reads no requirement's go.mod that the main
+//! module does not name itself. Warm requests pay one atomic load when nothing waits to be followed.
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use ferry_module::{ModulePath, Version, requirements};
+use ferry_module::{ModulePath, Version, prunes_graph, requirements};
 use ferry_policy::Policy;
 use ferry_storage::{ModuleStore, ModuleStoreExt};
 use tokio::sync::Semaphore;
@@ -172,6 +174,13 @@ impl Prefetcher {
                 },
             };
             let text = String::from_utf8_lossy(&go_mod);
+            // Below a module at go 1.17 or later the go command reads its requirements' go.mod files only
+            // where the main module (or an unpruned module) requires them too, and those it asks for itself:
+            // fetching them ahead cost a nats-server graph 2.4x the upstream requests for no time saved.
+            if prunes_graph(&text) {
+                metrics().prefetch("pruned");
+                return;
+            }
             for (required, at) in requirements(&text) {
                 if !this.worth_fetching(&required, &at) {
                     continue;

@@ -1,7 +1,8 @@
 //! Requirements fetched before they are asked for (issue 25): when Ferry fills a `.mod` for a client, the
 //! `.mod` files of the versions it requires are filled in the background; the next level waits until a
-//! client follows; a per-client budget bounds it; `prefetch.depth = 0` turns it off. The real go command
-//! resolves a graph through it with every `.mod` fetched from the upstream once.
+//! client follows; a per-client budget bounds it; `prefetch.depth = 0` turns it off; a go.mod whose graph
+//! the go command prunes (`go 1.17` or later) has nothing fetched ahead. The real go command resolves an
+//! unpruned graph through it with every `.mod` fetched from the upstream once.
 
 use std::path::Path;
 
@@ -10,10 +11,18 @@ use ferry_testkit::{FixtureModule, GoHome, Upstream, eventually};
 
 use crate::harness::{Ferry, app_module, ferry_env, get, go_said, write_file};
 
-/// `a` requires `b` and `c`; `b` requires `d`.
+/// `a` requires `b` and `c`; `b` requires `d`; no `go` directive (older modules'), so the go command reads
+/// every requirement's go.mod, level after level (`go` lines: `graph_at`).
 fn graph() -> Vec<FixtureModule> {
+    graph_at(None)
+}
+
+fn graph_at(go: Option<&str>) -> Vec<FixtureModule> {
     let module = |path: &str, requires: &[&str]| {
-        let mut go_mod = format!("module {path}\n\ngo 1.21\n");
+        let mut go_mod = format!("module {path}\n");
+        if let Some(go) = go {
+            go_mod.push_str(&format!("\ngo {go}\n"));
+        }
         if !requires.is_empty() {
             go_mod.push_str("\nrequire (\n");
             for required in requires {
@@ -102,14 +111,36 @@ async fn the_go_command_resolves_a_graph_through_prefetching_with_each_go_mod_fe
         .unwrap();
     let said = go_said(&output);
     assert!(output.status.success(), "{said}");
-    // The graph is pruned (go 1.21 everywhere): b's requirement d is not part of it.
-    for module in ["example.com/a", "example.com/b", "example.com/c"] {
+    // Unpruned below the main module: the go command reads every go.mod, d's too.
+    for module in [
+        "example.com/a",
+        "example.com/b",
+        "example.com/c",
+        "example.com/d",
+    ] {
         assert!(said.contains(&format!("{module} v1.0.0")), "{said}");
         assert_eq!(upstream.request_count(&mod_path(module)), 1, "{module}");
     }
-    // What prefetching may cost the upstream: d's .mod, fetched ahead if the go command read b's, never
-    // twice.
-    assert!(upstream.request_count(&mod_path("example.com/d")) <= 1);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_fetched_ahead_below_a_go_mod_whose_graph_the_go_command_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(graph_at(Some("1.21"))).await;
+    let ferry = start(dir.path(), &upstream, &[]).await;
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    eventually("a's go.mod was looked at and found pruned", async || {
+        ferry
+            .get("metrics")
+            .await
+            .text()
+            .contains("ferry_prefetches_total{result=\"pruned\"}")
+    })
+    .await;
+    // A client that follows asks for b itself: one request, its own.
+    assert_eq!(upstream.request_count(&mod_path("example.com/b")), 0);
+    assert_eq!(upstream.request_count(&mod_path("example.com/c")), 0);
     ferry.stop().await;
 }
 
