@@ -27,7 +27,7 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d)
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+    for pid in "${pids[@]}"; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -32,7 +32,7 @@ work=$(mktemp -d)
 ferry_pid=
 stop_ferry() {
     if [[ -n $ferry_pid ]]; then
-        kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
+        { kill "$ferry_pid" && wait "$ferry_pid"; } 2>/dev/null || true
         ferry_pid=
     fi
 }

@@ -25,7 +25,7 @@ ferry=$target_dir/release/ferry
 work=$(mktemp -d)
 pid=
 cleanup() {
-    [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+    [[ -n $pid ]] && { kill "$pid" && wait "$pid"; } 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -56,9 +56,9 @@ ferry_pid=
 nginx_pids=()
 athens_pid=
 cleanup() {
-    [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
+    [[ -n $ferry_pid ]] && { kill "$ferry_pid" && wait "$ferry_pid"; } 2>/dev/null || true
     [[ -n $athens_pid ]] && kill "$athens_pid" 2>/dev/null && { wait "$athens_pid" 2>/dev/null || true; }
-    for pid in "${nginx_pids[@]}"; do kill -QUIT "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+    for pid in "${nginx_pids[@]}"; do { kill -QUIT "$pid" && wait "$pid"; } 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -20,7 +20,7 @@ target_dir=${CARGO_TARGET_DIR:-$repo/target}
 work=$(mktemp -d)
 ferry_pid=
 cleanup() {
-    [[ -n $ferry_pid ]] && kill "$ferry_pid" 2>/dev/null && wait "$ferry_pid" 2>/dev/null
+    [[ -n $ferry_pid ]] && { kill "$ferry_pid" && wait "$ferry_pid"; } 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
