@@ -10,6 +10,7 @@ use bytes::Bytes;
 use ferry_module::{ModulePath, Version};
 
 mod answers;
+mod fetches;
 
 use crate::kept::{Keeping, Kept};
 use crate::note::{NoteError, VerifierKey};
@@ -19,6 +20,7 @@ use crate::tlog::{
     tile_parent, tree_hash_from,
 };
 use crate::{SumdbError, Transport, TransportError};
+use fetches::Fetches;
 
 /// The key of the newest signed tree note kept (see [`Kept`]).
 const LATEST: &str = "latest";
@@ -49,6 +51,8 @@ pub struct Client<T> {
     transport: T,
     latest: Mutex<Latest>,
     tiles: Mutex<TileCache>,
+    /// Tile requests shared by the reads that want the same tile at once.
+    fetches: Fetches,
     kept: Keeping,
     /// Whether the kept note was read (once, before the first use).
     loaded: AtomicBool,
@@ -77,6 +81,7 @@ impl<T: Transport> Client<T> {
                 note: Vec::new(),
             }),
             tiles: Mutex::new(TileCache::default()),
+            fetches: Fetches::default(),
             kept: Keeping::new(None, ""),
             loaded: AtomicBool::new(false),
         }
@@ -461,12 +466,17 @@ impl<T: Transport> Client<T> {
         let plan = (&stx[..], &stx_order[..], stx_tiles);
         let (mut data, mut sources) = self.read_tiles(&tiles, true).await?;
         if let Err(err) = self.authenticate(tree, &tiles, &data, &order, plan) {
+            // What the database sent is not shared with another read once it failed one.
+            self.forget_fetched(&tiles, &sources);
             if !sources.contains(&Source::Kept) {
                 return Err(err);
             }
             self.damaged("tile/8/…", &err);
             (data, sources) = self.read_tiles(&tiles, false).await?;
-            self.authenticate(tree, &tiles, &data, &order, plan)?;
+            if let Err(err) = self.authenticate(tree, &tiles, &data, &order, plan) {
+                self.forget_fetched(&tiles, &sources);
+                return Err(err);
+            }
         }
         self.save_tiles(&tiles, &data, &sources).await;
 
@@ -561,15 +571,30 @@ impl<T: Transport> Client<T> {
             return Ok((kept, Source::Kept));
         }
         let path = tile.path();
-        let fetched = match self.transport.get(&path).await {
+        let fetched = match self.fetch(&path).await {
             Ok(data) => Ok(data),
             Err(err) if tile.is_full() => Err(self.transport_error(path, err.to_string())),
-            Err(err) => match self.transport.get(&tile.full().path()).await {
+            Err(err) => match self.fetch(&tile.full().path()).await {
                 Ok(full) => Ok(full.slice(..want.min(full.len()))),
                 Err(_) => Err(self.transport_error(path, err.to_string())),
             },
         };
         fetched.map(|data| (data, Source::Fetched))
+    }
+
+    /// The database's answer for the tile at `path`, asked once however many reads want it at once.
+    async fn fetch(&self, path: &str) -> Result<Bytes, TransportError> {
+        self.fetches.get(path, self.transport.get(path)).await
+    }
+
+    /// The tiles of a read that did not authenticate: those the database sent are asked again next time.
+    fn forget_fetched(&self, tiles: &[Tile], sources: &[Source]) {
+        for (tile, source) in tiles.iter().zip(sources) {
+            if *source == Source::Fetched {
+                self.fetches.forget(&tile.path());
+                self.fetches.forget(&tile.full().path());
+            }
+        }
     }
 
     /// Caches the tiles of an authenticated read, each at the widest width seen (a partial tile is a
@@ -586,6 +611,9 @@ impl<T: Transport> Client<T> {
     fn remember_tiles(&self, tiles: &[Tile], data: &[Bytes]) {
         let mut cache = self.tiles.lock().unwrap_or_else(|e| e.into_inner());
         for (tile, data) in tiles.iter().zip(data) {
+            // In memory from now on: the next read finds it there.
+            self.fetches.forget(&tile.path());
+            self.fetches.forget(&tile.full().path());
             let key = (tile.level, tile.n);
             match cache.data.get(&key) {
                 Some(known) if known.len() >= data.len() => continue,

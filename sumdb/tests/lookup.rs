@@ -4,6 +4,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_sumdb::{Client, SumdbError, VerifierKey, hash_go_mod, hash_zip};
 use ferry_testkit::FixtureModule;
@@ -90,6 +91,70 @@ async fn a_tile_is_read_once_for_each_width_a_lookup_needs() {
     assert_eq!(count("tile/8/0/000"), 1, "{requests:?}");
     assert_eq!(count("tile/8/0/001.p/74"), 1, "{requests:?}");
     assert_eq!(count("tile/8/1/000.p/1"), 1, "{requests:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookups_proven_at_the_same_moment_ask_the_database_for_each_tile_once() {
+    let modules = fixture_modules(RECORDS);
+    let tree = goproxy_tree(&modules);
+    let db = Database::start(tree.path(), &[]);
+    let (client, transport) = client(&db);
+    // Tiles 100 ms away: every proof wants the tree's tiles while the first request for them is on its way.
+    transport.delay_tiles(Duration::from_millis(100));
+    let looked_up: Vec<&FixtureModule> = modules.iter().step_by(30).collect();
+    let lookups = looked_up
+        .iter()
+        .map(|module| client.lookup(module.path(), module.version()));
+    for (module, lines) in looked_up
+        .iter()
+        .zip(futures::future::join_all(lookups).await)
+    {
+        let lines = lines.unwrap_or_else(|e| panic!("{}: {e}", module.path()));
+        assert_eq!(lines, expected_lines(tree.path(), module));
+    }
+    let requests = transport.take_requests();
+    let lookups = requests.iter().filter(|p| p.starts_with("lookup/")).count();
+    assert_eq!(lookups, looked_up.len(), "{requests:?}");
+    let mut tiles: Vec<&String> = requests.iter().filter(|p| p.starts_with("tile/")).collect();
+    tiles.sort();
+    let asked = tiles.len();
+    tiles.dedup();
+    // The three tiles of a 330-record tree (a full level-0 tile, the partial one after it and the partial
+    // level-1 tile), each asked once for the 11 proofs.
+    assert_eq!(asked, tiles.len(), "a tile asked twice: {requests:?}");
+    assert_eq!(
+        tiles,
+        ["tile/8/0/000", "tile/8/0/001.p/74", "tile/8/1/000.p/1"],
+        "{requests:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tile_that_did_not_authenticate_is_asked_again_and_the_honest_one_verifies() {
+    let modules = fixture_modules(RECORDS);
+    let tree = goproxy_tree(&modules);
+    let tampering = Database::start(tree.path(), &["-tamper", "tile"]);
+    let honest = Database::start(tree.path(), &[]);
+    let (client, transport) = client(&tampering);
+    let module = &modules[0];
+    let message = security_message(client.lookup(module.path(), module.version()).await);
+    assert!(
+        message.contains("downloaded inconsistent tile"),
+        "{message}"
+    );
+    // The altered tile is not answered again: the next proof asks the database, which is honest now.
+    transport.take_requests();
+    transport.point_at(&honest);
+    let lines = client
+        .lookup(module.path(), module.version())
+        .await
+        .unwrap();
+    assert_eq!(lines, expected_lines(tree.path(), module));
+    let requests = transport.take_requests();
+    assert!(
+        requests.iter().any(|p| p == "tile/8/0/000"),
+        "the tile that failed is read again: {requests:?}"
+    );
 }
 
 #[tokio::test]

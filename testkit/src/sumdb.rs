@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::go::go_binary;
 use crate::process::{Process, clean_command};
@@ -23,19 +24,41 @@ impl SumDbFixture {
     /// `.mod` files when first looked up) under `name`, after `fill` made-up records (256 or more make the
     /// first tiles full).
     pub fn start(name: &str, tree: &Path, fill: usize) -> SumDbFixture {
-        SumDbFixture::launch(name, tree, fill, None)
+        SumDbFixture::launch(name, tree, fill, None, Duration::ZERO)
+    }
+
+    /// Like [`SumDbFixture::start`], each tile answered only after `delay` (a database further away), so
+    /// that proofs made at the same moment are reliably waiting on the same tiles.
+    pub fn start_with_tile_delay(
+        name: &str,
+        tree: &Path,
+        fill: usize,
+        delay: Duration,
+    ) -> SumDbFixture {
+        SumDbFixture::launch(name, tree, fill, None, delay)
     }
 
     /// Like [`SumDbFixture::start`], over HTTPS (a certificate for 127.0.0.1): the certificate of the CA
     /// that signed it is written to `ca_file` (PEM), for `SSL_CERT_FILE`.
     pub fn start_https(name: &str, tree: &Path, fill: usize, ca_file: &Path) -> SumDbFixture {
-        SumDbFixture::launch(name, tree, fill, Some(ca_file))
+        SumDbFixture::launch(name, tree, fill, Some(ca_file), Duration::ZERO)
     }
 
-    fn launch(name: &str, tree: &Path, fill: usize, ca_file: Option<&Path>) -> SumDbFixture {
+    fn launch(
+        name: &str,
+        tree: &Path,
+        fill: usize,
+        ca_file: Option<&Path>,
+        tile_delay: Duration,
+    ) -> SumDbFixture {
         let mut command = clean_command(fixture_binary());
         if let Some(ca_file) = ca_file {
             command.arg("-tls").arg(ca_file);
+        }
+        if !tile_delay.is_zero() {
+            command
+                .arg("-tile-delay")
+                .arg(format!("{}ms", tile_delay.as_millis()));
         }
         command
             .arg("-name")

@@ -5,6 +5,7 @@
 // It prints "sumdb fixture ready addr=IP:PORT key=VERIFIERKEY" on stderr once it listens (the key is what
 // GOSUMDB takes), then one "sumdb fixture request PATH" line per request. With -tls FILE it serves HTTPS
 // with a certificate for 127.0.0.1 from a CA made for the run, whose certificate it writes to FILE (PEM).
+// With -tile-delay D each tile request waits D before it is answered (a database further away).
 package main
 
 import (
@@ -42,6 +43,7 @@ func main() {
 	tree := flag.String("tree", "", "a GOPROXY directory tree whose modules the database knows")
 	fill := flag.Int("fill", 0, "made-up records to add first (256 make the first tiles full)")
 	caFile := flag.String("tls", "", "serve HTTPS, and write the certificate of the CA that signed its certificate here")
+	tileDelay := flag.Duration("tile-delay", 0, "how long each tile request waits before it is answered")
 	flag.Parse()
 	if *tree == "" {
 		log.Fatal("sumdb fixture: -tree is required")
@@ -62,6 +64,9 @@ func main() {
 	server := sumdb.NewServer(ops)
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(os.Stderr, "sumdb fixture request %s\n", r.URL.Path)
+		if strings.HasPrefix(r.URL.Path, "/tile/") {
+			time.Sleep(*tileDelay)
+		}
 		server.ServeHTTP(w, r)
 	})
 	listener, err := net.Listen("tcp", "127.0.0.1:0")

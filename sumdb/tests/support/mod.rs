@@ -125,6 +125,8 @@ pub struct LoopbackTransport {
     lookups: Mutex<String>,
     tiles: Mutex<String>,
     requests: Mutex<Vec<String>>,
+    /// How long each tile request waits before it is sent (a database further away).
+    tile_delay: Mutex<Duration>,
 }
 
 impl LoopbackTransport {
@@ -133,7 +135,14 @@ impl LoopbackTransport {
             lookups: Mutex::new(db.url.clone()),
             tiles: Mutex::new(db.url.clone()),
             requests: Mutex::new(Vec::new()),
+            tile_delay: Mutex::new(Duration::ZERO),
         }
+    }
+
+    /// Each tile request waits `delay` before it is sent from now on, so that reads made at the same
+    /// moment overlap, as they do with a database tens of milliseconds away.
+    pub fn delay_tiles(&self, delay: Duration) {
+        *self.tile_delay.lock().unwrap() = delay;
     }
 
     /// Every request goes to `db` from now on.
@@ -162,6 +171,8 @@ impl Transport for LoopbackTransport {
         let base = if path.starts_with("lookup/") {
             self.lookups.lock().unwrap().clone()
         } else {
+            let delay = *self.tile_delay.lock().unwrap();
+            tokio::time::sleep(delay).await;
             self.tiles.lock().unwrap().clone()
         };
         let url = format!("{base}/{path}");
