@@ -4,6 +4,9 @@
 #
 #   plain                 no auth_file, plain HTTP/1.1 (the baseline)
 #   plain-h2c             the same over HTTP/2 without TLS, to tell what HTTP/2 costs from what TLS costs
+#   plain-jwt-sized       plain with a header Ferry ignores as long as the JWT's Authorization header: a JWT
+#                         is about 900 bytes, which the kernel, hyper and oha handle on every request whatever
+#                         Ferry does with it; jwt against this row is what verifying it costs
 #   auth                  auth_file with a cost-10 bcrypt entry (`htpasswd -B -C 10`), the right password:
 #                         after each connection's first request the check is remembered
 #   bearer                a static bearer token of token_file (`ferry token create`), on the same server as
@@ -21,7 +24,9 @@
 #   benches/auth.sh [SECONDS=5]        (AUTH_ROUNDS=5 rounds; the table gives each set-up's median)
 #
 # htpasswd comes from Debian's apache2-utils (installed when missing), oha from the tools directory (see
-# load.sh). Prints requests/s, p99 and the fraction of the baseline. Absolute figures on a shared machine
+# load.sh). Prints requests/s, p99 and the fraction of the baseline, and the server's CPU time per request
+# (user and system, from /proc) and its fraction of the baseline's: what a check costs Ferry itself, which
+# moves far less than requests/s when other work shares the cores. Absolute figures on a shared machine
 # are noise; read the ratios.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -87,16 +92,27 @@ start_ferry() {
         "$target_dir/release/ferry" \
         --listen 127.0.0.1:0 --storage "file://$work/store" 2>"$work/$name.log" &
     pids+=($!)
+    echo $! >"$work/$name.pid"
     for _ in $(seq 100); do grep -q "ferry is serving" "$work/$name.log" 2>/dev/null && break; sleep 0.1; done
     grep -o 'listen=[0-9.:]*' "$work/$name.log" | head -1 | cut -d= -f2 >"$work/$name.addr"
     [[ -s $work/$name.addr ]] || die "ferry did not start: $(cat "$work/$name.log")"
 }
 
-# run NAME ROUND EXPECTED-STATUS URL [oha options]: one oha run; its requests/s and p99 appended to $work/NAME.
+# cpu_ticks SERVER: the CPU time the server's process has used (user and system, all threads), in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$(cat "$work/$1.pid")/stat"
+}
+
+# run NAME ROUND EXPECTED-STATUS URL [oha options]: one oha run; its requests/s, p99 and the server's CPU
+# microseconds per request appended to $work/NAME. CPU per request is what a check costs the server itself:
+# unlike requests/s it hardly moves when other work shares the cores (this machine's builds).
 run() {
     local name=$1 round=$2 status=$3 url=$4
     shift 4
-    local out=$work/$name.$round.json
+    local out=$work/$name.$round.json server=plain
+    case $name in auth | bearer | jwt | auth-wrong-password) server=auth ;; tls-*) server=tls ;; esac
+    local before
+    before=$(cpu_ticks "$server")
     "$oha_bin" --no-tui --output-format json -z "${seconds}s" -c "$connections" "$@" "$url" >"$out"
     local seen
     seen=$(jq -r '.statusCodeDistribution | keys | join(",")' "$out")
@@ -105,21 +121,40 @@ run() {
     local errors
     errors=$(jq -r '(.errorDistribution // {}) | keys | map(select(. != "aborted due to deadline")) | join(",")' "$out")
     [[ -z $errors ]] || die "$name: errors: $errors"
-    jq -r '"\(.summary.requestsPerSec) \(.latencyPercentiles.p99 * 1000)"' "$out" >>"$work/$name"
+    local ticks=$(($(cpu_ticks "$server") - before)) hz
+    hz=$(getconf CLK_TCK)
+    jq -r --argjson ticks "$ticks" --argjson hz "$hz" \
+        '"\(.summary.requestsPerSec) \(.latencyPercentiles.p99 * 1000) \($ticks / $hz * 1e6 / (.summary.total * .summary.requestsPerSec))"' \
+        "$out" >>"$work/$name"
 }
 
 # All three servers run at once, so every set-up sees the same machine; each round runs every set-up back to
-# back, in an order that rotates from round to round, and the table gives each set-up's median round.
-start_ferry plain
-start_ferry auth FERRY_AUTH_FILE="$work/users" FERRY_TOKEN_FILE="$work/tokens" FERRY_CONFIG="$work/ferry.toml"
-start_ferry tls FERRY_AUTH_FILE="$work/users" FERRY_TLS_CERT="$work/cert.pem" FERRY_TLS_KEY="$work/key.pem"
-plain=$(cat "$work/plain.addr") auth=$(cat "$work/auth.addr") tls=$(cat "$work/tls.addr")
+# back, in an order that rotates from round to round, and the table gives each set-up's median round. Every
+# round starts its servers afresh: two processes of the same binary differ by up to a tenth in CPU per request
+# (where their threads and memory land), which one pair of processes would carry into every round.
+start_servers() {
+    local pid
+    for pid in "${pids[@]:1}"; do { kill "$pid" && wait "$pid"; } 2>/dev/null || true; done
+    pids=("${pids[0]}")
+    start_ferry plain
+    start_ferry auth FERRY_AUTH_FILE="$work/users" FERRY_TOKEN_FILE="$work/tokens" FERRY_CONFIG="$work/ferry.toml"
+    start_ferry tls FERRY_AUTH_FILE="$work/users" FERRY_TLS_CERT="$work/cert.pem" FERRY_TLS_KEY="$work/key.pem"
+    plain=$(cat "$work/plain.addr") auth=$(cat "$work/auth.addr") tls=$(cat "$work/tls.addr")
+    # Each server's first requests (connections, the first bcrypt check, the JWT's verification) go before
+    # the measured runs.
+    "$oha_bin" --no-tui -z 1s -c "$connections" "http://$plain$path" >/dev/null
+    "$oha_bin" --no-tui -z 1s -c "$connections" -a "$credentials" "http://$auth$path" >/dev/null
+    "$oha_bin" --no-tui -z 1s -c "$connections" -H "Authorization: Bearer $jwt" "http://$auth$path" >/dev/null
+    "$oha_bin" --no-tui -z 1s -c "$connections" -a "$credentials" --insecure "https://$tls$path" >/dev/null
+}
 credentials=builder:correct-horse-battery
-setups=(plain plain-h2c auth bearer jwt tls-auth-h1 tls-auth-h2)
+padding=$(printf 'x%.0s' $(seq ${#jwt}))
+setups=(plain plain-h2c plain-jwt-sized auth bearer jwt tls-auth-h1 tls-auth-h2)
 one() {
     case $1 in
     plain) run plain "$2" 200 "http://$plain$path" ;;
     plain-h2c) run plain-h2c "$2" 200 "http://$plain$path" --http2 ;;
+    plain-jwt-sized) run plain-jwt-sized "$2" 200 "http://$plain$path" -H "X-Padding: $padding" ;;
     auth) run auth "$2" 200 "http://$auth$path" -a "$credentials" ;;
     bearer) run bearer "$2" 200 "http://$auth$path" -H "Authorization: Bearer $token" ;;
     jwt) run jwt "$2" 200 "http://$auth$path" -H "Authorization: Bearer $jwt" ;;
@@ -128,6 +163,7 @@ one() {
     esac
 }
 for round in $(seq "$rounds"); do
+    start_servers
     for i in "${!setups[@]}"; do
         one "${setups[$(((i + round) % ${#setups[@]}))]}" "$round"
     done
@@ -136,10 +172,20 @@ done
 run auth-wrong-password 1 401 "http://$auth$path" -a builder:wrong
 
 echo "auth.sh: $rounds rounds of ${seconds}s per set-up, $connections connections, $(nproc) cores; .mod requests; medians"
-median() { sort -n -k1,1 "$1" | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
+median() { sort -n -k"${2:-1},${2:-1}" "$1" | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
 read -r base _ <<<"$(median "$work/plain")"
-printf '%-22s %12s %10s %12s\n' set-up requests/s p99-ms of-plain
+read -r _ _ base_cpu <<<"$(median "$work/plain" 3)"
+printf '%-22s %12s %10s %12s %14s %12s\n' set-up requests/s p99-ms of-plain cpu-us/request cpu-of-plain
 for name in "${setups[@]}" auth-wrong-password; do
-    read -r rps p99 <<<"$(median "$work/$name")"
-    printf '%-22s %12.0f %10.2f %12.3f\n' "$name" "$rps" "$p99" "$(echo "$rps / $base" | bc -l)"
+    read -r rps p99 _ <<<"$(median "$work/$name")"
+    read -r _ _ cpu <<<"$(median "$work/$name" 3)"
+    printf '%-22s %12.0f %10.2f %12.3f %14.2f %12.3f\n' "$name" "$rps" "$p99" "$(echo "$rps / $base" | bc -l)" \
+        "$cpu" "$(echo "$cpu / $base_cpu" | bc -l)"
 done
+# A JWT against the plain request of its size: what verifying it costs, apart from what its size costs.
+read -r sized _ <<<"$(median "$work/plain-jwt-sized")"
+read -r _ _ sized_cpu <<<"$(median "$work/plain-jwt-sized" 3)"
+read -r jwt_rps _ <<<"$(median "$work/jwt")"
+read -r _ _ jwt_cpu <<<"$(median "$work/jwt" 3)"
+printf '%-22s %12s %10s %12.3f %14s %12.3f\n' "jwt of plain-jwt-sized" "" "" "$(echo "$jwt_rps / $sized" | bc -l)" \
+    "" "$(echo "$jwt_cpu / $sized_cpu" | bc -l)"

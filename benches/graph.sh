@@ -7,7 +7,9 @@
 #
 # For each project: its go.mod and go.sum are fetched from the upstream (`go mod download -json`, the go.sum read
 # from the module zip) into an otherwise empty main module, and `go mod download all` runs there with an empty
-# module cache each time, so the project's own go.sum checks every byte Ferry serves. The upstream is what
+# module cache each time, so the project's own go.sum checks every byte Ferry serves. Each run starts from the
+# project's own go.mod and go.sum: the go command adds the lines it looked up in the checksum database to go.sum,
+# which would spare every later run those lookups. The upstream is what
 # `go env GOPROXY` names on this machine (Ferry's go gets the same). Ferry is the release binary on 127.0.0.1
 # with a file store in a temporary directory, started fresh for each project; FERRY_* variables in the
 # environment reach it (e.g. FERRY_FETCH_CONCURRENCY=16). Absolute times on a shared machine are noise; the
@@ -22,7 +24,12 @@
 #   GRAPH_DELAY=50ms  the upstream made further away: every run (direct, cold, warm, Athens) goes through
 #                  `ferry-bench delay-proxy`, which waits that long before forwarding each request to the
 #                  upstream (checksum database included). It logs each request, so the upstream requests
-#                  of each run are printed too (their medians: direct, cold, warm, and the extra columns).
+#                  of each run are printed too (their medians: direct, cold, warm, and the extra columns),
+#                  and split by kind (see `kinds` below): .info, .mod, .zip, @v/list, @latest, the checksum
+#                  database's lookups, hash tiles, data tiles, latest and supported, anything else; then how
+#                  many repeated a path the same run had asked already, and how many were not answered 200.
+#   GRAPH_LOG=FILE with GRAPH_DELAY: every run's upstream requests (STATUS PATH) are appended to FILE,
+#                  each run headed by a line `# PROJECT RUN`, to be read path by path.
 #   GRAPH_PREFETCH=both  a second cold Ferry each round with FERRY_PREFETCH_DEPTH=0 (prefetching off).
 #   GRAPH_ATHENS=1 a cold Athens each round (benches/athens.sh builds it when missing): `sync` download
 #                  mode on an empty disk store, its go command fetching from the same upstream (through the
@@ -32,7 +39,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-[[ $# -gt 0 ]] || { sed -n '2,32p' "$0" >&2; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,38p' "$0" >&2; exit 2; }
 # shellcheck source=benches/athens.sh
 source "$repo/benches/athens.sh"
 delay=${GRAPH_DELAY:-}
@@ -112,10 +119,62 @@ athens_sumdb="$gosumdb ${upstream%%[,|]*}/sumdb/${gosumdb%%[+ ]*}"
 # Upstream requests logged so far (only counted with GRAPH_DELAY; otherwise 0).
 requests() { wc -l <"$requests_log"; }
 
+# The kinds of upstream request, in the order `kinds` counts them.
+kind_names=(.info .mod .zip list @latest lookup tile data-tile sumdb-latest supported other again not-200)
+# The upstream requests logged after line $1 up to line $2, counted by kind (numbers in kind_names' order):
+# the last two are the requests of a path asked before in the same lines, and those not answered 200.
+kinds() {
+    sed -n "$(($1 + 1)),$2p" "$requests_log" | awk '
+        { status = $1; path = $2; sub(/\?.*/, "", path); k = "other" }
+        path ~ "^/sumdb/" {
+            if (path ~ "/lookup/") k = "lookup"
+            else if (path ~ "/tile/[0-9]+/data/") k = "data-tile"
+            else if (path ~ "/tile/") k = "tile"
+            else if (path ~ "/latest$") k = "sumdb-latest"
+            else if (path ~ "/supported$") k = "supported"
+        }
+        path !~ "^/sumdb/" {
+            if (path ~ "/@v/list$") k = "list"
+            else if (path ~ "/@latest$") k = "@latest"
+            else if (path ~ "/@v/[^/]+[.]info$") k = ".info"
+            else if (path ~ "/@v/[^/]+[.]mod$") k = ".mod"
+            else if (path ~ "/@v/[^/]+[.]zip$") k = ".zip"
+        }
+        { n[k]++; if (seen[path]++) n["again"]++; if (status != 200) n["not-200"]++ }
+        END {
+            split(".info .mod .zip list @latest lookup tile data-tile sumdb-latest supported other again not-200", names, " ")
+            for (i = 1; i <= 13; i++) printf "%d%s", n[names[i]], (i < 13 ? " " : "\n")
+        }'
+}
+
+# Counts as `kinds` prints them, named: `.info 3, .mod 9, ...` (zero counts left out).
+kinds_text() {
+    awk -v names="${kind_names[*]}" '{
+        split(names, k, " "); out = ""
+        for (i = 1; i <= NF; i++) if ($i > 0) out = out (out == "" ? "" : ", ") k[i] " " $i
+        print (out == "" ? "none" : out)
+    }' <<<"$1"
+}
+
+# The median of each column of the lines on stdin (each a `kinds` answer).
+column_medians() {
+    awk '{ for (i = 1; i <= NF; i++) v[i, NR] = $i; cols = NF } END {
+        for (i = 1; i <= cols; i++) {
+            m = 0; for (r = 1; r <= NR; r++) c[r] = v[i, r]
+            for (a = 1; a <= NR; a++) for (b = a + 1; b <= NR; b++) if (c[b] < c[a]) { t = c[a]; c[a] = c[b]; c[b] = t }
+            m = (NR % 2) ? c[(NR + 1) / 2] : (c[NR / 2] + c[NR / 2 + 1]) / 2
+            printf "%s%s", m, (i < cols ? " " : "\n")
+        }
+    }'
+}
+
 # `go mod download all` in $1 (a main module) through GOPROXY=$2 with an empty module cache (GOSUMDB=$3, or
-# the machine's); prints seconds, and the upstream requests the run made after them.
+# the machine's); prints seconds, the upstream requests the run made, and the request log's lines before and
+# after it.
 download_all() {
     local project=$1 proxy=$2 sumdb=${3:-$gosumdb} cache
+    cp "$work/go.mod.orig" "$project/go.mod"
+    cp "$work/go.sum.orig" "$project/go.sum"
     cache=$(mktemp -d "$work/cache.XXXX")
     local start end before
     before=$(requests)
@@ -131,7 +190,9 @@ download_all() {
         find "$cache/cache/download" -name '*.zip' -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'
     } >"$work/size"
     chmod -R u+w "$cache" && rm -rf "$cache"
-    echo "$(echo "$end - $start" | bc) $(($(requests) - before))"
+    local after
+    after=$(requests)
+    echo "$(echo "$end - $start" | bc) $((after - before)) $before $after"
 }
 
 # Starts the Ferry binary $1 on an empty store (pinned as GRAPH_PIN says); sets ferry_pid and addr.
@@ -144,9 +205,21 @@ start_ferry() {
         FERRY_WORK_DIR="$work/ferry-work" "${ferry_cpu[@]}" "$binary" --listen 127.0.0.1:0 \
         --storage "file://$work/store" 2>"$work/ferry.log" &
     ferry_pid=$!
-    for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
-    addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
-    [[ -n $addr ]] || die "ferry did not start: $(cat "$work/ferry.log")"
+    # Up to 60 s (a loaded machine starts it slowly), and no longer once its process is gone. Twice here a
+    # Ferry printed nothing at all within 10 s, once within 60 s: the message below says which it was.
+    for _ in $(seq 600); do
+        grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break
+        kill -0 "$ferry_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    # `|| true`: with no address yet, grep's failure must reach the message below, not end the script under
+    # `set -e` and pipefail without a word.
+    addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2 || true)
+    if [[ -z $addr ]]; then
+        local state="gone"
+        kill -0 "$ferry_pid" 2>/dev/null && state="still running"
+        die "ferry did not start within 60 s (its process is $state); its log: $(cat "$work/ferry.log")"
+    fi
 }
 
 # Starts Athens on an empty disk store in sync mode, its go command fetching from the upstream; sets
@@ -179,20 +252,32 @@ for target in "$@"; do
     zip=$(sed -n 's/^\t"Zip": "\(.*\)",$/\1/p' <<<"$seed")
     cp "$gomod" "$project/go.mod"
     unzip -p "$zip" "$target/go.sum" >"$project/go.sum" 2>/dev/null || true
+    cp "$project/go.mod" "$work/go.mod.orig"
+    cp "$project/go.sum" "$work/go.sum.orig"
     chmod -R u+w "$work/seed" && rm -rf "$work/seed"
 
     # Each run's seconds go in NAME, its upstream requests in NAME_reqs; a Ferry's whole life's in NAME_life.
     for v in directs colds warms bases nopfs athenss; do eval "$v=() ${v}_reqs=()"; done
+    rm -f "$work"/kinds-*
     colds_life=() nopfs_life=() athenss_life=()
     run() { # NAME PROXY [GOSUMDB]
-        local name=$1 out secs reqs
+        local name=$1 out secs reqs from to split
         out=$(download_all "$project" "$2" "${3:-}") || {
             [[ $name == athenss ]] && echo "graph.sh: athens' log ends with: $(tail -20 "$work/athens.log")" >&2
             exit 1
         }
-        echo "graph.sh: $module: $name ${out% *}s, ${out#* } upstream requests" >&2
-        read -r secs reqs <<<"$out"
+        read -r secs reqs from to <<<"$out"
+        echo "graph.sh: $module: $name ${secs}s, $reqs upstream requests" >&2
         eval "$name+=($secs) ${name}_reqs+=($reqs)"
+        if [[ -n $delay ]]; then
+            split=$(kinds "$from" "$to")
+            echo "$split" >>"$work/kinds-$name"
+            echo "graph.sh:   by kind: $(kinds_text "$split")" >&2
+            if [[ -n ${GRAPH_LOG:-} ]]; then
+                echo "# $module $name" >>"$GRAPH_LOG"
+                sed -n "$((from + 1)),${to}p" "$requests_log" >>"$GRAPH_LOG"
+            fi
+        fi
     }
     for _ in $(seq "$runs"); do
         run directs "$upstream"
@@ -254,5 +339,14 @@ for target in "$@"; do
             "start to stop $(median "${colds_life[@]}")" \
             "$( ((no_prefetch)) && echo "; prefetch off: cold $(median "${nopfs_reqs[@]}"), start to stop $(median "${nopfs_life[@]}")")" \
             "$([[ $with_athens == 1 ]] && echo "; athens cold $(median "${athenss_reqs[@]}"), start to stop $(median "${athenss_life[@]}")")"
+        echo "  upstream requests by kind (median per run; again: a path the run had asked already):"
+        for name in directs bases nopfs colds warms athenss; do
+            [[ -s $work/kinds-$name ]] || continue
+            case $name in
+            directs) label="direct" ;; bases) label="baseline cold" ;; nopfs) label="cold, prefetch off" ;;
+            colds) label="ferry cold" ;; warms) label="ferry warm" ;; athenss) label="athens cold" ;;
+            esac
+            printf '    %-19s %s\n' "$label:" "$(kinds_text "$(column_medians <"$work/kinds-$name")")"
+        done
     fi
 done

@@ -8,7 +8,8 @@
 # `sendfile on`, non-daemon, its own config/pid/log/temp paths under a temporary directory), both on
 # 127.0.0.1, and drives each with oha (installed into the tools directory when missing) for SECONDS per
 # target and server (LOAD_ACCESS_LOGS=1: with access logs): `.mod` and `.info` at LOAD_CONNECTIONS (64) connections, the zips at
-# ZIP_CONNECTIONS (16). Prints one table: requests/s, MB/s, p99 and each server's fraction of nginx.
+# ZIP_CONNECTIONS (16). Prints one table: requests/s, MB/s, p99 and each server's fraction of nginx, and the
+# server's CPU time per request (its processes' user and system time over the run) and its fraction of nginx's.
 # LOAD_NGINX_SENDFILE=both adds a third server, nginx with `sendfile off` (it then reads each file into a
 # buffer and writes it, as Ferry does), over the same tree: the gap between the two nginx rows is what
 # zero-copy is worth to nginx, the rest of its lead is everything else. LOAD_NGINX_SENDFILE=off runs that
@@ -147,6 +148,23 @@ oha() {
     "$tools/bin/oha" --no-tui --output-format json -z "${seconds}s" -c "$1" "$2"
 }
 
+# cpu_ticks SERVER: the CPU time (user and system, clock ticks) a server's processes have used: Ferry's,
+# Athens's, or an nginx's master and workers. Over a run, the server's CPU per request: what it costs
+# itself, which moves far less than requests/s when other work shares the cores.
+cpu_ticks() {
+    local pids=()
+    case $1 in
+    ferry) pids=("$ferry_pid") ;;
+    athens) pids=("$athens_pid") ;;
+    nginx) pids=("${nginx_pids[0]}") ;;
+    nginx-nosf) pids=("${nginx_pids[1]}") ;;
+    esac
+    case $1 in nginx*) mapfile -t -O 1 pids < <(pgrep -P "${pids[0]}") ;; esac
+    local pid total=0
+    for pid in "${pids[@]}"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
+    echo "$total"
+}
+
 echo "load.sh: ${seconds}s per run; small files at $connections connections, zips at $zip_connections;" \
     "ferry on $ferry_addr, nginx $("$nginx" -v 2>&1 | sed 's/.*\///') (sendfile ${LOAD_NGINX_SENDFILE:-on}); $(nproc) cores" >&2
 results=$work/results
@@ -161,7 +179,9 @@ while read -r name path; do
         addr=$ferry_addr
         [[ $server == nginx* || $server == athens ]] && port_var=port_${server//-/_} && addr=127.0.0.1:${!port_var}
         curl -sf -o /dev/null "http://$addr$path" || die "$server does not serve $path"
+        before=$(cpu_ticks "$server")
         oha "$c" "http://$addr$path" >"$results/$name.$server.json"
+        echo "$(($(cpu_ticks "$server") - before)) $(getconf CLK_TCK)" | awk '{ print $1 / $2 }' >"$results/$name.$server.cpu"
     done
     order=("${order[@]:1}" "${order[0]}")
 done < <("$bench" targets)

@@ -8,6 +8,7 @@ mod config;
 mod error;
 mod go_json;
 mod graph;
+mod growing;
 mod http;
 mod native;
 mod routed;
@@ -31,6 +32,7 @@ pub use config::{
 };
 pub use error::FetchError;
 pub use graph::{ModuleGraph, ModuleVersion, resolve_graph};
+pub use growing::{GrowingZip, HOLD_BACK, ZipProgress, ZipState, ZipTap};
 pub use http::{
     CONNECT_TIMEOUT, HttpsClient, LOOP_HEADER, SPAN_TARGET, error_chain, https_client, loop_token,
     propagate_trace_context,
@@ -345,13 +347,14 @@ impl Fetcher {
     }
 
     /// `module@version` over HTTP: its three files downloaded into a temporary directory (the zip and the
-    /// metadata at once), and their checks still to come; `None` when the upstream left it to the go
-    /// command.
+    /// metadata at once, the zip's bytes told to `tap` as they land), and their checks still to come;
+    /// `None` when the upstream left it to the go command.
     async fn fetch_native<'a>(
         &'a self,
         native: &'a Native,
         module: &ModulePath,
         version: &Version,
+        tap: Option<&ZipTap<'_>>,
     ) -> Result<Option<BoxFuture<'a, Result<NativeChecks, FetchError>>>, FetchError> {
         let scratch = ScratchDir::create(self.inner.work_dir.path())?;
         let dir = scratch.root().to_path_buf();
@@ -363,7 +366,7 @@ impl Fetcher {
         );
         let (metadata, zip_len) = tokio::join!(
             native.metadata_early(module, version, true),
-            native.download_zip(module, version, &zip_path),
+            native.download_zip(module, version, &zip_path, tap),
         );
         let (Some((files, metadata_checks)), Some(zip_len)) = (metadata?, zip_len?) else {
             return Ok(None);
@@ -421,6 +424,18 @@ impl Fetcher {
         module: &ModulePath,
         query: &str,
     ) -> Result<FetchedVersion, FetchError> {
+        self.fetch_tapped(module, query, None).await
+    }
+
+    /// [`Fetcher::fetch`], telling `tap` of the zip's bytes as they come from the upstream over HTTP, and
+    /// that it verified once it has (the caller then releases it, see [`ZipTap::release`]): the default upstream only (a table's steps, and the go command, are
+    /// not tapped: their zip is read once stored).
+    pub async fn fetch_tapped(
+        &self,
+        module: &ModulePath,
+        query: &str,
+        tap: Option<&ZipTap<'_>>,
+    ) -> Result<FetchedVersion, FetchError> {
         if let Some(route) = self.route_of(module) {
             return self.routed_fetch(route, module, query).await;
         }
@@ -428,11 +443,11 @@ impl Fetcher {
             let m = module;
             let what = format!("GET {module}@{query} from {}", native.proxy());
             let fetched = self
-                .within_deadline(what.clone(), self.fetch_native(native, m, &v))
+                .within_deadline(what.clone(), self.fetch_native(native, m, &v, tap))
                 .await?;
             if let Some(checks) = fetched {
-                return match self.within_deadline(what, checks).await? {
-                    NativeChecks::Verified(fetched) => Ok(*fetched),
+                let fetched = match self.within_deadline(what, checks).await? {
+                    NativeChecks::Verified(fetched) => *fetched,
                     NativeChecks::Unconfirmed { zip_h1, go_mod_h1 } => {
                         let by_go = self.fetch_with_go(m.as_str(), v.as_str()).await?;
                         if by_go.sum != zip_h1 || by_go.go_mod_sum != go_mod_h1 {
@@ -443,10 +458,19 @@ impl Fetcher {
                                 ),
                             });
                         }
-                        Ok(by_go)
+                        by_go
                     }
                 };
+                // The tapped zip hashes to what was verified: its owner may let its readers have it all.
+                if let Some(tap) = tap {
+                    tap.verified();
+                }
+                return Ok(fetched);
             }
+        }
+        // A zip the upstream served without its `.info` or `.mod`: the go command's is not the tapped file.
+        if let Some(tap) = tap {
+            tap.fail();
         }
         self.fetch_with_go(module.as_str(), query).await
     }

@@ -23,6 +23,7 @@ use http_body_util::BodyExt;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::FetchError;
+use crate::growing::ZipTap;
 use crate::http::{Got, HttpsClient, error_chain, get_following, get_with, send};
 use crate::sumdb_route::{SumdbRoutes, known_key};
 use crate::zip_check::check_module_zip;
@@ -309,12 +310,14 @@ impl Native {
     }
 
     /// Streams the version's zip into `zip` (a new file); its size, or `None` when the upstream did not
-    /// answer it plainly. Nothing is checked yet: see [`Native::verify_zip`].
+    /// answer it plainly. Nothing is checked yet: see [`Native::verify_zip`]. `tap` is told of the bytes as
+    /// they land.
     pub(crate) async fn download_zip(
         &self,
         module: &ModulePath,
         version: &Version,
         zip: &Path,
+        tap: Option<&ZipTap<'_>>,
     ) -> Result<Option<u64>, FetchError> {
         let url = format!(
             "{}/{}/@v/{}.zip",
@@ -322,7 +325,7 @@ impl Native {
             module.escaped(),
             version.escaped()
         );
-        self.download(&url, zip).await
+        self.download(&url, zip, tap).await
     }
 
     /// Checks a downloaded zip as a module zip of this version whose go.mod is the metadata's, and its hash
@@ -455,16 +458,26 @@ impl Native {
     }
 
     /// Streams `url` into the new file `to`; its size, or `None` when the upstream did not answer 200.
-    async fn download(&self, url: &str, to: &Path) -> Result<Option<u64>, FetchError> {
+    async fn download(
+        &self,
+        url: &str,
+        to: &Path,
+        tap: Option<&ZipTap<'_>>,
+    ) -> Result<Option<u64>, FetchError> {
         let uri: http::Uri = url.parse().map_err(|e| FetchError::InvalidOutput {
             message: format!("{url}: {e}"),
         })?;
         let span = crate::http::get_span(&uri);
-        tracing::Instrument::instrument(self.download_in_span(url, to), span).await
+        tracing::Instrument::instrument(self.download_in_span(url, to, tap), span).await
     }
 
     /// [`Native::download`], in its span.
-    async fn download_in_span(&self, url: &str, to: &Path) -> Result<Option<u64>, FetchError> {
+    async fn download_in_span(
+        &self,
+        url: &str,
+        to: &Path,
+        tap: Option<&ZipTap<'_>>,
+    ) -> Result<Option<u64>, FetchError> {
         // A routed step follows redirects (a zip sent to a blob store), its credentials kept to its host.
         let sent = send(&self.client, url, self.authorization(), self.via.is_some()).await;
         if let Ok(response) = &sent {
@@ -493,32 +506,82 @@ impl Native {
                 return Ok(None);
             }
         };
-        let local = |e: std::io::Error| FetchError::io(format!("writing {}", to.display()), e);
-        let mut file = tokio::fs::File::create_new(to).await.map_err(local)?;
         // A routed step's messages name it, not its URL.
         let shown = self.label().map_or_else(
             || url.to_string(),
             |label| format!("the zip of upstream {label}"),
         );
-        let mut body = response.into_body().into_data_stream();
-        let mut len = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| FetchError::Upstream {
-                message: format!("reading {shown}: {}", error_chain(&e)),
-            })?;
-            len += chunk.len() as u64;
-            if len > MAX_ZIP {
-                return Err(FetchError::Upstream {
-                    message: format!(
-                        "{shown} is larger than a module zip may be ({MAX_ZIP} bytes)"
-                    ),
-                });
-            }
-            file.write_all(&chunk).await.map_err(local)?;
+        let too_large = || FetchError::Upstream {
+            message: format!("{shown} is larger than a module zip may be ({MAX_ZIP} bytes)"),
+        };
+        let expected = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        // Refused before a byte is read (or passed on to a reader).
+        if expected.is_some_and(|len| len > MAX_ZIP) {
+            return Err(too_large());
         }
-        file.flush().await.map_err(local)?;
+        let local = |e: std::io::Error| FetchError::io(format!("writing {}", to.display()), e);
+        let mut file = tokio::fs::File::create_new(to).await.map_err(local)?;
+        let progress = match tap {
+            Some(tap) => Some(tap.start(std::fs::File::open(to).map_err(local)?, expected)),
+            None => None,
+        };
+        let body = response.into_body().into_data_stream();
+        let read = |e: hyper::Error| FetchError::Upstream {
+            message: format!("reading {shown}: {}", error_chain(&e)),
+        };
+        let len = write_zip(body, &mut file, progress.as_deref(), read, too_large, local).await?;
         Ok(Some(len))
     }
+}
+
+/// The most of a zip's bytes that have come written to its file in one write.
+const WRITE_BATCH: usize = 256 << 10;
+
+/// Writes the zip's chunks into `file` as they come, the chunks already there in one write (up to
+/// [`WRITE_BATCH`]): a fast upstream costs few writes, a slow one waits for none. When tapped, each write is
+/// flushed (tokio writes a file in the background) before its readers are told the bytes are there.
+async fn write_zip(
+    mut body: impl futures::Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
+    file: &mut tokio::fs::File,
+    progress: Option<&tokio::sync::watch::Sender<crate::growing::ZipProgress>>,
+    read: impl Fn(hyper::Error) -> FetchError,
+    too_large: impl Fn() -> FetchError,
+    local: impl Fn(std::io::Error) -> FetchError,
+) -> Result<u64, FetchError> {
+    let mut len = 0u64;
+    let mut batch = bytes::BytesMut::new();
+    let mut ended = false;
+    while !ended {
+        match body.next().await {
+            Some(chunk) => batch.extend_from_slice(&chunk.map_err(&read)?),
+            None => break,
+        }
+        while batch.len() < WRITE_BATCH {
+            match body.next().now_or_never() {
+                Some(Some(chunk)) => batch.extend_from_slice(&chunk.map_err(&read)?),
+                Some(None) => {
+                    ended = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        len += batch.len() as u64;
+        if len > MAX_ZIP {
+            return Err(too_large());
+        }
+        file.write_all(&batch).await.map_err(&local)?;
+        batch.clear();
+        if let Some(progress) = progress {
+            file.flush().await.map_err(&local)?;
+            progress.send_modify(|p| p.written = len);
+        }
+    }
+    file.flush().await.map_err(&local)?;
+    Ok(len)
 }
 
 /// A version's `.mod` (and `.info`, when it was waited for) as downloaded, before any check but the

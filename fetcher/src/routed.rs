@@ -213,7 +213,7 @@ impl Fetcher {
                 |step, native| {
                     let (what, version) = (what.clone(), version.clone());
                     async move {
-                        let fetch = self.fetch_native(native, module, &version);
+                        let fetch = self.fetch_native(native, module, &version, None);
                         let Some(checks) = self.step_deadline(step, &what, fetch).await? else {
                             return Ok(None);
                         };

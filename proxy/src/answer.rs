@@ -102,6 +102,13 @@ impl Answer {
         }
     }
 
+    /// A zip streamed as it comes from the upstream (see `Filled::Streaming`): its length when the
+    /// upstream announced one (then a client tells a cut-off body itself), else chunked; no ranges until
+    /// it is stored.
+    pub fn growing_zip(len: Option<u64>, body: Body) -> Answer {
+        Answer::ok_with(ZIP, None, len, body)
+    }
+
     /// The bytes `range` of a stored zip of `len` bytes: a 206.
     pub fn zip_part(len: u64, range: std::ops::Range<u64>, body: Body) -> Answer {
         let content_range = format!("bytes {}-{}/{len}", range.start, range.end - 1);

@@ -27,6 +27,49 @@ pub fn stream(zip: ferry_storage::ZipStream) -> Body {
     StreamBody::new(frames).boxed_unsync()
 }
 
+/// The most a growing zip's body reads from its file at once: a file store's read size (128 KiB; 256 KiB
+/// reads cost stalled readers half as much memory again for no speed, see `storage/src/object.rs`).
+const GROWING_READ: usize = 128 << 10;
+
+/// A zip read from its scratch file as the upstream's bytes land in it (`ferry_fetcher::GrowingZip`): each
+/// frame is read from disk when the connection asks for it, so a slow client holds no more in memory than
+/// a fast one. The tail comes once the fill has verified the zip; if the fill fails instead, the body ends
+/// in an error, so hyper cuts the connection and the client never has a complete zip.
+pub fn growing(zip: ferry_fetcher::GrowingZip) -> Body {
+    let frames = futures::stream::try_unfold((zip, 0u64), |(mut zip, sent)| async move {
+        loop {
+            let progress = zip.progress();
+            let sendable = progress.sendable();
+            if sendable > sent {
+                let want = (sendable - sent).min(GROWING_READ as u64) as usize;
+                let data = zip.read_at(sent, want).await?;
+                if data.is_empty() {
+                    return Err(std::io::Error::other("the zip being fetched was cut short"));
+                }
+                let next = sent + data.len() as u64;
+                return Ok(Some((Frame::data(data), (zip, next))));
+            }
+            match progress.state {
+                ferry_fetcher::ZipState::Verified => return Ok(None),
+                ferry_fetcher::ZipState::Failed => {
+                    return Err(std::io::Error::other(
+                        "the zip failed its checks or its download",
+                    ));
+                }
+                ferry_fetcher::ZipState::Downloading => {}
+            }
+            if !zip.changed().await {
+                // The fetch ended without a last word: only a verified zip is complete.
+                let progress = zip.progress();
+                if progress.state != ferry_fetcher::ZipState::Verified {
+                    return Err(std::io::Error::other("the zip's fetch ended unverified"));
+                }
+            }
+        }
+    });
+    StreamBody::new(frames).boxed_unsync()
+}
+
 /// `body`, counting the bytes it yields; `done` is called with the count once the body is finished or
 /// dropped (the client went away), so what it records is what was really sent. The layers that watch
 /// responses (access log, metrics, connection activity) share this one wrapper.

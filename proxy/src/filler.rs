@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferry_fetcher::{FetchError, Fetcher, LatestVersion};
+use ferry_fetcher::{FetchError, Fetcher, GrowingZip, LatestVersion, ZipState, ZipTap};
 use ferry_module::{ModulePath, Version};
 use ferry_storage::{
     ModuleStore, ModuleStoreExt, StorageError, VersionFiles, VisibilityGuard, ZipSource,
@@ -81,9 +81,15 @@ pub enum Filled {
     /// `.mod` took 1–2 ms (`go mod download -x`; issue 11), and the go command checks every go.mod it gets
     /// against its go.sum or the database itself, as it would straight from the upstream. What fails the
     /// checks is never stored (nor listed), and the failure goes to the log and to the requests still
-    /// waiting (a `.info`). A `.info`, a zip, and files the go command fetched are answered once checked
-    /// and stored.
+    /// waiting (a `.info`). A `.info`, and files the go command fetched, are answered once checked and
+    /// stored; a zip fetched over HTTP streams (`Streaming`).
     Fetched(Arc<Fetched>),
+    /// A version's zip as it comes from the upstream over HTTP, before it is checked and stored: a zip
+    /// request answers at once with a body that reads the file as it grows, and ends in an error if the
+    /// checks fail (see `ferry_fetcher::GrowingZip`, which holds the zip's tail back until they pass).
+    /// Handed to a zip request only once there are bytes it may send: until then, and for a zip too small
+    /// to have any before its checks, it waits for the stored zip (or the failure) as before.
+    Streaming(Version, GrowingZip),
 }
 
 impl Filled {
@@ -92,6 +98,7 @@ impl Filled {
         match self {
             Filled::Stored(version) => version,
             Filled::Fetched(fetched) => &fetched.version,
+            Filled::Streaming(version, _) => version,
         }
     }
 
@@ -109,7 +116,10 @@ impl Filled {
 pub enum Need {
     Info,
     Mod,
+    /// The zip, streamed as it comes when it can be (see `Filled::Streaming`).
     Zip,
+    /// The zip once stored (a HEAD, a range, a background fill).
+    StoredZip,
 }
 
 /// A version's `.mod` as a fill fetched it, before it is checked and stored.
@@ -314,7 +324,7 @@ impl Filler {
                         let next = receiver.lock().await.recv().await;
                         let Some(key) = next else { break };
                         let (module, query, want) = key.clone();
-                        match fill(&shared, (module.clone(), query.clone(), want), Budget::Background, Need::Zip).await {
+                        match fill(&shared, (module.clone(), query.clone(), want), Budget::Background, Need::StoredZip).await {
                             Ok(filled) => tracing::info!(%module, %query, version = %filled.version(), "background fetch done"),
                             Err(e) => tracing::warn!(%module, %query, error = %e, "background fetch failed"),
                         }
@@ -527,24 +537,58 @@ fn fill(
     };
     async move {
         let result = loop {
-            if let Some(answer) = answers.borrow_and_update().as_ref()
-                && answer.as_ref().map_or(true, |filled| filled.has(need))
-            {
-                break answer.clone();
-            }
-            if answers.changed().await.is_err() {
-                // The task ends with its final answer sent (which `changed` reports before the close):
-                // closed with no answer for this request, the task failed or was cancelled.
-                break Err(FillError::Internal {
-                    context: "the fetch task failed".to_string(),
-                    source: None,
-                });
+            let current = answers.borrow_and_update().clone();
+            let mut streaming = match current {
+                Some(Ok(Filled::Streaming(version, zip))) if need == Need::Zip => (version, zip),
+                Some(answer) if answer.as_ref().map_or(true, |filled| filled.has(need)) => {
+                    break answer;
+                }
+                _ => {
+                    if answers.changed().await.is_err() {
+                        break closed();
+                    }
+                    continue;
+                }
+            };
+            // A streamed zip is answered once it has bytes to send; else the fill's next answer is awaited.
+            match wait_for_bytes(&mut streaming.1, &mut answers).await {
+                Some(true) => break Ok(Filled::Streaming(streaming.0, streaming.1)),
+                Some(false) => continue,
+                None => break closed(),
             }
         };
         drop(waiting);
         result
     }
     .instrument(span)
+}
+
+/// The fill's task ended without an answer for this request: it failed or was cancelled (it ends with its
+/// final answer sent, which `changed` reports before the close).
+fn closed() -> Result<Filled, FillError> {
+    Err(FillError::Internal {
+        context: "the fetch task failed".to_string(),
+        source: None,
+    })
+}
+
+/// Waits until the zip coming in has bytes a client may be sent (`Some(true)`), or the fill has a newer
+/// answer (`Some(false)`); `None` when the fill's task ended without one. A zip that verified or failed
+/// before it had any is answered from the fill's end (the stored zip, or the failure), as when nothing
+/// streamed.
+async fn wait_for_bytes(zip: &mut GrowingZip, answers: &mut Answers) -> Option<bool> {
+    let mut growing = true;
+    loop {
+        let progress = zip.progress();
+        if progress.state == ZipState::Downloading && progress.sendable() > 0 {
+            return Some(true);
+        }
+        growing &= progress.state == ZipState::Downloading;
+        tokio::select! {
+            more = zip.changed(), if growing => growing = more,
+            next = answers.changed() => return next.is_ok().then_some(false),
+        }
+    }
 }
 
 /// The span of a fill, the child of the request that started it (traces; see [`crate::traces`]).
@@ -623,7 +667,7 @@ async fn run_fill(
             match want {
                 // A version's zip is fetched once across replicas: under the version's lease.
                 Want::Version => {
-                    let fill = |fence| fetch_and_store(&shared, module, query, fence);
+                    let fill = |fence| fetch_and_store(&shared, &publisher, module, query, fence);
                     shared.coordination.exclusive_fill(module, query, fill).await
                 }
                 // `.info` and `.mod` are small and the same bytes whoever writes them; a bucket writes
@@ -768,17 +812,30 @@ async fn abandoned(waiters: &Waiters) {
 /// the lease is still this Ferry's.
 async fn fetch_and_store(
     shared: &FillState,
+    publisher: &Publisher,
     module: &ModulePath,
     query: &str,
     fence: Option<Arc<Fence>>,
 ) -> Result<Version, FillError> {
+    let canonical = Version::new(query).ok();
     // A canonical version stored since the request missed (another fill, another replica) is not fetched.
-    if let Ok(version) = Version::new(query)
-        && shared.store.has_zip(module, &version).await?
+    if let Some(version) = &canonical
+        && shared.store.has_zip(module, version).await?
     {
-        return Ok(version);
+        return Ok(version.clone());
     }
-    let fetched = shared.fetcher.fetch(module, query).await?;
+    // The zip of a canonical version goes to its waiting requests as it comes (see `Filled::Streaming`),
+    // its tail released once verified and stored (so a complete answer means a stored zip, as before);
+    // dropped with this fill unreleased, the tap fails what they were sent.
+    let tap = canonical.map(|version| {
+        ZipTap::new(move |zip| {
+            publisher.publish(Ok(Filled::Streaming(version.clone(), zip)));
+        })
+    });
+    let fetched = shared
+        .fetcher
+        .fetch_tapped(module, query, tap.as_ref())
+        .await?;
     let version = fetched.version.clone();
     let read = |path: std::path::PathBuf| async move {
         tokio::fs::read(&path)
@@ -807,6 +864,9 @@ async fn fetch_and_store(
     // The temporary directory (go's module cache, the zip extracted) is removed off the answer's path.
     tokio::spawn(fetched.remove());
     saved?;
+    if let Some(tap) = &tap {
+        tap.release();
+    }
     tracing::info!(%module, %query, %version, "fetched and stored");
     Ok(version)
 }

@@ -164,6 +164,7 @@ fn main() -> ExitCode {
         Command::Admin(mut args) => {
             // The password comes from the environment only: a command line is visible to every user.
             args.password = std::env::var("FERRY_ADMIN_PASSWORD").ok();
+            args.token = std::env::var("FERRY_ADMIN_TOKEN").ok();
             ferry::admin::cli::run(args)
         }
         Command::Airgap(command) => airgap(command),

@@ -465,9 +465,14 @@ impl Metrics {
 
     /// Counts a password check with its result (see `layers::auth`).
     pub fn auth_check(&self, result: &'static str) {
+        self.auth_counter(result).inc();
+    }
+
+    /// The counter of checks with this result, to keep where a check runs on every request.
+    pub fn auth_counter(&self, result: &'static str) -> Counter {
         self.auth_checks
             .get_or_create(&ResultLabels { result })
-            .inc();
+            .clone()
     }
 
     /// A version refused by a version rule of this kind (`dry_run`: only logged).

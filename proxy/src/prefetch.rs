@@ -263,7 +263,7 @@ impl Prefetcher {
         let (module, version) = key;
         let go_mod = match filled {
             Ok(Filled::Fetched(fetched)) => Some(fetched.go_mod.clone()),
-            Ok(Filled::Stored(_)) => None,
+            Ok(Filled::Stored(_) | Filled::Streaming(..)) => None,
             Err(e) => {
                 metrics().prefetch("failed");
                 tracing::debug!(%module, %version, error = %e, "prefetch failed");

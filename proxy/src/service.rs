@@ -406,9 +406,15 @@ impl Proxy {
             Endpoint::List(module) => return self.list(&module, &decide(&module)).await,
             Endpoint::Latest(module) => return self.latest(&module, &decide(&module)).await,
             Endpoint::Info(module, VersionQuery::Query(query)) => {
-                let requester = wants.requester.as_ref();
+                let requester = wants.requester();
                 return self
-                    .query_info(&module, &query, &decide(&module), &caller, requester)
+                    .query_info(
+                        &module,
+                        &query,
+                        &decide(&module),
+                        &caller,
+                        requester.as_ref(),
+                    )
                     .await;
             }
             Endpoint::Info(module, VersionQuery::Canonical(version))
@@ -584,32 +590,17 @@ impl Proxy {
         let stored = match self.stored_file(module, version, file, read).await {
             Err(StorageError::NotFound(_)) => match self.action(decision, Kind::File) {
                 Action::Upstream(upstream) => {
-                    if let Err(spent) = upstream.admit(wants.requester.as_ref()) {
+                    if let Err(spent) = upstream.admit(wants.requester().as_ref()) {
                         return Answer::fill_budget_spent(&spent);
                     }
                     let named = (Some(module.as_str()), Some(version.as_str()));
                     self.audit
                         .record(audit::Action::Fill, caller, named.0, named.1);
-                    let filled = self.fill(upstream, module, version, file).await;
-                    if let (Ok(filled), VersionFile::Mod, Some(prefetch)) =
-                        (&filled, file, &self.prefetch)
-                    {
-                        let go_mod = match filled {
-                            Filled::Fetched(fetched) => Some(fetched.go_mod.clone()),
-                            Filled::Stored(_) => None,
-                        };
-                        prefetch.filled(module, version, go_mod, wants.client);
-                    }
-                    match filled {
-                        // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`):
-                        // the go command checks it itself, but a cache in front of Ferry would not, so it
-                        // is answered `no-store` and without an ETag (only a verified, stored file is
-                        // immutable), and not kept in the memory cache, which holds stored files only.
-                        Ok(Filled::Fetched(fetched)) if matches!(file, VersionFile::Mod) => {
-                            return Answer::ok(TEXT, UNVERIFIED, fetched.go_mod.clone());
-                        }
-                        Ok(_) => self.stored_file(module, version, file, read).await,
-                        Err(e) => return Answer::from(e),
+                    let filled = self.fill(upstream, module, version, file, read).await;
+                    match self.filled_answer(module, version, file, filled, wants.client) {
+                        Ok(early) => return early,
+                        Err(Ok(_)) => self.stored_file(module, version, file, read).await,
+                        Err(Err(e)) => return Answer::from(e),
                     }
                 }
                 action => {
@@ -652,18 +643,61 @@ impl Proxy {
     }
 
     /// Fills what a request for this file needs: the whole version for a zip, the `.info` and `.mod` only
-    /// for either of those.
+    /// for either of those. A whole zip may come streamed; a HEAD or a range waits for the stored zip.
     async fn fill(
         &self,
         upstream: &Filler,
         module: &ModulePath,
         version: &Version,
         file: VersionFile,
+        read: Read,
     ) -> Result<Filled, FillError> {
         match file {
+            VersionFile::Zip if read.head_only || read.part.is_some() => {
+                upstream
+                    .fill(module, version.as_str(), Need::StoredZip)
+                    .await
+            }
             VersionFile::Zip => upstream.fill(module, version.as_str(), Need::Zip).await,
             VersionFile::Info => upstream.fill_metadata(module, version, Need::Info).await,
             VersionFile::Mod => upstream.fill_metadata(module, version, Need::Mod).await,
+        }
+    }
+
+    /// The answer a fill gives before the version is stored (an early `.mod`, a zip streamed as it
+    /// comes), or the fill's outcome when the stored file is to be read (or its failure answered). Tells
+    /// prefetching of a filled `.mod`.
+    fn filled_answer(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+        filled: Result<Filled, FillError>,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Answer, Result<Filled, FillError>> {
+        if let (Ok(filled), VersionFile::Mod, Some(prefetch)) = (&filled, file, &self.prefetch) {
+            let go_mod = match filled {
+                Filled::Fetched(fetched) => Some(fetched.go_mod.clone()),
+                Filled::Stored(_) | Filled::Streaming(..) => None,
+            };
+            prefetch.filled(module, version, go_mod, client);
+        }
+        match filled {
+            // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`): the go command
+            // checks it itself, but a cache in front of Ferry would not, so it is answered `no-store` and
+            // without an ETag (only a verified, stored file is immutable), and not kept in the memory
+            // cache, which holds stored files only.
+            Ok(Filled::Fetched(fetched)) if matches!(file, VersionFile::Mod) => {
+                Ok(Answer::ok(TEXT, UNVERIFIED, fetched.go_mod.clone()))
+            }
+            // A zip as it comes: a response is only complete once the zip verified (see `body::growing`),
+            // so it is as immutable as the stored one.
+            Ok(Filled::Streaming(_, mut zip)) if matches!(file, VersionFile::Zip) => {
+                let len = zip.progress().expected;
+                let etag = etag(file.extension(), module, version);
+                Ok(Answer::growing_zip(len, body::growing(zip)).immutable(etag))
+            }
+            other => Err(other),
         }
     }
 
@@ -1015,7 +1049,13 @@ fn etag(kind: &str, module: &ModulePath, version: &Version) -> String {
         hash ^= u64::from(byte);
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("\"{kind}-{hash:016x}\"")
+    let mut tag = String::with_capacity(kind.len() + 19);
+    tag.push('"');
+    tag.push_str(kind);
+    tag.push('-');
+    tag.extend(crate::layers::hex(hash).map(char::from));
+    tag.push('"');
+    tag
 }
 
 /// What a request for a version's file asks besides the file: its method and conditional headers.
@@ -1023,8 +1063,8 @@ struct Wants<'a> {
     head_only: bool,
     /// The client's address, for the budgets kept per client.
     client: Option<std::net::IpAddr>,
-    /// Whom a fill this request starts is counted against (fair use): put there by authentication.
-    requester: Option<Requester>,
+    /// Who the request authenticated as (authentication put it there).
+    identity: Option<&'a crate::Identity>,
     if_none_match: Option<&'a HeaderValue>,
     range: Option<&'a HeaderValue>,
     if_range: Option<&'a HeaderValue>,
@@ -1038,11 +1078,25 @@ impl<'a> Wants<'a> {
                 .extensions
                 .get::<crate::layers::client::Client>()
                 .map(|client| client.address),
-            requester: request.extensions.get::<Requester>().cloned(),
+            identity: request.extensions.get::<crate::Identity>(),
             if_none_match: request.headers.get(header::IF_NONE_MATCH),
             range: request.headers.get(header::RANGE),
             if_range: request.headers.get(header::IF_RANGE),
         }
+    }
+
+    /// Whom a fill this request starts is counted against (fair use): the identity it authenticated as,
+    /// else its client's address. Made only when a request would start a fill, never on the let-in path.
+    fn requester(&self) -> Option<Requester> {
+        use crate::layers::auth::Credential;
+        let Some(identity) = self.identity else {
+            return self.client.map(Requester::address);
+        };
+        Some(Requester::Identity(match &identity.via {
+            Credential::Password => format!("user:{}", identity.user),
+            Credential::Token => format!("token:{}", identity.user),
+            Credential::Oidc { issuer } => format!("oidc:{issuer}:{}", identity.user),
+        }))
     }
 
     /// The part of the file whose ETag is `etag` that the request asks for, if any. With `If-Range`, only

@@ -86,6 +86,81 @@ async fn reply(response: http::Response<hyper::body::Incoming>) -> Reply {
     }
 }
 
+/// A GET whose body is read as it comes: a client watching a download in progress.
+pub struct Streamed {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    body: hyper::body::Incoming,
+    /// The body's bytes read so far.
+    pub received: Vec<u8>,
+}
+
+impl Streamed {
+    /// Sends a GET and waits for the response's head only (at most 30 s).
+    pub async fn get(url: &str) -> Streamed {
+        let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+        let uri: http::Uri = url.parse().unwrap_or_else(|e| panic!("{url}: {e}"));
+        let response = tokio::time::timeout(Duration::from_secs(30), client.get(uri))
+            .await
+            .unwrap_or_else(|_| panic!("GET {url}: no response head within 30 s"))
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let (parts, body) = response.into_parts();
+        Streamed {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+            received: Vec::new(),
+        }
+    }
+
+    /// Reads until at least `len` bytes of the body have come (at most 30 s); false when the body ended,
+    /// failed or stalled before.
+    pub async fn read_at_least(&mut self, len: usize) -> bool {
+        let reading = async {
+            while self.received.len() < len {
+                match self.body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            self.received.extend_from_slice(&data);
+                        }
+                    }
+                    _ => return false,
+                }
+            }
+            true
+        };
+        tokio::time::timeout(Duration::from_secs(30), reading)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Reads the rest of the body (at most 60 s): `Err` with the client's error when it did not end
+    /// cleanly (a connection cut, a length not met); the bytes that came are in `received` either way.
+    pub async fn finish(&mut self) -> Result<(), String> {
+        let reading = async {
+            loop {
+                match self.body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            self.received.extend_from_slice(&data);
+                        }
+                    }
+                    Some(Err(e)) => return Err(e.to_string()),
+                    None => return Ok(()),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), reading)
+            .await
+            .unwrap_or_else(|_| Err("the body did not end within 60 s".to_string()))
+    }
+
+    /// A header's value, or "" when absent.
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+}
+
 pub async fn get(url: &str) -> Reply {
     request("GET", url, &[]).await
 }

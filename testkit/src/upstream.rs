@@ -63,6 +63,16 @@ struct State {
     authorizations: Vec<Option<String>>,
     /// Requests whose path contains the first string are answered `302 Location: SECOND/PATH`.
     redirect: Option<(String, String)>,
+    /// Bodies of requests whose path contains this stop after the first bytes until the gate opens.
+    pause: Option<Pause>,
+}
+
+/// See [`Upstream::pause_body`].
+#[derive(Clone)]
+struct Pause {
+    needle: String,
+    after: usize,
+    with_length: bool,
 }
 
 /// An in-process GOPROXY server on `127.0.0.1:0` serving fixture modules; stopped when dropped.
@@ -221,10 +231,24 @@ impl Upstream {
         self.state.lock().unwrap().hold = Some(needle.to_string());
     }
 
-    /// Answers the held requests, and holds none from now on.
+    /// Answers the held requests, and holds none from now on; paused bodies go on, and none pause from now on.
     pub fn release(&self) {
-        self.state.lock().unwrap().hold = None;
+        let mut state = self.state.lock().unwrap();
+        state.hold = None;
+        state.pause = None;
         self.gate.send_replace(true);
+    }
+
+    /// Sends the first `after` bytes of the body of every request whose path contains `needle` (`.zip`) at
+    /// once, then the rest only after [`Upstream::release`]: a download reliably half-way while a test
+    /// looks at what Ferry's clients got. `with_length`: the body announces its length (`Content-Length`),
+    /// else it is sent chunked.
+    pub fn pause_body(&self, needle: &str, after: usize, with_length: bool) {
+        self.state.lock().unwrap().pause = Some(Pause {
+            needle: needle.to_string(),
+            after,
+            with_length,
+        });
     }
 
     /// Answers 401 to every request without exactly this `Authorization` header (`Bearer TOKEN`, `Basic
@@ -343,8 +367,12 @@ async fn answer(
         let _held = Held(state);
         let _ = gate.wait_for(|open| *open).await;
     }
-    let (behaviour, body, miss_status, reason, relayed) = {
+    let (behaviour, body, miss_status, reason, relayed, pause) = {
         let state = state.lock().unwrap();
+        let pause = state
+            .pause
+            .clone()
+            .filter(|pause| path.contains(pause.needle.as_str()));
         let body = lookup(&state, &path);
         let relayed = body.is_none().then(|| relayed_url(&state, &path)).flatten();
         (
@@ -353,8 +381,12 @@ async fn answer(
             state.miss_status.unwrap_or(404),
             state.reason.clone(),
             relayed,
+            pause,
         )
     };
+    if let (Some(pause), Some(body), Behaviour::Serve) = (pause, &body, behaviour) {
+        return Response::new(Paused::new(body.clone(), pause, gate).boxed());
+    }
     if let (Some(url), Behaviour::Serve) = (relayed, behaviour) {
         return relay(&url).await;
     }
@@ -474,6 +506,57 @@ impl hyper::body::Body for Trickle {
     fn size_hint(&self) -> SizeHint {
         // The length is known: the client sees a Content-Length, as from a real proxy.
         SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
+/// A body sent in two parts: the first bytes at once, the rest once the gate opens.
+struct Paused {
+    parts: std::collections::VecDeque<Bytes>,
+    len: Option<u64>,
+    gate: Option<Pin<Box<dyn Future<Output = ()> + Send + Sync>>>,
+}
+
+impl Paused {
+    fn new(body: Bytes, pause: Pause, mut gate: tokio::sync::watch::Receiver<bool>) -> Paused {
+        let len = pause.with_length.then_some(body.len() as u64);
+        let split = pause.after.min(body.len());
+        let parts = [body.slice(..split), body.slice(split..)]
+            .into_iter()
+            .collect();
+        let gate = Box::pin(async move {
+            let _ = gate.wait_for(|open| *open).await;
+        });
+        Paused {
+            parts,
+            len,
+            gate: Some(gate),
+        }
+    }
+}
+
+impl hyper::body::Body for Paused {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        // The second part waits for the gate.
+        if self.parts.len() == 1
+            && let Some(gate) = self.gate.as_mut()
+        {
+            ready!(gate.as_mut().poll(cx));
+            self.gate = None;
+        }
+        Poll::Ready(self.parts.pop_front().map(|part| Ok(Frame::data(part))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.len {
+            Some(len) => SizeHint::with_exact(len),
+            None => SizeHint::default(),
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! ferry-bench tree DIR            writes the load harness's store: a GOPROXY tree (= a Ferry file store)
+//! ferry-bench zip-tree DIR MIB    a GOPROXY tree of one module, example.com/big@v1.0.0, whose zip is MIB
+//!                                 MiB of incompressible data (benches/stream.sh's upstream)
 //! ferry-bench free-port           prints a 127.0.0.1 port nothing listens on
 //! ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output)
 //! ferry-bench delay-proxy --to URL --delay DURATION --log FILE
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
             tree(Path::new(dir));
             Ok(())
         }
+        ["zip-tree", dir, mib] => zip_tree(Path::new(dir), mib),
         ["free-port"] => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
             println!("{}", listener.local_addr().expect("an address").port());
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
         ["ratios"] => ratios(Path::new("target/criterion")),
         ["ratios", dir] => ratios(Path::new(dir)),
         _ => Err(
-            "usage: ferry-bench tree DIR | free-port | targets | table DIR | ratios [DIR] | \
+            "usage: ferry-bench tree DIR | zip-tree DIR MIB | free-port | targets | table DIR | ratios [DIR] | \
              delay-proxy --to URL --delay DURATION --log FILE"
                 .into(),
         ),
@@ -81,6 +84,15 @@ fn tree(dir: &Path) {
     assert!(dir.join(SMALL_MODULE).join("@v/list").is_file());
 }
 
+/// One module with a zip of `mib` MiB, in the GOPROXY layout under `dir`.
+fn zip_tree(dir: &Path, mib: &str) -> Result<(), String> {
+    let mib: usize = mib
+        .parse()
+        .map_err(|e| format!("zip-tree: MIB {mib:?}: {e}"))?;
+    ferry_testkit::write_goproxy_tree(dir, &[zip_module("example.com/big", mib * MIB)]);
+    Ok(())
+}
+
 fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -98,6 +110,9 @@ struct Run {
     requests_per_sec: f64,
     bytes_per_sec: f64,
     p99_ms: f64,
+    /// The server's CPU time per request (user and system, every process and thread of it), in
+    /// microseconds, when load.sh recorded it (`NAME.SERVER.cpu`: CPU seconds over the run).
+    cpu_us: Option<f64>,
 }
 
 fn load_run(file: &Path) -> Result<Run, String> {
@@ -125,15 +140,25 @@ fn load_run(file: &Path) -> Result<Run, String> {
         requests_per_sec: number(&json, "/summary/requestsPerSec", file)?,
         bytes_per_sec: number(&json, "/summary/sizePerSec", file)?,
         p99_ms: number(&json, "/latencyPercentiles/p99", file)? * 1000.0,
+        cpu_us: cpu_seconds(&file.with_extension("cpu")).map(|seconds| {
+            let requests = number(&json, "/summary/total", file).unwrap_or(0.0)
+                * number(&json, "/summary/requestsPerSec", file).unwrap_or(0.0);
+            seconds * 1e6 / requests.max(1.0)
+        }),
     })
+}
+
+/// The CPU seconds in a load run's `.cpu` file, if load.sh wrote one.
+fn cpu_seconds(file: &Path) -> Option<f64> {
+    std::fs::read_to_string(file).ok()?.trim().parse().ok()
 }
 
 /// The side-by-side table: each load target on each server (Ferry, Athens and nginx with `sendfile off`
 /// when load.sh ran them, nginx), and each server's fraction of nginx.
 fn table(dir: &Path) -> Result<(), String> {
     println!(
-        "{:<10} {:<10} {:>12} {:>10} {:>10} {:>10}",
-        "target", "server", "requests/s", "MB/s", "p99 ms", "of nginx"
+        "{:<10} {:<10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "target", "server", "requests/s", "MB/s", "p99 ms", "of nginx", "cpu us/req", "of nginx"
     );
     for (name, _) in LOAD_TARGETS {
         let nginx_file = dir.join(format!("{name}.nginx.json"));
@@ -147,13 +172,20 @@ fn table(dir: &Path) -> Result<(), String> {
                 continue;
             }
             let run = load_run(&file)?;
-            let ratio = if server == "nginx" {
-                String::new()
+            let (ratio, cpu_ratio) = if server == "nginx" {
+                (String::new(), String::new())
             } else {
-                format!("{:.2}×", run.requests_per_sec / nginx.requests_per_sec)
+                let cpu = run.cpu_us.zip(nginx.cpu_us);
+                (
+                    format!("{:.2}×", run.requests_per_sec / nginx.requests_per_sec),
+                    cpu.map_or(String::new(), |(ours, theirs)| {
+                        format!("{:.2}×", ours / theirs)
+                    }),
+                )
             };
+            let cpu = run.cpu_us.map_or(String::new(), |us| format!("{us:.1}"));
             println!(
-                "{name:<10} {server:<10} {:>12.0} {:>10.1} {:>10.2} {ratio:>10}",
+                "{name:<10} {server:<10} {:>12.0} {:>10.1} {:>10.2} {ratio:>10} {cpu:>12} {cpu_ratio:>10}",
                 run.requests_per_sec,
                 run.bytes_per_sec / 1e6,
                 run.p99_ms

@@ -26,6 +26,10 @@ pub struct AdminArgs {
     /// The password for --user (read from the environment only, never from the command line)
     #[arg(skip)]
     pub password: Option<String>,
+    /// A bearer token to log in with instead of --user: a token of the server's token_file or a JWT of one
+    /// of its `[[oidc]]` issuers, from FERRY_ADMIN_TOKEN (the environment only, like the password)
+    #[arg(skip)]
+    pub token: Option<String>,
     #[command(subcommand)]
     pub command: AdminCommand,
 }
@@ -81,7 +85,15 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         bail!("--url {url}: the admin API is served over plain HTTP on admin_listen; use http://");
     }
     let authorization = match (&args.user, &args.password) {
-        (None, _) => None,
+        (None, _) => args
+            .token
+            .as_deref()
+            .map(str::trim)
+            .map(bearer)
+            .transpose()?,
+        (Some(user), _) if args.token.is_some() => {
+            bail!("--user {user} and FERRY_ADMIN_TOKEN are both set: log in with one of them")
+        }
         (Some(user), Some(password)) => {
             use base64::Engine;
             let pair = format!("{user}:{password}");
@@ -101,6 +113,16 @@ pub fn run(args: AdminArgs) -> anyhow::Result<()> {
         authorization,
     };
     runtime.block_on(command(&api, &args))
+}
+
+/// The `Authorization` value for a bearer token, which must be one header line.
+fn bearer(token: &str) -> anyhow::Result<String> {
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "FERRY_ADMIN_TOKEN is not a token: give the token `ferry token create` printed, or a JWT (printable characters, no spaces)"
+        );
+    }
+    Ok(format!("Bearer {token}"))
 }
 
 /// Where the admin API is, and the credentials sent to it.

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use http::{Request, Response};
 
-use super::auth::Identity;
+use super::auth::{Identity, ShowIdentity};
 use super::client::Client;
 use super::hook::Hook;
 use crate::body::{self, Body};
@@ -40,6 +40,8 @@ impl Hook for AccessLog {
         if !tracing::enabled!(target: "ferry::access", tracing::Level::INFO) {
             return (None, None);
         }
+        // The user is on the response only when asked for.
+        request.extensions_mut().insert(ShowIdentity);
         let entry = Entry {
             id: request
                 .headers()

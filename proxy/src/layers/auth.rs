@@ -5,7 +5,9 @@
 //! bcrypt is slow on purpose (each cost step doubles it: milliseconds at `htpasswd -B`'s default cost 5,
 //! tens of milliseconds at the cost 10 to 12 that `-C` sets for stronger entries), and a build fleet sends
 //! thousands of requests with the same credentials, so a password that verified is remembered: per user, a
-//! keyed SHA-256 digest of the password, compared in constant time, with the entry it verified against.
+//! keyed SHA-256 digest of the credentials, with the entry it verified against and the identity it lets in;
+//! the next request with them is let in by that digest alone (one look-up in a map read without a lock, no
+//! decoding, no allocation but the identity's place in the request).
 //! A wrong password is remembered too, for a while ([`failures`]), so the same wrong credentials again are
 //! answered without bcrypt. What is remembered counts only while the user's entry in the file is the one it
 //! was checked against: a reload (SIGHUP) keeps it for every unchanged entry, and a changed or removed entry
@@ -17,7 +19,8 @@
 //! deadline the answer is a 503 with `Retry-After`.
 //!
 //! A request let in carries its [`Identity`] (the user it authenticated as) in its extensions, for the
-//! handler, and in its response's, for the layers outside this one (the access log).
+//! handler, and, when a layer outside this one asks ([`ShowIdentity`]: the access log when it is on), in its
+//! response's.
 //!
 //! The go command sends credentials over HTTPS only: the 401 says what works over the scheme the client
 //! used (the request's [`Client`](super::client::Client)).
@@ -33,7 +36,7 @@ pub mod tokens;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -42,7 +45,6 @@ use base64::Engine;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tower::{Layer, Service};
 
 use self::failures::Failures;
@@ -54,9 +56,9 @@ use super::client::Client;
 use crate::answer::{self, Answer};
 use crate::body::Body;
 use crate::connection::ClientAddress;
-use crate::fair_use::Requester;
 use crate::metrics::metrics;
 use crate::request::{Endpoint, Route};
+use prometheus_client::metrics::counter::Counter;
 
 /// The challenge every 401 carries; the go command and curl answer it with Basic credentials.
 const CHALLENGE: &str = "Basic realm=\"ferry\"";
@@ -64,9 +66,9 @@ const CHALLENGE: &str = "Basic realm=\"ferry\"";
 /// per verifier every few tens of milliseconds.
 const RETRY_AFTER_BUSY: u64 = 1;
 
-/// Who a request authenticated as. In the request's extensions once authentication let it in, and in its
-/// response's; absent when authentication is off or the request needs none (the health probes). Access
-/// rules, the audit trail and fill budgets read it; the access log writes its name.
+/// Who a request authenticated as. In the request's extensions once authentication let it in (and in
+/// its response's when asked); absent when authentication is off or the request needs none (the health
+/// probes). Access rules, the audit trail and fill budgets read it; the access log writes its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The name: an `auth_file` user as the client sent it and the file lists it, a token's name, or a
@@ -176,14 +178,21 @@ impl Gate {
         if let Some(oidc) = &self.oidc
             && token.split('.').count() == 3
         {
-            return Check::Jwt(oidc.clone(), token.to_string());
+            // A token verified before is let in here, without the verification's future.
+            return match oidc.remembered_token(token) {
+                Some(verified) => {
+                    counters().jwt_remembered.inc();
+                    Check::Known(Identity::oidc(verified))
+                }
+                None => Check::Jwt(oidc.clone(), token.to_string()),
+            };
         }
         let Some(tokens) = &self.tokens else {
             return Check::RefuseBearer(Refusal::NotAccepted);
         };
         match tokens.find(token) {
             Some(entry) => {
-                metrics().auth_check("token");
+                counters().token.inc();
                 Check::Known(Identity::token(&entry))
             }
             None => {
@@ -221,11 +230,10 @@ impl Refusal {
 
 /// The token of a `Bearer` Authorization header.
 fn bearer<B>(request: &Request<B>) -> Option<&str> {
-    let value = request
-        .headers()
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    // `from_utf8` checks a JWT's 900 bytes a word at a time, `HeaderValue::to_str` a byte at a time; a token
+    // with other bytes than a header allows is refused further on all the same (unknown, or malformed).
+    let value =
+        std::str::from_utf8(request.headers().get(header::AUTHORIZATION)?.as_bytes()).ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
@@ -244,19 +252,26 @@ pub struct Auth {
 /// record their outcome here.
 struct Table {
     users: ArcSwap<Users>,
-    /// Keys the remembered digests, so that memory never holds a plain, quickly guessable SHA-256 of a
-    /// password.
-    secret: [u8; 32],
-    /// Per user, the last password that verified: at most one per user of the file in force (a reload
-    /// drops the others).
+    /// SHA-256 after one block of 64 random bytes: the key of every digest, so that memory never holds a
+    /// plain, quickly guessable SHA-256 of a password. Hashed once at start, so a check hashes only the
+    /// credentials (one compression for a Basic header of up to 55 bytes).
+    keyed: Sha256,
+    /// Per user, the last credentials that verified: at most one per user of the file in force (a reload
+    /// drops the others). Written under this lock, which [`Table::remembered`] is rebuilt under.
     verified: Mutex<HashMap<String, Verified>>,
+    /// The same credentials by their digest, with the identity they let in: what the let-in path reads,
+    /// without a lock and without decoding the credentials (rebuilt on every change, which is rare: one
+    /// per user and password verified). The digests are keyed by a secret, so a look-up by digest tells an
+    /// attacker nothing a constant-time compare would hide.
+    remembered: ArcSwap<HashMap<Key, Identity>>,
     failed: Mutex<Failures>,
 }
 
-/// A password that verified: its keyed digest, and the entry it verified against.
+/// Credentials that verified: their keyed digest, the entry they verified against and whom they let in.
 struct Verified {
     entry: Arc<str>,
     digest: Key,
+    identity: Identity,
 }
 
 /// One reading of the file: each user's bcrypt entry.
@@ -298,14 +313,15 @@ impl Auth {
     pub fn load(path: &Path) -> Result<Auth, AuthFileError> {
         let users = read_users(path)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut secret = [0u8; 32];
+        let mut secret = [0u8; 64];
         getrandom::fill(&mut secret).expect("the operating system provides random bytes");
         Ok(Auth {
             path: path.to_path_buf(),
             table: Arc::new(Table {
                 users: ArcSwap::from_pointee(users),
-                secret,
+                keyed: Sha256::new_with_prefix(secret),
                 verified: Mutex::new(HashMap::new()),
+                remembered: ArcSwap::from_pointee(HashMap::new()),
                 failed: Mutex::new(Failures::new(failures::CAPACITY, failures::KEEP)),
             }),
             verifiers: Arc::new(Verifiers::new(Limits::for_cores(cores))),
@@ -338,7 +354,15 @@ impl Auth {
             return Check::Open;
         }
         let path = request.uri().path();
-        let Some((user, password)) = credentials(request) else {
+        let basic = basic(request);
+        // Credentials that verified before: let in by their digest alone (the path of every request of a
+        // build fleet but its first).
+        let digest = basic.map(|encoded| self.table.digest(encoded));
+        if let Some(identity) = digest.and_then(|digest| self.table.remembered(&digest)) {
+            counters().remembered.inc();
+            return Check::Known(identity);
+        }
+        let (Some(digest), Some((user, password))) = (digest, basic.and_then(decode)) else {
             tracing::info!(
                 request_id = request_id(request).as_str(),
                 path = super::clipped(path, 128),
@@ -348,13 +372,6 @@ impl Auth {
         };
         let users = self.table.users.load();
         let entry = users.hashes.get(&user).cloned();
-        let digest = self.table.digest(&user, &password);
-        if let Some(entry) = &entry
-            && self.table.is_verified(&user, entry, &digest)
-        {
-            metrics().auth_check("remembered");
-            return Check::Known(Identity::password(user));
-        }
         if self.table.failed(&digest, entry.as_ref()) {
             metrics().auth_check("wrong_remembered");
             log_failure(&user, entry.is_some(), &request_id(request));
@@ -379,21 +396,28 @@ impl Auth {
 }
 
 impl Table {
-    fn digest(&self, user: &str, password: &str) -> Key {
-        let mut hasher = Sha256::new();
-        hasher.update(self.secret);
-        hasher.update(user.as_bytes());
-        hasher.update([0]);
-        hasher.update(password.as_bytes());
-        hasher.finalize().into()
+    /// The keyed digest of a Basic header's credentials, as the client encoded them (base64 with padding
+    /// has one encoding per user and password).
+    fn digest(&self, encoded: &str) -> Key {
+        self.keyed
+            .clone()
+            .chain_update(encoded.as_bytes())
+            .finalize()
+            .into()
     }
 
-    /// Whether `digest` is the password that last verified against `entry`, the user's entry in force.
-    fn is_verified(&self, user: &str, entry: &Arc<str>, digest: &Key) -> bool {
-        let verified = self.verified.lock().expect("never poisoned");
-        verified
-            .get(user)
-            .is_some_and(|known| *known.entry == **entry && bool::from(known.digest.ct_eq(digest)))
+    /// Whom the credentials of `digest` let in, if they verified against their user's entry in force.
+    fn remembered(&self, digest: &Key) -> Option<Identity> {
+        self.remembered.load().get(digest).cloned()
+    }
+
+    /// Puts what `verified` holds in force for the let-in path; under `verified`'s lock.
+    fn publish(&self, verified: &HashMap<String, Verified>) {
+        let by_digest = verified
+            .values()
+            .map(|known| (known.digest, known.identity.clone()))
+            .collect();
+        self.remembered.store(Arc::new(by_digest));
     }
 
     /// Whether `digest` failed against `entry` (none: an unknown user) a short while ago.
@@ -413,7 +437,16 @@ impl Table {
         }
         match entry {
             Some(entry) if verified => {
-                remembered.insert(user.to_string(), Verified { entry, digest });
+                let identity = Identity::password(user);
+                remembered.insert(
+                    user.to_string(),
+                    Verified {
+                        entry,
+                        digest,
+                        identity,
+                    },
+                );
+                self.publish(&remembered);
             }
             _ => {
                 drop(remembered);
@@ -432,6 +465,7 @@ impl Table {
                 .get(user)
                 .is_some_and(|entry| **entry == *known.entry)
         });
+        self.publish(&remembered);
         self.users.store(Arc::new(users));
     }
 }
@@ -491,9 +525,7 @@ impl Pending {
         let job: Job = Box::new(move || {
             // A check of the same password that finished after this request looked (it was not yet
             // remembered then) and before this one's turn: no second bcrypt run.
-            if let Some(entry) = &entry
-                && table.is_verified(&job_user, entry, &digest)
-            {
+            if entry.is_some() && table.remembered(&digest).is_some() {
                 return Checked::Remembered;
             }
             let verified = bcrypt::verify(password, &against).unwrap_or(false) && known;
@@ -540,23 +572,43 @@ fn log_failure(user: &str, known: bool, request_id: &str) {
     }
 }
 
-/// The user and password of a `Basic` Authorization header.
-fn credentials<B>(request: &Request<B>) -> Option<(String, String)> {
+/// The encoded credentials of a `Basic` Authorization header.
+fn basic<B>(request: &Request<B>) -> Option<&str> {
     let value = request
         .headers()
         .get(header::AUTHORIZATION)?
         .to_str()
         .ok()?;
     let (scheme, encoded) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
+    scheme.eq_ignore_ascii_case("basic").then(|| encoded.trim())
+}
+
+/// The user and password of a Basic header's encoded credentials.
+fn decode(encoded: &str) -> Option<(String, String)> {
     let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
+        .decode(encoded)
         .ok()?;
-    let decoded = String::from_utf8(decoded).ok()?;
-    let (user, password) = decoded.split_once(':')?;
-    Some((user.to_string(), password.to_string()))
+    let mut user = String::from_utf8(decoded).ok()?;
+    let colon = user.find(':')?;
+    let password = user[colon + 1..].to_string();
+    user.truncate(colon);
+    Some((user, password))
+}
+
+/// The counters of the let-in path, looked up once rather than by label on every request.
+struct Counters {
+    remembered: Counter,
+    token: Counter,
+    jwt_remembered: Counter,
+}
+
+fn counters() -> &'static Counters {
+    static COUNTERS: OnceLock<Counters> = OnceLock::new();
+    COUNTERS.get_or_init(|| Counters {
+        remembered: metrics().auth_counter("remembered"),
+        token: metrics().auth_counter("token"),
+        jwt_remembered: metrics().auth_counter("jwt_remembered"),
+    })
 }
 
 fn request_id<B>(request: &Request<B>) -> String {
@@ -807,9 +859,6 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let Some(gate) = self.auth.clone() else {
-            // Without authentication, fills count against the client's address.
-            let requester = Requester::address(client_address(&request));
-            request.extensions_mut().insert(requester);
             return Box::pin(self.inner.call(request));
         };
         match gate.check(&request) {
@@ -826,9 +875,12 @@ where
                 }
             }
             Check::Known(identity) => {
-                admitted(&mut request, &identity);
+                let shown = admitted(&mut request, &identity);
                 let answered = self.inner.call(request);
-                Box::pin(async move { Ok(with_identity(answered.await?, identity)) })
+                match shown {
+                    true => Box::pin(async move { Ok(with_identity(answered.await?, identity)) }),
+                    false => Box::pin(answered),
+                }
             }
             Check::Refuse => {
                 let response = unauthorized(&request, &gate, None);
@@ -845,8 +897,8 @@ where
                 Box::pin(async move {
                     match verify_jwt(&oidc, &token, &id).await {
                         Ok(identity) => {
-                            admitted(&mut request, &identity);
-                            Ok(with_identity(inner.call(request).await?, identity))
+                            let shown = admitted(&mut request, &identity);
+                            Ok(shown_with(inner.call(request).await?, identity, shown))
                         }
                         Err(oidc::Refusal::Unavailable) => Ok(issuer_unavailable(request.method())),
                         Err(why) => Ok(unauthorized(&request, &gate, Some(Refusal::Jwt(why)))),
@@ -863,8 +915,8 @@ where
                     match pending.verify(&auth).await {
                         Verdict::Verified => {
                             let identity = Identity::password(user);
-                            admitted(&mut request, &identity);
-                            Ok(with_identity(inner.call(request).await?, identity))
+                            let shown = admitted(&mut request, &identity);
+                            Ok(shown_with(inner.call(request).await?, identity, shown))
                         }
                         Verdict::Wrong => Ok(unauthorized(&request, &gate, None)),
                         Verdict::Busy(why) => Ok(busy(request.method(), why)),
@@ -886,19 +938,18 @@ fn with_issuers(response: Response<Body>, oidc: &Oidc, method: &http::Method) ->
     answer::into_response(Answer::text(StatusCode::OK, text), method)
 }
 
-/// Whom a request's fills count against (fair use): the identity it authenticated as.
-fn requester_of(identity: &Identity) -> Requester {
-    Requester::Identity(match &identity.via {
-        Credential::Password => format!("user:{}", identity.user),
-        Credential::Token => format!("token:{}", identity.user),
-        Credential::Oidc { issuer } => format!("oidc:{issuer}:{}", identity.user),
-    })
-}
+/// Asks authentication to put the identity on the response too, for a layer outside it (the access log,
+/// when it is on). Without it the response carries none: three allocations a request saved (a response's
+/// extensions start empty), in a profile of remembered passwords under `benches/auth.sh`.
+#[derive(Debug, Clone, Copy)]
+pub struct ShowIdentity;
 
-/// Puts the identity (and whom its fills count against) on the request.
-fn admitted<B>(request: &mut Request<B>, identity: &Identity) {
-    request.extensions_mut().insert(requester_of(identity));
+/// Puts the identity on the request (whom its fills count against, its access, its audit lines); whether
+/// the response should carry it too.
+fn admitted<B>(request: &mut Request<B>, identity: &Identity) -> bool {
+    let shown = request.extensions().get::<ShowIdentity>().is_some();
     request.extensions_mut().insert(identity.clone());
+    shown
 }
 
 /// The client as decided (a trusted proxy's forwarded address), else the connection's peer.
@@ -916,6 +967,14 @@ fn client_address<B>(request: &Request<B>) -> IpAddr {
 fn with_identity(mut response: Response<Body>, identity: Identity) -> Response<Body> {
     response.extensions_mut().insert(identity);
     response
+}
+
+/// The response, carrying who it answered for if a layer outside asked ([`ShowIdentity`]).
+fn shown_with(response: Response<Body>, identity: Identity, shown: bool) -> Response<Body> {
+    match shown {
+        true => with_identity(response, identity),
+        false => response,
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod client;
 pub mod hook;
 mod metrics;
 mod request_id;
+pub(crate) use request_id::hex;
 mod route;
 mod trace;
 

@@ -63,5 +63,26 @@ fn generate() -> HeaderValue {
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^= x >> 31;
-    HeaderValue::from_str(&format!("{x:016x}")).expect("hex digits are a valid header value")
+    HeaderValue::from_bytes(&hex(x)).expect("hex digits are a valid header value")
+}
+
+/// `x` as 16 lower-case hex digits, without the formatting machinery (a request's id and ETag are made on
+/// every request: `format!` and its String were 1.5 % of a warm `.mod`'s CPU in a profile under load.sh).
+pub(crate) fn hex(x: u64) -> [u8; 16] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 16];
+    for (i, digit) in out.iter_mut().enumerate() {
+        *digit = DIGITS[((x >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_what_format_writes() {
+        for x in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(super::hex(x), format!("{x:016x}").as_bytes());
+        }
+    }
 }

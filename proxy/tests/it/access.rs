@@ -21,17 +21,18 @@ const OPEN: &str = "example.com/open/lib";
 const ALICE: (&str, &str) = ("alice", "alice-password");
 const BOB: (&str, &str) = ("bob", "bob-password");
 
-/// alice reads and administers the secret modules and administers everything; everyone reads the rest.
+/// alice (and the token `ops`) read and administer the secret modules and administer everything; everyone
+/// reads the rest.
 const RULES: &str = r#"
 [[access]]
 modules = ["corp.example.com/secret"]
-read = ["user:alice"]
-admin = ["user:alice"]
+read = ["user:alice", "token:ops"]
+admin = ["user:alice", "token:ops"]
 
 [[access]]
 modules = ["*"]
 read = ["*"]
-admin = ["user:alice"]
+admin = ["user:alice", "token:ops"]
 "#;
 
 /// The configuration file: `RULES` and the audit trail in `dir/audit.log`; its path.
@@ -410,12 +411,25 @@ async fn a_fill_from_the_upstream_is_audited_with_the_caller_and_the_zip_it_serv
 /// `ferry admin ARGS --url URL` as `who` (`--user`, its password in FERRY_ADMIN_PASSWORD), or without
 /// credentials.
 async fn admin_as(url: &str, who: Option<(&str, &str)>, args: &[&str]) -> (bool, String) {
+    admin_logged_in(url, who, None, args).await
+}
+
+/// `ferry admin ARGS --url URL` with `--user` and its password, and/or `FERRY_ADMIN_TOKEN=token`.
+async fn admin_logged_in(
+    url: &str,
+    who: Option<(&str, &str)>,
+    token: Option<&str>,
+    args: &[&str],
+) -> (bool, String) {
     let mut command = ferry();
     command.arg("admin").args(args).args(["--url", url]);
     if let Some((user, password)) = who {
         command
             .args(["--user", user])
             .env("FERRY_ADMIN_PASSWORD", password);
+    }
+    if let Some(token) = token {
+        command.env("FERRY_ADMIN_TOKEN", token);
     }
     run_async(command).await
 }
@@ -490,6 +504,76 @@ async fn the_admin_api_asks_for_credentials_and_the_admin_right_of_the_module_an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ferry_admin_logs_in_with_a_bearer_token_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ferry = guarded(dir.path(), None, &[]).await;
+    save(
+        ferry.store().as_ref(),
+        &FixtureModule::package(SECRET, "v1.0.0"),
+    )
+    .await;
+    let tokens = dir.path().join("tokens");
+    let mut tokens_of = Vec::new();
+    for name in ["ops", "ci"] {
+        let mut create = crate::harness::ferry();
+        create
+            .args(["token", "create", "--name", name, "--file"])
+            .arg(&tokens);
+        let (ok, said) = run_async(create).await;
+        assert!(ok, "{said}");
+        tokens_of.push(
+            said.lines()
+                .find(|line| line.starts_with("ferry_"))
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let (ops, ci) = (&tokens_of[0], &tokens_of[1]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let gate = ferry::Gate::of(
+        None,
+        Some(std::sync::Arc::new(ferry::Tokens::load(&tokens).unwrap())),
+        None,
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(ferry::admin::api::run_admin_with(
+        listener,
+        ferry.proxy.admin(Default::default()),
+        gate,
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let target = format!("{SECRET}@v1.0.0");
+
+    let (ok, said) =
+        admin_logged_in(&url, None, Some("ferry_not-a-token"), &["delete", &target]).await;
+    assert!(!ok && said.contains("401"), "{said}");
+    let (ok, said) = admin_logged_in(&url, None, Some(ci), &["delete", &target]).await;
+    assert!(
+        !ok && said.contains("403") && said.contains("ci may not delete"),
+        "{said}"
+    );
+    let (ok, said) = admin_logged_in(&url, Some(ALICE), Some(ops), &["delete", &target]).await;
+    assert!(!ok && said.contains("log in with one of them"), "{said}");
+    assert!(
+        !said.contains(ops.as_str()),
+        "the token is never shown: {said}"
+    );
+    assert!(ferry.stored(SECRET, "v1.0.0").await);
+    let (ok, said) = admin_logged_in(&url, None, Some(ops), &["delete", &target]).await;
+    assert!(ok, "{said}");
+    assert!(!ferry.stored(SECRET, "v1.0.0").await);
+    let deleted = audited(dir.path(), "delete", "ops", SECRET).await;
+    assert_eq!(deleted["via"], "token", "{deleted}");
+    let _ = stop.send(());
+    served.await.unwrap();
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_rule_stops_start_up_naming_its_file_line_and_column_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let text = "listen = \"127.0.0.1:0\"\n\n[[access]]\nmodules = [\"corp.example.com\"]\nread = [\"alice\"]\n";
@@ -552,8 +636,8 @@ fn sighup_puts_new_rules_in_force_and_keeps_the_old_ones_when_the_new_ones_are_b
     // bob may read now: he gets the answer of an empty store.
     let text = std::fs::read_to_string(&config).unwrap();
     let granted = text.replacen(
-        "read = [\"user:alice\"]",
-        "read = [\"user:alice\", \"user:bob\"]",
+        "read = [\"user:alice\", \"token:ops\"]",
+        "read = [\"user:alice\", \"token:ops\", \"user:bob\"]",
         1,
     );
     assert_ne!(text, granted);

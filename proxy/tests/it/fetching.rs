@@ -256,6 +256,111 @@ async fn versions_fetched_over_http_are_verified_against_the_checksum_database_a
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fills_verified_at_the_same_moment_ask_the_checksum_database_for_each_tile_once_and_a_tampered_go_mod_is_still_refused()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let graph: Vec<FixtureModule> = (0..6)
+        .map(|i| FixtureModule::package(&format!("example.com/graph/m{i}"), "v1.0.0"))
+        .collect();
+    let published = FixtureModule::package("example.com/graph/tampered", "v1.0.0");
+    let mut all = graph.clone();
+    all.push(published.clone());
+    write_goproxy_tree(&dir.path().join("tree"), &all);
+    // Tiles 200 ms away: proofs started together all wait on the tree's tiles at once. 300 made-up
+    // records make the first level-0 tile full.
+    let sumdb = SumDbFixture::start_with_tile_delay(
+        "sum.fixture.example",
+        &dir.path().join("tree"),
+        300,
+        Duration::from_millis(200),
+    );
+    // Every record looked up once beforehand: the tree stops growing, so every proof reads the same tiles.
+    for module in &all {
+        let url = format!(
+            "{}/lookup/{}@{}",
+            sumdb.url,
+            module.path(),
+            module.version()
+        );
+        assert_eq!(ferry_testkit::http::get(&url).await.status, 200, "{url}");
+    }
+    // (The fixture's log reaches the test through a pipe read by another thread.)
+    eventually("the database logged those lookups", async || {
+        sumdb.requests().len() == all.len()
+    })
+    .await;
+    let before = all.len();
+    let served = published.clone().with_go_mod(
+        "module example.com/graph/tampered\n\ngo 1.21\n\nrequire example.com/evil v1.0.0\n",
+    );
+    let mut upstream_modules = graph.clone();
+    upstream_modules.push(served);
+    let upstream = Upstream::start(upstream_modules).await;
+    let gosumdb = format!("{} {}", sumdb.key, sumdb.url);
+    let ferry = start_ferry(dir.path(), &upstream.url(), &[("GOSUMDB", &gosumdb)]).await;
+
+    // Builders ask the cold Ferry for the whole graph at once; each `.info` waits for its verified fill.
+    let infos: Vec<_> = graph
+        .iter()
+        .map(|m| spawn_get(format!("{}/{}/@v/v1.0.0.info", ferry.url(), m.path())))
+        .collect();
+    for (module, info) in graph.iter().zip(infos) {
+        let info = info.await.unwrap();
+        assert_eq!(info.status, 200, "{}: {}", module.path(), info.text());
+        assert!(
+            ferry.stored(module.path(), module.version()).await,
+            "{}",
+            module.path()
+        );
+    }
+    let lookups = |requests: &[String]| {
+        requests
+            .iter()
+            .filter(|p| p.starts_with("/lookup/"))
+            .count()
+    };
+    eventually("the database saw every fill's lookup", async || {
+        lookups(&sumdb.requests()[before..]) == graph.len()
+    })
+    .await;
+    let requests = sumdb.requests()[before..].to_vec();
+    let mut tiles: Vec<&String> = requests
+        .iter()
+        .filter(|p| p.starts_with("/tile/"))
+        .collect();
+    assert!(!tiles.is_empty(), "{requests:?}");
+    tiles.sort();
+    let asked = tiles.len();
+    tiles.dedup();
+    assert_eq!(asked, tiles.len(), "a tile asked twice: {requests:?}");
+
+    // The tiles Ferry holds verify a tampered go.mod no less: the go command's download fails, nothing is stored.
+    let home = GoHome::new(dir.path(), &ferry.url());
+    let output = home
+        .output_async(
+            dir.path(),
+            &[
+                "mod",
+                "download",
+                "-json",
+                "example.com/graph/tampered@v1.0.0",
+            ],
+        )
+        .await;
+    assert!(
+        !output.status.success(),
+        "a go.mod the database disowns was served as verified"
+    );
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains("SECURITY ERROR") || said.contains("checksum mismatch"),
+        "{said}"
+    );
+    assert!(!ferry.stored("example.com/graph/tampered", "v1.0.0").await);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mod_is_answered_as_soon_as_it_is_fetched_and_its_version_stored_once_the_rest_has_come()
 {
     let dir = tempfile::tempdir().unwrap();

@@ -32,6 +32,7 @@ mod routing;
 mod status_page;
 mod storage_backends;
 mod storage_messages;
+mod streaming;
 mod sumdb;
 mod sumdb_kept;
 mod sumdb_route;

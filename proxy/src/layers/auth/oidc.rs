@@ -120,7 +120,8 @@ impl Refusal {
 pub struct Oidc {
     issuers: Vec<Issuer>,
     client: HttpsClient,
-    secret: [u8; 32],
+    /// SHA-256 after a block of 64 random bytes: the key of the remembered tokens' digests (hashed once).
+    keyed: Sha256,
     verified: Mutex<HashMap<[u8; 32], (Verified, u64)>>,
 }
 
@@ -151,7 +152,7 @@ impl std::fmt::Debug for Oidc {
 
 impl Oidc {
     pub fn new(settings: Vec<IssuerSettings>) -> Oidc {
-        let mut secret = [0u8; 32];
+        let mut secret = [0u8; 64];
         getrandom::fill(&mut secret).expect("the operating system provides random bytes");
         Oidc {
             issuers: settings
@@ -163,7 +164,7 @@ impl Oidc {
                 })
                 .collect(),
             client: ferry_fetcher::https_client(ferry_fetcher::CONNECT_TIMEOUT),
-            secret,
+            keyed: Sha256::new_with_prefix(secret),
             verified: Mutex::new(HashMap::new()),
         }
     }
@@ -176,8 +177,8 @@ impl Oidc {
             .collect()
     }
 
-    /// Fetches every issuer's keys now, and again every [`REFRESH`] (every [`RETRY`] while failing), until
-    /// the returned tasks are aborted.
+    /// Fetches every issuer's keys now, and again every `REFRESH` (every `RETRY` while failing), until the
+    /// returned tasks are aborted.
     pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         (0..self.issuers.len())
             .map(|index| {
@@ -243,11 +244,18 @@ impl Oidc {
         Ok((verified, false))
     }
 
+    /// Whom `token` names, if it verified before and has not expired: the let-in path's look-up, which
+    /// needs no future.
+    pub fn remembered_token(&self, token: &str) -> Option<Verified> {
+        self.remembered(&self.cache_key(token))
+    }
+
     fn cache_key(&self, token: &str) -> [u8; 32] {
-        let mut hasher = Sha256::new();
-        hasher.update(self.secret);
-        hasher.update(token.as_bytes());
-        hasher.finalize().into()
+        self.keyed
+            .clone()
+            .chain_update(token.as_bytes())
+            .finalize()
+            .into()
     }
 
     fn remembered(&self, key: &[u8; 32]) -> Option<Verified> {

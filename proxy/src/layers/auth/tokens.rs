@@ -46,7 +46,8 @@ pub struct Tokens {
 #[derive(Default)]
 struct Table {
     /// By the first 8 bytes of the digest.
-    by_prefix: HashMap<u64, Vec<TokenEntry>>,
+    /// Shared, so that a request let in copies no entry.
+    by_prefix: HashMap<u64, Vec<Arc<TokenEntry>>>,
     count: usize,
 }
 
@@ -108,7 +109,7 @@ impl Tokens {
     }
 
     /// The entry of the token `presented`, if the file in force lists it.
-    pub fn find(&self, presented: &str) -> Option<TokenEntry> {
+    pub fn find(&self, presented: &str) -> Option<Arc<TokenEntry>> {
         let digest = digest(presented);
         let table = self.table.load();
         let candidates = table.by_prefix.get(&prefix(&digest))?;
@@ -128,7 +129,7 @@ impl From<Vec<(usize, TokenEntry)>> for Table {
                 .by_prefix
                 .entry(prefix(&entry.digest))
                 .or_default()
-                .push(entry);
+                .push(Arc::new(entry));
         }
         table
     }
