@@ -31,6 +31,8 @@ pub struct CacheSettings {
     pub max_bytes: usize,
     /// The most bytes of `.info` and `.mod` files kept in memory (0: none).
     pub file_bytes: usize,
+    /// A file store's hot zips kept in memory (the store keeps them: see `ferry_storage::HotZipSettings`).
+    pub zips: ferry_storage::HotZipSettings,
 }
 
 impl Default for CacheSettings {
@@ -43,6 +45,7 @@ impl Default for CacheSettings {
             max_entries: 10_000,
             max_bytes: 16 << 20,
             file_bytes: 64 << 20,
+            zips: ferry_storage::HotZipSettings::default(),
         }
     }
 }

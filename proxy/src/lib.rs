@@ -130,10 +130,13 @@ pub async fn build_proxy(config: &Config) -> Result<Arc<Proxy>, StartError> {
 /// [`build_proxy`], with version ages judged by `clock` (tests move it instead of sleeping).
 pub async fn build_proxy_with(config: &Config, clock: Clock) -> Result<Arc<Proxy>, StartError> {
     let url = config.storage.to_string();
-    let store = config.storage.open().map_err(|error| StartError::Storage {
-        url: url.clone(),
-        error,
-    })?;
+    let store = config
+        .storage
+        .open_with(config.cache.zips)
+        .map_err(|error| StartError::Storage {
+            url: url.clone(),
+            error,
+        })?;
     let ledger = Arc::new(ledger::Ledger::new(store.records(), config.ledger));
     let store = store_stack(&config.storage, store, &ledger);
     store.check().await.map_err(|error| StartError::Storage {

@@ -7,6 +7,7 @@ use object_store::ObjectStore;
 
 use crate::cloud::CloudConfig;
 use crate::error::{ConfigError, StorageError};
+use crate::hot::HotZipSettings;
 use crate::object::ObjectModuleStore;
 use crate::options::{Environment, StorageOptions};
 use crate::store::ModuleStore;
@@ -113,8 +114,18 @@ impl StorageConfig {
     /// Builds the store. A `file://` directory is created when missing; a bucket is not contacted (call
     /// [`ModuleStore::check`] to know whether it answers).
     pub fn open(&self) -> Result<Arc<dyn ModuleStore>, StorageError> {
+        let none = HotZipSettings {
+            max_bytes: 0,
+            ..HotZipSettings::default()
+        };
+        self.open_with(none)
+    }
+
+    /// [`StorageConfig::open`], a file store keeping its hot zips in memory within `hot` (a server's store;
+    /// a tool that reads each zip once has no use for it).
+    pub fn open_with(&self, hot: HotZipSettings) -> Result<Arc<dyn ModuleStore>, StorageError> {
         match self {
-            StorageConfig::File(file) => Ok(Arc::new(file.open_store()?)),
+            StorageConfig::File(file) => Ok(Arc::new(file.open_store()?.with_hot_zips(hot))),
             StorageConfig::Memory => {
                 let memory: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
                 Ok(Arc::new(ObjectModuleStore::new(memory, "")?))

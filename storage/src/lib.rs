@@ -4,6 +4,7 @@
 mod cloud;
 mod config;
 mod error;
+mod hot;
 mod lease;
 mod local;
 mod object;
@@ -14,6 +15,7 @@ mod store;
 pub use cloud::CloudConfig;
 pub use config::{FileConfig, StorageConfig};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
+pub use hot::HotZipSettings;
 pub use lease::{BucketLeases, LeaseTag, Written};
 pub use local::{Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;

@@ -463,7 +463,7 @@ fn read_cached(file: &File, offset: u64, mut buf: Vec<u8>) -> Cached {
 }
 
 /// Fills `buf` from `offset` (less only at the end of the file), blocking: on the blocking pool.
-fn read_at(file: &File, offset: u64, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+pub(crate) fn read_at(file: &File, offset: u64, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
     let mut filled = 0;
     while filled < buf.len() {

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Advice, ConfigError, Failure, StorageError};
+use crate::hot::{HotZipSettings, HotZips, Stamp};
 use crate::local;
 use crate::records::Records;
 use crate::store::{
@@ -52,6 +53,8 @@ pub struct ObjectModuleStore {
     durable: bool,
     /// On a cloud store, the words that turn its common failures into what to do.
     advice: Option<Advice>,
+    /// On a local store, the zips asked for again and again, kept in memory (`hot.rs`).
+    hot: Option<Arc<HotZips>>,
 }
 
 impl ObjectModuleStore {
@@ -71,6 +74,7 @@ impl ObjectModuleStore {
             local_root: None,
             durable: true,
             advice: None,
+            hot: None,
         })
     }
 
@@ -79,6 +83,15 @@ impl ObjectModuleStore {
     /// through a copy: a fetched zip is then stored in microseconds (cold_fetch example).
     pub fn with_local_root(mut self, root: std::path::PathBuf) -> Self {
         self.local_root = Some(root);
+        self
+    }
+
+    /// On a local store, keeps the zips asked for again and again in memory, within `settings` (see
+    /// [`HotZipSettings`]); every answer from memory is checked against the file on disk first, so a zip
+    /// removed or replaced by anyone (another process included) is never served from there. No effect on
+    /// other stores.
+    pub fn with_hot_zips(mut self, settings: HotZipSettings) -> Self {
+        self.hot = HotZips::new(settings).map(Arc::new);
         self
     }
 
@@ -491,7 +504,7 @@ impl ModuleStore for ObjectModuleStore {
     ) -> Result<ZipPart, StorageError> {
         let path = self.file(module, version, "zip")?;
         if let Some(root) = &self.local_root {
-            return local_zip(root, path, range).await;
+            return local_zip(root, path, range, self.hot.as_deref()).await;
         }
         let key = path.to_string();
         let redact = self.redactor();
@@ -577,6 +590,10 @@ impl ModuleStore for ObjectModuleStore {
         for extension in ["info", "mod", "zip"] {
             self.remove(&self.file(module, version, extension)?).await?;
         }
+        // Its file is gone, so the copy would not be served; the memory is given back now.
+        if let Some(hot) = &self.hot {
+            hot.forget(self.file(module, version, "zip")?.as_ref());
+        }
         Ok(())
     }
 
@@ -637,13 +654,25 @@ fn stored_file(object: &object_store::ObjectMeta) -> Option<StoredFile> {
 /// trip to the blocking pool, then read from the part's first byte in [`LOCAL_READ_SIZE`] chunks, from the
 /// page cache without a hand-off when it holds them (object_store reads a local file in 8 KiB chunks, each
 /// a trip to the blocking pool: `scripts/measure-memory.sh 256 1` went from about 240 MiB/s to the figure
-/// in `benches/README.md`, "Memory").
+/// in `benches/README.md`, "Memory"). A hot zip (`hot`) is answered from memory once its file is known to
+/// be the one it was read from.
 async fn local_zip(
     root: &std::path::Path,
     path: Path,
     range: Option<ByteRange>,
+    hot: Option<&HotZips>,
 ) -> Result<ZipPart, StorageError> {
+    let key = path.as_ref();
+    if let Some(zip) = hot.and_then(|hot| hot.get(key, &root.join(key))) {
+        return Ok(part_of(zip, range));
+    }
     let (file, len) = open_local_zip(root, &path).await?;
+    if let (None, Some(hot)) = (range, hot)
+        && let Some(room) = hot.room(key, len)
+        && let Some(read) = read_whole(file.try_clone(), len).await
+    {
+        return Ok(part_of(hot.keep(key, read, room), None));
+    }
     let picked = match range {
         None => Some(0..len),
         Some(range) => range.within(len),
@@ -656,6 +685,44 @@ async fn local_zip(
         },
         None => ZipPart::Unsatisfiable { len },
     })
+}
+
+/// The part of a zip in memory that `range` picks, as one chunk.
+fn part_of(zip: Bytes, range: Option<ByteRange>) -> ZipPart {
+    let len = zip.len() as u64;
+    let picked = match range {
+        None => Some(0..len),
+        Some(range) => range.within(len),
+    };
+    match picked {
+        Some(range) => ZipPart::Bytes {
+            len,
+            stream: futures::stream::once(futures::future::ready(Ok(
+                zip.slice(range.start as usize..range.end as usize)
+            )))
+            .boxed(),
+            range,
+        },
+        None => ZipPart::Unsatisfiable { len },
+    }
+}
+
+/// The whole of an opened zip of `len` bytes with the stamp of the file it was read from, in one trip to
+/// the blocking pool; `None` when it cannot be read whole or changed while it was (the caller then streams
+/// it as any other, and meets the error there).
+async fn read_whole(
+    file: std::io::Result<std::fs::File>,
+    len: u64,
+) -> Option<(Vec<u8>, Stamp, std::fs::File)> {
+    let file = file.ok()?;
+    let read = tokio::task::spawn_blocking(move || {
+        let before = Stamp::of_file(&file).ok()?;
+        let bytes = local::read_at(&file, 0, vec![0; usize::try_from(len).ok()?]).ok()?;
+        let after = Stamp::of_file(&file).ok()?;
+        (before == after && before.size() == len && bytes.len() as u64 == len)
+            .then_some((bytes, after, file))
+    });
+    read.await.ok().flatten()
 }
 
 /// A local store's zip, opened, with its length.

@@ -207,6 +207,12 @@ pub(super) fn cache(given: &Given) -> Result<CacheSettings, ConfigError> {
         max_entries: max_entries.unwrap_or(d.max_entries),
         max_bytes: given.size(&row::CACHE_MAX_BYTES)?.unwrap_or(d.max_bytes),
         file_bytes: given.size(&row::CACHE_FILE_BYTES)?.unwrap_or(d.file_bytes),
+        zips: ferry_storage::HotZipSettings {
+            max_bytes: given
+                .size(&row::CACHE_ZIP_BYTES)?
+                .unwrap_or(d.zips.max_bytes),
+            max_zip: given.size(&row::CACHE_ZIP_MAX)?.unwrap_or(d.zips.max_zip),
+        },
     })
 }
 

@@ -270,6 +270,8 @@ settings! {
     CACHE_MAX_ENTRIES = number("cache.max_entries", "FERRY_CACHE_MAX_ENTRIES", "`10000`", "most upstream answers kept", |c| c.cache.max_entries.to_string());
     CACHE_MAX_BYTES = text("cache.max_bytes", "FERRY_CACHE_MAX_BYTES", "`\"16MiB\"`", "most bytes of upstream answers kept", |c| size(c.cache.max_bytes));
     CACHE_FILE_BYTES = text("cache.file_bytes", "FERRY_CACHE_FILE_BYTES", "`\"64MiB\"`", "most bytes of .info/.mod files kept", |c| size(c.cache.file_bytes));
+    CACHE_ZIP_BYTES = text("cache.zip_bytes", "FERRY_CACHE_ZIP_BYTES", "`\"64MiB\"`", "most bytes of a file store's hot zips kept", |c| size(c.cache.zips.max_bytes));
+    CACHE_ZIP_MAX = text("cache.zip_max", "FERRY_CACHE_ZIP_MAX", "`\"4MiB\"`", "the largest hot zip kept", |c| size(c.cache.zips.max_zip));
     STORAGE_OPTIONS = Setting {
         kind: Kind::Table { also: &["s3", "gcs"] },
         ..text("storage_options", "", "none", "object_store keys of a cloud store", |_| "none".into())

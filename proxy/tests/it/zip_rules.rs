@@ -268,7 +268,7 @@ async fn check_store_finds_and_removes_a_bad_zip_stored_before_and_the_version_i
         FixtureModule::package("example.com/planted", "v1.1.0"),
         FixtureModule::package("example.com/Other", "v1.0.0"),
     ];
-    write_goproxy_tree(&store, &[vec![bad], neighbours.to_vec()].concat());
+    write_goproxy_tree(&store, &[vec![bad.clone()], neighbours.to_vec()].concat());
     let upstream = Upstream::start(vec![good.clone()]).await;
     let env = ferry_env(
         dir.path(),
@@ -285,6 +285,13 @@ async fn check_store_finds_and_removes_a_bad_zip_stored_before_and_the_version_i
         "{}",
         go_said(&output)
     );
+
+    // Asked for whole again and again, the zip is kept in memory (a hot zip): the removal below, by
+    // another process, must still reach clients.
+    for _ in 0..3 {
+        let reply = ferry.get("example.com/planted/@v/v1.0.0.zip").await;
+        assert!(reply.status == 200 && reply.body == bad.zip_bytes()[..]);
+    }
 
     // The check names the bad version and its rule, and fails while it remains.
     let (ok, said) = check_store(dir.path(), &store, &[]).await;

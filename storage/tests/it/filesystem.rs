@@ -3,8 +3,11 @@
 use std::sync::Arc;
 
 use crate::conformance::{module, read_zip, version};
-use ferry_storage::{ModuleStore, ModuleStoreExt, StorageConfig};
+use ferry_storage::{
+    ByteRange, HotZipSettings, ModuleStore, ModuleStoreExt, StorageConfig, StorageError, ZipPart,
+};
 use ferry_testkit::{FixtureModule, GoHome, write_goproxy_tree};
+use futures::TryStreamExt;
 
 /// A store in a fresh directory under cargo's per-target scratch directory (`target/tmp`), kept after the
 /// test so the suite's signature stays a plain store; the large-zip test deletes what it wrote.
@@ -46,6 +49,11 @@ async fn a_hand_filled_goproxy_tree_is_served_as_is() {
 /// A zip of several read chunks (128 KiB each), its last one short: incompressible bytes, so the zip
 /// file is as large as its content.
 fn multi_chunk_module() -> FixtureModule {
+    FixtureModule::package("example.com/chunks", "v1.0.0").file("noise.bin", noise())
+}
+
+/// 1,000,003 incompressible bytes.
+fn noise() -> Vec<u8> {
     let mut noise = Vec::with_capacity(1_000_003);
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     while noise.len() < 1_000_003 {
@@ -55,7 +63,7 @@ fn multi_chunk_module() -> FixtureModule {
         noise.extend_from_slice(&x.to_le_bytes());
     }
     noise.truncate(1_000_003);
-    FixtureModule::package("example.com/chunks", "v1.0.0").file("noise.bin", noise)
+    noise
 }
 
 #[tokio::test]
@@ -82,6 +90,68 @@ async fn a_zip_is_served_whole_from_the_page_cache_and_from_the_disk() {
     assert!(
         read_zip(&*store, &m, &v).await == expected,
         "the zip read from disk differs"
+    );
+}
+
+/// A zip asked for whole again and again is answered from memory, but never once its file is replaced or
+/// removed behind the store's back (another process's `ferry check-store --remove`, an operator's hand).
+#[tokio::test]
+async fn a_hot_zip_is_never_served_from_memory_once_its_file_is_replaced_or_removed() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let first = multi_chunk_module();
+    write_goproxy_tree(dir.path(), std::slice::from_ref(&first));
+    let store = StorageConfig::from_url(&format!("file://{}", dir.path().display()))
+        .unwrap()
+        .open_with(HotZipSettings::default())
+        .unwrap();
+    let (m, v) = (module("example.com/chunks"), version("v1.0.0"));
+    let zip = dir.path().join("example.com/chunks/@v/v1.0.0.zip");
+    // Asked for three times: streamed, read whole and kept, answered from memory.
+    for _ in 0..3 {
+        assert!(read_zip(&*store, &m, &v).await == first.zip_bytes());
+    }
+    // A Range request of a kept zip is answered from the same bytes.
+    let part = store
+        .zip_part(
+            &m,
+            &v,
+            ByteRange::From {
+                first: 10,
+                last: Some(19),
+            },
+        )
+        .await
+        .unwrap();
+    let ZipPart::Bytes { range, stream, .. } = part else {
+        panic!("unsatisfiable")
+    };
+    let bytes: Vec<bytes::Bytes> = stream.try_collect().await.unwrap();
+    assert_eq!(
+        (range, bytes.concat()),
+        (10..20, first.zip_bytes()[10..20].to_vec())
+    );
+
+    // Replaced as a store writes (a staging file renamed over it), with a zip of the same size.
+    let mut changed = noise();
+    changed[500_000] ^= 0xff;
+    let second = FixtureModule::package("example.com/chunks", "v1.0.0").file("noise.bin", changed);
+    assert_eq!(second.zip_bytes().len(), first.zip_bytes().len());
+    let staged = dir.path().join("staged.zip");
+    std::fs::write(&staged, second.zip_bytes()).unwrap();
+    std::fs::rename(&staged, &zip).unwrap();
+    assert!(
+        read_zip(&*store, &m, &v).await == second.zip_bytes(),
+        "the replaced zip was served from memory"
+    );
+    for _ in 0..2 {
+        assert!(read_zip(&*store, &m, &v).await == second.zip_bytes());
+    }
+
+    // Removed: not found, though a copy was kept.
+    std::fs::remove_file(&zip).unwrap();
+    assert!(
+        matches!(store.zip(&m, &v).await, Err(StorageError::NotFound(_))),
+        "the removed zip was served from memory"
     );
 }
 
