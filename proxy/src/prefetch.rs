@@ -52,6 +52,8 @@ pub struct PrefetchSettings {
     pub max_concurrent: usize,
     /// Versions a minute prefetched on behalf of one client address.
     pub per_client: u32,
+    /// Whether the zip of a version whose `.mod` a client asked for is fetched too, before it is asked.
+    pub zips: bool,
 }
 
 impl Default for PrefetchSettings {
@@ -60,6 +62,7 @@ impl Default for PrefetchSettings {
             depth: 1,
             max_concurrent: 8,
             per_client: 1000,
+            zips: false,
         }
     }
 }
@@ -132,7 +135,41 @@ impl Prefetcher {
         go_mod: Option<Bytes>,
         client: Option<IpAddr>,
     ) {
+        if self.shared.settings.zips {
+            self.fetch_zip(module, version, client);
+        }
         self.expand(module, version, go_mod, self.shared.settings.depth, client);
+    }
+
+    /// Fetches the zip of a version a client asked the `.mod` of (`zips`): the go command downloads most of
+    /// them next, one at a time.
+    fn fetch_zip(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
+        if !self.charge(client) {
+            metrics().prefetch("over_budget");
+            return;
+        }
+        let this = self.clone();
+        let (module, version) = (module.clone(), version.clone());
+        tokio::spawn(async move {
+            let Ok(_slot) = this.shared.slots.acquire().await else {
+                return;
+            };
+            // After the `.mod` fill has checked and stored the version: the zip's fill then reuses its
+            // `.info`, `.mod` and checksum lookup. Started beside it, the two fills each fetched and checked
+            // them (gin's graph: 87 lookups where 58 versions needed 58, `benches/README.md`).
+            let filler = &this.shared.filler;
+            let filled = match filler.fill_metadata(&module, &version, Need::Info).await {
+                Ok(_) => filler.fill(&module, version.as_str(), Need::Zip).await,
+                Err(e) => Err(e),
+            };
+            match filled {
+                Ok(_) => metrics().prefetch("fetched"),
+                Err(e) => {
+                    metrics().prefetch("failed");
+                    tracing::debug!(%module, %version, error = %e, "prefetching a zip failed");
+                }
+            }
+        });
     }
 
     /// A client was answered a stored `.mod`: if a prefetch stored it and nobody followed yet, the next

@@ -239,6 +239,10 @@ settings! {
     GC_EVERY = text("gc.every", "FERRY_GC_EVERY", "none", "collect this often, on one replica at a time", |c| c.gc.every.map_or("none".into(), duration));
     PREFETCH_DEPTH = number("prefetch.depth", "FERRY_PREFETCH_DEPTH", "`1`", "levels of a filled go.mod's requirements fetched before they are asked for (0: off)", |c| c.prefetch.depth.to_string());
     PREFETCH_MAX_CONCURRENT = number("prefetch.max_concurrent", "FERRY_PREFETCH_MAX_CONCURRENT", "`8`", "prefetch fills running at once", |c| c.prefetch.max_concurrent.to_string());
+    PREFETCH_ZIPS = Setting {
+        kind: Kind::Switch,
+        ..text("prefetch.zips", "FERRY_PREFETCH_ZIPS", "`false`", "fetch the zip of a version whose .mod a client asked for, before it is asked", |c| c.prefetch.zips.to_string())
+    };
     PREFETCH_PER_CLIENT = number("prefetch.per_client", "FERRY_PREFETCH_PER_CLIENT", "`1000`", "versions a minute prefetched on behalf of one client address", |c| c.prefetch.per_client.to_string());
     GO = text("fetcher.go", "FERRY_GO", "`go` (looked up in `PATH`)", "the go command", |c| c.fetcher.go_binary.display().to_string());
     WORK_DIR = text("fetcher.work_dir", "FERRY_WORK_DIR", "`./ferry-work`", "where each go command gets its temporary directory", |c| c.fetcher.work_dir.display().to_string());

@@ -2,7 +2,8 @@
 //! `.mod` files of the versions it requires are filled in the background; the next level waits until a
 //! client follows; a per-client budget bounds it; `prefetch.depth = 0` turns it off; a go.mod whose graph
 //! the go command prunes (`go 1.17` or later) has nothing fetched ahead. The real go command resolves an
-//! unpruned graph through it with every `.mod` fetched from the upstream once.
+//! unpruned graph through it with every `.mod` fetched from the upstream once. With `prefetch.zips`, the zip
+//! of a version whose `.mod` a client asked for is fetched too.
 
 use std::path::Path;
 
@@ -141,6 +142,8 @@ async fn nothing_is_fetched_ahead_below_a_go_mod_whose_graph_the_go_command_prun
     // A client that follows asks for b itself: one request, its own.
     assert_eq!(upstream.request_count(&mod_path("example.com/b")), 0);
     assert_eq!(upstream.request_count(&mod_path("example.com/c")), 0);
+    // Zips are fetched ahead only with `prefetch.zips`.
+    assert_eq!(upstream.request_count("example.com/a/@v/v1.0.0.zip"), 0);
     ferry.stop().await;
 }
 
@@ -172,5 +175,39 @@ async fn a_client_s_budget_and_depth_zero_bound_what_is_fetched_ahead() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(upstream.request_count(&mod_path("example.com/b")), 0);
     assert_eq!(upstream.request_count(&mod_path("example.com/c")), 0);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_prefetch_zips_the_zip_of_a_version_whose_go_mod_was_asked_for_is_stored_before_it_is_asked()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    // Pruned go.mod files: nothing below a is fetched ahead, only a's own zip.
+    let modules = graph_at(Some("1.21"));
+    let upstream = Upstream::start(modules.clone()).await;
+    let ferry = start(dir.path(), &upstream, &[("FERRY_PREFETCH_ZIPS", "true")]).await;
+    let zip = "example.com/a/@v/v1.0.0.zip";
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    eventually("a's zip is fetched without being asked for", async || {
+        upstream.request_count(zip) == 1
+    })
+    .await;
+    // The go command then downloads it from Ferry, which asks the upstream nothing more: the zip's fill
+    // reused the `.mod` fill's files, fetched once each.
+    let home = GoHome::new(dir.path(), &ferry.url());
+    home.run(
+        dir.path(),
+        &["mod", "download", "-json", "example.com/a@v1.0.0"],
+    );
+    let reply = ferry.get(zip).await;
+    assert!(reply.status == 200 && reply.body == modules[0].zip_bytes()[..]);
+    for path in [
+        zip,
+        &mod_path("example.com/a"),
+        "example.com/a/@v/v1.0.0.info",
+    ] {
+        assert_eq!(upstream.request_count(path), 1, "{path}");
+    }
+    assert_eq!(upstream.request_count("example.com/b/@v/v1.0.0.zip"), 0);
     ferry.stop().await;
 }
