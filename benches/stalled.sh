@@ -7,7 +7,8 @@
 # send timeout (FERRY_SEND_TIMEOUT, default here 10s), and opens HTTP1_READERS HTTP/1.1 readers plus
 # H2_CONNECTIONS h2c connections of H2_STREAMS streams each, all asking for the zip and reading nothing
 # after the response head. Prints Ferry's resident memory every second (VmRSS, and VmHWM, its peak) and
-# how many stalled responses Ferry has dropped. Ferry is stopped on exit.
+# how many stalled responses Ferry has dropped. Ferry is stopped on exit. STALLED_ZIP=zip1m asks for the
+# tree's 1 MiB zip instead, which the stalled requests themselves make a hot zip (kept in memory).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -33,6 +34,7 @@ ferry_pid=$!
 for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
 addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
 [[ -n $addr ]] || { echo "stalled.sh: ferry did not start: $(cat "$work/ferry.log")" >&2; exit 1; }
-echo "stalled.sh: $http1 HTTP/1.1 readers and $h2_connections h2c connections x $h2_streams streams of a 64 MiB zip, send timeout ${FERRY_SEND_TIMEOUT:-10s}"
-"$target_dir/release/ferry-stalled" "$addr" /example.com/zip64m/@v/v1.0.0.zip \
+zip=${STALLED_ZIP:-zip64m}
+echo "stalled.sh: $http1 HTTP/1.1 readers and $h2_connections h2c connections x $h2_streams streams of $zip, send timeout ${FERRY_SEND_TIMEOUT:-10s}"
+"$target_dir/release/ferry-stalled" "$addr" "/example.com/$zip/@v/v1.0.0.zip" \
     "$http1" "$h2_connections" "$h2_streams" "$ferry_pid" "$seconds"
