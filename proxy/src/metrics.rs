@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The in-memory caches by their `cache` label (see `cache`), for the status page.
-pub const CACHE_NAMES: [&str; 4] = ["file", "list", "latest", "query"];
+pub const CACHE_NAMES: [&str; 5] = ["file", "zip", "list", "latest", "query"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -35,7 +35,7 @@ pub struct ResultLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
-    /// `list`, `latest`, `query` or `file`.
+    /// `list`, `latest`, `query`, `file` or `zip`.
     pub cache: &'static str,
 }
 
@@ -117,6 +117,10 @@ pub struct Metrics {
     pub collected_bytes: Counter,
     pub upstream_requests: Family<UpstreamLabels, Counter>,
     pub upstream_up: Family<UpstreamName, Gauge>,
+    /// Bytes of a file store's hot zips in memory (`sync_hot_zips`).
+    cache_zip_bytes: Gauge,
+    /// One scrape at a time brings the `zip` counters up to the store's totals.
+    hot_zips_synced: std::sync::Mutex<()>,
     process: crate::process_metrics::ProcessMetrics,
 }
 
@@ -377,8 +381,16 @@ impl Metrics {
             "1 while an upstream's last request did not fail, else 0: each [[upstreams]] URL by its name, and `default` (the go command's GOPROXY) by the last fill that reached it",
             upstream_up.clone(),
         );
+        let cache_zip_bytes = Gauge::default();
+        registry.register(
+            "cache_zip_bytes",
+            "Bytes of a file store's hot zips in memory: kept, or still being sent",
+            cache_zip_bytes.clone(),
+        );
         let process = crate::process_metrics::ProcessMetrics::register(&mut registry);
         Metrics {
+            cache_zip_bytes,
+            hot_zips_synced: std::sync::Mutex::new(()),
             upstream_requests,
             process,
             registry,
@@ -436,6 +448,7 @@ impl Metrics {
 
     /// Hits and misses of each in-memory cache since start, for the status page.
     pub fn cache_counts(&self) -> Vec<(&'static str, u64, u64)> {
+        self.sync_hot_zips();
         CACHE_NAMES
             .iter()
             .map(|&cache| {
@@ -523,9 +536,26 @@ impl Metrics {
         }))
     }
 
+    /// Brings the `zip` cache's counters and bytes up to the file store's own totals (kept by the store,
+    /// which knows no metrics).
+    fn sync_hot_zips(&self) {
+        let totals = ferry_storage::hot_zip_totals();
+        let _one_at_a_time = self.hot_zips_synced.lock();
+        for (family, total) in [
+            (&self.cache_hits, totals.hits),
+            (&self.cache_misses, totals.misses),
+        ] {
+            let counter = family.get_or_create(&CacheLabels { cache: "zip" });
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
+        self.cache_zip_bytes
+            .set(i64::try_from(totals.bytes).unwrap_or(i64::MAX));
+    }
+
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         self.process.refresh();
+        self.sync_hot_zips();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");

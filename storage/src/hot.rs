@@ -22,7 +22,7 @@
 //! and fits in `max_bytes`, which counts every kept buffer until its last reader has sent it (a stalled
 //! client holding a copy that was pushed out still counts), so the memory this cache holds never exceeds it.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -42,6 +42,31 @@ impl Default for HotZipSettings {
             max_bytes: 64 << 20,
             max_zip: 4 << 20,
         }
+    }
+}
+
+/// What the hot zips of every file store of this process have done, for metrics (a process serves one
+/// store; a reloaded configuration's store adds to the same totals).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HotZipTotals {
+    /// Zip answers (whole or a part) sent from memory.
+    pub hits: u64,
+    /// Zip answers read from the file by a store that keeps hot zips.
+    pub misses: u64,
+    /// Bytes of zips in memory now: kept, or still being sent.
+    pub bytes: u64,
+}
+
+static HITS: AtomicU64 = AtomicU64::new(0);
+static MISSES: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// The totals of this process's hot zips so far.
+pub fn hot_zip_totals() -> HotZipTotals {
+    HotZipTotals {
+        hits: HITS.load(Ordering::Relaxed),
+        misses: MISSES.load(Ordering::Relaxed),
+        bytes: BYTES.load(Ordering::Relaxed),
     }
 }
 
@@ -147,6 +172,7 @@ pub(crate) struct Room {
 impl Drop for Room {
     fn drop(&mut self) {
         self.live.fetch_sub(self.len, Ordering::Relaxed);
+        BYTES.fetch_sub(self.len as u64, Ordering::Relaxed);
     }
 }
 
@@ -175,19 +201,26 @@ impl HotZips {
     /// The kept zip under `key` if the file `path` (the key's file) is still the one it was read from;
     /// a copy that no longer is is dropped.
     pub(crate) fn get(&self, key: &str, path: &std::path::Path) -> Option<Bytes> {
-        let (zip, stamp) = {
-            let mut state = self.state.lock().ok()?;
-            state.tick += 1;
-            let tick = state.tick;
-            let kept = state.kept.get_mut(key)?;
-            kept.used = tick;
-            (kept.zip.clone(), kept.stamp)
-        };
-        if Stamp::of_path(path) == Some(stamp) {
-            return Some(zip);
-        }
-        self.forget(key);
-        None
+        let found = self.kept(key).filter(|(_, stamp)| {
+            let same = Stamp::of_path(path) == Some(*stamp);
+            if !same {
+                self.forget(key);
+            }
+            same
+        });
+        let counter = if found.is_some() { &HITS } else { &MISSES };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found.map(|(zip, _)| zip)
+    }
+
+    /// The copy kept under `key` and the stamp of its file, marked used.
+    fn kept(&self, key: &str) -> Option<(Bytes, Stamp)> {
+        let mut state = self.state.lock().ok()?;
+        state.tick += 1;
+        let tick = state.tick;
+        let kept = state.kept.get_mut(key)?;
+        kept.used = tick;
+        Some((kept.zip.clone(), kept.stamp))
     }
 
     /// Room for the zip under `key` of `len` bytes, asked for whole, when it should be kept: asked for
@@ -212,6 +245,7 @@ impl HotZips {
             let live = self.live.load(Ordering::Relaxed);
             if live + len <= self.settings.max_bytes && state.kept.len() < KEPT {
                 self.live.fetch_add(len, Ordering::Relaxed);
+                BYTES.fetch_add(len as u64, Ordering::Relaxed);
                 state.reading.insert(key.into());
                 return Some(Room {
                     len,

@@ -15,7 +15,7 @@ mod store;
 pub use cloud::CloudConfig;
 pub use config::{FileConfig, StorageConfig};
 pub use error::{ConfigError, Culprit, Failure, StorageError};
-pub use hot::HotZipSettings;
+pub use hot::{HotZipSettings, HotZipTotals, hot_zip_totals};
 pub use lease::{BucketLeases, LeaseTag, Written};
 pub use local::{Swept, is_staging_name, staging_path_of, sweep};
 pub use object::ObjectModuleStore;

@@ -288,10 +288,18 @@ async fn check_store_finds_and_removes_a_bad_zip_stored_before_and_the_version_i
 
     // Asked for whole again and again, the zip is kept in memory (a hot zip): the removal below, by
     // another process, must still reach clients.
+    let zip_hits = |metrics: String| {
+        let series = "ferry_cache_hits_total{cache=\"zip\"} ";
+        let found = metrics.lines().find_map(|line| line.strip_prefix(series));
+        found.map_or(0, |n| n.trim().parse::<u64>().unwrap())
+    };
+    let before = zip_hits(ferry.get("metrics").await.text());
     for _ in 0..3 {
         let reply = ferry.get("example.com/planted/@v/v1.0.0.zip").await;
         assert!(reply.status == 200 && reply.body == bad.zip_bytes()[..]);
     }
+    let after = zip_hits(ferry.get("metrics").await.text());
+    assert!(after > before, "no answer from memory: {before} -> {after}");
 
     // The check names the bad version and its rule, and fails while it remains.
     let (ok, said) = check_store(dir.path(), &store, &[]).await;
