@@ -23,6 +23,22 @@ async fn store() -> Arc<dyn ModuleStore> {
 
 conformance_suite!(store());
 
+/// The same suite on a store that keeps hot zips, as the server opens it.
+mod with_hot_zips {
+    conformance_suite!(
+        async {
+            let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .unwrap()
+                .keep();
+            ferry_storage::StorageConfig::from_url(&format!("file://{}", dir.display()))
+                .unwrap()
+                .open_with(ferry_storage::HotZipSettings::default())
+                .unwrap()
+        },
+        large_zip: false
+    );
+}
+
 #[tokio::test]
 async fn a_hand_filled_goproxy_tree_is_served_as_is() {
     let dir = tempfile::tempdir().unwrap();
