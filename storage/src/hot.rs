@@ -119,6 +119,30 @@ impl Stamp {
     }
 }
 
+/// Whether the directory `root` is on a filesystem whose files can change without this host knowing at
+/// once (NFS, SMB, FUSE, Ceph, ...): there a file's `statx` may answer from attributes cached for up to a
+/// minute (NFS's `acregmax`), so a zip deleted by another host could be served from memory meanwhile, where
+/// opening the file (close-to-open consistency) would have found it gone; and asking the server for every
+/// answer would wait on the network on the runtime's threads. Hot zips are kept on local filesystems only.
+pub(crate) fn is_remote_filesystem(root: &std::path::Path) -> bool {
+    const REMOTE: [u64; 9] = [
+        0x6969,      // NFS
+        0xFF53_4D42, // CIFS
+        0xFE53_4D42, // SMB2
+        0x517B,      // SMB
+        0x6573_5546, // FUSE
+        0x00C3_6400, // Ceph
+        0x0BD0_0BD0, // Lustre
+        0x0102_1997, // 9p
+        0x4750_4653, // GPFS
+    ];
+    match rustix::fs::statfs(root) {
+        #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+        Ok(found) => REMOTE.contains(&(found.f_type as u64)),
+        Err(_) => true,
+    }
+}
+
 /// The hot zips of one local store.
 pub(crate) struct HotZips {
     settings: HotZipSettings,
@@ -350,6 +374,13 @@ mod tests {
         assert!(read(&hot, "a", &a).is_some());
         std::fs::remove_file(&a).unwrap();
         assert_eq!(hot.get("a", &a), None);
+    }
+
+    #[test]
+    fn a_local_directory_keeps_hot_zips_and_one_that_cannot_be_asked_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_remote_filesystem(dir.path()));
+        assert!(is_remote_filesystem(&dir.path().join("missing")));
     }
 
     #[test]

@@ -89,8 +89,18 @@ impl ObjectModuleStore {
     /// On a local store, keeps the zips asked for again and again in memory, within `settings` (see
     /// [`HotZipSettings`]); every answer from memory is checked against the file on disk first, so a zip
     /// removed or replaced by anyone (another process included) is never served from there. No effect on
-    /// other stores.
+    /// other stores, nor on a directory on a network filesystem (NFS, SMB, FUSE, ...), whose files another
+    /// host may remove without this one knowing at once.
     pub fn with_hot_zips(mut self, settings: HotZipSettings) -> Self {
+        let Some(root) = &self.local_root else {
+            return self;
+        };
+        if settings.max_bytes > 0 && crate::hot::is_remote_filesystem(root) {
+            tracing::info!(
+                "hot zips are not kept in memory: the store is on a network filesystem, where a zip removed by another host is not known at once"
+            );
+            return self;
+        }
         self.hot = HotZips::new(settings).map(Arc::new);
         self
     }
