@@ -200,6 +200,21 @@ impl Drop for Room {
     }
 }
 
+/// A zip being read to be kept: while it is, other asks for it stream from the file. Dropped once the zip
+/// is kept, or its read failed, or the request that reads it went away (a client that hung up).
+pub(crate) struct Reading<'a> {
+    hot: &'a HotZips,
+    key: Box<str>,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.hot.state.lock() {
+            state.reading.remove(&self.key);
+        }
+    }
+}
+
 /// A kept zip's buffer: its room is given back when the last copy of it is dropped.
 struct Held {
     bytes: Vec<u8>,
@@ -248,8 +263,9 @@ impl HotZips {
     }
 
     /// Room for the zip under `key` of `len` bytes, asked for whole, when it should be kept: asked for
-    /// before, small enough, and with room in the budget once the least recently used are pushed out.
-    pub(crate) fn room(&self, key: &str, len: u64) -> Option<Room> {
+    /// before, small enough, not being read already, and with room in the budget once the least recently
+    /// used are pushed out. Other asks stream from the file while the `Reading` lives.
+    pub(crate) fn room(&self, key: &str, len: u64) -> Option<(Room, Reading<'_>)> {
         let len = usize::try_from(len).ok()?;
         if len == 0 || len > self.settings.max_zip {
             return None;
@@ -271,10 +287,15 @@ impl HotZips {
                 self.live.fetch_add(len, Ordering::Relaxed);
                 BYTES.fetch_add(len as u64, Ordering::Relaxed);
                 state.reading.insert(key.into());
-                return Some(Room {
+                let room = Room {
                     len,
                     live: self.live.clone(),
-                });
+                };
+                let reading = Reading {
+                    hot: self,
+                    key: key.into(),
+                };
+                return Some((room, reading));
             }
             // Push out the least recently used; its room comes back once nobody is sending it.
             let oldest = state
@@ -303,18 +324,9 @@ impl HotZips {
                 _file: file,
                 used,
             };
-            state.reading.remove(key);
             state.kept.insert(key.into(), kept);
         }
         zip
-    }
-
-    /// The zip under `key` given room could not be read whole after all: a later ask may try again.
-    pub(crate) fn abandon(&self, key: &str, room: Room) {
-        drop(room);
-        if let Ok(mut state) = self.state.lock() {
-            state.reading.remove(key);
-        }
     }
 
     /// Drops the copy under `key` (its file was removed or replaced).
@@ -344,7 +356,7 @@ mod tests {
     /// Reads the file at `path` and keeps it when the cache takes it.
     fn read(hot: &HotZips, key: &str, path: &std::path::Path) -> Option<Bytes> {
         let bytes = std::fs::read(path).unwrap();
-        let room = hot.room(key, bytes.len() as u64)?;
+        let (room, _reading) = hot.room(key, bytes.len() as u64)?;
         let file = std::fs::File::open(path).unwrap();
         let stamp = Stamp::of_file(&file).unwrap();
         Some(hot.keep(key, (bytes, stamp, file), room))
@@ -387,13 +399,13 @@ mod tests {
     fn asks_that_come_while_a_zip_is_read_to_be_kept_do_not_read_another_copy() {
         let hot = HotZips::new(HotZipSettings::default()).unwrap();
         assert!(hot.room("a", 10).is_none());
-        let room = hot.room("a", 10).expect("the second ask keeps it");
+        let reading = hot.room("a", 10).expect("the second ask keeps it");
         // Meanwhile, however many asks come, none reads another copy.
         for _ in 0..4 {
             assert!(hot.room("a", 10).is_none());
         }
-        // That read failed: a later ask may try again.
-        hot.abandon("a", room);
+        // That read failed, or its client hung up: a later ask may try again.
+        drop(reading);
         assert_eq!(hot.live(), 0);
         assert!(hot.room("a", 10).is_none());
         assert!(hot.room("a", 10).is_some());

@@ -678,12 +678,10 @@ async fn local_zip(
     }
     let (file, len) = open_local_zip(root, &path).await?;
     if let (None, Some(hot)) = (range, hot)
-        && let Some(room) = hot.room(key, len)
+        && let Some((room, _reading)) = hot.room(key, len)
+        && let Some(read) = read_whole(file.try_clone(), len).await
     {
-        match read_whole(file.try_clone(), len).await {
-            Some(read) => return Ok(part_of(hot.keep(key, read, room), None)),
-            None => hot.abandon(key, room),
-        }
+        return Ok(part_of(hot.keep(key, read, room), None));
     }
     let picked = match range {
         None => Some(0..len),
