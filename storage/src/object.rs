@@ -683,11 +683,7 @@ async fn local_zip(
     {
         return Ok(part_of(hot.keep(key, read, room), None));
     }
-    let picked = match range {
-        None => Some(0..len),
-        Some(range) => range.within(len),
-    };
-    Ok(match picked {
+    Ok(match picked(range, len) {
         Some(range) => ZipPart::Bytes {
             len,
             stream: local_chunks(file, range.clone(), &path),
@@ -697,14 +693,18 @@ async fn local_zip(
     })
 }
 
+/// The bytes of a zip of `len` bytes that `range` picks (all of them without one), `None` when none are.
+fn picked(range: Option<ByteRange>, len: u64) -> Option<std::ops::Range<u64>> {
+    match range {
+        None => Some(0..len),
+        Some(range) => range.within(len),
+    }
+}
+
 /// The part of a zip in memory that `range` picks, as one chunk.
 fn part_of(zip: Bytes, range: Option<ByteRange>) -> ZipPart {
     let len = zip.len() as u64;
-    let picked = match range {
-        None => Some(0..len),
-        Some(range) => range.within(len),
-    };
-    match picked {
+    match picked(range, len) {
         Some(range) => ZipPart::Bytes {
             len,
             stream: futures::stream::once(futures::future::ready(Ok(
