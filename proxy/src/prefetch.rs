@@ -40,6 +40,8 @@ const FOLLOW_WITHIN: Duration = Duration::from_secs(120);
 /// The most versions waiting to be followed, or started and not done.
 const MAX_WAITING: usize = 10_000;
 const MAX_STARTED: usize = 10_000;
+/// The most `.mod` files one client asked for that wait for its first zip request.
+const MAX_ASKED: usize = 10_000;
 /// The window of the per-client budget.
 const CLIENT_WINDOW: Duration = Duration::from_secs(60);
 
@@ -52,8 +54,46 @@ pub struct PrefetchSettings {
     pub max_concurrent: usize,
     /// Versions a minute prefetched on behalf of one client address.
     pub per_client: u32,
-    /// Whether the zip of a version whose `.mod` a client asked for is fetched too, before it is asked.
-    pub zips: bool,
+    /// Whose zips are fetched ahead: of the versions whose `.mod` a client asked for.
+    pub zips: ZipPrefetch,
+}
+
+/// When the zip of a version whose `.mod` a client asked for is fetched before it is asked (`prefetch.zips`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZipPrefetch {
+    /// Never.
+    Off,
+    /// For a client that downloads zips (a build, `go mod download`): once it asks for a zip, the zips of
+    /// the versions whose `.mod` it asked for in the two minutes before are fetched, and while it keeps
+    /// asking for zips, the zip of each `.mod` it asks for. A client that only resolves (`go list -m all`,
+    /// `go mod graph`, a dependency bot) asks for no zip and has none fetched.
+    Builders,
+    /// For every `.mod` a client asks for.
+    All,
+}
+
+impl ZipPrefetch {
+    /// `builders`, `all` or `off` (`true` and `false` as `all` and `off`, the switch it was first).
+    pub fn parse(text: &str) -> Result<ZipPrefetch, String> {
+        match text {
+            "builders" => Ok(ZipPrefetch::Builders),
+            "all" | "true" => Ok(ZipPrefetch::All),
+            "off" | "false" => Ok(ZipPrefetch::Off),
+            _ => Err(format!(
+                "{text:?} is not one of builders, all, off; write e.g. \"builders\" (the zips of clients that download zips)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for ZipPrefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ZipPrefetch::Off => "off",
+            ZipPrefetch::Builders => "builders",
+            ZipPrefetch::All => "all",
+        })
+    }
 }
 
 impl Default for PrefetchSettings {
@@ -62,7 +102,7 @@ impl Default for PrefetchSettings {
             depth: 1,
             max_concurrent: 8,
             per_client: 1000,
-            zips: false,
+            zips: ZipPrefetch::Builders,
         }
     }
 }
@@ -96,6 +136,20 @@ struct Shared {
     started: Mutex<HashSet<(ModulePath, Version)>>,
     /// Per client address: the window's start and the versions started in it.
     clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    /// `ZipPrefetch::Builders`: per client, whether it downloads zips and the `.mod` files it asked for
+    /// before it did.
+    builders: Mutex<HashMap<Option<IpAddr>, Builder>>,
+    /// `.mod` files in `builders` waiting for their client's first zip: a zip request's one check when none.
+    unzipped: AtomicUsize,
+}
+
+/// What zip prefetching knows of one client (`ZipPrefetch::Builders`).
+#[derive(Default)]
+struct Builder {
+    /// Until when it counts as downloading zips: its last zip request's time and [`FOLLOW_WITHIN`].
+    building_until: Option<Instant>,
+    /// The versions whose `.mod` it asked for while it did not, and when.
+    asked: Vec<(ModulePath, Version, Instant)>,
 }
 
 impl Prefetcher {
@@ -122,6 +176,8 @@ impl Prefetcher {
                 unfollowed: Mutex::new(HashMap::new()),
                 started: Mutex::new(HashSet::new()),
                 clients: Mutex::new(HashMap::new()),
+                builders: Mutex::new(HashMap::new()),
+                unzipped: AtomicUsize::new(0),
             }),
         })
     }
@@ -135,10 +191,62 @@ impl Prefetcher {
         go_mod: Option<Bytes>,
         client: Option<IpAddr>,
     ) {
-        if self.shared.settings.zips {
-            self.fetch_zip(module, version, client);
-        }
+        self.mod_asked(module, version, client);
         self.expand(module, version, go_mod, self.shared.settings.depth, client);
+    }
+
+    /// A client asked for the `.mod` of a version Ferry did not have stored (filled, or fetched ahead and
+    /// followed): its zip is fetched now, later, or never (`prefetch.zips`).
+    fn mod_asked(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
+        match self.shared.settings.zips {
+            ZipPrefetch::Off => {}
+            ZipPrefetch::All => self.fetch_zip(module, version, client),
+            ZipPrefetch::Builders => {
+                let now = Instant::now();
+                let mut builders = self.shared.builders.lock().unwrap();
+                if builders.len() >= MAX_WAITING {
+                    builders.retain(|_, b| b.active(now));
+                    let unzipped = builders.values().map(|b| b.asked.len()).sum();
+                    self.shared.unzipped.store(unzipped, Ordering::Release);
+                }
+                let builder = builders.entry(client).or_default();
+                if builder.building_until.is_some_and(|until| until > now) {
+                    drop(builders);
+                    self.fetch_zip(module, version, client);
+                } else if builder.asked.len() < MAX_ASKED {
+                    builder.asked.push((module.clone(), version.clone(), now));
+                    self.shared.unzipped.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+    }
+
+    /// A client was answered a zip (`ZipPrefetch::Builders`): it downloads zips, so the zips of the versions
+    /// whose `.mod` it asked for in the last two minutes are fetched, and from now on each one's as it asks.
+    /// One atomic load when no `.mod` waits for its client's first zip.
+    pub fn zip_asked(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
+        if self.shared.unzipped.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let asked = {
+            let mut builders = self.shared.builders.lock().unwrap();
+            let Some(builder) = builders.get_mut(&client) else {
+                return;
+            };
+            builder.building_until = Some(now + FOLLOW_WITHIN);
+            let asked = std::mem::take(&mut builder.asked);
+            self.shared
+                .unzipped
+                .fetch_sub(asked.len(), Ordering::AcqRel);
+            asked
+        };
+        for (asked_module, asked_version, at) in asked {
+            let this_one = asked_module == *module && asked_version == *version;
+            if !this_one && now.duration_since(at) < FOLLOW_WITHIN {
+                self.fetch_zip(&asked_module, &asked_version, client);
+            }
+        }
     }
 
     /// Fetches the zip of a version a client asked the `.mod` of (`zips`): the go command downloads most of
@@ -188,6 +296,7 @@ impl Prefetcher {
         };
         if taken.is_some_and(|at| at.elapsed() < FOLLOW_WITHIN) {
             metrics().prefetch("followed");
+            self.mod_asked(module, version, client);
             self.expand(module, version, None, self.shared.settings.depth, client);
         }
     }
@@ -322,5 +431,16 @@ impl Prefetcher {
         self.shared
             .waiting
             .store(unfollowed.len(), Ordering::Release);
+    }
+}
+
+impl Builder {
+    /// Whether it still counts for anything: downloading zips, or `.mod` files waiting for that.
+    fn active(&self, now: Instant) -> bool {
+        self.building_until.is_some_and(|until| until > now)
+            || self
+                .asked
+                .iter()
+                .any(|(_, _, at)| now.duration_since(*at) < FOLLOW_WITHIN)
     }
 }

@@ -442,8 +442,14 @@ impl Proxy {
             .await;
         if answer.is_success() {
             self.ledger.touch(&module, &version);
-            if let (VersionFile::Mod, Some(prefetch)) = (file, &self.prefetch) {
-                prefetch.followed(&module, &version, wants.client);
+            match (file, &self.prefetch) {
+                (VersionFile::Mod, Some(prefetch)) => {
+                    prefetch.followed(&module, &version, wants.client);
+                }
+                (VersionFile::Zip, Some(prefetch)) if !wants.head_only => {
+                    prefetch.zip_asked(&module, &version, wants.client);
+                }
+                _ => {}
             }
             if file == VersionFile::Zip
                 && !wants.head_only

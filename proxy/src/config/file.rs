@@ -226,6 +226,7 @@ impl ConfigFile {
             (Kind::Number, _) => return Err(wrong("a whole number")),
             (Kind::Switch, DeValue::Boolean(b)) => FileValue::Text(b.to_string()),
             (Kind::Switch, _) => return Err(wrong("true or false")),
+            (Kind::Choice, DeValue::Boolean(b)) => FileValue::Text(b.to_string()),
             (Kind::List, DeValue::String(s)) => FileValue::Text(s.to_string()),
             (Kind::List, DeValue::Array(items)) => FileValue::List(
                 items

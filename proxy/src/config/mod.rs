@@ -533,6 +533,42 @@ mod tests {
     }
 
     #[test]
+    fn prefetch_zips_takes_its_words_and_the_switch_it_was_first() {
+        use crate::prefetch::ZipPrefetch;
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(dir.path(), "[prefetch]\nzips = true\n");
+        let flags = with_file(&file);
+        assert_eq!(
+            load(&flags, &env(&[])).unwrap().prefetch.zips,
+            ZipPrefetch::All
+        );
+        write_file(dir.path(), "[prefetch]\nzips = false\n");
+        assert_eq!(
+            load(&flags, &env(&[])).unwrap().prefetch.zips,
+            ZipPrefetch::Off
+        );
+        write_file(dir.path(), "");
+        assert_eq!(
+            load(&flags, &env(&[])).unwrap().prefetch.zips,
+            ZipPrefetch::Builders
+        );
+        let config = load(&flags, &env(&[("FERRY_PREFETCH_ZIPS", "all")])).unwrap();
+        assert_eq!(config.prefetch.zips, ZipPrefetch::All);
+        write_file(dir.path(), "[prefetch]\nzips = \"builder\"\n");
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "{}:2:8: \"builder\" is not one of builders, all, off; write e.g. \"builders\" (the zips of clients that download zips)",
+                file.display()
+            )
+        );
+        write_file(dir.path(), "[prefetch]\nzips = 1\n");
+        let message = load(&flags, &env(&[])).unwrap_err().to_string();
+        assert!(message.contains(":2:8: invalid type: integer"), "{message}");
+    }
+
+    #[test]
     fn a_storage_value_that_would_panic_object_store_is_refused_where_it_was_written() {
         let dir = tempfile::tempdir().unwrap();
         let file = write_file(

@@ -138,7 +138,9 @@ pub(super) fn prefetch(given: &Given) -> Result<PrefetchSettings, ConfigError> {
             .count(&row::PREFETCH_MAX_CONCURRENT)?
             .unwrap_or(d.max_concurrent),
         per_client: per_client.unwrap_or(d.per_client),
-        zips: given.switch(&row::PREFETCH_ZIPS)?.unwrap_or(d.zips),
+        zips: given
+            .parse(&row::PREFETCH_ZIPS, crate::prefetch::ZipPrefetch::parse)?
+            .unwrap_or(d.zips),
     })
 }
 

@@ -24,6 +24,8 @@ pub enum Kind {
     Switch,
     /// A list of strings, or one comma-separated string (`sumdbs`).
     List,
+    /// One word of a few (`prefetch.zips`); in a file `true` and `false` are taken too, as the words.
+    Choice,
     /// One of the download policy's two settings: also read from the Athens variable named (after Ferry's
     /// own, as Athens users expect), and an empty value counts as unset, as `ferry_policy::load` has it.
     Policy { athens: &'static str },
@@ -240,8 +242,8 @@ settings! {
     PREFETCH_DEPTH = number("prefetch.depth", "FERRY_PREFETCH_DEPTH", "`1`", "levels of a filled go.mod's requirements fetched before they are asked for (0: off)", |c| c.prefetch.depth.to_string());
     PREFETCH_MAX_CONCURRENT = number("prefetch.max_concurrent", "FERRY_PREFETCH_MAX_CONCURRENT", "`8`", "prefetch fills running at once", |c| c.prefetch.max_concurrent.to_string());
     PREFETCH_ZIPS = Setting {
-        kind: Kind::Switch,
-        ..text("prefetch.zips", "FERRY_PREFETCH_ZIPS", "`false`", "fetch the zip of a version whose .mod a client asked for, before it is asked", |c| c.prefetch.zips.to_string())
+        kind: Kind::Choice,
+        ..text("prefetch.zips", "FERRY_PREFETCH_ZIPS", "`builders`", "whose zips are fetched ahead: `builders` (clients that download zips), `all` (every .mod a client asks for), `off`", |c| c.prefetch.zips.to_string())
     };
     PREFETCH_PER_CLIENT = number("prefetch.per_client", "FERRY_PREFETCH_PER_CLIENT", "`1000`", "versions a minute prefetched on behalf of one client address", |c| c.prefetch.per_client.to_string());
     GO = text("fetcher.go", "FERRY_GO", "`go` (looked up in `PATH`)", "the go command", |c| c.fetcher.go_binary.display().to_string());

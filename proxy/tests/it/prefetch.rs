@@ -2,12 +2,15 @@
 //! `.mod` files of the versions it requires are filled in the background; the next level waits until a
 //! client follows; a per-client budget bounds it; `prefetch.depth = 0` turns it off; a go.mod whose graph
 //! the go command prunes (`go 1.17` or later) has nothing fetched ahead. The real go command resolves an
-//! unpruned graph through it with every `.mod` fetched from the upstream once. With `prefetch.zips`, the zip
-//! of a version whose `.mod` a client asked for is fetched too.
+//! unpruned graph through it with every `.mod` fetched from the upstream once. The zip of a version whose
+//! `.mod` a client asked for is fetched too: once that client asks for a zip (`prefetch.zips = "builders"`),
+//! or at once (`all`).
 
 use std::path::Path;
 
 use ferry::config::Flags;
+use ferry_module::{ModulePath, Version};
+use ferry_storage::ModuleStoreExt;
 use ferry_testkit::{FixtureModule, GoHome, Upstream, eventually};
 
 use crate::harness::{Ferry, app_module, ferry_env, get, go_said, write_file};
@@ -142,7 +145,7 @@ async fn nothing_is_fetched_ahead_below_a_go_mod_whose_graph_the_go_command_prun
     // A client that follows asks for b itself: one request, its own.
     assert_eq!(upstream.request_count(&mod_path("example.com/b")), 0);
     assert_eq!(upstream.request_count(&mod_path("example.com/c")), 0);
-    // Zips are fetched ahead only with `prefetch.zips`.
+    // Nor a zip: this client asked for none (`prefetch.zips = "builders"`, the default).
     assert_eq!(upstream.request_count("example.com/a/@v/v1.0.0.zip"), 0);
     ferry.stop().await;
 }
@@ -209,5 +212,78 @@ async fn with_prefetch_zips_the_zip_of_a_version_whose_go_mod_was_asked_for_is_s
         assert_eq!(upstream.request_count(path), 1, "{path}");
     }
     assert_eq!(upstream.request_count("example.com/b/@v/v1.0.0.zip"), 0);
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_for_one_that_only_resolves()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    // Pruned go.mod files: no `.mod` is fetched ahead, so each upstream request below is the client's or a
+    // zip's fetched ahead.
+    let modules = graph_at(Some("1.21"));
+    let upstream = Upstream::start(modules.clone()).await;
+    let ferry = start(dir.path(), &upstream, &[]).await;
+    let zip = |module: &str| format!("{module}/@v/v1.0.0.zip");
+    let zip_stored = async |module: &str| {
+        let (module, version) = (
+            ModulePath::new(module).unwrap(),
+            Version::new("v1.0.0").unwrap(),
+        );
+        ferry.store().has_zip(&module, &version).await.unwrap()
+    };
+    // A client resolving the graph: go.mod files only. Its `.info` asked after them gives a zip fetched
+    // ahead, were there one, the time to reach the upstream.
+    for module in ["example.com/a", "example.com/b"] {
+        assert_eq!(ferry.get(&mod_path(module)).await.status, 200);
+    }
+    assert_eq!(ferry.get("example.com/a/@v/v1.0.0.info").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for module in ["example.com/a", "example.com/b"] {
+        assert_eq!(upstream.request_count(&zip(module)), 0, "{module}");
+    }
+    // The same client downloads c's zip: a's and b's are fetched before it asks for them.
+    let reply = ferry.get(&zip("example.com/c")).await;
+    assert!(reply.status == 200 && reply.body == modules[2].zip_bytes()[..]);
+    eventually("a's and b's zips are stored unasked", async || {
+        zip_stored("example.com/a").await && zip_stored("example.com/b").await
+    })
+    .await;
+    // It is downloading zips now: the next `.mod` it asks for has its zip fetched at once.
+    assert_eq!(ferry.get(&mod_path("example.com/d")).await.status, 200);
+    eventually("d's zip is stored unasked", async || {
+        zip_stored("example.com/d").await
+    })
+    .await;
+    // Then the go command downloads all four from Ferry, which asks the upstream for nothing more: each zip
+    // was fetched once, c's (asked first) not fetched ahead again.
+    let home = GoHome::new(dir.path(), &ferry.url());
+    for module in [
+        "example.com/a",
+        "example.com/b",
+        "example.com/c",
+        "example.com/d",
+    ] {
+        home.run(
+            dir.path(),
+            &["mod", "download", "-json", &format!("{module}@v1.0.0")],
+        );
+        assert_eq!(upstream.request_count(&zip(module)), 1, "{module}");
+        assert_eq!(upstream.request_count(&mod_path(module)), 1, "{module}");
+    }
+    ferry.stop().await;
+
+    // `off`: the same client, no zip fetched ahead.
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Upstream::start(modules.clone()).await;
+    let ferry = start(dir.path(), &upstream, &[("FERRY_PREFETCH_ZIPS", "off")]).await;
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    assert_eq!(ferry.get(&zip("example.com/c")).await.status, 200);
+    assert_eq!(ferry.get(&mod_path("example.com/d")).await.status, 200);
+    assert_eq!(ferry.get("example.com/d/@v/v1.0.0.info").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for module in ["example.com/a", "example.com/d"] {
+        assert_eq!(upstream.request_count(&zip(module)), 0, "{module}");
+    }
     ferry.stop().await;
 }
