@@ -17,6 +17,7 @@
 //! not guesses); and only the requirements of a go.mod whose graph the go command does not prune (no `go`
 //! directive, or one before 1.17): below a pruned module it reads no requirement's go.mod that the main
 //! module does not name itself. Warm requests pay one atomic load when nothing waits to be followed.
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -224,7 +225,7 @@ impl Prefetcher {
     /// A client was answered a zip (`ZipPrefetch::Builders`): it downloads zips, so the zips of the versions
     /// whose `.mod` it asked for in the last two minutes are fetched, and from now on each one's as it asks.
     /// One atomic load when no `.mod` waits for its client's first zip.
-    pub fn zip_asked(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
+    pub fn zip_asked(&self, module: &ModulePath, client: Option<IpAddr>) {
         if self.shared.unzipped.load(Ordering::Acquire) == 0 {
             return;
         }
@@ -241,11 +242,26 @@ impl Prefetcher {
                 .fetch_sub(asked.len(), Ordering::AcqRel);
             asked
         };
+        // Of each module only the highest version asked: the build list has one version of a module, the
+        // highest the graph requires; a go.mod the go command read at a lower version is not built. Nor any
+        // of the module whose zip it asked for now.
+        let mut highest: HashMap<ModulePath, Version> = HashMap::new();
         for (asked_module, asked_version, at) in asked {
-            let this_one = asked_module == *module && asked_version == *version;
-            if !this_one && now.duration_since(at) < FOLLOW_WITHIN {
-                self.fetch_zip(&asked_module, &asked_version, client);
+            if asked_module == *module || now.duration_since(at) >= FOLLOW_WITHIN {
+                continue;
             }
+            match highest.entry(asked_module) {
+                Entry::Occupied(mut known) if *known.get() < asked_version => {
+                    known.insert(asked_version);
+                }
+                Entry::Occupied(_) => {}
+                Entry::Vacant(new) => {
+                    new.insert(asked_version);
+                }
+            }
+        }
+        for (asked_module, asked_version) in highest {
+            self.fetch_zip(&asked_module, &asked_version, client);
         }
     }
 

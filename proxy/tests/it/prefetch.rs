@@ -125,6 +125,7 @@ async fn the_go_command_resolves_a_graph_through_prefetching_with_each_go_mod_fe
         assert!(said.contains(&format!("{module} v1.0.0")), "{said}");
         assert_eq!(upstream.request_count(&mod_path(module)), 1, "{module}");
     }
+    assert_eq!(upstream.request_count("example.com/a/@v/v0.9.0.zip"), 0);
     ferry.stop().await;
 }
 
@@ -221,7 +222,8 @@ async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_fo
     let dir = tempfile::tempdir().unwrap();
     // Pruned go.mod files: no `.mod` is fetched ahead, so each upstream request below is the client's or a
     // zip's fetched ahead.
-    let modules = graph_at(Some("1.21"));
+    let mut modules = graph_at(Some("1.21"));
+    modules.push(FixtureModule::package("example.com/a", "v0.9.0"));
     let upstream = Upstream::start(modules.clone()).await;
     let ferry = start(dir.path(), &upstream, &[]).await;
     let zip = |module: &str| format!("{module}/@v/v1.0.0.zip");
@@ -232,8 +234,10 @@ async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_fo
         );
         ferry.store().has_zip(&module, &version).await.unwrap()
     };
-    // A client resolving the graph: go.mod files only. Its `.info` asked after them gives a zip fetched
-    // ahead, were there one, the time to reach the upstream.
+    // A client resolving the graph: go.mod files only, a's at two versions (an older one required by some
+    // module, the build list's). Its `.info` asked after them gives a zip fetched ahead, were there one, the
+    // time to reach the upstream.
+    assert_eq!(ferry.get("example.com/a/@v/v0.9.0.mod").await.status, 200);
     for module in ["example.com/a", "example.com/b"] {
         assert_eq!(ferry.get(&mod_path(module)).await.status, 200);
     }
@@ -242,7 +246,8 @@ async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_fo
     for module in ["example.com/a", "example.com/b"] {
         assert_eq!(upstream.request_count(&zip(module)), 0, "{module}");
     }
-    // The same client downloads c's zip: a's and b's are fetched before it asks for them.
+    // The same client downloads c's zip: a's and b's are fetched before it asks for them; of a, only the
+    // higher version's (the one the build list has).
     let reply = ferry.get(&zip("example.com/c")).await;
     assert!(reply.status == 200 && reply.body == modules[2].zip_bytes()[..]);
     eventually("a's and b's zips are stored unasked", async || {
