@@ -151,6 +151,9 @@ struct Builder {
     building_until: Option<Instant>,
     /// The versions whose `.mod` it asked for while it did not, and when.
     asked: Vec<(ModulePath, Version, Instant)>,
+    /// While it does: of each module, the highest version whose zip was fetched for it. A go.mod it reads
+    /// at a lower version then is not one it builds (its build list has one version of each module).
+    zipped: HashMap<ModulePath, Version>,
 }
 
 impl Prefetcher {
@@ -212,8 +215,10 @@ impl Prefetcher {
                 }
                 let builder = builders.entry(client).or_default();
                 if builder.building_until.is_some_and(|until| until > now) {
-                    drop(builders);
-                    self.fetch_zip(module, version, client);
+                    if builder.zipped(module, version) {
+                        drop(builders);
+                        self.fetch_zip(module, version, client);
+                    }
                 } else if builder.asked.len() < MAX_ASKED {
                     builder.asked.push((module.clone(), version.clone(), now));
                     self.shared.unzipped.fetch_add(1, Ordering::AcqRel);
@@ -225,43 +230,31 @@ impl Prefetcher {
     /// A client was answered a zip (`ZipPrefetch::Builders`): it downloads zips, so the zips of the versions
     /// whose `.mod` it asked for in the last two minutes are fetched, and from now on each one's as it asks.
     /// One atomic load when no `.mod` waits for its client's first zip.
-    pub fn zip_asked(&self, module: &ModulePath, client: Option<IpAddr>) {
+    pub fn zip_asked(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
         if self.shared.unzipped.load(Ordering::Acquire) == 0 {
             return;
         }
         let now = Instant::now();
-        let asked = {
+        let fetched = {
             let mut builders = self.shared.builders.lock().unwrap();
             let Some(builder) = builders.get_mut(&client) else {
                 return;
             };
+            if builder.building_until.is_none_or(|until| until <= now) {
+                builder.zipped.clear();
+            }
             builder.building_until = Some(now + FOLLOW_WITHIN);
+            builder.zipped(module, version);
             let asked = std::mem::take(&mut builder.asked);
             self.shared
                 .unzipped
                 .fetch_sub(asked.len(), Ordering::AcqRel);
-            asked
+            let mut fetched = highest_versions(asked, now);
+            fetched.retain(|(m, v)| builder.zipped(m, v));
+            fetched
         };
-        // Of each module only the highest version asked: the build list has one version of a module, the
-        // highest the graph requires; a go.mod the go command read at a lower version is not built. Nor any
-        // of the module whose zip it asked for now.
-        let mut highest: HashMap<ModulePath, Version> = HashMap::new();
-        for (asked_module, asked_version, at) in asked {
-            if asked_module == *module || now.duration_since(at) >= FOLLOW_WITHIN {
-                continue;
-            }
-            match highest.entry(asked_module) {
-                Entry::Occupied(mut known) if *known.get() < asked_version => {
-                    known.insert(asked_version);
-                }
-                Entry::Occupied(_) => {}
-                Entry::Vacant(new) => {
-                    new.insert(asked_version);
-                }
-            }
-        }
-        for (asked_module, asked_version) in highest {
-            self.fetch_zip(&asked_module, &asked_version, client);
+        for (module, version) in fetched {
+            self.fetch_zip(&module, &version, client);
         }
     }
 
@@ -451,6 +444,24 @@ impl Prefetcher {
 }
 
 impl Builder {
+    /// Notes that the zip of this version is fetched for the client; false when one of a version as high
+    /// or higher of the module is already (or too many modules are noted).
+    fn zipped(&mut self, module: &ModulePath, version: &Version) -> bool {
+        let full = self.zipped.len() >= MAX_ASKED;
+        match self.zipped.get_mut(module) {
+            Some(highest) if *highest >= *version => false,
+            Some(highest) => {
+                *highest = version.clone();
+                true
+            }
+            None if full => false,
+            None => {
+                self.zipped.insert(module.clone(), version.clone());
+                true
+            }
+        }
+    }
+
     /// Whether it still counts for anything: downloading zips, or `.mod` files waiting for that.
     fn active(&self, now: Instant) -> bool {
         self.building_until.is_some_and(|until| until > now)
@@ -459,4 +470,28 @@ impl Builder {
                 .iter()
                 .any(|(_, _, at)| now.duration_since(*at) < FOLLOW_WITHIN)
     }
+}
+
+/// Of each module asked for within [`FOLLOW_WITHIN`], the highest version: the build list has one version of
+/// a module, the highest the graph requires; a go.mod the go command read at a lower version is not built.
+fn highest_versions(
+    asked: Vec<(ModulePath, Version, Instant)>,
+    now: Instant,
+) -> Vec<(ModulePath, Version)> {
+    let mut highest: HashMap<ModulePath, Version> = HashMap::new();
+    for (module, version, at) in asked {
+        if now.duration_since(at) >= FOLLOW_WITHIN {
+            continue;
+        }
+        match highest.entry(module) {
+            Entry::Occupied(mut known) if *known.get() < version => {
+                known.insert(version);
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(new) => {
+                new.insert(version);
+            }
+        }
+    }
+    highest.into_iter().collect()
 }

@@ -447,7 +447,7 @@ impl Proxy {
                     prefetch.followed(&module, &version, wants.client);
                 }
                 (VersionFile::Zip, Some(prefetch)) if !wants.head_only => {
-                    prefetch.zip_asked(&module, wants.client);
+                    prefetch.zip_asked(&module, &version, wants.client);
                 }
                 _ => {}
             }

@@ -125,7 +125,12 @@ async fn the_go_command_resolves_a_graph_through_prefetching_with_each_go_mod_fe
         assert!(said.contains(&format!("{module} v1.0.0")), "{said}");
         assert_eq!(upstream.request_count(&mod_path(module)), 1, "{module}");
     }
-    assert_eq!(upstream.request_count("example.com/a/@v/v0.9.0.zip"), 0);
+    for older in ["v0.9.0", "v0.8.0"] {
+        assert_eq!(
+            upstream.request_count(&format!("example.com/a/@v/{older}.zip")),
+            0
+        );
+    }
     ferry.stop().await;
 }
 
@@ -224,6 +229,7 @@ async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_fo
     // zip's fetched ahead.
     let mut modules = graph_at(Some("1.21"));
     modules.push(FixtureModule::package("example.com/a", "v0.9.0"));
+    modules.push(FixtureModule::package("example.com/a", "v0.8.0"));
     let upstream = Upstream::start(modules.clone()).await;
     let ferry = start(dir.path(), &upstream, &[]).await;
     let zip = |module: &str| format!("{module}/@v/v1.0.0.zip");
@@ -260,6 +266,9 @@ async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_fo
         zip_stored("example.com/d").await
     })
     .await;
+    // But not that of a go.mod it reads at a lower version than one whose zip was fetched for it.
+    assert_eq!(ferry.get("example.com/a/@v/v0.8.0.mod").await.status, 200);
+    assert_eq!(ferry.get("example.com/a/@v/v0.8.0.info").await.status, 200);
     // Then the go command downloads all four from Ferry, which asks the upstream for nothing more: each zip
     // was fetched once, c's (asked first) not fetched ahead again.
     let home = GoHome::new(dir.path(), &ferry.url());
