@@ -18,6 +18,9 @@
 # LOAD_ATHENS=1 adds Athens (benches/athens.sh: its pinned version, built into the tools directory when
 # missing) over the same files: its disk store laid out from the tree with hard links, download mode `none`
 # (it serves what it has and fetches nothing), logging errors only (access logs with LOAD_ACCESS_LOGS=1).
+# LOAD_PIN=1 runs oha on CPU 0 and the servers on the others (taskset; nginx with as many workers as those
+# CPUs, Ferry's runtime sizes itself to them), as when the clients are other machines: unpinned on 2 cores,
+# which server oha's threads and the kernel's interrupts crowd decides as much as the servers' work.
 # Both servers are stopped on exit. Absolute figures on a shared machine are noise; read the ratios.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +39,18 @@ die() {
     echo "load.sh: $*" >&2
     exit 1
 }
+
+client_cpu=()
+server_cpu=()
+nginx_workers=auto
+if [[ ${LOAD_PIN:-0} == 1 ]]; then
+    cpus=$(nproc)
+    ((cpus >= 2)) || die "LOAD_PIN=1 needs 2 CPUs, this machine has $cpus"
+    client_cpu=(taskset -c 0)
+    server_cpu=(taskset -c "1-$((cpus - 1))")
+    nginx_workers=$((cpus - 1))
+fi
+athens_cpu=("${server_cpu[@]}")
 
 ensure_oha() {
     if ! "$tools/bin/oha" --version 2>/dev/null | grep -q " $OHA_VERSION"; then
@@ -82,7 +97,7 @@ if [[ ${LOAD_ACCESS_LOGS:-0} == 1 ]]; then
     nginx_access_log=on
 fi
 # Ferry, as deployed: the release binary over the store as a file:// store.
-FERRY_LOG=$ferry_log "$target_dir/release/ferry" --listen 127.0.0.1:0 --storage "file://$store" 2>"$work/ferry.log" &
+FERRY_LOG=$ferry_log "${server_cpu[@]}" "$target_dir/release/ferry" --listen 127.0.0.1:0 --storage "file://$store" 2>"$work/ferry.log" &
 ferry_pid=$!
 for _ in $(seq 100); do grep -q "ferry is serving" "$work/ferry.log" 2>/dev/null && break; sleep 0.1; done
 ferry_addr=$(grep -o 'listen=[0-9.:]*' "$work/ferry.log" | head -1 | cut -d= -f2)
@@ -97,7 +112,7 @@ start_nginx() { # NAME SENDFILE: adds its pid to nginx_pids, its port in port_NA
     [[ $nginx_access_log != off ]] && access_log=$dir/logs/access.log
     cat >"$dir/nginx.conf" <<CONF
 daemon off;
-worker_processes auto;
+worker_processes $nginx_workers;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
 events { worker_connections 4096; }
@@ -119,7 +134,7 @@ http {
     }
 }
 CONF
-    "$nginx" -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" &
+    "${server_cpu[@]}" "$nginx" -p "$dir" -e "$dir/logs/error.log" -c "$dir/nginx.conf" &
     nginx_pids+=($!)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
     kill -0 "$!" 2>/dev/null || die "$name did not start: $(cat "$dir/logs/error.log")"
@@ -145,7 +160,7 @@ if [[ ${LOAD_ATHENS:-0} == 1 ]]; then
 fi
 
 oha() {
-    "$tools/bin/oha" --no-tui --output-format json -z "${seconds}s" -c "$1" "$2"
+    "${client_cpu[@]}" "$tools/bin/oha" --no-tui --output-format json -z "${seconds}s" -c "$1" "$2"
 }
 
 # cpu_ticks SERVER: the CPU time (user and system, clock ticks) a server's processes have used: Ferry's,
@@ -166,7 +181,7 @@ cpu_ticks() {
 }
 
 echo "load.sh: ${seconds}s per run; small files at $connections connections, zips at $zip_connections;" \
-    "ferry on $ferry_addr, nginx $("$nginx" -v 2>&1 | sed 's/.*\///') (sendfile ${LOAD_NGINX_SENDFILE:-on}); $(nproc) cores" >&2
+    "ferry on $ferry_addr, nginx $("$nginx" -v 2>&1 | sed 's/.*\///') (sendfile ${LOAD_NGINX_SENDFILE:-on}); $(nproc) cores${client_cpu:+, oha on CPU 0 and the servers on the others}" >&2
 results=$work/results
 mkdir -p "$results"
 order=("${servers[@]}")
