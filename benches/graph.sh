@@ -317,6 +317,16 @@ for target in "$@"; do
         "$(echo "$cold / $direct" | bc -l)" "$(echo "$warm / $direct" | bc -l)"
     printf '  cold/warm %.2fx; each run (s): upstream %s; cold %s; warm %s\n' "$(echo "$cold / $warm" | bc -l)" \
         "${directs[*]}" "${colds[*]}" "${warms[*]}"
+    if [[ -n $delay && ${GRAPH_PIN:-} == 1 ]]; then
+        # The go command reads the main module's requirements' go.mod files first, one at a time when pinned
+        # (GOMAXPROCS 1), and no proxy sees the main go.mod: each is one upstream round trip cold, whatever
+        # the proxy does. What cold/warm cannot go under with this delay (the upstream's own time on top).
+        direct_reqs=$(awk '/^require \(/ { block = 1; next } block && /^\)/ { block = 0; next }
+            block && NF >= 2 && $1 !~ /^\/\// { n++ } /^require [^(]/ { n++ } END { print n + 0 }' "$work/go.mod.orig")
+        case $delay in *ms) delay_s=$(echo "${delay%ms} / 1000" | bc -l) ;; *s) delay_s=${delay%s} ;; *) delay_s=0 ;; esac
+        printf '  cold/warm floor %.2fx: the main module'"'"'s %d requirements, one %s round trip each, one at a time\n' \
+            "$(echo "1 + $direct_reqs * $delay_s / $warm" | bc -l)" "$direct_reqs" "$delay"
+    fi
     if [[ -n $baseline ]]; then
         base=$(median "${bases[@]}")
         printf '%-45s baseline cold %.1fs (%.2fx the upstream); this build %.2fx the baseline\n' "$module" "$base" \

@@ -472,8 +472,9 @@ impl Builder {
     }
 }
 
-/// Of each module asked for within [`FOLLOW_WITHIN`], the highest version: the build list has one version of
-/// a module, the highest the graph requires; a go.mod the go command read at a lower version is not built.
+/// Of each module asked for within [`FOLLOW_WITHIN`], the highest version, by path: the build list has one
+/// version of a module, the highest the graph requires; a go.mod the go command read at a lower version is
+/// not built.
 fn highest_versions(
     asked: Vec<(ModulePath, Version, Instant)>,
     now: Instant,
@@ -493,5 +494,9 @@ fn highest_versions(
             }
         }
     }
-    highest.into_iter().collect()
+    // In the order the go command downloads them (`go mod download` walks the build list sorted by path):
+    // the fetch slots take them first come, first served, so the zip it asks for next is the next one done.
+    let mut highest: Vec<(ModulePath, Version)> = highest.into_iter().collect();
+    highest.sort_unstable_by(|(a, _), (b, _)| a.as_str().cmp(b.as_str()));
+    highest
 }
