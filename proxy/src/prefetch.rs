@@ -17,7 +17,11 @@
 //! not guesses); and only the requirements of a go.mod whose graph the go command does not prune (no `go`
 //! directive, or one before 1.17): below a pruned module it reads no requirement's go.mod that the main
 //! module does not name itself. Warm requests pay one atomic load when nothing waits to be followed.
-use std::collections::hash_map::Entry;
+//!
+//! Two more follow what a client shows it does (`clients`): the zips of the versions whose `.mod` it
+//! asked for, once it asks for a zip (`prefetch.zips`); and the `.info` of the requirements of the pruned
+//! go.mod files it read (its build list's modules whose go.mod it never asks for), once it asks for one of
+//! those: it is listing its build list (`go list -m -json all`, `go mod download all`).
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,13 +40,14 @@ use crate::filler::{Filled, Filler, Need};
 use crate::ledger::{Ledger, Status};
 use crate::metrics::metrics;
 
+mod clients;
+use clients::{Client, MAX_ASKED, highest_versions};
+
 /// How long a prefetched `.mod` at the last level waits for a client to ask for it.
 const FOLLOW_WITHIN: Duration = Duration::from_secs(120);
 /// The most versions waiting to be followed, or started and not done.
 const MAX_WAITING: usize = 10_000;
 const MAX_STARTED: usize = 10_000;
-/// The most `.mod` files one client asked for that wait for its first zip request.
-const MAX_ASKED: usize = 10_000;
 /// The window of the per-client budget.
 const CLIENT_WINDOW: Duration = Duration::from_secs(60);
 
@@ -137,23 +142,12 @@ struct Shared {
     started: Mutex<HashSet<(ModulePath, Version)>>,
     /// Per client address: the window's start and the versions started in it.
     clients: Mutex<HashMap<IpAddr, (Instant, u32)>>,
-    /// `ZipPrefetch::Builders`: per client, whether it downloads zips and the `.mod` files it asked for
-    /// before it did.
-    builders: Mutex<HashMap<Option<IpAddr>, Builder>>,
-    /// `.mod` files in `builders` waiting for their client's first zip: a zip request's one check when none.
+    /// What each client that asked for a `.mod` Ferry did not have is doing: downloading zips, listing its
+    /// build list (see `clients`).
+    clients_seen: Mutex<HashMap<Option<IpAddr>, Client>>,
+    /// `.mod` files in `clients_seen` waiting for their client's first zip: a zip request's one check when
+    /// none.
     unzipped: AtomicUsize,
-}
-
-/// What zip prefetching knows of one client (`ZipPrefetch::Builders`).
-#[derive(Default)]
-struct Builder {
-    /// Until when it counts as downloading zips: its last zip request's time and [`FOLLOW_WITHIN`].
-    building_until: Option<Instant>,
-    /// The versions whose `.mod` it asked for while it did not, and when.
-    asked: Vec<(ModulePath, Version, Instant)>,
-    /// While it does: of each module, the highest version whose zip was fetched for it. A go.mod it reads
-    /// at a lower version then is not one it builds (its build list has one version of each module).
-    zipped: HashMap<ModulePath, Version>,
 }
 
 impl Prefetcher {
@@ -180,7 +174,7 @@ impl Prefetcher {
                 unfollowed: Mutex::new(HashMap::new()),
                 started: Mutex::new(HashSet::new()),
                 clients: Mutex::new(HashMap::new()),
-                builders: Mutex::new(HashMap::new()),
+                clients_seen: Mutex::new(HashMap::new()),
                 unzipped: AtomicUsize::new(0),
             }),
         })
@@ -196,35 +190,55 @@ impl Prefetcher {
         client: Option<IpAddr>,
     ) {
         self.mod_asked(module, version, client);
-        self.expand(module, version, go_mod, self.shared.settings.depth, client);
+        self.expand(
+            module,
+            version,
+            go_mod,
+            self.shared.settings.depth,
+            client,
+            true,
+        );
     }
 
     /// A client asked for the `.mod` of a version Ferry did not have stored (filled, or fetched ahead and
-    /// followed): its zip is fetched now, later, or never (`prefetch.zips`).
+    /// followed): noted, and its zip fetched now, later, or never (`prefetch.zips`).
     fn mod_asked(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
-        match self.shared.settings.zips {
-            ZipPrefetch::Off => {}
-            ZipPrefetch::All => self.fetch_zip(module, version, client),
-            ZipPrefetch::Builders => {
-                let now = Instant::now();
-                let mut builders = self.shared.builders.lock().unwrap();
-                if builders.len() >= MAX_WAITING {
-                    builders.retain(|_, b| b.active(now));
-                    let unzipped = builders.values().map(|b| b.asked.len()).sum();
-                    self.shared.unzipped.store(unzipped, Ordering::Release);
-                }
-                let builder = builders.entry(client).or_default();
-                if builder.building_until.is_some_and(|until| until > now) {
-                    if builder.zipped(module, version) {
-                        drop(builders);
-                        self.fetch_zip(module, version, client);
+        let zips = self.shared.settings.zips;
+        let now = Instant::now();
+        let fetch_zip = {
+            let mut clients = self.clients_seen(now);
+            let seen = clients.entry(client).or_default();
+            seen.read(module, version);
+            match zips {
+                ZipPrefetch::Off => false,
+                ZipPrefetch::All => true,
+                ZipPrefetch::Builders if seen.building(now) => seen.zipped(module, version),
+                ZipPrefetch::Builders => {
+                    if seen.unzipped.len() < MAX_ASKED {
+                        seen.unzipped.push((module.clone(), version.clone(), now));
+                        self.shared.unzipped.fetch_add(1, Ordering::AcqRel);
                     }
-                } else if builder.asked.len() < MAX_ASKED {
-                    builder.asked.push((module.clone(), version.clone(), now));
-                    self.shared.unzipped.fetch_add(1, Ordering::AcqRel);
+                    false
                 }
             }
+        };
+        if fetch_zip {
+            self.fetch_zip(module, version, client);
         }
+    }
+
+    /// The clients seen, those no longer doing anything forgotten when there are too many.
+    fn clients_seen(
+        &self,
+        now: Instant,
+    ) -> std::sync::MutexGuard<'_, HashMap<Option<IpAddr>, Client>> {
+        let mut clients = self.shared.clients_seen.lock().unwrap();
+        if clients.len() >= MAX_WAITING {
+            clients.retain(|_, seen| seen.active(now));
+            let unzipped = clients.values().map(|seen| seen.unzipped.len()).sum();
+            self.shared.unzipped.store(unzipped, Ordering::Release);
+        }
+        clients
     }
 
     /// A client was answered a zip (`ZipPrefetch::Builders`): it downloads zips, so the zips of the versions
@@ -236,26 +250,121 @@ impl Prefetcher {
         }
         let now = Instant::now();
         let fetched = {
-            let mut builders = self.shared.builders.lock().unwrap();
-            let Some(builder) = builders.get_mut(&client) else {
+            let mut clients = self.shared.clients_seen.lock().unwrap();
+            let Some(seen) = clients.get_mut(&client) else {
                 return;
             };
-            if builder.building_until.is_none_or(|until| until <= now) {
-                builder.zipped.clear();
+            if !seen.building(now) {
+                seen.restart_zips();
             }
-            builder.building_until = Some(now + FOLLOW_WITHIN);
-            builder.zipped(module, version);
-            let asked = std::mem::take(&mut builder.asked);
+            seen.building_until = Some(now + FOLLOW_WITHIN);
+            seen.zipped(module, version);
+            let unzipped = std::mem::take(&mut seen.unzipped);
             self.shared
                 .unzipped
-                .fetch_sub(asked.len(), Ordering::AcqRel);
-            let mut fetched = highest_versions(asked, now);
-            fetched.retain(|(m, v)| builder.zipped(m, v));
+                .fetch_sub(unzipped.len(), Ordering::AcqRel);
+            let mut fetched = highest_versions(unzipped, now);
+            fetched.retain(|(m, v)| seen.zipped(m, v));
             fetched
         };
         for (module, version) in fetched {
             self.fetch_zip(&module, &version, client);
         }
+    }
+
+    /// A client's `.info` of a version Ferry did not have was filled. When the version is one of its fringe
+    /// (a requirement of a pruned go.mod it read, whose go.mod it never asked for), it is listing its build
+    /// list (`go list -m all`, `go mod download all`): the `.info` files of the rest of its fringe are
+    /// fetched, of each module the highest version, and while it goes on, each it adds. A client that
+    /// builds asks for the `.info` of versions whose `.mod` it asked for first, never of its fringe.
+    pub fn info_filled(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
+        let now = Instant::now();
+        let fetched = {
+            let mut clients = self.shared.clients_seen.lock().unwrap();
+            let Some(seen) = clients.get_mut(&client) else {
+                return;
+            };
+            if !seen
+                .fringe
+                .iter()
+                .any(|(m, v, _)| m == module && v == version)
+            {
+                return;
+            }
+            if !seen.listing(now) {
+                seen.restart_listing();
+            }
+            seen.listing_until = Some(now + FOLLOW_WITHIN);
+            seen.listed(module, version);
+            let fringe = std::mem::take(&mut seen.fringe);
+            let mut fetched = highest_versions(fringe, now);
+            fetched.retain(|(m, v)| seen.listed(m, v));
+            fetched
+        };
+        for (module, version) in fetched {
+            self.fetch_info(module, version, client);
+        }
+    }
+
+    /// The requirements of a pruned go.mod a client read: kept as its fringe until it lists its build list,
+    /// fetched at once while it does.
+    fn pruned(&self, required: Vec<(ModulePath, Version)>, client: Option<IpAddr>) {
+        let now = Instant::now();
+        let fetched: Vec<(ModulePath, Version)> = {
+            let mut clients = self.clients_seen(now);
+            let seen = clients.entry(client).or_default();
+            if seen.listing(now) {
+                required
+                    .into_iter()
+                    .filter(|(m, v)| seen.listed(m, v))
+                    .collect()
+            } else {
+                let room = MAX_ASKED.saturating_sub(seen.fringe.len());
+                let required = required.into_iter().take(room);
+                seen.fringe.extend(required.map(|(m, v)| (m, v, now)));
+                Vec::new()
+            }
+        };
+        for (module, version) in fetched {
+            self.fetch_info(module, version, client);
+        }
+    }
+
+    /// Fills the `.info` (and `.mod`) of a version of a listing client's fringe.
+    fn fetch_info(&self, module: ModulePath, version: Version, client: Option<IpAddr>) {
+        if !self.worth_fetching(&module, &version) || !self.start(&module, &version) {
+            return;
+        }
+        if !self.charge(client) {
+            self.shared
+                .started
+                .lock()
+                .unwrap()
+                .remove(&(module, version));
+            metrics().prefetch("over_budget");
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let filled = match this.shared.slots.acquire().await {
+                Ok(_slot) => {
+                    this.shared
+                        .filler
+                        .fill_metadata(&module, &version, Need::Info)
+                        .await
+                }
+                Err(_) => return,
+            };
+            let key = (module, version);
+            this.shared.started.lock().unwrap().remove(&key);
+            match filled {
+                Ok(_) => metrics().prefetch("fetched"),
+                Err(e) => {
+                    metrics().prefetch("failed");
+                    tracing::debug!(module = %key.0, version = %key.1, error = %e, "prefetching a .info failed");
+                }
+            }
+        });
     }
 
     /// Fetches the zip of a version a client asked the `.mod` of (`zips`): the go command downloads most of
@@ -306,7 +415,14 @@ impl Prefetcher {
         if taken.is_some_and(|at| at.elapsed() < FOLLOW_WITHIN) {
             metrics().prefetch("followed");
             self.mod_asked(module, version, client);
-            self.expand(module, version, None, self.shared.settings.depth, client);
+            self.expand(
+                module,
+                version,
+                None,
+                self.shared.settings.depth,
+                client,
+                true,
+            );
         }
     }
 
@@ -317,6 +433,7 @@ impl Prefetcher {
         go_mod: Option<Bytes>,
         depth: u32,
         client: Option<IpAddr>,
+        read_by_client: bool,
     ) {
         let this = self.clone();
         let (module, version) = (module.clone(), version.clone());
@@ -334,6 +451,9 @@ impl Prefetcher {
             // fetching them ahead cost a nats-server graph 2.4x the upstream requests for no time saved.
             if prunes_graph(&text) {
                 metrics().prefetch("pruned");
+                if read_by_client {
+                    this.pruned(requirements(&text), client);
+                }
                 return;
             }
             for (required, at) in requirements(&text) {
@@ -427,7 +547,7 @@ impl Prefetcher {
         };
         metrics().prefetch("fetched");
         if depth > 1 {
-            self.expand(&module, &version, go_mod, depth - 1, client);
+            self.expand(&module, &version, go_mod, depth - 1, client, false);
             return;
         }
         let mut unfollowed = self.shared.unfollowed.lock().unwrap();
@@ -441,62 +561,4 @@ impl Prefetcher {
             .waiting
             .store(unfollowed.len(), Ordering::Release);
     }
-}
-
-impl Builder {
-    /// Notes that the zip of this version is fetched for the client; false when one of a version as high
-    /// or higher of the module is already (or too many modules are noted).
-    fn zipped(&mut self, module: &ModulePath, version: &Version) -> bool {
-        let full = self.zipped.len() >= MAX_ASKED;
-        match self.zipped.get_mut(module) {
-            Some(highest) if *highest >= *version => false,
-            Some(highest) => {
-                *highest = version.clone();
-                true
-            }
-            None if full => false,
-            None => {
-                self.zipped.insert(module.clone(), version.clone());
-                true
-            }
-        }
-    }
-
-    /// Whether it still counts for anything: downloading zips, or `.mod` files waiting for that.
-    fn active(&self, now: Instant) -> bool {
-        self.building_until.is_some_and(|until| until > now)
-            || self
-                .asked
-                .iter()
-                .any(|(_, _, at)| now.duration_since(*at) < FOLLOW_WITHIN)
-    }
-}
-
-/// Of each module asked for within [`FOLLOW_WITHIN`], the highest version, by path: the build list has one
-/// version of a module, the highest the graph requires; a go.mod the go command read at a lower version is
-/// not built.
-fn highest_versions(
-    asked: Vec<(ModulePath, Version, Instant)>,
-    now: Instant,
-) -> Vec<(ModulePath, Version)> {
-    let mut highest: HashMap<ModulePath, Version> = HashMap::new();
-    for (module, version, at) in asked {
-        if now.duration_since(at) >= FOLLOW_WITHIN {
-            continue;
-        }
-        match highest.entry(module) {
-            Entry::Occupied(mut known) if *known.get() < version => {
-                known.insert(version);
-            }
-            Entry::Occupied(_) => {}
-            Entry::Vacant(new) => {
-                new.insert(version);
-            }
-        }
-    }
-    // In the order the go command downloads them (`go mod download` walks the build list sorted by path):
-    // the fetch slots take them first come, first served, so the zip it asks for next is the next one done.
-    let mut highest: Vec<(ModulePath, Version)> = highest.into_iter().collect();
-    highest.sort_unstable_by(|(a, _), (b, _)| a.as_str().cmp(b.as_str()));
-    highest
 }

@@ -672,7 +672,7 @@ impl Proxy {
 
     /// The answer a fill gives before the version is stored (an early `.mod`, a zip streamed as it
     /// comes), or the fill's outcome when the stored file is to be read (or its failure answered). Tells
-    /// prefetching of a filled `.mod`.
+    /// prefetching of a filled `.mod` or `.info`.
     fn filled_answer(
         &self,
         module: &ModulePath,
@@ -681,12 +681,18 @@ impl Proxy {
         filled: Result<Filled, FillError>,
         client: Option<std::net::IpAddr>,
     ) -> Result<Answer, Result<Filled, FillError>> {
-        if let (Ok(filled), VersionFile::Mod, Some(prefetch)) = (&filled, file, &self.prefetch) {
-            let go_mod = match filled {
-                Filled::Fetched(fetched) => Some(fetched.go_mod.clone()),
-                Filled::Stored(_) | Filled::Streaming(..) => None,
-            };
-            prefetch.filled(module, version, go_mod, client);
+        match (&filled, file, &self.prefetch) {
+            (Ok(filled), VersionFile::Mod, Some(prefetch)) => {
+                let go_mod = match filled {
+                    Filled::Fetched(fetched) => Some(fetched.go_mod.clone()),
+                    Filled::Stored(_) | Filled::Streaming(..) => None,
+                };
+                prefetch.filled(module, version, go_mod, client);
+            }
+            (Ok(_), VersionFile::Info, Some(prefetch)) => {
+                prefetch.info_filled(module, version, client);
+            }
+            _ => {}
         }
         match filled {
             // A `.mod` fetched over HTTP comes before its checks (see `Filled::Fetched`): the go command

@@ -4,7 +4,8 @@
 //! the go command prunes (`go 1.17` or later) has nothing fetched ahead. The real go command resolves an
 //! unpruned graph through it with every `.mod` fetched from the upstream once. The zip of a version whose
 //! `.mod` a client asked for is fetched too: once that client asks for a zip (`prefetch.zips = "builders"`),
-//! or at once (`all`).
+//! or at once (`all`). A client listing its build list has the `.info` of the requirements of the pruned
+//! go.mod files it read fetched ahead.
 
 use std::path::Path;
 
@@ -298,6 +299,62 @@ async fn zips_are_fetched_ahead_for_a_client_once_it_downloads_zips_and_never_fo
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     for module in ["example.com/a", "example.com/d"] {
         assert_eq!(upstream.request_count(&zip(module)), 0, "{module}");
+    }
+    ferry.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_listing_its_build_list_has_the_info_of_its_pruned_requirements_fetched_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pruned go.mod files: a requires b and c, b requires d; e requires f (`go 1.21`).
+    let mut modules = graph_at(Some("1.21"));
+    modules.push(
+        FixtureModule::package("example.com/e", "v1.0.0")
+            .with_go_mod("module example.com/e\n\ngo 1.21\n\nrequire example.com/f v1.0.0\n"),
+    );
+    modules.push(FixtureModule::package("example.com/f", "v1.0.0"));
+    let upstream = Upstream::start(modules).await;
+    let ferry = start(dir.path(), &upstream, &[]).await;
+    let info = |module: &str| format!("{module}/@v/v1.0.0.info");
+    // The client reads a's go.mod: b and c are its fringe, whose go.mod the go command will not read.
+    assert_eq!(ferry.get(&mod_path("example.com/a")).await.status, 200);
+    // A client that builds asks for the `.info` of versions whose `.mod` it asked for first: d's. Nothing
+    // is fetched ahead for that.
+    assert_eq!(ferry.get(&mod_path("example.com/d")).await.status, 200);
+    assert_eq!(ferry.get(&info("example.com/d")).await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(upstream.request_count(&info("example.com/c")), 0);
+    // The `.info` of b, of its fringe: it is listing its build list (`go list -m -json all`, `go mod
+    // download all`), so c's is fetched before it asks.
+    assert_eq!(ferry.get(&info("example.com/b")).await.status, 200);
+    eventually("c's .info is stored unasked", async || {
+        ferry.stored("example.com/c", "v1.0.0").await
+    })
+    .await;
+    // While it lists, the fringe of each pruned go.mod it reads is fetched at once: e's requirement f.
+    assert_eq!(ferry.get(&mod_path("example.com/e")).await.status, 200);
+    eventually("f's .info is stored unasked", async || {
+        ferry.stored("example.com/f", "v1.0.0").await
+    })
+    .await;
+    // The go command lists a graph with them through Ferry, which asks the upstream for nothing twice.
+    let home = GoHome::new(dir.path(), &ferry.url());
+    let app = app_module(dir.path());
+    let requires = "require (\n\texample.com/a v1.0.0\n\texample.com/e v1.0.0\n)\n";
+    write_file(
+        &app,
+        "go.mod",
+        &format!("module app\n\ngo 1.21\n\n{requires}"),
+    );
+    let output = tokio::process::Command::from(home.command(&app, &["list", "-m", "-json", "all"]))
+        .output()
+        .await
+        .unwrap();
+    let said = go_said(&output);
+    assert!(output.status.success(), "{said}");
+    for module in ["a", "b", "c", "d", "e", "f"].map(|m| format!("example.com/{m}")) {
+        assert!(upstream.request_count(&info(&module)) <= 1, "{module}");
+        assert!(upstream.request_count(&mod_path(&module)) <= 1, "{module}");
     }
     ferry.stop().await;
 }

@@ -1,0 +1,134 @@
+//! What prefetching knows of each client (by address) that asked for a `.mod` Ferry did not have: whether
+//! it downloads zips (`prefetch.zips = "builders"`) or lists its build list, and what it read meanwhile.
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::time::Instant;
+
+use ferry_module::{ModulePath, Version};
+
+use super::FOLLOW_WITHIN;
+
+/// The most versions one client's lists hold (each list and map below).
+pub(super) const MAX_ASKED: usize = 10_000;
+
+/// One client's state.
+#[derive(Default)]
+pub(super) struct Client {
+    /// Until when it counts as downloading zips: its last zip request's time and [`FOLLOW_WITHIN`].
+    pub building_until: Option<Instant>,
+    /// The versions whose `.mod` it asked for while it did not, and when: their zips wait for its first.
+    pub unzipped: Vec<(ModulePath, Version, Instant)>,
+    /// While it downloads zips: of each module, the highest version whose zip was fetched for it.
+    zipped: HashMap<ModulePath, Version>,
+    /// Of each module, the highest version whose `.mod` it asked for (and Ferry did not have).
+    read: HashMap<ModulePath, Version>,
+    /// The requirements of the pruned go.mod files it read: modules of its build list whose go.mod the go
+    /// command never asks for, and whose `.info` it asks for when it lists the build list (`go list -m
+    /// all`, `go mod download all`).
+    pub fringe: Vec<(ModulePath, Version, Instant)>,
+    /// Until when it counts as listing its build list: its last `.info` of the fringe and [`FOLLOW_WITHIN`].
+    pub listing_until: Option<Instant>,
+    /// While it lists: of each module, the highest version of the fringe fetched for it.
+    listed: HashMap<ModulePath, Version>,
+}
+
+impl Client {
+    pub fn building(&self, now: Instant) -> bool {
+        self.building_until.is_some_and(|until| until > now)
+    }
+
+    pub fn listing(&self, now: Instant) -> bool {
+        self.listing_until.is_some_and(|until| until > now)
+    }
+
+    /// Notes a `.mod` it asked for.
+    pub fn read(&mut self, module: &ModulePath, version: &Version) {
+        raise(&mut self.read, module, version);
+    }
+
+    /// Whether it asked for the `.mod` of this module at this version or a higher one: its build list then
+    /// does not have this version.
+    pub fn has_read(&self, module: &ModulePath, version: &Version) -> bool {
+        self.read.get(module).is_some_and(|read| read >= version)
+    }
+
+    /// Notes that the zip of this version is fetched for it; false when one of a version as high or higher
+    /// of the module is already (a go.mod read at a lower version is not one it builds).
+    pub fn zipped(&mut self, module: &ModulePath, version: &Version) -> bool {
+        raise(&mut self.zipped, module, version)
+    }
+
+    /// Notes that the `.info` of this version of its fringe is fetched for it; false when that of a version
+    /// as high or higher is already, or it read the module's go.mod at one.
+    pub fn listed(&mut self, module: &ModulePath, version: &Version) -> bool {
+        !self.has_read(module, version) && raise(&mut self.listed, module, version)
+    }
+
+    /// Forgets what a past build or listing fetched, when a new one starts.
+    pub fn restart_zips(&mut self) {
+        self.zipped.clear();
+    }
+
+    pub fn restart_listing(&mut self) {
+        self.listed.clear();
+    }
+
+    /// Whether it still counts for anything.
+    pub fn active(&self, now: Instant) -> bool {
+        let recent = |list: &[(ModulePath, Version, Instant)]| {
+            list.iter()
+                .any(|(_, _, at)| now.duration_since(*at) < FOLLOW_WITHIN)
+        };
+        self.building(now) || self.listing(now) || recent(&self.unzipped) || recent(&self.fringe)
+    }
+}
+
+/// Raises the module's version in `highest` to `version`; false when it was as high or higher already (or
+/// the map is full).
+fn raise(
+    highest: &mut HashMap<ModulePath, Version>,
+    module: &ModulePath,
+    version: &Version,
+) -> bool {
+    let full = highest.len() >= MAX_ASKED;
+    match highest.get_mut(module) {
+        Some(known) if *known >= *version => false,
+        Some(known) => {
+            *known = version.clone();
+            true
+        }
+        None if full => false,
+        None => {
+            highest.insert(module.clone(), version.clone());
+            true
+        }
+    }
+}
+
+/// Of each module asked for within [`FOLLOW_WITHIN`], the highest version, by path: the build list has one
+/// version of a module, the highest the graph requires. In the order the go command asks for them (`go mod
+/// download` and `go list -m all` walk the build list sorted by path): the fetch slots take them first
+/// come, first served, so the one it asks for next is the next one done.
+pub(super) fn highest_versions(
+    asked: Vec<(ModulePath, Version, Instant)>,
+    now: Instant,
+) -> Vec<(ModulePath, Version)> {
+    let mut highest: HashMap<ModulePath, Version> = HashMap::new();
+    for (module, version, at) in asked {
+        if now.duration_since(at) >= FOLLOW_WITHIN {
+            continue;
+        }
+        match highest.entry(module) {
+            Entry::Occupied(mut known) if *known.get() < version => {
+                known.insert(version);
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(new) => {
+                new.insert(version);
+            }
+        }
+    }
+    let mut highest: Vec<(ModulePath, Version)> = highest.into_iter().collect();
+    highest.sort_unstable_by(|(a, _), (b, _)| a.as_str().cmp(b.as_str()));
+    highest
+}
