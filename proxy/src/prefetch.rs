@@ -107,7 +107,7 @@ impl Default for PrefetchSettings {
         PrefetchSettings {
             depth: 1,
             max_concurrent: 8,
-            per_client: 1000,
+            per_client: 5000,
             zips: ZipPrefetch::Builders,
         }
     }
@@ -203,27 +203,38 @@ impl Prefetcher {
     /// A client asked for the `.mod` of a version Ferry did not have stored (filled, or fetched ahead and
     /// followed): noted, and its zip fetched now, later, or never (`prefetch.zips`).
     fn mod_asked(&self, module: &ModulePath, version: &Version, client: Option<IpAddr>) {
-        let zips = self.shared.settings.zips;
         let now = Instant::now();
         let fetch_zip = {
             let mut clients = self.clients_seen(now);
-            let seen = clients.entry(client).or_default();
+            let seen = self.seen(&mut clients, client, now);
             seen.read(module, version);
-            match zips {
-                ZipPrefetch::Off => false,
-                ZipPrefetch::All => true,
-                ZipPrefetch::Builders if seen.building(now) => seen.zipped(module, version),
-                ZipPrefetch::Builders => {
-                    if seen.unzipped.len() < MAX_ASKED {
-                        seen.unzipped.push((module.clone(), version.clone(), now));
-                        self.shared.unzipped.fetch_add(1, Ordering::AcqRel);
-                    }
-                    false
-                }
-            }
+            self.zip_now(seen, module, version, now)
         };
         if fetch_zip {
             self.fetch_zip(module, version, client);
+        }
+    }
+
+    /// Whether the zip of a version in the client's graph is to be fetched now (`prefetch.zips`); with
+    /// `builders`, when it does not download zips yet, noted for when it does.
+    fn zip_now(
+        &self,
+        seen: &mut Client,
+        module: &ModulePath,
+        version: &Version,
+        now: Instant,
+    ) -> bool {
+        match self.shared.settings.zips {
+            ZipPrefetch::Off => false,
+            ZipPrefetch::All => true,
+            ZipPrefetch::Builders if seen.building(now) => seen.zipped(module, version),
+            ZipPrefetch::Builders => {
+                if seen.unzipped.len() < MAX_ASKED {
+                    seen.unzipped.push((module.clone(), version.clone(), now));
+                    self.shared.unzipped.fetch_add(1, Ordering::AcqRel);
+                }
+                false
+            }
         }
     }
 
@@ -239,6 +250,19 @@ impl Prefetcher {
             self.shared.unzipped.store(unzipped, Ordering::Release);
         }
         clients
+    }
+
+    /// What is known of this client, which asks for something now (see `Client::touch`).
+    fn seen<'a>(
+        &self,
+        clients: &'a mut HashMap<Option<IpAddr>, Client>,
+        client: Option<IpAddr>,
+        now: Instant,
+    ) -> &'a mut Client {
+        let seen = clients.entry(client).or_default();
+        let forgotten = seen.touch(now);
+        self.shared.unzipped.fetch_sub(forgotten, Ordering::AcqRel);
+        seen
     }
 
     /// A client was answered a zip (`ZipPrefetch::Builders`): it downloads zips, so the zips of the versions
@@ -299,10 +323,43 @@ impl Prefetcher {
             let fringe = std::mem::take(&mut seen.fringe);
             let mut fetched = highest_versions(fringe, now);
             fetched.retain(|(m, v)| seen.listed(m, v));
-            fetched
+            fetched.push((module.clone(), version.clone()));
+            self.in_build_list(seen, fetched, now)
         };
-        for (module, version) in fetched {
-            self.fetch_info(module, version, client);
+        self.fetch_listed(fetched, client, Some((module, version)));
+    }
+
+    /// The versions of a listing client's fringe fetched for it: its build list's, so their zips are
+    /// `go mod download all`'s next (`zip_now`). Each with whether its zip is to be fetched now.
+    fn in_build_list(
+        &self,
+        seen: &mut Client,
+        listed: Vec<(ModulePath, Version)>,
+        now: Instant,
+    ) -> Vec<(ModulePath, Version, bool)> {
+        listed
+            .into_iter()
+            .map(|(m, v)| {
+                let zip = self.zip_now(seen, &m, &v, now);
+                (m, v, zip)
+            })
+            .collect()
+    }
+
+    /// Fetches the `.info` (but of the one asked for) and, where due, the zip of each listed version.
+    fn fetch_listed(
+        &self,
+        listed: Vec<(ModulePath, Version, bool)>,
+        client: Option<IpAddr>,
+        asked: Option<(&ModulePath, &Version)>,
+    ) {
+        for (module, version, zip) in listed {
+            if zip {
+                self.fetch_zip(&module, &version, client);
+            }
+            if asked != Some((&module, &version)) {
+                self.fetch_info(module, version, client);
+            }
         }
     }
 
@@ -310,14 +367,15 @@ impl Prefetcher {
     /// fetched at once while it does.
     fn pruned(&self, required: Vec<(ModulePath, Version)>, client: Option<IpAddr>) {
         let now = Instant::now();
-        let fetched: Vec<(ModulePath, Version)> = {
+        let fetched = {
             let mut clients = self.clients_seen(now);
-            let seen = clients.entry(client).or_default();
+            let seen = self.seen(&mut clients, client, now);
             if seen.listing(now) {
-                required
+                let listed = required
                     .into_iter()
                     .filter(|(m, v)| seen.listed(m, v))
-                    .collect()
+                    .collect();
+                self.in_build_list(seen, listed, now)
             } else {
                 let room = MAX_ASKED.saturating_sub(seen.fringe.len());
                 let required = required.into_iter().take(room);
@@ -325,9 +383,7 @@ impl Prefetcher {
                 Vec::new()
             }
         };
-        for (module, version) in fetched {
-            self.fetch_info(module, version, client);
-        }
+        self.fetch_listed(fetched, client, None);
     }
 
     /// Fills the `.info` (and `.mod`) of a version of a listing client's fringe.

@@ -128,7 +128,7 @@ pub(super) fn prefetch(given: &Given) -> Result<PrefetchSettings, ConfigError> {
     })?;
     let per_client = given.parse(&row::PREFETCH_PER_CLIENT, |text| {
         match text.parse::<u32>() {
-            Ok(0) | Err(_) => Err(format!("{text:?} is not a positive whole number; write e.g. 1000, or prefetch.depth = 0 to turn prefetching off")),
+            Ok(0) | Err(_) => Err(format!("{text:?} is not a positive whole number; write e.g. 5000, or prefetch.depth = 0 to turn prefetching off")),
             Ok(n) => Ok(n),
         }
     })?;

@@ -245,7 +245,7 @@ settings! {
         kind: Kind::Choice,
         ..text("prefetch.zips", "FERRY_PREFETCH_ZIPS", "`builders`", "whose zips are fetched ahead: `builders` (clients that download zips), `all` (every .mod a client asks for), `off`", |c| c.prefetch.zips.to_string())
     };
-    PREFETCH_PER_CLIENT = number("prefetch.per_client", "FERRY_PREFETCH_PER_CLIENT", "`1000`", "versions a minute prefetched on behalf of one client address", |c| c.prefetch.per_client.to_string());
+    PREFETCH_PER_CLIENT = number("prefetch.per_client", "FERRY_PREFETCH_PER_CLIENT", "`5000`", "versions (.mod, .info or zip) a minute prefetched on behalf of one client address", |c| c.prefetch.per_client.to_string());
     GO = text("fetcher.go", "FERRY_GO", "`go` (looked up in `PATH`)", "the go command", |c| c.fetcher.go_binary.display().to_string());
     WORK_DIR = text("fetcher.work_dir", "FERRY_WORK_DIR", "`./ferry-work`", "where each go command gets its temporary directory", |c| c.fetcher.work_dir.display().to_string());
     FETCH_TIMEOUT = text("fetcher.timeout", "FERRY_FETCH_TIMEOUT", "`10m`", "deadline of one go command", |c| duration(c.fetcher.timeout));

@@ -30,9 +30,29 @@ pub(super) struct Client {
     pub listing_until: Option<Instant>,
     /// While it lists: of each module, the highest version of the fringe fetched for it.
     listed: HashMap<ModulePath, Version>,
+    /// When it last asked for a `.mod` Ferry did not have.
+    last_seen: Option<Instant>,
 }
 
 impl Client {
+    /// Notes that it asked for something now; when it had not for [`FOLLOW_WITHIN`], what it did before
+    /// is forgotten (a later build from the same address is another graph). Returns how many versions
+    /// waiting for its first zip were forgotten.
+    pub fn touch(&mut self, now: Instant) -> usize {
+        let stale = self
+            .last_seen
+            .is_some_and(|seen| now.duration_since(seen) >= FOLLOW_WITHIN);
+        let forgotten = if stale && !self.building(now) && !self.listing(now) {
+            let forgotten = self.unzipped.len();
+            *self = Client::default();
+            forgotten
+        } else {
+            0
+        };
+        self.last_seen = Some(now);
+        forgotten
+    }
+
     pub fn building(&self, now: Instant) -> bool {
         self.building_until.is_some_and(|until| until > now)
     }
@@ -131,4 +151,57 @@ pub(super) fn highest_versions(
     let mut highest: Vec<(ModulePath, Version)> = highest.into_iter().collect();
     highest.sort_unstable_by(|(a, _), (b, _)| a.as_str().cmp(b.as_str()));
     highest
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn v(module: &str, version: &str) -> (ModulePath, Version) {
+        (
+            ModulePath::new(module).unwrap(),
+            Version::new(version).unwrap(),
+        )
+    }
+
+    #[test]
+    fn of_each_module_the_highest_version_recently_asked_in_path_order() {
+        let now = Instant::now();
+        let at =
+            |(m, ver): (ModulePath, Version), ago: u64| (m, ver, now - Duration::from_secs(ago));
+        let asked = vec![
+            at(v("golang.org/x/sys", "v0.5.0"), 1),
+            at(v("example.com/b", "v1.0.0"), 1),
+            at(v("golang.org/x/sys", "v0.20.0"), 1),
+            at(v("golang.org/x/sys", "v0.9.0"), 1),
+            at(v("example.com/old", "v1.0.0"), 121),
+        ];
+        assert_eq!(
+            highest_versions(asked, now),
+            vec![
+                v("example.com/b", "v1.0.0"),
+                v("golang.org/x/sys", "v0.20.0")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_client_idle_for_two_minutes_starts_afresh_and_a_read_go_mod_rules_out_lower_versions() {
+        let start = Instant::now();
+        let mut client = Client::default();
+        assert_eq!(client.touch(start), 0);
+        let (m, high) = v("golang.org/x/sys", "v0.20.0");
+        client.read(&m, &high);
+        let (_, low) = v("golang.org/x/sys", "v0.5.0");
+        assert!(client.has_read(&m, &low) && !client.listed(&m, &low));
+        let (_, higher) = v("golang.org/x/sys", "v0.21.0");
+        assert!(client.listed(&m, &higher) && !client.listed(&m, &higher));
+        client.unzipped.push((m.clone(), low.clone(), start));
+        assert_eq!(client.touch(start + Duration::from_secs(60)), 0);
+        assert!(client.has_read(&m, &low));
+        assert_eq!(client.touch(start + Duration::from_secs(200)), 1);
+        assert!(!client.has_read(&m, &low) && client.unzipped.is_empty());
+    }
 }

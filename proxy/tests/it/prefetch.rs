@@ -337,6 +337,17 @@ async fn a_client_listing_its_build_list_has_the_info_of_its_pruned_requirements
         ferry.stored("example.com/f", "v1.0.0").await
     })
     .await;
+    // Listed, they are its build list's: once it downloads a zip (`go mod download all`), theirs are
+    // fetched ahead too, the fringe's (c, f) with the rest.
+    assert_eq!(ferry.get("example.com/a/@v/v1.0.0.zip").await.status, 200);
+    for module in ["example.com/b", "example.com/c", "example.com/f"] {
+        let zip = format!("{module}/@v/v1.0.0.zip");
+        eventually(
+            "the listed versions' zips are fetched unasked",
+            async || upstream.request_count(&zip) == 1,
+        )
+        .await;
+    }
     // The go command lists a graph with them through Ferry, which asks the upstream for nothing twice.
     let home = GoHome::new(dir.path(), &ferry.url());
     let app = app_module(dir.path());
@@ -355,6 +366,8 @@ async fn a_client_listing_its_build_list_has_the_info_of_its_pruned_requirements
     for module in ["a", "b", "c", "d", "e", "f"].map(|m| format!("example.com/{m}")) {
         assert!(upstream.request_count(&info(&module)) <= 1, "{module}");
         assert!(upstream.request_count(&mod_path(&module)) <= 1, "{module}");
+        let zip = format!("{module}/@v/v1.0.0.zip");
+        assert!(upstream.request_count(&zip) <= 1, "{module}");
     }
     ferry.stop().await;
 }
