@@ -41,7 +41,7 @@ use crate::ledger::{Ledger, Status};
 use crate::metrics::metrics;
 
 mod clients;
-use clients::{Client, MAX_ASKED, highest_versions};
+use clients::{Client, MAX_ASKED};
 
 /// How long a prefetched `.mod` at the last level waits for a client to ask for it.
 const FOLLOW_WITHIN: Duration = Duration::from_secs(120);
@@ -180,8 +180,8 @@ impl Prefetcher {
         })
     }
 
-    /// A client's `.mod` was filled from the upstream: its requirements are fetched ahead (`go_mod`: the
-    /// file, when the fill has it in hand).
+    /// A client's `.mod` was filled from the upstream (or found fetched ahead): its requirements are fetched
+    /// ahead (`go_mod`: the file, when the fill has it in hand).
     pub fn filled(
         &self,
         module: &ModulePath,
@@ -278,18 +278,9 @@ impl Prefetcher {
             let Some(seen) = clients.get_mut(&client) else {
                 return;
             };
-            if !seen.building(now) {
-                seen.restart_zips();
-            }
-            seen.building_until = Some(now + FOLLOW_WITHIN);
-            seen.zipped(module, version);
-            let unzipped = std::mem::take(&mut seen.unzipped);
-            self.shared
-                .unzipped
-                .fetch_sub(unzipped.len(), Ordering::AcqRel);
-            let mut fetched = highest_versions(unzipped, now);
-            fetched.retain(|(m, v)| seen.zipped(m, v));
-            fetched
+            let (taken, due) = seen.start_building(module, version, now);
+            self.shared.unzipped.fetch_sub(taken, Ordering::AcqRel);
+            due
         };
         for (module, version) in fetched {
             self.fetch_zip(&module, &version, client);
@@ -308,23 +299,12 @@ impl Prefetcher {
             let Some(seen) = clients.get_mut(&client) else {
                 return;
             };
-            if !seen
-                .fringe
-                .iter()
-                .any(|(m, v, _)| m == module && v == version)
-            {
+            if !seen.in_fringe(module, version) {
                 return;
             }
-            if !seen.listing(now) {
-                seen.restart_listing();
-            }
-            seen.listing_until = Some(now + FOLLOW_WITHIN);
-            seen.listed(module, version);
-            let fringe = std::mem::take(&mut seen.fringe);
-            let mut fetched = highest_versions(fringe, now);
-            fetched.retain(|(m, v)| seen.listed(m, v));
-            fetched.push((module.clone(), version.clone()));
-            self.in_build_list(seen, fetched, now)
+            let mut due = seen.start_listing(module, version, now);
+            due.push((module.clone(), version.clone()));
+            self.in_build_list(seen, due, now)
         };
         self.fetch_listed(fetched, client, Some((module, version)));
     }
@@ -377,9 +357,7 @@ impl Prefetcher {
                     .collect();
                 self.in_build_list(seen, listed, now)
             } else {
-                let room = MAX_ASKED.saturating_sub(seen.fringe.len());
-                let required = required.into_iter().take(room);
-                seen.fringe.extend(required.map(|(m, v)| (m, v, now)));
+                seen.add_to_fringe(required, now);
                 Vec::new()
             }
         };
@@ -402,17 +380,10 @@ impl Prefetcher {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let filled = match this.shared.slots.acquire().await {
-                Ok(_slot) => {
-                    this.shared
-                        .filler
-                        .fill_metadata(&module, &version, Need::Info)
-                        .await
-                }
-                Err(_) => return,
+            let Some(filled) = this.fill_started(&module, &version, Need::Info).await else {
+                return;
             };
             let key = (module, version);
-            this.shared.started.lock().unwrap().remove(&key);
             match filled {
                 Ok(_) => metrics().prefetch("fetched"),
                 Err(e) => {
@@ -470,15 +441,7 @@ impl Prefetcher {
         };
         if taken.is_some_and(|at| at.elapsed() < FOLLOW_WITHIN) {
             metrics().prefetch("followed");
-            self.mod_asked(module, version, client);
-            self.expand(
-                module,
-                version,
-                None,
-                self.shared.settings.depth,
-                client,
-                true,
-            );
+            self.filled(module, version, None, client);
         }
     }
 
@@ -573,6 +536,28 @@ impl Prefetcher {
         started.len() < MAX_STARTED && started.insert((module.clone(), version.clone()))
     }
 
+    /// Fills the metadata of a version marked started (`start`), in a prefetch slot, and unmarks it; `None`
+    /// when shutting down.
+    async fn fill_started(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        need: Need,
+    ) -> Option<Result<Filled, crate::filler::FillError>> {
+        let filled = match self.shared.slots.acquire().await {
+            Ok(_slot) => Some(
+                self.shared
+                    .filler
+                    .fill_metadata(module, version, need)
+                    .await,
+            ),
+            Err(_) => None,
+        };
+        let key = (module.clone(), version.clone());
+        self.shared.started.lock().unwrap().remove(&key);
+        filled
+    }
+
     async fn fetch(
         &self,
         module: ModulePath,
@@ -580,18 +565,9 @@ impl Prefetcher {
         depth: u32,
         client: Option<IpAddr>,
     ) {
-        let filled = match self.shared.slots.acquire().await {
-            Ok(_slot) => {
-                self.shared
-                    .filler
-                    .fill_metadata(&module, &version, Need::Mod)
-                    .await
-            }
-            Err(_) => return,
+        let Some(filled) = self.fill_started(&module, &version, Need::Mod).await else {
+            return;
         };
-        let key = (module, version);
-        self.shared.started.lock().unwrap().remove(&key);
-        let (module, version) = key;
         let go_mod = match filled {
             Ok(Filled::Fetched(fetched)) => Some(fetched.go_mod.clone()),
             Ok(Filled::Stored(_) | Filled::Streaming(..)) => None,

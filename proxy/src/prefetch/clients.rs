@@ -15,7 +15,7 @@ pub(super) const MAX_ASKED: usize = 10_000;
 #[derive(Default)]
 pub(super) struct Client {
     /// Until when it counts as downloading zips: its last zip request's time and [`FOLLOW_WITHIN`].
-    pub building_until: Option<Instant>,
+    building_until: Option<Instant>,
     /// The versions whose `.mod` it asked for while it did not, and when: their zips wait for its first.
     pub unzipped: Vec<(ModulePath, Version, Instant)>,
     /// While it downloads zips: of each module, the highest version whose zip was fetched for it.
@@ -25,9 +25,9 @@ pub(super) struct Client {
     /// The requirements of the pruned go.mod files it read: modules of its build list whose go.mod the go
     /// command never asks for, and whose `.info` it asks for when it lists the build list (`go list -m
     /// all`, `go mod download all`).
-    pub fringe: Vec<(ModulePath, Version, Instant)>,
+    fringe: Vec<(ModulePath, Version, Instant)>,
     /// Until when it counts as listing its build list: its last `.info` of the fringe and [`FOLLOW_WITHIN`].
-    pub listing_until: Option<Instant>,
+    listing_until: Option<Instant>,
     /// While it lists: of each module, the highest version of the fringe fetched for it.
     listed: HashMap<ModulePath, Version>,
     /// When it last asked for a `.mod` Ferry did not have.
@@ -84,13 +84,58 @@ impl Client {
         !self.has_read(module, version) && raise(&mut self.listed, module, version)
     }
 
-    /// Forgets what a past build or listing fetched, when a new one starts.
-    pub fn restart_zips(&mut self) {
-        self.zipped.clear();
+    /// It asked for a zip: it downloads zips for [`FOLLOW_WITHIN`] from now. Returns how many versions were
+    /// waiting for that, and those whose zips are due: of each module the highest, but where one as high
+    /// was fetched for it already.
+    pub fn start_building(
+        &mut self,
+        module: &ModulePath,
+        version: &Version,
+        now: Instant,
+    ) -> (usize, Vec<(ModulePath, Version)>) {
+        if !self.building(now) {
+            self.zipped.clear();
+        }
+        self.building_until = Some(now + FOLLOW_WITHIN);
+        self.zipped(module, version);
+        let waiting = std::mem::take(&mut self.unzipped);
+        let taken = waiting.len();
+        let mut due = highest_versions(waiting, now);
+        due.retain(|(m, v)| self.zipped(m, v));
+        (taken, due)
     }
 
-    pub fn restart_listing(&mut self) {
-        self.listed.clear();
+    /// Adds the requirements of a pruned go.mod it read to its fringe (as many as there is room for).
+    pub fn add_to_fringe(&mut self, required: Vec<(ModulePath, Version)>, now: Instant) {
+        let room = MAX_ASKED.saturating_sub(self.fringe.len());
+        let required = required.into_iter().take(room);
+        self.fringe.extend(required.map(|(m, v)| (m, v, now)));
+    }
+
+    /// Whether this version is one of its fringe.
+    pub fn in_fringe(&self, module: &ModulePath, version: &Version) -> bool {
+        self.fringe
+            .iter()
+            .any(|(m, v, _)| m == module && v == version)
+    }
+
+    /// It asked for the `.info` of a version of its fringe: it lists its build list for [`FOLLOW_WITHIN`]
+    /// from now. Returns the rest of its fringe whose `.info` files are due, of each module the highest.
+    pub fn start_listing(
+        &mut self,
+        module: &ModulePath,
+        version: &Version,
+        now: Instant,
+    ) -> Vec<(ModulePath, Version)> {
+        if !self.listing(now) {
+            self.listed.clear();
+        }
+        self.listing_until = Some(now + FOLLOW_WITHIN);
+        self.listed(module, version);
+        let fringe = std::mem::take(&mut self.fringe);
+        let mut due = highest_versions(fringe, now);
+        due.retain(|(m, v)| self.listed(m, v));
+        due
     }
 
     /// Whether it still counts for anything.
