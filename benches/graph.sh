@@ -319,12 +319,13 @@ for target in "$@"; do
         "${directs[*]}" "${colds[*]}" "${warms[*]}"
     if [[ -n $delay && ${GRAPH_PIN:-} == 1 ]]; then
         # The go command reads the main module's requirements' go.mod files first, one at a time when pinned
-        # (GOMAXPROCS 1), and no proxy sees the main go.mod: each is one upstream round trip cold, whatever
-        # the proxy does. What cold/warm cannot go under with this delay (the upstream's own time on top).
+        # (GOMAXPROCS 1), and no proxy sees the main go.mod: each is one upstream round trip cold, unless an
+        # earlier go.mod required the same version and it was fetched ahead. So cold/warm's bound with this
+        # delay: the floor when none of them can be foreseen (gin's), above it when some can (minio-go's).
         direct_reqs=$(awk '/^require \(/ { block = 1; next } block && /^\)/ { block = 0; next }
             block && NF >= 2 && $1 !~ /^\/\// { n++ } /^require [^(]/ { n++ } END { print n + 0 }' "$work/go.mod.orig")
         case $delay in *ms) delay_s=$(echo "${delay%ms} / 1000" | bc -l) ;; *s) delay_s=${delay%s} ;; *) delay_s=0 ;; esac
-        printf '  cold/warm floor %.2fx: the main module'"'"'s %d requirements, one %s round trip each, one at a time\n' \
+        printf '  cold/warm bound %.2fx: the main module'"'"'s %d requirements, one %s round trip each, one at a time (fewer where fetched ahead)\n' \
             "$(echo "1 + $direct_reqs * $delay_s / $warm" | bc -l)" "$direct_reqs" "$delay"
     fi
     if [[ -n $baseline ]]; then
