@@ -9,10 +9,12 @@
 # from the module zip) into an otherwise empty main module, and `go mod download all` runs there with an empty
 # module cache each time, so the project's own go.sum checks every byte Ferry serves. Each run starts from the
 # project's own go.mod and go.sum: the go command adds the lines it looked up in the checksum database to go.sum,
-# which would spare every later run those lookups. The upstream is what
-# `go env GOPROXY` names on this machine (Ferry's go gets the same). Ferry is the release binary on 127.0.0.1
-# with a file store in a temporary directory, started fresh for each project; FERRY_* variables in the
-# environment reach it (e.g. FERRY_FETCH_CONCURRENCY=16). Absolute times on a shared machine are noise; the
+# which would spare every later run those lookups. A version the upstream refuses (403, 404 or 410 in the
+# straight run's first round: caddy's graph holds one this machine's module proxy answers 403 for) is named
+# and left to fail in every run, which each download the rest of the graph; any other failure stops the
+# script. The upstream is what `go env GOPROXY` names on this machine (Ferry's go gets the same). Ferry is
+# the release binary on 127.0.0.1 with a file store in a temporary directory, started fresh for each
+# project; FERRY_* variables in the environment reach it (e.g. FERRY_FETCH_CONCURRENCY=16). Absolute times on a shared machine are noise; the
 # three runs of one project are side by side, so read the ratios.
 #   GRAPH_RUNS=N   N rounds of the three runs (each cold run through a new Ferry on an empty store); the
 #                  medians are printed. The upstream's own pace moves by a third between minutes here.
@@ -39,7 +41,7 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-[[ $# -gt 0 ]] || { sed -n '2,38p' "$0" >&2; exit 2; }
+[[ $# -gt 0 ]] || { sed -n '2,40p' "$0" >&2; exit 2; }
 # shellcheck source=benches/athens.sh
 source "$repo/benches/athens.sh"
 delay=${GRAPH_DELAY:-}
@@ -179,10 +181,29 @@ download_all() {
     local start end before
     before=$(requests)
     start=$(date +%s.%N)
+    local failed=0
     (cd "$project" && env GOMODCACHE="$cache" GOPROXY="$proxy" GOSUMDB="$sumdb" GOFLAGS=-mod=mod \
-        GONOSUMDB= GOPRIVATE= GOTOOLCHAIN=local "${client_cpu[@]}" go mod download all) >&2 ||
-        die "go mod download all through $proxy failed"
+        GONOSUMDB= GOPRIVATE= GOTOOLCHAIN=local "${client_cpu[@]}" go mod download -json all) \
+        >"$work/download.json" 2>"$work/download.err" || failed=1
     end=$(date +%s.%N)
+    # The go command downloads every other module of the graph when the upstream refuses one, and names it
+    # in `-json`'s Error fields. The run straight from the upstream (each project's first) notes the versions
+    # it refuses (a 403, 404 or 410: caddy's graph holds a zip this machine's module proxy answers 403 for);
+    # every run may fail for those and for nothing else, so each downloads the very same rest of the graph.
+    local errors
+    errors=$(sed -n 's/^\t"Error": "\([^: ]*\): .*/\1/p' "$work/download.json" | sort -u)
+    if [[ ! -e $work/refused && $proxy == "$upstream" ]]; then
+        if awk '/^\t"Error": / && !/: (403|404|410) / { bad = 1 } END { exit !bad }' "$work/download.json"; then
+            die "go mod download all straight from the upstream failed: $(grep '"Error"' "$work/download.json" | head -5)"
+        fi
+        echo "$errors" | sed '/^$/d' >"$work/refused"
+        if [[ -s $work/refused ]]; then
+            echo "graph.sh: the upstream refuses $(wc -l <"$work/refused") version(s) of this graph, left to fail in every run: $(tr '\n' ' ' <"$work/refused")" >&2
+        fi
+    fi
+    if ((failed)) && { [[ -z $errors ]] || [[ -n $(comm -23 <(echo "$errors") "$work/refused") ]]; }; then
+        die "go mod download all through $proxy failed: $(grep '"Error"' "$work/download.json" | head -5) $(tail -5 "$work/download.err")"
+    fi
     # The graph's size, from the cache just filled (once is enough: every run fills the same files).
     {
         find "$cache/cache/download" -name '*.zip' | wc -l
@@ -258,7 +279,7 @@ for target in "$@"; do
 
     # Each run's seconds go in NAME, its upstream requests in NAME_reqs; a Ferry's whole life's in NAME_life.
     for v in directs colds warms bases nopfs athenss; do eval "$v=() ${v}_reqs=()"; done
-    rm -f "$work"/kinds-*
+    rm -f "$work"/kinds-* "$work/refused"
     colds_life=() nopfs_life=() athenss_life=()
     run() { # NAME PROXY [GOSUMDB]
         local name=$1 out secs reqs from to split
@@ -317,6 +338,18 @@ for target in "$@"; do
         "$(echo "$cold / $direct" | bc -l)" "$(echo "$warm / $direct" | bc -l)"
     printf '  cold/warm %.2fx; each run (s): upstream %s; cold %s; warm %s\n' "$(echo "$cold / $warm" | bc -l)" \
         "${directs[*]}" "${colds[*]}" "${warms[*]}"
+    # Round by round, each cold run beside the warm one right after it (and the upstream's right before):
+    # this machine's pace moves by up to 2x between minutes (gin's warm run took 5.7 s and 11.9 s in two
+    # rounds of one invocation), so pairs are steadier than medians of each column.
+    if ((runs > 1)); then
+        pairs=() ups=()
+        for i in "${!colds[@]}"; do
+            pairs+=("$(printf '%.2f' "$(echo "${colds[i]} / ${warms[i]}" | bc -l)")")
+            ups+=("$(printf '%.2f' "$(echo "${colds[i]} / ${directs[i]}" | bc -l)")")
+        done
+        printf '  round by round: cold/warm %s (median %.2fx); cold/upstream %s (median %.2fx)\n' \
+            "${pairs[*]}" "$(median "${pairs[@]}")" "${ups[*]}" "$(median "${ups[@]}")"
+    fi
     if [[ -n $delay && ${GRAPH_PIN:-} == 1 ]]; then
         # The go command reads the main module's requirements' go.mod files first, one at a time when pinned
         # (GOMAXPROCS 1), and no proxy sees the main go.mod: each is one upstream round trip cold, unless an

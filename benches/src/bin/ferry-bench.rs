@@ -5,7 +5,9 @@
 //! ferry-bench zip-tree DIR MIB    a GOPROXY tree of one module, example.com/big@v1.0.0, whose zip is MIB
 //!                                 MiB of incompressible data (benches/stream.sh's upstream)
 //! ferry-bench free-port           prints a 127.0.0.1 port nothing listens on
-//! ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output)
+//! ferry-bench table DIR           one table from DIR/<target>.<server>.json (oha's JSON output), or
+//!                                 from the slices <target>.<server>.<k>.json and .durations
+//!                                 (benches/load.sh's LOAD_SLICES)
 //! ferry-bench delay-proxy --to URL --delay DURATION --log FILE
 //!                                 forwards to URL after DURATION per request (benches/graph.sh's upstream
 //!                                 made further away), one `STATUS PATH` line per request in FILE
@@ -105,7 +107,7 @@ fn number(value: &Value, pointer: &str, file: &Path) -> Result<f64, String> {
         .ok_or_else(|| format!("{}: no number at {pointer}", file.display()))
 }
 
-/// One load run as oha reports it.
+/// One load run as oha reports it, or the slices of one added up (`LOAD_SLICES`).
 struct Run {
     requests_per_sec: f64,
     bytes_per_sec: f64,
@@ -115,7 +117,15 @@ struct Run {
     cpu_us: Option<f64>,
 }
 
-fn load_run(file: &Path) -> Result<Run, String> {
+/// What one oha report counted: requests, bytes and seconds, and its p99.
+struct Slice {
+    requests: f64,
+    bytes: f64,
+    seconds: f64,
+    p99_ms: f64,
+}
+
+fn load_slice(file: &Path) -> Result<Slice, String> {
     let json = read_json(file)?;
     // A run that got anything but 200s measured the wrong thing.
     let codes = json
@@ -136,16 +146,62 @@ fn load_run(file: &Path) -> Result<Run, String> {
     {
         return Err(format!("{}: errors {errors:?}", file.display()));
     }
-    Ok(Run {
-        requests_per_sec: number(&json, "/summary/requestsPerSec", file)?,
-        bytes_per_sec: number(&json, "/summary/sizePerSec", file)?,
+    let seconds = number(&json, "/summary/total", file)?;
+    Ok(Slice {
+        requests: seconds * number(&json, "/summary/requestsPerSec", file)?,
+        bytes: seconds * number(&json, "/summary/sizePerSec", file)?,
+        seconds,
         p99_ms: number(&json, "/latencyPercentiles/p99", file)? * 1000.0,
-        cpu_us: cpu_seconds(&file.with_extension("cpu")).map(|seconds| {
-            let requests = number(&json, "/summary/total", file).unwrap_or(0.0)
-                * number(&json, "/summary/requestsPerSec", file).unwrap_or(0.0);
-            seconds * 1e6 / requests.max(1.0)
-        }),
     })
+}
+
+/// The run of `server` on target `name` in `dir`: `NAME.SERVER.json`, or the slices `NAME.SERVER.1.json`,
+/// `NAME.SERVER.2.json`, ... added up, their p99 that of every request of theirs (`NAME.SERVER.durations`,
+/// one duration in seconds a line); `None` when the server did not run the target.
+fn load_run(dir: &Path, name: &str, server: &str) -> Result<Option<Run>, String> {
+    let whole = dir.join(format!("{name}.{server}.json"));
+    let slices: Vec<Slice> = if whole.exists() {
+        vec![load_slice(&whole)?]
+    } else {
+        (1..)
+            .map(|k| dir.join(format!("{name}.{server}.{k}.json")))
+            .take_while(|file| file.exists())
+            .map(|file| load_slice(&file))
+            .collect::<Result<_, _>>()?
+    };
+    if slices.is_empty() {
+        return Ok(None);
+    }
+    let requests: f64 = slices.iter().map(|s| s.requests).sum();
+    let seconds: f64 = slices.iter().map(|s| s.seconds).sum();
+    let p99_ms = if let [one] = &slices[..] {
+        one.p99_ms
+    } else {
+        let file = dir.join(format!("{name}.{server}.durations"));
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let durations = text
+            .lines()
+            .map(|line| line.trim().parse::<f64>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        percentile(durations, 0.99).ok_or_else(|| format!("{}: no requests", file.display()))?
+            * 1000.0
+    };
+    Ok(Some(Run {
+        requests_per_sec: requests / seconds,
+        bytes_per_sec: slices.iter().map(|s| s.bytes).sum::<f64>() / seconds,
+        p99_ms,
+        cpu_us: cpu_seconds(&dir.join(format!("{name}.{server}.cpu")))
+            .map(|cpu| cpu * 1e6 / requests.max(1.0)),
+    }))
+}
+
+/// The `p` quantile (0 to 1) of `values`, the nearest rank's (`None` when there are none).
+fn percentile(mut values: Vec<f64>, p: f64) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let rank = ((p * values.len() as f64).ceil() as usize).max(1);
+    values.get(rank - 1).copied()
 }
 
 /// The CPU seconds in a load run's `.cpu` file, if load.sh wrote one.
@@ -161,17 +217,13 @@ fn table(dir: &Path) -> Result<(), String> {
         "target", "server", "requests/s", "MB/s", "p99 ms", "of nginx", "cpu us/req", "of nginx"
     );
     for (name, _) in LOAD_TARGETS {
-        let nginx_file = dir.join(format!("{name}.nginx.json"));
-        if !nginx_file.exists() {
+        let Some(nginx) = load_run(dir, name, "nginx")? else {
             continue;
-        }
-        let nginx = load_run(&nginx_file)?;
+        };
         for server in ["ferry", "athens", "nginx", "nginx-nosf"] {
-            let file = dir.join(format!("{name}.{server}.json"));
-            if !file.exists() {
+            let Some(run) = load_run(dir, name, server)? else {
                 continue;
-            }
-            let run = load_run(&file)?;
+            };
             let (ratio, cpu_ratio) = if server == "nginx" {
                 (String::new(), String::new())
             } else {
@@ -275,5 +327,61 @@ fn collect_new_dirs(dir: &Path, found: &mut Vec<PathBuf>) {
         } else {
             collect_new_dirs(&path, found);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn oha_report(dir: &Path, file: &str, seconds: f64, requests: f64, p99: f64) {
+        let report = serde_json::json!({
+            "summary": {
+                "total": seconds,
+                "requestsPerSec": requests / seconds,
+                "sizePerSec": requests * 1000.0 / seconds,
+            },
+            "latencyPercentiles": { "p99": p99 },
+            "statusCodeDistribution": { "200": requests },
+            "errorDistribution": { "aborted due to deadline": 3 },
+        });
+        std::fs::write(dir.join(file), report.to_string()).unwrap();
+    }
+
+    #[test]
+    fn slices_add_up_to_one_run_with_the_p99_of_all_their_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two slices of 1 s: 300 and 100 requests; their own p99s say nothing of the whole.
+        oha_report(dir.path(), "zip.ferry.1.json", 1.0, 300.0, 0.001);
+        oha_report(dir.path(), "zip.ferry.2.json", 1.0, 100.0, 0.001);
+        let durations: Vec<String> = (1..=400)
+            .map(|ms| format!("{}", ms as f64 / 1000.0))
+            .collect();
+        std::fs::write(dir.path().join("zip.ferry.durations"), durations.join("\n")).unwrap();
+        std::fs::write(dir.path().join("zip.ferry.cpu"), "0.4\n").unwrap();
+        let run = load_run(dir.path(), "zip", "ferry").unwrap().unwrap();
+        assert_eq!(run.requests_per_sec, 200.0);
+        assert_eq!(run.bytes_per_sec, 200_000.0);
+        assert_eq!(
+            run.p99_ms, 396.0,
+            "the 396th of 400 requests, by nearest rank"
+        );
+        assert_eq!(run.cpu_us, Some(1000.0));
+        // A single report stands alone; a server that did not run the target is none.
+        oha_report(dir.path(), "mod.nginx.json", 2.0, 1000.0, 0.002);
+        let run = load_run(dir.path(), "mod", "nginx").unwrap().unwrap();
+        assert_eq!((run.requests_per_sec, run.p99_ms), (500.0, 2.0));
+        assert!(load_run(dir.path(), "mod", "athens").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_slice_with_another_status_than_200_stops_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        oha_report(dir.path(), "zip.ferry.1.json", 1.0, 300.0, 0.001);
+        let mut report = read_json(&dir.path().join("zip.ferry.1.json")).unwrap();
+        report["statusCodeDistribution"] = serde_json::json!({ "200": 290, "503": 10 });
+        std::fs::write(dir.path().join("zip.ferry.2.json"), report.to_string()).unwrap();
+        let error = load_run(dir.path(), "zip", "ferry").err().unwrap();
+        assert!(error.contains("zip.ferry.2.json: statuses"), "{error}");
     }
 }
