@@ -14,8 +14,8 @@
 # and left to fail in every run, which each download the rest of the graph; any other failure stops the
 # script. The upstream is what `go env GOPROXY` names on this machine (Ferry's go gets the same). Ferry is
 # the release binary on 127.0.0.1 with a file store in a temporary directory, started fresh for each
-# project; FERRY_* variables in the environment reach it (e.g. FERRY_FETCH_CONCURRENCY=16). Absolute times on a shared machine are noise; the
-# three runs of one project are side by side, so read the ratios.
+# project; FERRY_* variables in the environment reach it (e.g. FERRY_FETCH_CONCURRENCY=16). Absolute times
+# on a shared machine are noise; the three runs of one project are side by side, so read the ratios.
 #   GRAPH_RUNS=N   N rounds of the three runs (each cold run through a new Ferry on an empty store); the
 #                  medians are printed. The upstream's own pace moves by a third between minutes here.
 #   GRAPH_BASELINE=/path/to/ferry  another build, run cold in each round beside this one (e.g. the last
