@@ -81,21 +81,6 @@ pub async fn run(
     settings: ServerSettings,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // No timer for HTTP/1, so no header read timeout of hyper's own: the connection's activity watch
-    // (`connection`) closes a connection that completes no request within `header_read_timeout`, from its
-    // first byte, and hyper's duplicate armed and cleared a timer on every request (2% of the CPU time of
-    // `.mod` requests under `benches/load.sh`, in `perf record`).
-    builder
-        .http1()
-        .header_read_timeout(None)
-        .max_buf_size(CONNECTION_BUFFER);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_STREAMS)
-        .max_send_buf_size(CONNECTION_BUFFER);
-    let builder = Arc::new(builder);
     let client = crate::layers::client::ClientLayer {
         trusted: settings.trusted_proxies.clone(),
         tls: settings.tls.is_some(),
@@ -111,25 +96,14 @@ pub async fn run(
         client,
         settings.path_prefix.clone(),
     );
-    // The OIDC issuers' keys are fetched while this server runs.
-    let refreshing = settings
-        .oidc
-        .as_ref()
-        .map(|oidc| oidc.start())
-        .unwrap_or_default();
+    let connections = Connections {
+        builder: Arc::new(connection_builder()),
+        stack,
+        settings: settings.clone(),
+    };
+    let background = Background::start(&proxy, &settings);
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let graceful = GracefulShutdown::new();
-    // The ledger keeps in step with the other replicas while this server runs, and writes what it has
-    // pending when it stops.
-    let (stop_ledger, ledger_stopped) = tokio::sync::oneshot::channel::<()>();
-    let ledger = tokio::spawn(proxy.ledger().clone().run(proxy.store().clone(), async {
-        let _ = ledger_stopped.await;
-    }));
-    // The vulnerability database's copy: loaded from the store, polled and synced on its schedule.
-    let (stop_vuln, vuln_stopped) = tokio::sync::oneshot::channel::<()>();
-    let vuln = tokio::spawn(proxy.vuln().clone().run(async {
-        let _ = vuln_stopped.await;
-    }));
     tokio::pin!(shutdown);
     loop {
         // A slot first: at the cap, new connections wait in the kernel's backlog, not in Ferry's memory.
@@ -139,48 +113,7 @@ pub async fn run(
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Nagle's algorithm holds a response's last small segment until the client's delayed ACK
-                    // (about 40 ms): off, as nginx's tcp_nodelay has it.
-                    if let Err(e) = stream.set_nodelay(true) {
-                        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
-                    }
-                    let activity = Arc::new(Activity::new());
-                    let track = Track { activity: activity.clone(), peer: peer.ip().to_canonical() };
-                    let service = TowerToHyperService::new(HookLayer(track).layer(stack.clone()));
-                    let io = Watched::new(stream, activity.clone());
-                    let watcher = graceful.watcher();
-                    let builder = builder.clone();
-                    let settings = settings.clone();
-                    let open = crate::metrics::metrics().open_connections.clone();
-                    open.inc();
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        let _open = OnDrop(move || { open.dec(); });
-                        // The handshake is part of the connection: the activity watch bounds it by the
-                        // header read timeout like the first request of a plain connection.
-                        let serve = async {
-                            match &settings.tls {
-                                None => watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await,
-                                Some(tls) => match tls.acceptor().accept(io).await {
-                                    Ok(io) => watcher.watch(builder.serve_connection(TokioIo::new(io), service).into_owned()).await,
-                                    Err(e) => {
-                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                        Ok(())
-                                    }
-                                },
-                            }
-                        };
-                        tokio::select! {
-                            ended = serve => if let Err(e) = ended {
-                                tracing::debug!(%peer, error = %e, "connection ended with an error");
-                            },
-                            why = activity.expired(settings.header_read_timeout, settings.send_timeout) => {
-                                tracing::debug!(%peer, why, "closing the connection");
-                            }
-                        }
-                    });
-                }
+                Ok((stream, peer)) => connections.serve(stream, peer, slot, graceful.watcher()),
                 Err(e) => {
                     // Running out of file descriptors (EMFILE) or a connection reset before accept must not
                     // stop the server: wait a little for descriptors to free up, then accept again.
@@ -204,12 +137,153 @@ pub async fn run(
     proxy
         .drain(deadline.saturating_duration_since(tokio::time::Instant::now()))
         .await;
-    let _ = stop_ledger.send(());
-    let _ = ledger.await;
-    let _ = stop_vuln.send(());
-    let _ = vuln.await;
-    for task in refreshing {
-        task.abort();
+    background.stop().await;
+}
+
+/// HTTP/1.1 and HTTP/2 as every connection of [`run`] speaks them.
+fn connection_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // No timer for HTTP/1, so no header read timeout of hyper's own: the connection's activity watch
+    // (`connection`) closes a connection that completes no request within `header_read_timeout`, from its
+    // first byte, and hyper's duplicate armed and cleared a timer on every request (2% of the CPU time of
+    // `.mod` requests under `benches/load.sh`, in `perf record`).
+    builder
+        .http1()
+        .header_read_timeout(None)
+        .max_buf_size(CONNECTION_BUFFER);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_send_buf_size(CONNECTION_BUFFER);
+    builder
+}
+
+/// What [`run`] serves each accepted connection with: hyper's builder, the layer stack, and the settings
+/// the connection's watch and TLS read.
+struct Connections<S> {
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stack: S,
+    settings: ServerSettings,
+}
+
+impl<S> Connections<S>
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::body::Body>,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static,
+{
+    /// Serves one accepted connection in a task of its own, holding `slot` until it ends: its TLS
+    /// handshake (if any) and its requests, closed when its activity watch says it is silent, idle or
+    /// stalled.
+    fn serve(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        slot: tokio::sync::OwnedSemaphorePermit,
+        watcher: hyper_util::server::graceful::Watcher,
+    ) {
+        // Nagle's algorithm holds a response's last small segment until the client's delayed ACK (about
+        // 40 ms): off, as nginx's tcp_nodelay has it.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let activity = Arc::new(Activity::new());
+        let track = Track {
+            activity: activity.clone(),
+            peer: peer.ip().to_canonical(),
+        };
+        let service = TowerToHyperService::new(HookLayer(track).layer(self.stack.clone()));
+        let io = Watched::new(stream, activity.clone());
+        let builder = self.builder.clone();
+        let settings = self.settings.clone();
+        let open = crate::metrics::metrics().open_connections.clone();
+        open.inc();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let _open = OnDrop(move || {
+                open.dec();
+            });
+            // The handshake is part of the connection: the activity watch bounds it by the header read
+            // timeout like the first request of a plain connection.
+            let serve = async {
+                let Some(tls) = &settings.tls else {
+                    let connection = builder.serve_connection(TokioIo::new(io), service);
+                    return watcher.watch(connection.into_owned()).await;
+                };
+                match tls.acceptor().accept(io).await {
+                    Ok(io) => {
+                        let connection = builder.serve_connection(TokioIo::new(io), service);
+                        watcher.watch(connection.into_owned()).await
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                }
+            };
+            tokio::select! {
+                ended = serve => if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                },
+                why = activity.expired(settings.header_read_timeout, settings.send_timeout) => {
+                    tracing::debug!(%peer, why, "closing the connection");
+                }
+            }
+        });
+    }
+}
+
+/// The tasks that run beside the server for as long as it runs: the ledger keeping in step with the other
+/// replicas (and writing what it has pending when it stops), the vulnerability database's copy (loaded
+/// from the store, polled and synced on its schedule), and the OIDC issuers' keys (fetched again on their
+/// schedule).
+struct Background {
+    stop_ledger: tokio::sync::oneshot::Sender<()>,
+    ledger: tokio::task::JoinHandle<()>,
+    stop_vuln: tokio::sync::oneshot::Sender<()>,
+    vuln: tokio::task::JoinHandle<()>,
+    refreshing: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Background {
+    fn start(proxy: &Arc<Proxy>, settings: &ServerSettings) -> Background {
+        let (stop_ledger, ledger_stopped) = tokio::sync::oneshot::channel::<()>();
+        let ledger = tokio::spawn(proxy.ledger().clone().run(proxy.store().clone(), async {
+            let _ = ledger_stopped.await;
+        }));
+        let (stop_vuln, vuln_stopped) = tokio::sync::oneshot::channel::<()>();
+        let vuln = tokio::spawn(proxy.vuln().clone().run(async {
+            let _ = vuln_stopped.await;
+        }));
+        let refreshing = settings
+            .oidc
+            .as_ref()
+            .map(|oidc| oidc.start())
+            .unwrap_or_default();
+        Background {
+            stop_ledger,
+            ledger,
+            stop_vuln,
+            vuln,
+            refreshing,
+        }
+    }
+
+    /// Stops them, the ledger and the vulnerability database once they have finished what they were doing.
+    async fn stop(self) {
+        let _ = self.stop_ledger.send(());
+        let _ = self.ledger.await;
+        let _ = self.stop_vuln.send(());
+        let _ = self.vuln.await;
+        for task in self.refreshing {
+            task.abort();
+        }
     }
 }
 

@@ -441,26 +441,38 @@ impl Proxy {
             .version_file(&module, &version, file, &wants, &decision, &caller)
             .await;
         if answer.is_success() {
-            self.ledger.touch(&module, &version);
-            match (file, &self.prefetch) {
-                (VersionFile::Mod, Some(prefetch)) => {
-                    prefetch.followed(&module, &version, wants.client);
-                }
-                (VersionFile::Zip, Some(prefetch)) if !wants.head_only => {
-                    prefetch.zip_asked(&module, &version, wants.client);
-                }
-                _ => {}
-            }
-            if file == VersionFile::Zip
-                && !wants.head_only
-                && answer.status != StatusCode::NOT_MODIFIED
-            {
-                let (module, version) = (Some(module.as_str()), Some(version.as_str()));
-                self.audit
-                    .record(audit::Action::Fetch, &caller, module, version);
-            }
+            self.served(&module, &version, file, &wants, &caller, &answer);
         }
         answer
+    }
+
+    /// What a version's file answered with success sets going: the version's last use (the ledger, for
+    /// retention), what is fetched ahead for the client, and the audit trail of zips sent.
+    fn served(
+        &self,
+        module: &ModulePath,
+        version: &Version,
+        file: VersionFile,
+        wants: &Wants<'_>,
+        caller: &Caller<'_>,
+        answer: &Answer,
+    ) {
+        self.ledger.touch(module, version);
+        match (file, &self.prefetch) {
+            (VersionFile::Mod, Some(prefetch)) => {
+                prefetch.followed(module, version, wants.client);
+            }
+            (VersionFile::Zip, Some(prefetch)) if !wants.head_only => {
+                prefetch.zip_asked(module, version, wants.client);
+            }
+            _ => {}
+        }
+        if file == VersionFile::Zip && !wants.head_only && answer.status != StatusCode::NOT_MODIFIED
+        {
+            let (module, version) = (Some(module.as_str()), Some(version.as_str()));
+            self.audit
+                .record(audit::Action::Fetch, caller, module, version);
+        }
     }
 
     /// The answer to a request for a module the caller may not read: the same 404 for every module the
