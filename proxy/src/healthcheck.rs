@@ -104,37 +104,13 @@ pub fn check(url: &str, timeout: Duration, trust: &Trust) -> Result<String, Stri
     let port = parsed
         .port_or_known_default()
         .unwrap_or(if tls { 443 } else { 80 });
-    let deadline = Instant::now() + timeout;
-    let timed_out = || {
-        format!(
-            "{url}: no answer within {}",
-            humantime::format_duration(timeout)
-        )
+    let probe = Probe {
+        url,
+        timeout,
+        deadline: Instant::now() + timeout,
+        tls,
     };
-    let remaining = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|left| !left.is_zero())
-    };
-
-    let addrs: Vec<SocketAddr> = (bare_host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("{url}: cannot resolve {host}: {e}"))?
-        .collect();
-    let mut last_error = format!("{url}: {host} has no address");
-    let mut socket = None;
-    for addr in addrs {
-        let left = remaining().ok_or_else(timed_out)?;
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(connected) => {
-                socket = Some(connected);
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(timed_out()),
-            Err(e) => last_error = format!("{url}: cannot connect to {addr}: {e}"),
-        }
-    }
-    let socket = socket.ok_or(last_error)?;
+    let socket = probe.connect(host, bare_host, port)?;
     let mut stream = match client {
         None => Stream::Plain(socket),
         Some(config) => {
@@ -145,7 +121,6 @@ pub fn check(url: &str, timeout: Duration, trust: &Trust) -> Result<String, Stri
             Stream::Tls(Box::new(rustls::StreamOwned::new(connection, socket)))
         }
     };
-
     let path = match parsed.query() {
         Some(query) => format!("{}?{query}", parsed.path()),
         None => parsed.path().to_string(),
@@ -157,39 +132,92 @@ pub fn check(url: &str, timeout: Duration, trust: &Trust) -> Result<String, Stri
     let request = format!(
         "GET {path} HTTP/1.0\r\nHost: {host_header}\r\nUser-Agent: ferry-healthcheck\r\n\r\n"
     );
-    let io_error = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => timed_out(),
-        // A TLS failure (an untrusted certificate, a plain-HTTP server) comes as an error wrapping rustls'.
-        std::io::ErrorKind::InvalidData if tls => format!("{url}: TLS: {}", tls_reason(&e)),
-        _ => format!("{url}: {e}"),
-    };
-    // The TLS handshake happens on the first write and read, under the same deadline.
-    stream
-        .socket()
-        .set_write_timeout(Some(remaining().ok_or_else(timed_out)?))
-        .map_err(io_error)?;
-    stream
-        .socket()
-        .set_read_timeout(Some(remaining().ok_or_else(timed_out)?))
-        .map_err(io_error)?;
-    stream.write_all(request.as_bytes()).map_err(io_error)?;
-
-    let mut answer = Vec::new();
-    let mut buffer = [0u8; 8192];
-    while answer.len() < ANSWER_LIMIT {
-        stream
-            .socket()
-            .set_read_timeout(Some(remaining().ok_or_else(timed_out)?))
-            .map_err(io_error)?;
-        match stream.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buffer[..n]),
-            // A TLS peer that closes without close_notify once the answer is sent: the answer is whole.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => break,
-            Err(e) => return Err(io_error(e)),
-        }
-    }
+    let answer = probe.exchange(&mut stream, request.as_bytes())?;
     judge(url, &String::from_utf8_lossy(&answer))
+}
+
+/// One probe of `url`: everything it does shares one deadline.
+struct Probe<'a> {
+    url: &'a str,
+    timeout: Duration,
+    deadline: Instant,
+    tls: bool,
+}
+
+impl Probe<'_> {
+    fn timed_out(&self) -> String {
+        format!(
+            "{}: no answer within {}",
+            self.url,
+            humantime::format_duration(self.timeout)
+        )
+    }
+
+    /// What is left of the deadline; `Err` once it has passed.
+    fn remaining(&self) -> Result<Duration, String> {
+        self.deadline
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| self.timed_out())
+    }
+
+    /// A connection to the first of `host`'s addresses that takes one.
+    fn connect(&self, host: &str, bare_host: &str, port: u16) -> Result<TcpStream, String> {
+        let url = self.url;
+        let addrs: Vec<SocketAddr> = (bare_host, port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{url}: cannot resolve {host}: {e}"))?
+            .collect();
+        let mut last_error = format!("{url}: {host} has no address");
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.remaining()?) {
+                Ok(connected) => return Ok(connected),
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Err(self.timed_out()),
+                Err(e) => last_error = format!("{url}: cannot connect to {addr}: {e}"),
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Sends `request` and reads the answer (at most [`ANSWER_LIMIT`] bytes of it) until the server closes.
+    fn exchange(&self, stream: &mut Stream, request: &[u8]) -> Result<Vec<u8>, String> {
+        let io_error = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => self.timed_out(),
+            // A TLS failure (an untrusted certificate, a plain-HTTP server) comes as an error wrapping
+            // rustls'.
+            std::io::ErrorKind::InvalidData if self.tls => {
+                format!("{}: TLS: {}", self.url, tls_reason(&e))
+            }
+            _ => format!("{}: {e}", self.url),
+        };
+        // The TLS handshake happens on the first write and read, under the same deadline.
+        let socket = stream.socket();
+        socket
+            .set_write_timeout(Some(self.remaining()?))
+            .map_err(io_error)?;
+        socket
+            .set_read_timeout(Some(self.remaining()?))
+            .map_err(io_error)?;
+        stream.write_all(request).map_err(io_error)?;
+        let mut answer = Vec::new();
+        let mut buffer = [0u8; 8192];
+        while answer.len() < ANSWER_LIMIT {
+            stream
+                .socket()
+                .set_read_timeout(Some(self.remaining()?))
+                .map_err(io_error)?;
+            match stream.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+                // A TLS peer that closes without close_notify once the answer is sent: the answer is whole.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !answer.is_empty() => {
+                    break;
+                }
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(answer)
+    }
 }
 
 /// Why a TLS connection failed and, when its cause is the certificate, what to do.
