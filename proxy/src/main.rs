@@ -410,20 +410,7 @@ fn serve(flags: Flags) -> anyhow::Result<()> {
 
 fn serve_with(config: ferry::Config) -> anyhow::Result<()> {
     log_warnings(config.policy.warnings(), "start-up");
-    if config.policy.fetches()
-        && let Some(entry) = ferry::self_upstream::own_address_in_upstream(&config)
-    {
-        anyhow::bail!(
-            "the go command's GOPROXY entry {entry} is this Ferry's own address ({}): Ferry would fetch from itself and wait until the fetch timeout; set the upstream for Ferry alone in the configuration file, e.g. [fetcher] go_env = {{ GOPROXY = \"https://goproxy.internal.example\" }}, or unset GOPROXY in Ferry's environment",
-            config.listen
-        );
-    }
-    if let Some((name, url)) = ferry::self_upstream::own_address_in_tables(&config) {
-        anyhow::bail!(
-            "the proxy of [[upstreams]] {name} lists {url}, this Ferry's own address ({}): its modules would be asked of Ferry itself; name the upstream that holds them",
-            config.listen
-        );
-    }
+    refuse_own_address(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -432,19 +419,13 @@ fn serve_with(config: ferry::Config) -> anyhow::Result<()> {
     runtime.block_on(async {
         // Bind first: a Ferry that cannot have its address must stop before it touches the work dir
         // another Ferry may be using.
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}; pick another address with --listen or FERRY_LISTEN", config.listen))?;
+        let listener = bind(config.listen, "", "--listen or FERRY_LISTEN").await?;
         let admin_listener = match config.admin_listen {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
-                format!("cannot listen on {address} for the admin API; pick another address with admin_listen or FERRY_ADMIN_LISTEN")
-            })?),
+            Some(address) => Some(bind(address, " for the admin API", "admin_listen or FERRY_ADMIN_LISTEN").await?),
             None => None,
         };
         let metrics_listener = match config.metrics_listen {
-            Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
-                format!("cannot listen on {address} for metrics; pick another address with metrics_listen or FERRY_METRICS_LISTEN")
-            })?),
+            Some(address) => Some(bind(address, " for metrics", "metrics_listen or FERRY_METRICS_LISTEN").await?),
             None => None,
         };
         let proxy = ferry::build_proxy(&config).await?;
@@ -461,10 +442,71 @@ fn serve_with(config: ferry::Config) -> anyhow::Result<()> {
             config.policy_sources.clone(),
             Reloadable { auth: config.server.auth.clone(), tokens: config.server.tokens.clone(), tls: config.server.tls.clone() },
         ));
+        let beside = Beside::start(&config, &proxy, metrics_listener, admin_listener)?;
+        log_configuration(&config);
+        let scheme = log_access(&config.server);
+        tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
         let mut server = config.server.clone();
+        server.serve_metrics = beside.serve_metrics;
+        ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
+        beside.stop();
+        Ok(())
+    })
+}
+
+/// Stops start-up when the upstream this Ferry would fetch from is this Ferry itself: it would wait for its
+/// own fills until the fetch timeout.
+fn refuse_own_address(config: &ferry::Config) -> anyhow::Result<()> {
+    if config.policy.fetches()
+        && let Some(entry) = ferry::self_upstream::own_address_in_upstream(config)
+    {
+        anyhow::bail!(
+            "the go command's GOPROXY entry {entry} is this Ferry's own address ({}): Ferry would fetch from itself and wait until the fetch timeout; set the upstream for Ferry alone in the configuration file, e.g. [fetcher] go_env = {{ GOPROXY = \"https://goproxy.internal.example\" }}, or unset GOPROXY in Ferry's environment",
+            config.listen
+        );
+    }
+    if let Some((name, url)) = ferry::self_upstream::own_address_in_tables(config) {
+        anyhow::bail!(
+            "the proxy of [[upstreams]] {name} lists {url}, this Ferry's own address ({}): its modules would be asked of Ferry itself; name the upstream that holds them",
+            config.listen
+        );
+    }
+    Ok(())
+}
+
+/// A listener on `address` (`purpose`: what for, after the address, in the error), or an error naming the
+/// settings (`setting`) that pick another.
+async fn bind(
+    address: std::net::SocketAddr,
+    purpose: &str,
+    setting: &str,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| {
+            format!("cannot listen on {address}{purpose}; pick another address with {setting}")
+        })
+}
+
+/// What runs beside the module listener: the metrics listener (`metrics_listen`), the admin API
+/// (`admin_listen`) and the scheduled garbage collection (`[gc] every`), each stopped with the server.
+struct Beside {
+    /// Whether the module listener answers `/metrics` (no listener of their own).
+    serve_metrics: bool,
+    stop_metrics: tokio::sync::oneshot::Sender<()>,
+    stop_admin: tokio::sync::watch::Sender<bool>,
+}
+
+impl Beside {
+    fn start(
+        config: &ferry::Config,
+        proxy: &std::sync::Arc<ferry::Proxy>,
+        metrics_listener: Option<tokio::net::TcpListener>,
+        admin_listener: Option<tokio::net::TcpListener>,
+    ) -> anyhow::Result<Beside> {
+        let serve_metrics = metrics_listener.is_none() && config.server.serve_metrics;
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(metrics_listener) = metrics_listener {
-            server.serve_metrics = false;
             tracing::info!(metrics_listen = %metrics_listener.local_addr()?, "serving /metrics");
             tokio::spawn(ferry::run_metrics(metrics_listener, async {
                 let _ = metrics_stopped.await;
@@ -474,10 +516,21 @@ fn serve_with(config: ferry::Config) -> anyhow::Result<()> {
         let admin = proxy.admin(config.gc.clone());
         if let Some(admin_listener) = admin_listener {
             tracing::info!(admin_listen = %admin_listener.local_addr()?, "serving the admin API (/admin/v1/)");
+            let gate = ferry::Gate::of(
+                config.server.auth.clone(),
+                config.server.tokens.clone(),
+                config.server.oidc.clone(),
+            );
             let mut stopped = admin_stopped.clone();
-            tokio::spawn(ferry::admin::api::run_admin_with(admin_listener, admin.clone(), ferry::Gate::of(config.server.auth.clone(), config.server.tokens.clone(), config.server.oidc.clone()), Some(proxy.clone()), async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }));
+            tokio::spawn(ferry::admin::api::run_admin_with(
+                admin_listener,
+                admin.clone(),
+                gate,
+                Some(proxy.clone()),
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ));
         }
         if let Some(every) = config.gc.every.filter(|_| config.gc.collects()) {
             tracing::info!(every = %humantime::format_duration(every), "garbage collection scheduled");
@@ -486,27 +539,41 @@ fn serve_with(config: ferry::Config) -> anyhow::Result<()> {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }));
         }
-        let upstream = ferry::self_upstream::goproxy_for_log(&config);
-        tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
-            policy = %config.policy.summary().trim_end(),
-            upstream = %upstream,
-            "configuration"
+        Ok(Beside {
+            serve_metrics,
+            stop_metrics,
+            stop_admin,
+        })
+    }
+
+    fn stop(self) {
+        let _ = self.stop_metrics.send(());
+        let _ = self.stop_admin.send(true);
+    }
+}
+
+/// Logs the configuration's summary at start: the version, the download policy, the upstream, the access
+/// rules and audit trail (and a warning when rules meet anonymous callers only).
+fn log_configuration(config: &ferry::Config) {
+    let upstream = ferry::self_upstream::goproxy_for_log(config);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        policy = %config.policy.summary().trim_end(),
+        upstream = %upstream,
+        "configuration"
+    );
+    if !config.access.is_empty() || config.audit_log.is_some() {
+        let audit_log = config
+            .audit_log
+            .as_ref()
+            .map_or("off".to_string(), ToString::to_string);
+        tracing::info!(access_rules = config.access.len(), %audit_log, "access rules and audit trail");
+    }
+    if !config.access.is_empty() && config.server.auth.is_none() {
+        tracing::warn!(
+            "access rules without auth_file: every request is anonymous, so only the rules that list \"anonymous\" in read let a module be read; set auth_file to tell callers apart"
         );
-        if !config.access.is_empty() || config.audit_log.is_some() {
-            let audit_log = config.audit_log.as_ref().map_or("off".to_string(), ToString::to_string);
-            tracing::info!(access_rules = config.access.len(), %audit_log, "access rules and audit trail");
-        }
-        if !config.access.is_empty() && config.server.auth.is_none() {
-            tracing::warn!("access rules without auth_file: every request is anonymous, so only the rules that list \"anonymous\" in read let a module be read; set auth_file to tell callers apart");
-        }
-        let scheme = log_access(&config.server);
-        tracing::info!(listen = %listener.local_addr()?, %scheme, storage = %config.storage, "ferry is serving");
-        ferry::run(listener, proxy, server, shutdown_signal(interrupt, terminate)).await;
-        let _ = stop_metrics.send(());
-        let _ = stop_admin.send(true);
-        Ok(())
-    })
+    }
 }
 
 /// Logs who may come in and how (authentication, TLS, the proxies believed); the URL scheme clients use.
